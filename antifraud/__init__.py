@@ -1,0 +1,1 @@
+"""Anti-fraud stream monitor for telecom and banking events."""

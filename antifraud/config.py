@@ -1,0 +1,67 @@
+"""Settings from environment variables, read once at start-up.
+
+Every variable has a default that works on one machine; a bad value stops the
+process with a message naming the variable.
+"""
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+
+class ConfigError(ValueError):
+    """An environment variable holds a value that cannot be used."""
+
+
+def _int(name: str, default: int, minimum: int = 1) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not an integer") from None
+    if value < minimum:
+        raise ConfigError(f"{name}={value} is below the minimum {minimum}")
+    return value
+
+
+def _float(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a number") from None
+    if value <= 0:
+        raise ConfigError(f"{name}={value} must be positive")
+    return value
+
+
+@dataclass(frozen=True)
+class Settings:
+    kafka_bootstrap: str
+    redis_url: str
+    app_id: str
+    web_port: int
+    partitions: int
+    batch_size: int
+    batch_within_s: float
+    data_dir: Path
+    thresholds_path: Path | None
+
+    @classmethod
+    def from_env(cls) -> "Settings":
+        thresholds = os.environ.get("ANTIFRAUD_THRESHOLDS")
+        return cls(
+            kafka_bootstrap=os.environ.get("KAFKA_BOOTSTRAP") or "127.0.0.1:9092",
+            redis_url=os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0",
+            app_id=os.environ.get("ANTIFRAUD_APP_ID") or "antifraud",
+            web_port=_int("ANTIFRAUD_WEB_PORT", 6066),
+            partitions=_int("ANTIFRAUD_PARTITIONS", 4),
+            batch_size=_int("ANTIFRAUD_BATCH_SIZE", 2000),
+            batch_within_s=_float("ANTIFRAUD_BATCH_WITHIN", 0.2),
+            data_dir=Path(os.environ.get("ANTIFRAUD_DATA_DIR") or ".antifraud-data"),
+            thresholds_path=Path(thresholds) if thresholds else None,
+        )

