@@ -29,7 +29,7 @@ def mask_account(account: str) -> str:
 
 def mask_name(name: str) -> str:
     """张*: the family name only."""
-    return name[:1] + "*" * (len(name) - 1)
+    return mask(name, 1, 0)
 
 
 _BY_ENTITY_KIND = {"phone": mask_phone, "account": mask_account, "id_number": mask_id_number}

@@ -24,8 +24,11 @@ def load_thresholds(path: Path | None = None) -> Thresholds:
         text = resources.files("antifraud").joinpath("thresholds.toml").read_text(encoding="utf-8")
         source = "packaged thresholds.toml"
     else:
-        text = path.read_text(encoding="utf-8")
         source = str(path)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ValueError(f"cannot read thresholds file {source}: {exc.strerror}") from exc
     try:
         return Thresholds.model_validate(tomllib.loads(text))
     except (tomllib.TOMLDecodeError, ValidationError) as exc:

@@ -107,8 +107,10 @@ def detect(
                 del live[callee]
                 change.upserts.pop(callee, None)
                 change.removals.add(callee)
-            if len(live) > limits.max_distinct_callees and now >= alerted_until:
-                alerts.append(_alert(caller, live, now, limits))
+            # Count only calls up to this one: on replay, the state may already hold later ones.
+            in_window = {c: s for c, s in live.items() if s.at <= now}
+            if len(in_window) > limits.max_distinct_callees and now >= alerted_until:
+                alerts.append(_alert(caller, in_window, now, limits))
                 alerted_until = change.alerted_until = now + limits.window_seconds
         changes[caller] = change
     return FanoutResult(alerts=alerts, changes=changes)

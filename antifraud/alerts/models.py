@@ -6,7 +6,7 @@ ids and consumers can drop duplicates after a crash and replay.
 """
 
 import hashlib
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -50,7 +50,7 @@ class Audience(BaseModel):
 
 def alert_id_for(detector: str, entity: Entity, window_start: datetime) -> str:
     """Stable id: the same detector, entity and window always give the same id."""
-    material = f"{detector}|{entity.kind}|{entity.value}|{window_start.isoformat()}"
+    material = f"{detector}|{entity.kind}|{entity.value}|{window_start.astimezone(timezone.utc).isoformat()}"
     return hashlib.sha256(material.encode()).hexdigest()[:32]
 
 

@@ -9,6 +9,7 @@ part with a real service, which is then used as it is and never stopped.
 import logging
 import os
 import shutil
+import socket
 import subprocess
 import tempfile
 import time
@@ -78,6 +79,12 @@ def _wait_until(ready: Callable[[], bool], proc: subprocess.Popen[bytes], what: 
 
 
 def kafka_answers(bootstrap: str) -> bool:
+    """True when a broker at ``bootstrap`` serves metadata (a refused port says no at once)."""
+    host, _, port = bootstrap.split(",")[0].rpartition(":")
+    try:
+        socket.create_connection((host, int(port)), timeout=1).close()
+    except OSError:
+        return False
     try:
         admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=2000)
     except KafkaError:
@@ -108,6 +115,7 @@ class EmbeddedStack:
     def __init__(self, *, workdir: Path | None = None, startup_timeout: float = 30.0) -> None:
         self._own_tmp = workdir is None
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix="antifraud-stack-"))
+        self.workdir.mkdir(parents=True, exist_ok=True)
         self.startup_timeout = startup_timeout
         self._procs: list[tuple[str, subprocess.Popen[bytes]]] = []
         self.endpoints: Endpoints | None = None

@@ -1,0 +1,97 @@
+"""The embedded stack starts real services, stops them, and leaves no orphans."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import redis
+
+from antifraud.stack.embedded import EmbeddedStack, kafka_answers, redis_answers
+from tests.conftest import wait_for
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie still answers kill(0); it is gone for our purposes once reaped or dead.
+    with open(f"/proc/{pid}/stat") as stat:
+        return stat.read().split(") ", 1)[1][0] != "Z"
+
+
+@pytest.fixture
+def no_env_services(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("KAFKA_BOOTSTRAP", raising=False)
+    monkeypatch.delenv("REDIS_URL", raising=False)
+
+
+def test_starts_answering_services_and_stops_them(tmp_path: Path, no_env_services: None) -> None:
+    stack = EmbeddedStack(workdir=tmp_path)
+    endpoints = stack.start()
+    pids = stack.pids
+    try:
+        assert len(pids) == 2
+        assert kafka_answers(endpoints.kafka_bootstrap)
+        client = redis.Redis.from_url(endpoints.redis_url)
+        client.set("k", "v")
+        assert client.get("k") == b"v"
+        assert client.config_get("appendonly")["appendonly"] == "yes"
+    finally:
+        stack.stop()
+    assert not any(alive(pid) for pid in pids)
+    assert not kafka_answers(endpoints.kafka_bootstrap)
+    assert not redis_answers(endpoints.redis_url)
+
+
+def test_uses_configured_services_instead(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with EmbeddedStack(workdir=tmp_path / "outer") as real:
+        monkeypatch.setenv("KAFKA_BOOTSTRAP", real.kafka_bootstrap)
+        monkeypatch.setenv("REDIS_URL", real.redis_url)
+        inner = EmbeddedStack(workdir=tmp_path / "inner")
+        assert inner.start() == real
+        assert inner.pids == []
+        inner.stop()
+        assert kafka_answers(real.kafka_bootstrap), "a configured service is never stopped"
+
+
+PARENT = """
+import sys, time
+from antifraud.stack.embedded import EmbeddedStack
+stack = EmbeddedStack()
+stack.start()
+print(*stack.pids, flush=True)
+time.sleep(600)
+"""
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT])
+def test_no_orphans_when_the_parent_dies(sig: signal.Signals, no_env_services: None) -> None:
+    parent = subprocess.Popen([sys.executable, "-c", PARENT], stdout=subprocess.PIPE, text=True)
+    try:
+        line = parent.stdout.readline() if parent.stdout else ""
+        pids = [int(p) for p in line.split()]
+        assert len(pids) == 2 and all(alive(p) for p in pids)
+        parent.send_signal(sig)
+        parent.wait(10)
+        wait_for(lambda: not any(alive(p) for p in pids), timeout=15, what="children to exit")
+    finally:
+        parent.kill()
+        parent.wait()
+
+
+def test_reports_a_service_that_exits(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    fake = tmp_path / "redis-server"
+    fake.write_text("#!/bin/sh\necho 'bad config' >&2\nexit 3\n")
+    fake.chmod(0o755)
+    monkeypatch.setattr("antifraud.stack.embedded.redis_server_binary", lambda: str(fake))
+    monkeypatch.setenv("KAFKA_BOOTSTRAP", "127.0.0.1:1")  # not started, not needed
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    started = time.monotonic()
+    with pytest.raises(Exception, match="redis-server exited with code 3:\\s+bad config"):
+        EmbeddedStack(workdir=tmp_path).start()
+    assert time.monotonic() - started < 10
