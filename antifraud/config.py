@@ -44,6 +44,7 @@ class Settings:
     kafka_bootstrap: str
     redis_url: str
     app_id: str
+    web_host: str
     web_port: int
     partitions: int
     batch_size: int
@@ -58,6 +59,7 @@ class Settings:
             kafka_bootstrap=os.environ.get("KAFKA_BOOTSTRAP") or "127.0.0.1:9092",
             redis_url=os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0",
             app_id=os.environ.get("ANTIFRAUD_APP_ID") or "antifraud",
+            web_host=os.environ.get("ANTIFRAUD_WEB_HOST") or "127.0.0.1",
             web_port=_int("ANTIFRAUD_WEB_PORT", 6066),
             partitions=_int("ANTIFRAUD_PARTITIONS", 4),
             batch_size=_int("ANTIFRAUD_BATCH_SIZE", 2000),

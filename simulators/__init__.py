@@ -1,0 +1,1 @@
+"""Synthetic city generator and stream replay (see the simulator issue)."""
