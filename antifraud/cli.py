@@ -1,16 +1,21 @@
-"""``antifraud``: the command line. ``worker`` runs the stream agents, ``demo`` the whole path."""
+"""``antifraud``: the command line.
+
+Each subcommand lives beside what it drives and registers itself through an
+``add_command(subparsers)`` function that sets ``run`` (args -> exit code).
+"""
 
 import argparse
 import logging
 import sys
+from collections.abc import Callable
 
 from antifraud.config import ConfigError
 
 
-def _worker(extra: list[str]) -> int:
+def _worker(args: argparse.Namespace) -> int:
     from streams.app import app  # imported here: building the app reads the environment
 
-    sys.argv = ["antifraud", "worker", *extra]
+    sys.argv = ["antifraud", "worker", *args.faust_args]
     app.main()
     return 0
 
@@ -22,16 +27,27 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="antifraud", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser(
+def _add_core_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    worker = sub.add_parser(
         "worker",
         help="run the stream worker (extra arguments go to Faust, e.g. -l info)",
         description="Run the Faust worker. Configure with KAFKA_BOOTSTRAP, REDIS_URL and ANTIFRAUD_* variables.",
     )
-    demo = sub.add_parser("demo", help="run the built-in stream through the embedded stack and print alerts")
+    worker.set_defaults(run=_worker, passthrough=True)
+    demo = sub.add_parser("demo", help="run a stream through the embedded stack and print alerts")
     demo.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for the worker (default 120)")
+    demo.set_defaults(run=_demo)
+
+
+COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [_add_core_commands]  # type: ignore[type-arg]
+"""Registration functions of every subcommand, in help order."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="antifraud", description="Anti-fraud stream monitor for telecom and banking.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for add_command in COMMANDS:
+        add_command(sub)
     return parser
 
 
@@ -39,13 +55,12 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
-    if extra and args.command != "worker":
+    if extra and not getattr(args, "passthrough", False):
         parser.error(f"unrecognised arguments: {' '.join(extra)}")
+    args.faust_args = extra
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("kafka").setLevel(logging.WARNING)  # kafka-python logs every connection at INFO
     try:
-        if args.command == "worker":
-            return _worker(extra)
-        return _demo(args)
+        return int(args.run(args))
     except ConfigError as exc:
         parser.exit(2, f"antifraud: configuration error: {exc}\n")

@@ -2,9 +2,9 @@
 
 from typing import Literal, TypeVar
 
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 
-from antifraud.events.models import Event
+from antifraud.events.models import AnyEvent, Event
 
 E = TypeVar("E", bound=Event)
 
@@ -42,6 +42,19 @@ def decode(model: type[E], raw: bytes | None) -> E:
         raise InvalidEvent("empty", "record has no value")
     try:
         return model.model_validate_json(raw)
+    except ValidationError as exc:
+        raise InvalidEvent(*_describe(exc)) from None
+
+
+_ANY_EVENT: TypeAdapter[Event] = TypeAdapter(AnyEvent)
+
+
+def decode_any(raw: bytes | None) -> Event:
+    """Parse a record of any kind, told by its ``kind`` field (mixed streams, replay files)."""
+    if not raw:
+        raise InvalidEvent("empty", "record has no value")
+    try:
+        return _ANY_EVENT.validate_json(raw)
     except ValidationError as exc:
         raise InvalidEvent(*_describe(exc)) from None
 

@@ -6,7 +6,7 @@ Every event carries ``event_id`` (unique, used as evidence in alerts),
 events of one entity reach the same worker and the same state.
 """
 
-from typing import Annotated, ClassVar, Literal
+from typing import Annotated, ClassVar, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
@@ -158,6 +158,12 @@ class FraudReport(Event):
             raise ValueError("fraud_time is after the report's event_time")
         return self
 
+
+AnyEvent = Annotated[
+    Union[BankTransfer, CardOpening, SimRegistration, CallRecord, SmsRecord, CellObservation, FraudReport],
+    Field(discriminator="kind"),
+]
+"""Any event, told apart by its ``kind`` (a mixed stream file, a replay)."""
 
 EVENT_MODELS: dict[str, type[Event]] = {
     m.model_fields["kind"].default: m
