@@ -44,3 +44,9 @@ def test_invalid_file_raises_naming_the_file(tmp_path: Path, body: str) -> None:
     with pytest.raises(ValueError, match="invalid thresholds in") as caught:
         load_thresholds(path)
     assert str(path) in str(caught.value)
+
+
+def test_missing_file_raises_naming_the_file(tmp_path: Path) -> None:
+    missing = tmp_path / "nope.toml"
+    with pytest.raises(ValueError, match=f"cannot read thresholds file {missing}"):
+        load_thresholds(missing)

@@ -1,5 +1,6 @@
 """Bytes to typed events and back; what cannot be decoded says why."""
 
+from collections.abc import Callable
 from typing import Literal, TypeVar
 
 from pydantic import TypeAdapter, ValidationError
@@ -36,14 +37,18 @@ def _describe(exc: ValidationError) -> tuple[RejectKind, str]:
     return "schema_violation", "; ".join(parts)
 
 
-def decode(model: type[E], raw: bytes | None) -> E:
-    """Parse and validate one record as ``model``; raise :class:`InvalidEvent` otherwise."""
+def _validated(raw: bytes | None, validate_json: Callable[[bytes], E]) -> E:
     if not raw:
         raise InvalidEvent("empty", "record has no value")
     try:
-        return model.model_validate_json(raw)
+        return validate_json(raw)
     except ValidationError as exc:
         raise InvalidEvent(*_describe(exc)) from None
+
+
+def decode(model: type[E], raw: bytes | None) -> E:
+    """Parse and validate one record as ``model``; raise :class:`InvalidEvent` otherwise."""
+    return _validated(raw, model.model_validate_json)
 
 
 _ANY_EVENT: TypeAdapter[Event] = TypeAdapter(AnyEvent)
@@ -51,12 +56,7 @@ _ANY_EVENT: TypeAdapter[Event] = TypeAdapter(AnyEvent)
 
 def decode_any(raw: bytes | None) -> Event:
     """Parse a record of any kind, told by its ``kind`` field (mixed streams, replay files)."""
-    if not raw:
-        raise InvalidEvent("empty", "record has no value")
-    try:
-        return _ANY_EVENT.validate_json(raw)
-    except ValidationError as exc:
-        raise InvalidEvent(*_describe(exc)) from None
+    return _validated(raw, _ANY_EVENT.validate_json)
 
 
 def encode(event: Event) -> bytes:

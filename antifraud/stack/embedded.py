@@ -130,34 +130,30 @@ class EmbeddedStack:
         self.endpoints = Endpoints(kafka_bootstrap=bootstrap, redis_url=redis_url)
         return self.endpoints
 
+    def _launch(self, name: str, argv: list[str], ready: Callable[[], bool]) -> None:
+        log_path = self.workdir / f"{name.split()[0]}.log"
+        proc = spawn(argv, log_path=log_path)
+        self._procs.append((name, proc))
+        _wait_until(ready, proc, name, log_path, self.startup_timeout)
+        log.info("embedded %s ready, pid %d", name, proc.pid)
+
     def _start_broker(self) -> str:
         port = free_port()
         url = f"tcp://127.0.0.1:{port}"
-        log_path = self.workdir / "tansu.log"
-        proc = spawn(
-            [tansu_binary(), "broker", "--listener-url", url, "--advertised-listener-url", url, "--storage-engine", "memory://tansu/"],
-            log_path=log_path,
-        )
-        self._procs.append(("tansu broker", proc))
         bootstrap = f"127.0.0.1:{port}"
-        _wait_until(lambda: kafka_answers(bootstrap), proc, "tansu broker", log_path, self.startup_timeout)
-        log.info("embedded Kafka broker (Tansu) at %s, pid %d", bootstrap, proc.pid)
+        argv = [tansu_binary(), "broker", "--listener-url", url, "--advertised-listener-url", url,
+                "--storage-engine", "memory://tansu/"]
+        self._launch("tansu broker", argv, lambda: kafka_answers(bootstrap))
         return bootstrap
 
     def _start_redis(self) -> str:
         port = free_port()
         data = self.workdir / "redis"
         data.mkdir(exist_ok=True)
-        log_path = self.workdir / "redis.log"
-        proc = spawn(
-            [redis_server_binary(), "--port", str(port), "--bind", "127.0.0.1", "--dir", str(data),
-             "--appendonly", "yes", "--save", "", "--daemonize", "no"],
-            log_path=log_path,
-        )
-        self._procs.append(("redis-server", proc))
         url = f"redis://127.0.0.1:{port}/0"
-        _wait_until(lambda: redis_answers(url), proc, "redis-server", log_path, self.startup_timeout)
-        log.info("embedded redis-server at %s, pid %d", url, proc.pid)
+        argv = [redis_server_binary(), "--port", str(port), "--bind", "127.0.0.1", "--dir", str(data),
+                "--appendonly", "yes", "--save", "", "--daemonize", "no"]
+        self._launch("redis-server", argv, lambda: redis_answers(url))
         return url
 
     @property
