@@ -10,6 +10,7 @@ import sys
 from collections.abc import Callable
 
 from antifraud.config import ConfigError
+from antifraud.evaluation.cli import add_command as add_evaluate
 
 
 def _worker(args: argparse.Namespace) -> int:
@@ -39,7 +40,10 @@ def _add_core_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore
     demo.set_defaults(run=_demo)
 
 
-COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [_add_core_commands]  # type: ignore[type-arg]
+COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [  # type: ignore[type-arg]
+    _add_core_commands,
+    add_evaluate,
+]
 """Registration functions of every subcommand, in help order."""
 
 

@@ -1,0 +1,108 @@
+"""``antifraud evaluate``: how well the alerts of a run match its ground truth.
+
+Alerts come from a JSON-lines file or from the whole alerts topic; the report
+goes to stdout as a table (identifiers masked) or as one JSON object.
+"""
+
+import argparse
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import orjson
+
+from antifraud.alerts.models import Alert
+from antifraud.evaluation.inputs import InputError, read_alerts_file, read_alerts_topic, read_event_times, read_truth
+from antifraud.evaluation.models import EvaluationReport
+from antifraud.evaluation.scoring import EvaluationError, evaluate
+from antifraud.evaluation.table import format_table
+
+
+def _positive_float(raw: str) -> float:
+    value = float(raw)
+    if value <= 0:
+        raise ValueError(raw)
+    return value
+
+
+_positive_float.__name__ = "positive number"  # argparse names the type in its error message
+
+
+def _alert_source(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Callable[[], list[Alert]]:
+    """How the alerts will be read, settled before any input is opened."""
+    alerts_path: Path | None = args.alerts
+    if alerts_path is not None:
+        return lambda: read_alerts_file(alerts_path)
+    bootstrap: str | None = args.bootstrap or os.environ.get("KAFKA_BOOTSTRAP")
+    if not bootstrap:
+        parser.error("give the alerts: --alerts FILE, or --bootstrap HOST:PORT (or KAFKA_BOOTSTRAP) for the alerts topic")
+    return lambda: read_alerts_topic(bootstrap, idle=args.idle)
+
+
+def _report(args: argparse.Namespace, parser: argparse.ArgumentParser) -> EvaluationReport:
+    read_alerts = _alert_source(args, parser)
+    try:
+        truth = read_truth(args.truth)
+        alerts = read_alerts()
+        event_times = None
+        if args.events is not None:
+            wanted = {e for s in truth.scenarios if not s.benign for e in s.event_ids}
+            event_times = read_event_times(args.events, wanted)
+    except InputError as exc:
+        parser.error(str(exc))
+    try:
+        return evaluate(truth, alerts, event_times)
+    except EvaluationError as exc:
+        parser.error(f"--events {args.events}: {exc}")
+
+
+def _run(args: argparse.Namespace) -> int:
+    parser: argparse.ArgumentParser = args.evaluate_parser
+    report = _report(args, parser)
+    plots = []
+    if args.plots is not None:
+        from antifraud.evaluation.plots import write_plots  # matplotlib is slow to import; only when asked
+
+        plots = write_plots(report, args.plots)
+    if args.json:
+        data = report.to_json(show_entities=args.show_entities)
+        if plots:
+            data["plots"] = [str(p) for p in plots]
+        sys.stdout.write(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode() + "\n")
+    else:
+        print(format_table(report, show_entities=args.show_entities))
+        for path in plots:
+            print(f"plot written: {path}")
+    return 0
+
+
+def add_command(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    parser = sub.add_parser(
+        "evaluate",
+        help="score alerts against a simulated stream's ground truth",
+        description="Compare alerts with the ground truth: precision, recall and time to detect per scenario type, "
+        "figures per detector, and false positives on benign look-alike scenarios.",
+    )
+    parser.add_argument("--truth", type=Path, required=True, metavar="PATH", help="ground truth JSON (NAME.truth.json)")
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--alerts", type=Path, metavar="FILE", help="alerts as JSON lines, plain or gzip")
+    source.add_argument(
+        "--bootstrap", metavar="HOST:PORT",
+        help="read the whole alerts topic from this Kafka (default: KAFKA_BOOTSTRAP when --alerts is not given)",
+    )
+    parser.add_argument(
+        "--idle", type=_positive_float, default=2.0, metavar="SECONDS",
+        help="stop reading the topic after this long without a new alert (default 2)",
+    )
+    parser.add_argument(
+        "--events", type=Path, metavar="FILE",
+        help="the events file (gzip JSON lines), for how many scenario events happened before detection",
+    )
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+    parser.add_argument("--plots", type=Path, metavar="DIR", help="write PNG charts into DIR")
+    parser.add_argument(
+        "--show-entities", action="store_true",
+        help="show full phone, account and ID numbers (masked in the table and absent from the JSON otherwise)",
+    )
+    parser.set_defaults(run=_run, evaluate_parser=parser)

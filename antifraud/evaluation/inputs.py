@@ -1,0 +1,142 @@
+"""Reading the evaluation's inputs: the ground truth, alerts (file or topic), event times.
+
+Every failure is an :class:`InputError` naming the file and line (or the
+partition and offset), never the offending values, which may be personal data.
+"""
+
+import gzip
+import threading
+import time
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+from pydantic import ValidationError
+
+from antifraud.alerts.models import Alert
+from simulators.ground_truth import GroundTruth
+from streams import topics
+from streams.io import read_topic
+
+GZIP_MAGIC = b"\x1f\x8b"
+MAX_ERRORS = 3
+
+
+class InputError(ValueError):
+    """An input file or topic that cannot be read as what it should be."""
+
+
+def _summary(exc: ValidationError) -> str:
+    """Which fields broke which rule, without the input values."""
+    errors = exc.errors(include_url=False, include_input=False)
+    parts = [f"{'.'.join(str(p) for p in e['loc']) or '(record)'}: {e['msg']}" for e in errors[:MAX_ERRORS]]
+    if len(errors) > MAX_ERRORS:
+        parts.append(f"and {len(errors) - MAX_ERRORS} more")
+    return "; ".join(parts)
+
+
+def read_truth(path: Path) -> GroundTruth:
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise InputError(f"cannot read ground truth {path}: {exc.strerror or exc}") from None
+    try:
+        return GroundTruth.model_validate_json(raw)
+    except ValidationError as exc:
+        raise InputError(f"{path} is not a ground truth file: {_summary(exc)}") from None
+
+
+def _lines(path: Path) -> Iterator[tuple[int, bytes]]:
+    """Non-blank lines with their 1-based numbers, from a plain or gzip file (told by its magic bytes)."""
+    try:
+        with path.open("rb") as probe:
+            compressed = probe.read(2) == GZIP_MAGIC
+        with gzip.open(path, "rb") if compressed else path.open("rb") as lines:
+            for number, line in enumerate(lines, 1):
+                if line.strip():
+                    yield number, line
+    except (OSError, EOFError) as exc:
+        raise InputError(f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}") from None
+
+
+def read_alerts_file(path: Path) -> list[Alert]:
+    """Alerts from JSON lines, one :class:`Alert` per line."""
+    alerts = []
+    for number, line in _lines(path):
+        try:
+            alerts.append(Alert.model_validate_json(line))
+        except ValidationError as exc:
+            raise InputError(f"{path} line {number}: not an alert: {_summary(exc)}") from None
+    return alerts
+
+
+def read_alerts_topic(bootstrap: str, *, idle: float = 2.0) -> list[Alert]:
+    """Every alert on the alerts topic, read from the start until nothing new arrives for ``idle`` seconds.
+
+    Partitions are assigned, not joined through a consumer group, so reading
+    never moves the worker's or anyone's committed offsets.
+    """
+    stop = threading.Event()
+    records: list[Any] = []
+    failures: list[Exception] = []
+    last_new = time.monotonic()
+
+    def run() -> None:
+        nonlocal last_new
+        try:
+            for record in read_topic(bootstrap, topics.ALERTS, stop, poll_ms=100):
+                records.append(record)
+                last_new = time.monotonic()
+        except Exception as exc:  # reported below, in the caller's thread
+            failures.append(exc)
+
+    reader = threading.Thread(target=run, daemon=True, name="alerts-reader")
+    reader.start()
+    while reader.is_alive() and time.monotonic() - last_new < idle:
+        time.sleep(0.05)
+    stop.set()
+    reader.join(10)
+    if failures:
+        raise InputError(f"cannot read {topics.ALERTS} from {bootstrap}: {failures[0]}")
+    alerts = []
+    for record in records:
+        try:
+            alerts.append(Alert.model_validate_json(record.value or b""))
+        except ValidationError as exc:
+            where = f"{topics.ALERTS} partition {record.partition} offset {record.offset}"
+            raise InputError(f"{where}: not an alert: {_summary(exc)}") from None
+    return alerts
+
+
+def _event_time(raw: object) -> datetime | None:
+    """The time if ``raw`` is an ISO 8601 string with a timezone, else None."""
+    if not isinstance(raw, str):
+        return None
+    try:
+        value = datetime.fromisoformat(raw)
+    except ValueError:
+        return None
+    return value if value.tzinfo is not None else None
+
+
+def read_event_times(path: Path, wanted: set[str]) -> dict[str, datetime]:
+    """Event times of the ``wanted`` event ids from an events file; stops once all are found."""
+    times: dict[str, datetime] = {}
+    for number, line in _lines(path):
+        if len(times) == len(wanted):
+            break
+        try:
+            event = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            raise InputError(f"{path} line {number}: not JSON") from None
+        event_id = event.get("event_id") if isinstance(event, dict) else None
+        if not isinstance(event_id, str):
+            raise InputError(f"{path} line {number}: no event_id")
+        if event_id in wanted:
+            event_time = _event_time(event.get("event_time"))
+            if event_time is None:
+                raise InputError(f"{path} line {number}: event_time is not an ISO 8601 time with a timezone")
+            times[event_id] = event_time
+    return times
