@@ -11,6 +11,8 @@ from collections.abc import Callable
 
 from antifraud.config import ConfigError
 from antifraud.evaluation.cli import add_command as add_evaluate
+from simulators.cli import add_command as add_simulate
+from streams import record, replay
 
 
 def _worker(args: argparse.Namespace) -> int:
@@ -42,6 +44,9 @@ def _add_core_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore
 
 COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [  # type: ignore[type-arg]
     _add_core_commands,
+    add_simulate,
+    replay.add_command,
+    record.add_command,
     add_evaluate,
 ]
 """Registration functions of every subcommand, in help order."""

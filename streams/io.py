@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.producer.future import FutureRecordMetadata
 
 from antifraud.events.codec import encode
 from antifraud.events.models import Event
@@ -18,12 +19,16 @@ from streams.topics import INPUT_TOPICS
 class EventProducer:
     """Sends typed events to their kind's topic, keyed by their partition entity."""
 
-    def __init__(self, bootstrap: str, **config: Any) -> None:
-        self.producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=20, **config)
+    def __init__(self, bootstrap_servers: str, **config: Any) -> None:
+        self.producer = KafkaProducer(bootstrap_servers=bootstrap_servers, **{"acks": "all", "linger_ms": 20, **config})
 
-    def send(self, event: Event) -> None:
-        kind: str = getattr(event, "kind")
-        self.producer.send(INPUT_TOPICS[kind], key=event.partition_key().encode(), value=encode(event))
+    def send(self, event: Event) -> FutureRecordMetadata:
+        """Queue ``event``; the returned future resolves when the broker acknowledges it."""
+        return self.producer.send(self.topic_of(event), key=event.partition_key().encode(), value=encode(event))
+
+    @staticmethod
+    def topic_of(event: Event) -> str:
+        return INPUT_TOPICS[getattr(event, "kind")]
 
     def send_raw(self, topic: str, key: bytes | None, value: bytes) -> None:
         """Send bytes as they are (a recorded stream, or a deliberately broken record)."""
