@@ -26,7 +26,7 @@ def _worker(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from antifraud.demo import run_demo
 
-    run_demo(sys.stdout, timeout=args.timeout)
+    run_demo(sys.stdout, seed=args.seed, people=args.people, days=args.days, timeout=args.timeout)
     return 0
 
 
@@ -37,8 +37,16 @@ def _add_core_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore
         description="Run the Faust worker. Configure with KAFKA_BOOTSTRAP, REDIS_URL and ANTIFRAUD_* variables.",
     )
     worker.set_defaults(run=_worker, passthrough=True)
-    demo = sub.add_parser("demo", help="run a stream through the embedded stack and print alerts")
-    demo.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for the worker (default 120)")
+    demo = sub.add_parser(
+        "demo",
+        help="simulate a small city through the embedded stack, print alerts and the evaluation",
+        description="Start the embedded stack and a worker, stream a simulated city through them, "
+        "print alerts as they happen, then a summary and the evaluation against the ground truth.",
+    )
+    demo.add_argument("--seed", type=int, default=1, help="simulator seed (default 1)")
+    demo.add_argument("--people", type=int, default=2000, help="residents of the simulated city (default 2000)")
+    demo.add_argument("--days", type=float, default=2.0, help="simulated days (default 2)")
+    demo.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for the worker (default 300)")
     demo.set_defaults(run=_demo)
 
 

@@ -1,31 +1,67 @@
-"""``antifraud demo``: the whole path on the embedded stack, ending with a summary.
+"""``antifraud demo``: a simulated city through the whole path, ending with an evaluation.
 
 1. Start the broker and redis-server (or use KAFKA_BOOTSTRAP / REDIS_URL).
 2. Create the topics and start a worker process.
-3. Follow the alerts topic, printing each alert as it arrives (entities masked).
-4. Produce the built-in stream, including three broken records.
+3. Follow the alerts topic, printing alerts as they arrive (entities masked).
+4. Simulate a small city straight into Kafka (and to a file, for event times),
+   then three deliberately broken records, which must end as dead letters.
 5. Wait until the worker's metrics show every record consumed, then stop.
-6. Print the summary: events per topic, alerts by detector, dead letters.
+6. Print the summary (events per topic, alerts by detector, dead letters) and
+   the evaluation of the alerts against the simulator's ground truth.
 """
 
-import logging
 import tempfile
 import threading
 import time
 from collections import Counter
-from datetime import datetime, timedelta, timezone
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
 from antifraud.alerts.models import Alert
-from antifraud.demo_stream import broken_records, events
+from antifraud.evaluation import EvaluationReport, evaluate, format_table
+from antifraud.evaluation.inputs import read_event_times
+from antifraud.events.types import make_id_number
 from antifraud.privacy import mask_entity
 from antifraud.stack.embedded import EmbeddedStack, StackError
 from antifraud.stack.worker import WorkerProcess, metric_sum
+from simulators.cli import Tee
+from simulators.engine import Config, simulate
+from simulators.sinks import FileSink, KafkaSink
 from streams import topics
 from streams.io import EventProducer, read_topic
 
-log = logging.getLogger(__name__)
+MAX_PRINTED_ALERTS = 25
+
+
+@dataclass(frozen=True)
+class BrokenRecord:
+    """Bytes that must end on the dead-letter topic, and the reason they must carry."""
+
+    topic_kind: str
+    value: bytes
+    expected_reason: str
+
+
+def broken_records() -> list[BrokenRecord]:
+    good_id = make_id_number("320585", "19800101", 1)
+    bad_id = good_id[:17] + ("1" if good_id[17] == "0" else "0")
+    return [
+        BrokenRecord("call_record", b'{"event_id": "call-x", "caller": "1380', "malformed_json"),
+        BrokenRecord(
+            "card_opening",
+            (f'{{"event_id": "card-x", "event_time": "2026-01-01T00:00:00Z", "bank": "icbc", "id_number": "{bad_id}",'
+             ' "account": "62220000000001", "branch_id": "br-1", "channel": "counter"}').encode(),
+            "schema_violation",
+        ),
+        BrokenRecord(
+            "bank_transfer",
+            b'{"event_id": "tx-x", "event_time": "2026-01-01T00:00:00Z", "channel": "online",'
+            b' "payer_account": "62220000000001", "payer_name": "A", "payer_id_number": "11010519491231002X",'
+            b' "payee_account": "62220000000002", "payee_name": "B", "amount_fen": 12.5}',
+            "schema_violation",
+        ),
+    ]
 
 
 def describe(alert: Alert) -> str:
@@ -48,19 +84,48 @@ class AlertTail(threading.Thread):
     def run(self) -> None:
         for record in read_topic(self.bootstrap, topics.ALERTS, self.stop_event):
             alert = Alert.model_validate_json(record.value)
-            if alert.alert_id not in self.alerts:
-                self.alerts[alert.alert_id] = alert
+            if alert.alert_id in self.alerts:
+                continue
+            self.alerts[alert.alert_id] = alert
+            if len(self.alerts) <= MAX_PRINTED_ALERTS:
                 print(describe(alert), file=self.out, flush=True)
+            elif len(self.alerts) == MAX_PRINTED_ALERTS + 1:
+                print("... further alerts are counted in the summary", file=self.out, flush=True)
 
     def stop(self) -> None:
         self.stop_event.set()
         self.join(timeout=5)
 
 
-def run_demo(out: TextIO, *, timeout: float = 120.0, partitions: int = 4) -> dict[str, object]:
-    """Run the demo; return the summary it printed (for tests and scripts)."""
-    base = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(hours=1)
-    valid = list(events(base))
+@dataclass
+class DemoResult:
+    events_consumed: dict[str, int]
+    alerts: list[Alert]
+    dead_letters: dict[str, int]
+    evaluation: EvaluationReport
+
+
+def _print_summary(result: DemoResult, out: TextIO) -> None:
+    by_detector = Counter(a.detector for a in result.alerts)
+    print("\nsummary", file=out)
+    print(f"  events consumed: {sum(result.events_consumed.values())}", file=out)
+    for topic_name, count in result.events_consumed.items():
+        print(f"    {topic_name:<32} {count}", file=out)
+    print(f"  alerts: {len(result.alerts)}", file=out)
+    for detector, count in sorted(by_detector.items()):
+        print(f"    {detector:<32} {count}", file=out)
+    print(f"  dead letters: {sum(result.dead_letters.values())}", file=out)
+    for reason, count in sorted(result.dead_letters.items()):
+        if count:
+            print(f"    {reason:<32} {count}", file=out)
+    print("\nevaluation against the simulator's ground truth", file=out)
+    print(format_table(result.evaluation), file=out, flush=True)
+
+
+def run_demo(out: TextIO, *, seed: int = 1, people: int = 2000, days: float = 2.0, timeout: float = 300.0,
+             partitions: int = 4) -> DemoResult:
+    """Run the demo; return what it printed, for tests and scripts."""
+    config = Config(seed=seed, people=people, days=days)
     broken = broken_records()
     with tempfile.TemporaryDirectory(prefix="antifraud-demo-") as tmp, EmbeddedStack(workdir=Path(tmp)) as endpoints:
         print(f"stack: Kafka {endpoints.kafka_bootstrap}, Redis {endpoints.redis_url}", file=out, flush=True)
@@ -68,15 +133,17 @@ def run_demo(out: TextIO, *, timeout: float = 120.0, partitions: int = 4) -> dic
         with WorkerProcess(endpoints, Path(tmp), extra_env={"ANTIFRAUD_PARTITIONS": str(partitions)}) as worker:
             tail = AlertTail(endpoints.kafka_bootstrap, out)
             tail.start()
+            events_file = Path(tmp) / "city.jsonl.gz"
+            print(f"simulating {people} people over {days:g} days (seed {seed}) into Kafka", file=out, flush=True)
+            truth = simulate(config, Tee(FileSink(events_file), KafkaSink(endpoints.kafka_bootstrap)))
             producer = EventProducer(endpoints.kafka_bootstrap)
-            for event in valid:
-                producer.send(event)
             for record in broken:
                 producer.send_raw(topics.INPUT_TOPICS[record.topic_kind], None, record.value)
             producer.flush()
             producer.close()
-            total = len(valid) + len(broken)
-            print(f"produced {total} records ({len(broken)} deliberately broken); worker log {worker.log_path}", file=out, flush=True)
+            total = truth.event_count + len(broken)
+            print(f"produced {total} records ({len(broken)} deliberately broken); worker log {worker.log_path}",
+                  file=out, flush=True)
 
             deadline = time.monotonic() + timeout
             while (consumed := metric_sum(worker.scrape(), "antifraud_events_consumed_total")) < total:
@@ -86,28 +153,17 @@ def run_demo(out: TextIO, *, timeout: float = 120.0, partitions: int = 4) -> dic
             samples = worker.scrape()
             time.sleep(1.0)  # let the tail catch the last alerts
             tail.stop()
+            wanted = {event_id for scenario in truth.scenarios for event_id in scenario.event_ids}
+            event_times = read_event_times(events_file, wanted)
 
-    consumed_by_topic = {t: int(metric_sum(samples, "antifraud_events_consumed_total", topic=t)) for t in topics.INPUT_TOPICS.values()}
-    dead_letters = Counter({
-        reason: int(metric_sum(samples, "antifraud_dead_letters_total", reason=reason))
-        for reason in ("empty", "malformed_json", "schema_violation")
-    })
-    alerts_by_detector = Counter(a.detector for a in tail.alerts.values())
-    print("\nsummary", file=out)
-    print(f"  events consumed: {sum(consumed_by_topic.values())}", file=out)
-    for topic_name, count in consumed_by_topic.items():
-        print(f"    {topic_name:<32} {count}", file=out)
-    print(f"  alerts: {sum(alerts_by_detector.values())}", file=out)
-    for detector, count in sorted(alerts_by_detector.items()):
-        print(f"    {detector:<32} {count}", file=out)
-    print(f"  dead letters: {sum(dead_letters.values())}", file=out)
-    for reason, count in sorted(dead_letters.items()):
-        if count:
-            print(f"    {reason:<32} {count}", file=out)
-    out.flush()
-    return {
-        "events_consumed": consumed_by_topic,
-        "alerts": dict(alerts_by_detector),
-        "alert_entities": sorted(a.entity.value for a in tail.alerts.values()),
-        "dead_letters": dict(dead_letters),
-    }
+    alerts = list(tail.alerts.values())
+    result = DemoResult(
+        events_consumed={t: int(metric_sum(samples, "antifraud_events_consumed_total", topic=t))
+                         for t in topics.INPUT_TOPICS.values()},
+        alerts=alerts,
+        dead_letters={reason: int(metric_sum(samples, "antifraud_dead_letters_total", reason=reason))
+                      for reason in ("empty", "malformed_json", "schema_violation")},
+        evaluation=evaluate(truth, alerts, event_times),
+    )
+    _print_summary(result, out)
+    return result

@@ -1,14 +1,11 @@
 """Where simulated lines go: a gzip (or plain) JSON-lines file, or straight to Kafka."""
 
-import zlib
 from pathlib import Path
 from typing import Protocol
 
+from streams.eventfile import EventFileWriter
 from streams.io import EventProducer
 from streams.topics import INPUT_TOPICS
-
-COMPRESS_LEVEL = 1
-"""Level 1: compression is most of the cost of writing; level 6 is 3x slower for 10% less size."""
 
 
 class Sink(Protocol):
@@ -22,26 +19,18 @@ class Sink(Protocol):
 
 
 class FileSink:
-    """The events file format of :mod:`simulators.ground_truth`: gzip unless the name ends in ``.jsonl``.
-
-    zlib with a gzip header of its own (no name, no time) keeps the file
-    byte-identical from run to run.
-    """
+    """The events file (:class:`streams.eventfile.EventFileWriter`), a rendered slice at a time."""
 
     wants_keys = False
 
-    def __init__(self, path: Path, level: int = COMPRESS_LEVEL) -> None:
-        self._out = path.open("wb")
-        plain = path.name.endswith(".jsonl")
-        self._zip = None if plain else zlib.compressobj(level, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+    def __init__(self, path: Path) -> None:
+        self._file = EventFileWriter(path)
 
     def write(self, data: bytes, kinds: list[str], keys: list[bytes]) -> None:
-        self._out.write(self._zip.compress(data) if self._zip else data)
+        self._file.write_lines(data)
 
     def close(self) -> None:
-        if self._zip:
-            self._out.write(self._zip.flush())
-        self._out.close()
+        self._file.close()
 
 
 class KafkaSink:

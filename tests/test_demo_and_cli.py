@@ -1,23 +1,29 @@
 """The quick-start demo end to end, and the command line's handling of bad input."""
 
 import io
+import re
 import subprocess
 import sys
 
 from antifraud.demo import run_demo
-from antifraud.demo_stream import FRAUD_CALLER
 
 
-def test_demo_flags_the_fraud_caller_only_and_dead_letters_the_broken_records() -> None:
+def test_demo_streams_a_city_through_the_worker_and_evaluates_it() -> None:
     out = io.StringIO()
-    summary = run_demo(out, timeout=90)
-    assert summary["alerts"] == {"call_fanout": 1}
-    assert summary["alert_entities"] == [FRAUD_CALLER]
-    assert summary["dead_letters"] == {"empty": 0, "malformed_json": 1, "schema_violation": 2}
+    result = run_demo(out, people=600, days=1.0, timeout=240)
     printed = out.getvalue()
-    assert "ALERT" in printed and "170****0001" in printed
-    assert FRAUD_CALLER not in printed, "the console shows masked numbers only"
-    assert "dead letters: 3" in printed
+
+    assert result.dead_letters == {"empty": 0, "malformed_json": 1, "schema_violation": 2}
+    consumed = int(re.search(r"produced (\d+) records", printed).group(1))  # type: ignore[union-attr]
+    assert sum(result.events_consumed.values()) == consumed
+    assert all(result.events_consumed.values()), "every input topic carries simulated events"
+    report = result.evaluation
+    assert report.alerts.distinct == len(result.alerts) > 0
+    assert sum(d.alerts for d in report.detectors.values()) == len(result.alerts)
+    assert set(report.scenarios) >= {"fraud_call_team", "card_dealer", "fake_base_station", "wangiri"}
+    for alert in result.alerts:
+        assert alert.entity.value not in printed, "the console shows masked identifiers only"
+    assert "dead letters: 3" in printed and "evaluation against the simulator's ground truth" in printed
 
 
 def run_cli(*args: str, **env: str) -> subprocess.CompletedProcess[str]:

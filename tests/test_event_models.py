@@ -5,7 +5,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from antifraud.demo_stream import id_number
+from antifraud.events.types import make_id_number as id_number
 from antifraud.events.codec import InvalidEvent, decode, encode
 from antifraud.events.models import (
     EVENT_MODELS,

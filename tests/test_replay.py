@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from antifraud import cli
-from antifraud.demo_stream import id_number
+from antifraud.events.types import make_id_number as id_number
 from antifraud.events.codec import decode_any, encode
 from antifraud.events.models import BankTransfer, CallRecord, CardOpening, Event, SmsRecord
 from antifraud.stack.embedded import Endpoints

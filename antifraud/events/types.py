@@ -22,6 +22,12 @@ def id_check_char(first17: str) -> str:
     return _ID_CHECK[sum(int(d) * w for d, w in zip(first17, _ID_WEIGHTS)) % 11]
 
 
+def make_id_number(region: str, birth: str, sequence: int) -> str:
+    """A valid ID number from its parts: 6-digit region, YYYYMMDD birth date, 3-digit sequence."""
+    first17 = f"{region}{birth}{sequence:03d}"
+    return first17 + id_check_char(first17)
+
+
 def _valid_id_number(value: str) -> str:
     if id_check_char(value[:17]) != value[17]:
         raise ValueError("ID number check digit does not match (GB 11643)")
