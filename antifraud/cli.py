@@ -12,7 +12,7 @@ from collections.abc import Callable
 from antifraud.config import ConfigError
 from antifraud.evaluation.cli import add_command as add_evaluate
 from simulators.cli import add_command as add_simulate
-from streams import record, replay
+from streams import offline, record, replay
 
 
 def _worker(args: argparse.Namespace) -> int:
@@ -55,6 +55,7 @@ COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [  # type: ignore
     add_simulate,
     replay.add_command,
     record.add_command,
+    offline.add_command,
     add_evaluate,
 ]
 """Registration functions of every subcommand, in help order."""

@@ -15,11 +15,10 @@ from redis.asyncio import Redis
 
 from antifraud.config import Settings
 from antifraud.events.models import EVENT_MODELS
-from antifraud.state.call_fanout import CallFanoutStore
 from antifraud.thresholds import load_thresholds
 from streams import topics
-from streams.batch import Record, Stage, process_batch
-from streams.stages import CallFanoutStage
+from streams.batch import Record, process_batch
+from streams.stages import build_stages
 
 log = logging.getLogger(__name__)
 
@@ -52,13 +51,8 @@ def _raw_topic(name: str) -> faust.TopicT:
 alerts_topic = _raw_topic(topics.ALERTS)
 dead_letter_topic = _raw_topic(topics.DEAD_LETTERS)
 
-redis = Redis.from_url(settings.redis_url)
-STAGES: dict[str, Stage] = {
-    "call_record": CallFanoutStage(
-        CallFanoutStore(redis, window_seconds=thresholds.call_fanout.window_seconds), thresholds.call_fanout
-    ),
-}
-"""Event kind -> the detector stage that consumes it; kinds without one are validated and counted."""
+STAGES = build_stages(Redis.from_url(settings.redis_url), thresholds)
+"""Event kind -> its detector stages; kinds without any are validated and counted."""
 
 
 def _record(event: faust.EventT) -> Record:
@@ -70,14 +64,14 @@ def _record(event: faust.EventT) -> Record:
 
 def _make_agent(kind: str, topic_name: str) -> None:
     model = EVENT_MODELS[kind]
-    stage = STAGES.get(kind)
+    stages = STAGES.get(kind, [])
 
     async def consume(stream: faust.StreamT[Any]) -> None:
         async for batch in stream.take_events(settings.batch_size, within=settings.batch_within_s):
             await process_batch(
                 [_record(e) for e in batch],
                 model,
-                stage,
+                stages,
                 alerts_sink=alerts_topic,
                 dead_letter_sink=dead_letter_topic,
             )

@@ -4,10 +4,10 @@ The order of side effects is what makes a crash at any point safe to replay:
 
 1. Decode every record; one that fails is queued for the dead-letter topic
    with the reason and its original key, bytes and position.
-2. Run the topic's detector over the valid events with its prior state.
+2. Run the topic's detector stages over the valid events with their prior state.
 3. Produce the alerts and dead letters and wait until the broker has
    acknowledged every one.
-4. Flush the detector's state changes to Redis.
+4. Flush the stages' state changes to Redis, stage by stage.
 5. Return; Faust then acks the batch and commits its offsets.
 
 A crash before step 4 replays the batch on the same prior state and yields
@@ -83,10 +83,21 @@ def dead_letter_headers(record: Record, error: InvalidEvent) -> list[tuple[str, 
     ]
 
 
+async def run_stages(stages: Sequence[Stage], events: Sequence[Event]) -> Outcome:
+    """Run every stage over the batch; the combined outcome flushes their states in order."""
+    outcomes = [await stage(events) for stage in stages]
+
+    async def flush_all() -> None:
+        for outcome in outcomes:
+            await outcome.flush_state()
+
+    return Outcome(alerts=[alert for o in outcomes for alert in o.alerts], flush_state=flush_all)
+
+
 async def process_batch(
     records: Sequence[Record],
     model: type[Event],
-    stage: Stage | None,
+    stages: Sequence[Stage],
     *,
     alerts_sink: Sink,
     dead_letter_sink: Sink,
@@ -110,7 +121,7 @@ async def process_batch(
                 )
             )
 
-    outcome = await stage(events) if stage is not None and events else Outcome()
+    outcome = await run_stages(stages, events) if events else Outcome()
     for alert in outcome.alerts:
         deliveries.append(await alerts_sink.send(key=alert.entity.value.encode(), value=alert.model_dump_json().encode()))
     await asyncio.gather(*deliveries)

@@ -1,12 +1,19 @@
-"""Detector stages: each binds a pure detector to its Redis state store."""
+"""Detector stages: each binds a pure detector to its Redis state store.
+
+``build_stages`` is the one place that says which detectors consume which event
+kind; the worker (``streams/app.py``) and the offline runner
+(``streams/offline.py``) both use it.
+"""
 
 from collections.abc import Sequence
 
-from antifraud.state.call_fanout import CallFanoutStore
+from redis.asyncio import Redis
+
 from antifraud.events.models import CallRecord
-from antifraud.thresholds import CallFanoutThresholds
+from antifraud.state.call_fanout import CallFanoutStore
+from antifraud.thresholds import CallFanoutThresholds, Thresholds
 from detectors import call_fanout
-from streams.batch import Outcome
+from streams.batch import Outcome, Stage
 
 
 class CallFanoutStage:
@@ -18,3 +25,12 @@ class CallFanoutStage:
         prior = await self.store.load({call.caller for call in calls})
         result = call_fanout.detect(calls, prior, self.limits)
         return Outcome(alerts=result.alerts, flush_state=lambda: self.store.apply(result.changes))
+
+
+def build_stages(redis: Redis, thresholds: Thresholds) -> dict[str, list[Stage]]:
+    """Event kind -> the detector stages that consume it, in the order they run."""
+    fanout = thresholds.call_fanout
+    return {
+        "call_record": [CallFanoutStage(CallFanoutStore(redis, window_seconds=fanout.window_seconds), fanout)],
+    }
+

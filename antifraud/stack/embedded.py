@@ -112,17 +112,19 @@ class EmbeddedStack:
     by PDEATHSIG, so none survives an interrupted parent.
     """
 
-    def __init__(self, *, workdir: Path | None = None, startup_timeout: float = 30.0) -> None:
+    def __init__(self, *, workdir: Path | None = None, startup_timeout: float = 30.0, kafka: bool = True) -> None:
         self._own_tmp = workdir is None
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix="antifraud-stack-"))
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.startup_timeout = startup_timeout
+        self.kafka = kafka
+        """False: start Redis only (offline detection needs no broker); ``kafka_bootstrap`` is then empty."""
         self._procs: list[tuple[str, subprocess.Popen[bytes]]] = []
         self.endpoints: Endpoints | None = None
 
     def start(self) -> Endpoints:
         try:
-            bootstrap = os.environ.get("KAFKA_BOOTSTRAP") or self._start_broker()
+            bootstrap = os.environ.get("KAFKA_BOOTSTRAP") or (self._start_broker() if self.kafka else "")
             redis_url = os.environ.get("REDIS_URL") or self._start_redis()
         except BaseException:
             self.stop()
