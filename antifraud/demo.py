@@ -20,7 +20,7 @@ from typing import TextIO
 
 from antifraud.alerts.models import Alert
 from antifraud.evaluation import EvaluationReport, evaluate, format_table
-from antifraud.evaluation.inputs import read_event_times
+from antifraud.evaluation.inputs import read_event_facts
 from antifraud.events.types import make_id_number
 from antifraud.privacy import mask_entity
 from antifraud.stack.embedded import EmbeddedStack, StackError
@@ -153,8 +153,7 @@ def run_demo(out: TextIO, *, seed: int = 1, people: int = 2000, days: float = 2.
             samples = worker.scrape()
             time.sleep(1.0)  # let the tail catch the last alerts
             tail.stop()
-            wanted = {event_id for scenario in truth.scenarios for event_id in scenario.event_ids}
-            event_times = read_event_times(events_file, wanted)
+            events = read_event_facts(events_file, truth)
 
     alerts = list(tail.alerts.values())
     result = DemoResult(
@@ -163,7 +162,7 @@ def run_demo(out: TextIO, *, seed: int = 1, people: int = 2000, days: float = 2.
         alerts=alerts,
         dead_letters={reason: int(metric_sum(samples, "antifraud_dead_letters_total", reason=reason))
                       for reason in ("empty", "malformed_json", "schema_violation")},
-        evaluation=evaluate(truth, alerts, event_times),
+        evaluation=evaluate(truth, alerts, events),
     )
     _print_summary(result, out)
     return result

@@ -36,6 +36,7 @@ from kafka import KafkaProducer
 import antifraud.cli
 from antifraud.alerts.models import Alert, Audience, Entity, Reason
 from antifraud.evaluation import EvaluationError, evaluate, format_table
+from antifraud.evaluation.scoring import EventFact
 from antifraud.stack.embedded import Endpoints
 from simulators.ground_truth import GroundTruth, ScenarioTruth, TruthEntity
 from streams import topics
@@ -58,6 +59,12 @@ EVENT_SECONDS = {
     "b0": 200.0, "b1": 260.0,
 }
 EVENT_TIMES = {event_id: T0 + timedelta(seconds=s) for event_id, s in EVENT_SECONDS.items()}
+ACTORS = {
+    "e0": P1, "e1": P1, "e2": P1, "e3": V1, "e4": A1, "f0": P2, "f1": P2, "f2": V2, "f3": A2,
+    "c0": D1, "c1": D1, "c2": D1, "g0": P3, "g1": P3, "w0": W1, "b0": C1, "b1": C1,
+}
+"""Who made each event (caller, payer, registrant): P1 calls at 0-120, the mule A2 pays on at 1090."""
+EVENTS = {event_id: EventFact(time, ACTORS[event_id]) for event_id, time in EVENT_TIMES.items()}
 
 
 def at(seconds: float) -> datetime:
@@ -120,8 +127,26 @@ def alerts() -> list[Alert]:
 # --- the pure computation --------------------------------------------------------------
 
 
+def test_roles_count_own_events_and_detection_before_acting() -> None:
+    roles = evaluate(ground_truth(), alerts(), EVENTS).roles
+    number = roles["fraud_call_team/fraud_number"]
+    # P1 of P1-P3 alerted at 120 s, after its own calls at 0, 60, 120; call_fanout's FPs are C1 and V1.
+    assert (number.targets, number.alerted_targets, number.recall, number.precision) == (3, 1, 1 / 3, 1 / 3)
+    assert (number.median_seconds_to_detect, number.median_own_events_to_detect) == (120.0, 3.0)
+    assert number.detected_before_acting == 0.0
+    mule = roles["fraud_call_team/mule"]
+    # A2 alerted at 1060 s, 60 s after its scenario began and before it paid on at 1090.
+    assert (mule.recall, mule.precision, mule.median_seconds_to_detect) == (1 / 3, 0.5, 60.0)
+    assert (mule.median_own_events_to_detect, mule.detected_before_acting) == (0.0, 1 / 3)
+    dealer = roles["card_dealer/dealer_id"]
+    assert (dealer.recall, dealer.median_seconds_to_detect, dealer.median_own_events_to_detect) == (1.0, 150.0, 2.0)
+    wangiri = roles["wangiri/fraud_number"]
+    assert (wangiri.recall, wangiri.precision, wangiri.median_own_events_to_detect) == (0.0, None, None)
+    assert evaluate(ground_truth(), alerts()).roles["fraud_call_team/mule"].detected_before_acting is None
+
+
 def test_scenario_type_figures() -> None:
-    report = evaluate(ground_truth(), alerts(), EVENT_TIMES)
+    report = evaluate(ground_truth(), alerts(), EVENTS)
     team, dealer, wangiri = (report.scenarios[n] for n in ("fraud_call_team", "card_dealer", "wangiri"))
     assert list(report.scenarios) == ["card_dealer", "fraud_call_team", "wangiri"], "benign types are not scored"
 
@@ -144,7 +169,7 @@ def test_scenario_type_figures() -> None:
 
 
 def test_each_instance_records_its_first_alert_and_detector() -> None:
-    report = evaluate(ground_truth(), alerts(), EVENT_TIMES)
+    report = evaluate(ground_truth(), alerts(), EVENTS)
     by_id = {i.scenario_id: i for i in report.instances}
     assert (by_id["fraud_call_team-1"].seconds_to_detect, by_id["fraud_call_team-1"].events_to_detect) == (120.0, 3)
     assert by_id["fraud_call_team-1"].detector == "call_fanout"
@@ -157,7 +182,7 @@ def test_each_instance_records_its_first_alert_and_detector() -> None:
 
 
 def test_detector_figures_and_duplicates() -> None:
-    report = evaluate(ground_truth(), alerts(), EVENT_TIMES)
+    report = evaluate(ground_truth(), alerts(), EVENTS)
     assert (report.alerts.received, report.alerts.distinct, report.alerts.duplicates) == (8, 7, 1)
     fanout, risk = report.detectors["call_fanout"], report.detectors["account_risk"]
     assert (fanout.alerts, fanout.alerted_entities, fanout.true_positive_entities, fanout.false_positive_entities) == (4, 3, 1, 2)
@@ -180,7 +205,7 @@ def test_benign_false_positives_count_alerted_benign_entities_once() -> None:
 
 def test_alerts_before_a_scenario_starts_do_not_detect_it() -> None:
     early = [alert("account_risk", "account", A3, 1500), alert("call_fanout", "phone", P3, 2010)]
-    report = evaluate(ground_truth(), early, EVENT_TIMES)
+    report = evaluate(ground_truth(), early, EVENTS)
     third = next(i for i in report.instances if i.scenario_id == "fraud_call_team-3")
     assert third.detector == "call_fanout"
     assert (third.seconds_to_detect, third.events_to_detect) == (10.0, 2)
@@ -191,13 +216,13 @@ def test_events_to_detect_needs_event_times_of_every_scenario_event() -> None:
     assert not report.events_known
     assert report.scenarios["fraud_call_team"].median_seconds_to_detect == 90.0
     assert report.scenarios["fraud_call_team"].median_events_to_detect is None
-    partial = {k: v for k, v in EVENT_TIMES.items() if k != "f2"}
+    partial = {k: v for k, v in EVENTS.items() if k != "f2"}
     with pytest.raises(EvaluationError, match=r"no event time for 1 scenario events \(first: 'f2' of fraud_call_team-2\)"):
         evaluate(ground_truth(), alerts(), partial)
 
 
 def test_table_shows_the_figures_with_identifiers_masked() -> None:
-    table = format_table(evaluate(ground_truth(), alerts(), EVENT_TIMES))
+    table = format_table(evaluate(ground_truth(), alerts(), EVENTS))
     rows = {line.split()[0]: line.split() for line in table.splitlines() if line.strip()}
     assert rows["fraud_call_team"][1:] == ["3", "2", "6", "2", "0.400", "0.333", "90.0", "114.0", "3.0"]
     assert rows["wangiri"][1:] == ["1", "0", "1", "0", "-", "0.000", "-", "-", "-"]
@@ -240,7 +265,8 @@ def files(tmp_path: Path) -> dict[str, Path]:
     events = tmp_path / "city.jsonl.gz"
     with gzip.open(events, "wb") as out:
         for event_id, time in sorted(EVENT_TIMES.items(), key=lambda item: item[1]):
-            out.write(orjson.dumps({"kind": "call_record", "event_id": event_id, "event_time": time.isoformat()}) + b"\n")
+            out.write(orjson.dumps({"kind": "call_record", "event_id": event_id, "event_time": time.isoformat(),
+                                    "caller": ACTORS[event_id]}) + b"\n")
     return {"truth": truth, "alerts": alerts_path, "events": events}
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import orjson
 
 from antifraud.alerts.models import Alert
-from antifraud.evaluation.inputs import InputError, read_alerts_file, read_alerts_topic, read_event_times, read_truth
+from antifraud.evaluation.inputs import InputError, read_alerts_file, read_alerts_topic, read_event_facts, read_truth
 from antifraud.evaluation.models import EvaluationReport
 from antifraud.evaluation.scoring import EvaluationError, evaluate
 from antifraud.evaluation.table import format_table
@@ -45,14 +45,11 @@ def _report(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Evalua
     try:
         truth = read_truth(args.truth)
         alerts = read_alerts()
-        event_times = None
-        if args.events is not None:
-            wanted = {e for s in truth.scenarios if not s.benign for e in s.event_ids}
-            event_times = read_event_times(args.events, wanted)
+        events = read_event_facts(args.events, truth) if args.events is not None else None
     except InputError as exc:
         parser.error(str(exc))
     try:
-        return evaluate(truth, alerts, event_times)
+        return evaluate(truth, alerts, events)
     except EvaluationError as exc:
         parser.error(f"--events {args.events}: {exc}")
 

@@ -16,6 +16,8 @@ import orjson
 from pydantic import ValidationError
 
 from antifraud.alerts.models import Alert
+from antifraud.evaluation.scoring import EventFact
+from antifraud.events.models import EVENT_MODELS
 from simulators.ground_truth import GroundTruth
 from streams import topics
 from streams.io import read_topic
@@ -121,11 +123,13 @@ def _event_time(raw: object) -> datetime | None:
     return value if value.tzinfo is not None else None
 
 
-def read_event_times(path: Path, wanted: set[str]) -> dict[str, datetime]:
-    """Event times of the ``wanted`` event ids from an events file; stops once all are found."""
-    times: dict[str, datetime] = {}
+def read_event_facts(path: Path, truth: GroundTruth) -> dict[str, EventFact]:
+    """Time and actor (the partition key: caller, sender, payer...) of the fraud scenarios' events;
+    stops once all are found."""
+    wanted = {e for s in truth.scenarios if not s.benign for e in s.event_ids}
+    facts: dict[str, EventFact] = {}
     for number, line in _lines(path):
-        if len(times) == len(wanted):
+        if len(facts) == len(wanted):
             break
         try:
             event = orjson.loads(line)
@@ -138,5 +142,7 @@ def read_event_times(path: Path, wanted: set[str]) -> dict[str, datetime]:
             event_time = _event_time(event.get("event_time"))
             if event_time is None:
                 raise InputError(f"{path} line {number}: event_time is not an ISO 8601 time with a timezone")
-            times[event_id] = event_time
-    return times
+            model = EVENT_MODELS.get(event.get("kind", ""))
+            actor = event.get(model.key_field) if model is not None else None
+            facts[event_id] = EventFact(event_time, actor if isinstance(actor, str) else None)
+    return facts

@@ -63,6 +63,24 @@ class ScenarioScore(_Frozen):
     missed_targets: list[Entity]
 
 
+class RoleScore(_Frozen):
+    """Detection of one target role of one scenario type (fraud numbers, mule accounts, ...)."""
+
+    scenario: str
+    role: str
+    targets: int
+    alerted_targets: int
+    precision: float | None
+    """Alerted targets against the false-positive entities of the detectors that caught this role."""
+    recall: float
+    median_seconds_to_detect: float | None
+    median_own_events_to_detect: float | None
+    """Scenario events the target itself made (its calls, its transfers out) up to its first alert."""
+    detected_before_acting: float | None
+    """Share of the role's targets alerted before their first own scenario event (a mule before the
+    money leaves it); None without event facts."""
+
+
 class DetectorScore(_Frozen):
     """One detector's alerts judged by entity."""
 
@@ -86,6 +104,8 @@ class EvaluationReport(_Frozen):
     """Everything ``antifraud evaluate`` reports; see :mod:`antifraud.evaluation.scoring`."""
 
     scenarios: dict[str, ScenarioScore]
+    roles: dict[str, RoleScore]
+    """``scenario/role`` -> how that role's targets were detected."""
     detectors: dict[str, DetectorScore]
     alerts: AlertCounts
     alerted_entities: int

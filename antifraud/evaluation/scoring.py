@@ -28,6 +28,14 @@ of the event that triggered it):
   at or before that alert (so the triggering event counts); needs event times.
   Per type: median and 90th percentile (linear interpolation between ranks,
   numpy's default) over detected instances; undetected instances are listed.
+- Per target **role** of a scenario type (``fraud_call_team/fraud_number``,
+  ``fraud_call_team/mule``...): recall, precision (as for the type, with the
+  detectors that caught this role), median seconds to each target's first
+  alert, the median of **own events to detect** (the scenario events the
+  target itself made, as caller, sender, payer or registrant, up to its first
+  alert: a fraud number's calls before it was flagged), and the share of
+  targets **detected before acting** (alerted before their first own event: a
+  mule flagged before the money leaves it). The last two need event facts.
 - Per **detector**: distinct alerts, alerted entities, true-positive entities
   (fraud targets), false-positive entities, precision = TP / alerted entities.
 - **Benign false positives**: distinct alerted entities of benign scenarios
@@ -36,6 +44,7 @@ of the event that triggered it):
 
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 
 import numpy as np
@@ -46,10 +55,19 @@ from antifraud.evaluation.models import (
     DetectorScore,
     EvaluationReport,
     InstanceDetection,
+    RoleScore,
     ScenarioScore,
     TargetDetection,
 )
 from simulators.ground_truth import GroundTruth, ScenarioTruth
+
+
+@dataclass(frozen=True)
+class EventFact:
+    """What evaluation needs of an event: when it happened and who made it (its partition key)."""
+
+    time: datetime
+    actor: str | None
 
 
 class EvaluationError(ValueError):
@@ -97,7 +115,7 @@ def _targets(scenario: ScenarioTruth) -> list[tuple[Entity, str]]:
     return [(Entity(kind=e.kind, value=e.value), e.role) for e in scenario.entities if e.target]
 
 
-def _instance(scenario: ScenarioTruth, index: _AlertIndex, event_times: Mapping[str, datetime] | None) -> InstanceDetection:
+def _instance(scenario: ScenarioTruth, index: _AlertIndex, events: Mapping[str, EventFact] | None) -> InstanceDetection:
     targets = []
     for entity, role in _targets(scenario):
         alert = index.first_alert(entity, scenario.start)
@@ -105,16 +123,16 @@ def _instance(scenario: ScenarioTruth, index: _AlertIndex, event_times: Mapping[
             entity=entity, role=role,
             first_alert_at=alert.window_end if alert else None, detector=alert.detector if alert else None,
         ))
+    count = None
     first = min((t for t in targets if t.first_alert_at is not None), key=lambda t: (t.first_alert_at, t.detector), default=None)
     detected_at = first.first_alert_at if first else None
-    events = None
-    if detected_at is not None and event_times is not None:
-        events = sum(1 for event_id in scenario.event_ids if event_times[event_id] <= detected_at)
+    if detected_at is not None and events is not None:
+        count = sum(1 for event_id in scenario.event_ids if events[event_id].time <= detected_at)
     return InstanceDetection(
         scenario_id=scenario.scenario_id, scenario=scenario.scenario, start=scenario.start,
         detected_at=detected_at, detector=first.detector if first else None,
         seconds_to_detect=(detected_at - scenario.start).total_seconds() if detected_at is not None else None,
-        events_to_detect=events, targets=targets,
+        events_to_detect=count, targets=targets,
     )
 
 
@@ -122,8 +140,7 @@ def _scenario_score(
     instances: list[InstanceDetection], targets: set[Entity], fraud_targets: set[Entity], index: _AlertIndex
 ) -> ScenarioScore:
     alerted = {e for e in targets if e in index.by_entity}
-    detectors = sorted({d for e in alerted for d in index.detectors_of(e)})
-    false_positives = {e for d in detectors for e in index.entities_by_detector[d]} - fraud_targets
+    detectors, false_positives = _caught_by(alerted, fraud_targets, index)
     detected = [i for i in instances if i.detected_at is not None]
     seconds = [i.seconds_to_detect for i in detected if i.seconds_to_detect is not None]
     events = [float(i.events_to_detect) for i in detected if i.events_to_detect is not None]
@@ -140,8 +157,51 @@ def _scenario_score(
     )
 
 
-def _check_event_times(scenarios: list[ScenarioTruth], event_times: Mapping[str, datetime]) -> None:
-    missing = [(s.scenario_id, e) for s in scenarios for e in s.event_ids if e not in event_times]
+def _caught_by(entities: set[Entity], fraud_targets: set[Entity], index: _AlertIndex) -> tuple[list[str], set[Entity]]:
+    """The detectors that alerted any of ``entities``, and their false-positive entities."""
+    detectors = sorted({d for e in entities for d in index.detectors_of(e)})
+    return detectors, {e for d in detectors for e in index.entities_by_detector[d]} - fraud_targets
+
+
+def _own_events(scenario: ScenarioTruth, target: TargetDetection, events: Mapping[str, EventFact]) -> list[datetime]:
+    return [events[e].time for e in scenario.event_ids if events[e].actor == target.entity.value]
+
+
+def _role_scores(
+    fraud: list[ScenarioTruth], instances: list[InstanceDetection], fraud_targets: set[Entity],
+    index: _AlertIndex, events: Mapping[str, EventFact] | None,
+) -> dict[str, RoleScore]:
+    by_role: dict[tuple[str, str], list[tuple[ScenarioTruth, TargetDetection]]] = defaultdict(list)
+    for scenario, instance in zip(fraud, instances):
+        for target in instance.targets:
+            by_role[(scenario.scenario, target.role)].append((scenario, target))
+    roles = {}
+    for (name, role), members in sorted(by_role.items()):
+        targets = {t.entity for _, t in members}
+        alerted = {e for e in targets if e in index.by_entity}
+        detectors, false_positives = _caught_by(alerted, fraud_targets, index)
+        detected = [(s, t) for s, t in members if t.first_alert_at is not None]
+        seconds = [(t.first_alert_at - s.start).total_seconds() for s, t in detected if t.first_alert_at]
+        own_counts: list[float] = []
+        before_acting = 0
+        if events is not None:
+            for scenario, target in detected:
+                own = _own_events(scenario, target, events)
+                own_counts.append(float(sum(1 for when in own if target.first_alert_at and when <= target.first_alert_at)))
+                before_acting += bool(target.first_alert_at and (not own or target.first_alert_at < min(own)))
+        roles[f"{name}/{role}"] = RoleScore(
+            scenario=name, role=role, targets=len(targets), alerted_targets=len(alerted),
+            precision=len(alerted) / (len(alerted) + len(false_positives)) if detectors else None,
+            recall=len(alerted) / len(targets),
+            median_seconds_to_detect=_quantile(seconds, 50),
+            median_own_events_to_detect=_quantile(own_counts, 50),
+            detected_before_acting=before_acting / len(members) if events is not None else None,
+        )
+    return roles
+
+
+def _check_event_times(scenarios: list[ScenarioTruth], events: Mapping[str, EventFact]) -> None:
+    missing = [(s.scenario_id, e) for s in scenarios for e in s.event_ids if e not in events]
     if missing:
         raise EvaluationError(
             f"no event time for {len(missing)} scenario events (first: {missing[0][1]!r} of {missing[0][0]})"
@@ -149,20 +209,21 @@ def _check_event_times(scenarios: list[ScenarioTruth], event_times: Mapping[str,
 
 
 def evaluate(
-    truth: GroundTruth, alerts: Iterable[Alert], event_times: Mapping[str, datetime] | None = None
+    truth: GroundTruth, alerts: Iterable[Alert], events: Mapping[str, EventFact] | None = None
 ) -> EvaluationReport:
-    """Score ``alerts`` against ``truth``; ``event_times`` (event id -> time) enables events-to-detect."""
+    """Score ``alerts`` against ``truth``; ``events`` (event id -> time and actor) enables event counts."""
     fraud = [s for s in truth.scenarios if not s.benign]
-    if event_times is not None:
-        _check_event_times(fraud, event_times)
+    if events is not None:
+        _check_event_times(fraud, events)
     index = _AlertIndex(alerts)
     alerted = set(index.by_entity)
 
     targets_by_type: dict[str, set[Entity]] = defaultdict(set)
     instances_by_type: dict[str, list[InstanceDetection]] = defaultdict(list)
-    for scenario in fraud:
+    instances = [_instance(scenario, index, events) for scenario in fraud]
+    for scenario, instance in zip(fraud, instances):
         targets_by_type[scenario.scenario].update(entity for entity, _ in _targets(scenario))
-        instances_by_type[scenario.scenario].append(_instance(scenario, index, event_times))
+        instances_by_type[scenario.scenario].append(instance)
     fraud_targets = set().union(*targets_by_type.values())
 
     benign_alerted: dict[str, set[Entity]] = defaultdict(set)
@@ -189,11 +250,12 @@ def evaluate(
             name: _scenario_score(instances_by_type[name], targets_by_type[name], fraud_targets, index)
             for name in sorted(instances_by_type)
         },
+        roles=_role_scores(fraud, instances, fraud_targets, index, events),
         detectors=detectors,
         alerts=AlertCounts(received=index.received, distinct=index.distinct, duplicates=index.received - index.distinct),
         alerted_entities=len(alerted),
         false_positive_entities=len(alerted - fraud_targets),
         benign_false_positive_entities={name: _sorted(e) for name, e in sorted(benign_alerted.items())},
-        events_known=event_times is not None,
+        events_known=events is not None,
         instances=[i for name in sorted(instances_by_type) for i in instances_by_type[name]],
     )

@@ -60,6 +60,17 @@ def format_table(report: EvaluationReport, *, show_entities: bool = False) -> st
         lines.append("(events to detect need the events file: --events)")
 
     lines.append("")
+    header = ["target role", "targets", "alerted", "precision", "recall", "median s", "median own events",
+              "before acting"]
+    rows = [
+        [name, str(r.targets), str(r.alerted_targets), _number(r.precision, 3), _number(r.recall, 3),
+         _number(r.median_seconds_to_detect, 1), _number(r.median_own_events_to_detect, 1),
+         _number(r.detected_before_acting, 3)]
+        for name, r in report.roles.items()
+    ]
+    lines += _columns(header, rows)
+
+    lines.append("")
     header = ["detector", "alerts", "entities", "TP", "FP", "precision", "caught"]
     rows = [
         [name, str(d.alerts), str(d.alerted_entities), str(d.true_positive_entities), str(d.false_positive_entities),
