@@ -1,6 +1,6 @@
 """Events per second that ``simulate`` writes to a gzip file, on one core.
 
-    .venv/bin/python benchmarks/bench_simulate.py [--people 20000] [--days 7] [--profile]
+    taskset -c 0 .venv/bin/python benchmarks/bench_simulate.py [--people 20000] [--days 7] [--profile]
 
 The simulation runs in one thread (numpy does not parallelise these operations
 and the compressor runs in the same thread); the figure includes building the

@@ -47,16 +47,20 @@ def optional_string(col: np.ndarray) -> np.ndarray:
 
 
 def integer(col: np.ndarray) -> np.ndarray:
-    """Decimal integers, no leading zeros, a minus sign when negative."""
+    """Decimal integers, no leading zeros, a minus sign when negative.
+
+    The sign column is there only when a value is negative: every run of padding
+    inside a line costs the final squeeze a copy.
+    """
     values = np.asarray(col, dtype=np.int64)
     magnitude = np.abs(values)
     width = width_of(magnitude)
-    out = np.zeros((len(values), width + 1), dtype=np.uint8)
-    out[:, 0] = np.where(values < 0, ord("-"), PAD)
-    out[:, 1:] = digits(magnitude, width)
+    out = digits(magnitude, width)
     leading = magnitude[:, None] < 10 ** np.arange(width - 1, 0, -1, dtype=np.int64)
-    out[:, 1:width][leading] = PAD
-    return out
+    out[:, : width - 1][leading] = PAD
+    if not (values < 0).any():
+        return out
+    return np.concatenate([np.where(values < 0, ord("-"), PAD).astype(np.uint8)[:, None], out], axis=1)
 
 
 _BOOLS = as_matrix(np.array([b"false", b"true"]))
@@ -80,15 +84,30 @@ def _clock() -> np.ndarray:
     return _words(np.concatenate([digits(hour, 2), colon, digits(minute, 2), colon, digits(second, 2)], axis=1))
 
 
+def _shortest(values: np.ndarray, width: int) -> np.ndarray:
+    """Zero-padded digits with the trailing zeros padded out, one digit kept (0 -> ``0``)."""
+    out = digits(values, width)
+    kept = width - sum(values % 10**k == 0 for k in range(1, width))
+    out[np.arange(width) >= kept[:, None]] = PAD
+    return out
+
+
 @cache
 def _fractions() -> np.ndarray:
-    """``.dddddd`` of every micro-degree fraction, trailing zeros dropped (one digit kept), NUL-padded to 8."""
-    frac = digits(np.arange(1_000_000), 6)
-    trailing = np.cumprod((frac == ord("0"))[:, ::-1], axis=1)[:, ::-1].astype(bool)
-    trailing[:, 0] = False  # at least one digit after the point, as in 121.0
-    frac[trailing] = PAD
-    point = np.full((len(frac), 1), ord("."), dtype=np.uint8)
-    return _words(np.concatenate([point, frac, np.zeros((len(frac), 1), np.uint8)], axis=1))
+    """``.dddddd`` of every micro-degree fraction, trailing zeros dropped (one digit kept), NUL-padded to 8.
+
+    Put together from three-digit halves (a million rows at a cost of a thousand): the
+    high half's digits with the low half's shortest form, or the high half's shortest
+    form when the low half is ``000``, as in ``121.0`` and ``31.45``.
+    """
+    half = np.arange(1000)
+    point = np.full((1000, 1), ord("."), dtype=np.uint8)
+    pad = np.zeros((1000, 4), dtype=np.uint8)
+    high = _words(np.concatenate([point, digits(half, 3), pad], axis=1))
+    low = _words(np.concatenate([pad, _shortest(half, 3), pad[:, :1]], axis=1))
+    table = high[:, None] | low[None, :]  # the halves' bytes do not overlap
+    table[:, 0] = _words(np.concatenate([point, _shortest(half, 3), pad], axis=1))
+    return table.ravel()
 
 
 def _as_bytes(words: np.ndarray) -> np.ndarray:
@@ -115,7 +134,8 @@ def _micro_degrees(values: np.ndarray) -> np.ndarray:
     if (values < 0).any():
         raise ValueError("coordinates are rendered for the northern and eastern hemispheres only")
     whole, frac = np.divmod(values, 1_000_000)
-    return np.concatenate([integer(whole), _as_bytes(_fractions()[frac])], axis=1)
+    fraction = _as_bytes(_fractions()[frac])[:, :7]  # the 8th byte is always padding
+    return np.concatenate([integer(whole), fraction], axis=1)
 
 
 def location(col: np.ndarray) -> np.ndarray:
@@ -174,15 +194,30 @@ KEY_FIELD: dict[str, str] = {kind: EVENT_MODELS[kind].key_field for kind in SCHE
 
 def rows(batch: EventBatch, event_ids: np.ndarray) -> np.ndarray:
     """The batch's lines as a NUL-padded matrix, one row each (newline included); ``event_ids``
-    is an ASCII matrix too, so that numbering needs no strings."""
+    is an ASCII matrix too, so that numbering needs no strings.
+
+    The literals are laid out once in a template row that fills the matrix; only the
+    encoded columns are then copied in (a narrow column costs a copy per row).
+    """
     n = len(batch)
-    parts = [_literal(b'{"event_id":"', n), event_ids, _literal(b'","event_time":"', n),
-             timestamp(batch.time), _literal(b'"', n)]
+    pieces: list[bytes | np.ndarray] = [b'{"event_id":"', event_ids, b'","event_time":"', timestamp(batch.time), b'"']
     for literal, encoder, name in _TEMPLATES[batch.kind]:
-        parts.append(_literal(literal, n))
+        pieces.append(literal)
         if encoder is not None:
-            parts.append(encoder(batch.cols[name]))
-    return np.concatenate(parts, axis=1)
+            pieces.append(encoder(batch.cols[name]))
+    template = bytearray()
+    columns: list[tuple[int, np.ndarray]] = []
+    for piece in pieces:
+        if isinstance(piece, bytes):
+            template += piece
+        else:
+            columns.append((len(template), piece))
+            template += bytes(piece.shape[1])
+    out = np.empty((n, len(template)), dtype=np.uint8)
+    out[:] = np.frombuffer(template, dtype=np.uint8)
+    for start, matrix in columns:
+        out[:, start : start + matrix.shape[1]] = matrix
+    return out
 
 
 def render(batch: EventBatch, event_ids: np.ndarray) -> bytes:

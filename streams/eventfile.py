@@ -11,22 +11,21 @@ rather than the name. The one writer of the format is :class:`EventFileWriter`.
 import gzip
 import heapq
 import math
-import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import TracebackType
 from typing import BinaryIO, Generic, TypeVar
 
-from isal import isal_zlib
+from isal import igzip, isal_zlib
 
 from antifraud.events.codec import encode
 from antifraud.events.models import Event
 
 GZIP_MAGIC = b"\x1f\x8b"
 COMPRESS_LEVEL = 1
-"""ISA-L level 1: compression is most of what writing costs, and on these lines it runs about 4x
-zlib level 1 (and 9x zlib 6) for a slightly smaller file than zlib 1; ISA-L's best level (3) saves
-only 2% more at 60% of the speed."""
+"""ISA-L level 1: compression is most of what writing costs. On simulator output it runs 3-4x as
+fast as zlib level 1 and 8x zlib 6, for a file 6% smaller than zlib 1's and a quarter larger than
+zlib 6's; ISA-L's best level (3) is only 2% smaller, at 60% of the speed."""
 
 T = TypeVar("T")
 
@@ -36,16 +35,20 @@ class EventFileError(ValueError):
 
 
 def read_lines(path: Path) -> Iterator[tuple[int, bytes]]:
-    """Yield ``(line number from 1, line without its line break)`` for every line of ``path``."""
+    """Yield ``(line number from 1, line without its line break)`` for every line of ``path``.
+
+    ISA-L's gzip reader: lines come 2.3x as fast as from :mod:`gzip`'s (replay reads and
+    decodes 13% more events per second).
+    """
     with path.open("rb") as raw:
         compressed = raw.read(2) == GZIP_MAGIC
         raw.seek(0)
-        lines: BinaryIO = gzip.GzipFile(fileobj=raw) if compressed else raw  # type: ignore[assignment]
+        lines: BinaryIO = igzip.IGzipFile(fileobj=raw) if compressed else raw  # type: ignore[assignment]
         number = 0
         try:
             for number, line in enumerate(lines, 1):
                 yield number, line.rstrip(b"\r\n")
-        except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
+        except (EOFError, gzip.BadGzipFile, isal_zlib.error) as exc:
             raise EventFileError(f"{path.name} is unreadable after line {number}: {exc}") from None
 
 
@@ -62,7 +65,7 @@ class EventFileWriter:
         self.path = path
         self._out = path.open("wb")
         plain = path.name.endswith(".jsonl")
-        self._zip = None if plain else isal_zlib.compressobj(COMPRESS_LEVEL, isal_zlib.DEFLATED, 16 + isal_zlib.MAX_WBITS)
+        self._zip = None if plain else isal_zlib.compressobj(COMPRESS_LEVEL, wbits=16 + isal_zlib.MAX_WBITS)
 
     def write(self, event: Event) -> None:
         self.write_encoded(encode(event))

@@ -60,6 +60,19 @@ def test_writer_and_reader_round_trip_gzip_and_plain(tmp_path: Path, name: str) 
     lines = list(read_lines(path))
     assert [n for n, _ in lines] == [1, 2, 3, 4, 5, 6]
     assert [decode_any(raw) for _, raw in lines] == events
+    if is_gzip:
+        assert gzip.decompress(path.read_bytes()).splitlines() == [raw for _, raw in lines], "standard gzip"
+
+
+def test_the_same_events_make_the_same_bytes(tmp_path: Path) -> None:
+    files = []
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        files.append(tmp_path / folder / "events.jsonl.gz")
+        with EventFileWriter(files[-1]) as out:
+            for event in mixed_events(6):
+                out.write(event)
+    assert files[0].read_bytes() == files[1].read_bytes(), "no name or time in the gzip header"
 
 
 def test_a_truncated_gzip_file_reads_up_to_the_cut_then_says_where(tmp_path: Path) -> None:
@@ -70,3 +83,11 @@ def test_a_truncated_gzip_file_reads_up_to_the_cut_then_says_where(tmp_path: Pat
         for number, _ in read_lines(path):
             numbers.append(number)
     assert 0 < len(numbers) <= 2000 and numbers == list(range(1, len(numbers) + 1))
+
+
+def test_corrupt_gzip_data_says_where_it_became_unreadable(tmp_path: Path) -> None:
+    path = tmp_path / "bad.jsonl.gz"
+    data = gzip.compress(b"".join(b'{"line": %d}\n' % i for i in range(1, 20001)))
+    path.write_bytes(data[:200] + bytes(50) + data[250:])
+    with pytest.raises(EventFileError, match=r"bad.jsonl.gz is unreadable after line \d+"):
+        list(read_lines(path))

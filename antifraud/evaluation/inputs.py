@@ -4,7 +4,6 @@ Every failure is an :class:`InputError` naming the file and line (or the
 partition and offset), never the offending values, which may be personal data.
 """
 
-import gzip
 import threading
 import time
 from collections.abc import Iterator
@@ -20,9 +19,9 @@ from antifraud.evaluation.scoring import EventFact
 from antifraud.events.models import EVENT_MODELS
 from simulators.ground_truth import GroundTruth
 from streams import topics
+from streams.eventfile import EventFileError, read_lines
 from streams.io import read_topic
 
-GZIP_MAGIC = b"\x1f\x8b"
 MAX_ERRORS = 3
 
 
@@ -51,15 +50,10 @@ def read_truth(path: Path) -> GroundTruth:
 
 
 def _lines(path: Path) -> Iterator[tuple[int, bytes]]:
-    """Non-blank lines with their 1-based numbers, from a plain or gzip file (told by its magic bytes)."""
+    """Non-blank lines with their 1-based numbers, from a plain or gzip file."""
     try:
-        with path.open("rb") as probe:
-            compressed = probe.read(2) == GZIP_MAGIC
-        with gzip.open(path, "rb") if compressed else path.open("rb") as lines:
-            for number, line in enumerate(lines, 1):
-                if line.strip():
-                    yield number, line
-    except (OSError, EOFError) as exc:
+        yield from ((number, line) for number, line in read_lines(path) if line.strip())
+    except (OSError, EventFileError) as exc:
         raise InputError(f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}") from None
 
 
