@@ -9,6 +9,7 @@ import logging
 import sys
 from collections.abc import Callable
 
+from antifraud import blocklist
 from antifraud.config import ConfigError
 from antifraud.evaluation.cli import add_command as add_evaluate
 from simulators.cli import add_command as add_simulate
@@ -56,6 +57,7 @@ COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [  # type: ignore
     replay.add_command,
     record.add_command,
     offline.add_command,
+    blocklist.add_command,
     add_evaluate,
 ]
 """Registration functions of every subcommand, in help order."""

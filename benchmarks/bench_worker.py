@@ -1,6 +1,6 @@
 """Worker throughput: call records per second through the whole path.
 
-Produces N call records (ordinary callers, so the fan-out detector works but
+Produces N call records (ordinary callers, so the fraud-number score works but
 rarely fires) to the embedded broker, starts a worker, and times from the
 worker's first consumed record until all N are consumed, as its own metrics
 report them. Run: ``.venv/bin/python benchmarks/bench_worker.py [N]``.
@@ -59,7 +59,7 @@ def main(count: int) -> None:
     rate = (count - first) / elapsed
     busy = metric_sum(samples, "antifraud_batch_seconds_sum") / elapsed
     batches = metric_sum(samples, "antifraud_batch_seconds_count")
-    print(f"worker: {count} call records, {rate:,.0f} events/s through decode + call_fanout + Redis state")
+    print(f"worker: {count} call records, {rate:,.0f} events/s through decode + fraud_number + Redis state")
     print(f"  {batches:.0f} batches of {count / batches:,.0f} records on average; processing busy {busy:.0%} of the time")
 
 

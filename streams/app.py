@@ -50,6 +50,7 @@ def _raw_topic(name: str) -> faust.TopicT:
 
 alerts_topic = _raw_topic(topics.ALERTS)
 dead_letter_topic = _raw_topic(topics.DEAD_LETTERS)
+extra_topics = {name: _raw_topic(name) for name in (topics.INTERCEPTIONS, topics.VICTIM_WARNINGS)}
 
 STAGES = build_stages(Redis.from_url(settings.redis_url), thresholds)
 """Event kind -> its detector stages; kinds without any are validated and counted."""
@@ -74,6 +75,7 @@ def _make_agent(kind: str, topic_name: str) -> None:
                 stages,
                 alerts_sink=alerts_topic,
                 dead_letter_sink=dead_letter_topic,
+                extra_sinks=extra_topics,
             )
 
     consume.__name__ = f"consume_{kind}"

@@ -5,13 +5,14 @@ The order of side effects is what makes a crash at any point safe to replay:
 1. Decode every record; one that fails is queued for the dead-letter topic
    with the reason and its original key, bytes and position.
 2. Run the topic's detector stages over the valid events with their prior state.
-3. Produce the alerts and dead letters and wait until the broker has
+3. Produce the alerts, the stages' other records (interception decisions,
+   victim warnings) and the dead letters, and wait until the broker has
    acknowledged every one.
 4. Flush the stages' state changes to Redis, stage by stage.
 5. Return; Faust then acks the batch and commits its offsets.
 
 A crash before step 4 replays the batch on the same prior state and yields
-the same alerts with the same ids (consumers drop duplicates by ``alert_id``).
+the same alerts and records with the same ids (consumers drop duplicates by id).
 A crash after step 4 replays it on the new state, whose quiet periods stop the
 alerts from being raised again; state writes are upserts, harmless twice.
 """
@@ -19,7 +20,7 @@ alerts from being raised again; state writes are upserts, harmless twice.
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -48,6 +49,8 @@ class Outcome:
 
     alerts: list[Alert] = field(default_factory=list)
     flush_state: Callable[[], Awaitable[None]] = _nothing_to_flush
+    extra: list[tuple[str, bytes, bytes]] = field(default_factory=list)
+    """Other records to produce before state is flushed: (topic, key, value)."""
 
 
 class Stage(Protocol):
@@ -91,7 +94,11 @@ async def run_stages(stages: Sequence[Stage], events: Sequence[Event]) -> Outcom
         for outcome in outcomes:
             await outcome.flush_state()
 
-    return Outcome(alerts=[alert for o in outcomes for alert in o.alerts], flush_state=flush_all)
+    return Outcome(
+        alerts=[alert for o in outcomes for alert in o.alerts],
+        flush_state=flush_all,
+        extra=[record for o in outcomes for record in o.extra],
+    )
 
 
 async def process_batch(
@@ -101,6 +108,7 @@ async def process_batch(
     *,
     alerts_sink: Sink,
     dead_letter_sink: Sink,
+    extra_sinks: Mapping[str, Sink] | None = None,
 ) -> Outcome:
     """Run steps 1-4 of the module docstring for one batch of one topic."""
     started = time.perf_counter()
@@ -124,6 +132,8 @@ async def process_batch(
     outcome = await run_stages(stages, events) if events else Outcome()
     for alert in outcome.alerts:
         deliveries.append(await alerts_sink.send(key=alert.entity.value.encode(), value=alert.model_dump_json().encode()))
+    for topic_name, key, value in outcome.extra:
+        deliveries.append(await (extra_sinks or {})[topic_name].send(key=key, value=value))
     await asyncio.gather(*deliveries)
 
     acknowledged = time.time()

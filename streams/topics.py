@@ -24,8 +24,12 @@ INPUT_TOPICS: dict[str, str] = {
 
 ALERTS = "antifraud.alerts"
 DEAD_LETTERS = "antifraud.dead-letters"
+INTERCEPTIONS = "antifraud.interceptions"
+"""Block/warn decisions on calls from listed or flagged numbers, keyed by the calling number."""
+VICTIM_WARNINGS = "antifraud.victim-warnings"
+"""Subscribers a fraud number reached, for 96110 outreach, keyed by the victim's number."""
 
-ALL_TOPICS: tuple[str, ...] = (*INPUT_TOPICS.values(), ALERTS, DEAD_LETTERS)
+ALL_TOPICS: tuple[str, ...] = (*INPUT_TOPICS.values(), ALERTS, DEAD_LETTERS, INTERCEPTIONS, VICTIM_WARNINGS)
 
 
 def ensure_topics(bootstrap: str, partitions: int, names: Iterable[str] = ALL_TOPICS) -> None:

@@ -1,12 +1,17 @@
 """The worker over the real broker and Redis: records in, alerts and dead letters out."""
 
+import asyncio
 import os
 import signal
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 
+from redis.asyncio import Redis
+
+from antifraud import blocklist
 from antifraud.alerts.models import Alert
 from antifraud.events.models import CallRecord, CardOpening
+from antifraud.interceptions import InterceptionDecision, VictimWarning
 from antifraud.stack.embedded import Endpoints
 from antifraud.stack.worker import WorkerProcess, metric_sum
 from antifraud.thresholds import load_thresholds
@@ -16,16 +21,17 @@ from streams.io import EventProducer
 from tests.conftest import wait_consumed
 from tests.kafka_helpers import read_all
 
-LIMIT = load_thresholds().call_fanout.max_distinct_callees
+LIMIT = load_thresholds().fraud_number.min_distinct_callees
 CALLER = "17055550001"
+OTHER_CALLER = "17055550002"
 BASE = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(minutes=30)
 
 
-def cold_calls(count: int, *, first: int = 0, start: datetime = BASE) -> list[CallRecord]:
-    """``count`` calls from CALLER to distinct numbers, 10 s apart."""
+def cold_calls(count: int, *, first: int = 0, start: datetime = BASE, caller: str = CALLER) -> list[CallRecord]:
+    """``count`` short calls from ``caller`` to distinct numbers, 10 s apart: a fraud number's burst."""
     return [
         CallRecord(
-            event_id=f"call-{i}", event_time=start + timedelta(seconds=10 * i + 20), caller=CALLER,
+            event_id=f"call-{i}", event_time=start + timedelta(seconds=10 * i + 20), caller=caller,
             callee=f"1390000{i:04d}", start=start + timedelta(seconds=10 * i), duration_s=20,
             cell_id="cell-1", imei="860000000000001",
         )
@@ -69,10 +75,10 @@ def test_alert_dead_letters_and_metrics(stack: Endpoints, start_worker: Callable
     alerts = alerts_on_topic(stack)
     assert len(alerts) == 1
     alert = alerts[0]
-    assert (alert.detector, alert.entity.kind, alert.entity.value) == ("call_fanout", "phone", CALLER)
-    assert alert.reasons[0].value == LIMIT + 1 and alert.reasons[0].threshold == LIMIT
-    assert set(alert.evidence_event_ids) == {f"call-{i}" for i in range(LIMIT + 1)}
-    assert alert.window_end == calls[LIMIT].event_time
+    assert (alert.detector, alert.entity.kind, alert.entity.value) == ("fraud_number", "phone", CALLER)
+    assert (alert.reasons[0].feature, alert.reasons[0].value, alert.reasons[0].threshold) == ("distinct_callees", LIMIT, LIMIT)
+    assert set(alert.evidence_event_ids) == {f"call-{i}" for i in range(LIMIT)}
+    assert alert.window_end == calls[LIMIT - 1].event_time
 
     dead = read_all(stack.kafka_bootstrap, topics.DEAD_LETTERS)
     assert sorted(r.value for r in dead) == sorted(v for _, v in BROKEN)
@@ -90,9 +96,9 @@ def test_alert_dead_letters_and_metrics(stack: Endpoints, start_worker: Callable
     assert metric_sum(samples, "antifraud_events_consumed_total", topic=topics.INPUT_TOPICS["card_opening"]) == 2
     assert metric_sum(samples, "antifraud_dead_letters_total", reason="malformed_json") == 1
     assert metric_sum(samples, "antifraud_dead_letters_total", reason="schema_violation") == 1
-    assert metric_sum(samples, "antifraud_alerts_total", detector="call_fanout") == 1
-    latency_count = metric_sum(samples, "antifraud_event_to_alert_seconds_count", detector="call_fanout")
-    latency_sum = metric_sum(samples, "antifraud_event_to_alert_seconds_sum", detector="call_fanout")
+    assert metric_sum(samples, "antifraud_alerts_total", detector="fraud_number") == 1
+    latency_count = metric_sum(samples, "antifraud_event_to_alert_seconds_count", detector="fraud_number")
+    latency_sum = metric_sum(samples, "antifraud_event_to_alert_seconds_sum", detector="fraud_number")
     assert latency_count == 1
     # The triggering call happened about half an hour ago (event time), so that is the latency.
     assert 20 * 60 < latency_sum < 40 * 60
@@ -104,8 +110,8 @@ def test_restart_keeps_state_and_a_crash_replays_without_new_ids(
     stack: Endpoints, start_worker: Callable[..., WorkerProcess]
 ) -> None:
     first = start_worker()
-    produce(stack, cold_calls(LIMIT + 1))
-    wait_consumed(first, LIMIT + 1)
+    produce(stack, cold_calls(LIMIT))
+    wait_consumed(first, LIMIT)
     first_ids = {a.alert_id for a in alerts_on_topic(stack)}
     assert len(first_ids) == 1
     first.stop()
@@ -113,15 +119,64 @@ def test_restart_keeps_state_and_a_crash_replays_without_new_ids(
     # A fresh worker resumes from committed offsets and Redis state: more calls inside
     # the quiet period raise nothing new.
     second = start_worker()
-    produce(stack, cold_calls(5, first=LIMIT + 1))
+    produce(stack, cold_calls(5, first=LIMIT))
     wait_consumed(second, 5)
     # Killed without warning: whatever it had not committed is replayed by the next worker.
     os.kill(second.proc.pid, signal.SIGKILL)
     second.proc.wait()
 
     third = start_worker()
-    produce(stack, cold_calls(LIMIT + 1, first=1000, start=BASE + timedelta(minutes=20)))
-    wait_consumed(third, LIMIT + 1)
+    produce(stack, cold_calls(LIMIT, first=1000, start=BASE + timedelta(minutes=20), caller=OTHER_CALLER))
+    wait_consumed(third, LIMIT)
     alerts = alerts_on_topic(stack)
     ids = {a.alert_id for a in alerts}
-    assert first_ids < ids and len(ids) == 2, "the burst after the quiet period is the only new alert"
+    assert first_ids < ids and len(ids) == 2, "the other number's burst is the only new alert"
+    assert {a.entity.value for a in alerts} == {CALLER, OTHER_CALLER}
+
+
+LISTED = "17055550009"
+
+
+def test_listed_number_is_intercepted_and_its_victims_warned(
+    stack: Endpoints, start_worker: Callable[..., WorkerProcess]
+) -> None:
+    async def listing() -> None:
+        client = Redis.from_url(stack.redis_url)
+        await blocklist.list_from_case(client, LISTED, "case-7", "confirmed by a victim's report")
+        await client.aclose()
+
+    asyncio.run(listing())
+    worker = start_worker()
+    # Three calls from the listed number (the longest talk is the most at risk) and a flagged burst.
+    durations = [15, 300, 40]
+    listed_calls = [
+        CallRecord(
+            event_id=f"listed-{i}", event_time=BASE + timedelta(seconds=60 * i + d), caller=LISTED,
+            callee=f"1360000{i:04d}", start=BASE + timedelta(seconds=60 * i), duration_s=d,
+            cell_id="cell-1", imei="860000000000001",
+        )
+        for i, d in enumerate(durations)
+    ]
+    burst = cold_calls(LIMIT + 2, caller=OTHER_CALLER)
+    produce(stack, listed_calls + burst)
+    wait_consumed(worker, len(listed_calls) + len(burst))
+
+    decisions = [InterceptionDecision.model_validate_json(r.value)
+                 for r in read_all(stack.kafka_bootstrap, topics.INTERCEPTIONS)]
+    blocked = sorted((d for d in decisions if d.number == LISTED), key=lambda d: d.call_event_id)
+    assert [(d.call_event_id, d.callee, d.action, d.basis) for d in blocked] == [
+        (c.event_id, c.callee, "block", "block_list") for c in listed_calls
+    ]
+    assert "case:case-7" in blocked[0].reason
+    # The flagged number's calls from its alert on are warned, not blocked (not yet confirmed).
+    warned = sorted((d.call_event_id for d in decisions if d.number == OTHER_CALLER))
+    assert warned == sorted(c.event_id for c in burst[LIMIT - 1 :])
+    assert all(d.action == "warn" and d.basis == "fraud_score" for d in decisions if d.number == OTHER_CALLER)
+
+    warnings = [VictimWarning.model_validate_json(r.value) for r in read_all(stack.kafka_bootstrap, topics.VICTIM_WARNINGS)]
+    of_listed = sorted((w for w in warnings if w.number == LISTED), key=lambda w: w.rank)
+    assert [w.victim for w in of_listed] == [listed_calls[i].callee for i in (1, 2, 0)]
+    assert {w.victim for w in warnings if w.number == OTHER_CALLER} == {c.callee for c in burst}
+    assert len({w.warning_id for w in warnings}) == len(warnings)
+    text = "".join(f"{name}{labels}" for name, labels in worker.scrape())
+    assert LISTED not in text

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 import antifraud
-from antifraud.thresholds import CallFanoutThresholds, load_thresholds
+from antifraud.thresholds import FraudNumberThresholds, load_thresholds
 
 
 def write(tmp_path: Path, body: str) -> Path:
@@ -15,28 +15,29 @@ def write(tmp_path: Path, body: str) -> Path:
     return path
 
 
+PACKAGED = (Path(antifraud.__file__).parent / "thresholds.toml").read_text(encoding="utf-8")
+GATE = "min_distinct_callees = 20\n"
+
+
 def test_packaged_defaults_load() -> None:
-    packaged = tomllib.loads((Path(antifraud.__file__).parent / "thresholds.toml").read_text(encoding="utf-8"))
-    assert load_thresholds().call_fanout == CallFanoutThresholds(**packaged["call_fanout"])
+    packaged = tomllib.loads(PACKAGED)
+    assert load_thresholds().fraud_number == FraudNumberThresholds(**packaged["fraud_number"])
 
 
 def test_custom_file_loads(tmp_path: Path) -> None:
-    path = write(tmp_path, "[call_fanout]\nwindow_seconds = 300\nmax_distinct_callees = 7\n")
-    assert load_thresholds(path).call_fanout == CallFanoutThresholds(window_seconds=300, max_distinct_callees=7)
+    path = write(tmp_path, PACKAGED.replace(GATE, "min_distinct_callees = 7\n"))
+    assert load_thresholds(path).fraud_number.min_distinct_callees == 7
 
 
 @pytest.mark.parametrize(
     "body",
     [
-        pytest.param("[call_fanout]\nwindow_seconds = 600\nmax_distinct_callees = 5\nmax_calls = 9\n", id="unknown_key"),
-        pytest.param(
-            "[call_fanout]\nwindow_seconds = 600\nmax_distinct_callees = 5\n[sms_fanout]\nwindow_seconds = 1\n",
-            id="unknown_section",
-        ),
-        pytest.param("[call_fanout]\nwindow_seconds = 0\nmax_distinct_callees = 5\n", id="zero_window"),
-        pytest.param("[call_fanout]\nwindow_seconds = 600\nmax_distinct_callees = -1\n", id="negative_max"),
-        pytest.param("[call_fanout]\nwindow_seconds = 600\n", id="missing_key"),
-        pytest.param("[call_fanout\nwindow_seconds = 600\n", id="not_toml"),
+        pytest.param(PACKAGED.replace(GATE, GATE + "max_calls = 9\n"), id="unknown_key"),
+        pytest.param(PACKAGED + "\n[sms_fanout]\nwindow_seconds = 1\n", id="unknown_section"),
+        pytest.param(PACKAGED.replace(GATE, "min_distinct_callees = 0\n"), id="zero_gate"),
+        pytest.param(PACKAGED.replace("weight = 0.25\n", "weight = 1.5\n"), id="weight_above_one"),
+        pytest.param(PACKAGED.replace(GATE, ""), id="missing_key"),
+        pytest.param(PACKAGED.replace("[fraud_number]", "[fraud_number"), id="not_toml"),
     ],
 )
 def test_invalid_file_raises_naming_the_file(tmp_path: Path, body: str) -> None:

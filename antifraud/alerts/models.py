@@ -11,6 +11,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from antifraud.events.models import GeoPoint
 from antifraud.events.types import UtcTime
 
 Severity = Literal["low", "medium", "high", "critical"]
@@ -35,16 +36,16 @@ class Reason(BaseModel):
 
 
 class Audience(BaseModel):
-    """Who must see the alert: a branch counter (with its id), police, a bank's risk team."""
+    """Who must see the alert: a branch counter or a carrier (with its id), police, a bank's risk team."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
-    kind: Literal["branch", "police", "bank_risk"]
+    kind: Literal["branch", "police", "bank_risk", "carrier"]
     id: str | None = None
 
     @model_validator(mode="after")
     def _branch_has_id(self) -> "Audience":
-        if self.kind == "branch" and not self.id:
-            raise ValueError("a branch audience needs the branch id")
+        if self.kind in ("branch", "carrier") and not self.id:
+            raise ValueError(f"a {self.kind} audience needs the {self.kind} id")
         return self
 
 
@@ -67,6 +68,8 @@ class Alert(BaseModel):
     audience: Annotated[list[Audience], Field(min_length=1)]
     window_start: UtcTime
     window_end: UtcTime
+    place: GeoPoint | None = None
+    """Where the alerted thing was seen, when it is a place (a fake base station)."""
     schema_version: Literal[1] = 1
 
     @classmethod

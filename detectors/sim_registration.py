@@ -1,0 +1,113 @@
+"""Bulk SIM registration: one ID number registering more phone cards than a person does.
+
+Card dealers register SIMs on their own (or bought) ID numbers at several
+carriers within days and sell them to fraud teams; outlets that skip real-name
+verification make it easy. Per ID number the detector remembers every
+registration (keyed by event id) for ``history_days`` and judges each new one
+by: SIMs within ``burst_days``, SIMs within ``window_days``, the most SIMs at
+one carrier over the history (the legal cap), and unverified registrations
+within ``window_days``. Crossing any limit raises one alert per episode, listing
+every feature with its value and threshold; the ID is then quiet for
+``burst_days``.
+
+Replay safety: the alert's window is anchored on the registration that crossed
+the limit, so the same input gives the same ``alert_id``; registrations are
+upserts keyed by event id, so applying a change twice changes nothing.
+"""
+
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta, timezone
+
+from antifraud.alerts.models import Alert, Audience, Entity, Reason
+from antifraud.events.models import SimRegistration
+from antifraud.thresholds import SimRegistrationThresholds
+from detectors.window import EntityState, Seen, Tracker, WindowResult, changes_of, ratio, trackers
+
+DETECTOR = "sim_registration"
+DAY = 86400.0
+_REGISTRATIONS = "r"
+
+
+def _detail(registration: SimRegistration) -> str:
+    """``"1cmcc"``: the verified flag, then the carrier."""
+    return f"{int(registration.real_name_verified)}{registration.carrier}"
+
+
+def _carrier(seen: Seen) -> str:
+    return seen.detail[1:]
+
+
+def _verified(seen: Seen) -> bool:
+    return seen.detail[:1] == "1"
+
+
+def _reasons(held: Mapping[str, Seen], now: float, limits: SimRegistrationThresholds) -> list[Reason]:
+    """Every feature of the ID's registrations up to ``now``, with its threshold."""
+    burst = [s for s in held.values() if s.at >= now - limits.burst_days * DAY]
+    window = [s for s in held.values() if s.at >= now - limits.window_days * DAY]
+    per_carrier = Counter(_carrier(s) for s in held.values())
+    return [
+        Reason(feature=f"sims_{limits.burst_days}d", value=len(burst), threshold=limits.max_sims_burst),
+        Reason(feature=f"sims_{limits.window_days}d", value=len(window), threshold=limits.max_sims_window),
+        Reason(
+            feature=f"sims_one_carrier_{limits.history_days}d",
+            value=max(per_carrier.values(), default=0),
+            threshold=limits.max_sims_per_carrier,
+        ),
+        Reason(
+            feature=f"unverified_sims_{limits.window_days}d",
+            value=sum(not _verified(s) for s in window),
+            threshold=limits.max_unverified_window,
+        ),
+    ]
+
+
+def _alert(id_number: str, held: Mapping[str, Seen], now: float, reasons: list[Reason],
+           limits: SimRegistrationThresholds) -> Alert:
+    window_end = datetime.fromtimestamp(now, timezone.utc)
+    score = max(ratio(r) for r in reasons)
+    crossed = sum(r.value > r.threshold for r in reasons)
+    evidence = sorted(held.values())
+    return Alert.create(
+        detector=DETECTOR,
+        entity=Entity(kind="id_number", value=id_number),
+        window_start=window_end - timedelta(days=limits.window_days),
+        window_end=window_end,
+        severity="high" if crossed >= 2 or score >= 2 else "medium",
+        score=round(score, 4),
+        reasons=reasons,
+        evidence_event_ids=[s.event_id for s in evidence],
+        audience=[Audience(kind="police")]
+        + [Audience(kind="carrier", id=carrier) for carrier in sorted({_carrier(s) for s in evidence})],
+    )
+
+
+def _judge(tracker: Tracker, id_number: str, registration: SimRegistration,
+           limits: SimRegistrationThresholds) -> Alert | None:
+    now = registration.event_time.timestamp()
+    tracker.see(_REGISTRATIONS, registration.event_id, Seen(now, registration.event_id, _detail(registration)))
+    tracker.expire(now)
+    # Count only registrations up to this one: on replay, the state may already hold later ones.
+    held = tracker.upto(_REGISTRATIONS, now)
+    reasons = _reasons(held, now, limits)
+    if tracker.quiet(now) or not any(r.value > r.threshold for r in reasons):
+        return None
+    tracker.alerted(now + limits.burst_days * DAY)
+    return _alert(id_number, held, now, reasons, limits)
+
+
+def detect(
+    registrations: Sequence[SimRegistration],
+    prior: Mapping[str, EntityState],
+    limits: SimRegistrationThresholds,
+) -> WindowResult:
+    """Fold a batch of registrations (any order) into per-ID histories; alert on crossings."""
+    tracked = trackers({r.id_number for r in registrations}, prior,
+                       {_REGISTRATIONS: limits.history_days * DAY}, limits.max_tracked)
+    alerts: list[Alert] = []
+    for registration in sorted(registrations, key=lambda r: (r.event_time, r.event_id)):
+        alert = _judge(tracked[registration.id_number], registration.id_number, registration, limits)
+        if alert is not None:
+            alerts.append(alert)
+    return WindowResult(alerts=alerts, changes=changes_of(tracked))

@@ -1,0 +1,236 @@
+"""The fraud-number score as a pure function: each feature, the score, look-alikes, replay safety."""
+
+import random
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from antifraud.alerts.models import Alert, Audience, Entity, alert_id_for
+from antifraud.events.models import CallRecord
+from antifraud.thresholds import FeatureRule, load_thresholds
+from detectors.fraud_number import DETECTOR, FraudNumberResult, NumberState, detect, next_state, rules, score
+
+LIMITS = load_thresholds().fraud_number
+T0 = datetime(2026, 3, 2, 2, 0, tzinfo=timezone.utc)  # 10:00 local time (UTC+8)
+FRAUD = "17012340001"
+PHONE_A, PHONE_B = "860000000000001", "860000000000002"
+
+
+def call(
+    eid: str, caller: str, callee: str, at: float, duration: int = 8, imei: str = PHONE_A, international: bool = False
+) -> CallRecord:
+    """A call from ``caller`` to ``callee`` ending ``at`` seconds after T0."""
+    end = T0 + timedelta(seconds=at)
+    return CallRecord(
+        event_id=eid, event_time=end, caller=caller, callee=callee, start=end - timedelta(seconds=duration),
+        duration_s=duration, cell_id="cell-4", imei=imei, international=international,
+    )
+
+
+def cold_calls(count: int, start: float = 0, *, caller: str = FRAUD, step: float = 60, first: int = 0,
+               duration: int = 8, switch_at: int | None = None, international: bool = False) -> list[CallRecord]:
+    """A fraud number dialling strangers: distinct callees, ``step`` s apart, short calls."""
+    return [
+        call(f"{caller[-4:]}-{first + i}", caller, f"1380000{first + i:04d}", start + i * step, duration,
+             PHONE_B if switch_at is not None and i >= switch_at else PHONE_A, international)
+        for i in range(count)
+    ]
+
+
+def fold(prior: Mapping[str, NumberState], result: FraudNumberResult) -> dict[str, NumberState]:
+    """Write a result back as the Redis store does."""
+    state = dict(prior)
+    for number in result.changes.keys() | result.called_by.keys():
+        state[number] = next_state(state.get(number, NumberState()), result.changes.get(number), result.called_by.get(number, {}))
+    return state
+
+
+def run_batches(batches: Sequence[Sequence[CallRecord]]) -> list[Alert]:
+    state: dict[str, NumberState] = {}
+    alerts: list[Alert] = []
+    for batch in batches:
+        result = detect(batch, state, LIMITS)
+        alerts += result.alerts
+        state = fold(state, result)
+    return alerts
+
+
+def ids(alerts: Sequence[Alert]) -> list[str]:
+    return [a.alert_id for a in alerts]
+
+
+def reasons(alert: Alert) -> dict[str, tuple[float, float]]:
+    return {r.feature: (r.value, r.threshold) for r in alert.reasons}
+
+
+def courier(day: float = 0) -> list[CallRecord]:
+    """A courier: 60 customers over 8 hours, normal durations; a third call back before the next call."""
+    out: list[CallRecord] = []
+    for i in range(60):
+        at = day + i * 480
+        customer = f"1391111{i:04d}"
+        out.append(call(f"cour-{day}-{i}", "13800001111", customer, at, 25 + (i * 7) % 60))
+        if i % 3 == 0:
+            out.append(call(f"back-{day}-{i}", customer, "13800001111", at + 120, 20))
+    return out
+
+
+def call_centre() -> list[CallRecord]:
+    """A call centre: 40 calls an hour for 10 hours, mostly conversations, some callbacks."""
+    out: list[CallRecord] = []
+    for i in range(400):
+        customer = f"1392222{i:04d}"
+        out.append(call(f"cc-{i}", "4008001234", customer, i * 90, 45 + (i * 37) % 200 if i % 5 else 12))
+        if i % 7 == 0:
+            out.append(call(f"ccback-{i}", customer, "4008001234", i * 90 + 600, 60))
+    return out
+
+
+def relative() -> list[CallRecord]:
+    """A person calling family: a few numbers, again and again, long calls, called back."""
+    family = [f"1393333000{k}" for k in range(5)]
+    out = [call(f"rel-{i}", "13900002222", family[i % 5], i * 1800, 300) for i in range(30)]
+    return out + [call(f"relback-{i}", family[i], "13900002222", 600 + i * 3600, 200) for i in range(5)]
+
+
+# Two episodes of one fraud number: 25 calls at 10:00, 25 more the next day after the quiet period.
+EPISODES = cold_calls(25, switch_at=12) + cold_calls(25, 90000, first=100)
+
+
+def test_fraud_number_alerts_with_every_feature_as_a_reason() -> None:
+    batch = cold_calls(25, switch_at=12)
+    [alert] = detect(batch, {}, LIMITS).alerts
+    crossed = batch[LIMITS.min_distinct_callees - 1]
+    assert (alert.detector, alert.entity, alert.audience) == (DETECTOR, Entity(kind="phone", value=FRAUD), [Audience(kind="police")])
+    assert alert.window_end == crossed.event_time
+    assert alert.window_start == crossed.event_time - timedelta(seconds=LIMITS.profile_window_seconds)
+    assert alert.alert_id == alert_id_for(DETECTOR, alert.entity, alert.window_start)
+    assert alert.evidence_event_ids == [c.event_id for c in batch[: LIMITS.min_distinct_callees]]
+    got = reasons(alert)
+    assert set(got) == {"distinct_callees", "score", *rules(LIMITS)}
+    assert got["distinct_callees"] == (20, LIMITS.min_distinct_callees)
+    assert got["burst_calls"] == (20, LIMITS.burst_calls.threshold)
+    assert got["short_call_share"][0] == 1.0
+    assert got["imei_changes"][0] == 1
+    assert got["callback_ratio_max"][0] == 0 and got["repeat_callee_ratio_max"][0] == 0
+    assert got["one_ring_share"][0] == got["international_share"][0] == got["night_share"][0] == 0
+    expected = sum(LIMITS.__dict__[n].weight for n in ("burst_calls", "short_call_share", "imei_changes",
+                                                         "callback_ratio_max", "repeat_callee_ratio_max"))
+    assert got["score"] == (pytest.approx(expected), LIMITS.alert_score)
+    assert alert.score == pytest.approx(expected)
+
+
+def test_below_the_distinct_callee_gate_is_quiet() -> None:
+    assert detect(cold_calls(LIMITS.min_distinct_callees - 1, switch_at=5), {}, LIMITS).alerts == []
+
+
+def test_wangiri_one_ring_international_calls_alert() -> None:
+    batch = cold_calls(25, duration=1, international=True, step=30)
+    [alert] = detect(batch, {}, LIMITS).alerts
+    got = reasons(alert)
+    assert got["one_ring_share"][0] == 1.0 and got["international_share"][0] == 1.0
+    assert alert.severity == "high"
+
+
+def test_night_share_counts_local_night_hours() -> None:
+    at_night = 15 * 3600  # T0 + 15 h = 01:00 local
+    [alert] = detect(cold_calls(20, at_night, switch_at=3), {}, LIMITS).alerts
+    assert reasons(alert)["night_share"][0] == 1.0
+
+
+@pytest.mark.parametrize(("back_at", "alerted"), [(30, False), (19 * 600 + 30, True)], ids=["before", "after"])
+def test_callbacks_count_only_up_to_the_scored_call(back_at: float, alerted: bool) -> None:
+    # Slow short calls with a handset change: the score needs a low callback ratio to reach the bar.
+    batch = cold_calls(20, step=600, switch_at=10)
+    backs = [call(f"back-{k}", f"1380000{k:04d}", FRAUD, back_at + k) for k in range(2)]
+    result = detect(backs + batch, {}, LIMITS)
+    assert [a.entity.value for a in result.alerts] == ([FRAUD] if alerted else [])
+    if alerted:
+        assert reasons(result.alerts[0])["callback_ratio_max"][0] == 0
+    expected = {f"1380000{k:04d}": (T0 + timedelta(seconds=back_at + k)).timestamp() for k in range(2)}
+    assert result.called_by[FRAUD] == expected
+
+
+def test_callbacks_from_an_earlier_batch_count() -> None:
+    backs = [call(f"back-{k}", f"1380000{k:04d}", FRAUD, 30 + k) for k in range(2)]
+    prior = fold({}, detect(backs, {}, LIMITS))
+    assert detect(cold_calls(20, step=600, switch_at=10), prior, LIMITS).alerts == []
+
+
+def test_repeat_callee_ratio() -> None:
+    calls = cold_calls(19) + [call("again", FRAUD, "13800000000", 19 * 60, 8)] + cold_calls(2, 20 * 60, first=19, switch_at=0)
+    [alert] = detect(calls, {}, LIMITS).alerts
+    assert reasons(alert)["repeat_callee_ratio_max"][0] == pytest.approx(round(1 / 21, 4))
+    assert reasons(alert)["distinct_callees"][0] == 20
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "hit"),
+    [("short_call_share", 0.6, True), ("short_call_share", 0.59, False),
+     ("callback_ratio_max", 0.05, True), ("callback_ratio_max", 0.06, False),
+     ("imei_changes", 1, True), ("imei_changes", 0, False)],
+)
+def test_score_adds_a_weight_only_past_the_threshold(name: str, value: float, hit: bool) -> None:
+    neutral = {"burst_calls": 0, "short_call_share": 0, "one_ring_share": 0, "international_share": 0,
+               "night_share": 0, "imei_changes": 0, "callback_ratio_max": 1, "repeat_callee_ratio_max": 1}
+    rule: FeatureRule = getattr(LIMITS, name)
+    assert score({**neutral, name: value}, LIMITS) == pytest.approx(rule.weight if hit else 0)
+
+
+@pytest.mark.parametrize("look_alike", [courier, call_centre, relative])
+def test_benign_look_alikes_stay_quiet(look_alike) -> None:  # type: ignore[no-untyped-def]
+    calls = look_alike()
+    assert detect(calls, {}, LIMITS).alerts == []
+    assert run_batches([calls[i : i + 37] for i in range(0, len(calls), 37)]) == []
+
+
+def test_quiet_period_then_new_episode() -> None:
+    first, second = detect(EPISODES, {}, LIMITS).alerts
+    assert second.window_end >= first.window_end + timedelta(seconds=LIMITS.profile_window_seconds)
+    assert first.alert_id != second.alert_id
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_input_order_does_not_matter(seed: int) -> None:
+    batch = EPISODES + courier() + cold_calls(22, caller="17099990000", switch_at=4)
+    shuffled = random.Random(seed).sample(batch, len(batch))
+    in_order, mixed = detect(batch, {}, LIMITS), detect(shuffled, {}, LIMITS)
+    assert len(in_order.alerts) == 3
+    assert sorted(ids(mixed.alerts)) == sorted(ids(in_order.alerts))
+    assert mixed.changes == in_order.changes
+
+
+def test_same_batch_twice_on_the_same_state_gives_the_same_ids() -> None:
+    prior = fold({}, detect(cold_calls(10, -7200, first=500), {}, LIMITS))
+    first, again = detect(EPISODES, prior, LIMITS), detect(EPISODES, prior, LIMITS)
+    assert first.alerts and again.alerts == first.alerts
+    assert again.changes == first.changes
+
+
+@pytest.mark.parametrize("batch", [EPISODES, EPISODES + courier(), cold_calls(25, duration=1, international=True)])
+def test_replay_on_applied_state_gives_no_new_alerts(batch: list[CallRecord]) -> None:
+    applied = fold({}, detect(batch, {}, LIMITS))
+    replay = detect(batch, applied, LIMITS)
+    assert replay.alerts == []
+    assert fold(applied, replay) == applied
+
+
+@pytest.mark.parametrize("split", [1, 10, 19, 20, 25, 30, 49])
+def test_a_batch_split_in_two_gives_the_same_ids(split: int) -> None:
+    whole = ids(detect(EPISODES, {}, LIMITS).alerts)
+    assert len(whole) == 2
+    assert ids(run_batches([EPISODES[:split], EPISODES[split:]])) == whole
+
+
+def test_one_call_per_batch_gives_the_same_ids() -> None:
+    assert ids(run_batches([[c] for c in EPISODES])) == ids(detect(EPISODES, {}, LIMITS).alerts)
+
+
+def test_state_is_bounded_by_the_window_and_the_cap() -> None:
+    busy = cold_calls(LIMITS.max_calls_kept + 50, duration=90, step=60, caller="13900005555")
+    late = cold_calls(1, LIMITS.profile_window_seconds * 2, caller="13900005555", first=9000, duration=90)
+    state = fold({}, detect(busy, {}, LIMITS))
+    assert len(state["13900005555"].calls) == LIMITS.max_calls_kept
+    state = fold(state, detect(late, state, LIMITS))
+    assert [c.event_id for c in state["13900005555"].calls] == [late[0].event_id]
