@@ -1,11 +1,12 @@
 """``antifraud demo``: a simulated city through the whole path, ending with an evaluation.
 
 1. Start the broker and redis-server (or use KAFKA_BOOTSTRAP / REDIS_URL).
-2. Create the topics and start a worker process.
+2. Create the topics.
 3. Follow the alerts topic, printing alerts as they arrive (entities masked).
-4. Simulate a small city straight into Kafka (and to a file, for event times),
+4. Simulate a small city to a file (with its cell registry, which the worker's
+   fake-base-station detector reads), send it to Kafka in event-time order,
    then three deliberately broken records, which must end as dead letters.
-5. Wait until the worker's metrics show every record consumed, then stop.
+5. Start a worker; wait until its metrics show every record consumed, then stop.
 6. Print the summary (events per topic, alerts by detector, dead letters) and
    the evaluation of the alerts against the simulator's ground truth.
 """
@@ -25,10 +26,11 @@ from antifraud.events.types import make_id_number
 from antifraud.privacy import mask_entity
 from antifraud.stack.embedded import EmbeddedStack, StackError
 from antifraud.stack.worker import WorkerProcess, metric_sum
-from simulators.cli import Tee
+from antifraud.events.codec import decode_any
 from simulators.engine import Config, simulate
-from simulators.sinks import FileSink, KafkaSink
+from simulators.sinks import FileSink
 from streams import topics
+from streams.eventfile import read_lines
 from streams.io import EventProducer, read_topic
 
 MAX_PRINTED_ALERTS = 25
@@ -130,13 +132,16 @@ def run_demo(out: TextIO, *, seed: int = 1, people: int = 2000, days: float = 2.
     with tempfile.TemporaryDirectory(prefix="antifraud-demo-") as tmp, EmbeddedStack(workdir=Path(tmp)) as endpoints:
         print(f"stack: Kafka {endpoints.kafka_bootstrap}, Redis {endpoints.redis_url}", file=out, flush=True)
         topics.ensure_topics(endpoints.kafka_bootstrap, partitions)
-        with WorkerProcess(endpoints, Path(tmp), extra_env={"ANTIFRAUD_PARTITIONS": str(partitions)}) as worker:
+        events_file, registry = Path(tmp) / "city.jsonl.gz", Path(tmp) / "city.cells.json"
+        print(f"simulating {people} people over {days:g} days (seed {seed})", file=out, flush=True)
+        truth = simulate(config, FileSink(events_file), registry)
+        worker_env = {"ANTIFRAUD_PARTITIONS": str(partitions), "ANTIFRAUD_CELL_REGISTRY": str(registry)}
+        with WorkerProcess(endpoints, Path(tmp), extra_env=worker_env) as worker:
             tail = AlertTail(endpoints.kafka_bootstrap, out)
             tail.start()
-            events_file = Path(tmp) / "city.jsonl.gz"
-            print(f"simulating {people} people over {days:g} days (seed {seed}) into Kafka", file=out, flush=True)
-            truth = simulate(config, Tee(FileSink(events_file), KafkaSink(endpoints.kafka_bootstrap)))
             producer = EventProducer(endpoints.kafka_bootstrap)
+            for _, line in read_lines(events_file):
+                producer.send(decode_any(line))
             for record in broken:
                 producer.send_raw(topics.INPUT_TOPICS[record.topic_kind], None, record.value)
             producer.flush()
