@@ -43,24 +43,29 @@ class InterceptionThresholds(BaseModel):
     warn_on_alert: bool
 
 
-class SimRegistrationThresholds(BaseModel):
-    """Bulk and unverified SIM registration per ID number (see thresholds.toml for the basis)."""
+class PerIdWindows(BaseModel):
+    """The nested windows of a per-ID-number history: burst within window within history."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     burst_days: int = Field(gt=0)
-    max_sims_burst: int = Field(gt=0)
     window_days: int = Field(gt=0)
-    max_sims_window: int = Field(gt=0)
-    max_unverified_window: int = Field(ge=0)
     history_days: int = Field(gt=0)
-    max_sims_per_carrier: int = Field(gt=0)
-    max_tracked: int = Field(gt=0)
 
     @model_validator(mode="after")
-    def _windows_nested(self) -> "SimRegistrationThresholds":
+    def _windows_nested(self) -> "PerIdWindows":
         if not self.burst_days <= self.window_days <= self.history_days:
             raise ValueError("need burst_days <= window_days <= history_days")
         return self
+
+
+class SimRegistrationThresholds(PerIdWindows):
+    """Bulk and unverified SIM registration per ID number (see thresholds.toml for the basis)."""
+
+    max_sims_burst: int = Field(gt=0)
+    max_sims_window: int = Field(gt=0)
+    max_unverified_window: int = Field(ge=0)
+    max_sims_per_carrier: int = Field(gt=0)
+    max_tracked: int = Field(gt=0)
 
 
 class FakeBaseStationThresholds(BaseModel):
@@ -92,6 +97,66 @@ class PhishingSmsThresholds(BaseModel):
     max_tracked: int = Field(gt=0)
 
 
+class CardOpeningThresholds(PerIdWindows):
+    """Bulk card opening per ID number across banks and branches (see thresholds.toml for the basis)."""
+
+    max_cards_burst: int = Field(gt=0)
+    max_banks_burst: int = Field(gt=0)
+    max_cards_window: int = Field(gt=0)
+    max_cards_history: int = Field(gt=0)
+    max_counter_cards_per_bank: int = Field(gt=0)
+    max_tracked: int = Field(gt=0)
+
+
+class CardTradeThresholds(BaseModel):
+    """New accounts paid by unrelated people: sold or rented cards (see thresholds.toml)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    new_account_days: int = Field(gt=0)
+    max_unrelated_payers: int = Field(ge=0)
+    max_tracked: int = Field(gt=0)
+
+
+class AccountRegistryThresholds(BaseModel):
+    """How long card openings are remembered for "newly opened" checks (see thresholds.toml)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    horizon_days: int = Field(gt=0)
+
+
+class TransferRiskThresholds(BaseModel):
+    """Suspicious transfers and mule accounts (see thresholds.toml for the basis)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    utc_offset_hours: int = Field(ge=-12, le=14)
+    history_days: int = Field(gt=0)
+    max_outflows_kept: int = Field(gt=0)
+    max_inflows_kept: int = Field(gt=0)
+    min_amount_fen: int = Field(gt=0)
+    min_history: int = Field(gt=0)
+    call_window_seconds: int = Field(gt=0)
+    fan_in_window_seconds: int = Field(gt=0)
+    pass_through_seconds: int = Field(gt=0)
+    quiet_seconds: int = Field(gt=0)
+    reporting_limits_fen: dict[str, list[int]]
+    """Channel -> PBOC large-value reporting limits that apply to it."""
+    alert_score: float = Field(gt=0)
+    mule_alert_score: float = Field(gt=0)
+    blacklisted_payee: FeatureRule
+    call_before_hours_max: FeatureRule
+    flagged_call_minutes: FeatureRule
+    new_payee: FeatureRule
+    amount_multiple: FeatureRule
+    structuring_share: FeatureRule
+    hour_habit_max: FeatureRule
+    channel_habit_max: FeatureRule
+    payee_fan_in: FeatureRule
+    payee_flagged: FeatureRule
+    payer_flagged: FeatureRule
+    pass_through_share: FeatureRule
+    fan_in_payers: FeatureRule
+
+
 class Thresholds(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     fraud_number: FraudNumberThresholds
@@ -99,6 +164,10 @@ class Thresholds(BaseModel):
     sim_registration: SimRegistrationThresholds
     fake_base_station: FakeBaseStationThresholds
     phishing_sms: PhishingSmsThresholds
+    card_opening: CardOpeningThresholds
+    card_trade: CardTradeThresholds
+    account_registry: AccountRegistryThresholds
+    transfer_risk: TransferRiskThresholds
 
 
 def load_thresholds(path: Path | None = None) -> Thresholds:

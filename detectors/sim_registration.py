@@ -17,15 +17,13 @@ upserts keyed by event id, so applying a change twice changes nothing.
 
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from datetime import datetime, timedelta, timezone
 
-from antifraud.alerts.models import Alert, Audience, Entity, Reason
+from antifraud.alerts.models import Alert, Audience, Reason
 from antifraud.events.models import SimRegistration
 from antifraud.thresholds import SimRegistrationThresholds
-from detectors.window import EntityState, Seen, Tracker, WindowResult, changes_of, ratio, trackers
+from detectors.window import DAY, EntityState, Seen, Tracker, WindowResult, changes_of, id_history_alert, trackers
 
 DETECTOR = "sim_registration"
-DAY = 86400.0
 _REGISTRATIONS = "r"
 
 
@@ -63,38 +61,15 @@ def _reasons(held: Mapping[str, Seen], now: float, limits: SimRegistrationThresh
     ]
 
 
-def _alert(id_number: str, held: Mapping[str, Seen], now: float, reasons: list[Reason],
-           limits: SimRegistrationThresholds) -> Alert:
-    window_end = datetime.fromtimestamp(now, timezone.utc)
-    score = max(ratio(r) for r in reasons)
-    crossed = sum(r.value > r.threshold for r in reasons)
-    evidence = sorted(held.values())
-    return Alert.create(
-        detector=DETECTOR,
-        entity=Entity(kind="id_number", value=id_number),
-        window_start=window_end - timedelta(days=limits.window_days),
-        window_end=window_end,
-        severity="high" if crossed >= 2 or score >= 2 else "medium",
-        score=round(score, 4),
-        reasons=reasons,
-        evidence_event_ids=[s.event_id for s in evidence],
-        audience=[Audience(kind="police")]
-        + [Audience(kind="carrier", id=carrier) for carrier in sorted({_carrier(s) for s in evidence})],
-    )
-
-
 def _judge(tracker: Tracker, id_number: str, registration: SimRegistration,
            limits: SimRegistrationThresholds) -> Alert | None:
-    now = registration.event_time.timestamp()
-    tracker.see(_REGISTRATIONS, registration.event_id, Seen(now, registration.event_id, _detail(registration)))
-    tracker.expire(now)
-    # Count only registrations up to this one: on replay, the state may already hold later ones.
-    held = tracker.upto(_REGISTRATIONS, now)
-    reasons = _reasons(held, now, limits)
-    if tracker.quiet(now) or not any(r.value > r.threshold for r in reasons):
-        return None
-    tracker.alerted(now + limits.burst_days * DAY)
-    return _alert(id_number, held, now, reasons, limits)
+    return id_history_alert(
+        DETECTOR, tracker, _REGISTRATIONS, id_number,
+        Seen(registration.event_time.timestamp(), registration.event_id, _detail(registration)),
+        lambda held, at: _reasons(held, at, limits), limits,
+        lambda evidence: [Audience(kind="police")]
+        + [Audience(kind="carrier", id=carrier) for carrier in sorted({_carrier(s) for s in evidence})],
+    )
 
 
 def detect(

@@ -8,10 +8,12 @@ only sightings up to the event being judged: a replay that finds later
 sightings already in the state still reaches the same decisions.
 """
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
 
-from antifraud.alerts.models import Alert, Reason
+from antifraud.alerts.models import Alert, Audience, Entity, Reason
+from antifraud.thresholds import PerIdWindows
 
 
 @dataclass(frozen=True, order=True)
@@ -49,6 +51,9 @@ class WindowResult:
 
     alerts: list[Alert]
     changes: dict[str, EntityChange]
+
+
+DAY = 86400.0
 
 
 def ratio(reason: Reason) -> float:
@@ -113,3 +118,60 @@ def trackers(
 def changes_of(tracked: Mapping[str, Tracker]) -> dict[str, EntityChange]:
     """The non-empty changes to write back, by entity."""
     return {entity: tracker.change for entity, tracker in tracked.items() if tracker.change}
+
+
+def judge(
+    tracker: Tracker, group: str, seen: Seen,
+    reasons_of: Callable[[Mapping[str, Seen], float], list[Reason]], quiet_until: float,
+) -> tuple[dict[str, Seen], list[Reason]] | None:
+    """Keep ``seen``, then judge the entity on its sightings up to it (on replay the state may
+    already hold later ones): the sightings and reasons when a limit is crossed outside a quiet
+    period, which then lasts until ``quiet_until``; None otherwise."""
+    tracker.see(group, seen.event_id, seen)
+    tracker.expire(seen.at)
+    held = tracker.upto(group, seen.at)
+    reasons = reasons_of(held, seen.at)
+    if tracker.quiet(seen.at) or not any(r.value > r.threshold for r in reasons):
+        return None
+    tracker.alerted(quiet_until)
+    return held, reasons
+
+
+def limit_alert(
+    detector: str, entity: Entity, window: tuple[datetime, float], reasons: list[Reason],
+    evidence: Sequence[str], audience: list[Audience],
+) -> Alert:
+    """An alert on crossed limits: scored by the feature furthest past its threshold, high when
+    two limits are crossed or one is doubled. ``window`` is its start and the judged epoch."""
+    start, now = window
+    score = max(ratio(r) for r in reasons)
+    crossed = sum(r.value > r.threshold for r in reasons)
+    return Alert.create(
+        detector=detector,
+        entity=entity,
+        window_start=start,
+        window_end=datetime.fromtimestamp(now, timezone.utc),
+        severity="high" if crossed >= 2 or score >= 2 else "medium",
+        score=round(score, 4),
+        reasons=reasons,
+        evidence_event_ids=list(evidence),
+        audience=audience,
+    )
+
+
+def id_history_alert(
+    detector: str, tracker: Tracker, group: str, id_number: str, seen: Seen,
+    reasons_of: Callable[[Mapping[str, Seen], float], list[Reason]], limits: PerIdWindows,
+    audience_of: Callable[[list[Seen]], list[Audience]],
+) -> Alert | None:
+    """The verdict of a per-ID-number history (SIM registrations, card openings) on one sighting:
+    an alert over ``window_days`` up to it, then quiet for ``burst_days``."""
+    verdict = judge(tracker, group, seen, reasons_of, seen.at + limits.burst_days * DAY)
+    if verdict is None:
+        return None
+    held, reasons = verdict
+    evidence = sorted(held.values())
+    end = datetime.fromtimestamp(seen.at, timezone.utc)
+    return limit_alert(detector, Entity(kind="id_number", value=id_number),
+                       (end - timedelta(days=limits.window_days), seen.at), reasons,
+                       [s.event_id for s in evidence], audience_of(evidence))

@@ -73,11 +73,11 @@ def _batch(kind: str, time: np.ndarray, **cols: Column) -> EventBatch:
 
 def bank_transfers(time: np.ndarray, *, channel: Column, payer_account: Column, payer_name: Column,
                    payer_id_number: Column, payee_account: Column, payee_name: Column, amount_fen: Column,
-                   branch_id: Column = b"", atm_id: Column = b"") -> EventBatch:
+                   branch_id: Column = b"", atm_id: Column = b"", payer_phone: Column = b"") -> EventBatch:
     return _batch("bank_transfer", time, channel=channel, payer_account=payer_account, payer_name=payer_name,
                   payer_id_number=payer_id_number, payee_account=payee_account, payee_name=payee_name,
                   amount_fen=np.asarray(amount_fen, dtype=np.int64), currency=b"CNY", branch_id=branch_id,
-                  atm_id=atm_id)
+                  atm_id=atm_id, payer_phone=payer_phone)
 
 
 def card_openings(time: np.ndarray, *, bank: Column, id_number: Column, account: Column, branch_id: Column,

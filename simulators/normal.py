@@ -114,6 +114,7 @@ def _transfers(city: City, rng: np.random.Generator, t0: int, t1: int, rate: flo
         payee_account=np.where(to_shop, shops.account[shop], p.account[friend]),
         payee_name=np.where(to_shop, shops.name[shop], p.name[friend]),
         amount_fen=np.where(to_shop, amounts(rng, n, 12_000), amounts(rng, n, 80_000)), branch_id=branch, atm_id=atm,
+        payer_phone=p.phone[payer],
     )
 
 

@@ -156,7 +156,7 @@ SCHEMAS: dict[str, tuple[tuple[str, Encoder], ...]] = {
     "bank_transfer": (("channel", string), ("payer_account", string), ("payer_name", string),
                       ("payer_id_number", string), ("payee_account", string), ("payee_name", string),
                       ("amount_fen", integer), ("currency", string), ("branch_id", optional_string),
-                      ("atm_id", optional_string)),
+                      ("atm_id", optional_string), ("payer_phone", optional_string)),
     "card_opening": (("bank", string), ("id_number", string), ("account", string), ("branch_id", string),
                      ("channel", string)),
     "sim_registration": (("carrier", string), ("id_number", string), ("msisdn", string),

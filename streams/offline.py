@@ -66,7 +66,10 @@ async def detect_file(
         by_kind: dict[str, list[Event]] = defaultdict(list)
         for event in chunk:
             by_kind[getattr(event, "kind")].append(event)
-        for kind, events in by_kind.items():
+        # Kinds in build_stages order (calls before transfers): a call-then-transfer join sees
+        # the chunk's calls, as when the call topic is a few seconds ahead of the transfer topic.
+        for kind in sorted(by_kind, key=lambda k: (k not in stages, list(stages).index(k) if k in stages else 0)):
+            events = by_kind[kind]
             report.events[kind] += len(events)
             outcome = await run_stages(stages.get(kind, []), events)
             for alert in outcome.alerts:

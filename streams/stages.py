@@ -12,20 +12,26 @@ from typing import Any
 from redis.asyncio import Redis
 
 from antifraud import blocklist
-from antifraud.events.models import CallRecord
+from antifraud.events.models import BankTransfer, CallRecord, CardOpening
+from antifraud.state.accounts import AccountRegistry
 from antifraud.state.fake_base_station import configured_registry
 from antifraud.state.fraud_number import FraudNumberStore
 from antifraud.state.interception import WarnedStore
+from antifraud.state.transfer_risk import TransferRiskStore
 from antifraud.state.window import WindowStore
 from antifraud.thresholds import (
+    CardTradeThresholds,
     FakeBaseStationThresholds,
     FraudNumberThresholds,
     InterceptionThresholds,
     PhishingSmsThresholds,
-    SimRegistrationThresholds,
     Thresholds,
+    TransferRiskThresholds,
 )
-from detectors import fake_base_station, fraud_number, interception, phishing_sms, sim_registration
+from detectors import (
+    card_opening, card_trade, fake_base_station, fraud_number, interception, phishing_sms, sim_registration,
+)
+from detectors import transfer_risk
 from detectors.window import EntityState, WindowResult
 from streams import topics
 from streams.batch import Outcome, Stage
@@ -65,10 +71,12 @@ class FraudNumberStage:
             for n in acted
         }
         traced = interception.intercept(calls, listed, flags, after, warned, self.interception_limits)
+        decided = {d.call_event_id for d in traced.decisions}
+        intercepted = [call for call in calls if call.event_id in decided]
 
         async def flush() -> None:
             await self.store.apply(prior, result)
-            await self.warned.apply(traced.warnings)
+            await self.warned.apply(traced.warnings, intercepted)
 
         extra = [(topics.INTERCEPTIONS, d.number.encode(), d.model_dump_json().encode()) for d in traced.decisions]
         extra += [(topics.VICTIM_WARNINGS, w.victim.encode(), w.model_dump_json().encode()) for w in traced.warnings]
@@ -94,11 +102,15 @@ class WindowStage:
         return Outcome(alerts=result.alerts, flush_state=lambda: self.store.apply(result.changes))
 
 
-def _sim_stage(redis: Redis, limits: SimRegistrationThresholds) -> WindowStage:
+def _id_history_stage(
+    redis: Redis, prefix: str, history_days: int,
+    detect: Callable[[Sequence[Any], Mapping[str, EntityState]], WindowResult],
+) -> WindowStage:
+    """Per-ID-number histories (SIM registrations, card openings) remembered for ``history_days``."""
     return WindowStage(
-        WindowStore(redis, prefix="simreg:", ttl_seconds=limits.history_days * 86400),
-        lambda registrations: {r.id_number for r in registrations},
-        lambda registrations, prior: sim_registration.detect(registrations, prior, limits),
+        WindowStore(redis, prefix=prefix, ttl_seconds=history_days * 86400),
+        lambda events: {e.id_number for e in events},
+        detect,
     )
 
 
@@ -121,10 +133,59 @@ def _phishing_stage(redis: Redis, limits: PhishingSmsThresholds) -> WindowStage:
     )
 
 
+class AccountRegistryStage:
+    """Records the batch's card openings in the account registry, after the alerts like any state."""
+
+    def __init__(self, registry: AccountRegistry) -> None:
+        self.registry = registry
+
+    async def __call__(self, openings: Sequence[CardOpening]) -> Outcome:
+        return Outcome(flush_state=lambda: self.registry.record(openings))
+
+
+class CardTradeStage:
+    """Card trade on transfers: the registry says which payees are new, their store keeps the payers.
+
+    Two reads only when the batch pays a newly opened account (rare), else one.
+    """
+
+    def __init__(self, store: WindowStore, registry: AccountRegistry, limits: CardTradeThresholds) -> None:
+        self.store = store
+        self.registry = registry
+        self.limits = limits
+
+    async def __call__(self, transfers: Sequence[BankTransfer]) -> Outcome:
+        accounts = await self.registry.opened({t.payee_account for t in transfers})
+        receipts = card_trade.relevant(transfers, accounts, self.limits)
+        prior = await self.store.load({t.payee_account for t in receipts}) if receipts else {}
+        result = card_trade.detect(receipts, accounts, prior, self.limits)
+        return Outcome(alerts=result.alerts, flush_state=lambda: self.store.apply(result.changes))
+
+
+class TransferRiskStage:
+    """Suspicious transfers and mule accounts: account states, blacklist and calls to payers in one read."""
+
+    def __init__(self, store: TransferRiskStore, limits: TransferRiskThresholds) -> None:
+        self.store = store
+        self.limits = limits
+
+    async def __call__(self, transfers: Sequence[BankTransfer]) -> Outcome:
+        prior, context = await self.store.load(
+            {t.payer_account for t in transfers} | {t.payee_account for t in transfers},
+            {t.payee_account for t in transfers},
+            {t.payer_phone for t in transfers if t.payer_phone},
+        )
+        result = transfer_risk.detect(transfers, prior, context, self.limits)
+        payers = {t.payer_account for t in transfers}
+        return Outcome(alerts=result.alerts, flush_state=lambda: self.store.apply(result.states, payers))
+
+
 def build_stages(redis: Redis, thresholds: Thresholds) -> dict[str, list[Stage]]:
     """Event kind -> the detector stages that consume it, in the order they run."""
     scoring = thresholds.fraud_number
     cells = _fake_base_station_stage(redis, thresholds.fake_base_station)
+    accounts = AccountRegistry(redis, horizon_days=thresholds.account_registry.horizon_days)
+    sims, cards, trade = thresholds.sim_registration, thresholds.card_opening, thresholds.card_trade
     return {
         "call_record": [
             FraudNumberStage(
@@ -133,8 +194,19 @@ def build_stages(redis: Redis, thresholds: Thresholds) -> dict[str, list[Stage]]
                 redis, scoring, thresholds.interception,
             ),
         ],
-        "sim_registration": [_sim_stage(redis, thresholds.sim_registration)],
+        "sim_registration": [_id_history_stage(redis, "simreg:", sims.history_days,
+                                               lambda events, prior: sim_registration.detect(events, prior, sims))],
         "cell_observation": [cells],
         "sms_record": [cells, _phishing_stage(redis, thresholds.phishing_sms)],
+        "card_opening": [
+            _id_history_stage(redis, "cardopen:", cards.history_days,
+                              lambda events, prior: card_opening.detect(events, prior, cards)),
+            AccountRegistryStage(accounts),
+        ],
+        "bank_transfer": [
+            CardTradeStage(WindowStore(redis, prefix="cardtrade:", ttl_seconds=2 * trade.new_account_days * 86400),
+                           accounts, trade),
+            TransferRiskStage(TransferRiskStore.configured(redis, thresholds.transfer_risk), thresholds.transfer_risk),
+        ],
     }
 

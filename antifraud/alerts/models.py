@@ -36,15 +36,15 @@ class Reason(BaseModel):
 
 
 class Audience(BaseModel):
-    """Who must see the alert: a branch counter or a carrier (with its id), police, a bank's risk team."""
+    """Who must see the alert: a branch counter, an ATM or a carrier (with its id), police, a bank's risk team."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
-    kind: Literal["branch", "police", "bank_risk", "carrier"]
+    kind: Literal["branch", "atm", "police", "bank_risk", "carrier"]
     id: str | None = None
 
     @model_validator(mode="after")
     def _branch_has_id(self) -> "Audience":
-        if self.kind in ("branch", "carrier") and not self.id:
+        if self.kind in ("branch", "atm", "carrier") and not self.id:
             raise ValueError(f"a {self.kind} audience needs the {self.kind} id")
         return self
 

@@ -55,6 +55,8 @@ class BankTransfer(Event):
     currency: Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")] = "CNY"
     branch_id: Code | None = None
     atm_id: Code | None = None
+    payer_phone: Msisdn | None = None
+    """The payer's mobile as the bank knows it: joins the transfer to calls the payer received."""
 
     @model_validator(mode="after")
     def _place_matches_channel(self) -> "BankTransfer":

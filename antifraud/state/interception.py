@@ -4,15 +4,23 @@
 against the per-number cap. ``SADD`` is idempotent, so a replayed batch writes
 nothing new. Keys expire ``ttl_seconds`` after their last write; a number that
 calls again later starts a new list (consumers still drop repeated warning ids).
+
+``iv:reached:{victim}`` is the reverse index the banking detectors join on: a hash
+number -> ``"{epoch of its last call},{longest call in seconds}"`` for every
+subscriber a listed or flagged number reached, warned or past the outreach cap
+(an upsert: the latest write wins). It expires with the same ttl.
 """
 
 from collections.abc import Iterable
 
 from redis.asyncio import Redis
 
+from antifraud.events.models import CallRecord
 from antifraud.interceptions import VictimWarning
 
 _WARNED = "iv:warned:"
+REACHED = "iv:reached:"
+"""Key prefix of the victim -> {flagged number: "last call epoch,longest call s"} index (read by transfer risk)."""
 
 
 class WarnedStore:
@@ -30,14 +38,23 @@ class WarnedStore:
             rows = await pipe.execute()
         return {number: {v.decode() for v in row} for number, row in zip(numbers, rows)}
 
-    async def apply(self, warnings: Iterable[VictimWarning]) -> None:
+    async def apply(self, warnings: Iterable[VictimWarning], intercepted: Iterable[CallRecord] = ()) -> None:
+        """Record the warned victims, and index them and the callees of ``intercepted`` calls as reached."""
+        warnings = list(warnings)
+        reached = {(w.victim, w.number): (w.last_call_at.timestamp(), w.longest_call_s) for w in warnings}
+        for call in intercepted:
+            at, longest = reached.get((call.callee, call.caller), (0.0, 0))
+            reached[(call.callee, call.caller)] = (max(at, call.event_time.timestamp()), max(longest, call.duration_s))
         by_number: dict[str, list[str]] = {}
         for warning in warnings:
             by_number.setdefault(warning.number, []).append(warning.victim)
-        if not by_number:
+        if not reached:
             return
         async with self.redis.pipeline(transaction=False) as pipe:
             for number, victims in by_number.items():
                 pipe.sadd(_WARNED + number, *victims)
                 pipe.expire(_WARNED + number, self.ttl_seconds)
+            for (victim, number), (at, longest) in reached.items():
+                pipe.hset(REACHED + victim, number, f"{at!r},{longest}")
+                pipe.expire(REACHED + victim, self.ttl_seconds)
             await pipe.execute()

@@ -66,6 +66,8 @@ class Holders:
     name: np.ndarray
     id_number: np.ndarray
     bank: np.ndarray
+    phone: np.ndarray | None = None
+    """Residents' mobiles (the bank knows its customers'); None for outsiders and companies."""
 
     def __len__(self) -> int:
         return len(self.account)
@@ -73,7 +75,7 @@ class Holders:
 
 def residents(city: City, person: np.ndarray) -> Holders:
     p = city.people
-    return Holders(p.account[person], p.name[person], p.id_number[person], p.bank[person])
+    return Holders(p.account[person], p.name[person], p.id_number[person], p.bank[person], p.phone[person])
 
 
 def outsiders(ctx: Context, n: int) -> Holders:
@@ -104,11 +106,13 @@ def transfer(ctx: Context, time: np.ndarray, payer: Holders, payee: Holders, amo
     branch, atm = places(ctx.city, ctx.rng, channel, payer.bank)
     return bank_transfers(time, channel=channel, payer_account=payer.account, payer_name=payer.name,
                           payer_id_number=payer.id_number, payee_account=payee.account, payee_name=payee.name,
-                          amount_fen=amount, branch_id=branch, atm_id=atm)
+                          amount_fen=amount, branch_id=branch, atm_id=atm,
+                          payer_phone=b"" if payer.phone is None else payer.phone)
 
 
 def take(holders: Holders, rows: np.ndarray) -> Holders:
-    return Holders(holders.account[rows], holders.name[rows], holders.id_number[rows], holders.bank[rows])
+    return Holders(holders.account[rows], holders.name[rows], holders.id_number[rows], holders.bank[rows],
+                   None if holders.phone is None else holders.phone[rows])
 
 
 def pass_on(ctx: Context, received_at: np.ndarray, amount: np.ndarray, mule: Holders, next_hop: Holders,

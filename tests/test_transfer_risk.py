@@ -1,0 +1,170 @@
+"""Transfer risk and mule accounts (pure): each signal, the money trail, benign look-alikes, replay."""
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta, timezone
+
+from antifraud.events.models import BankTransfer
+from antifraud.thresholds import load_thresholds
+from detectors.transfer_risk import (
+    DETECTOR,
+    MULE_DETECTOR,
+    AccountState,
+    Call,
+    Context,
+    TransferRiskResult,
+    detect,
+    structuring_share,
+)
+
+LIMITS = load_thresholds().transfer_risk
+T0 = datetime(2026, 3, 2, 2, 0, tzinfo=timezone.utc)  # 10:00 local
+VICTIM, VICTIM_PHONE = "6222000000000001", "13900000001"
+MULE, NEXT_HOP = "6222000000000666", "6222000000000777"
+FRAUD_NUMBER = "17055550001"
+
+
+def transfer(event_id: str, minutes: float, payer: str, payee: str, yuan: int, *, channel: str = "mobile",
+             payer_name: str = "王芳", payee_name: str = "李强", phone: str | None = None) -> BankTransfer:
+    place = {"branch_id": "br-001"} if channel == "counter" else {"atm_id": "atm-9"} if channel == "atm" else {}
+    return BankTransfer(
+        event_id=event_id, event_time=T0 + timedelta(minutes=minutes), channel=channel, payer_account=payer,
+        payer_name=payer_name, payer_id_number="320585198609013410", payee_account=payee, payee_name=payee_name,
+        amount_fen=yuan * 100, payer_phone=phone, **place,
+    )
+
+
+def reached(minutes_before: float, longest_s: int, phone: str = VICTIM_PHONE) -> Context:
+    """The payer's phone was called by a flagged number ``minutes_before`` T0."""
+    at = (T0 - timedelta(minutes=minutes_before)).timestamp()
+    return Context(reached={phone: {FRAUD_NUMBER: Call(at, longest_s)}})
+
+
+def fold(prior: Mapping[str, AccountState], result: TransferRiskResult) -> dict[str, AccountState]:
+    return {**prior, **result.states}
+
+
+def run(transfers: Sequence[BankTransfer], ctx: Context = Context()) -> TransferRiskResult:
+    return detect(transfers, {}, ctx, LIMITS)
+
+
+def test_a_long_call_from_a_flagged_number_then_a_transfer_to_a_new_payee_warns_the_counter() -> None:
+    paid = transfer("t1", 40, VICTIM, MULE, 5_000, channel="counter", phone=VICTIM_PHONE)
+    result = run([paid], reached(minutes_before=10, longest_s=25 * 60))
+    [alert] = result.alerts
+    assert (alert.detector, alert.entity.kind, alert.entity.value) == (DETECTOR, "account", MULE)
+    assert alert.severity == "critical"
+    assert {(a.kind, a.id) for a in alert.audience} == {("branch", "br-001"), ("bank_risk", None), ("police", None)}
+    reasons = {r.feature: (r.value, r.threshold) for r in alert.reasons}
+    assert reasons["call_before_hours_max"] == (round(50 / 60, 2), 3)
+    assert reasons["flagged_call_minutes"] == (25.0, 5)
+    assert reasons["new_payee"] == (1.0, 1)
+    assert reasons["amount_multiple"] == (5.0, 2)  # no history: against min_amount_fen (1,000 yuan)
+    assert alert.evidence_event_ids == ["t1"]
+    # The payee is flagged: the victim's own account is never the alert's entity.
+    assert result.states[MULE].flagged_until > paid.event_time.timestamp()
+
+
+def test_an_atm_transfer_names_the_atm() -> None:
+    paid = transfer("t1", 30, VICTIM, MULE, 5_000, channel="atm", phone=VICTIM_PHONE)
+    [alert] = run([paid], reached(minutes_before=5, longest_s=600)).alerts
+    assert ("atm", "atm-9") in {(a.kind, a.id) for a in alert.audience}
+
+
+def test_a_stranger_hung_up_on_or_a_call_long_ago_does_not_make_a_payment_suspect() -> None:
+    paid = transfer("t1", 30, VICTIM, MULE, 5_000, channel="counter", phone=VICTIM_PHONE)
+    assert run([paid], reached(minutes_before=5, longest_s=12)).alerts == []
+    assert run([paid], reached(minutes_before=8 * 60, longest_s=1800)).alerts == []
+    # Without the payer's phone there is nothing to join on.
+    assert run([transfer("t2", 30, VICTIM, MULE, 5_000)], reached(5, 1800)).alerts == []
+
+
+def test_a_payment_of_the_usual_size_after_a_flagged_call_stays_quiet() -> None:
+    """A victim's errands (or a victim paying a friend after the fraud) are not the fraud payment."""
+    history = [transfer("h1", -60 * 24, VICTIM, "6222000000000100", 4_000, phone=VICTIM_PHONE)]
+    errand = transfer("t1", 30, VICTIM, "6222000000000300", 3_000, channel="counter", phone=VICTIM_PHONE)
+    assert run([*history, errand], reached(minutes_before=5, longest_s=1800)).alerts == []
+
+
+def test_a_relatives_call_then_a_large_transfer_to_them_stays_quiet() -> None:
+    """The relative's number is on no list and scored no fraud: a new payee and a large sum are not enough."""
+    history = [transfer(f"h{i}", -60 * 24 * i, VICTIM, "6222000000000100", 300, phone=VICTIM_PHONE) for i in range(1, 6)]
+    help_ = transfer("help", 30, VICTIM, "6222000000000200", 20_000, channel="counter", phone=VICTIM_PHONE)
+    result = run([*history, help_])
+    assert result.alerts == []
+
+
+def test_payroll_an_employer_paying_many_people_stays_quiet() -> None:
+    wages = [transfer(f"w{i}", i * 0.1, "6222000000009000", f"62220000001{i:05d}", 6_500, channel="online",
+                      payer_name="太仓华泰精密机械有限公司", payee_name=f"员工{i}") for i in range(80)]
+    assert run(wages).alerts == []
+
+
+def test_a_blacklisted_payee_alerts_alone() -> None:
+    paid = transfer("t1", 0, VICTIM, MULE, 1, phone=VICTIM_PHONE)
+    [alert] = run([paid], Context(blacklisted=frozenset({MULE}))).alerts
+    assert {r.feature for r in alert.reasons} >= {"blacklisted_payee"}
+    assert run([paid]).alerts == []
+
+
+def test_structuring_share_is_against_the_channels_reporting_limits() -> None:
+    assert structuring_share(4_800_000, "atm", LIMITS) == 0.96  # 48,000 yuan cash: under 50,000
+    assert structuring_share(5_000_000, "atm", LIMITS) == 0.0  # at the limit: reported, not structured
+    assert structuring_share(48_000_000, "mobile", LIMITS) == 0.96  # an individual's 480,000 yuan transfer
+    assert structuring_share(4_800_000, "mobile", LIMITS) < LIMITS.structuring_share.threshold
+
+
+def test_structuring_with_unusual_habits_alerts_without_a_call() -> None:
+    history = [transfer(f"h{i}", -60 * 24 * i, VICTIM, "6222000000000100", 3_000, phone=VICTIM_PHONE)
+               for i in range(1, 6)]
+    late_cash = transfer("cash", 13 * 60, VICTIM, MULE, 48_500, channel="atm", phone=VICTIM_PHONE)  # 23:00 local
+    [alert] = run([*history, late_cash]).alerts
+    assert {"structuring_share", "new_payee", "amount_multiple", "hour_habit_max", "channel_habit_max"} <= {
+        r.feature for r in alert.reasons}
+
+
+def _mule_day() -> list[BankTransfer]:
+    """Three unrelated payers pay the mule; each receipt moves on within minutes, the last to a next hop."""
+    payers = ["6222000000000011", "6222000000000012", "6222000000000013"]
+    flows = []
+    for i, payer in enumerate(payers):
+        flows.append(transfer(f"in{i}", 60 * i, payer, MULE, 30_000, payer_name=f"付款人{i}", payee_name="赵六"))
+        flows.append(transfer(f"out{i}", 60 * i + 5, MULE, f"{NEXT_HOP}{i}", 29_500, payer_name="赵六",
+                              payee_name="钱七"))
+    return flows
+
+
+def test_fan_in_and_pass_through_flag_the_mule_and_its_next_hop() -> None:
+    result = run(_mule_day())
+    mule = [a for a in result.alerts if a.detector == MULE_DETECTOR]
+    assert [a.entity.value for a in mule] == [MULE]
+    reasons = {r.feature: r.value for r in mule[0].reasons}
+    assert reasons["fan_in_payers"] == 3 and reasons["pass_through_share"] >= 0.98
+    assert mule[0].window_end == T0 + timedelta(minutes=125)  # at the third receipt's pass-on
+    hops = [a for a in result.alerts if a.detector == DETECTOR]
+    assert [a.entity.value for a in hops] == [f"{NEXT_HOP}2"]
+    assert {r.feature for r in hops[0].reasons} >= {"payer_flagged", "new_payee"}
+
+
+def test_moving_money_between_ones_own_cards_is_no_pass_through() -> None:
+    """A person with two cards moves each receipt to their other card at once."""
+    flows = []
+    for i in range(3):
+        flows.append(transfer(f"in{i}", 60 * i, f"62220000000001{i}", MULE, 30_000, payer_name=f"付款人{i}",
+                              payee_name="赵六"))
+        flows.append(transfer(f"out{i}", 60 * i + 5, MULE, NEXT_HOP, 29_500, payer_name="赵六", payee_name="赵六"))
+    assert run(flows).alerts == []
+
+
+def test_replays_and_split_batches_give_the_same_alerts_once() -> None:
+    batch = [*_mule_day(), transfer("v", 200, VICTIM, MULE, 5_000, channel="counter", phone=VICTIM_PHONE)]
+    ctx = reached(minutes_before=-150, longest_s=1200)
+    whole = detect(batch, {}, ctx, LIMITS)
+    first = detect(batch[:3], {}, ctx, LIMITS)
+    second = detect(batch[3:], fold({}, first), ctx, LIMITS)
+    assert whole.alerts == first.alerts + second.alerts
+    assert fold({}, whole) == fold(fold({}, first), second)
+    # A replay on the flushed state raises nothing and changes nothing.
+    again = detect(batch, fold({}, whole), ctx, LIMITS)
+    assert again.alerts == [] and again.states == {}
+    # Order within a batch does not matter.
+    assert detect(list(reversed(batch)), {}, ctx, LIMITS).alerts == whole.alerts

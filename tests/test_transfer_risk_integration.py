@@ -1,0 +1,50 @@
+"""Call-then-transfer over the real broker and Redis: a listed number calls, the person called pays at a counter."""
+
+import asyncio
+from collections.abc import Callable
+from datetime import timedelta
+
+from redis.asyncio import Redis
+
+from antifraud import blocklist
+from antifraud.events.models import BankTransfer, CallRecord
+from antifraud.stack.embedded import Endpoints
+from antifraud.stack.worker import WorkerProcess
+from tests.conftest import wait_consumed, wait_for
+from tests.test_pipeline_integration import BASE, alerts_on_topic, produce
+
+LISTED = "17055550009"
+VICTIM_PHONE = "13900000001"
+MULE = "6222000000000666"
+
+
+def test_a_counter_transfer_after_a_call_from_a_listed_number_warns_the_branch(
+    stack: Endpoints, start_worker: Callable[..., WorkerProcess]
+) -> None:
+    async def listing() -> None:
+        client = Redis.from_url(stack.redis_url)
+        await blocklist.list_from_case(client, LISTED, "case-9", "confirmed by a victim's report")
+        await client.aclose()
+
+    asyncio.run(listing())
+    worker = start_worker()
+    call = CallRecord(
+        event_id="call-1", event_time=BASE + timedelta(minutes=20), caller=LISTED, callee=VICTIM_PHONE,
+        start=BASE, duration_s=1200, cell_id="cell-1", imei="860000000000001",
+    )
+    produce(stack, [call])
+    wait_consumed(worker, 1)
+    paid = BankTransfer(
+        event_id="pay-1", event_time=BASE + timedelta(minutes=50), channel="counter", payer_account="6222000000000001",
+        payer_name="王芳", payer_id_number="320585198609013410", payee_account=MULE, payee_name="李强",
+        amount_fen=3_000_000, branch_id="br-017", payer_phone=VICTIM_PHONE,
+    )
+    produce(stack, [paid])  # type: ignore[list-item]
+    wait_for(lambda: any(a.entity.value == MULE for a in alerts_on_topic(stack)), what="an alert on the payee")
+    [alert] = [a for a in alerts_on_topic(stack) if a.entity.value == MULE]
+    assert (alert.detector, alert.entity.kind, alert.severity) == ("transfer_risk", "account", "critical")
+    assert ("branch", "br-017") in {(a.kind, a.id) for a in alert.audience}
+    assert {"call_before_hours_max", "flagged_call_minutes", "new_payee"} <= {r.feature for r in alert.reasons}
+    assert alert.evidence_event_ids == ["pay-1"]
+    text = "".join(f"{name}{labels}" for name, labels in worker.scrape())
+    assert VICTIM_PHONE not in text and MULE not in text
