@@ -153,6 +153,7 @@ class TransferRiskThresholds(BaseModel):
     payee_fan_in: FeatureRule
     payee_flagged: FeatureRule
     payer_flagged: FeatureRule
+    payee_account_age_days_max: FeatureRule
     pass_through_share: FeatureRule
     fan_in_payers: FeatureRule
 

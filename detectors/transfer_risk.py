@@ -6,10 +6,12 @@ Two alerts, both on the suspicious party, never on the payer (a victim is not a 
   listed or flagged number hours before, a payee never paid before, an amount
   several times the payer's usual largest outflow, an amount structured just
   under a reporting limit, an hour or channel the payer never uses) and the
-  payee's (blacklisted, already flagged, collecting from many payers) and the
-  money trail (the payer is a flagged mule: the payee is its next hop). The
-  entity is the payee account; the counter or ATM where the payer stands, the
-  bank's risk team and (when severe) the police are the audience.
+  payee's (blacklisted, already flagged, collecting from many payers, opened
+  days ago and not the payer's own: the account registry's openings are an
+  input) and the money trail (the payer is a flagged mule: the payee is its
+  next hop). The entity is the payee account; the counter or ATM where the
+  payer stands, the bank's risk team and (when severe) the police are the
+  audience.
 - ``mule_account``: an account that moves most of what it received on within
   minutes and collects from several payers.
 
@@ -30,6 +32,7 @@ import numpy as np
 
 from antifraud.alerts.models import Alert, Audience, Entity, Reason
 from antifraud.events.models import BankTransfer
+from antifraud.state.accounts import AccountInfo
 from antifraud.thresholds import FeatureRule, TransferRiskThresholds
 
 DETECTOR = "transfer_risk"
@@ -73,11 +76,13 @@ class Call:
 
 @dataclass(frozen=True)
 class Context:
-    """What Redis knows besides account states: the blacklist and calls from flagged numbers."""
+    """What Redis knows besides account states: the blacklist, calls from flagged numbers, payees' openings."""
 
     blacklisted: frozenset[str] = frozenset()
     reached: Mapping[str, Mapping[str, Call]] = field(default_factory=dict)
     """Payer phone -> {listed or flagged number: its calls to that phone}."""
+    opened: Mapping[str, AccountInfo] = field(default_factory=dict)
+    """Payee account -> its opening, for the payees the account registry knows (the others count as old)."""
 
 
 @dataclass
@@ -122,6 +127,20 @@ def payer_features(transfer: BankTransfer, payer: AccountState, ctx: Context, li
         values["hour_habit_max"] = float(np.count_nonzero(np.minimum(gap, 24 - gap) <= HABIT_HOURS))
         values["channel_habit_max"] = float(sum(f.channel == transfer.channel for f in past))
     return values
+
+
+def _own(transfer: BankTransfer) -> bool:
+    """Payer and payee in the same name: money between one's own accounts."""
+    return transfer.payer_name == transfer.payee_name
+
+
+def payee_age_days(transfer: BankTransfer, ctx: Context) -> float | None:
+    """Days since the payee account was opened; None when it is the payer's own, unknown (old) or not yet open."""
+    info = ctx.opened.get(transfer.payee_account)
+    at = transfer.event_time.timestamp()
+    if info is None or info.opened_at > at or _own(transfer) or info.holder_id_number == transfer.payer_id_number:
+        return None
+    return round(info.age_days(at), 2)
 
 
 def fan_in(state: AccountState, at: float, limits: TransferRiskThresholds) -> int:
@@ -214,7 +233,7 @@ class _Accounts:
     def record(self, transfer: BankTransfer) -> None:
         """Add the transfer to its payer's outflows and (if large enough) its payee's inflows."""
         at, limits = transfer.event_time.timestamp(), self.limits
-        own = transfer.payer_name == transfer.payee_name
+        own = _own(transfer)
         payer = self.get(transfer.payer_account)
         out = Flow(transfer.event_id, at, transfer.payee_account, transfer.amount_fen, transfer.channel, own)
         self._set(transfer.payer_account, replace(payer, outflows=_kept(
@@ -271,6 +290,8 @@ def detect(transfers: Sequence[BankTransfer], prior: Mapping[str, AccountState],
         values["payee_fan_in"] = float(fan_in(payee, at, limits))
         values["payee_flagged"] = float(at < payee.flagged_until)
         values["payer_flagged"] = float(at < accounts.get(transfer.payer_account).flagged_until)
+        if (age := payee_age_days(transfer, ctx)) is not None:
+            values["payee_account_age_days_max"] = age
         total, reasons = _score(values, limits)
         if total >= limits.alert_score:
             alerts.append(_transfer_alert(transfer, total, reasons, limits))

@@ -7,6 +7,7 @@ kind; the worker (``streams/app.py``) and the offline runner
 
 import asyncio
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 from redis.asyncio import Redis
@@ -163,19 +164,24 @@ class CardTradeStage:
 
 
 class TransferRiskStage:
-    """Suspicious transfers and mule accounts: account states, blacklist and calls to payers in one read."""
+    """Suspicious transfers and mule accounts: account states, blacklist and calls to payers in one read,
+    the payees' openings from the account registry in another (concurrent)."""
 
-    def __init__(self, store: TransferRiskStore, limits: TransferRiskThresholds) -> None:
+    def __init__(self, store: TransferRiskStore, registry: AccountRegistry, limits: TransferRiskThresholds) -> None:
         self.store = store
+        self.registry = registry
         self.limits = limits
 
     async def __call__(self, transfers: Sequence[BankTransfer]) -> Outcome:
-        prior, context = await self.store.load(
-            {t.payer_account for t in transfers} | {t.payee_account for t in transfers},
-            {t.payee_account for t in transfers},
-            {t.payer_phone for t in transfers if t.payer_phone},
+        payees = {t.payee_account for t in transfers}
+        (prior, context), opened = await asyncio.gather(
+            self.store.load(
+                {t.payer_account for t in transfers} | payees, payees,
+                {t.payer_phone for t in transfers if t.payer_phone},
+            ),
+            self.registry.opened(payees),
         )
-        result = transfer_risk.detect(transfers, prior, context, self.limits)
+        result = transfer_risk.detect(transfers, prior, replace(context, opened=opened), self.limits)
         payers = {t.payer_account for t in transfers}
         return Outcome(alerts=result.alerts, flush_state=lambda: self.store.apply(result.states, payers))
 
@@ -206,7 +212,8 @@ def build_stages(redis: Redis, thresholds: Thresholds) -> dict[str, list[Stage]]
         "bank_transfer": [
             CardTradeStage(WindowStore(redis, prefix="cardtrade:", ttl_seconds=2 * trade.new_account_days * 86400),
                            accounts, trade),
-            TransferRiskStage(TransferRiskStore.configured(redis, thresholds.transfer_risk), thresholds.transfer_risk),
+            TransferRiskStage(TransferRiskStore.configured(redis, thresholds.transfer_risk), accounts,
+                              thresholds.transfer_risk),
         ],
     }
 

@@ -1,9 +1,11 @@
 """Transfer risk and mule accounts (pure): each signal, the money trail, benign look-alikes, replay."""
 
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 
 from antifraud.events.models import BankTransfer
+from antifraud.state.accounts import AccountInfo
 from antifraud.thresholds import load_thresholds
 from detectors.transfer_risk import (
     DETECTOR,
@@ -13,6 +15,7 @@ from detectors.transfer_risk import (
     Context,
     TransferRiskResult,
     detect,
+    payee_age_days,
     structuring_share,
 )
 
@@ -97,6 +100,43 @@ def test_payroll_an_employer_paying_many_people_stays_quiet() -> None:
     wages = [transfer(f"w{i}", i * 0.1, "6222000000009000", f"62220000001{i:05d}", 6_500, channel="online",
                       payer_name="太仓华泰精密机械有限公司", payee_name=f"员工{i}") for i in range(80)]
     assert run(wages).alerts == []
+
+
+def opened(days_before: float, holder_id_number: str = "110101199001011234") -> AccountInfo:
+    """The payee MULE as the account registry knows it: opened ``days_before`` T0 by ``holder_id_number``."""
+    return AccountInfo((T0 - timedelta(days=days_before)).timestamp(), holder_id_number, "ICBC", "br-100", "open-1")
+
+
+def test_a_transfer_to_a_newly_opened_account_scores_its_age() -> None:
+    paid = transfer("t1", 40, VICTIM, MULE, 5_000, channel="counter", phone=VICTIM_PHONE)
+    called = reached(minutes_before=10, longest_s=25 * 60)
+    [plain] = run([paid], called).alerts
+    [new] = run([paid], replace(called, opened={MULE: opened(days_before=2)})).alerts
+    reasons = {r.feature: (r.value, r.threshold) for r in new.reasons}
+    assert reasons["payee_account_age_days_max"] == (round(2 + 40 / 1440, 2), 30)
+    assert new.score == round(plain.score + LIMITS.payee_account_age_days_max.weight, 4)
+
+
+def test_a_transfer_to_a_two_year_old_or_unknown_account_does_not() -> None:
+    paid = transfer("t1", 40, VICTIM, MULE, 5_000, channel="counter", phone=VICTIM_PHONE)
+    called = reached(minutes_before=10, longest_s=25 * 60)
+    [plain] = run([paid], called).alerts
+    [old] = run([paid], replace(called, opened={MULE: opened(days_before=730)})).alerts
+    assert old == plain  # unknown to the registry (opened before the stream began) is old too
+    assert "payee_account_age_days_max" not in {r.feature for r in old.reasons}
+
+
+def test_paying_a_new_account_of_ones_own_stays_quiet() -> None:
+    """A relative helps the payer move savings to the card the payer just opened in the payer's own name."""
+    history = [transfer(f"h{i}", -60 * 24 * i, VICTIM, "6222000000000100", 300, phone=VICTIM_PHONE)
+               for i in range(1, 6)]
+    own = transfer("own", 30, VICTIM, MULE, 20_000, channel="counter", payee_name="王芳", phone=VICTIM_PHONE)
+    ctx = Context(opened={MULE: opened(days_before=2)})
+    assert run([*history, own], ctx).alerts == []
+    assert payee_age_days(own, ctx) is None  # same name
+    holder = Context(opened={MULE: opened(days_before=2, holder_id_number=own.payer_id_number)})
+    assert payee_age_days(own.model_copy(update={"payee_name": "王 芳"}), holder) is None  # the payer is the holder
+    assert payee_age_days(own.model_copy(update={"payee_name": "李强"}), ctx) == round(2 + 30 / 1440, 2)
 
 
 def test_a_blacklisted_payee_alerts_alone() -> None:
