@@ -114,6 +114,8 @@ class CardTradeThresholds(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     new_account_days: int = Field(gt=0)
     max_unrelated_payers: int = Field(ge=0)
+    max_unrelated_payers_bulk_opener: int = Field(ge=0)
+    """The limit when the holder's ID was flagged for bulk card opening (a likely sold card)."""
     max_tracked: int = Field(gt=0)
 
 

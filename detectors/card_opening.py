@@ -13,6 +13,10 @@ is then quiet for ``burst_days``.
 Replay safety: the alert's window is anchored on the opening that crossed the
 limit, so the same input gives the same ``alert_id``; openings are upserts
 keyed by event id, and only openings up to the judged one count.
+
+:func:`flagged` turns the alerts into flagged ID numbers for card trade: a
+flagged dealer's cards are likely sold (PBOC 银发〔2016〕261号; Anti-Telecom and
+Online Fraud Law, art. 31), so their first receipt from a stranger is enough.
 """
 
 from collections import Counter
@@ -64,6 +68,15 @@ def _judge(tracker: Tracker, opening: CardOpening, limits: CardOpeningThresholds
         lambda evidence: [Audience(kind="police")]
         + [Audience(kind="bank_risk", id=bank) for bank in sorted({_bank(s) for s in evidence})],
     )
+
+
+def flagged(alerts: Sequence[Alert]) -> dict[str, float]:
+    """ID number -> epoch of its earliest bulk-opening alert (the opening that crossed a limit)."""
+    first: dict[str, float] = {}
+    for alert in alerts:
+        at = alert.window_end.timestamp()
+        first[alert.entity.value] = min(at, first.get(alert.entity.value, at))
+    return first
 
 
 def detect(

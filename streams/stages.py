@@ -14,7 +14,7 @@ from redis.asyncio import Redis
 
 from antifraud import blocklist
 from antifraud.events.models import BankTransfer, CallRecord, CardOpening
-from antifraud.state.accounts import AccountRegistry
+from antifraud.state.accounts import AccountRegistry, BulkOpeners
 from antifraud.state.fake_base_station import configured_registry
 from antifraud.state.fraud_number import FraudNumberStore
 from antifraud.state.interception import WarnedStore
@@ -134,6 +134,24 @@ def _phishing_stage(redis: Redis, limits: PhishingSmsThresholds) -> WindowStage:
     )
 
 
+class CardOpeningStage:
+    """Bulk card opening per ID number; the flush also remembers the flagged IDs for card trade."""
+
+    def __init__(self, histories: WindowStage, openers: BulkOpeners) -> None:
+        self.histories = histories
+        self.openers = openers
+
+    async def __call__(self, openings: Sequence[CardOpening]) -> Outcome:
+        outcome = await self.histories(openings)
+        flagged = card_opening.flagged(outcome.alerts)
+
+        async def flush() -> None:
+            await outcome.flush_state()
+            await self.openers.flag(flagged)
+
+        return replace(outcome, flush_state=flush)
+
+
 class AccountRegistryStage:
     """Records the batch's card openings in the account registry, after the alerts like any state."""
 
@@ -145,21 +163,28 @@ class AccountRegistryStage:
 
 
 class CardTradeStage:
-    """Card trade on transfers: the registry says which payees are new, their store keeps the payers.
+    """Card trade on transfers: the registry says which payees are new, their store keeps the payers,
+    and the flagged bulk openers say which holders' cards are likely sold.
 
-    Two reads only when the batch pays a newly opened account (rare), else one.
+    Two round trips only when the batch pays a newly opened account (rare; its payers and its holder's
+    flag are then read concurrently), else one.
     """
 
-    def __init__(self, store: WindowStore, registry: AccountRegistry, limits: CardTradeThresholds) -> None:
+    def __init__(self, store: WindowStore, registry: AccountRegistry, openers: BulkOpeners,
+                 limits: CardTradeThresholds) -> None:
         self.store = store
         self.registry = registry
+        self.openers = openers
         self.limits = limits
 
     async def __call__(self, transfers: Sequence[BankTransfer]) -> Outcome:
         accounts = await self.registry.opened({t.payee_account for t in transfers})
         receipts = card_trade.relevant(transfers, accounts, self.limits)
-        prior = await self.store.load({t.payee_account for t in receipts}) if receipts else {}
-        result = card_trade.detect(receipts, accounts, prior, self.limits)
+        prior, flagged = await asyncio.gather(
+            self.store.load({t.payee_account for t in receipts}),
+            self.openers.flagged({accounts[t.payee_account].holder_id_number for t in receipts}),
+        ) if receipts else ({}, {})
+        result = card_trade.detect(receipts, accounts, prior, flagged, self.limits)
         return Outcome(alerts=result.alerts, flush_state=lambda: self.store.apply(result.changes))
 
 
@@ -192,6 +217,7 @@ def build_stages(redis: Redis, thresholds: Thresholds) -> dict[str, list[Stage]]
     cells = _fake_base_station_stage(redis, thresholds.fake_base_station)
     accounts = AccountRegistry(redis, horizon_days=thresholds.account_registry.horizon_days)
     sims, cards, trade = thresholds.sim_registration, thresholds.card_opening, thresholds.card_trade
+    openers = BulkOpeners(redis, ttl_days=cards.history_days)
     return {
         "call_record": [
             FraudNumberStage(
@@ -205,13 +231,14 @@ def build_stages(redis: Redis, thresholds: Thresholds) -> dict[str, list[Stage]]
         "cell_observation": [cells],
         "sms_record": [cells, _phishing_stage(redis, thresholds.phishing_sms)],
         "card_opening": [
-            _id_history_stage(redis, "cardopen:", cards.history_days,
-                              lambda events, prior: card_opening.detect(events, prior, cards)),
+            CardOpeningStage(_id_history_stage(redis, "cardopen:", cards.history_days,
+                                               lambda events, prior: card_opening.detect(events, prior, cards)),
+                             openers),
             AccountRegistryStage(accounts),
         ],
         "bank_transfer": [
             CardTradeStage(WindowStore(redis, prefix="cardtrade:", ttl_seconds=2 * trade.new_account_days * 86400),
-                           accounts, trade),
+                           accounts, openers, trade),
             TransferRiskStage(TransferRiskStore.configured(redis, thresholds.transfer_risk), accounts,
                               thresholds.transfer_risk),
         ],

@@ -9,13 +9,13 @@ import pytest
 from redis.asyncio import Redis
 
 from antifraud.stack.embedded import EmbeddedStack
-from antifraud.state.accounts import PREFIX, AccountRegistry, info_of
+from antifraud.state.accounts import FLAG_PREFIX, PREFIX, AccountRegistry, BulkOpeners, info_of
 from antifraud.thresholds import load_thresholds
 from detectors import card_opening, card_trade
 from streams.batch import run_stages
 from streams.stages import build_stages
-from tests.test_card_opening import BANKS, card
-from tests.test_card_trade import CARD, OLD, OPENING, paid, person
+from tests.test_card_opening import BANKS, ID, card
+from tests.test_card_trade import CARD, HOLDER, OLD, OPENING, paid, person
 
 THRESHOLDS = load_thresholds()
 
@@ -47,6 +47,24 @@ def test_registry_round_trip_is_bounded_and_idempotent(redis_url: str) -> None:
     asyncio.run(run())
 
 
+def test_bulk_openers_keep_the_first_flag_bounded(redis_url: str) -> None:
+    async def run() -> None:
+        client = Redis.from_url(redis_url)
+        openers = BulkOpeners(client, ttl_days=365)
+        try:
+            assert await openers.flagged([]) == {}
+            await openers.flag({})
+            await openers.flag({HOLDER: 100.0})
+            await openers.flag({HOLDER: 200.0})
+            assert await openers.flagged([HOLDER, person(1), HOLDER]) == {HOLDER: 100.0}
+            assert await client.keys(FLAG_PREFIX + "*") == [(FLAG_PREFIX + HOLDER).encode()]
+            assert 364 * 86400 < await client.ttl(FLAG_PREFIX + HOLDER) <= 365 * 86400
+        finally:
+            await client.aclose()
+
+    asyncio.run(run())
+
+
 def test_stages_turn_openings_and_receipts_into_alerts_once_even_on_replay(redis_url: str) -> None:
     openings = [OPENING] + [card(i, i * 0.5, BANKS[i]) for i in range(3)]
     receipts = [paid(i, 2 + i * 0.3, person(i)) for i in range(4)] + [paid(99, 1, person(99), payee=OLD)]
@@ -64,15 +82,19 @@ def test_stages_turn_openings_and_receipts_into_alerts_once_even_on_replay(redis
             # Receipts judged after the openings' state is flushed.
             paid_out = await run_stages(stages["bank_transfer"], receipts)
             trade = [a for a in paid_out.alerts if a.detector == card_trade.DETECTOR]
-            assert [a.entity.value for a in trade] == [CARD]
+            # The holder was flagged for bulk opening: the card alerts at its first stranger's receipt.
+            assert [(a.entity.value, a.window_end) for a in trade] == [(CARD, receipts[0].event_time)]
             await paid_out.flush_state()
             # A crash after the flush replays on the new state: no alert again, state unchanged.
             snapshot = {key: await client.hgetall(key) for key in await client.keys("card*")}
+            flag = await client.get(FLAG_PREFIX + ID)
+            assert flag is not None
             assert (await run_stages(stages["card_opening"], openings)).alerts == []
             again = await run_stages(stages["bank_transfer"], receipts)
             assert [a for a in again.alerts if a.detector == card_trade.DETECTOR] == []
             await again.flush_state()
             assert {key: await client.hgetall(key) for key in await client.keys("card*")} == snapshot
+            assert await client.get(FLAG_PREFIX + ID) == flag
             assert 0 < await client.ttl("cardtrade:" + CARD) <= 2 * THRESHOLDS.card_trade.new_account_days * 86400
             assert 0 < await client.ttl("cardopen:" + openings[1].id_number) <= 365 * 86400
         finally:

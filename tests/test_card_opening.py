@@ -7,7 +7,7 @@ from antifraud.alerts.models import Audience
 from antifraud.events.models import CardOpening
 from antifraud.events.types import make_id_number
 from antifraud.thresholds import load_thresholds
-from detectors.card_opening import DETECTOR, detect
+from detectors.card_opening import DETECTOR, detect, flagged
 from detectors.window import EntityState, WindowResult
 from tests.windowing import replay_checks, run_batches
 
@@ -57,7 +57,19 @@ def test_dealer_opening_at_five_banks_within_three_days_alerts_banks_and_police(
 
 def test_two_cards_at_two_banks_within_days_stay_quiet() -> None:
     """The two_cards look-alike: a salary card and a mortgage account at two banks."""
-    assert run([card(1, 0, "icbc"), card(2, 3.5, "ccb")]).alerts == []
+    result = run([card(1, 0, "icbc"), card(2, 3.5, "ccb")])
+    assert result.alerts == []
+    assert flagged(result.alerts) == {}
+
+
+def test_flagged_ids_are_known_from_the_opening_that_crossed_the_first_limit() -> None:
+    """Card trade judges the dealer's cards against this time; a later episode does not move it."""
+    first = [card(i, i * 0.7, BANKS[i]) for i in range(4)]
+    openings = first + [card(9, 20, "cmb"), card(10, 20.5, "boc"), card(11, 21, "abc")]
+    alerts = run(openings).alerts
+    assert len(alerts) == 2
+    assert flagged(alerts) == {ID: first[2].event_time.timestamp()}
+    assert flagged(list(reversed(alerts))) == flagged(alerts)
 
 
 def test_second_counter_account_at_one_bank_within_a_year_alerts() -> None:

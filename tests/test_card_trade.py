@@ -1,5 +1,6 @@
 """Card trade as a pure function: a new account paid by unrelated people alerts; its holder,
-an employer and relatives, old accounts and late receipts stay quiet; quiet periods, replay."""
+an employer and relatives, old accounts and late receipts stay quiet; a flagged bulk opener's card
+alerts at its first stranger's receipt; quiet periods, replay."""
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta, timezone
@@ -36,8 +37,8 @@ def paid(n: int, days: float, payer_id: str, payee: str = CARD) -> BankTransfer:
 
 
 def run(events: Sequence[BankTransfer], prior: Mapping[str, EntityState] | None = None,
-        accounts: Mapping[str, AccountInfo] = ACCOUNTS) -> WindowResult:
-    return detect(events, accounts, prior or {}, LIMITS)
+        accounts: Mapping[str, AccountInfo] = ACCOUNTS, flagged: Mapping[str, float] | None = None) -> WindowResult:
+    return detect(events, accounts, prior or {}, flagged or {}, LIMITS)
 
 
 def test_new_card_paid_by_three_strangers_within_days_alerts_its_bank_and_police() -> None:
@@ -93,3 +94,40 @@ def test_one_alert_per_account_across_batches() -> None:
 
 def test_replay_safe() -> None:
     replay_checks(lambda events, prior: run(events, prior), [paid(i, 2 + i * 0.3, person(i)) for i in range(5)])
+
+
+FLAGGED = {HOLDER: (T0 + timedelta(days=1)).timestamp()}
+"""The holder was flagged for bulk card opening a day after opening this card."""
+
+
+def test_first_receipt_from_a_stranger_on_a_flagged_dealers_card_alerts() -> None:
+    """A likely sold card is flagged before its first receipt is passed on."""
+    transfers = [paid(1, 2, person(1)), paid(2, 2.01, person(2))]
+    result = run(transfers, flagged=FLAGGED)
+    assert len(result.alerts) == 1
+    alert = result.alerts[0]
+    assert alert.entity.value == CARD and alert.window_end == transfers[0].event_time
+    assert {r.feature: (r.value, r.threshold) for r in alert.reasons} == {
+        "unrelated_payers_30d": (1, 0), "holder_flagged_bulk_opener": (1, 1), "account_age_days": (2.0, 30),
+    }
+    assert alert.evidence_event_ids == ["open-1", "tx-001"]
+
+
+def test_first_receipt_on_an_unflagged_holders_card_stays_quiet() -> None:
+    """The two_cards look-alike (two cards, never flagged) and anyone else's flag leave the limit at its default."""
+    second = CardOpening(event_id="open-2", event_time=T0 + timedelta(days=3), bank="ccb", id_number=HOLDER,
+                         account=OLD, branch_id="ccb-br-1", channel="counter")
+    two_cards = {CARD: info_of(OPENING), OLD: info_of(second)}
+    transfers = [paid(1, 4, person(1)), paid(2, 5, person(2), payee=OLD), paid(3, 6, person(3))]
+    assert run(transfers, accounts=two_cards).alerts == []
+    assert run(transfers, accounts=two_cards, flagged={person(1): T0.timestamp()}).alerts == []
+
+
+def test_flag_after_the_receipt_or_the_holders_own_receipt_does_not_alert() -> None:
+    assert run([paid(1, 0.5, person(1))], flagged=FLAGGED).alerts == []
+    assert run([paid(1, 2, HOLDER)], flagged=FLAGGED).alerts == []
+
+
+def test_replay_safe_for_a_flagged_dealers_card() -> None:
+    replay_checks(lambda events, prior: run(events, prior, flagged=FLAGGED),
+                  [paid(i, 2 + i * 0.01, person(i)) for i in range(4)])

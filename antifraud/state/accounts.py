@@ -14,9 +14,13 @@ Read API for other detectors::
     registry = AccountRegistry(redis, horizon_days=365)
     infos = await registry.opened(payee_accounts)          # only accounts the registry knows
     if (info := infos.get(payee)) and info.opened_within(transfer_epoch, days=30): ...
+
+:class:`BulkOpeners` remembers the ID numbers flagged for bulk card opening
+(``bulkopener:{id_number}`` -> the epoch of the first alert), so card trade can
+treat a flagged holder's cards as likely sold from their first receipt.
 """
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from redis.asyncio import Redis
@@ -24,6 +28,7 @@ from redis.asyncio import Redis
 from antifraud.events.models import CardOpening
 
 PREFIX = "acct:"
+FLAG_PREFIX = "bulkopener:"
 DAY = 86400.0
 _SEP = "\x1f"
 
@@ -82,4 +87,34 @@ class AccountRegistry:
         async with self.redis.pipeline(transaction=False) as pipe:
             for opening in openings:
                 pipe.set(PREFIX + opening.account, _encode(info_of(opening)), ex=self.ttl_seconds)
+            await pipe.execute()
+
+
+class BulkOpeners:
+    """ID number -> when it was first flagged for bulk card opening, in Redis for ``ttl_days``.
+
+    The first flag written is kept (``SET NX``) and its expiry refreshed on every flag, so a
+    replayed or later alert never moves the time a receipt is judged against (replay safe).
+    """
+
+    def __init__(self, redis: Redis, *, ttl_days: int) -> None:
+        self.redis = redis
+        self.ttl_seconds = int(ttl_days * DAY)
+
+    async def flagged(self, id_numbers: Iterable[str]) -> dict[str, float]:
+        """The flag times of ``id_numbers`` (one round trip); unflagged IDs are left out."""
+        keys = sorted(set(id_numbers))
+        if not keys:
+            return {}
+        rows = await self.redis.mget([FLAG_PREFIX + id_number for id_number in keys])
+        return {id_number: float(raw) for id_number, raw in zip(keys, rows) if raw is not None}
+
+    async def flag(self, first_flagged: Mapping[str, float]) -> None:
+        """Flag the IDs not yet flagged, refresh every expiry, in one pipeline."""
+        if not first_flagged:
+            return
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for id_number, at in first_flagged.items():
+                pipe.set(FLAG_PREFIX + id_number, repr(at), nx=True, ex=self.ttl_seconds)
+                pipe.expire(FLAG_PREFIX + id_number, self.ttl_seconds)
             await pipe.execute()
