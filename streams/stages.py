@@ -30,9 +30,15 @@ from antifraud.thresholds import (
     TransferRiskThresholds,
 )
 from detectors import (
-    card_opening, card_trade, fake_base_station, fraud_number, interception, phishing_sms, sim_registration,
+    card_opening,
+    card_trade,
+    fake_base_station,
+    fraud_number,
+    interception,
+    phishing_sms,
+    sim_registration,
+    transfer_risk,
 )
-from detectors import transfer_risk
 from detectors.window import EntityState, WindowResult
 from streams import topics
 from streams.batch import Outcome, Stage
