@@ -160,6 +160,15 @@ class TransferRiskThresholds(BaseModel):
     fan_in_payers: FeatureRule
 
 
+class HoldThresholds(BaseModel):
+    """The ATM transfer hold (see thresholds.toml for the basis)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    period_hours: float = Field(gt=0)
+    max_releases_per_batch: int = Field(gt=0)
+    retain_days: int = Field(gt=0)
+
+
 class Thresholds(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     fraud_number: FraudNumberThresholds
@@ -171,6 +180,7 @@ class Thresholds(BaseModel):
     card_trade: CardTradeThresholds
     account_registry: AccountRegistryThresholds
     transfer_risk: TransferRiskThresholds
+    holds: HoldThresholds
 
 
 def load_thresholds(path: Path | None = None) -> Thresholds:

@@ -50,7 +50,7 @@ def _raw_topic(name: str) -> faust.TopicT:
 
 alerts_topic = _raw_topic(topics.ALERTS)
 dead_letter_topic = _raw_topic(topics.DEAD_LETTERS)
-extra_topics = {name: _raw_topic(name) for name in (topics.INTERCEPTIONS, topics.VICTIM_WARNINGS)}
+extra_topics = {name: _raw_topic(name) for name in (topics.INTERCEPTIONS, topics.VICTIM_WARNINGS, topics.HOLDS)}
 
 STAGES = build_stages(Redis.from_url(settings.redis_url), thresholds)
 """Event kind -> its detector stages; kinds without any are validated and counted."""

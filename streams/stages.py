@@ -6,14 +6,18 @@ kind; the worker (``streams/app.py``) and the offline runner
 """
 
 import asyncio
+import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
+from datetime import timedelta
 from typing import Any
 
 from redis.asyncio import Redis
 
 from antifraud import blocklist
 from antifraud.events.models import BankTransfer, CallRecord, CardOpening
+from antifraud.holds import policy
+from antifraud.holds.service import HoldLedger
 from antifraud.state.accounts import AccountRegistry, BulkOpeners
 from antifraud.state.fake_base_station import configured_registry
 from antifraud.state.fraud_number import FraudNumberStore
@@ -24,6 +28,7 @@ from antifraud.thresholds import (
     CardTradeThresholds,
     FakeBaseStationThresholds,
     FraudNumberThresholds,
+    HoldThresholds,
     InterceptionThresholds,
     PhishingSmsThresholds,
     Thresholds,
@@ -42,6 +47,8 @@ from detectors import (
 from detectors.window import EntityState, WindowResult
 from streams import topics
 from streams.batch import Outcome, Stage
+
+log = logging.getLogger(__name__)
 
 
 class FraudNumberStage:
@@ -217,6 +224,43 @@ class TransferRiskStage:
         return Outcome(alerts=result.alerts, flush_state=lambda: self.store.apply(result.states, payers))
 
 
+class HoldStage:
+    """The 24-hour ATM hold: creates holds for ATM transfers to other names, releases due ones by event time.
+
+    Order within a batch (steps of ``streams.batch``):
+
+    1. Read the ledger (one script): the watermark, which of the batch's holds
+       exist, the held holds due by the watermark. Nothing is written.
+    2. Plan purely: new holds and their creation events; releases at ``due_at``,
+       each with an id fixed by (hold, held, released).
+    3. The batch produces the events to ``antifraud.holds`` (``Outcome.extra``).
+    4. Flush (one script): raise the watermark, create the holds, release each
+       planned hold only if it is still held.
+
+    A crash before 4 replays to the same plan and the same ids, since the ledger
+    did not move; after 4, the holds exist and are released, so the replay
+    plans nothing. A hold is released at most once: the script refuses a hold
+    that is no longer held, and the refusals are counted and logged.
+    """
+
+    def __init__(self, ledger: HoldLedger, limits: HoldThresholds) -> None:
+        self.ledger = ledger
+        self.period = timedelta(hours=limits.period_hours)
+
+    async def __call__(self, transfers: Sequence[BankTransfer]) -> Outcome:
+        holds = [policy.hold_for(t, self.period) for t in transfers if policy.needs_hold(t)]
+        view = await self.ledger.load([h.hold_id for h in holds], max(t.event_time for t in transfers))
+        plan = policy.plan_batch(holds, view)
+
+        async def flush() -> None:
+            refused = await self.ledger.apply(plan, view.watermark)
+            if refused:
+                log.warning("%d hold release(s) refused: already moved by another worker or an earlier try", refused)
+
+        extra = [(topics.HOLDS, e.hold.payer_account.encode(), e.model_dump_json().encode()) for e in plan.events]
+        return Outcome(flush_state=flush, extra=extra)
+
+
 def build_stages(redis: Redis, thresholds: Thresholds) -> dict[str, list[Stage]]:
     """Event kind -> the detector stages that consume it, in the order they run."""
     scoring = thresholds.fraud_number
@@ -247,6 +291,7 @@ def build_stages(redis: Redis, thresholds: Thresholds) -> dict[str, list[Stage]]
                            accounts, openers, trade),
             TransferRiskStage(TransferRiskStore.configured(redis, thresholds.transfer_risk), accounts,
                               thresholds.transfer_risk),
+            HoldStage(HoldLedger.configured(redis, thresholds.holds), thresholds.holds),
         ],
     }
 

@@ -29,7 +29,12 @@ INTERCEPTIONS = "antifraud.interceptions"
 VICTIM_WARNINGS = "antifraud.victim-warnings"
 """Subscribers a fraud number reached, for 96110 outreach, keyed by the victim's number."""
 
-ALL_TOPICS: tuple[str, ...] = (*INPUT_TOPICS.values(), ALERTS, DEAD_LETTERS, INTERCEPTIONS, VICTIM_WARNINGS)
+HOLDS = "antifraud.holds"
+"""Moves of ATM transfer holds (HoldEvent, ``antifraud/holds/models.py``), keyed by the payer account."""
+
+ALL_TOPICS: tuple[str, ...] = (
+    *INPUT_TOPICS.values(), ALERTS, DEAD_LETTERS, INTERCEPTIONS, VICTIM_WARNINGS, HOLDS,
+)
 
 
 def ensure_topics(bootstrap: str, partitions: int, names: Iterable[str] = ALL_TOPICS) -> None:

@@ -3,14 +3,14 @@
 import asyncio
 import os
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta, timezone
 
 from redis.asyncio import Redis
 
 from antifraud import blocklist
 from antifraud.alerts.models import Alert
-from antifraud.events.models import CallRecord, CardOpening
+from antifraud.events.models import CallRecord, CardOpening, Event
 from antifraud.interceptions import InterceptionDecision, VictimWarning
 from antifraud.stack.embedded import Endpoints
 from antifraud.stack.worker import WorkerProcess, metric_sum
@@ -39,7 +39,7 @@ def cold_calls(count: int, *, first: int = 0, start: datetime = BASE, caller: st
     ]
 
 
-def produce(endpoints: Endpoints, events: list[CallRecord], raw: list[tuple[str, bytes]] = ()) -> None:
+def produce(endpoints: Endpoints, events: Sequence[Event], raw: list[tuple[str, bytes]] = ()) -> None:
     producer = EventProducer(endpoints.kafka_bootstrap)
     for topic, value in raw:
         producer.send_raw(topic, b"k", value)
