@@ -26,6 +26,13 @@ def stack(tmp_path: Path) -> Iterator[Endpoints]:
 
 
 @pytest.fixture
+def redis_url(tmp_path: Path) -> Iterator[str]:
+    """A redis-server of the test's own (or REDIS_URL), for stores tested without Kafka."""
+    with EmbeddedStack(kafka=False, workdir=tmp_path / "redis-only") as endpoints:
+        yield endpoints.redis_url
+
+
+@pytest.fixture
 def start_worker(stack: Endpoints, tmp_path: Path) -> Iterator[Callable[..., WorkerProcess]]:
     """Start workers on the test's stack; all are stopped at the end of the test."""
     started: list[WorkerProcess] = []

@@ -2,13 +2,9 @@
 idempotent writes, and card openings feeding card-trade alerts through ``build_stages``."""
 
 import asyncio
-from collections.abc import Iterator
-from pathlib import Path
 
-import pytest
 from redis.asyncio import Redis
 
-from antifraud.stack.embedded import EmbeddedStack
 from antifraud.state.accounts import FLAG_PREFIX, PREFIX, AccountRegistry, BulkOpeners, info_of
 from antifraud.thresholds import load_thresholds
 from detectors import card_opening, card_trade
@@ -18,12 +14,6 @@ from tests.test_card_opening import BANKS, ID, card
 from tests.test_card_trade import CARD, HOLDER, OLD, OPENING, paid, person
 
 THRESHOLDS = load_thresholds()
-
-
-@pytest.fixture
-def redis_url(tmp_path: Path) -> Iterator[str]:
-    with EmbeddedStack(kafka=False, workdir=tmp_path) as endpoints:
-        yield endpoints.redis_url
 
 
 def test_registry_round_trip_is_bounded_and_idempotent(redis_url: str) -> None:

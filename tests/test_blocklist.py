@@ -1,7 +1,6 @@
 """The block list: validated input, clear errors, and the CLI against a real redis-server."""
 
 import asyncio
-from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -10,17 +9,15 @@ from redis.asyncio import Redis
 
 from antifraud import blocklist
 from antifraud.cli import main
-from antifraud.stack.embedded import EmbeddedStack
 
 NOW = datetime(2026, 3, 2, tzinfo=timezone.utc)
 NUMBER = "17012340001"
 
 
-@pytest.fixture
-def redis_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    with EmbeddedStack(kafka=False, workdir=tmp_path) as endpoints:
-        monkeypatch.setenv("REDIS_URL", endpoints.redis_url)
-        yield endpoints.redis_url
+@pytest.fixture(autouse=True)
+def redis_url_env(redis_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The CLI under test finds the test's redis-server through REDIS_URL."""
+    monkeypatch.setenv("REDIS_URL", redis_url)
 
 
 def listed(url: str) -> list[blocklist.BlockEntry]:

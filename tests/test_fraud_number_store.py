@@ -1,25 +1,15 @@
 """The fraud-number Redis store on a real redis-server: round trip, idempotent writes, bounded keys."""
 
 import asyncio
-from collections.abc import Iterator
-from pathlib import Path
 
-import pytest
 from redis.asyncio import Redis
 
 from antifraud.state.fraud_number import FraudNumberStore
 from antifraud.thresholds import load_thresholds
-from antifraud.stack.embedded import EmbeddedStack
 from detectors.fraud_number import detect
 from tests.test_fraud_number import EPISODES, FRAUD, call, fold
 
 LIMITS = load_thresholds().fraud_number
-
-
-@pytest.fixture
-def redis_url(tmp_path: Path) -> Iterator[str]:
-    with EmbeddedStack(kafka=False, workdir=tmp_path) as endpoints:
-        yield endpoints.redis_url
 
 
 def test_round_trip_matches_the_pure_fold_and_replays_change_nothing(redis_url: str) -> None:

@@ -2,19 +2,15 @@
 
 import asyncio
 from collections import Counter
-from collections.abc import Iterator
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
-import pytest
 from redis.asyncio import Redis
 
 from antifraud.events.models import BankTransfer
 from antifraud.holds.models import HoldEvent
 from antifraud.holds.policy import plan_batch
 from antifraud.holds.service import DUE, WATERMARK, HoldLedger
-from antifraud.stack.embedded import EmbeddedStack
 from antifraud.thresholds import load_thresholds
 from streams import topics
 from streams.batch import Record, process_batch
@@ -22,12 +18,6 @@ from streams.stages import HoldStage
 from tests.test_holds import DAY, T0, atm_transfer, hold_id_for
 
 LIMITS = load_thresholds().holds
-
-
-@pytest.fixture
-def redis_url(tmp_path: Path) -> Iterator[str]:
-    with EmbeddedStack(kafka=False, workdir=tmp_path) as endpoints:
-        yield endpoints.redis_url
 
 
 def stage(client: Redis) -> HoldStage:

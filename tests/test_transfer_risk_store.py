@@ -1,25 +1,15 @@
 """The transfer-risk Redis store on a real redis-server: round trip, the joins it reads, idempotent, bounded."""
 
 import asyncio
-from collections.abc import Iterator
 from datetime import timedelta
-from pathlib import Path
 
-import pytest
 from redis.asyncio import Redis
 
 from antifraud.interceptions import VictimWarning, warning_id_for
-from antifraud.stack.embedded import EmbeddedStack
 from antifraud.state.interception import WarnedStore
 from antifraud.state.transfer_risk import BLACKLIST, TransferRiskStore
 from detectors.transfer_risk import Call, Context, detect
 from tests.test_transfer_risk import FRAUD_NUMBER, LIMITS, MULE, T0, VICTIM, VICTIM_PHONE, _mule_day, fold, transfer
-
-
-@pytest.fixture
-def redis_url(tmp_path: Path) -> Iterator[str]:
-    with EmbeddedStack(kafka=False, workdir=tmp_path) as endpoints:
-        yield endpoints.redis_url
 
 
 def test_round_trip_joins_and_replays_change_nothing(redis_url: str) -> None:
