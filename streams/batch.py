@@ -5,7 +5,7 @@ The order of side effects is what makes a crash at any point safe to replay:
 1. Decode every record; one that fails is queued for the dead-letter topic
    with the reason and its original key, bytes and position.
 2. Run the topic's detector stages over the valid events with their prior state.
-3. Produce the alerts, the stages' other records (interception decisions,
+3. Produce the alerts, the stages' other records (interception decisions, hold events,
    victim warnings) and the dead letters, and wait until the broker has
    acknowledged every one.
 4. Flush the stages' state changes to Redis, stage by stage.
