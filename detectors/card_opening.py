@@ -25,7 +25,7 @@ from collections.abc import Mapping, Sequence
 from antifraud.alerts.models import Alert, Audience, Reason
 from antifraud.events.models import CardOpening
 from antifraud.thresholds import CardOpeningThresholds
-from detectors.window import DAY, EntityState, Seen, Tracker, WindowResult, changes_of, id_history_alert, trackers
+from detectors.window import DAY, EntityState, Seen, Tracker, WindowResult, fold_id_histories, id_history_alert
 
 DETECTOR = "card_opening"
 _OPENINGS = "o"
@@ -85,11 +85,5 @@ def detect(
     limits: CardOpeningThresholds,
 ) -> WindowResult:
     """Fold a batch of card openings (any order) into per-ID histories; alert on crossings."""
-    tracked = trackers({o.id_number for o in openings}, prior,
-                       {_OPENINGS: limits.history_days * DAY}, limits.max_tracked)
-    alerts = [
-        alert
-        for opening in sorted(openings, key=lambda o: (o.event_time, o.event_id))
-        if (alert := _judge(tracked[opening.id_number], opening, limits)) is not None
-    ]
-    return WindowResult(alerts=alerts, changes=changes_of(tracked))
+    return fold_id_histories(openings, prior, _OPENINGS, limits, limits.max_tracked,
+                             lambda tracker, opening: _judge(tracker, opening, limits))

@@ -21,7 +21,7 @@ from collections.abc import Mapping, Sequence
 from antifraud.alerts.models import Alert, Audience, Reason
 from antifraud.events.models import SimRegistration
 from antifraud.thresholds import SimRegistrationThresholds
-from detectors.window import DAY, EntityState, Seen, Tracker, WindowResult, changes_of, id_history_alert, trackers
+from detectors.window import DAY, EntityState, Seen, Tracker, WindowResult, fold_id_histories, id_history_alert
 
 DETECTOR = "sim_registration"
 _REGISTRATIONS = "r"
@@ -78,11 +78,5 @@ def detect(
     limits: SimRegistrationThresholds,
 ) -> WindowResult:
     """Fold a batch of registrations (any order) into per-ID histories; alert on crossings."""
-    tracked = trackers({r.id_number for r in registrations}, prior,
-                       {_REGISTRATIONS: limits.history_days * DAY}, limits.max_tracked)
-    alerts: list[Alert] = []
-    for registration in sorted(registrations, key=lambda r: (r.event_time, r.event_id)):
-        alert = _judge(tracked[registration.id_number], registration.id_number, registration, limits)
-        if alert is not None:
-            alerts.append(alert)
-    return WindowResult(alerts=alerts, changes=changes_of(tracked))
+    return fold_id_histories(registrations, prior, _REGISTRATIONS, limits, limits.max_tracked,
+                             lambda tracker, registration: _judge(tracker, registration.id_number, registration, limits))

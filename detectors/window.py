@@ -11,8 +11,10 @@ sightings already in the state still reaches the same decisions.
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
+from typing import TypeVar
 
 from antifraud.alerts.models import Alert, Audience, Entity, Reason
+from antifraud.events.models import CardOpening, SimRegistration
 from antifraud.thresholds import PerIdWindows
 
 
@@ -175,3 +177,20 @@ def id_history_alert(
     return limit_alert(detector, Entity(kind="id_number", value=id_number),
                        (end - timedelta(days=limits.window_days), seen.at), reasons,
                        [s.event_id for s in evidence], audience_of(evidence))
+
+
+Identified = TypeVar("Identified", SimRegistration, CardOpening)
+
+
+def fold_id_histories(
+    events: Sequence[Identified], prior: Mapping[str, EntityState], group: str, limits: PerIdWindows,
+    max_tracked: int, judge_one: Callable[[Tracker, Identified], Alert | None],
+) -> WindowResult:
+    """Fold a batch of per-ID-number events (any order) into their histories; alert on crossings."""
+    tracked = trackers({e.id_number for e in events}, prior, {group: limits.history_days * DAY}, max_tracked)
+    alerts = [
+        alert
+        for event in sorted(events, key=lambda e: (e.event_time, e.event_id))
+        if (alert := judge_one(tracked[event.id_number], event)) is not None
+    ]
+    return WindowResult(alerts=alerts, changes=changes_of(tracked))
