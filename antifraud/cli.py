@@ -10,6 +10,7 @@ import sys
 from collections.abc import Callable
 
 from antifraud import blocklist
+from antifraud.audit.cli import add_command as add_audit
 from antifraud.config import ConfigError
 from antifraud.evaluation.cli import add_command as add_evaluate
 from simulators.cli import add_command as add_simulate
@@ -59,6 +60,7 @@ COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [  # type: ignore
     offline.add_command,
     blocklist.add_command,
     add_evaluate,
+    add_audit,
 ]
 """Registration functions of every subcommand, in help order."""
 

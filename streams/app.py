@@ -14,6 +14,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from redis.asyncio import Redis
 
 from antifraud.config import Settings
+from antifraud.outbox import OutboxRelay
 from antifraud.events.models import EVENT_MODELS
 from antifraud.thresholds import load_thresholds
 from streams import topics
@@ -84,6 +85,20 @@ def _make_agent(kind: str, topic_name: str) -> None:
 
 for _kind, _topic in topics.INPUT_TOPICS.items():
     _make_agent(_kind, _topic)
+
+
+async def _send_acked(topic: str, key: bytes | None, value: bytes) -> None:
+    await (await _raw_topic(topic).send(key=key, value=value))
+
+
+outbox_relay = OutboxRelay(Redis.from_url(settings.redis_url), _send_acked)
+
+
+@app.timer(interval=0.5)
+async def relay_outbox() -> None:
+    """Publish the topic records that human actions queued with their state change."""
+    while await outbox_relay.run_once():
+        pass
 
 
 @app.page("/metrics")

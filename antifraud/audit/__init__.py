@@ -1,0 +1,1 @@
+"""The audit trail: every human or automatic action on holds, cases and listings, hash-chained."""

@@ -1,0 +1,86 @@
+"""An audit record and the hash that chains it to the one before.
+
+A record's ``hash`` is SHA-256 over the previous record's hash and the record's
+own fields in canonical JSON (sorted keys, no spaces). Changing, removing or
+re-ordering any record breaks the chain from that record on, which
+:func:`antifraud.audit.service.AuditLog.verify` reports.
+"""
+
+import hashlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import orjson
+from pydantic import BaseModel, ConfigDict
+from redis.asyncio.client import Pipeline
+
+GENESIS = "0" * 64
+"""The ``prev_hash`` of the first record."""
+
+
+class AuditRecord(BaseModel):
+    """One appended action: who did what to which subject, the state before and after."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    seq: int
+    at: datetime
+    actor: str
+    action: str
+    subject: str
+    before: dict[str, Any] | None
+    after: dict[str, Any] | None
+    event_id: str | None
+    prev_hash: str
+    hash: str
+
+    def expected_hash(self) -> str:
+        """The hash this record must carry given its fields and ``prev_hash``."""
+        return chain_hash(self.prev_hash, self.model_dump(mode="json", exclude={"hash", "prev_hash"}))
+
+
+def chain_hash(prev_hash: str, fields: Mapping[str, Any]) -> str:
+    body = orjson.dumps(fields, option=orjson.OPT_SORT_KEYS)
+    return hashlib.sha256(prev_hash.encode() + b"\n" + body).hexdigest()
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    """What a caller appends; the log adds ``seq``, ``at`` (if missing) and the hashes."""
+
+    actor: str
+    action: str
+    subject: str
+    before: Mapping[str, Any] | None = None
+    after: Mapping[str, Any] | None = None
+    event_id: str | None = None
+    """Stable id of the action (a hold event id, say): appending it again is a no-op."""
+    at: datetime | None = None
+
+
+def _no_writes(pipe: Pipeline) -> None:
+    """A change that only records (nothing else to write)."""
+
+
+@dataclass(frozen=True)
+class Change:
+    """A decided change: the state before and after, and the writes that make it."""
+
+    before: Mapping[str, Any] | None
+    after: Mapping[str, Any] | None
+    write: Callable[[Pipeline], None] = field(default=_no_writes)
+    event_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The result of checking the chain: ``broken_at`` is the first bad record's seq."""
+
+    checked: int
+    broken_at: int | None = None
+    reason: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.broken_at is None

@@ -1,0 +1,66 @@
+"""The transactional outbox: topic records queued in Redis with the state change that caused them.
+
+A human action (freeze a hold, confirm a case, list a party) changes Redis state
+and must also go on a topic. Producing to Kafka inside the action would either
+publish a change that then failed, or lose the record if the process died after
+the write. Instead the action queues the record in the same MULTI
+(:func:`queue`), and :class:`OutboxRelay` (run by the worker) publishes it.
+
+Relay order, per round:
+1. Take the relay lock (one relay at a time across worker replicas).
+2. Read the oldest queued records from the ``outbox`` stream.
+3. Produce them in stream order and await every broker ack.
+4. Delete them from the stream.
+A crash between 3 and 4 publishes them again: at least once. Records carry
+stable ids in their payload, so consumers drop the repeats.
+"""
+
+import uuid
+from collections.abc import Awaitable, Callable
+
+from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
+
+STREAM = "outbox"
+LOCK = "outbox:relay"
+
+Send = Callable[[str, bytes | None, bytes], Awaitable[None]]
+"""Produce one record (topic, key, value) and return once the broker acknowledged it."""
+
+
+def _bytes(value: bytes | str) -> bytes:
+    return value.encode() if isinstance(value, str) else value
+
+
+def queue(pipe: Pipeline, topic: str, key: bytes | str | None, value: bytes | str) -> None:
+    """Queue a record for ``topic`` inside the caller's transaction."""
+    pipe.xadd(STREAM, {"topic": topic, "key": _bytes(key) if key is not None else b"", "value": _bytes(value)})
+
+
+class OutboxRelay:
+    def __init__(self, redis: Redis, send: Send, *, batch: int = 500, lock_ms: int = 10_000) -> None:
+        self.redis = redis
+        self.send = send
+        self.batch = batch
+        self.lock_ms = lock_ms
+        self.token = uuid.uuid4().hex
+
+    async def run_once(self) -> int:
+        """Publish what is queued (up to one batch); return how many records went out."""
+        held = await self.redis.set(LOCK, self.token, nx=True, px=self.lock_ms)
+        if not held and _text(await self.redis.get(LOCK)) != self.token:
+            return 0
+        entries = await self.redis.xrange(STREAM, count=self.batch)
+        for _, fields in entries:
+            await self.send(_text(fields[b"topic"]), fields[b"key"] or None, fields[b"value"])
+        if entries:
+            await self.redis.xdel(STREAM, *(entry_id for entry_id, _ in entries))
+        await self.redis.pexpire(LOCK, self.lock_ms)
+        return len(entries)
+
+    async def pending(self) -> int:
+        return int(await self.redis.xlen(STREAM))
+
+
+def _text(raw: bytes | str | None) -> str | None:
+    return raw.decode() if isinstance(raw, bytes) else raw
