@@ -6,13 +6,24 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed
 
-.PHONY: demo test worker benchmark clean
+.PHONY: demo test worker benchmark clean system-deps
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
+
+# Debian packages the tests drive: Chromium for the browser tests, Prometheus
+# (server and promtool) for the dashboard and alert-rule tests.
+SYSTEM_TOOLS = /usr/bin/chromium /usr/bin/chromedriver /usr/bin/prometheus /usr/bin/promtool
+
+system-deps:
+	@missing=0; for f in $(SYSTEM_TOOLS); do test -x $$f || missing=1; done; \
+	if [ $$missing = 1 ]; then \
+	  DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver prometheus >/dev/null; \
+	fi
 
 demo: $(STAMP)
 	$(BIN)/antifraud demo
