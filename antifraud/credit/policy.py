@@ -1,0 +1,153 @@
+"""What each action does to a listing (pure): listing, objection, review, repair, expiry.
+
+Each function takes the listing as it is, the request and the time, and returns
+the listing after the move with ``version`` raised by one, or raises naming the
+listing and what was refused. Redis, the audit log and the topic are the
+service's business (:mod:`antifraud.credit.service`).
+"""
+
+from datetime import datetime, timedelta
+
+from antifraud.credit.models import (
+    BadPeriod,
+    Listing,
+    ListingDraft,
+    ListingEvent,
+    ListingState,
+    Move,
+    Objection,
+    ObjectionClosed,
+    ObjectionDecision,
+    ObjectionFiling,
+    ObjectionNotFound,
+    PartyMismatch,
+    Refused,
+    Repair,
+    RepairRefused,
+    RepairRequest,
+    TRANSITIONS,
+    IllegalTransition,
+)
+from antifraud.thresholds import CreditBlacklistThresholds
+
+
+class NotDue(Refused):
+    def __init__(self, listing_id: str, expires_at: datetime) -> None:
+        super().__init__(f"listing {listing_id} runs until {expires_at.isoformat()}; not due to expire")
+
+
+def _check_period(listed_at: datetime, expires_at: datetime, now: datetime, limits: CreditBlacklistThresholds) -> None:
+    if expires_at <= now:
+        raise BadPeriod(f"expires_at {expires_at.isoformat()} is not in the future")
+    longest = listed_at + timedelta(days=limits.max_period_days)
+    if expires_at > longest:
+        raise BadPeriod(f"expires_at may be at most {limits.max_period_days} days after listing "
+                        f"({longest.isoformat()})")
+
+
+def _moved(listing: Listing, move: Move, **changes: object) -> Listing:
+    starts, target = TRANSITIONS[move]
+    if listing.state not in starts:
+        raise IllegalTransition(listing.listing_id, listing.state, move)
+    return Listing.model_validate({**listing.model_dump(), **changes, "state": target, "version": listing.version + 1})
+
+
+def open_listing(draft: ListingDraft, *, listing_id: str, actor: str, now: datetime,
+                 limits: CreditBlacklistThresholds) -> Listing:
+    """A new listing from ``draft``, running for the reason code's period unless the draft sets its expiry."""
+    expires_at = draft.expires_at or now + timedelta(days=limits.period_days[draft.reason_code])
+    _check_period(now, expires_at, now, limits)
+    return Listing(
+        listing_id=listing_id, version=1, party=draft.party, case_id=draft.case_id,
+        reason_code=draft.reason_code, reason=draft.reason, evidence=draft.evidence,
+        accounts=tuple(dict.fromkeys(draft.accounts)), phones=tuple(dict.fromkeys(draft.phones)),
+        listed_at=now, listed_by=actor, expires_at=expires_at,
+    )
+
+
+def same_listing(listing: Listing, draft: ListingDraft) -> bool:
+    """Whether ``draft`` asks for what ``listing`` already is (a retried request, not a different one)."""
+    return (listing.party, listing.reason_code, listing.reason, listing.evidence, listing.accounts, listing.phones) == (
+        draft.party, draft.reason_code, draft.reason, draft.evidence,
+        tuple(dict.fromkeys(draft.accounts)), tuple(dict.fromkeys(draft.phones)),
+    )
+
+
+def file_objection(listing: Listing, filing: ObjectionFiling, *, actor: str, now: datetime) -> Listing:
+    """The party objects (at a counter, with the ID document the listing names); the listing stays in force."""
+    if filing.party_id != listing.party.id:
+        raise PartyMismatch(listing.listing_id)
+    objection = Objection(objection_id=len(listing.objections) + 1, filed_at=now, filed_by=actor,
+                          grounds=filing.grounds, evidence=filing.evidence)
+    return _moved(listing, "object", objections=(*listing.objections, objection))
+
+
+def review_move(decision: ObjectionDecision) -> Move:
+    """Uphold leaves the listing in force; a correction amends it, or removes it when nothing is amended."""
+    return "uphold" if decision.decision == "uphold" else "amend" if decision.amend is not None else "remove"
+
+
+def decide_objection(listing: Listing, objection_id: int, decision: ObjectionDecision, *, actor: str,
+                     now: datetime, limits: CreditBlacklistThresholds) -> Listing:
+    """Review the pending objection (the move is :func:`review_move`'s): upheld, the listing is in force
+    again; corrected with an amendment, it stays amended; corrected without one, it was wrong and is removed."""
+    index = objection_id - 1
+    if not 0 <= index < len(listing.objections):
+        raise ObjectionNotFound(listing.listing_id, objection_id)
+    objection = listing.objections[index]
+    if objection.state != "pending":
+        raise ObjectionClosed(listing.listing_id, objection_id, objection.state)
+    decided = objection.model_copy(update={
+        "state": "upheld" if decision.decision == "uphold" else "corrected",
+        "decided_at": now, "decided_by": actor, "note": decision.note, "amendment": decision.amend,
+    })
+    objections = (*listing.objections[:index], decided, *listing.objections[index + 1:])
+    if decision.amend is None:
+        if decision.decision == "uphold":
+            return _moved(listing, "uphold", objections=objections)
+        return _moved(listing, "remove", objections=objections, ended_at=now)
+    changes = decision.amend.model_dump(exclude_none=True)
+    if decision.amend.expires_at is not None:
+        _check_period(listing.listed_at, decision.amend.expires_at, now, limits)
+    for field in ("accounts", "phones"):
+        if field in changes:
+            changes[field] = tuple(dict.fromkeys(changes[field]))
+    return _moved(listing, "amend", objections=objections, **changes)
+
+
+def repair(listing: Listing, request: RepairRequest, *, now: datetime, limits: CreditBlacklistThresholds) -> Listing:
+    """End a listing early once the party met every required condition and it was listed long enough."""
+    if listing.state not in TRANSITIONS["repair"][0]:
+        raise IllegalTransition(listing.listing_id, listing.state, "repair")
+    problems = []
+    missing = [c for c in limits.repair_conditions if c not in request.conditions]
+    if missing:
+        problems.append(f"conditions not met: {', '.join(missing)}")
+    earliest = listing.listed_at + timedelta(days=limits.min_listed_days_before_repair)
+    if now < earliest:
+        problems.append(f"listed for less than {limits.min_listed_days_before_repair} days "
+                        f"(repair possible from {earliest.isoformat()})")
+    if problems:
+        raise RepairRefused(listing.listing_id, problems)
+    done = Repair(conditions=tuple(dict.fromkeys(request.conditions)), evidence=request.evidence, note=request.note)
+    return _moved(listing, "repair", repair=done, ended_at=now)
+
+
+def expire(listing: Listing, now: datetime) -> Listing:
+    """End a listing whose period ran out; a pending objection lapses with it."""
+    if listing.in_force and not listing.due(now):
+        raise NotDue(listing.listing_id, listing.expires_at)
+    objections = tuple(
+        o.model_copy(update={"state": "lapsed", "decided_at": now, "decided_by": "system",
+                             "note": "the listing expired before the objection was decided"})
+        if o.state == "pending" else o
+        for o in listing.objections
+    )
+    return _moved(listing, "expire", objections=objections, ended_at=now)
+
+
+def event_for(before: Listing | None, after: Listing, move: Move, actor: str, at: datetime) -> ListingEvent:
+    """The topic record of a move; its id follows from the listing and its new version."""
+    from_state: ListingState | None = before.state if before is not None else None
+    return ListingEvent(change_id=f"{after.listing_id}.v{after.version}", listing_id=after.listing_id, move=move,
+                        from_state=from_state, to_state=after.state, at=at, actor=actor, listing=after)

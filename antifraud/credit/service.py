@@ -1,0 +1,278 @@
+"""The credit blacklist in Redis: listings, their indexes, the accounts feed, and every change audited and published.
+
+Keys:
+
+- ``credit:listing:{listing_id}``: the listing (JSON), the truth;
+- ``credit:by:{kind}:{value}``: set of the listing ids naming a party (``id_number``,
+  ``credit_code``), an ``account`` or a ``phone``, ended listings included (a
+  party's history); a correction that drops an account or phone drops it here too;
+- ``credit:listings``: sorted set of every listing id by listing time;
+- ``credit:expiry``: sorted set of the listings in force by expiry time (the sweep's queue);
+- ``blacklist:accounts``: the accounts of listings in force, read by the
+  transfer-risk detector (a payee on it alerts).
+
+Every change goes through :meth:`AuditLog.transact`: the listing is read under
+WATCH, the pure move (:mod:`antifraud.credit.policy`) decides or refuses, and
+one MULTI writes the listing, its indexes, the accounts feed, the audit record
+and the outbox record for the ``antifraud.credit-blacklist`` topic. Nothing is
+half-applied; a concurrent change makes the move run again on the new state.
+Redis must run with AOF (``appendonly yes``) for listings to survive its restart.
+"""
+
+import logging
+import uuid
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from datetime import datetime, timezone
+
+from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
+
+from antifraud import outbox
+from antifraud.audit.models import Change
+from antifraud.audit.service import AuditLog
+from antifraud.credit import policy
+from antifraud.credit.models import (
+    PARTY,
+    Listing,
+    ListingDraft,
+    ListingExists,
+    ListingNotFound,
+    LookupKind,
+    Move,
+    ObjectionDecision,
+    ObjectionFiling,
+    PartyKind,
+    ReasonCode,
+    Refused,
+    RepairRequest,
+)
+from antifraud.state.transfer_risk import BLACKLIST
+from antifraud.thresholds import CreditBlacklistThresholds
+from streams.topics import CREDIT_BLACKLIST
+
+log = logging.getLogger(__name__)
+
+LISTINGS = "credit:listings"
+EXPIRY = "credit:expiry"
+SYSTEM = "system:expiry"
+"""The actor of expiries in the audit trail and on the topic."""
+
+
+def listing_key(listing_id: str) -> str:
+    return f"credit:listing:{listing_id}"
+
+
+def index_key(kind: LookupKind, value: str) -> str:
+    return f"credit:by:{kind}:{value}"
+
+
+def _index_keys(listing: Listing | None) -> set[str]:
+    if listing is None:
+        return set()
+    return {index_key(listing.party.kind, listing.party.id),
+            *(index_key("account", a) for a in listing.accounts),
+            *(index_key("phone", p) for p in listing.phones)}
+
+
+def _accounts_in_force(listing: Listing | None) -> set[str]:
+    return set(listing.accounts) if listing is not None and listing.in_force else set()
+
+
+def _parse(raw: bytes | str | None) -> Listing | None:
+    return Listing.model_validate_json(raw) if raw is not None else None
+
+
+class _AlreadyListed(Exception):
+    """Raised inside a transaction to leave it without writing: the case already listed this party."""
+
+    def __init__(self, listing: Listing) -> None:
+        self.listing = listing
+
+
+Decision = Callable[[Listing | None], Listing]
+"""The listing as stored (None: not yet) -> the listing after the move; raises to refuse."""
+
+
+class CreditBlacklist:
+    def __init__(self, redis: Redis, audit: AuditLog, limits: CreditBlacklistThresholds) -> None:
+        self.redis = redis
+        self.audit = audit
+        self.limits = limits
+
+    async def add(self, draft: ListingDraft, *, actor: str, now: datetime) -> tuple[Listing, bool]:
+        """List a party for a case; ``(listing, created)``. The same request again returns the existing
+        listing (``created`` False); a different one for the same case and party raises :class:`ListingExists`."""
+        listing_id = uuid.uuid4().hex
+        party_index = index_key(draft.party.kind, draft.party.id)
+
+        async def existing(pipe: Pipeline) -> None:
+            ids = sorted(i.decode() for i in await pipe.smembers(party_index))
+            for found in await self._read(pipe, ids):
+                if found.case_id == draft.case_id:
+                    if not policy.same_listing(found, draft):
+                        raise ListingExists(found.listing_id, found.state)
+                    raise _AlreadyListed(found)
+
+        def decide(before: Listing | None) -> Listing:
+            return policy.open_listing(draft, listing_id=listing_id, actor=actor, now=now, limits=self.limits)
+
+        try:
+            return await self._change(listing_id, "list", actor, now, decide, precheck=existing,
+                                      watch=[party_index]), True
+        except _AlreadyListed as already:
+            return already.listing, False
+
+    async def object(self, listing_id: str, filing: ObjectionFiling, *, actor: str, now: datetime) -> Listing:
+        """File the party's objection (taken at a counter by ``actor``)."""
+        return await self._change(listing_id, "object", actor, now,
+                                  lambda before: policy.file_objection(_found(before, listing_id), filing,
+                                                                       actor=actor, now=now))
+
+    async def decide(self, listing_id: str, objection_id: int, decision: ObjectionDecision, *, actor: str,
+                     now: datetime) -> Listing:
+        """Review the pending objection: uphold, or correct (amend or remove)."""
+        return await self._change(listing_id, policy.review_move(decision), actor, now,
+                                  lambda before: policy.decide_objection(_found(before, listing_id), objection_id,
+                                                                         decision, actor=actor, now=now,
+                                                                         limits=self.limits))
+
+    async def repair(self, listing_id: str, request: RepairRequest, *, actor: str, now: datetime) -> Listing:
+        """End the listing on credit repair (conditions met, listed long enough)."""
+        return await self._change(listing_id, "repair", actor, now,
+                                  lambda before: policy.repair(_found(before, listing_id), request, now=now,
+                                                               limits=self.limits))
+
+    async def get(self, listing_id: str, *, now: datetime) -> Listing:
+        """The listing, expired first if its period ran out (expiry applies on read, not only on sweeps)."""
+        return _found(next(iter(await self._fresh(await self._read(self.redis, [listing_id]), now)), None),
+                      listing_id)
+
+    async def find(self, kind: LookupKind, value: str, *, now: datetime, include_ended: bool = False) -> list[Listing]:
+        """Listings naming ``value`` (normalised, see :func:`~antifraud.credit.models.lookup_value`), oldest first;
+        only those in force unless ``include_ended``."""
+        ids = sorted(i.decode() for i in await self.redis.smembers(index_key(kind, value)))
+        listings = await self._fresh(await self._read(self.redis, ids), now)
+        return sorted((x for x in listings if include_ended or x.in_force), key=lambda x: (x.listed_at, x.listing_id))
+
+    async def latest(self, count: int, *, now: datetime) -> list[Listing]:
+        """The ``count`` most recently listed, newest first."""
+        ids = [i.decode() for i in await self.redis.zrevrange(LISTINGS, 0, count - 1)]
+        return await self._fresh(await self._read(self.redis, ids), now)
+
+    async def expire_due(self, now: datetime) -> list[Listing]:
+        """Expire the listings in force whose period ran out by ``now`` (at most ``sweep_batch``; call again
+        for the rest). A listing moved meanwhile by someone else is skipped."""
+        ids = [i.decode() for i in await self.redis.zrangebyscore(EXPIRY, "-inf", now.timestamp(), start=0,
+                                                                  num=self.limits.sweep_batch)]
+        expired = []
+        for listing_id in ids:
+            try:
+                expired.append(await self._expire(listing_id, now))
+            except Refused:
+                continue
+        return expired
+
+    async def _expire(self, listing_id: str, now: datetime) -> Listing:
+        return await self._change(listing_id, "expire", SYSTEM, now,
+                                  lambda before: policy.expire(_found(before, listing_id), now))
+
+    async def _fresh(self, listings: Iterable[Listing], now: datetime) -> list[Listing]:
+        """``listings`` with those due expired now (lazily, through the same audited move as the sweep)."""
+        fresh = []
+        for listing in listings:
+            if listing.due(now):
+                try:
+                    listing = await self._expire(listing.listing_id, now)
+                except Refused:  # moved by someone else meanwhile: take it as it is now
+                    [listing] = await self._read(self.redis, [listing.listing_id])
+            fresh.append(listing)
+        return fresh
+
+    async def _read(self, client: Redis | Pipeline, ids: Sequence[str]) -> list[Listing]:
+        if not ids:
+            return []
+        raws = await client.mget([listing_key(i) for i in ids])
+        return [x for x in map(_parse, raws) if x is not None]
+
+    async def _change(self, listing_id: str, move: Move, actor: str, now: datetime, decide: Decision, *,
+                      precheck: Callable[[Pipeline], Awaitable[None]] | None = None, watch: Sequence[str] = ()) -> Listing:
+        """Read the listing under WATCH, let ``decide`` move it, write the move with its audit and topic records.
+
+        1. WATCH the listing (and ``watch``); run ``precheck``; read the listing.
+        2. ``decide`` returns the listing after the move, or raises to refuse (nothing written).
+        3. Accounts leaving the feed: those no other listing in force still names (their listings watched too).
+        4. MULTI: the listing, its indexes, the expiry queue, the accounts feed, the outbox record, the audit record.
+        """
+        key = listing_key(listing_id)
+        outcome: list[Listing] = []
+
+        async def transaction(pipe: Pipeline) -> Change:
+            if precheck is not None:
+                await precheck(pipe)
+            before = _parse(await pipe.get(key))
+            after = decide(before)
+            leaving = _accounts_in_force(before) - _accounts_in_force(after)
+            released = leaving - await self._named_elsewhere(pipe, leaving, listing_id)
+            event = policy.event_for(before, after, move, actor, now)
+            outcome[:] = [after]
+
+            def write(tx: Pipeline) -> None:
+                tx.set(key, after.model_dump_json())
+                if before is None:
+                    tx.zadd(LISTINGS, {listing_id: after.listed_at.timestamp()})
+                old, new = _index_keys(before), _index_keys(after)
+                for index in new - old:
+                    tx.sadd(index, listing_id)
+                for index in old - new:
+                    tx.srem(index, listing_id)
+                if after.in_force:
+                    tx.zadd(EXPIRY, {listing_id: after.expires_at.timestamp()})
+                    if after.accounts:
+                        tx.sadd(BLACKLIST, *after.accounts)
+                else:
+                    tx.zrem(EXPIRY, listing_id)
+                if released:
+                    tx.srem(BLACKLIST, *sorted(released))
+                outbox.queue(tx, CREDIT_BLACKLIST, after.party.id, event.model_dump_json())
+
+            return Change(before=before.model_dump(mode="json") if before else None,
+                          after=after.model_dump(mode="json"), write=write, event_id=event.change_id)
+
+        await self.audit.transact(actor=actor, action=f"blacklist.{move}", subject=f"listing:{listing_id}",
+                                  watch=[key, *watch], decide=transaction)
+        log.info("listing %s: %s by %s, now %s", listing_id, move, actor, outcome[0].state)
+        return outcome[0]
+
+    async def _named_elsewhere(self, pipe: Pipeline, accounts: set[str], listing_id: str) -> set[str]:
+        """Which of ``accounts`` another listing in force still names (those stay on the feed); the other
+        listings are watched, so one ending at the same time makes this transaction run again."""
+        if not accounts:
+            return set()
+        others = {i.decode() for a in accounts for i in await pipe.smembers(index_key("account", a))} - {listing_id}
+        if not others:
+            return set()
+        await pipe.watch(*(listing_key(i) for i in sorted(others)))
+        return {a for other in await self._read(pipe, sorted(others)) if other.in_force for a in other.accounts} & accounts
+
+
+def _found(listing: Listing | None, listing_id: str) -> Listing:
+    if listing is None:
+        raise ListingNotFound(listing_id)
+    return listing
+
+
+async def list_from_case(blacklist: CreditBlacklist, *, party_id: str, kind: PartyKind, reason: str,
+                         evidence: Sequence[str], case_id: str, actor: str, accounts: Sequence[str] = (),
+                         phones: Sequence[str] = (), reason_code: ReasonCode = "telecom_fraud",
+                         expires_at: datetime | None = None, now: datetime | None = None) -> Listing:
+    """List the party a confirmed case holds responsible; the case module calls this on confirmation.
+
+    Calling it again for the same case and party (a retry) returns the same listing. Raises
+    pydantic's ValidationError on a bad party id, account or phone, and :class:`ListingExists` if the
+    case already listed the party with other details.
+    """
+    draft = ListingDraft(party=PARTY.validate_python({"kind": kind, "id": party_id}), case_id=case_id,
+                         reason_code=reason_code, reason=reason, evidence=tuple(evidence), accounts=tuple(accounts),
+                         phones=tuple(phones), expires_at=expires_at)
+    listing, _ = await blacklist.add(draft, actor=actor, now=now or datetime.now(timezone.utc))
+    return listing

@@ -1,0 +1,199 @@
+"""HTTP API of the credit blacklist: query, list, object, review, repair; a yes/no check for the counter.
+
+Who may do what:
+
+- credit officers (and admins): everything;
+- analysts: read listings and their history;
+- tellers: check a party, account or phone (listed or not, reason codes, until
+  when; nothing else), and take a party's objection at the counter, the party
+  proving who they are with the ID document the listing names (``party_id``).
+
+Errors: 422 for bad input (naming the field or parameter), 404 for an unknown
+listing or objection, 409 for what the listing's state or the rules refuse
+(the message says why); nothing is written on any of them.
+"""
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, timezone
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
+from pydantic import BaseModel, ConfigDict
+
+from antifraud.audit.service import AuditLog
+from antifraud.credit.models import (
+    BadPeriod,
+    Listing,
+    ListingDraft,
+    ListingNotFound,
+    LookupKind,
+    ObjectionDecision,
+    ObjectionFiling,
+    ObjectionNotFound,
+    PartyMismatch,
+    ReasonCode,
+    Refused,
+    RepairRequest,
+    lookup_value,
+)
+from antifraud.credit.service import CreditBlacklist
+from antifraud.privacy import mask_entity
+from antifraud.web.auth import Principal, Role, require
+from antifraud.web.deps import get_audit, get_redis
+
+router = APIRouter(prefix="/api/blacklist", tags=["blacklist"])
+
+_officer = require(Role.CREDIT_OFFICER)
+_reader = require(Role.CREDIT_OFFICER, Role.ANALYST)
+_counter = require(Role.CREDIT_OFFICER, Role.TELLER)
+_checker = require(Role.CREDIT_OFFICER, Role.ANALYST, Role.TELLER)
+
+
+def get_blacklist(request: Request, audit: AuditLog = Depends(get_audit)) -> CreditBlacklist:
+    return CreditBlacklist(get_redis(request), audit, request.app.state.thresholds.credit_blacklist)
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+@contextmanager
+def _http_errors() -> Iterator[None]:
+    """Domain errors as HTTP answers: unknown 404, refused 409, bad values 422."""
+    try:
+        yield
+    except (ListingNotFound, ObjectionNotFound) as exc:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
+    except Refused as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
+    except (BadPeriod, PartyMismatch) as exc:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
+
+
+def _lookup(id_number: str | None, credit_code: str | None, account: str | None,
+            phone: str | None) -> tuple[LookupKind, str]:
+    """The one lookup key given, validated; 422 naming the parameter otherwise."""
+    given: list[tuple[LookupKind, str]] = [
+        (kind, value) for kind, value in (("id_number", id_number), ("credit_code", credit_code),
+                                          ("account", account), ("phone", phone)) if value is not None]
+    if len(given) != 1:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
+                            "give exactly one of the query parameters id_number, credit_code, account, phone")
+    kind, raw = given[0]
+    try:
+        return kind, lookup_value(kind, raw)
+    except ValueError as exc:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
+
+
+class CheckResult(BaseModel):
+    """What a counter learns: listed or not, on what grounds, until when; the subject masked."""
+
+    model_config = ConfigDict(frozen=True)
+    subject: str
+    listed: bool
+    reason_codes: list[ReasonCode]
+    until: datetime | None
+
+
+class ObjectionReceipt(BaseModel):
+    """The receipt the counter hands the party: which objection was filed, the listing's state now."""
+
+    model_config = ConfigDict(frozen=True)
+    listing_id: str
+    objection_id: int
+    listing_state: str
+    filed_at: datetime
+
+
+class HistoryEntry(BaseModel):
+    model_config = ConfigDict(frozen=True)
+    seq: int
+    at: datetime
+    actor: str
+    action: str
+    state: str | None
+
+
+@router.get("", response_model=list[Listing], summary="listings naming a party, an account or a phone")
+async def query(
+    id_number: str | None = Query(None, description="a person's resident ID number"),
+    credit_code: str | None = Query(None, description="an organisation's unified social credit code"),
+    account: str | None = Query(None, description="a bank account or card number"),
+    phone: str | None = Query(None, description="a phone number"),
+    include_ended: bool = Query(False, description="also removed, repaired and expired listings"),
+    blacklist: CreditBlacklist = Depends(get_blacklist),
+    _: Principal = Depends(_reader),
+) -> list[Listing]:
+    kind, value = _lookup(id_number, credit_code, account, phone)
+    return await blacklist.find(kind, value, now=_now(), include_ended=include_ended)
+
+
+@router.get("/check", response_model=CheckResult, summary="is a party, account or phone listed (counter check)")
+async def check(
+    id_number: str | None = None, credit_code: str | None = None, account: str | None = None,
+    phone: str | None = None,
+    blacklist: CreditBlacklist = Depends(get_blacklist),
+    _: Principal = Depends(_checker),
+) -> CheckResult:
+    kind, value = _lookup(id_number, credit_code, account, phone)
+    listings = await blacklist.find(kind, value, now=_now())
+    return CheckResult(subject=mask_entity(kind, value), listed=bool(listings),
+                       reason_codes=sorted({x.reason_code for x in listings}),
+                       until=max((x.expires_at for x in listings), default=None))
+
+
+@router.post("", response_model=Listing, status_code=status.HTTP_201_CREATED,
+             summary="list a party from a confirmed case (the same request again: 200 with the listing)")
+async def add(draft: ListingDraft, response: Response, blacklist: CreditBlacklist = Depends(get_blacklist),
+              principal: Principal = Depends(_officer)) -> Listing:
+    with _http_errors():
+        listing, created = await blacklist.add(draft, actor=principal.name, now=_now())
+    if not created:
+        response.status_code = status.HTTP_200_OK
+    return listing
+
+
+@router.get("/{listing_id}", response_model=Listing, summary="one listing with its objections")
+async def show(listing_id: str, blacklist: CreditBlacklist = Depends(get_blacklist),
+               _: Principal = Depends(_reader)) -> Listing:
+    with _http_errors():
+        return await blacklist.get(listing_id, now=_now())
+
+
+@router.get("/{listing_id}/history", response_model=list[HistoryEntry], summary="the listing's audit trail")
+async def history(listing_id: str, blacklist: CreditBlacklist = Depends(get_blacklist),
+                  audit: AuditLog = Depends(get_audit), _: Principal = Depends(_reader)) -> list[HistoryEntry]:
+    with _http_errors():
+        await blacklist.get(listing_id, now=_now())
+    return [HistoryEntry(seq=r.seq, at=r.at, actor=r.actor, action=r.action,
+                         state=(r.after or {}).get("state"))
+            for r in await audit.about(f"listing:{listing_id}")]
+
+
+@router.post("/{listing_id}/objections", response_model=ObjectionReceipt, status_code=status.HTTP_201_CREATED,
+             summary="file the listed party's objection (at a counter, on the ID document presented)")
+async def file_objection(listing_id: str, filing: ObjectionFiling,
+                         blacklist: CreditBlacklist = Depends(get_blacklist),
+                         principal: Principal = Depends(_counter)) -> ObjectionReceipt:
+    with _http_errors():
+        listing = await blacklist.object(listing_id, filing, actor=principal.name, now=_now())
+    objection = listing.objections[-1]
+    return ObjectionReceipt(listing_id=listing_id, objection_id=objection.objection_id,
+                            listing_state=listing.state, filed_at=objection.filed_at)
+
+
+@router.post("/{listing_id}/objections/{objection_id}/decision", response_model=Listing,
+             summary="decide an objection: uphold, or correct (amend, or remove the listing)")
+async def decide(listing_id: str, objection_id: int, decision: ObjectionDecision,
+                 blacklist: CreditBlacklist = Depends(get_blacklist),
+                 principal: Principal = Depends(_officer)) -> Listing:
+    with _http_errors():
+        return await blacklist.decide(listing_id, objection_id, decision, actor=principal.name, now=_now())
+
+
+@router.post("/{listing_id}/repair", response_model=Listing, summary="end a listing on credit repair")
+async def repair(listing_id: str, request: RepairRequest, blacklist: CreditBlacklist = Depends(get_blacklist),
+                 principal: Principal = Depends(_officer)) -> Listing:
+    with _http_errors():
+        return await blacklist.repair(listing_id, request, actor=principal.name, now=_now())

@@ -1,0 +1,234 @@
+"""The credit blacklist's pure part: party ids, the listing state machine, objections, repair, expiry."""
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from pydantic import ValidationError
+
+from antifraud.credit import policy
+from antifraud.credit.models import (
+    PARTY,
+    Amendment,
+    BadPeriod,
+    IllegalTransition,
+    Listing,
+    ListingDraft,
+    ObjectionClosed,
+    ObjectionDecision,
+    ObjectionFiling,
+    ObjectionNotFound,
+    PartyMismatch,
+    RepairRefused,
+    RepairRequest,
+    credit_code_check_char,
+    lookup_value,
+)
+from antifraud.events.types import make_id_number
+from antifraud.thresholds import load_thresholds
+
+LIMITS = load_thresholds().credit_blacklist
+T0 = datetime(2026, 3, 2, 9, tzinfo=timezone.utc)
+PERSON = make_id_number("320585", "19900101", 7)
+COMPANY = "91110108551385082Q"
+"""A real, published unified social credit code (its check character is Q)."""
+ACCOUNT = "6222000000000999"
+PHONE = "17012340001"
+
+
+def draft(**changes: object) -> ListingDraft:
+    fields = {"party": {"kind": "id_number", "id": PERSON}, "case_id": "case-1", "reason_code": "card_account_trade",
+              "reason": "sold two bank cards to a fraud team", "evidence": ["alert:abc", "case:case-1"],
+              "accounts": [ACCOUNT], "phones": [PHONE]}
+    return ListingDraft.model_validate({**fields, **changes})
+
+
+def listed(**changes: object) -> Listing:
+    return policy.open_listing(draft(**changes), listing_id="L1", actor="officer", now=T0, limits=LIMITS)
+
+
+def objected(at: datetime = T0 + timedelta(days=1)) -> Listing:
+    return policy.file_objection(listed(), ObjectionFiling(party_id=PERSON, grounds="my ID card was stolen"),
+                                 actor="teller", now=at)
+
+
+# --- party ids ---------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("code", ["91110108551385082Q", "911100007109311097", "91350100M000100Y43"])
+def test_published_credit_codes_pass_the_gb32100_check(code: str) -> None:
+    assert credit_code_check_char(code[:17]) == code[17]
+    assert PARTY.validate_python({"kind": "credit_code", "id": code}).id == code
+
+
+@pytest.mark.parametrize(("raw", "why"), [
+    ("91110108551385082R", "check character"),   # one character off
+    ("91110108551385O82Q", "pattern"),           # letter O is not in the code's alphabet
+    ("9111010855138508Q", "pattern"),            # 17 characters
+])
+def test_bad_credit_codes_are_refused_naming_the_rule(raw: str, why: str) -> None:
+    with pytest.raises(ValidationError) as caught:
+        PARTY.validate_python({"kind": "credit_code", "id": raw})
+    assert why in str(caught.value)
+
+
+def test_ids_are_normalised_and_checked_by_kind() -> None:
+    assert PARTY.validate_python({"kind": "credit_code", "id": " 91110108551385082q "}).id == COMPANY
+    x_id = next(i for i in (make_id_number("320585", "19900101", n) for n in range(100)) if i.endswith("X"))
+    assert PARTY.validate_python({"kind": "id_number", "id": x_id.lower()}).id == x_id
+    with pytest.raises(ValidationError, match="GB 11643"):
+        PARTY.validate_python({"kind": "id_number", "id": PERSON[:17] + ("1" if PERSON[17] != "1" else "2")})
+    with pytest.raises(ValidationError, match="GB 32100"):  # an ID number is no credit code
+        PARTY.validate_python({"kind": "credit_code", "id": PERSON})
+
+
+def test_lookup_values_name_the_kind_without_echoing_the_value() -> None:
+    assert lookup_value("phone", " +8617012340001") == "+8617012340001"
+    with pytest.raises(ValueError, match="account is not valid") as caught:
+        lookup_value("account", "6222-0000")
+    assert "6222-0000" not in str(caught.value)
+
+
+# --- listing -----------------------------------------------------------------------------------------------
+
+def test_a_listing_runs_for_its_reason_codes_period() -> None:
+    listing = listed()
+    assert (listing.state, listing.version, listing.listed_at) == ("listed", 1, T0)
+    assert listing.expires_at == T0 + timedelta(days=LIMITS.period_days["card_account_trade"])
+    assert listed(reason_code="telecom_fraud").expires_at == T0 + timedelta(days=LIMITS.period_days["telecom_fraud"])
+
+
+def test_a_listing_needs_evidence_and_an_expiry_within_the_cap() -> None:
+    with pytest.raises(ValidationError, match="evidence"):
+        draft(evidence=[])
+    with pytest.raises(BadPeriod, match=f"at most {LIMITS.max_period_days} days"):
+        listed(expires_at=T0 + timedelta(days=LIMITS.max_period_days + 1))
+    with pytest.raises(BadPeriod, match="not in the future"):
+        listed(expires_at=T0)
+
+
+def test_duplicate_accounts_and_phones_are_kept_once() -> None:
+    listing = listed(accounts=[ACCOUNT, ACCOUNT], phones=[PHONE, PHONE])
+    assert (listing.accounts, listing.phones) == ((ACCOUNT,), (PHONE,))
+    assert policy.same_listing(listing, draft(accounts=[ACCOUNT, ACCOUNT]))
+    assert not policy.same_listing(listing, draft(reason="another reason"))
+
+
+# --- objection, review -------------------------------------------------------------------------------------
+
+def test_an_objection_needs_the_listed_partys_id() -> None:
+    with pytest.raises(PartyMismatch, match="listing L1"):
+        policy.file_objection(listed(), ObjectionFiling(party_id=COMPANY, grounds="not me"), actor="teller", now=T0)
+
+
+def test_objection_upheld_returns_the_listing_in_force() -> None:
+    decision = ObjectionDecision(decision="uphold", note="evidence holds")
+    listing = policy.decide_objection(objected(), 1, decision, actor="officer", now=T0 + timedelta(days=3),
+                                      limits=LIMITS)
+    assert (policy.review_move(decision), listing.state, listing.version) == ("uphold", "listed", 3)
+    assert (listing.objections[0].state, listing.objections[0].decided_by) == ("upheld", "officer")
+
+
+def test_correction_without_amendment_removes_the_listing() -> None:
+    decision = ObjectionDecision(decision="correct", note="ID was stolen")
+    listing = policy.decide_objection(objected(), 1, decision, actor="officer", now=T0 + timedelta(days=3),
+                                      limits=LIMITS)
+    assert (policy.review_move(decision), listing.state, listing.ended_at) == ("remove", "removed", T0 + timedelta(days=3))
+    assert listing.objections[0].state == "corrected"
+
+
+def test_correction_with_amendment_keeps_the_listing_amended() -> None:
+    amend = Amendment(accounts=(), reason="sold one card, not two")
+    decision = ObjectionDecision(decision="correct", note="one card only", amend=amend)
+    listing = policy.decide_objection(objected(), 1, decision, actor="officer", now=T0 + timedelta(days=3),
+                                      limits=LIMITS)
+    assert (policy.review_move(decision), listing.state, listing.accounts, listing.phones) == (
+        "amend", "listed", (), (PHONE,))
+    assert listing.reason == "sold one card, not two" and listing.objections[0].amendment == amend
+
+
+def test_amended_expiry_stays_within_the_cap() -> None:
+    amend = Amendment(expires_at=T0 + timedelta(days=LIMITS.max_period_days + 1))
+    with pytest.raises(BadPeriod):
+        policy.decide_objection(objected(), 1, ObjectionDecision(decision="correct", note="n", amend=amend),
+                                actor="officer", now=T0, limits=LIMITS)
+
+
+def test_review_requests_are_validated() -> None:
+    with pytest.raises(ValidationError, match="upheld listing is not amended"):
+        ObjectionDecision(decision="uphold", note="n", amend=Amendment(reason="r"))
+    for nothing in ({}, {"reason": None}):
+        with pytest.raises(ValidationError, match="at least one field"):
+            Amendment.model_validate(nothing)
+
+
+def test_refused_moves_name_the_listing_its_state_and_the_move() -> None:
+    with pytest.raises(IllegalTransition, match=r"listing L1: object \(objected -> objected\) refused; only from listed"):
+        policy.file_objection(objected(), ObjectionFiling(party_id=PERSON, grounds="again"), actor="t", now=T0)
+    removed = policy.decide_objection(objected(), 1, ObjectionDecision(decision="correct", note="n"),
+                                         actor="o", now=T0, limits=LIMITS)
+    late = T0 + timedelta(days=LIMITS.max_period_days)
+    for refused in (
+        lambda: policy.file_objection(removed, ObjectionFiling(party_id=PERSON, grounds="g"), actor="t", now=late),
+        lambda: policy.repair(removed, REPAIR, now=late, limits=LIMITS),
+        lambda: policy.expire(removed, late),
+    ):
+        with pytest.raises(IllegalTransition, match=r"listing L1: \w+ \(removed -> \w+\) refused"):
+            refused()
+
+
+def test_a_decided_or_unknown_objection_is_refused() -> None:
+    upheld = policy.decide_objection(objected(), 1, ObjectionDecision(decision="uphold", note="n"),
+                                        actor="o", now=T0, limits=LIMITS)
+    again = policy.file_objection(upheld, ObjectionFiling(party_id=PERSON, grounds="new facts"), actor="t", now=T0)
+    assert [o.objection_id for o in again.objections] == [1, 2] and again.state == "objected"
+    with pytest.raises(ObjectionClosed, match="objection 1 is already upheld"):
+        policy.decide_objection(again, 1, ObjectionDecision(decision="correct", note="n"),
+                                actor="o", now=T0, limits=LIMITS)
+    with pytest.raises(ObjectionNotFound):
+        policy.decide_objection(again, 3, ObjectionDecision(decision="uphold", note="n"),
+                                actor="o", now=T0, limits=LIMITS)
+
+
+# --- repair, expiry ----------------------------------------------------------------------------------------
+
+REPAIR = RepairRequest(conditions=("behaviour_corrected", "effects_removed", "training_completed"),
+                       evidence=("doc:repaid-victims", "doc:training-cert"), note="victims repaid, course done")
+
+
+def test_repair_after_the_minimum_time_with_every_condition_ends_the_listing() -> None:
+    when = T0 + timedelta(days=LIMITS.min_listed_days_before_repair)
+    listing = policy.repair(listed(), REPAIR, now=when, limits=LIMITS)
+    assert (listing.state, listing.ended_at, listing.repair.conditions) == ("repaired", when, REPAIR.conditions)
+
+
+def test_repair_is_refused_too_early_or_with_conditions_missing() -> None:
+    partial = REPAIR.model_copy(update={"conditions": ("behaviour_corrected",)})
+    with pytest.raises(RepairRefused) as caught:
+        policy.repair(listed(), partial, now=T0 + timedelta(days=30), limits=LIMITS)
+    assert caught.value.problems == [
+        "conditions not met: effects_removed, training_completed",
+        f"listed for less than {LIMITS.min_listed_days_before_repair} days (repair possible from "
+        f"{(T0 + timedelta(days=LIMITS.min_listed_days_before_repair)).isoformat()})",
+    ]
+
+
+def test_repair_waits_for_a_pending_objection() -> None:
+    with pytest.raises(IllegalTransition, match="repair \\(objected -> repaired\\)"):
+        policy.repair(objected(), REPAIR, now=T0 + timedelta(days=400), limits=LIMITS)
+
+
+def test_expiry_only_when_due_and_a_pending_objection_lapses() -> None:
+    listing = objected()
+    with pytest.raises(policy.NotDue):
+        policy.expire(listing, listing.expires_at - timedelta(seconds=1))
+    assert listing.due(listing.expires_at) and not listing.due(listing.expires_at - timedelta(seconds=1))
+    ended = policy.expire(listing, listing.expires_at)
+    assert (ended.state, ended.objections[0].state, ended.objections[0].decided_by) == ("expired", "lapsed", "system")
+    assert not ended.due(ended.expires_at + timedelta(days=1))
+
+
+def test_events_carry_a_stable_change_id_per_version() -> None:
+    first = policy.event_for(None, listed(), "list", "officer", T0)
+    before = listed()
+    second = policy.event_for(before, objected(), "object", "teller", T0)
+    assert (first.change_id, first.from_state, first.to_state) == ("L1.v1", None, "listed")
+    assert (second.change_id, second.from_state, second.to_state) == ("L1.v2", "listed", "objected")
