@@ -1,0 +1,201 @@
+"""A case: the alerts about one entity in one scenario, and the only moves an analyst may make on it.
+
+Grouping. A case is one entity (a number, an account, an ID number, a cell) in
+one *scenario*, the family of detectors that see the same kind of fraud:
+
+============================================  ===================
+detectors                                      scenario
+============================================  ===================
+fraud_number, interception                     fraud_number
+card_opening, card_trade, sim_registration     bulk_opening
+transfer_risk, mule_account                    mule
+fake_base_station, phishing_sms                fake_base_station
+any other detector                             its own name
+============================================  ===================
+
+so ``case_id`` follows from (entity kind, entity value, scenario): the same
+alert always lands in the same case, and a replayed alert (same ``alert_id``)
+is folded once.
+
+Lifecycle (plan (一)1 items 5, 9 and 11)::
+
+    new --review--> in_review --confirm--> confirmed --(first delivery delivered)--> forwarded
+                              \\--dismiss--> dismissed
+    confirmed | forwarded | dismissed --close--> closed
+
+A new alert on a dismissed or closed case reopens it (``new``) so an analyst
+sees the new evidence; on any other case it is added to the evidence. Assigning
+works on every case that is not closed, notes on every case. ``version`` grows
+with every change, so (case, version) names one state of the evidence: a
+forwarding package is built from exactly one.
+"""
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from antifraud.alerts.models import Alert, Entity, Severity
+from antifraud.events.types import UtcTime
+from antifraud.holds.models import stable_id
+
+CaseStatus = Literal["new", "in_review", "confirmed", "dismissed", "forwarded", "closed"]
+STATUSES: tuple[CaseStatus, ...] = ("new", "in_review", "confirmed", "dismissed", "forwarded", "closed")
+Action = Literal["review", "confirm", "dismiss", "forward", "close", "assign", "note", "delivered", "reopen"]
+
+SCENARIO_BY_DETECTOR: dict[str, str] = {
+    "fraud_number": "fraud_number",
+    "interception": "fraud_number",
+    "card_opening": "bulk_opening",
+    "card_trade": "bulk_opening",
+    "sim_registration": "bulk_opening",
+    "transfer_risk": "mule",
+    "mule_account": "mule",
+    "fake_base_station": "fake_base_station",
+    "phishing_sms": "fake_base_station",
+}
+"""Detector -> scenario: the detectors that see the same kind of fraud share a case per entity."""
+
+SEVERITY_RANK: dict[Severity, int] = {"low": 0, "medium": 1, "high": 2, "critical": 3}
+
+_NOT_CLOSED = {s: s for s in STATUSES if s != "closed"}
+TRANSITIONS: dict[Action, dict[CaseStatus, CaseStatus]] = {
+    "review": {"new": "in_review"},
+    "confirm": {"in_review": "confirmed"},
+    "dismiss": {"in_review": "dismissed"},
+    "forward": {"confirmed": "confirmed", "forwarded": "forwarded"},
+    "close": {"confirmed": "closed", "forwarded": "closed", "dismissed": "closed"},
+    "assign": _NOT_CLOSED,
+    "note": {s: s for s in STATUSES},
+    "delivered": {"confirmed": "forwarded"},
+    "reopen": {"dismissed": "new", "closed": "new"},
+}
+"""action -> {from status: to status}; an action from a status not listed is refused."""
+
+Text = Annotated[str, StringConstraints(min_length=1, max_length=2000, strip_whitespace=True)]
+UserName = Annotated[str, StringConstraints(min_length=1, max_length=100, strip_whitespace=True)]
+
+
+class IllegalTransition(ValueError):
+    """An action the case's status does not allow."""
+
+    def __init__(self, case_id: str, current: CaseStatus, action: Action) -> None:
+        self.case_id, self.current, self.action = case_id, current, action
+        allowed = sorted(TRANSITIONS[action])
+        super().__init__(f"case {case_id}: {action} refused while {current} (allowed from: {', '.join(allowed)})")
+
+
+def audit_subject(case_id: str) -> str:
+    """The case's subject in the audit log: its actions and its deliveries' outcomes."""
+    return f"case:{case_id}"
+
+
+def scenario_of(detector: str) -> str:
+    return SCENARIO_BY_DETECTOR.get(detector, detector)
+
+
+def case_id_for(entity: Entity, scenario: str) -> str:
+    """Stable id: the same entity in the same scenario is always the same case."""
+    return stable_id("case", entity.kind, entity.value, scenario)
+
+
+class Note(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    author: UserName
+    at: UtcTime
+    text: Text
+
+
+class Case(BaseModel):
+    """The case document; its alerts and notes are kept beside it (see ``antifraud.case.service``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    case_id: str
+    entity: Entity
+    scenario: str
+    status: CaseStatus = "new"
+    version: Annotated[int, Field(ge=1)] = 1
+    assignee: str | None = None
+    detectors: list[str]
+    """Distinct detectors of its alerts, sorted."""
+    severity: Severity
+    """The highest of its alerts."""
+    score: float
+    """The highest of its alerts."""
+    alert_count: int
+    first_seen: UtcTime
+    """Earliest window start of its alerts (event time)."""
+    last_seen: UtcTime
+    """Latest window end of its alerts (event time)."""
+    opened_at: UtcTime
+    updated_at: UtcTime
+    decided_by: str | None = None
+    decided_at: UtcTime | None = None
+    decision_reason: str | None = None
+
+
+class TimelineEntry(BaseModel):
+    """One item of a case's evidence timeline: an alert (at its event time), an action on the case
+    (a note, a decision, a delivery outcome; at the time it was recorded) or a delivery."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    at: UtcTime
+    kind: Literal["alert", "action", "delivery"]
+    title: str
+    ref: str
+    """The alert, audit record (seq) or delivery it is about."""
+    detail: dict[str, Any] = {}
+
+
+def open_case(alert: Alert, now: datetime) -> Case:
+    """The case a first alert opens."""
+    scenario = scenario_of(alert.detector)
+    return Case(
+        case_id=case_id_for(alert.entity, scenario), entity=alert.entity, scenario=scenario,
+        detectors=[alert.detector], severity=alert.severity, score=alert.score, alert_count=1,
+        first_seen=alert.window_start, last_seen=alert.window_end, opened_at=now, updated_at=now,
+    )
+
+
+def fold(case: Case | None, alert: Alert, now: datetime) -> Case:
+    """The case after one more alert (the caller has checked the alert is not in it yet)."""
+    if case is None:
+        return open_case(alert, now)
+    if case.entity != alert.entity or case.scenario != scenario_of(alert.detector):
+        raise ValueError(f"alert {alert.alert_id} does not belong to case {case.case_id}")
+    status = TRANSITIONS["reopen"].get(case.status, case.status)
+    return _changed(
+        case,
+        status=status,
+        detectors=sorted({*case.detectors, alert.detector}),
+        severity=max(case.severity, alert.severity, key=SEVERITY_RANK.__getitem__),
+        score=max(case.score, alert.score),
+        alert_count=case.alert_count + 1,
+        first_seen=min(case.first_seen, alert.window_start),
+        last_seen=max(case.last_seen, alert.window_end),
+        updated_at=now,
+    )
+
+
+def require_allowed(case: Case, action: Action) -> CaseStatus:
+    """The status ``action`` leads to from the case's, or :class:`IllegalTransition`."""
+    target = TRANSITIONS[action].get(case.status)
+    if target is None:
+        raise IllegalTransition(case.case_id, case.status, action)
+    return target
+
+
+def transition(case: Case, action: Action, *, actor: str, now: datetime, **update: object) -> Case:
+    """The case after ``action`` by ``actor``, or :class:`IllegalTransition` naming the case, its status and
+    the action. ``update`` sets further fields (the assignee); a decision records who, when and why."""
+    target = require_allowed(case, action)
+    if action in ("confirm", "dismiss"):
+        update = {"decided_by": actor, "decided_at": now, **update}
+    if action == "review" and case.assignee is None:
+        update = {"assignee": actor, **update}
+    return _changed(case, status=target, updated_at=now, **update)
+
+
+def _changed(case: Case, **update: object) -> Case:
+    """A new version of ``case`` with ``update`` applied and validated (``model_copy`` would not check it)."""
+    return Case.model_validate({**case.model_dump(), **update, "version": case.version + 1})

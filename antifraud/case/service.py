@@ -1,0 +1,412 @@
+"""Cases in Redis: folding alerts into them, the analysts' actions, the evidence timeline.
+
+Keys (Redis with AOF keeps them across restarts; see ``docs/forwarding.md``):
+
+- ``case:{case_id}``: the case document (JSON), rewritten with each new version;
+- ``case:{case_id}:alerts``: hash ``alert_id`` -> alert JSON (a replayed alert is not folded twice);
+- ``case:{case_id}:notes``: list of note JSON, oldest first;
+- ``cases:seen``: sorted set ``case_id`` by the latest event time of its alerts (listing, since);
+- ``cases:status``: hash ``case_id`` -> status (counts by state).
+
+Every change, the worker folding an alert as well as an analyst's action, is one
+:meth:`AuditLog.transact`: the case, its indexes, the deliveries it creates and
+the audit record land together or not at all, and a change that raced another
+one is decided again on the new state.
+"""
+
+import logging
+from collections import Counter
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from pydantic import ValidationError
+from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
+
+from antifraud import blocklist
+from antifraud.alerts.models import Alert, Severity
+from antifraud.audit.models import AuditRecord, Change
+from antifraud.audit.service import AuditLog
+from antifraud.case.models import (
+    SEVERITY_RANK,
+    STATUSES,
+    Action,
+    Case,
+    CaseStatus,
+    Note,
+    TimelineEntry,
+    audit_subject,
+    case_id_for,
+    fold,
+    require_allowed,
+    scenario_of,
+    transition,
+)
+from antifraud.credit import service as credit
+from antifraud.credit.service import CreditBlacklist
+from antifraud.forwarding.models import Delivery, Target, targets_for
+from antifraud.forwarding.service import DeliveryQueue
+from antifraud.state.accounts import AccountRegistry
+
+log = logging.getLogger(__name__)
+
+SEEN = "cases:seen"
+STATUS = "cases:status"
+SYSTEM = "system"
+"""The actor of the worker's own changes: folding alerts, a delivered package moving its case."""
+
+
+def case_key(case_id: str) -> str:
+    return f"case:{case_id}"
+
+
+def _alerts_key(case_id: str) -> str:
+    return f"case:{case_id}:alerts"
+
+
+def _notes_key(case_id: str) -> str:
+    return f"case:{case_id}:notes"
+
+
+class CaseNotFound(LookupError):
+    def __init__(self, case_id: str) -> None:
+        super().__init__(f"no case {case_id}")
+        self.case_id = case_id
+
+
+class _AlreadyFolded(Exception):
+    """Stops a fold's decision without writing: the alert is in its case already."""
+
+
+def _summary(case: Case) -> dict[str, Any]:
+    """What an audit record keeps of a case: its state, not its evidence (that is in the case's keys)."""
+    return {"status": case.status, "version": case.version, "assignee": case.assignee, "alert_count": case.alert_count}
+
+
+def _write_case(pipe: Pipeline, case: Case) -> None:
+    pipe.set(case_key(case.case_id), case.model_dump_json())
+    pipe.hset(STATUS, case.case_id, case.status)
+    pipe.zadd(SEEN, {case.case_id: case.last_seen.timestamp()})
+
+
+async def _load(redis: Redis | Pipeline, case_id: str) -> Case:
+    raw = await redis.get(case_key(case_id))
+    if raw is None:
+        raise CaseNotFound(case_id)
+    return Case.model_validate_json(raw)
+
+
+def _utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _no_writes(pipe: Pipeline) -> None:
+    """An action whose only write is the case document."""
+
+
+@dataclass
+class _Decision:
+    """What an analyst's action decided: the case after it, what its audit record adds, other writes."""
+
+    case: Case
+    record: dict[str, Any] = field(default_factory=dict)
+    write: Callable[[Pipeline], None] = _no_writes
+
+
+Decide = Callable[[Pipeline, Case], Awaitable[_Decision]]
+
+ListFromCase = Callable[[Case, Sequence[Alert], str], Awaitable[object]]
+"""A listing a confirmed case makes elsewhere (the credit blacklist): (case, its alerts, actor) -> anything."""
+
+
+def credit_listing(blacklist: CreditBlacklist, registry: AccountRegistry) -> ListFromCase:
+    """The credit blacklist listing of a confirmed case's responsible person: the ID number of a
+    bulk-opening case, the holder of a case's account when the account registry knows who opened it.
+    A number's or a cell's case names no person, and lists nobody."""
+
+    async def list_party(case: Case, alerts: Sequence[Alert], actor: str) -> object:
+        accounts: tuple[str, ...] = ()
+        if case.entity.kind == "id_number":
+            party = case.entity.value
+        elif case.entity.kind == "account":
+            info = (await registry.opened([case.entity.value])).get(case.entity.value)
+            if info is None:
+                return None
+            party, accounts = info.holder_id_number, (case.entity.value,)
+        else:
+            return None
+        return await credit.list_from_case(
+            blacklist, party_id=party, kind="id_number", reason=case.decision_reason or "case confirmed",
+            evidence=[a.alert_id for a in alerts][:100], case_id=case.case_id, actor=actor, accounts=accounts,
+        )
+
+    return list_party
+
+
+class CaseService:
+    def __init__(
+        self, redis: Redis, audit: AuditLog, *, clock: Callable[[], datetime] = _utcnow,
+        listings: Sequence[ListFromCase] = (),
+    ) -> None:
+        self.redis = redis
+        self.audit = audit
+        self.deliveries = DeliveryQueue(redis, audit)
+        self.clock = clock
+        self.listings = listings
+        """Listings a confirmation makes after the block list (the credit blacklist's ``list_from_case``)."""
+
+    # -- the worker ------------------------------------------------------------------------------
+
+    async def fold_alert(self, alert: Alert) -> Case | None:
+        """Add ``alert`` to its case, opening it; None if the alert was folded before (a replay)."""
+        case_id = case_id_for(alert.entity, scenario_of(alert.detector))
+
+        async def decide(pipe: Pipeline) -> Change:
+            if await pipe.hexists(_alerts_key(case_id), alert.alert_id):
+                raise _AlreadyFolded
+            raw = await pipe.get(case_key(case_id))
+            before = Case.model_validate_json(raw) if raw is not None else None
+            after = fold(before, alert, self.clock())
+
+            def write(tx: Pipeline) -> None:
+                _write_case(tx, after)
+                tx.hset(_alerts_key(case_id), alert.alert_id, alert.model_dump_json())
+
+            return Change(before=_summary(before) if before else None,
+                          after={**_summary(after), "alert_id": alert.alert_id, "detector": alert.detector},
+                          write=write, event_id=f"case-alert:{alert.alert_id}")
+
+        try:
+            record = await self.audit.transact(actor=SYSTEM, action="case.alert", subject=audit_subject(case_id),
+                                               watch=[case_key(case_id), _alerts_key(case_id)], decide=decide)
+        except _AlreadyFolded:
+            return None
+        return await self.get(case_id) if record is not None else None
+
+    async def fold_records(self, values: Sequence[bytes]) -> int:
+        """Records of the alerts topic folded into their cases; returns how many alerts were new. An
+        undecodable record is logged and skipped: the topic is the detectors' own output."""
+        folded = 0
+        for value in values:
+            try:
+                alert = Alert.model_validate_json(value)
+            except ValidationError as error:
+                log.warning("unreadable record on the alerts topic skipped by the cases: %d error(s)",
+                            error.error_count())
+                continue
+            folded += await self.fold_alert(alert) is not None
+        return folded
+
+    async def delivered(self, delivery: Delivery) -> None:
+        """Store a delivered delivery; the first one delivered moves a confirmed case to forwarded."""
+
+        async def decide(pipe: Pipeline) -> Change:
+            case = await _load(pipe, delivery.case_id)
+            moved = transition(case, "delivered", actor=SYSTEM, now=self.clock()) if case.status == "confirmed" else case
+
+            def write(tx: Pipeline) -> None:
+                self.deliveries.write_outcome(tx, delivery)
+                if moved is not case:
+                    _write_case(tx, moved)
+
+            about = {"delivery_id": delivery.delivery_id, "target": delivery.target}
+            return Change(before={**_summary(case), **about}, after={**_summary(moved), **about, "state": "delivered"},
+                          write=write, event_id=f"delivered:{delivery.delivery_id}")
+
+        await self.audit.transact(actor=SYSTEM, action="delivery.delivered", subject=audit_subject(delivery.case_id),
+                                  watch=[case_key(delivery.case_id)], decide=decide)
+
+    # -- analysts --------------------------------------------------------------------------------
+
+    async def _act(self, case_id: str, actor: str, action: Action, decide_action: Decide) -> Case:
+        """One analyst action as an audited transaction (the action refuses by raising)."""
+        decided: list[Case] = []
+
+        async def decide(pipe: Pipeline) -> Change:
+            case = await _load(pipe, case_id)
+            decision = await decide_action(pipe, case)
+            decided[:] = [decision.case]
+
+            def write(tx: Pipeline) -> None:
+                if decision.case is not case:
+                    _write_case(tx, decision.case)
+                decision.write(tx)
+
+            return Change(before=_summary(case), after={**_summary(decision.case), **decision.record}, write=write)
+
+        await self.audit.transact(actor=actor, action=f"case.{action}", subject=audit_subject(case_id),
+                                  watch=[case_key(case_id)], decide=decide)
+        return decided[0]
+
+    async def _move(self, case_id: str, actor: str, action: Action, record: dict[str, Any] | None = None,
+                    **update: object) -> Case:
+        async def decide(pipe: Pipeline, case: Case) -> _Decision:
+            return _Decision(transition(case, action, actor=actor, now=self.clock(), **update), record or {})
+
+        return await self._act(case_id, actor, action, decide)
+
+    async def assign(self, case_id: str, *, actor: str, assignee: str) -> Case:
+        return await self._move(case_id, actor, "assign", assignee=assignee)
+
+    async def review(self, case_id: str, *, actor: str) -> Case:
+        """Start the review; an unassigned case is assigned to the reviewer."""
+        return await self._move(case_id, actor, "review")
+
+    async def dismiss(self, case_id: str, *, actor: str, reason: str) -> Case:
+        return await self._move(case_id, actor, "dismiss", {"reason": reason}, decision_reason=reason)
+
+    async def close(self, case_id: str, *, actor: str) -> Case:
+        return await self._move(case_id, actor, "close")
+
+    async def add_note(self, case_id: str, *, actor: str, text: str) -> Note:
+        note = Note(author=actor, at=self.clock(), text=text)
+
+        async def decide(pipe: Pipeline, case: Case) -> _Decision:
+            return _Decision(transition(case, "note", actor=actor, now=note.at), {"note": note.text},
+                             lambda tx: tx.rpush(_notes_key(case_id), note.model_dump_json()))
+
+        await self._act(case_id, actor, "note", decide)
+        return note
+
+    async def confirm(self, case_id: str, *, actor: str, reason: str) -> Case:
+        """Confirm the case as fraud.
+
+        1. One transaction: the case confirmed; a delivery to each of its targets (police; the
+           carrier for a number; the bank for an account), its package queued for the forwarding
+           topic; the audit record.
+        2. A number goes on the block list (:func:`antifraud.blocklist.list_from_case`): its next
+           calls are intercepted.
+        3. The further listings (the credit blacklist).
+        Steps 2 and 3 are upserts keyed by the case, so repeating them lists nothing twice.
+        """
+
+        async def decide(pipe: Pipeline, case: Case) -> _Decision:
+            after = transition(case, "confirm", actor=actor, now=self.clock(), decision_reason=reason)
+            planned = await self._plan(pipe, after, targets_for(after.entity), actor)
+            return _Decision(after, {"reason": reason, "deliveries": planned.ids}, planned.write)
+
+        case = await self._act(case_id, actor, "confirm", decide)
+        if case.entity.kind == "phone":
+            await blocklist.list_from_case(self.redis, case.entity.value, case.case_id, f"case confirmed: {reason}")
+        alerts = await self.alerts(case_id) if self.listings else []
+        for listing in self.listings:
+            await listing(case, alerts, actor)
+        return case
+
+    async def forward(self, case_id: str, *, actor: str, targets: Sequence[Target] = ()) -> list[Delivery]:
+        """Send this version of a confirmed case to ``targets`` (default: all of its targets); returns the
+        deliveries of this version. A target that has a delivery of this version already is not sent
+        again (forward again after the case changed: new alerts, notes); a failed delivery is retried
+        with :meth:`DeliveryQueue.retry` instead."""
+
+        async def decide(pipe: Pipeline, case: Case) -> _Decision:
+            require_allowed(case, "forward")
+            possible = targets_for(case.entity)
+            wanted = list(dict.fromkeys(targets)) or possible
+            refused = [t for t in wanted if t not in possible]
+            if refused:
+                raise ValueError(f"case {case_id}: a {case.entity.kind} case cannot go to {', '.join(refused)} "
+                                 f"(its targets: {', '.join(possible)})")
+            planned = await self._plan(pipe, case, wanted, actor)
+            return _Decision(case, {"targets": wanted, "deliveries": planned.ids}, planned.write)
+
+        case = await self._act(case_id, actor, "forward", decide)
+        return [d for d in await self.deliveries.for_case(case_id) if d.case_version == case.version]
+
+    async def _plan(self, pipe: Pipeline, case: Case, targets: Sequence[Target], actor: str) -> "_Planned":
+        alerts = await self._alerts(pipe, case.case_id)
+        notes = await self._notes(pipe, case.case_id)
+        return _Planned(await self.deliveries.plan(
+            pipe, case, targets, alerts=alerts, notes=notes, actor=actor, now=self.clock()
+        ))
+
+    # -- reading ---------------------------------------------------------------------------------
+
+    async def get(self, case_id: str) -> Case:
+        return await _load(self.redis, case_id)
+
+    @staticmethod
+    async def _alerts(redis: Redis | Pipeline, case_id: str) -> list[Alert]:
+        raw = await redis.hvals(_alerts_key(case_id))
+        return sorted((Alert.model_validate_json(r) for r in raw), key=lambda a: (a.window_start, a.alert_id))
+
+    @staticmethod
+    async def _notes(redis: Redis | Pipeline, case_id: str) -> list[Note]:
+        return [Note.model_validate_json(r) for r in await redis.lrange(_notes_key(case_id), 0, -1)]
+
+    async def alerts(self, case_id: str) -> list[Alert]:
+        return await self._alerts(self.redis, case_id)
+
+    async def notes(self, case_id: str) -> list[Note]:
+        return await self._notes(self.redis, case_id)
+
+    async def find(
+        self, *, status: CaseStatus | None = None, detector: str | None = None, severity: Severity | None = None,
+        since: datetime | None = None, until: datetime | None = None, limit: int = 100,
+    ) -> list[Case]:
+        """Cases whose alerts' event times reach into [since, until], latest activity first;
+        ``severity`` keeps cases at least that severe, ``detector`` those with an alert of it."""
+        ids = await self.redis.zrevrangebyscore(SEEN, "+inf", since.timestamp() if since else "-inf")
+        found: list[Case] = []
+        for start in range(0, len(ids), 500):
+            for raw in await self.redis.mget([case_key(i.decode()) for i in ids[start:start + 500]]):
+                case = Case.model_validate_json(raw) if raw is not None else None
+                if case is not None and _matches(case, status, detector, severity, until):
+                    found.append(case)
+                    if len(found) == limit:
+                        return found
+        return found
+
+    async def counts(self) -> dict[str, int]:
+        """Cases by state, every state present (for the ``antifraud_cases`` gauge)."""
+        by_state = Counter(s.decode() for s in await self.redis.hvals(STATUS))
+        return {state: by_state.get(state, 0) for state in STATUSES}
+
+    async def timeline(self, case_id: str) -> list[TimelineEntry]:
+        """The case's evidence in time order: its alerts (at their event time), the actions on it
+        (audit records: decisions, notes, delivery outcomes) and its deliveries as created."""
+        await self.get(case_id)
+        entries = [_alert_entry(a) for a in await self.alerts(case_id)]
+        entries += [_action_entry(r) for r in await self.audit.about(audit_subject(case_id)) if r.action != "case.alert"]
+        entries += [_delivery_entry(d) for d in await self.deliveries.for_case(case_id)]
+        return sorted(entries, key=lambda e: e.at)
+
+
+def _matches(case: Case, status: CaseStatus | None, detector: str | None, severity: Severity | None,
+             until: datetime | None) -> bool:
+    return ((status is None or case.status == status)
+            and (detector is None or detector in case.detectors)
+            and (severity is None or SEVERITY_RANK[case.severity] >= SEVERITY_RANK[severity])
+            and (until is None or case.first_seen <= until))
+
+
+class _Planned:
+    """Deliveries planned inside a decision, written by its transaction."""
+
+    def __init__(self, planned: list[tuple[Delivery, bytes]]) -> None:
+        self.planned = planned
+        self.ids = [d.delivery_id for d, _ in planned]
+
+    def write(self, pipe: Pipeline) -> None:
+        for delivery, payload in self.planned:
+            DeliveryQueue.write_new(pipe, delivery, payload)
+
+
+def _alert_entry(alert: Alert) -> TimelineEntry:
+    reasons = ", ".join(f"{r.feature}={r.value:g}" for r in alert.reasons)
+    return TimelineEntry(at=alert.window_end, kind="alert", ref=alert.alert_id,
+                         title=f"{alert.detector} {alert.severity} score={alert.score:.2f}: {reasons}",
+                         detail=alert.model_dump(mode="json"))
+
+
+def _action_entry(record: AuditRecord) -> TimelineEntry:
+    return TimelineEntry(at=record.at, kind="action", ref=str(record.seq), title=f"{record.action} by {record.actor}",
+                         detail={"before": record.before, "after": record.after})
+
+
+def _delivery_entry(delivery: Delivery) -> TimelineEntry:
+    return TimelineEntry(at=delivery.created_at, kind="delivery", ref=delivery.delivery_id,
+                         title=f"package for {delivery.target} ({delivery.state}, {delivery.attempts} attempts)",
+                         detail=delivery.model_dump(mode="json"))

@@ -1,0 +1,173 @@
+"""HTTP API of cases and their deliveries, for analysts (and admins).
+
+- ``GET /api/cases``: filter by status, detector, severity (at least), since/until (event time);
+- ``GET /api/cases/{id}``: the case with its evidence timeline;
+- ``POST /api/cases/{id}/assign|review|confirm|dismiss|forward|close|notes``;
+- ``GET /api/cases/{id}/deliveries``, ``POST /api/deliveries/{id}/retry``.
+
+Errors: 422 for bad input (a malformed id, a blank reason, a target the case
+cannot go to), 404 for an unknown case or delivery, 409 for an action the case's
+or the delivery's state does not allow (the message names it, its state and the
+action); nothing is written on any of them. The actor recorded in the audit log
+is the caller.
+"""
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, status
+from pydantic import AwareDatetime, BaseModel, ConfigDict
+
+from antifraud.alerts.models import Severity
+from antifraud.audit.service import AuditLog
+from antifraud.case.models import Case, CaseStatus, IllegalTransition, Note, Text, TimelineEntry, UserName
+from antifraud.case.service import CaseNotFound, CaseService, credit_listing
+from antifraud.credit.views import get_blacklist
+from antifraud.forwarding.models import Delivery, DeliveryRefused, Target
+from antifraud.forwarding.service import DeliveryNotFound
+from antifraud.state.accounts import AccountRegistry
+from antifraud.web.auth import Principal, Role, require
+from antifraud.web.deps import get_audit, get_redis
+
+router = APIRouter(prefix="/api", tags=["cases"])
+
+_analyst = require(Role.ANALYST)
+
+Id = Annotated[str, Path(pattern=r"^[0-9a-f]{32}$", description="32 hex digits")]
+
+
+def get_cases(request: Request, audit: AuditLog = Depends(get_audit)) -> CaseService:
+    """Cases over the app's Redis; a confirmation lists the responsible person on the credit blacklist."""
+    redis = get_redis(request)
+    registry = AccountRegistry(redis, horizon_days=request.app.state.thresholds.account_registry.horizon_days)
+    return CaseService(redis, audit, listings=[credit_listing(get_blacklist(request, audit), registry)])
+
+
+@contextmanager
+def _refusals() -> Iterator[None]:
+    try:
+        yield
+    except (CaseNotFound, DeliveryNotFound) as unknown:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, str(unknown)) from None
+    except (IllegalTransition, DeliveryRefused) as refused:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(refused)) from None
+    except ValueError as bad:
+        raise HTTPException(422, str(bad)) from None
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class AssignBody(_Body):
+    assignee: UserName
+
+
+class ReasonBody(_Body):
+    reason: Text
+
+
+class NoteBody(_Body):
+    text: Text
+
+
+class ForwardBody(_Body):
+    targets: list[Target] = []
+    """Empty: every target of the case (police; the carrier for a number, the bank for an account)."""
+
+
+class CaseView(BaseModel):
+    case: Case
+    timeline: list[TimelineEntry]
+
+
+@router.get("/cases", response_model=list[Case])
+async def list_cases(
+    case_status: Annotated[CaseStatus | None, Query(alias="status")] = None,
+    detector: Annotated[str | None, Query(max_length=64)] = None,
+    severity: Annotated[Severity | None, Query(description="this severity or higher")] = None,
+    since: Annotated[AwareDatetime | None, Query(description="cases with alerts ending at or after (ISO 8601)")] = None,
+    until: Annotated[AwareDatetime | None, Query(description="cases with alerts starting at or before")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    cases: CaseService = Depends(get_cases), _: Principal = Depends(_analyst),
+) -> list[Case]:
+    if since and until and until < since:
+        raise HTTPException(422, "until is before since")
+    return await cases.find(status=case_status, detector=detector, severity=severity, since=since, until=until,
+                            limit=limit)
+
+
+@router.get("/cases/{case_id}", response_model=CaseView)
+async def show_case(case_id: Id, cases: CaseService = Depends(get_cases), _: Principal = Depends(_analyst)) -> CaseView:
+    with _refusals():
+        return CaseView(case=await cases.get(case_id), timeline=await cases.timeline(case_id))
+
+
+@router.post("/cases/{case_id}/assign", response_model=Case)
+async def assign_case(case_id: Id, body: AssignBody, cases: CaseService = Depends(get_cases),
+                      principal: Principal = Depends(_analyst)) -> Case:
+    with _refusals():
+        return await cases.assign(case_id, actor=principal.name, assignee=body.assignee)
+
+
+@router.post("/cases/{case_id}/review", response_model=Case)
+async def review_case(case_id: Id, cases: CaseService = Depends(get_cases),
+                      principal: Principal = Depends(_analyst)) -> Case:
+    with _refusals():
+        return await cases.review(case_id, actor=principal.name)
+
+
+@router.post("/cases/{case_id}/confirm", response_model=Case)
+async def confirm_case(case_id: Id, body: ReasonBody, cases: CaseService = Depends(get_cases),
+                       principal: Principal = Depends(_analyst)) -> Case:
+    """Confirm as fraud: deliveries to police (and the carrier or bank) are queued, a number is
+    block-listed, the responsible person is listed on the credit blacklist."""
+    with _refusals():
+        return await cases.confirm(case_id, actor=principal.name, reason=body.reason)
+
+
+@router.post("/cases/{case_id}/dismiss", response_model=Case)
+async def dismiss_case(case_id: Id, body: ReasonBody, cases: CaseService = Depends(get_cases),
+                       principal: Principal = Depends(_analyst)) -> Case:
+    with _refusals():
+        return await cases.dismiss(case_id, actor=principal.name, reason=body.reason)
+
+
+@router.post("/cases/{case_id}/forward", response_model=list[Delivery])
+async def forward_case(case_id: Id, body: ForwardBody, cases: CaseService = Depends(get_cases),
+                       principal: Principal = Depends(_analyst)) -> list[Delivery]:
+    """Send this version of a confirmed case (again); a target already sent this version is not sent twice."""
+    with _refusals():
+        return await cases.forward(case_id, actor=principal.name, targets=body.targets)
+
+
+@router.post("/cases/{case_id}/close", response_model=Case)
+async def close_case(case_id: Id, cases: CaseService = Depends(get_cases),
+                     principal: Principal = Depends(_analyst)) -> Case:
+    with _refusals():
+        return await cases.close(case_id, actor=principal.name)
+
+
+@router.post("/cases/{case_id}/notes", response_model=Note, status_code=status.HTTP_201_CREATED)
+async def add_note(case_id: Id, body: NoteBody, cases: CaseService = Depends(get_cases),
+                   principal: Principal = Depends(_analyst)) -> Note:
+    with _refusals():
+        return await cases.add_note(case_id, actor=principal.name, text=body.text)
+
+
+@router.get("/cases/{case_id}/deliveries", response_model=list[Delivery])
+async def case_deliveries(case_id: Id, cases: CaseService = Depends(get_cases),
+                          _: Principal = Depends(_analyst)) -> list[Delivery]:
+    with _refusals():
+        await cases.get(case_id)
+        return await cases.deliveries.for_case(case_id)
+
+
+@router.post("/deliveries/{delivery_id}/retry", response_model=Delivery)
+async def retry_delivery(delivery_id: Id, cases: CaseService = Depends(get_cases),
+                         principal: Principal = Depends(_analyst)) -> Delivery:
+    """Send a failed delivery again (its attempts start over); any other state is refused (409)."""
+    with _refusals():
+        return await cases.deliveries.retry(delivery_id, actor=principal.name)
+

@@ -1,0 +1,1 @@
+"""Forwarding of confirmed cases to police, carriers and banks: packages, tracked deliveries, retries."""

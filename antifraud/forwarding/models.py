@@ -1,0 +1,209 @@
+"""What a confirmed case sends to police, carriers and banks, and the delivery that tracks each send.
+
+Packages (plan (一)1 items 9 and 11) are JSON documents another centre can read
+without our code: their schema is :class:`ForwardingPackage`'s
+``model_json_schema()``, exported to ``docs/case-package.schema.json`` (see
+``docs/forwarding.md``). Three kinds, told apart by ``kind``:
+
+- ``police_case`` to 110 or the anti-fraud centre: the case, its decision, every
+  alert with reasons and evidence event ids, the analysts' notes;
+- ``carrier_shutdown``: numbers to shut down;
+- ``bank_order``: accounts to freeze (a mule's, whose money may go back to
+  victims) or to close (a sold card).
+
+A delivery is one package to one target. Its id, which is also the package id
+and the ``Idempotency-Key`` header, follows from (case, target, case version):
+confirming or forwarding the same state of a case twice is one delivery, and a
+receiver applies a package once however often it arrives. States::
+
+    pending --attempt ok--> delivered
+    pending --attempt failed--> pending (next attempt after a backoff) | failed (after max attempts)
+    failed --retry by an analyst--> pending
+"""
+
+import json
+from datetime import datetime, timedelta
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, RootModel
+
+from antifraud.alerts.models import Alert, Entity, Severity
+from antifraud.case.models import Case, Note
+from antifraud.events.types import AccountNo, Msisdn, UtcTime
+from antifraud.holds.models import stable_id
+
+Target = Literal["police", "carrier", "bank"]
+TARGETS: tuple[Target, ...] = ("police", "carrier", "bank")
+DeliveryState = Literal["pending", "delivered", "failed"]
+SCHEMA_VERSION = 1
+
+
+def delivery_id_for(case_id: str, target: Target, case_version: int) -> str:
+    """Stable: one state of one case to one target is one delivery, whoever asks and how often."""
+    return stable_id("delivery", case_id, target, str(case_version))
+
+
+def targets_for(entity: Entity) -> list[Target]:
+    """Police always; the carrier for a number (to shut it down), the bank for an account (to freeze or close it)."""
+    return ["police", *(["carrier"] if entity.kind == "phone" else []), *(["bank"] if entity.kind == "account" else [])]
+
+
+class _Package(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    schema_version: Literal[1] = SCHEMA_VERSION
+    package_id: str = Field(description="The delivery id, also sent as the Idempotency-Key header: apply once.")
+    case_id: str
+    case_version: int = Field(ge=1, description="The version of the case this package was built from.")
+    issued_at: UtcTime
+    decided_by: str | None = Field(description="The analyst who confirmed the case.")
+    reason: str | None = Field(description="The analyst's reason for confirming.")
+
+
+class PoliceCase(_Package):
+    """A confirmed case with its evidence, for 110 or an anti-fraud centre."""
+
+    kind: Literal["police_case"] = "police_case"
+    scenario: str = Field(description="fraud_number, bulk_opening, mule, fake_base_station (or a detector's name).")
+    entity: Entity
+    severity: Severity
+    score: float
+    first_seen: UtcTime = Field(description="Earliest window start of the case's alerts (event time).")
+    last_seen: UtcTime = Field(description="Latest window end of the case's alerts (event time).")
+    alerts: list[Alert] = Field(min_length=1)
+    notes: list[Note]
+
+
+class NumberOrder(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    number: Msisdn
+    action: Literal["shut_down"] = "shut_down"
+
+
+class CarrierShutdown(_Package):
+    """Numbers confirmed as used in fraud, for the carrier to shut down (plan (一)1 item 9)."""
+
+    kind: Literal["carrier_shutdown"] = "carrier_shutdown"
+    numbers: list[NumberOrder] = Field(min_length=1)
+
+
+class AccountOrder(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    account: AccountNo
+    action: Literal["freeze", "close"] = Field(
+        description="freeze: a mule's account, whose funds may be returned by legal process; close: a sold card."
+    )
+
+
+class BankOrder(_Package):
+    """Accounts confirmed as used in fraud, for the bank to freeze or close (plan (一)1 items 6 and 9)."""
+
+    kind: Literal["bank_order"] = "bank_order"
+    accounts: list[AccountOrder] = Field(min_length=1)
+
+
+class ForwardingPackage(RootModel[Annotated[PoliceCase | CarrierShutdown | BankOrder, Field(discriminator="kind")]]):
+    """One package as sent on ``antifraud.forwarding`` and POSTed to a target's webhook."""
+
+
+def package_for(
+    case: Case, target: Target, *, alerts: list[Alert], notes: list[Note], now: datetime
+) -> ForwardingPackage:
+    """The package ``target`` gets for this version of ``case`` (pure)."""
+    header = {
+        "package_id": delivery_id_for(case.case_id, target, case.version), "case_id": case.case_id,
+        "case_version": case.version, "issued_at": now, "decided_by": case.decided_by, "reason": case.decision_reason,
+    }
+    body: PoliceCase | CarrierShutdown | BankOrder
+    if target == "police":
+        body = PoliceCase(
+            **header, scenario=case.scenario, entity=case.entity, severity=case.severity, score=case.score,
+            first_seen=case.first_seen, last_seen=case.last_seen,
+            alerts=sorted(alerts, key=lambda a: (a.window_start, a.alert_id)), notes=notes,
+        )
+    elif target == "carrier":
+        body = CarrierShutdown(**header, numbers=[NumberOrder(number=case.entity.value)])
+    else:
+        action = "close" if case.scenario == "bulk_opening" else "freeze"
+        body = BankOrder(**header, accounts=[AccountOrder(account=case.entity.value, action=action)])
+    return ForwardingPackage(body)
+
+
+class DeliveryRefused(ValueError):
+    """A move the delivery's state does not allow (an analyst retrying one that is not failed)."""
+
+    def __init__(self, delivery_id: str, state: DeliveryState, move: str) -> None:
+        self.delivery_id, self.state, self.move = delivery_id, state, move
+        super().__init__(f"delivery {delivery_id}: {move} refused while {state}")
+
+
+class Delivery(BaseModel):
+    """One package to one target, and how its sending went."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    delivery_id: str
+    case_id: str
+    case_version: int
+    target: Target
+    state: DeliveryState = "pending"
+    attempts: int = 0
+    """Attempts since the delivery was created or last retried by an analyst."""
+    retries: int = 0
+    """Times an analyst sent a failed delivery back to pending."""
+    created_at: UtcTime
+    created_by: str
+    next_attempt_at: UtcTime | None = None
+    last_error: str | None = None
+    """Why the last attempt failed: a status code or an error class, never a payload."""
+    delivered_at: UtcTime | None = None
+    webhook: bool | None = None
+    """Whether the last attempt POSTed to a webhook (None before any attempt)."""
+
+
+def new_delivery(case: Case, target: Target, *, actor: str, now: datetime) -> Delivery:
+    return Delivery(
+        delivery_id=delivery_id_for(case.case_id, target, case.version), case_id=case.case_id,
+        case_version=case.version, target=target, created_at=now, created_by=actor, next_attempt_at=now,
+    )
+
+
+def backoff_seconds(attempt: int, *, base: float, cap: float, jitter: float) -> float:
+    """Delay before the attempt after failed attempt number ``attempt`` (1-based): exponential, capped,
+    with "equal jitter" (half fixed, half scaled by ``jitter`` in [0, 1)) so that deliveries failing
+    together do not all come back at the same instant."""
+    ceiling = min(cap, base * 2 ** (attempt - 1))
+    return ceiling / 2 + ceiling / 2 * jitter
+
+
+def succeeded(delivery: Delivery, *, now: datetime, webhook: bool) -> Delivery:
+    if delivery.state != "pending":
+        raise DeliveryRefused(delivery.delivery_id, delivery.state, "delivered")
+    return delivery.model_copy(update={
+        "state": "delivered", "attempts": delivery.attempts + 1, "delivered_at": now, "next_attempt_at": None,
+        "webhook": webhook, "last_error": None,
+    })
+
+
+def attempt_failed(delivery: Delivery, *, now: datetime, error: str, max_attempts: int, delay: float) -> Delivery:
+    """Pending again after ``delay`` seconds, or failed once ``max_attempts`` attempts have failed."""
+    if delivery.state != "pending":
+        raise DeliveryRefused(delivery.delivery_id, delivery.state, "attempt")
+    attempts = delivery.attempts + 1
+    give_up = attempts >= max_attempts
+    return delivery.model_copy(update={
+        "state": "failed" if give_up else "pending", "attempts": attempts, "last_error": error, "webhook": True,
+        "next_attempt_at": None if give_up else now + timedelta(seconds=delay),
+    })
+
+
+def retried(delivery: Delivery, *, now: datetime) -> Delivery:
+    """An analyst sends a failed delivery back to pending, due at once, with a fresh count of attempts."""
+    if delivery.state != "failed":
+        raise DeliveryRefused(delivery.delivery_id, delivery.state, "retry")
+    return delivery.model_copy(update={
+        "state": "pending", "attempts": 0, "retries": delivery.retries + 1, "next_attempt_at": now,
+    })
+
+
+if __name__ == "__main__":
+    # python -m antifraud.forwarding.models > docs/case-package.schema.json
+    print(json.dumps(ForwardingPackage.model_json_schema(), indent=2, ensure_ascii=False))
