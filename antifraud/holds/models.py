@@ -11,13 +11,16 @@ States (2016 PBOC/MIIT notice on ATM transfers to others; plan (一)1 item 10):
 Every move is a :class:`HoldEvent`. The graph has no cycle, so (hold, from, to)
 names a move once and for all: its id is stable, and a replayed batch produces the
 same ids (consumers of the holds topic drop duplicates by ``transition_id``).
+The holds topic also carries :class:`PayeeFlagged` warnings (plan item 10 with
+issue item 5): a held transfer's payee was flagged by a detector before release.
+Consumers tell the two apart by ``kind`` (:data:`HOLD_RECORD`).
 """
 
 import hashlib
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from antifraud.events.types import AccountNo, Code, Fen, UtcTime
 
@@ -35,14 +38,26 @@ TRANSITIONS: dict[tuple[HoldState | None, HoldState], frozenset[Actor]] = {
 }
 """(from, to) -> who may make the move; ``None`` is "no hold yet" (creation)."""
 
+HUMAN_MOVES: dict[str, tuple[HoldState, Actor]] = {
+    "revoke": ("revoked", "sender"),
+    "freeze": ("frozen", "police"),
+    "release": ("released", "police"),
+    "return": ("returned", "police"),
+}
+"""The moves people make (CLI and HTTP verbs) -> the state reached and on whose authority."""
+
+HOLD_ID_PATTERN = r"^[0-9a-f]{32}$"
+
 
 class IllegalTransition(ValueError):
     """A move the state machine does not allow, from this state or by this actor."""
 
-    def __init__(self, hold_id: str, current: HoldState | None, attempted: HoldState, actor: Actor) -> None:
+    def __init__(
+        self, hold_id: str, current: HoldState | None, attempted: HoldState, actor: Actor, why: str | None = None
+    ) -> None:
         self.hold_id, self.current, self.attempted, self.actor = hold_id, current, attempted, actor
         allowed = TRANSITIONS.get((current, attempted))
-        why = f"not allowed to {actor}" if allowed else "not a legal move"
+        why = why or (f"not allowed to {actor}" if allowed else "not a legal move")
         super().__init__(f"hold {hold_id}: {current or 'none'} -> {attempted} refused ({why})")
 
 
@@ -70,6 +85,7 @@ class HoldEvent(BaseModel):
     """One move of a hold, with the hold as it is after the move (what a bank needs to act on)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+    kind: Literal["transition"] = "transition"
     transition_id: str
     hold_id: str
     from_state: HoldState | None
@@ -77,15 +93,49 @@ class HoldEvent(BaseModel):
     at: UtcTime
     actor: Actor
     reason: Annotated[str, Field(min_length=1, max_length=500)]
+    by: str | None = None
+    """The person who recorded a human move (the teller for a revocation, the analyst for an order)."""
     hold: Hold
 
 
-def _move(hold: Hold, current: HoldState | None, to: HoldState, at: datetime, actor: Actor, reason: str) -> HoldEvent:
+class PayeeFlag(BaseModel):
+    """The alert that flagged an account, as the ledger remembers it for holds paying that account."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    alert_id: str
+    detector: str
+    score: float
+    at: UtcTime
+    """The flagging alert's ``window_end``."""
+
+
+class PayeeFlagged(BaseModel):
+    """A warning on the holds topic: the payee of a still-held transfer was flagged, so the bank can
+    call the sender (who may still revoke) before the funds are released. One per hold."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    kind: Literal["payee_flagged"] = "payee_flagged"
+    warning_id: str
+    hold_id: str
+    at: UtcTime
+    flag: PayeeFlag
+    hold: Hold
+
+
+HOLD_RECORD: TypeAdapter[HoldEvent | PayeeFlagged] = TypeAdapter(
+    Annotated[Union[HoldEvent, PayeeFlagged], Field(discriminator="kind")]
+)
+"""Parses any record of the holds topic."""
+
+
+def _move(
+    hold: Hold, current: HoldState | None, to: HoldState, at: datetime, actor: Actor, reason: str, by: str | None = None
+) -> HoldEvent:
     if actor not in TRANSITIONS.get((current, to), frozenset()):
         raise IllegalTransition(hold.hold_id, current, to, actor)
     return HoldEvent(
         transition_id=stable_id("hold", hold.hold_id, current or "none", to),
-        hold_id=hold.hold_id, from_state=current, to_state=to, at=at, actor=actor, reason=reason,
+        hold_id=hold.hold_id, from_state=current, to_state=to, at=at, actor=actor, reason=reason, by=by,
         hold=hold.model_copy(update={"state": to}),
     )
 
@@ -95,6 +145,14 @@ def creation(hold: Hold) -> HoldEvent:
     return _move(hold, None, "held", hold.created_at, "system", "ATM transfer to an account in another name")
 
 
-def transition(hold: Hold, to: HoldState, *, at: datetime, actor: Actor, reason: str) -> HoldEvent:
+def transition(
+    hold: Hold, to: HoldState, *, at: datetime, actor: Actor, reason: str, by: str | None = None
+) -> HoldEvent:
     """Move ``hold`` to ``to``, or raise :class:`IllegalTransition` naming the hold and both states."""
-    return _move(hold, hold.state, to, at, actor, reason)
+    return _move(hold, hold.state, to, at, actor, reason, by)
+
+
+def payee_flagged(hold: Hold, flag: PayeeFlag) -> PayeeFlagged:
+    """The warning for a held hold whose payee ``flag`` names; its id follows from the hold and the alert."""
+    return PayeeFlagged(warning_id=stable_id("payee_flagged", hold.hold_id, flag.alert_id), hold_id=hold.hold_id,
+                        at=max(flag.at, hold.created_at), flag=flag, hold=hold)

@@ -1,0 +1,131 @@
+"""HTTP API of the ATM transfer holds: list, show, revoke, freeze, release, return; trace a fraud report.
+
+Who may do what (admins may do everything):
+
+- tellers: look a hold up by id and revoke it for the sender, who comes to a
+  counter (or calls the bank) within the 24 hours. A hold carries the ATM, not
+  a branch, and the sender may go to any branch of the bank, so any teller may
+  revoke; the teller's name and branch go into the audit record and the event.
+- analysts (police): list holds, show one, freeze a held one on an order,
+  release or return a frozen one by order, and trace a fraud report.
+
+Errors: 422 for bad input (a malformed hold id, a blank reason, a window that
+ends before it starts), 404 for an unknown hold, 409 for a move the hold's state
+does not allow (the message names the hold, both states and why); nothing is
+written on any of them.
+"""
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, status
+from pydantic import BaseModel, ConfigDict, StringConstraints
+
+from antifraud.audit.service import AuditLog
+from antifraud.holds.models import HOLD_ID_PATTERN, HUMAN_MOVES, Hold, HoldEvent, HoldState, IllegalTransition
+from antifraud.holds.reports import FraudReportRequest, FraudReportResult, report_fraud
+from antifraud.holds.service import HoldLedger, UnknownHold
+from antifraud.state.money_trail import TransferIndex
+from antifraud.web.auth import Principal, Role, require
+from antifraud.web.deps import get_audit, get_redis
+
+router = APIRouter(prefix="/api/holds", tags=["holds"])
+
+_police = require(Role.ANALYST)
+_reader = require(Role.ANALYST, Role.TELLER)
+_sender_desk = require(Role.TELLER)
+
+HoldId = Annotated[str, Path(pattern=HOLD_ID_PATTERN, description="32 hex digits, as the holds topic carries it")]
+
+
+class MoveBody(BaseModel):
+    """Why the move is made: the sender's request, or the order's reference."""
+
+    model_config = ConfigDict(extra="forbid")
+    reason: Annotated[str, StringConstraints(min_length=1, max_length=500, strip_whitespace=True)]
+
+
+def get_ledger(request: Request) -> HoldLedger:
+    return HoldLedger.configured(get_redis(request), request.app.state.thresholds.holds)
+
+
+def _by(principal: Principal) -> str:
+    branch = f"@{principal.branch_id}" if principal.branch_id else ""
+    return f"{principal.role.value}:{principal.name}{branch}"
+
+
+@contextmanager
+def _refusals() -> Iterator[None]:
+    try:
+        yield
+    except UnknownHold as unknown:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, str(unknown)) from None
+    except IllegalTransition as refused:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(refused)) from None
+
+
+@router.get("", response_model=list[Hold])
+async def list_holds(
+    state: HoldState = "held",
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+    ledger: HoldLedger = Depends(get_ledger),
+    _: Principal = Depends(_police),
+) -> list[Hold]:
+    """Holds in one state, soonest due first."""
+    return await ledger.in_state(state, limit=limit, offset=offset)
+
+
+@router.get("/{hold_id}", response_model=Hold)
+async def show_hold(hold_id: HoldId, ledger: HoldLedger = Depends(get_ledger), _: Principal = Depends(_reader)) -> Hold:
+    hold = await ledger.get(hold_id)
+    if hold is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, str(UnknownHold(hold_id)))
+    return hold
+
+
+async def _move(verb: str, hold_id: str, body: MoveBody, ledger: HoldLedger, audit: AuditLog,
+                principal: Principal) -> HoldEvent:
+    to, actor = HUMAN_MOVES[verb]
+    with _refusals():
+        return await ledger.move(audit, hold_id, to, actor=actor, by=_by(principal), reason=body.reason,
+                                 at=datetime.now(timezone.utc))
+
+
+@router.post("/{hold_id}/revoke", response_model=HoldEvent)
+async def revoke_hold(hold_id: HoldId, body: MoveBody, ledger: HoldLedger = Depends(get_ledger),
+                      audit: AuditLog = Depends(get_audit), principal: Principal = Depends(_sender_desk)) -> HoldEvent:
+    """The sender takes the transfer back; refused once the hold is due."""
+    return await _move("revoke", hold_id, body, ledger, audit, principal)
+
+
+@router.post("/{hold_id}/freeze", response_model=HoldEvent)
+async def freeze_hold(hold_id: HoldId, body: MoveBody, ledger: HoldLedger = Depends(get_ledger),
+                      audit: AuditLog = Depends(get_audit), principal: Principal = Depends(_police)) -> HoldEvent:
+    """Hold the funds further on a police order; refused once the hold is due."""
+    return await _move("freeze", hold_id, body, ledger, audit, principal)
+
+
+@router.post("/{hold_id}/release", response_model=HoldEvent)
+async def release_hold(hold_id: HoldId, body: MoveBody, ledger: HoldLedger = Depends(get_ledger),
+                       audit: AuditLog = Depends(get_audit), principal: Principal = Depends(_police)) -> HoldEvent:
+    """Pay a frozen hold to the payee: the order was lifted."""
+    return await _move("release", hold_id, body, ledger, audit, principal)
+
+
+@router.post("/{hold_id}/return", response_model=HoldEvent)
+async def return_hold(hold_id: HoldId, body: MoveBody, ledger: HoldLedger = Depends(get_ledger),
+                      audit: AuditLog = Depends(get_audit), principal: Principal = Depends(_police)) -> HoldEvent:
+    """Pay a frozen hold back to the sender by order."""
+    return await _move("return", hold_id, body, ledger, audit, principal)
+
+
+@router.post("/reports", response_model=FraudReportResult)
+async def trace_report(body: FraudReportRequest, request: Request, ledger: HoldLedger = Depends(get_ledger),
+                       audit: AuditLog = Depends(get_audit), principal: Principal = Depends(_police)) -> FraudReportResult:
+    """Freeze the victim's held transfers in the window, follow the money, raise stop-payment and freeze requests."""
+    limits = request.app.state.thresholds.holds.trail
+    return await report_fraud(ledger, TransferIndex.configured(get_redis(request), limits), audit, body,
+                              by=_by(principal), limits=limits, now=datetime.now(timezone.utc))
