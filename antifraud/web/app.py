@@ -1,0 +1,128 @@
+"""The HTTP service: one FastAPI app, its shared resources and the routers it mounts.
+
+Lifespan, in order (reversed on shutdown):
+1. one Redis client (``app.state.redis``), the audit log over it (``app.state.audit``) and the
+   pre-transfer check's reader (``app.state.check_reader``);
+2. the branch warning fan-out (``app.state.warnings``) fed by one Kafka consumer of the alerts
+   topic; start-up waits until it sits at the end of the topic, so an alert raised after the
+   app is up reaches the counters.
+"""
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager, suppress
+from typing import Any
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
+from redis.asyncio import Redis
+
+from antifraud.audit.service import AuditLog
+from antifraud.case import views as case_views
+from antifraud.config import Settings
+from antifraud.credit import views as credit_views
+from antifraud.holds import views as holds_views
+from antifraud.thresholds import load_thresholds
+from antifraud.web import check, pages, session, trail, warnings
+from antifraud.web.auth import SESSION_COOKIE, Authenticator
+
+log = logging.getLogger(__name__)
+
+WARNINGS_START_TIMEOUT_S = 10.0
+"""How long start-up waits for the alerts consumer before serving without it (it keeps trying)."""
+
+ROUTERS: list[APIRouter] = [
+    session.router,
+    check.router,
+    warnings.router,
+    pages.router,
+    trail.router,
+    credit_views.router,
+    holds_views.router,
+    case_views.router,
+]
+"""Every router the app mounts; a domain adds its ``views.router`` here."""
+
+
+def _field(loc: tuple[object, ...]) -> str:
+    return ".".join(str(part) for part in loc[1:] if part != "body") or str(loc[0])
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    """422 with FastAPI's error list plus one readable ``message`` naming each bad field."""
+    assert isinstance(exc, RequestValidationError)
+    errors = exc.errors()
+    message = "; ".join(f"{_field(tuple(e['loc']))}: {e['msg']}" for e in errors)
+    return JSONResponse({"detail": jsonable_encoder(errors), "message": message}, status_code=422)
+
+
+SECURITY_SCHEMES = {
+    "bearer": {"type": "http", "scheme": "bearer", "description": "a user's token from the users file"},
+    "session": {"type": "apiKey", "in": "cookie", "name": SESSION_COOKIE, "description": "set by POST /api/session"},
+}
+
+
+def _openapi(app: FastAPI) -> Callable[[], dict[str, Any]]:
+    """The generated document plus the two ways in, required everywhere unless a route says ``security: []``."""
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = get_openapi(title=app.title, version=app.version, summary=app.summary, routes=app.routes)
+            schema.setdefault("components", {})["securitySchemes"] = SECURITY_SCHEMES
+            schema["security"] = [{"bearer": []}, {"session": []}]
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    return openapi
+
+
+def create_app(settings: Settings, auth: Authenticator | None = None) -> FastAPI:
+    """The app over ``settings``; ``auth`` defaults to users and key from the environment."""
+    authenticator = auth or Authenticator.from_env()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        redis = Redis.from_url(settings.redis_url)
+        app.state.redis = redis
+        app.state.audit = AuditLog(redis)
+        app.state.check_reader = check.CheckReader(redis)
+        app.state.warnings = warnings.WarningHub()
+        ready = asyncio.Event()
+        consumer = asyncio.create_task(warnings.consume_alerts(app.state.warnings, settings.kafka_bootstrap, ready))
+        try:
+            await asyncio.wait_for(ready.wait(), WARNINGS_START_TIMEOUT_S)
+        except TimeoutError:
+            log.warning("the alerts consumer is not connected yet; live warnings start when it is")
+        try:
+            yield
+        finally:
+            consumer.cancel()
+            with suppress(asyncio.CancelledError):
+                await consumer
+            await redis.aclose()
+
+    app = FastAPI(
+        title="antifraud",
+        version="1",
+        summary="Pre-transfer checks, live branch warnings, and the hold, case and blacklist actions.",
+        lifespan=lifespan,
+    )
+    app.openapi = _openapi(app)  # type: ignore[method-assign]
+    app.state.settings = settings
+    app.state.auth = authenticator
+    app.state.thresholds = load_thresholds(settings.thresholds_path)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    for router in ROUTERS:
+        app.include_router(router)
+    app.mount("/static", StaticFiles(directory=pages.STATIC), name="static")
+    return app
+
+
+def app_from_env() -> FastAPI:
+    """The app configured from the environment: what ``antifraud web`` serves in each process."""
+    return create_app(Settings.from_env())

@@ -1,0 +1,103 @@
+// The counter page: the branch's live warnings (flash + beep) and the pre-transfer check form.
+import { api, attempt, el, showError, signedIn, when } from "/static/common.js";
+
+const me = await signedIn(["teller", "analyst"]);
+const warningsList = document.getElementById("warnings");
+const banner = document.getElementById("live-banner");
+const streamStatus = document.getElementById("stream-status");
+const soundButton = document.getElementById("sound");
+let audio = null;
+window.antifraudBeeps = 0;
+
+// Browsers only let a page make sound after a click on it: the button (or any click) unlocks it.
+function unlockSound() {
+  audio = audio || new AudioContext();
+  audio.resume();
+  soundButton.textContent = "Sound on";
+  soundButton.disabled = true;
+}
+soundButton.addEventListener("click", unlockSound);
+document.addEventListener("click", unlockSound, { once: true });
+
+function beep() {
+  window.antifraudBeeps += 1;
+  if (!audio || audio.state !== "running") return;
+  for (const [start, freq] of [[0, 880], [0.25, 660], [0.5, 880]]) {
+    const osc = audio.createOscillator();
+    const gain = audio.createGain();
+    gain.gain.value = 0.2;
+    osc.frequency.value = freq;
+    osc.connect(gain).connect(audio.destination);
+    osc.start(audio.currentTime + start);
+    osc.stop(audio.currentTime + start + 0.2);
+  }
+}
+
+function reasonText(reason) {
+  return `${reason.feature} ${reason.value} (threshold ${reason.threshold})`;
+}
+
+function warningItem(alert, fresh) {
+  return el("li", { class: fresh ? "fresh" : "", dataset: { alertId: alert.alert_id } },
+    el("span", { class: `badge ${alert.severity}` }, alert.severity), " ",
+    el("strong", {}, `${alert.detector.replace("_", " ")}: payee ${alert.entity.kind} ${alert.entity.value}`), " ",
+    el("span", { class: "muted" }, when(alert.window_end)),
+    el("div", {}, "Stop and talk to the customer before paying. ",
+      alert.reasons.filter(r => r.feature !== "score").map(reasonText).join("; ")));
+}
+
+function show(alert, fresh) {
+  if (warningsList.querySelector(`[data-alert-id="${CSS.escape(alert.alert_id)}"]`)) return;
+  document.getElementById("no-warnings").hidden = true;
+  warningsList.prepend(warningItem(alert, fresh));
+  if (fresh) {
+    banner.textContent = `New warning: ${alert.severity} ${alert.detector} on ${alert.entity.value}`;
+    banner.hidden = false;
+    setTimeout(() => { banner.hidden = true; }, 15000);
+    beep();
+  }
+}
+
+let source = null;
+async function watch(place) {
+  document.getElementById("place-name").textContent = place;
+  warningsList.replaceChildren();
+  document.getElementById("no-warnings").hidden = false;
+  if (source) source.close();
+  const recent = await attempt(() => api("GET", `/api/places/${encodeURIComponent(place)}/warnings`));
+  for (const alert of (recent || []).slice().reverse()) show(alert, false);
+  source = new EventSource(`/api/places/${encodeURIComponent(place)}/warnings/stream`);
+  source.addEventListener("open", () => { streamStatus.textContent = "live"; streamStatus.dataset.state = "live"; });
+  source.addEventListener("error", () => { streamStatus.textContent = "reconnecting…"; streamStatus.dataset.state = "down"; });
+  source.addEventListener("warning", (event) => show(JSON.parse(event.data), true));
+}
+
+const form = document.getElementById("check");
+if (me.role === "teller") {
+  form.elements.branch_id.value = me.branch_id;
+  form.elements.branch_id.readOnly = true;
+  await watch(me.branch_id);
+} else {
+  const placeForm = document.getElementById("place-form");
+  placeForm.hidden = false;
+  placeForm.addEventListener("submit", (event) => { event.preventDefault(); watch(document.getElementById("place").value.trim()); });
+  streamStatus.textContent = "choose a branch or ATM to watch";
+}
+
+form.addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const data = Object.fromEntries(new FormData(form).entries());
+  const amount = Number(data.amount);
+  if (!Number.isFinite(amount) || amount <= 0) { showError("Amount must be a positive number of yuan."); return; }
+  const body = { ...data, amount_fen: Math.round(amount * 100) };
+  delete body.amount;
+  for (const key of ["branch_id", "atm_id", "payer_phone"]) if (!body[key]) delete body[key];
+  const result = await attempt(() => api("POST", "/api/check", body));
+  if (!result) return;
+  const decision = document.getElementById("decision");
+  decision.textContent = result.decision;
+  decision.className = `decision ${result.decision}`;
+  document.getElementById("score").textContent = result.score ? `score ${result.score} (alerts at ${result.alert_score})` : "";
+  document.getElementById("reasons").replaceChildren(...result.reasons.map(r => el("li", { dataset: { code: r.code } }, r.message)));
+  document.getElementById("check-result").hidden = false;
+});

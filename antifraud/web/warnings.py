@@ -1,0 +1,145 @@
+"""Live warnings for bank counters and ATMs: alerts fanned out per place over server-sent events.
+
+One Kafka consumer of the alerts topic per app process, without a consumer
+group (every replica of the app sees every alert) and from the end (a counter
+needs what happens now, not history). An alert goes to the subscribers of each
+branch or ATM in its audience. The last alerts per place are kept in memory so
+a counter page that opens (or reconnects) shows what it missed since the app
+started, and an alert repeated by a worker's replay is pushed only once.
+"""
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
+
+from aiokafka import AIOKafkaConsumer
+from aiokafka.errors import KafkaError
+from fastapi import APIRouter, Depends, Path, Request
+from fastapi.sse import EventSourceResponse, ServerSentEvent
+from pydantic import ValidationError
+
+from antifraud.alerts.models import Alert
+from antifraud.events.types import Code
+from antifraud.web.auth import Principal, Role, ensure_branch, require
+from streams.topics import ALERTS
+
+log = logging.getLogger(__name__)
+
+RECENT_PER_PLACE = 50
+QUEUE_SIZE = 100
+RECONNECT_SECONDS = 2.0
+
+
+def places(alert: Alert) -> set[str]:
+    """The branches and ATMs that must see the alert live."""
+    return {a.id for a in alert.audience if a.kind in ("branch", "atm") and a.id}
+
+
+class WarningHub:
+    """Subscribers and recent alerts per place (branch or ATM id); no I/O."""
+
+    def __init__(self, recent: int = RECENT_PER_PLACE, queue_size: int = QUEUE_SIZE) -> None:
+        self._recent: dict[str, deque[Alert]] = {}
+        self._subscribers: dict[str, set[asyncio.Queue[Alert]]] = {}
+        self._recent_size = recent
+        self._queue_size = queue_size
+
+    def publish(self, alert: Alert) -> int:
+        """Push to the alert's places' subscribers; returns how many got it (0 for a repeated alert)."""
+        delivered = 0
+        for place in places(alert):
+            recent = self._recent.setdefault(place, deque(maxlen=self._recent_size))
+            if any(seen.alert_id == alert.alert_id for seen in recent):
+                continue
+            recent.append(alert)
+            for queue in self._subscribers.get(place, ()):
+                if queue.full():  # a stalled page loses its oldest warning, not the newest
+                    queue.get_nowait()
+                queue.put_nowait(alert)
+                delivered += 1
+        return delivered
+
+    def recent(self, place: str) -> list[Alert]:
+        """The place's recent alerts, newest first."""
+        return list(reversed(self._recent.get(place, ())))
+
+    @contextmanager
+    def subscribe(self, place: str) -> Iterator["asyncio.Queue[Alert]"]:
+        queue: asyncio.Queue[Alert] = asyncio.Queue(self._queue_size)
+        self._subscribers.setdefault(place, set()).add(queue)
+        try:
+            yield queue
+        finally:
+            self._subscribers[place].discard(queue)
+
+    def subscriber_count(self) -> int:
+        return sum(len(queues) for queues in self._subscribers.values())
+
+
+async def consume_alerts(hub: WarningHub, bootstrap: str, ready: asyncio.Event) -> None:
+    """Feed the hub from the alerts topic until cancelled; reconnect when the broker goes away.
+
+    ``ready`` is set once the consumer sits at the end of the topic.
+    """
+    while True:
+        consumer = AIOKafkaConsumer(
+            ALERTS, bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="latest",
+            enable_auto_commit=False, fetch_max_wait_ms=100,
+        )
+        try:
+            await consumer.start()
+            await consumer.seek_to_end()
+            for partition in consumer.assignment():
+                await consumer.position(partition)  # resolve "the end" now, not at the first fetch
+            ready.set()
+            while True:
+                batches = await consumer.getmany(timeout_ms=500)
+                for records in batches.values():
+                    for record in records:
+                        _publish(hub, record.value)
+        except KafkaError as exc:
+            log.warning("alerts consumer: %s; reconnecting in %.0f s", exc, RECONNECT_SECONDS)
+            await asyncio.sleep(RECONNECT_SECONDS)
+        finally:
+            await consumer.stop()
+
+
+def _publish(hub: WarningHub, raw: bytes | None) -> None:
+    try:
+        alert = Alert.model_validate_json(raw or b"")
+    except ValidationError as exc:
+        log.warning("alerts topic: skipped a record that is not an alert (%d errors)", exc.error_count())
+        return
+    hub.publish(alert)
+
+
+router = APIRouter(prefix="/api/places", tags=["warnings"])
+PlaceId = Path(description="a branch or ATM id, as in an alert's audience")
+_readers = require(Role.TELLER, Role.ANALYST)
+
+
+async def readable_place(place: Code = PlaceId, principal: Principal = Depends(_readers)) -> str:
+    """The place in the path, if the caller may see it (a teller: their own branch only)."""
+    ensure_branch(principal, place)
+    return place
+
+
+@router.get("/{place}/warnings", response_model=list[Alert], summary="recent warnings of a branch or ATM, newest first")
+async def recent_warnings(request: Request, place: str = Depends(readable_place)) -> list[Alert]:
+    hub: WarningHub = request.app.state.warnings
+    return hub.recent(place)
+
+
+@router.get(
+    "/{place}/warnings/stream", response_class=EventSourceResponse,
+    summary="live warnings of a branch or ATM (server-sent events, event type 'warning', data an Alert)",
+)
+async def stream_warnings(request: Request, place: str = Depends(readable_place)) -> AsyncIterator[ServerSentEvent]:
+    hub: WarningHub = request.app.state.warnings
+    with hub.subscribe(place) as queue:
+        yield ServerSentEvent(comment="subscribed", retry=2000)
+        while True:
+            alert = await queue.get()
+            yield ServerSentEvent(raw_data=alert.model_dump_json(), event="warning", id=alert.alert_id)

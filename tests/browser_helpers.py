@@ -1,0 +1,45 @@
+"""Headless Debian Chromium driven by Playwright, and where tests leave their screenshots."""
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from playwright.sync_api import BrowserContext, Page, sync_playwright
+
+from tests.web_helpers import token_of
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]
+SCREENSHOTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "screenshots"
+
+
+@contextmanager
+def browser(profile: Path) -> Iterator[BrowserContext]:
+    """A fresh Chromium profile in ``profile``; closed at the end."""
+    with sync_playwright() as playwright:
+        context = playwright.chromium.launch_persistent_context(
+            str(profile), executable_path=CHROMIUM, headless=True, args=ARGS, viewport={"width": 1280, "height": 900},
+        )
+        context.set_default_timeout(15_000)
+        try:
+            yield context
+        finally:
+            context.close()
+
+
+def sign_in(page: Page, base_url: str, user: str) -> None:
+    """Sign in through the login page; it lands on the user's home page."""
+    page.goto(f"{base_url}/login")
+    page.fill("#token", token_of(user))
+    page.click("button[type=submit]")
+    page.wait_for_selector("#who")
+
+
+def screenshot(page: Page, name: str) -> Path:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    path = SCREENSHOTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    return path

@@ -1,0 +1,78 @@
+"""The blacklist page in headless Chromium: a credit officer takes an objection, corrects the listing, and
+is told why a repair is refused; the login page refuses a wrong token."""
+
+from pathlib import Path
+
+import httpx
+
+from antifraud.stack.embedded import Endpoints
+from tests.browser_helpers import browser, screenshot, sign_in
+from tests.web_helpers import as_user, serve, token_of
+
+PARTY = "320585199001011235"
+ACCOUNT = "6222000000000666"
+
+
+def test_an_officer_corrects_a_listing_on_objection_and_sees_why_a_repair_is_refused(
+    stack: Endpoints, tmp_path: Path
+) -> None:
+    with serve(stack) as base_url, browser(tmp_path / "profile") as context:
+        draft = {"party": {"kind": "id_number", "id": PARTY}, "case_id": "case-1", "reason_code": "telecom_fraud",
+                 "reason": "sold the mule account", "evidence": ["alert-1"], "accounts": [ACCOUNT]}
+        listed = httpx.post(f"{base_url}/api/blacklist", json=draft, headers=as_user("credit_officer"))
+        assert listed.status_code == 201, listed.text
+
+        page = context.new_page()
+        page.goto(f"{base_url}/login")
+        page.fill("#token", "wrong")
+        page.click("button[type=submit]")
+        page.wait_for_selector("#error:not([hidden])")
+        assert page.inner_text("#error") == "unknown token"
+        screenshot(page, "login-refused")
+
+        sign_in(page, base_url, "credit_officer")
+        assert page.url.endswith("/blacklist")
+        page.select_option("#query [name=kind]", "account")
+        page.fill("#query [name=value]", ACCOUNT)
+        page.click("#query button[type=submit]")
+        page.click(f"#listings-table tr:has-text('{PARTY}') button")
+        page.wait_for_selector("#listing:not([hidden])")
+
+        page.fill("#repair [name=evidence]", "certificate-7")
+        page.fill("#repair [name=note]", "asks for repair")
+        page.select_option("#repair [name=conditions]", ["behaviour_corrected", "effects_removed", "training_completed"])
+        page.click("#repair button[type=submit]")
+        page.wait_for_selector("#error:not([hidden])")
+        assert "365" in page.inner_text("#error")  # listed too recently: refused, nothing changed
+        assert "(listed)" in page.inner_text("#listing-title")
+
+        page.fill("#objection [name=party_id]", "320585198609013410")  # not the listed party's document
+        page.fill("#objection [name=grounds]", "the account was stolen")
+        page.click("#objection button[type=submit]")
+        page.wait_for_selector("#error:not([hidden])")
+        page.fill("#objection [name=party_id]", PARTY)
+        page.click("#objection button[type=submit]")
+        page.wait_for_selector("#objections tr:has-text('pending')")
+        page.fill("#decision-note", "police report confirms the theft")
+        page.click("#objections button:has-text('Correct')")
+        page.wait_for_selector("#listing-title:has-text('(removed)')")
+        assert page.locator("#history tbody tr").count() == 3  # listed, objected, removed
+        screenshot(page, "blacklist-objection-corrected")
+
+
+
+def test_a_teller_is_sent_to_the_counter_page_and_has_no_console(stack: Endpoints, tmp_path: Path) -> None:
+    with serve(stack) as base_url, browser(tmp_path / "profile") as context:
+        page = context.new_page()
+        sign_in(page, base_url, "teller")
+        assert page.url.endswith("/counter")
+        assert page.locator("header.top nav a").all_inner_texts() == ["Counter"]
+        page.goto(f"{base_url}/console")
+        page.wait_for_selector("#error:not([hidden])")
+        assert page.inner_text("#error") == "This page is not for the teller role."
+        screenshot(page, "console-refused-to-teller")
+        page.click("#logout")
+        page.wait_for_url("**/login")
+        page.goto(f"{base_url}/counter")
+        page.wait_for_url("**/login?next=%2Fcounter")
+        assert token_of("teller") not in page.content()

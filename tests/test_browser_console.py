@@ -1,0 +1,126 @@
+"""The analyst console, holds and blacklist pages in headless Chromium over the real stack and worker."""
+
+import asyncio
+from collections.abc import Callable
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+from redis.asyncio import Redis
+
+from antifraud import blocklist
+from antifraud.events.models import BankTransfer, CallRecord, CardOpening
+from antifraud.forwarding.models import ForwardingPackage
+from antifraud.stack.embedded import Endpoints
+from antifraud.stack.worker import WorkerProcess
+from streams import topics
+from tests.browser_helpers import browser, screenshot, sign_in
+from tests.conftest import wait_consumed, wait_for
+from tests.kafka_helpers import read_all
+from tests.test_pipeline_integration import produce
+from tests.web_helpers import BRANCH, serve
+
+LISTED = "17055550009"
+VICTIM_PHONE = "13900000001"
+VICTIM = "6222000000000001"
+MULE = "6222000000000666"
+NEXT_HOP = "6222000000000777"
+
+
+MULE_HOLDER = "320585199001011235"
+
+
+def scam(now: datetime) -> list[BankTransfer | CallRecord | CardOpening]:
+    """A card dealer opens the mule account; a listed number keeps the victim on the line; the victim pays
+    the mule at the counter and by ATM; the mule moves most of it on."""
+    payer = dict(payer_account=VICTIM, payer_name="王芳", payer_id_number="320585198609013410",
+                 payer_phone=VICTIM_PHONE)
+    return [
+        CardOpening(event_id="open-1", event_time=now - timedelta(days=3), bank="icbc", id_number=MULE_HOLDER,
+                    account=MULE, branch_id="B009", channel="counter"),
+        CallRecord(event_id="call-1", event_time=now - timedelta(minutes=40), caller=LISTED, callee=VICTIM_PHONE,
+                   start=now - timedelta(minutes=60), duration_s=1200, cell_id="cell-1", imei="860000000000001"),
+        BankTransfer(event_id="pay-1", event_time=now - timedelta(minutes=30), channel="counter", payee_account=MULE,
+                     payee_name="李强", amount_fen=3_000_000, branch_id=BRANCH, **payer),
+        BankTransfer(event_id="pay-2", event_time=now - timedelta(minutes=25), channel="atm", payee_account=MULE,
+                     payee_name="李强", amount_fen=1_000_000, atm_id="atm-7", **payer),
+        BankTransfer(event_id="hop-1", event_time=now - timedelta(minutes=20), channel="mobile", payer_account=MULE,
+                     payer_name="李强", payer_id_number=MULE_HOLDER, payee_account=NEXT_HOP,
+                     payee_name="赵六", amount_fen=2_500_000),
+    ]
+
+
+def test_an_analyst_confirms_a_case_in_the_console_and_the_forwarding_follows(
+    stack: Endpoints, start_worker: Callable[..., WorkerProcess], tmp_path: Path
+) -> None:
+    async def listing() -> None:
+        client = Redis.from_url(stack.redis_url)
+        await blocklist.list_from_case(client, LISTED, "case-9", "confirmed by a victim's report")
+        await client.aclose()
+
+    asyncio.run(listing())
+    worker = start_worker()
+    events = scam(datetime.now(timezone.utc).replace(microsecond=0))
+    produce(stack, events[:2])
+    wait_consumed(worker, 2)
+    produce(stack, events[2:])
+    wait_consumed(worker, len(events))
+
+    with serve(stack) as base_url, browser(tmp_path / "profile") as context:
+        page = context.new_page()
+        sign_in(page, base_url, "analyst")
+        assert page.url.endswith("/console")
+        page.select_option("#filters [name=severity]", "critical")
+        page.select_option("#filters [name=detector]", "transfer_risk")
+        opener = f"#queue-table tr:has-text('{MULE}') button.open-case"
+
+        def case_listed() -> bool:
+            page.click("#filters button[type=submit]")
+            page.wait_for_timeout(300)
+            return page.locator(opener).count() == 1
+
+        wait_for(case_listed, timeout=60, what="the mule's case in the queue")
+        assert page.locator("#queue-table tbody tr").count() == 1  # the next hop's case is only high
+        page.click(opener)
+        page.wait_for_selector("#case:not([hidden])")
+        assert page.inner_text("#case-status") == "new"
+        page.wait_for_selector(f"#trail g.node[data-account='{NEXT_HOP}']")
+        assert page.locator("#timeline [data-kind=alert]").count() >= 1
+        assert page.locator("#holds tr:has-text('atm') , #holds tbody tr").count() == 1  # the ATM payment is held
+        screenshot(page, "console-case")
+
+        page.click("#act-confirm")  # no reason given: refused, nothing changes
+        page.wait_for_selector("#error:not([hidden])")
+        assert "reason" in page.inner_text("#error")
+        page.click("#act-review")
+        page.wait_for_selector("#case-status:text('in_review')")
+        page.fill("#act-reason", "victim's report and the money trail")
+        page.click("#act-confirm")
+        page.wait_for_selector("#case-status:text('confirmed')")
+        page.wait_for_selector("#deliveries-table")
+        targets = set(page.locator("#deliveries-table tbody tr td:first-child").all_inner_texts())
+        assert targets == {"police", "bank"}
+
+        def delivered() -> bool:
+            page.click(opener)
+            page.wait_for_timeout(300)
+            states = set(page.locator("#deliveries-table .delivery-state").all_inner_texts())
+            return states == {"delivered"} and page.inner_text("#case-status") == "forwarded"
+
+        wait_for(delivered, timeout=60, what="both deliveries delivered and the case forwarded")
+        screenshot(page, "console-forwarded")
+
+        packages = [ForwardingPackage.model_validate_json(r.value).root for r in read_all(stack.kafka_bootstrap, topics.FORWARDING)]
+        assert {p.kind for p in packages} == {"police_case", "bank_order"}
+        assert all(p.case_id == packages[0].case_id and p.decided_by == "analyst" for p in packages)
+
+        page.click("#act-blacklist")  # confirming listed the mule account's holder
+        page.wait_for_selector(f"#listings-table tr:has-text('{MULE_HOLDER}')")
+        page.click("#listings-table button")
+        page.wait_for_selector(f"#listing-detail:has-text('{MULE}')")
+        assert page.is_hidden("#repair")  # an analyst reads, a credit officer acts
+        screenshot(page, "blacklist")
+
+        page.goto(f"{base_url}/holds")
+        page.wait_for_selector("#holds-table")
+        assert page.locator("#holds-table tbody tr").count() == 1
+        screenshot(page, "holds")

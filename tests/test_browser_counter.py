@@ -1,0 +1,76 @@
+"""The counter page in headless Chromium over the real stack: a check before paying, and a live warning."""
+
+import asyncio
+from collections.abc import Callable
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+from redis.asyncio import Redis
+
+from antifraud import blocklist
+from antifraud.events.models import BankTransfer, CallRecord
+from antifraud.stack.embedded import Endpoints
+from antifraud.stack.worker import WorkerProcess
+from tests.browser_helpers import browser, screenshot, sign_in
+from tests.conftest import wait_consumed
+from tests.test_pipeline_integration import produce
+from tests.web_helpers import BRANCH, serve
+
+LISTED = "17055550009"
+VICTIM_PHONE = "13900000001"
+VICTIM_ACCOUNT = "6222000000000001"
+MULE = "6222000000000666"
+
+
+def test_a_teller_is_told_to_block_then_sees_the_live_warning_when_the_transfer_goes_through(
+    stack: Endpoints, start_worker: Callable[..., WorkerProcess], tmp_path: Path
+) -> None:
+    async def listing() -> None:
+        client = Redis.from_url(stack.redis_url)
+        await blocklist.list_from_case(client, LISTED, "case-9", "confirmed by a victim's report")
+        await client.aclose()
+
+    asyncio.run(listing())
+    worker = start_worker()
+    now = datetime.now(timezone.utc).replace(microsecond=0)
+    call = CallRecord(
+        event_id="call-1", event_time=now - timedelta(minutes=10), caller=LISTED, callee=VICTIM_PHONE,
+        start=now - timedelta(minutes=30), duration_s=1200, cell_id="cell-1", imei="860000000000001",
+    )
+    produce(stack, [call])
+    wait_consumed(worker, 1)
+
+    with serve(stack) as base_url, browser(tmp_path / "profile") as context:
+        page = context.new_page()
+        sign_in(page, base_url, "teller")
+        assert page.url.endswith("/counter")
+        page.wait_for_selector("#stream-status[data-state=live]")
+        page.click("#sound")  # a click lets the page make sound
+
+        form = "#check "
+        page.fill(form + "[name=payer_account]", VICTIM_ACCOUNT)
+        page.fill(form + "[name=payer_name]", "王芳")
+        page.fill(form + "[name=payer_id_number]", "320585198609013410")
+        page.fill(form + "[name=payer_phone]", VICTIM_PHONE)
+        page.fill(form + "[name=payee_account]", MULE)
+        page.fill(form + "[name=payee_name]", "李强")
+        page.fill(form + "[name=amount]", "30000")
+        page.click(form + "button[type=submit]")
+        page.wait_for_selector("#check-result:not([hidden])")
+        assert page.inner_text("#decision") == "BLOCK"  # shown upper-case by the style sheet
+        assert page.is_visible("#reasons [data-code=call_before_hours_max]")
+        screenshot(page, "counter-check-block")
+
+        paid = BankTransfer(
+            event_id="pay-1", event_time=now, channel="counter", payer_account=VICTIM_ACCOUNT, payer_name="王芳",
+            payer_id_number="320585198609013410", payee_account=MULE, payee_name="李强", amount_fen=3_000_000,
+            branch_id=BRANCH, payer_phone=VICTIM_PHONE,
+        )
+        produce(stack, [paid])
+        page.wait_for_selector("#warnings li.fresh", timeout=60_000)
+        warning = page.inner_text("#warnings li")
+        assert MULE in warning and "critical" in warning
+        assert page.is_visible("#live-banner")
+        assert page.evaluate("window.antifraudBeeps") == 1
+        assert page.evaluate("document.querySelector('#sound').disabled")
+        screenshot(page, "counter-live-warning")

@@ -1,0 +1,170 @@
+"""The pre-transfer check: the pure decision, and the endpoint over real Redis state."""
+
+import asyncio
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from pydantic import ValidationError
+from redis.asyncio import Redis
+
+from antifraud.events.models import CardOpening
+from antifraud.state.accounts import AccountRegistry, BulkOpeners
+from antifraud.state.interception import REACHED
+from antifraud.state.transfer_risk import BLACKLIST, TransferRiskStore
+from antifraud.stack.embedded import Endpoints
+from antifraud.thresholds import load_thresholds
+from antifraud.web.check import TransferCheck, CheckState, Decision, decide
+from detectors.transfer_risk import AccountState, Call, Context, Flow
+from tests.web_helpers import BRANCH, as_user, web_client
+
+THRESHOLDS = load_thresholds()
+NOW = datetime(2026, 3, 2, 10, 0, tzinfo=timezone.utc)
+PAYER, PAYEE, PHONE, LISTED = "6222000000000001", "6222000000000666", "13900000001", "17055550009"
+BODY = {
+    "channel": "counter", "payer_account": PAYER, "payer_name": "王芳", "payer_id_number": "320585198609013410",
+    "payee_account": PAYEE, "payee_name": "李强", "amount_fen": 3_000_000, "branch_id": BRANCH, "payer_phone": PHONE,
+}
+
+
+def transfer(**changes: object) -> TransferCheck:
+    return TransferCheck.model_validate({**BODY, "event_time": NOW, **changes})
+
+
+def codes(state: CheckState, **changes: object) -> tuple[Decision, list[str]]:
+    result = decide(transfer(**changes), state, THRESHOLDS)
+    return result.decision, [r.code for r in result.reasons]
+
+
+def test_a_plain_transfer_is_allowed_without_reasons() -> None:
+    assert codes(CheckState()) == (Decision.ALLOW, [])
+
+
+def test_a_payer_just_called_by_a_listed_number_is_blocked_with_the_call_first() -> None:
+    called = Context(reached={PHONE: {LISTED: Call(NOW.timestamp() - 1800, 1500)}})
+    decision, reasons = codes(CheckState(context=called))
+    assert decision is Decision.BLOCK
+    assert reasons[:2] == ["call_before_hours_max", "flagged_call_minutes"]
+    assert "new_payee" in reasons
+
+
+def test_a_blacklisted_payee_is_blocked_even_for_a_small_amount() -> None:
+    decision, reasons = codes(CheckState(context=Context(blacklisted=frozenset({PAYEE}))), amount_fen=5_000)
+    assert decision is Decision.BLOCK and reasons[0] == "blacklisted_payee"
+
+
+def test_an_atm_transfer_to_another_name_is_held_and_to_ones_own_name_allowed() -> None:
+    result = decide(transfer(channel="atm", atm_id="atm-7", branch_id=None), CheckState(), THRESHOLDS)
+    assert result.decision is Decision.HOLD
+    assert result.reasons[0].message.endswith(f"after {THRESHOLDS.holds.period_hours:g} h")
+    assert codes(CheckState(), channel="atm", atm_id="atm-7", branch_id=None, payee_name=" 王芳 ")[0] is Decision.ALLOW
+
+
+def test_a_flagged_mule_payee_and_a_new_payee_warn_at_medium_severity() -> None:
+    flagged = {PAYEE: AccountState(flagged_until=NOW.timestamp() + 3600)}
+    decision, reasons = codes(CheckState(states=flagged), amount_fen=100_000)
+    assert decision is Decision.WARN
+    assert set(reasons) == {"payee_flagged", "new_payee"}
+
+
+def test_a_payee_whose_holder_opens_many_cards_warns() -> None:
+    assert codes(CheckState(payee_holder_flagged=True)) == (Decision.WARN, ["payee_holder_bulk_opener"])
+
+
+def test_a_payer_passing_money_on_like_a_mule_is_held_as_the_next_hop() -> None:
+    at = NOW.timestamp()
+    inflows = tuple(Flow(f"in-{i}", at - 600 + i, f"62220000000100{i:02d}", 1_000_000, "mobile", False) for i in range(4))
+    decision, reasons = codes(CheckState(states={PAYER: AccountState(inflows=inflows)}), amount_fen=3_900_000)
+    assert decision is Decision.HOLD
+    assert {"payer_flagged", "payer_pass_through_share", "payer_fan_in_payers"} <= set(reasons)
+
+
+def test_a_payment_that_makes_the_payee_a_collecting_mule_warns() -> None:
+    at = NOW.timestamp()
+    inflows = tuple(Flow(f"in-{i}", at - 900 + i, f"62220000000100{i:02d}", 1_000_000, "mobile", False) for i in range(3))
+    outflows = (Flow("out-1", at - 60, "6222000000000999", 3_500_000, "mobile", False),)
+    payee = AccountState(inflows=inflows, outflows=outflows)
+    decision, reasons = codes(CheckState(states={PAYEE: payee}), amount_fen=1_000_000)
+    assert decision is Decision.WARN
+    assert {"payee_pass_through_share", "payee_fan_in_payers"} <= set(reasons)
+
+
+def test_a_payee_paid_before_at_the_usual_amount_stays_allowed() -> None:
+    history = tuple(Flow(f"out-{i}", NOW.timestamp() - 86400 * (i + 1), PAYEE, 3_000_000, "counter", False) for i in range(5))
+    assert codes(CheckState(states={PAYER: AccountState(outflows=history)}))[0] is Decision.ALLOW
+
+
+@pytest.mark.parametrize(("changes", "message"), [
+    ({"branch_id": None}, "a counter transfer needs branch_id"),
+    ({"channel": "atm", "branch_id": None}, "an ATM transfer needs atm_id"),
+])
+def test_a_request_that_is_not_a_valid_transfer_is_refused_with_the_reason(changes: dict, message: str) -> None:
+    with pytest.raises(ValidationError, match=message):
+        TransferCheck.model_validate({**BODY, **changes})
+
+
+def seed(endpoints: Endpoints) -> None:
+    """A payer called by a listed number, a payee opened last week by a bulk opener, and the payee's other victims."""
+
+    async def run() -> None:
+        client = Redis.from_url(endpoints.redis_url)
+        await client.hset(REACHED + PHONE, LISTED, f"{datetime.now(timezone.utc).timestamp() - 1800!r},1500")
+        opened = CardOpening(event_id="open-1", event_time=datetime.now(timezone.utc) - timedelta(days=6), bank="icbc",
+                             id_number="320585199001011235", account=PAYEE, branch_id="B009", channel="counter")
+        await AccountRegistry(client, horizon_days=365).record([opened])
+        await BulkOpeners(client, ttl_days=30).flag({"320585199001011235": 1.0})
+        await client.aclose()
+
+    asyncio.run(run())
+
+
+def commands_run(endpoints: Endpoints) -> dict[str, int]:
+    """Commands Redis ran since its stats were last reset, by name, leaving out this reading's connection and calls."""
+
+    async def run() -> dict[str, int]:
+        client = Redis.from_url(endpoints.redis_url)
+        stats = await client.info("commandstats")
+        await client.config_resetstat()
+        await client.aclose()
+        return {name.removeprefix("cmdstat_"): v["calls"] for name, v in stats.items() 
+                if name not in ("cmdstat_config", "cmdstat_info", "cmdstat_hello", "cmdstat_client")}
+
+    return asyncio.run(run())
+
+
+def test_the_endpoint_reads_every_source_in_one_round_trip_and_blocks(stack: Endpoints) -> None:
+    seed(stack)
+    with web_client(stack) as client:
+        client.post("/api/check", json=BODY, headers=as_user("teller"))  # loads the script once
+        commands_run(stack)
+        response = client.post("/api/check", json=BODY, headers=as_user("teller"))
+        # One script call; the rest are the script's own reads (payer and payee out/in/flag, the
+        # blacklist, the calls to the payer's phone, the payee's opening and its holder's flag).
+        assert commands_run(stack) == {"evalsha": 1, "get": 6, "zrange": 2, "sismember": 1, "hgetall": 1}
+        assert response.status_code == 200, response.text
+        result = response.json()
+        assert result["decision"] == "block"
+        codes_found = [r["code"] for r in result["reasons"]]
+        assert codes_found[0] == "call_before_hours_max"
+        assert {"payee_account_age_days_max", "payee_holder_bulk_opener", "new_payee"} <= set(codes_found)
+        assert result["score"] >= result["alert_score"]
+
+
+def test_the_endpoint_sees_the_credit_blacklist_and_the_payers_history(stack: Endpoints) -> None:
+    async def run() -> None:
+        client = Redis.from_url(stack.redis_url)
+        await client.sadd(BLACKLIST, "6222000000000777")
+        limits = THRESHOLDS.transfer_risk
+        store = TransferRiskStore.configured(client, limits)
+        at = datetime.now(timezone.utc).timestamp() - 86400
+        history = tuple(Flow(f"out-{i}", at - i, PAYEE, 3_000_000, "counter", False) for i in range(5))
+        await store.apply({PAYER: AccountState(outflows=history)}, [PAYER])
+        await client.aclose()
+
+    asyncio.run(run())
+    body = {**BODY, "payer_phone": None}
+    with web_client(stack) as client:
+        known = client.post("/api/check", json=body, headers=as_user("analyst")).json()
+        assert (known["decision"], known["reasons"]) == ("allow", [])
+        listed = client.post("/api/check", json={**body, "payee_account": "6222000000000777"}, headers=as_user("admin"))
+        assert listed.json()["decision"] == "block"
+        assert listed.json()["reasons"][0]["message"] == "the payee account is on the credit blacklist"

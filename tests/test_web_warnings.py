@@ -1,0 +1,105 @@
+"""Live branch warnings: the fan-out (pure) and the server-sent event stream over the real broker."""
+
+import asyncio
+import json
+import threading
+from datetime import datetime, timezone
+
+import httpx
+from kafka import KafkaProducer
+
+from antifraud.alerts.models import Alert, Audience, Entity, Reason
+from antifraud.stack.embedded import Endpoints
+from antifraud.web.warnings import WarningHub, places
+from streams.topics import ALERTS
+from tests.web_helpers import BRANCH, OTHER_BRANCH, as_user, serve, web_client
+
+AT = datetime(2026, 3, 2, 10, 0, tzinfo=timezone.utc)
+
+
+def alert(account: str, *audience: Audience) -> Alert:
+    return Alert.create(
+        detector="transfer_risk", entity=Entity(kind="account", value=account), window_start=AT, window_end=AT,
+        severity="critical", score=1.0, reasons=[Reason(feature="blacklisted_payee", value=1, threshold=1)],
+        evidence_event_ids=["pay-1"], audience=list(audience) or [Audience(kind="branch", id=BRANCH)],
+    )
+
+
+def test_an_alert_goes_to_the_branches_and_atms_of_its_audience_only() -> None:
+    both = alert("6222000000000666", Audience(kind="branch", id=BRANCH), Audience(kind="atm", id="atm-7"),
+                 Audience(kind="police"), Audience(kind="bank_risk"))
+    assert places(both) == {BRANCH, "atm-7"}
+    hub = WarningHub()
+    with hub.subscribe(BRANCH) as mine, hub.subscribe(OTHER_BRANCH) as theirs, hub.subscribe("atm-7") as atm:
+        assert hub.publish(both) == 2
+        assert mine.get_nowait() == both and atm.get_nowait() == both and theirs.empty()
+    assert hub.subscriber_count() == 0
+    assert hub.recent(BRANCH) == [both] and hub.recent(OTHER_BRANCH) == []
+
+
+def test_a_repeated_alert_is_pushed_once_and_recent_ones_are_bounded_newest_first() -> None:
+    hub = WarningHub(recent=2)
+    first, second, third = (alert(f"622200000000066{i}") for i in range(3))
+    with hub.subscribe(BRANCH) as queue:
+        assert [hub.publish(a) for a in (first, first, second, third)] == [1, 0, 1, 1]
+        assert queue.qsize() == 3
+    assert hub.recent(BRANCH) == [third, second]
+
+
+def test_a_stalled_subscriber_loses_its_oldest_warnings_not_the_newest() -> None:
+    hub = WarningHub(queue_size=2)
+    alerts = [alert(f"622200000000066{i}") for i in range(3)]
+    with hub.subscribe(BRANCH) as queue:
+        for a in alerts:
+            hub.publish(a)
+        assert [queue.get_nowait(), queue.get_nowait()] == alerts[1:]
+
+
+def produce_alert(endpoints: Endpoints, item: Alert) -> None:
+    producer = KafkaProducer(bootstrap_servers=endpoints.kafka_bootstrap)
+    producer.send(ALERTS, key=item.entity.value.encode(), value=item.model_dump_json().encode())
+    producer.flush()
+    producer.close()
+
+
+def test_a_branch_stream_gets_its_alert_from_the_topic_and_not_another_branchs(stack: Endpoints) -> None:
+    mine = alert("6222000000000666")
+    theirs = alert("6222000000000777", Audience(kind="branch", id=OTHER_BRANCH))
+    received: list[tuple[str, str, dict]] = []
+    subscribed = threading.Event()
+
+    async def listen(base_url: str) -> None:
+        async with httpx.AsyncClient(base_url=base_url, timeout=30) as client:
+            async with client.stream("GET", f"/api/places/{BRANCH}/warnings/stream", headers=as_user("teller")) as stream:
+                assert stream.headers["content-type"].startswith("text/event-stream")
+                fields: dict[str, str] = {}
+                async for line in stream.aiter_lines():
+                    if line.startswith(": subscribed"):
+                        subscribed.set()
+                    elif line and not line.startswith(":"):
+                        key, _, value = line.partition(": ")
+                        fields[key] = value
+                    elif not line and "data" in fields:
+                        received.append((fields["event"], fields["id"], json.loads(fields["data"])))
+                        return
+
+    with serve(stack) as base_url:
+        listener = threading.Thread(target=asyncio.run, args=(listen(base_url),))
+        listener.start()
+        assert subscribed.wait(20)
+        produce_alert(stack, theirs)
+        produce_alert(stack, mine)
+        listener.join(30)
+        assert received == [("warning", mine.alert_id, json.loads(mine.model_dump_json()))]
+        recent = httpx.get(f"{base_url}/api/places/{BRANCH}/warnings", headers=as_user("teller")).json()
+        assert [a["alert_id"] for a in recent] == [mine.alert_id]
+
+
+def test_a_teller_cannot_read_or_stream_another_branchs_warnings(stack: Endpoints) -> None:
+    with web_client(stack) as client:
+        for path in (f"/api/places/{OTHER_BRANCH}/warnings", f"/api/places/{OTHER_BRANCH}/warnings/stream"):
+            refused = client.get(path, headers=as_user("teller"))
+            assert refused.status_code == 403
+            assert refused.json()["detail"] == f"a teller of branch {BRANCH} may not see branch {OTHER_BRANCH}"
+        assert client.get(f"/api/places/{OTHER_BRANCH}/warnings", headers=as_user("other_teller")).json() == []
+        assert client.get(f"/api/places/{OTHER_BRANCH}/warnings", headers=as_user("analyst")).status_code == 200
