@@ -12,7 +12,10 @@ from collections.abc import Callable
 from antifraud import blocklist
 from antifraud.audit.cli import add_command as add_audit
 from antifraud.config import ConfigError
+from antifraud.credit.cli import add_command as add_blacklist
 from antifraud.evaluation.cli import add_command as add_evaluate
+from antifraud.holds.cli import add_command as add_holds
+from antifraud.web.cli import add_command as add_web
 from simulators.cli import add_command as add_simulate
 from streams import offline, record, replay
 
@@ -59,8 +62,11 @@ COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [  # type: ignore
     record.add_command,
     offline.add_command,
     blocklist.add_command,
+    add_holds,
+    add_blacklist,
     add_evaluate,
     add_audit,
+    add_web,
 ]
 """Registration functions of every subcommand, in help order."""
 

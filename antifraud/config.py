@@ -6,9 +6,10 @@ process with a message naming the variable.
 
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
+from typing import Literal, TypeVar
+from urllib.parse import urlsplit
 
 N = TypeVar("N", int, float)
 
@@ -30,6 +31,39 @@ def _number(name: str, default: N, parse: Callable[[str], N], minimum: N) -> N:
     return value
 
 
+def _url(name: str) -> str | None:
+    raw = os.environ.get(name)
+    if not raw:
+        return None
+    parts = urlsplit(raw)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ConfigError(f"{name} is not an http(s) URL")
+    return raw
+
+
+@dataclass(frozen=True)
+class ForwardingSettings:
+    """Where confirmed cases go besides the ``antifraud.forwarding`` topic, and how hard to try."""
+
+    webhooks: dict[str, str] = field(default_factory=dict)
+    """Target (police, carrier, bank) -> webhook URL; a target without one gets the topic only."""
+    max_attempts: int = 8
+    backoff_s: float = 2.0
+    backoff_max_s: float = 300.0
+    timeout_s: float = 10.0
+
+    @classmethod
+    def from_env(cls) -> "ForwardingSettings":
+        urls = {t: _url(f"ANTIFRAUD_WEBHOOK_{t.upper()}") for t in ("police", "carrier", "bank")}
+        return cls(
+            webhooks={target: url for target, url in urls.items() if url},
+            max_attempts=_number("ANTIFRAUD_DELIVERY_MAX_ATTEMPTS", 8, int, 1),
+            backoff_s=_number("ANTIFRAUD_DELIVERY_BACKOFF", 2.0, float, 0.001),
+            backoff_max_s=_number("ANTIFRAUD_DELIVERY_BACKOFF_MAX", 300.0, float, 0.001),
+            timeout_s=_number("ANTIFRAUD_DELIVERY_TIMEOUT", 10.0, float, 0.1),
+        )
+
+
 @dataclass(frozen=True)
 class Settings:
     kafka_bootstrap: str
@@ -42,6 +76,10 @@ class Settings:
     batch_within_s: float
     data_dir: Path
     thresholds_path: Path | None
+    forwarding: ForwardingSettings = field(default_factory=ForwardingSettings)
+    hold_clock: Literal["event", "wall"] = "event"
+    """What releases held ATM transfers: the transfers' event time only (replays, tests), or also the
+    wall clock (live operation: a quiet night still releases on time). ``ANTIFRAUD_HOLD_CLOCK``."""
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -57,4 +95,13 @@ class Settings:
             batch_within_s=_number("ANTIFRAUD_BATCH_WITHIN", 0.2, float, 0.001),
             data_dir=Path(os.environ.get("ANTIFRAUD_DATA_DIR") or ".antifraud-data"),
             thresholds_path=Path(thresholds) if thresholds else None,
+            forwarding=ForwardingSettings.from_env(),
+            hold_clock=_hold_clock(),
         )
+
+
+def _hold_clock() -> Literal["event", "wall"]:
+    raw = os.environ.get("ANTIFRAUD_HOLD_CLOCK") or "event"
+    if raw == "event" or raw == "wall":
+        return raw
+    raise ConfigError(f"ANTIFRAUD_HOLD_CLOCK={raw!r} is not 'event' or 'wall'")

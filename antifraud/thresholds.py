@@ -3,8 +3,11 @@
 import tomllib
 from importlib import resources
 from pathlib import Path
+from typing import get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from antifraud.credit.models import ReasonCode, RepairCondition
 
 
 class FeatureRule(BaseModel):
@@ -160,6 +163,23 @@ class TransferRiskThresholds(BaseModel):
     fan_in_payers: FeatureRule
 
 
+class MoneyTrailThresholds(BaseModel):
+    """How far a fraud report follows the victim's money (see thresholds.toml)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    max_hops: int = Field(gt=0, le=10)
+    hop_hours: float = Field(gt=0)
+    """An account's outflow carries tainted money only within this many hours after the tainted inflow."""
+    index_hours: float = Field(gt=0)
+    """How long the per-account index of outgoing transfers keeps a transfer."""
+
+    @model_validator(mode="after")
+    def _index_covers_a_hop(self) -> "MoneyTrailThresholds":
+        if self.index_hours < self.hop_hours:
+            raise ValueError("need index_hours >= hop_hours")
+        return self
+
+
 class HoldThresholds(BaseModel):
     """The ATM transfer hold (see thresholds.toml for the basis)."""
 
@@ -167,6 +187,33 @@ class HoldThresholds(BaseModel):
     period_hours: float = Field(gt=0)
     max_releases_per_batch: int = Field(gt=0)
     retain_days: int = Field(gt=0)
+    wall_clock_lag_seconds: float = Field(ge=0)
+    tick_seconds: float = Field(gt=0)
+    payee_flag_hours: float = Field(gt=0)
+    trail: MoneyTrailThresholds
+
+
+class CreditBlacklistThresholds(BaseModel):
+    """Credit blacklist periods and repair (see thresholds.toml for the basis)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    period_days: dict[ReasonCode, int]
+    """Reason code -> default listing period; every reason code needs one."""
+    max_period_days: int = Field(gt=0)
+    min_listed_days_before_repair: int = Field(ge=0)
+    repair_conditions: list[RepairCondition] = Field(min_length=1)
+    """Every one must be met before a repair removes a listing."""
+    sweep_batch: int = Field(gt=0)
+    sweep_seconds: float = Field(gt=0)
+
+    @model_validator(mode="after")
+    def _periods_complete_and_capped(self) -> "CreditBlacklistThresholds":
+        missing = set(get_args(ReasonCode)) - set(self.period_days)
+        if missing:
+            raise ValueError(f"period_days needs every reason code; missing {sorted(missing)}")
+        if not all(0 < days <= self.max_period_days for days in self.period_days.values()):
+            raise ValueError("every period_days value must be positive and at most max_period_days")
+        return self
 
 
 class Thresholds(BaseModel):
@@ -181,6 +228,7 @@ class Thresholds(BaseModel):
     account_registry: AccountRegistryThresholds
     transfer_risk: TransferRiskThresholds
     holds: HoldThresholds
+    credit_blacklist: CreditBlacklistThresholds
 
 
 def load_thresholds(path: Path | None = None) -> Thresholds:

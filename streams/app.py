@@ -7,19 +7,30 @@ after that returns (``take_events`` acks the events once the body is done).
 """
 
 import logging
-from typing import Any
+from datetime import datetime, timezone
+from collections.abc import Awaitable, Callable
+from typing import Any, get_args
 
 import faust
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from redis.asyncio import Redis
 
+from antifraud.audit.service import AuditLog
+from antifraud.case.models import SCENARIO_BY_DETECTOR
+from antifraud.case.service import CaseService
 from antifraud.config import Settings
+from antifraud.credit.service import CreditBlacklist
+from antifraud.forwarding.models import Target
+from antifraud.forwarding.service import DeliveryLoop
+from antifraud.holds.policy import WARNING_DETECTOR
+from antifraud.holds.service import HoldLedger
+from antifraud.lag import LagReader
+from antifraud.metrics import TimedRedis, export_known_series
 from antifraud.outbox import OutboxRelay
 from antifraud.events.models import EVENT_MODELS
 from antifraud.thresholds import load_thresholds
-from streams import topics
-from streams.batch import Record, process_batch
-from streams.stages import build_stages
+from streams import gauges, topics
+from streams.batch import Record, process_batch, settle
+from streams.stages import HoldStage, build_stages, flag_payees
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +64,7 @@ alerts_topic = _raw_topic(topics.ALERTS)
 dead_letter_topic = _raw_topic(topics.DEAD_LETTERS)
 extra_topics = {name: _raw_topic(name) for name in (topics.INTERCEPTIONS, topics.VICTIM_WARNINGS, topics.HOLDS)}
 
-STAGES = build_stages(Redis.from_url(settings.redis_url), thresholds)
+STAGES = build_stages(TimedRedis.from_url(settings.redis_url), thresholds)
 """Event kind -> its detector stages; kinds without any are validated and counted."""
 
 
@@ -85,20 +96,101 @@ def _make_agent(kind: str, topic_name: str) -> None:
 
 for _kind, _topic in topics.INPUT_TOPICS.items():
     _make_agent(_kind, _topic)
+export_known_series(topics.INPUT_TOPICS.values(), [*SCENARIO_BY_DETECTOR, WARNING_DETECTOR], get_args(Target))
+
+
+redis = TimedRedis.from_url(settings.redis_url)
+"""One client (a connection pool) for everything outside the detector stages."""
+audit = AuditLog(redis)
+holds = HoldLedger.configured(redis, thresholds.holds)
+hold_ticker = HoldStage(holds, thresholds.holds, settings.hold_clock)
+cases = CaseService(redis, audit)
+deliveries = DeliveryLoop(cases.deliveries, settings.forwarding, on_delivered=cases.delivered)
+credit_blacklist = CreditBlacklist(redis, audit, thresholds.credit_blacklist)
+lag_reader = LagReader(settings.kafka_bootstrap, settings.app_id, tuple(topics.INPUT_TOPICS.values()))
 
 
 async def _send_acked(topic: str, key: bytes | None, value: bytes) -> None:
     await (await _raw_topic(topic).send(key=key, value=value))
 
 
-outbox_relay = OutboxRelay(Redis.from_url(settings.redis_url), _send_acked)
+outbox_relay = OutboxRelay(redis, _send_acked)
 
 
-@app.timer(interval=0.5)
+def periodic(interval: float, what: str) -> Callable[[Callable[[], Awaitable[Any]]], Any]:
+    """A Faust timer that logs a failed round instead of raising: a timer that raised would stop
+    the worker, and every round here is safe to run again at the next tick."""
+
+    def register(round_: Callable[[], Awaitable[Any]]) -> Any:
+        async def guarded() -> None:
+            try:
+                await round_()
+            except Exception as error:  # noqa: BLE001 - retried at the next tick
+                log.warning("%s failed, retrying at the next tick: %r", what, error)
+
+        guarded.__name__ = round_.__name__
+        guarded.__doc__ = round_.__doc__
+        return app.timer(interval=interval)(guarded)
+
+    return register
+
+
+@periodic(thresholds.holds.tick_seconds, "hold tick")
+async def tick_holds() -> None:
+    """Releases by the wall clock (ANTIFRAUD_HOLD_CLOCK=wall) and pending payee warnings between batches,
+    produced and acknowledged before the ledger moves, like a batch's (``HoldStage.tick``)."""
+    await settle(await hold_ticker.tick(datetime.now(timezone.utc)), alerts_sink=alerts_topic, extra_sinks=extra_topics)
+
+
+@periodic(0.5, "outbox relay")
 async def relay_outbox() -> None:
-    """Publish the topic records that human actions queued with their state change."""
+    """Publish the topic records that human actions queued with their state change (``antifraud/outbox.py``)."""
     while await outbox_relay.run_once():
         pass
+
+
+@periodic(0.5, "delivery round")
+async def deliver_packages() -> None:
+    """Webhook deliveries of forwarded cases, with retries (``antifraud/forwarding/service.py``)."""
+    while await deliveries.run_once():
+        pass
+
+
+@periodic(thresholds.credit_blacklist.sweep_seconds, "blacklist expiry sweep")
+async def expire_listings() -> None:
+    """Expire credit blacklist listings whose period ran out, so their accounts leave ``blacklist:accounts``
+    (the transfer-risk detector reads it) even when nobody looks the listing up."""
+    await credit_blacklist.expire_due(datetime.now(timezone.utc))
+
+
+@app.timer(interval=gauges.INTERVAL_S)
+async def refresh_gauges() -> None:
+    """Consumer lag, holds and cases: state that batches do not report (``streams/gauges.py``)."""
+    await gauges.refresh({
+        "lag": lambda: gauges.refresh_lag(lag_reader),
+        "holds": lambda: gauges.refresh_holds(holds, settings.hold_clock, thresholds.holds.wall_clock_lag_seconds),
+        "cases": lambda: gauges.refresh_cases(cases),
+    })
+
+
+@app.agent(alerts_topic, name="antifraud.holds.payee-flags")
+async def flag_held_payees(stream: faust.StreamT[bytes]) -> None:
+    """Accounts the detectors flag: held transfers paying them are warned about before release."""
+    async for values in stream.take(settings.batch_size, within=settings.batch_within_s):
+        await flag_payees(holds, values)
+
+
+@app.agent(alerts_topic, name="antifraud.cases")
+async def fold_cases(stream: faust.StreamT[bytes]) -> None:
+    """Alerts grouped into cases per entity and scenario (``antifraud/case/``); a replayed alert is folded once."""
+    async for values in stream.take(settings.batch_size, within=settings.batch_within_s):
+        await cases.fold_records(values)
+
+
+@app.on_before_shutdown.connect
+async def close_clients(app: faust.App, **kwargs: Any) -> None:
+    await lag_reader.close()
+    await deliveries.aclose()
 
 
 @app.page("/metrics")

@@ -101,6 +101,37 @@ async def run_stages(stages: Sequence[Stage], events: Sequence[Event]) -> Outcom
     )
 
 
+async def send_outcome(outcome: Outcome, *, alerts_sink: Sink, extra_sinks: Mapping[str, Sink] | None) -> list[Any]:
+    """Queue an outcome's alerts and other records; the returned deliveries resolve on the broker's acks."""
+    deliveries: list[Any] = []
+    for alert in outcome.alerts:
+        deliveries.append(await alerts_sink.send(key=alert.entity.value.encode(), value=alert.model_dump_json().encode()))
+    for topic_name, key, value in outcome.extra:
+        deliveries.append(await (extra_sinks or {})[topic_name].send(key=key, value=value))
+    return deliveries
+
+
+def _count_acknowledged(alerts: Sequence[Alert]) -> None:
+    acknowledged = time.time()
+    for alert in alerts:
+        metrics.ALERTS.labels(detector=alert.detector, severity=alert.severity).inc()
+        metrics.EVENT_TO_ALERT_SECONDS.labels(detector=alert.detector).observe(
+            max(0.0, acknowledged - alert.window_end.timestamp())
+        )
+        log.info(
+            "alert %s %s %s %s score=%.2f",
+            alert.alert_id[:12], alert.detector, alert.severity,
+            mask_entity(alert.entity.kind, alert.entity.value), alert.score,
+        )
+
+
+async def settle(outcome: Outcome, *, alerts_sink: Sink, extra_sinks: Mapping[str, Sink]) -> None:
+    """Steps 3 and 4 for an outcome that no input batch carries (a timer's): produce, await acks, flush."""
+    await asyncio.gather(*await send_outcome(outcome, alerts_sink=alerts_sink, extra_sinks=extra_sinks))
+    _count_acknowledged(outcome.alerts)
+    await outcome.flush_state()
+
+
 async def process_batch(
     records: Sequence[Record],
     model: type[Event],
@@ -130,23 +161,9 @@ async def process_batch(
             )
 
     outcome = await run_stages(stages, events) if events else Outcome()
-    for alert in outcome.alerts:
-        deliveries.append(await alerts_sink.send(key=alert.entity.value.encode(), value=alert.model_dump_json().encode()))
-    for topic_name, key, value in outcome.extra:
-        deliveries.append(await (extra_sinks or {})[topic_name].send(key=key, value=value))
+    deliveries += await send_outcome(outcome, alerts_sink=alerts_sink, extra_sinks=extra_sinks)
     await asyncio.gather(*deliveries)
-
-    acknowledged = time.time()
-    for alert in outcome.alerts:
-        metrics.ALERTS.labels(detector=alert.detector, severity=alert.severity).inc()
-        metrics.EVENT_TO_ALERT_SECONDS.labels(detector=alert.detector).observe(
-            max(0.0, acknowledged - alert.window_end.timestamp())
-        )
-        log.info(
-            "alert %s %s %s %s score=%.2f",
-            alert.alert_id[:12], alert.detector, alert.severity,
-            mask_entity(alert.entity.kind, alert.entity.value), alert.score,
-        )
+    _count_acknowledged(outcome.alerts)
     await outcome.flush_state()
     metrics.BATCH_SECONDS.labels(topic=topic).observe(time.perf_counter() - started)
     return outcome

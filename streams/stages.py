@@ -9,19 +9,23 @@ import asyncio
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
-from datetime import timedelta
-from typing import Any
+from datetime import datetime, timedelta
+from typing import Any, Literal
 
+from pydantic import ValidationError
 from redis.asyncio import Redis
 
 from antifraud import blocklist
+from antifraud.alerts.models import Alert
 from antifraud.events.models import BankTransfer, CallRecord, CardOpening
 from antifraud.holds import policy
+from antifraud.holds.models import Hold
 from antifraud.holds.service import HoldLedger
 from antifraud.state.accounts import AccountRegistry, BulkOpeners
 from antifraud.state.fake_base_station import configured_registry
 from antifraud.state.fraud_number import FraudNumberStore
 from antifraud.state.interception import WarnedStore
+from antifraud.state.money_trail import TransferIndex
 from antifraud.state.transfer_risk import TransferRiskStore
 from antifraud.state.window import WindowStore
 from antifraud.thresholds import (
@@ -225,16 +229,21 @@ class TransferRiskStage:
 
 
 class HoldStage:
-    """The 24-hour ATM hold: creates holds for ATM transfers to other names, releases due ones by event time.
+    """The 24-hour ATM hold: creates holds for ATM transfers to other names, warns about held holds whose
+    payee was flagged, releases due ones by the ledger's clock.
 
-    Order within a batch (steps of ``streams.batch``):
+    Order within a batch (steps of ``streams.batch``), and within a tick (:meth:`tick`):
 
-    1. Read the ledger (one script): the watermark, which of the batch's holds
-       exist, the held holds due by the watermark. Nothing is written.
-    2. Plan purely: new holds and their creation events; releases at ``due_at``,
-       each with an id fixed by (hold, held, released).
-    3. The batch produces the events to ``antifraud.holds`` (``Outcome.extra``).
-    4. Flush (one script): raise the watermark, create the holds, release each
+    1. Read the ledger (one script): raise the watermark to the batch's newest
+       event time (a tick: to the wall clock, when the ledger follows it), read
+       which of the batch's holds exist, the held holds due by the watermark and
+       the pending payee warnings. Raising the watermark first is what lets a
+       human move refuse a hold whose release may be planned.
+    2. Plan purely: new holds and their creation events; payee warnings; releases
+       at ``due_at``, each with an id fixed by (hold, held, released).
+    3. Produce the events to ``antifraud.holds`` and the warnings' alerts, and
+       wait for the broker's acks.
+    4. Flush (one script): create the holds, settle the warnings, release each
        planned hold only if it is still held.
 
     A crash before 4 replays to the same plan and the same ids, since the ledger
@@ -243,13 +252,25 @@ class HoldStage:
     that is no longer held, and the refusals are counted and logged.
     """
 
-    def __init__(self, ledger: HoldLedger, limits: HoldThresholds) -> None:
+    def __init__(self, ledger: HoldLedger, limits: HoldThresholds, clock: Literal["event", "wall"] = "event") -> None:
         self.ledger = ledger
         self.period = timedelta(hours=limits.period_hours)
+        self.clock = clock
+        self.lag = timedelta(seconds=limits.wall_clock_lag_seconds)
 
     async def __call__(self, transfers: Sequence[BankTransfer]) -> Outcome:
         holds = [policy.hold_for(t, self.period) for t in transfers if policy.needs_hold(t)]
         view = await self.ledger.load([h.hold_id for h in holds], max(t.event_time for t in transfers))
+        return self._outcome(holds, view)
+
+    async def tick(self, now: datetime) -> Outcome:
+        """Between batches: with the wall clock, release what is due by ``now`` less the lag (a quiet night
+        still releases on time); with either clock, send pending payee warnings and the releases one batch
+        left over (more were due than ``max_releases_per_batch``)."""
+        view = await self.ledger.load([], now - self.lag if self.clock == "wall" else None)
+        return self._outcome([], view)
+
+    def _outcome(self, holds: Sequence[Hold], view: policy.LedgerView) -> Outcome:
         plan = policy.plan_batch(holds, view)
 
         async def flush() -> None:
@@ -258,7 +279,31 @@ class HoldStage:
                 log.warning("%d hold release(s) refused: already moved by another worker or an earlier try", refused)
 
         extra = [(topics.HOLDS, e.hold.payer_account.encode(), e.model_dump_json().encode()) for e in plan.events]
-        return Outcome(flush_state=flush, extra=extra)
+        return Outcome(alerts=plan.alerts, flush_state=flush, extra=extra)
+
+
+async def flag_payees(ledger: HoldLedger, values: Sequence[bytes]) -> None:
+    """Alerts from the alerts topic in: accounts they flag are remembered and the held holds paying them
+    queued for a warning (sent by the next hold batch or tick). An undecodable record is logged and skipped:
+    the topic is the detectors' own output, its dead letters would help no one."""
+    alerts = []
+    for value in values:
+        try:
+            alerts.append(Alert.model_validate_json(value))
+        except ValidationError as error:
+            log.warning("unreadable record on %s skipped by the payee flags: %d error(s)", topics.ALERTS,
+                        error.error_count())
+    await ledger.flag(policy.payee_flags(alerts))
+
+
+class MoneyTrailStage:
+    """Records every transfer in the per-account index of outgoing transfers, for tracing on a fraud report."""
+
+    def __init__(self, index: TransferIndex) -> None:
+        self.index = index
+
+    async def __call__(self, transfers: Sequence[BankTransfer]) -> Outcome:
+        return Outcome(flush_state=lambda: self.index.record(transfers))
 
 
 def build_stages(redis: Redis, thresholds: Thresholds) -> dict[str, list[Stage]]:
@@ -292,6 +337,7 @@ def build_stages(redis: Redis, thresholds: Thresholds) -> dict[str, list[Stage]]
             TransferRiskStage(TransferRiskStore.configured(redis, thresholds.transfer_risk), accounts,
                               thresholds.transfer_risk),
             HoldStage(HoldLedger.configured(redis, thresholds.holds), thresholds.holds),
+            MoneyTrailStage(TransferIndex.configured(redis, thresholds.holds.trail)),
         ],
     }
 

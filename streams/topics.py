@@ -30,10 +30,22 @@ VICTIM_WARNINGS = "antifraud.victim-warnings"
 """Subscribers a fraud number reached, for 96110 outreach, keyed by the victim's number."""
 
 HOLDS = "antifraud.holds"
-"""Moves of ATM transfer holds (HoldEvent, ``antifraud/holds/models.py``), keyed by the payer account."""
+"""Moves of ATM transfer holds (HoldEvent) and payee warnings (PayeeFlagged), ``antifraud/holds/models.py``,
+keyed by the payer account."""
+
+FREEZE_REQUESTS = "antifraud.freeze-requests"
+"""Stop-payment and freeze requests from a traced fraud report (FreezeRequest, ``antifraud/holds/reports.py``),
+keyed by the account to act on."""
+
+FORWARDING = "antifraud.forwarding"
+"""Packages of confirmed cases for police, carriers and banks (``antifraud/forwarding/models.py``), keyed by case id."""
+
+CREDIT_BLACKLIST = "antifraud.credit-blacklist"
+"""Changes of credit blacklist listings (ListingEvent, ``antifraud/credit/models.py``), keyed by the party's id."""
 
 ALL_TOPICS: tuple[str, ...] = (
-    *INPUT_TOPICS.values(), ALERTS, DEAD_LETTERS, INTERCEPTIONS, VICTIM_WARNINGS, HOLDS,
+    *INPUT_TOPICS.values(), ALERTS, DEAD_LETTERS, INTERCEPTIONS, VICTIM_WARNINGS, HOLDS, FREEZE_REQUESTS, FORWARDING,
+    CREDIT_BLACKLIST,
 )
 
 

@@ -60,7 +60,7 @@ def _encode(info: AccountInfo) -> str:
     return _SEP.join([repr(info.opened_at), info.holder_id_number, info.bank, info.branch_id, info.event_id])
 
 
-def _decode(raw: bytes) -> AccountInfo:
+def decode_info(raw: bytes) -> AccountInfo:
     at, holder, bank, branch, event_id = raw.decode().split(_SEP, 4)
     return AccountInfo(float(at), holder, bank, branch, event_id)
 
@@ -78,7 +78,7 @@ class AccountRegistry:
         if not keys:
             return {}
         rows = await self.redis.mget([PREFIX + account for account in keys])
-        return {account: _decode(raw) for account, raw in zip(keys, rows) if raw is not None}
+        return {account: decode_info(raw) for account, raw in zip(keys, rows) if raw is not None}
 
     async def record(self, openings: Sequence[CardOpening]) -> None:
         """Write the batch's openings in one pipeline; repeating it is harmless."""

@@ -87,7 +87,8 @@ return 0
 """
 
 
-def _call(raw: bytes) -> Call:
+def decode_call(raw: bytes) -> Call:
+    """An ``iv:reached`` hash value: ``last_at,longest_s``."""
     at, longest = raw.split(b",")
     return Call(float(at), int(longest))
 
@@ -105,7 +106,8 @@ def _outflows(flows: tuple[Flow, ...]) -> bytes:
     return orjson.dumps([[f.event_id, f.at, f.other, f.amount_fen, f.channel, f.own] for f in flows])
 
 
-def _state(outflows: bytes, inflows: bytes, flag: bytes) -> AccountState:
+def decode_state(outflows: bytes, inflows: bytes, flag: bytes) -> AccountState:
+    """An account's state from its ``tr:out`` value, ``tr:in`` members (space-separated) and ``tr:flag`` value."""
     return AccountState(
         outflows=tuple(Flow(*f) for f in orjson.loads(outflows)) if outflows else (),
         inflows=tuple(sorted((_inflow(m) for m in inflows.split()), key=lambda f: (f.at, f.event_id))),
@@ -135,7 +137,7 @@ class TransferRiskStore:
         lines = (await self._load(args=[" ".join(accounts), " ".join(payees), " ".join(phones)])).split(b"\n")
         n = 3 * len(accounts)
         states = {
-            account: _state(*lines[3 * i : 3 * i + 3])
+            account: decode_state(*lines[3 * i : 3 * i + 3])
             for i, account in enumerate(accounts)
             if any(lines[3 * i : 3 * i + 3])
         }
@@ -144,7 +146,7 @@ class TransferRiskStore:
         for phone, line in zip(phones, lines[n + 1 :]):
             parts = line.split()
             if parts:
-                reached[phone] = {parts[i].decode(): _call(parts[i + 1]) for i in range(0, len(parts), 2)}
+                reached[phone] = {parts[i].decode(): decode_call(parts[i + 1]) for i in range(0, len(parts), 2)}
         return states, Context(blacklisted, reached)
 
     async def apply(self, states: Mapping[str, AccountState], payers: Iterable[str]) -> None:
