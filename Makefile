@@ -14,15 +14,17 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
-# Debian packages the tests drive: Chromium for the browser tests, Prometheus
-# (server and promtool) for the dashboard and alert-rule tests.
-SYSTEM_TOOLS = /usr/bin/chromium /usr/bin/chromedriver /usr/bin/prometheus /usr/bin/promtool
+# Debian packages the tests drive: Chromium for the browser tests (with a CJK font,
+# so names in the screenshots are legible), Prometheus (server and promtool) for
+# the dashboard and alert-rule tests.
+SYSTEM_TOOLS = /usr/bin/chromium /usr/bin/chromedriver /usr/bin/prometheus /usr/bin/promtool \
+	/usr/share/fonts/truetype/wqy/wqy-microhei.ttc
 
 system-deps:
 	@missing=0; for f in $(SYSTEM_TOOLS); do test -x $$f || missing=1; done; \
 	if [ $$missing = 1 ]; then \
 	  DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
-	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver prometheus >/dev/null; \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver prometheus fonts-wqy-microhei >/dev/null; \
 	fi
 
 demo: $(STAMP)
