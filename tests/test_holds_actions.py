@@ -81,6 +81,7 @@ def test_revoke_freeze_release_return_are_audited_and_queued_for_the_holds_topic
             (one, "revoked"), (two, "frozen"), (two, "released"), (three, "frozen"), (three, "returned")]
         history = await audit.about(f"hold:{two}")
         assert [(r.actor, r.action, r.before, r.after["state"]) for r in history] == [
+            ("system", "hold.held", None, "held"),
             ("analyst:wang", "hold.frozen", {"state": "held"}, "frozen"),
             ("analyst:wang", "hold.released", {"state": "frozen"}, "released")]
         assert (await audit.verify()).ok

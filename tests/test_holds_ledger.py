@@ -79,6 +79,10 @@ def test_a_crash_before_flush_replays_the_same_release_and_the_ledger_moves_once
             assert await ledger.apply(plan, view.watermark) == 0
             assert await ledger.apply(plan, view.watermark) == 1, "the second release of a hold is refused"
             assert await client.zcard(DUE) == 0
+            history = await ledger.audit.about(f"hold:{hold_id_for('t-1')}")
+            assert [(r.actor, r.action) for r in history] == [("system", "hold.held"), ("system", "hold.released")], \
+                "each automatic move is audited once, however often its batch is replayed"
+            assert (await ledger.audit.verify()).ok
         finally:
             await client.aclose()
 

@@ -1,18 +1,16 @@
 """``antifraud audit verify|show``: check the hash chain, read the trail."""
 
 import argparse
-import asyncio
 import sys
 
 from redis.asyncio import Redis
 
 from antifraud.audit.service import AuditLog, iter_lines
-from antifraud.config import Settings
+from antifraud.cli_support import run_on_redis
 
 
-async def _verify(redis_url: str) -> int:
-    async with Redis.from_url(redis_url) as redis:
-        verdict = await AuditLog(redis).verify()
+async def _verify(redis: Redis) -> int:
+    verdict = await AuditLog(redis).verify()
     if verdict.ok:
         print(f"audit chain intact: {verdict.checked} records")
         return 0
@@ -21,23 +19,20 @@ async def _verify(redis_url: str) -> int:
     return 1
 
 
-async def _show(redis_url: str, subject: str | None, last: int) -> int:
+async def _show(redis: Redis, subject: str | None, last: int) -> int:
     if last < 1:
-        print("antifraud audit show: --last must be at least 1", file=sys.stderr)
-        return 2
-    async with Redis.from_url(redis_url) as redis:
-        log = AuditLog(redis)
-        records = (await log.about(subject))[-last:] if subject else await log.records(-last, -1)
+        raise ValueError("--last must be at least 1")
+    log = AuditLog(redis)
+    records = (await log.about(subject))[-last:] if subject else await log.records(-last, -1)
     for line in iter_lines(records):
         print(line)
     return 0
 
 
 def _run(args: argparse.Namespace) -> int:
-    redis_url = Settings.from_env().redis_url
     if args.action == "verify":
-        return asyncio.run(_verify(redis_url))
-    return asyncio.run(_show(redis_url, args.subject, args.last))
+        return run_on_redis("antifraud audit verify", _verify)
+    return run_on_redis("antifraud audit show", lambda redis: _show(redis, args.subject, args.last))
 
 
 def add_command(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

@@ -1,7 +1,7 @@
 """An audit record and the hash that chains it to the one before.
 
 A record's ``hash`` is SHA-256 over the previous record's hash and the record's
-own fields in canonical JSON (sorted keys, no spaces). Changing, removing or
+own fields as stored, in canonical JSON (sorted keys, no spaces). Changing, removing or
 re-ordering any record breaks the chain from that record on, which
 :func:`antifraud.audit.service.AuditLog.verify` reports.
 """
@@ -35,13 +35,13 @@ class AuditRecord(BaseModel):
     prev_hash: str
     hash: str
 
-    def expected_hash(self) -> str:
-        """The hash this record must carry given its fields and ``prev_hash``."""
-        return chain_hash(self.prev_hash, self.model_dump(mode="json", exclude={"hash", "prev_hash"}))
+
+CHAIN_FIELDS = ("prev_hash", "hash")
 
 
 def chain_hash(prev_hash: str, fields: Mapping[str, Any]) -> str:
-    body = orjson.dumps(fields, option=orjson.OPT_SORT_KEYS)
+    """SHA-256 over the previous hash and the record's other fields (as stored) in canonical JSON."""
+    body = orjson.dumps({k: v for k, v in fields.items() if k not in CHAIN_FIELDS}, option=orjson.OPT_SORT_KEYS)
     return hashlib.sha256(prev_hash.encode() + b"\n" + body).hexdigest()
 
 

@@ -16,6 +16,9 @@ the same MULTI, so a state change and its record land together or not at all.
 
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from datetime import datetime, timezone
+from typing import Any
+
+import orjson
 
 from pydantic import ValidationError
 from redis.asyncio import Redis
@@ -42,14 +45,15 @@ def _parse_head(raw: bytes | str | None) -> tuple[int, str]:
     return int(seq), digest
 
 
-def _chain(entries: Sequence[AuditEntry], head: tuple[int, str], now: datetime) -> list[AuditRecord]:
+def _chain(entries: Sequence[AuditEntry], head: tuple[int, str], now: datetime) -> list[dict[str, Any]]:
+    """The records as stored: plain JSON values, so the hash is computed over exactly what is written."""
     seq, prev = head
-    records = []
+    docs = []
     for entry in entries:
         seq += 1
-        fields = {
+        doc: dict[str, Any] = {
             "seq": seq,
-            "at": (entry.at or now).astimezone(timezone.utc),
+            "at": (entry.at or now).astimezone(timezone.utc).isoformat(),
             "actor": entry.actor,
             "action": entry.action,
             "subject": entry.subject,
@@ -57,21 +61,20 @@ def _chain(entries: Sequence[AuditEntry], head: tuple[int, str], now: datetime) 
             "after": dict(entry.after) if entry.after is not None else None,
             "event_id": entry.event_id,
         }
-        draft = AuditRecord(**fields, prev_hash=prev, hash="")
-        record = draft.model_copy(update={"hash": draft.expected_hash()})
-        records.append(record)
-        prev = record.hash
-    return records
+        doc["prev_hash"] = prev
+        doc["hash"] = prev = chain_hash(prev, doc)
+        docs.append(doc)
+    return docs
 
 
-def _queue_records(pipe: Pipeline, records: Sequence[AuditRecord]) -> None:
-    for record in records:
-        pipe.rpush(LOG, record.model_dump_json())
-        pipe.rpush(SUBJECT + record.subject, record.seq)
-        if record.event_id is not None:
-            pipe.hset(IDS, record.event_id, record.seq)
-    last = records[-1]
-    pipe.set(HEAD, f"{last.seq} {last.hash}")
+def _queue_records(pipe: Pipeline, docs: Sequence[dict[str, Any]]) -> None:
+    pipe.rpush(LOG, *(orjson.dumps(doc) for doc in docs))
+    for doc in docs:
+        pipe.rpush(SUBJECT + doc["subject"], doc["seq"])
+    ids = {doc["event_id"]: doc["seq"] for doc in docs if doc["event_id"] is not None}
+    if ids:
+        pipe.hset(IDS, mapping=ids)
+    pipe.set(HEAD, f"{docs[-1]['seq']} {docs[-1]['hash']}")
 
 
 class AuditLog:
@@ -138,12 +141,12 @@ class AuditLog:
                     if not entries:
                         await pipe.unwatch()
                         return []
-                    records = _chain(entries, _parse_head(await pipe.get(HEAD)), datetime.now(timezone.utc))
+                    docs = _chain(entries, _parse_head(await pipe.get(HEAD)), datetime.now(timezone.utc))
                     pipe.multi()
                     change.write(pipe)
-                    _queue_records(pipe, records)
+                    _queue_records(pipe, docs)
                     await pipe.execute()
-                    return records
+                    return [AuditRecord.model_validate(doc) for doc in docs]
                 except WatchError:
                     continue
 
@@ -167,29 +170,29 @@ class AuditLog:
         for start in range(0, length, chunk):
             raws = await self.redis.lrange(LOG, start, start + chunk - 1)
             for seq, raw in enumerate(raws, start):
-                reason = _check(seq, raw, prev)
+                reason, prev = _check(seq, raw, prev)
                 if reason is not None:
                     return Verdict(checked, seq, reason)
-                prev = AuditRecord.model_validate_json(raw).hash
                 checked += 1
         if head[0] != length - 1 or (length and head[1] != prev):
             return Verdict(checked, length, f"the head names record {head[0]} but the log ends at {length - 1}")
         return Verdict(checked)
 
 
-def _check(seq: int, raw: bytes, prev: str) -> str | None:
-    """Why the record at ``seq`` breaks the chain, or None if it fits."""
+def _check(seq: int, raw: bytes, prev: str) -> tuple[str | None, str]:
+    """(why the record at ``seq`` breaks the chain or None, the hash the next record must link to)."""
     try:
-        record = AuditRecord.model_validate_json(raw)
-    except ValidationError as exc:
-        return f"not a valid record ({exc.error_count()} errors)"
-    if record.seq != seq:
-        return f"carries seq {record.seq} at position {seq}"
-    if record.prev_hash != prev:
-        return "its prev_hash is not the previous record's hash (a record was removed, inserted or changed)"
-    if record.hash != record.expected_hash():
-        return "its hash does not match its contents (the record was changed)"
-    return None
+        doc = orjson.loads(raw)
+        AuditRecord.model_validate(doc)
+    except (orjson.JSONDecodeError, ValidationError):
+        return "not a valid record", prev
+    if doc["seq"] != seq:
+        return f"carries seq {doc['seq']} at position {seq}", prev
+    if doc["prev_hash"] != prev:
+        return "its prev_hash is not the previous record's hash (a record was removed, inserted or changed)", prev
+    if doc["hash"] != chain_hash(prev, doc):
+        return "its hash does not match its contents (the record was changed)", prev
+    return None, doc["hash"]
 
 
 def iter_lines(records: Sequence[AuditRecord]) -> Iterator[str]:

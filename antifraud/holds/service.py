@@ -10,6 +10,8 @@
 - ``holds:watermark``: the ledger's clock, only raised: the newest transfer event
   time seen, or with the wall clock ``now - lag`` (see :meth:`HoldLedger.load`).
 - ``holds:payee:{account}``: ids of the held holds paying ``account``.
+- ``holds:account:{account}``: ids of every hold paying or paid by ``account``, kept
+  ``retain_seconds`` plus ``payee_set_seconds`` after its newest hold (a case's holds).
 - ``holds:flagged:{account}``: the alert that flagged ``account`` (``PayeeFlag``
   JSON), for ``payee_flag_seconds``; ``holds:pending``: hash hold id -> flag of
   held holds with a flagged payee that no warning went out for yet.
@@ -34,9 +36,11 @@ from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
 from antifraud import outbox
-from antifraud.audit.models import Change
+from antifraud.audit.models import AuditEntry, Change
 from antifraud.audit.service import AuditLog
-from antifraud.holds.models import Actor, Hold, HoldEvent, HoldState, IllegalTransition, PayeeFlag, transition
+from antifraud.holds.models import (
+    Actor, Hold, HoldEvent, HoldState, IllegalTransition, PayeeFlag, PayeeFlagged, transition,
+)
 from antifraud.holds.policy import BatchPlan, LedgerView
 from antifraud.thresholds import HoldThresholds
 from streams import topics
@@ -46,6 +50,7 @@ DUE = "holds:due"
 STATE_INDEX = "holds:state:"
 COUNTS = "holds:count"
 PAYEE = "holds:payee:"
+ACCOUNT = "holds:account:"
 FLAGGED = "holds:flagged:"
 PENDING = "holds:pending"
 STATES: tuple[HoldState, ...] = get_args(HoldState)
@@ -100,13 +105,17 @@ return {{stored or '', table.concat(existing, ' '), table.concat(due, '\\n'), ta
 """
 
 # ARGV[1] epoch before which settled holds leave their index, ARGV[2] retain seconds,
-# ARGV[3] lines "hold_id due_epoch payee doc" to create, ARGV[4] hold ids to release,
+# ARGV[3] lines "hold_id due_epoch payee payer doc" to create, ARGV[4] hold ids to release,
 # ARGV[5] hold ids warned about, ARGV[6] pending hold ids settled, ARGV[7] seconds a
 # payee's set of held holds lives. Returns how many releases were refused because
 # the hold was no longer held.
 _APPLY = f"""
-for id, due, payee, doc in string.gmatch(ARGV[3], '(%S+) (%S+) (%S+) ([^\\n]+)') do
+for id, due, payee, payer, doc in string.gmatch(ARGV[3], '(%S+) (%S+) (%S+) (%S+) ([^\\n]+)') do
   local key = 'hold:' .. id
+  for _, account in ipairs({{payee, payer}}) do
+    redis.call('SADD', '{ACCOUNT}' .. account, id)
+    redis.call('EXPIRE', '{ACCOUNT}' .. account, tonumber(ARGV[2]) + tonumber(ARGV[7]))
+  end
   if redis.call('HSETNX', key, 'state', 'held') == 1 then
     redis.call('HSET', key, 'doc', doc, 'due', due, 'payee', payee)
     redis.call('ZADD', '{DUE}', due, id)
@@ -190,6 +199,7 @@ class HoldLedger:
         self.retain_seconds = retain_seconds
         self.payee_set_seconds = payee_set_seconds
         self.payee_flag_seconds = payee_flag_seconds
+        self.audit = AuditLog(redis)
         self._load = redis.register_script(_LOAD)
         self._apply = redis.register_script(_APPLY)
         self._flag = redis.register_script(_FLAG)
@@ -220,9 +230,18 @@ class HoldLedger:
 
     async def apply(self, plan: BatchPlan, watermark: datetime) -> int:
         """Create the plan's holds, release its due ones, settle its warnings; returns the releases
-        refused because the hold had already left ``held`` (another worker or an earlier try got there)."""
+        refused because the hold had already left ``held`` (another worker or an earlier try got there).
+
+        1. Append the plan's moves and warnings to the audit trail (one transaction; ids already
+           recorded are skipped, so a batch replayed after a crash adds nothing).
+        2. Write the ledger (one script).
+        Auditing first is what keeps the trail whole: after 2 a replay plans nothing, so a record
+        not appended by then would never be.
+        """
+        await self.audit.append_many([_audit_entry(event) for event in plan.events])
         created = "\n".join(
-            f"{h.hold_id} {_epoch(h.due_at)} {h.payee_account} {h.model_dump_json()}" for h in plan.created
+            f"{h.hold_id} {_epoch(h.due_at)} {h.payee_account} {h.payer_account} {h.model_dump_json()}"
+            for h in plan.created
         )
         return int(await self._apply(args=[
             repr(watermark.timestamp() - self.retain_seconds), self.retain_seconds, created, " ".join(plan.released),
@@ -258,6 +277,14 @@ class HoldLedger:
         ids = await self.redis.zrangebyscore(index_key(state), "-inf", "+inf", start=offset, num=limit)
         found = await self.states(i.decode() for i in ids)
         return [hold for hold in found.values() if hold.state == state]
+
+    async def of_accounts(self, accounts: Iterable[str]) -> list[Hold]:
+        """The holds paying or paid by any of ``accounts`` that the ledger still has, oldest first."""
+        pipe = self.redis.pipeline(transaction=False)
+        for account in sorted(set(accounts)):
+            pipe.smembers(ACCOUNT + account)
+        ids = sorted({i.decode() for members in await pipe.execute() for i in members})
+        return sorted((await self.states(ids)).values(), key=lambda h: (h.created_at, h.hold_id))
 
     async def watermark(self) -> datetime | None:
         stored = await self.redis.get(WATERMARK)
@@ -326,6 +353,18 @@ class HoldLedger:
         await audit.transact(actor=by, action=f"hold.{to}", subject=f"hold:{hold_id}", watch=[key, WATERMARK],
                              decide=decide)
         return decided[0]
+
+
+def _audit_entry(event: HoldEvent | PayeeFlagged) -> AuditEntry:
+    """The audit record of a move or warning the worker made (a person's moves are audited in ``move``)."""
+    if isinstance(event, PayeeFlagged):
+        return AuditEntry("system", "hold.payee_flagged", f"hold:{event.hold_id}",
+                          after={"state": "held", "flagged_by": event.flag.detector, "alert_id": event.flag.alert_id},
+                          event_id=event.warning_id, at=event.at)
+    return AuditEntry(event.actor, f"hold.{event.to_state}", f"hold:{event.hold_id}",
+                      before=None if event.from_state is None else {"state": event.from_state},
+                      after={"state": event.to_state, "reason": event.reason}, event_id=event.transition_id,
+                      at=event.at)
 
 
 def _hold(state: bytes | None, doc: bytes | None) -> Hold | None:
