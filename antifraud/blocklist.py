@@ -9,9 +9,7 @@ stage looks up a batch's callers with one ``HMGET``.
 """
 
 import argparse
-import asyncio
 import csv
-import sys
 from collections.abc import Iterable
 from datetime import datetime, timezone
 from pathlib import Path
@@ -19,9 +17,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, StringConstraints, TypeAdapter, ValidationError
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
-from antifraud.config import Settings
+from antifraud.cli_support import BAD_INPUT, fail, invalid_fields, run_on_redis
 from antifraud.events.types import Msisdn, UtcTime
 from antifraud.privacy import mask_phone
 
@@ -114,19 +111,16 @@ def parse_import(text: str, source: str, now: datetime) -> list[BlockEntry]:
                 "number": valid_number(number), "action": action,
                 "reason": reason.strip() or f"imported from {source}", "source": source, "listed_at": now,
             }))
+        except ValidationError as exc:
+            errors.append((line_no, invalid_fields(exc)))
         except ValueError as exc:
-            errors.append((line_no, _first_error(exc)))
+            errors.append((line_no, str(exc)))
     if errors:
         raise BadImportFile(errors)
     return parsed
 
 
-def _first_error(exc: ValueError) -> str:
-    """A short message naming the field, never echoing the value (it may be a phone number)."""
-    if isinstance(exc, ValidationError):
-        first = exc.errors()[0]
-        return f"{'.'.join(str(p) for p in first['loc'])}: {first['msg']}"
-    return str(exc)
+_PROG = "antifraud blocklist"
 
 
 async def _command(args: argparse.Namespace, redis: Redis) -> int:
@@ -149,36 +143,22 @@ async def _command(args: argparse.Namespace, redis: Redis) -> int:
         try:
             text = path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
-            sys.stderr.write(f"antifraud blocklist: cannot read {path}: {exc}\n")
-            return 2
-        parsed = parse_import(text, f"import:{path.name}", now)
+            fail(_PROG, f"cannot read {path}: {exc}")
+            return BAD_INPUT
+        try:
+            parsed = parse_import(text, f"import:{path.name}", now)
+        except BadImportFile as bad:
+            for line_no, message in bad.errors:
+                fail(_PROG, f"{path}:{line_no}: {message}")
+            fail(_PROG, f"nothing imported ({len(bad.errors)} bad lines)")
+            return BAD_INPUT
         await add(redis, parsed)
         print(f"listed {len(parsed)} numbers from {path}")
     return 0
 
 
-async def _run_async(args: argparse.Namespace) -> int:
-    redis = Redis.from_url(Settings.from_env().redis_url)
-    try:
-        return await _command(args, redis)
-    finally:
-        await redis.aclose()
-
-
 def _run(args: argparse.Namespace) -> int:
-    try:
-        return asyncio.run(_run_async(args))
-    except BadImportFile as exc:
-        for line_no, message in exc.errors:
-            sys.stderr.write(f"antifraud blocklist: {args.file}:{line_no}: {message}\n")
-        sys.stderr.write(f"antifraud blocklist: nothing imported ({len(exc.errors)} bad lines)\n")
-    except ValidationError as exc:
-        sys.stderr.write(f"antifraud blocklist: {_first_error(exc)}\n")
-    except ValueError as exc:
-        sys.stderr.write(f"antifraud blocklist: {exc}\n")
-    except RedisError as exc:
-        sys.stderr.write(f"antifraud blocklist: Redis unavailable ({type(exc).__name__}); set REDIS_URL\n")
-    return 2
+    return run_on_redis(_PROG, lambda redis: _command(args, redis))
 
 
 def add_command(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

@@ -172,6 +172,8 @@ class MoneyTrailThresholds(BaseModel):
     """An account's outflow carries tainted money only within this many hours after the tainted inflow."""
     index_hours: float = Field(gt=0)
     """How long the per-account index of outgoing transfers keeps a transfer."""
+    report_margin_minutes: float = Field(default=30, ge=0)
+    """A fraud report event's victim transfers are looked for this long either side of its ``fraud_time``."""
 
     @model_validator(mode="after")
     def _index_covers_a_hop(self) -> "MoneyTrailThresholds":
@@ -190,6 +192,7 @@ class HoldThresholds(BaseModel):
     wall_clock_lag_seconds: float = Field(ge=0)
     tick_seconds: float = Field(gt=0)
     payee_flag_hours: float = Field(gt=0)
+    max_event_time_ahead_minutes: float = Field(gt=0)
     trail: MoneyTrailThresholds
 
 

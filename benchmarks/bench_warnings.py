@@ -10,11 +10,9 @@ Run: ``.venv/bin/python benchmarks/bench_warnings.py [COUNT] [INTERVAL]`` (defau
 
 import asyncio
 import json
-import os
 import sys
 import tempfile
 import time
-import urllib.request
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -23,7 +21,7 @@ from aiokafka import AIOKafkaProducer
 
 from antifraud.alerts.models import Alert, Audience, Entity, Reason
 from antifraud.stack.embedded import EmbeddedStack
-from antifraud.stack.process import free_port, spawn, stop
+from antifraud.stack.web import WebProcess
 from antifraud.web.auth import token_sha256
 from streams import topics
 
@@ -86,25 +84,9 @@ async def measure(base_url: str, bootstrap: str, count: int, interval: float) ->
 def main(count: int, interval: float) -> None:
     with tempfile.TemporaryDirectory() as tmp, EmbeddedStack(workdir=Path(tmp)) as endpoints:
         topics.ensure_topics(endpoints.kafka_bootstrap, 2)
-        port = free_port()
-        users = {"users": [{"name": "teller", "role": "teller", "branch_id": BRANCH, "token_sha256": token_sha256(TOKEN)}]}
-        env = {**os.environ, "KAFKA_BOOTSTRAP": endpoints.kafka_bootstrap, "REDIS_URL": endpoints.redis_url,
-               "ANTIFRAUD_SECRET_KEY": "b" * 32, "ANTIFRAUD_USERS": json.dumps(users)}
-        log = Path(tmp) / "web.log"
-        server = spawn([sys.executable, "-m", "antifraud", "web", "--port", str(port)], log_path=log, env=env)
-        try:
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    urllib.request.urlopen(f"http://127.0.0.1:{port}/openapi.json", timeout=1)
-                    break
-                except OSError:
-                    if time.monotonic() > deadline or server.poll() is not None:
-                        raise SystemExit(f"antifraud web did not start; log {log}") from None
-                    time.sleep(0.2)
-            latencies, foreign = asyncio.run(measure(f"http://127.0.0.1:{port}", endpoints.kafka_bootstrap, count, interval))
-        finally:
-            stop(server)
+        users = [{"name": "teller", "role": "teller", "branch_id": BRANCH, "token_sha256": token_sha256(TOKEN)}]
+        with WebProcess(endpoints, Path(tmp), users) as web:
+            latencies, foreign = asyncio.run(measure(web.base_url, endpoints.kafka_bootstrap, count, interval))
     latencies.sort()
     figures = "  ".join(f"p{int(q * 100)} {latencies[min(len(latencies) - 1, int(q * len(latencies)))] * 1000:.1f} ms"
                         for q in (0.5, 0.9, 0.99))

@@ -115,8 +115,9 @@ def cell_observations(time: np.ndarray, *, cell_id: Column, lac: Column, operato
 
 
 def fraud_reports(time: np.ndarray, *, victim_id_number: Column, victim_phone: Column, reported_numbers: Column,
-                  payee_accounts: Column, amount_fen: Column, fraud_time: Column, source: Column) -> EventBatch:
+                  payee_accounts: Column, amount_fen: Column, fraud_time: Column, source: Column,
+                  victim_account: Column = b"") -> EventBatch:
     return _batch("fraud_report", time, victim_id_number=victim_id_number, victim_phone=victim_phone,
                   reported_numbers=reported_numbers, payee_accounts=payee_accounts,
                   amount_fen=np.asarray(amount_fen, dtype=np.int64), fraud_time=np.asarray(fraud_time, dtype=np.int64),
-                  source=source)
+                  source=source, victim_account=victim_account)

@@ -167,7 +167,8 @@ SCHEMAS: dict[str, tuple[tuple[str, Encoder], ...]] = {
     "cell_observation": (("cell_id", string), ("lac", integer), ("operator", string), ("signal_dbm", integer),
                          ("encryption_level", integer), ("handset_imei", string), ("location", location)),
     "fraud_report": (("victim_id_number", string), ("victim_phone", string), ("reported_numbers", raw),
-                     ("payee_accounts", raw), ("amount_fen", integer), ("fraud_time", timestamp), ("source", string)),
+                     ("payee_accounts", raw), ("amount_fen", integer), ("fraud_time", timestamp), ("source", string),
+                     ("victim_account", optional_string)),
 }
 """Each kind's fields after ``kind``, in model order, with how their values are written."""
 

@@ -16,6 +16,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from antifraud.audit.service import AuditLog
 from antifraud.case.models import SCENARIO_BY_DETECTOR
+from antifraud.case.followups import FollowUpRunner, performers
 from antifraud.case.service import CaseService
 from antifraud.config import Settings
 from antifraud.credit.service import CreditBlacklist
@@ -104,8 +105,9 @@ redis = TimedRedis.from_url(settings.redis_url)
 audit = AuditLog(redis)
 holds = HoldLedger.configured(redis, thresholds.holds)
 hold_ticker = HoldStage(holds, thresholds.holds, settings.hold_clock)
-cases = CaseService(redis, audit)
+cases = CaseService(redis, audit, holds=thresholds.holds)
 deliveries = DeliveryLoop(cases.deliveries, settings.forwarding, on_delivered=cases.delivered)
+case_followups = FollowUpRunner(cases.followups, cases, performers(redis, audit, thresholds))
 credit_blacklist = CreditBlacklist(redis, audit, thresholds.credit_blacklist)
 lag_reader = LagReader(settings.kafka_bootstrap, settings.app_id, tuple(topics.INPUT_TOPICS.values()))
 
@@ -153,6 +155,15 @@ async def relay_outbox() -> None:
 async def deliver_packages() -> None:
     """Webhook deliveries of forwarded cases, with retries (``antifraud/forwarding/service.py``)."""
     while await deliveries.run_once():
+        pass
+
+
+@periodic(1.0, "case follow-ups")
+async def follow_up_cases() -> None:
+    """What confirmed cases set in motion: block list, credit blacklist, money trail
+    (``antifraud/case/followups.py``); a failing one is retried after a backoff, one that cannot pass
+    waits for an analyst."""
+    while await case_followups.run_once():
         pass
 
 

@@ -5,6 +5,7 @@ kafka-python with manually assigned partitions works on every broker here
 """
 
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -56,3 +57,36 @@ def read_topic(bootstrap: str, topic: str, stop: threading.Event, *, poll_ms: in
                 yield from records
     finally:
         consumer.close()
+
+
+def read_until_idle(bootstrap: str, topic: str, *, idle: float, timeout: float | None = None) -> list[Any]:
+    """Every record of ``topic`` from the beginning, read until none arrives for ``idle`` seconds (or ``timeout``).
+
+    Partitions are assigned, never joined through a consumer group, so reading moves
+    nobody's committed offsets. The reader runs in a thread (kafka-python blocks);
+    an error it meets (no broker, no such topic) is raised here, in the caller's.
+    """
+    stop = threading.Event()
+    records: list[Any] = []
+    failures: list[Exception] = []
+    last_new = time.monotonic()
+    deadline = float("inf") if timeout is None else last_new + timeout
+
+    def run() -> None:
+        nonlocal last_new
+        try:
+            for record in read_topic(bootstrap, topic, stop, poll_ms=100):
+                records.append(record)
+                last_new = time.monotonic()
+        except Exception as exc:  # raised below, in the caller's thread
+            failures.append(exc)
+
+    reader = threading.Thread(target=run, daemon=True, name=f"read-{topic}")
+    reader.start()
+    while reader.is_alive() and time.monotonic() - last_new < idle and time.monotonic() < deadline:
+        time.sleep(0.05)
+    stop.set()
+    reader.join(10)
+    if failures:
+        raise failures[0]
+    return records

@@ -9,7 +9,7 @@ import asyncio
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any, Literal
 
 from pydantic import ValidationError
@@ -17,9 +17,11 @@ from redis.asyncio import Redis
 
 from antifraud import blocklist
 from antifraud.alerts.models import Alert
-from antifraud.events.models import BankTransfer, CallRecord, CardOpening
+from antifraud.audit.service import AuditLog
+from antifraud.events.models import BankTransfer, CallRecord, CardOpening, FraudReport
 from antifraud.holds import policy
 from antifraud.holds.models import Hold
+from antifraud.holds.reports import report_fraud, request_from_event
 from antifraud.holds.service import HoldLedger
 from antifraud.state.accounts import AccountRegistry, BulkOpeners
 from antifraud.state.fake_base_station import configured_registry
@@ -34,6 +36,7 @@ from antifraud.thresholds import (
     FraudNumberThresholds,
     HoldThresholds,
     InterceptionThresholds,
+    MoneyTrailThresholds,
     PhishingSmsThresholds,
     Thresholds,
     TransferRiskThresholds,
@@ -249,7 +252,10 @@ class HoldStage:
     A crash before 4 replays to the same plan and the same ids, since the ledger
     did not move; after 4, the holds exist and are released, so the replay
     plans nothing. A hold is released at most once: the script refuses a hold
-    that is no longer held, and the refusals are counted and logged.
+    that is no longer held, and the refusals are counted and logged. The tick,
+    a batch and other workers may plan the same release concurrently: the topic
+    may then carry a release twice, with the same transition id (consumers drop
+    repeats by id), while the ledger and the audit trail record it once.
     """
 
     def __init__(self, ledger: HoldLedger, limits: HoldThresholds, clock: Literal["event", "wall"] = "event") -> None:
@@ -257,11 +263,22 @@ class HoldStage:
         self.period = timedelta(hours=limits.period_hours)
         self.clock = clock
         self.lag = timedelta(seconds=limits.wall_clock_lag_seconds)
+        self.max_ahead = timedelta(minutes=limits.max_event_time_ahead_minutes)
 
     async def __call__(self, transfers: Sequence[BankTransfer]) -> Outcome:
         holds = [policy.hold_for(t, self.period) for t in transfers if policy.needs_hold(t)]
-        view = await self.ledger.load([h.hold_id for h in holds], max(t.event_time for t in transfers))
+        view = await self.ledger.load([h.hold_id for h in holds], self._newest(transfers))
         return self._outcome(holds, view)
+
+    def _newest(self, transfers: Sequence[BankTransfer]) -> datetime:
+        """The batch's newest event time, but no further ahead of the wall clock than the limit allows."""
+        newest = max(t.event_time for t in transfers)
+        limit = datetime.now(timezone.utc) + self.max_ahead
+        if newest > limit:
+            log.warning("transfer event time %s is ahead of the wall clock; the hold watermark stops at %s",
+                        newest.isoformat(), limit.isoformat())
+            return limit
+        return newest
 
     async def tick(self, now: datetime) -> Outcome:
         """Between batches: with the wall clock, release what is due by ``now`` less the lag (a quiet night
@@ -276,7 +293,10 @@ class HoldStage:
         async def flush() -> None:
             refused = await self.ledger.apply(plan, view.watermark)
             if refused:
-                log.warning("%d hold release(s) refused: already moved by another worker or an earlier try", refused)
+                # Expected now and then: the tick and a batch (or two workers) may plan the same release;
+                # the script lets one through, and the repeated record carries the same transition id.
+                log.info("%d hold release(s) refused: already moved by another worker, the tick or an earlier try",
+                         refused)
 
         extra = [(topics.HOLDS, e.hold.payer_account.encode(), e.model_dump_json().encode()) for e in plan.events]
         return Outcome(alerts=plan.alerts, flush_state=flush, extra=extra)
@@ -304,6 +324,33 @@ class MoneyTrailStage:
 
     async def __call__(self, transfers: Sequence[BankTransfer]) -> Outcome:
         return Outcome(flush_state=lambda: self.index.record(transfers))
+
+
+class FraudReportStage:
+    """Fraud reports naming the victim's account: each traced and acted on like ``antifraud holds report``
+    (the victim's held transfers frozen, the money followed, freeze requests raised).
+
+    Which reports to trace and over which window is pure (:func:`request_from_event`); the trace acts
+    in the flush (step 4 of ``streams.batch``), as of the report's event time. A replayed report gets
+    the same report id, so its holds are not frozen twice nor its requests queued twice.
+    """
+
+    def __init__(self, ledger: HoldLedger, index: TransferIndex, audit: AuditLog, limits: MoneyTrailThresholds) -> None:
+        self.ledger = ledger
+        self.index = index
+        self.audit = audit
+        self.limits = limits
+        self.margin = timedelta(minutes=limits.report_margin_minutes)
+
+    async def __call__(self, reports: Sequence[FraudReport]) -> Outcome:
+        traced = [(r, q) for r in reports if (q := request_from_event(r, self.margin)) is not None]
+
+        async def flush() -> None:
+            for report, request in traced:
+                await report_fraud(self.ledger, self.index, self.audit, request, by=f"fraud-report:{report.source}",
+                                   limits=self.limits, now=report.event_time)
+
+        return Outcome(flush_state=flush)
 
 
 def build_stages(redis: Redis, thresholds: Thresholds) -> dict[str, list[Stage]]:
@@ -338,6 +385,11 @@ def build_stages(redis: Redis, thresholds: Thresholds) -> dict[str, list[Stage]]
                               thresholds.transfer_risk),
             HoldStage(HoldLedger.configured(redis, thresholds.holds), thresholds.holds),
             MoneyTrailStage(TransferIndex.configured(redis, thresholds.holds.trail)),
+        ],
+        "fraud_report": [
+            FraudReportStage(HoldLedger.configured(redis, thresholds.holds),
+                             TransferIndex.configured(redis, thresholds.holds.trail), AuditLog(redis),
+                             thresholds.holds.trail),
         ],
     }
 

@@ -1,13 +1,9 @@
 """The analyst console, holds and blacklist pages in headless Chromium over the real stack and worker."""
 
-import asyncio
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from redis.asyncio import Redis
-
-from antifraud import blocklist
 from antifraud.events.models import BankTransfer, CallRecord, CardOpening
 from antifraud.forwarding.models import ForwardingPackage
 from antifraud.stack.embedded import Endpoints
@@ -16,7 +12,7 @@ from streams import topics
 from tests.browser_helpers import browser, screenshot, sign_in
 from tests.conftest import wait_consumed, wait_for
 from tests.kafka_helpers import read_all
-from tests.test_pipeline_integration import produce
+from tests.test_pipeline_integration import block_number, produce
 from tests.web_helpers import BRANCH, serve
 
 LISTED = "17055550009"
@@ -52,12 +48,7 @@ def scam(now: datetime) -> list[BankTransfer | CallRecord | CardOpening]:
 def test_an_analyst_confirms_a_case_in_the_console_and_the_forwarding_follows(
     stack: Endpoints, start_worker: Callable[..., WorkerProcess], tmp_path: Path
 ) -> None:
-    async def listing() -> None:
-        client = Redis.from_url(stack.redis_url)
-        await blocklist.list_from_case(client, LISTED, "case-9", "confirmed by a victim's report")
-        await client.aclose()
-
-    asyncio.run(listing())
+    block_number(stack, LISTED, "case-9")
     worker = start_worker()
     events = scam(datetime.now(timezone.utc).replace(microsecond=0))
     produce(stack, events[:2])

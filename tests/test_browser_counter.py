@@ -1,19 +1,15 @@
 """The counter page in headless Chromium over the real stack: a check before paying, and a live warning."""
 
-import asyncio
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from redis.asyncio import Redis
-
-from antifraud import blocklist
 from antifraud.events.models import BankTransfer, CallRecord
 from antifraud.stack.embedded import Endpoints
 from antifraud.stack.worker import WorkerProcess
 from tests.browser_helpers import browser, screenshot, sign_in
 from tests.conftest import wait_consumed
-from tests.test_pipeline_integration import produce
+from tests.test_pipeline_integration import block_number, produce
 from tests.web_helpers import BRANCH, serve
 
 LISTED = "17055550009"
@@ -25,12 +21,7 @@ MULE = "6222000000000666"
 def test_a_teller_is_told_to_block_then_sees_the_live_warning_when_the_transfer_goes_through(
     stack: Endpoints, start_worker: Callable[..., WorkerProcess], tmp_path: Path
 ) -> None:
-    async def listing() -> None:
-        client = Redis.from_url(stack.redis_url)
-        await blocklist.list_from_case(client, LISTED, "case-9", "confirmed by a victim's report")
-        await client.aclose()
-
-    asyncio.run(listing())
+    block_number(stack, LISTED, "case-9")
     worker = start_worker()
     now = datetime.now(timezone.utc).replace(microsecond=0)
     call = CallRecord(

@@ -23,7 +23,8 @@ from antifraud.case.models import (
     scenario_of,
     transition,
 )
-from antifraud.case.service import CaseNotFound, CaseService, credit_listing
+from antifraud.case.followups import FollowUpRunner, performers
+from antifraud.case.service import CaseNotFound, CaseService
 from antifraud.credit.service import CreditBlacklist
 from antifraud.events.models import CardOpening
 from antifraud.events.types import make_id_number
@@ -44,6 +45,12 @@ def alert(detector: str = "fraud_number", entity: Entity = PHONE, minutes: int =
     start = START + timedelta(minutes=minutes)
     return make_alert(detector=detector, entity=entity, window_start=start, window_end=start + timedelta(minutes=10),
                       **changes)
+
+
+def runner(cases: CaseService, redis: Redis) -> FollowUpRunner:
+    """The worker's follow-up round over the test's Redis, at the tests' clock."""
+    return FollowUpRunner(cases.followups, cases, performers(redis, cases.audit, load_thresholds(), clock=lambda: NOW),
+                          clock=lambda: NOW)
 
 
 # -- pure -------------------------------------------------------------------------------------------
@@ -196,8 +203,12 @@ def test_confirming_creates_deliveries_lists_the_number_and_queues_packages(redi
             delivery_id_for(case.case_id, t, confirmed.version) for t in ("police", "carrier")
         }
         assert all(d.state == "pending" for d in deliveries)
+        assert await blocklist.lookup(redis, [PHONE.value]) == {}, "listing is the worker's follow-up"
+        assert [(f.kind, f.state) for f in await cases.followups.for_case(case.case_id)] == [("blocklist", "pending")]
+        assert await runner(cases, redis).run_once() == 1
         listed = await blocklist.lookup(redis, [PHONE.value])
         assert listed[PHONE.value].source == f"case:{case.case_id}"
+        assert [(f.kind, f.state) for f in await cases.followups.for_case(case.case_id)] == [("blocklist", "done")]
 
         queued = await redis.xrange(STREAM)
         assert [f[b"topic"].decode() for _, f in queued] == [FORWARDING, FORWARDING]
@@ -251,13 +262,15 @@ def test_confirming_lists_the_responsible_person_on_the_credit_blacklist(redis_u
         blacklist = CreditBlacklist(redis, plain.audit, limits.credit_blacklist)
         registry = AccountRegistry(redis, horizon_days=limits.account_registry.horizon_days)
         await registry.record([opening])
-        cases = CaseService(redis, plain.audit, clock=lambda: NOW, listings=[credit_listing(blacklist, registry)])
+        cases = plain
         dealer = Entity(kind="id_number", value=make_id_number("320585", "19850505", 3))
         for entity, detector in ((dealer, "card_opening"), (ACCOUNT, "mule_account"), (PHONE, "fraud_number")):
             case = await cases.fold_alert(alert(detector, entity=entity))
             assert case is not None
             await cases.review(case.case_id, actor="ana")
             await cases.confirm(case.case_id, actor="ana", reason="confirmed by the investigation")
+        while await runner(cases, redis).run_once():
+            pass
         by_dealer = await blacklist.find("id_number", dealer.value, now=NOW)
         by_holder = await blacklist.find("id_number", holder, now=NOW)
         assert [(l.case_id, l.accounts) for l in by_dealer] == [(case_id_for(dealer, "bulk_opening"), ())]

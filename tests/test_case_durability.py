@@ -2,7 +2,6 @@
 AOF (``appendfsync always`` here; see docs/forwarding.md for ``everysec``) loses nothing, and the
 restarted worker resumes the pending delivery, which the receiver applies once."""
 
-import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -10,60 +9,27 @@ import pytest
 
 from antifraud.case.models import Case, case_id_for
 from antifraud.case.service import CaseService
-from antifraud.stack.embedded import EmbeddedStack, Endpoints, redis_answers, redis_server_binary
-from antifraud.stack.process import free_port, spawn, stop
+from antifraud.stack.embedded import EmbeddedStack, Endpoints
 from antifraud.stack.worker import WorkerProcess
 from streams import topics
 from tests.conftest import PARTITIONS, wait_for
+from tests.redis_helpers import AofRedis, aof_redis  # noqa: F401 - the fixture
 from tests.test_case import ACCOUNT, alert
 from tests.test_forwarding import Webhook, webhook  # noqa: F401 - the fixture
 from tests.test_forwarding_worker import delivery_env, kill, police_delivery, produce_alerts, with_cases
 
 
-class RestartableRedis:
-    """A redis-server with AOF on a fixed port and folder, which a test can kill and start again."""
-
-    def __init__(self, folder: Path) -> None:
-        self.folder = folder
-        self.port = free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        self.proc = spawn([redis_server_binary(), "--port", str(self.port), "--bind", "127.0.0.1",
-                           "--dir", str(self.folder), "--appendonly", "yes", "--appendfsync", "always",
-                           "--save", "", "--daemonize", "no"], log_path=self.folder / "redis.log")
-        wait_for(lambda: redis_answers(self.url), timeout=20, what="redis-server up")
-
-    def kill(self) -> None:
-        assert self.proc is not None
-        self.proc.kill()
-        self.proc.wait()
-        assert not redis_answers(self.url)
-
-
 @pytest.fixture
-def own_redis(tmp_path: Path) -> Iterator[RestartableRedis]:
-    folder = tmp_path / "own-redis"
-    folder.mkdir()
-    server = RestartableRedis(folder)
-    server.start()
-    yield server
-    if server.proc is not None:
-        stop(server.proc)
-
-
-@pytest.fixture
-def stack(tmp_path: Path, own_redis: RestartableRedis, monkeypatch: pytest.MonkeyPatch) -> Iterator[Endpoints]:
+def stack(tmp_path: Path, aof_redis: AofRedis, monkeypatch: pytest.MonkeyPatch) -> Iterator[Endpoints]:
     """The embedded broker with this test's restartable Redis (``start_worker`` uses this stack)."""
-    monkeypatch.setenv("REDIS_URL", own_redis.url)
+    monkeypatch.setenv("REDIS_URL", aof_redis.url)
     with EmbeddedStack(workdir=tmp_path) as endpoints:
         topics.ensure_topics(endpoints.kafka_bootstrap, PARTITIONS)
         yield endpoints
 
 
 def test_cases_and_deliveries_survive_killing_worker_and_redis(
-    stack: Endpoints, own_redis: RestartableRedis, start_worker: Callable[..., WorkerProcess], webhook: Webhook
+    stack: Endpoints, aof_redis: AofRedis, start_worker: Callable[..., WorkerProcess], webhook: Webhook
 ) -> None:
     webhook.fail_first = 2
     alerts = [alert("mule_account", entity=ACCOUNT), alert("transfer_risk", entity=ACCOUNT, minutes=20)]
@@ -93,8 +59,8 @@ def test_cases_and_deliveries_survive_killing_worker_and_redis(
         "bank", "police"
     ]
 
-    own_redis.kill()
-    own_redis.start()
+    aof_redis.crash()
+    aof_redis.start()
     assert with_cases(stack, snapshot) == before, "nothing lost across a Redis SIGKILL and restart"
     assert with_cases(stack, lambda cases: cases.audit.verify()).ok
 

@@ -1,15 +1,21 @@
-"""The cases API: roles, filters, the lifecycle over HTTP with 404/409/422 refusals that write nothing."""
+"""The cases API: roles, filters, the lifecycle over HTTP with 404/409/422 refusals that write nothing; a
+corrupt stored case is the server's error (500, nothing echoed); a failed follow-up retried by an analyst."""
 
 import asyncio
 
+from fastapi.testclient import TestClient
 from redis.asyncio import Redis
 
+from antifraud.alerts.models import Entity
 from antifraud.audit.service import AuditLog
+from antifraud.case.followups import FollowUp
 from antifraud.case.models import Case
-from antifraud.case.service import CaseService
+from antifraud.case.service import CaseService, case_key
 from antifraud.stack.embedded import Endpoints
-from tests.test_case import ACCOUNT, alert
-from tests.web_helpers import as_user, web_client
+from antifraud.web.app import create_app
+from tests.test_case import ACCOUNT, NOW, alert, runner
+from tests.test_case_followups import BAD_ID
+from tests.web_helpers import as_user, make_auth, settings_for, web_client
 
 ANALYST = as_user("analyst")
 
@@ -77,3 +83,39 @@ def test_cases_over_http(stack: Endpoints) -> None:
         ]
         assert client.post(f"{url}/close", headers=ANALYST).json()["status"] == "closed"
         assert client.post(f"{url}/assign", json={"assignee": "cy"}, headers=ANALYST).status_code == 409
+
+
+def test_a_corrupt_case_is_a_500_and_a_failed_follow_up_is_retried_by_an_analyst(stack: Endpoints) -> None:
+    async def failed_follow_up() -> FollowUp:
+        client = Redis.from_url(stack.redis_url)
+        try:
+            cases = CaseService(client, AuditLog(client), clock=lambda: NOW)
+            case = await cases.fold_alert(alert("card_opening", entity=Entity(kind="id_number", value=BAD_ID)))
+            assert case is not None
+            await cases.review(case.case_id, actor="ana")
+            await cases.confirm(case.case_id, actor="ana", reason="opened cards at six banks")
+            assert await runner(cases, client).run_once() == 1
+            [followup] = await cases.followups.for_case(case.case_id)
+            stored = await client.get(case_key(case.case_id))
+            corrupt = stored.replace(b'"status":"confirmed"', f'"status":"{BAD_ID}"'.encode())
+            await client.set(case_key("f" * 32), corrupt)
+            return followup
+        finally:
+            await client.aclose()
+
+    followup = asyncio.run(failed_follow_up())
+    assert followup.state == "failed"
+    with TestClient(create_app(settings_for(stack), make_auth()), raise_server_exceptions=False) as client:
+        corrupt = client.get("/api/cases/" + "f" * 32, headers=ANALYST)
+        assert corrupt.status_code == 500, "a document that no longer reads is not the client's fault"
+        assert BAD_ID not in corrupt.text
+
+        url = f"/api/followups/{followup.followup_id}/retry"
+        assert client.post(url, headers=as_user("teller")).status_code == 403
+        retried = client.post(url, headers=ANALYST)
+        assert retried.status_code == 200 and (retried.json()["state"], retried.json()["retries"]) == ("pending", 1)
+        again = client.post(url, headers=ANALYST)
+        assert again.status_code == 409 and "retry refused while pending" in again.json()["detail"]
+        assert client.post("/api/followups/" + "0" * 32 + "/retry", headers=ANALYST).status_code == 404
+        timeline = client.get(f"/api/cases/{followup.case_id}", headers=ANALYST).json()["timeline"]
+        assert "followup.retry by analyst" in [e["title"] for e in timeline]

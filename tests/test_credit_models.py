@@ -12,7 +12,6 @@ from antifraud.credit.models import (
     BadPeriod,
     IllegalTransition,
     Listing,
-    ListingDraft,
     ObjectionClosed,
     ObjectionDecision,
     ObjectionFiling,
@@ -24,22 +23,7 @@ from antifraud.credit.models import (
     lookup_value,
 )
 from antifraud.events.types import make_id_number
-from antifraud.thresholds import load_thresholds
-
-LIMITS = load_thresholds().credit_blacklist
-T0 = datetime(2026, 3, 2, 9, tzinfo=timezone.utc)
-PERSON = make_id_number("320585", "19900101", 7)
-COMPANY = "91110108551385082Q"
-"""A real, published unified social credit code (its check character is Q)."""
-ACCOUNT = "6222000000000999"
-PHONE = "17012340001"
-
-
-def draft(**changes: object) -> ListingDraft:
-    fields = {"party": {"kind": "id_number", "id": PERSON}, "case_id": "case-1", "reason_code": "card_account_trade",
-              "reason": "sold two bank cards to a fraud team", "evidence": ["alert:abc", "case:case-1"],
-              "accounts": [ACCOUNT], "phones": [PHONE]}
-    return ListingDraft.model_validate({**fields, **changes})
+from tests.credit_helpers import ACCOUNT, COMPANY, LIMITS, PERSON, PHONE, T0, draft
 
 
 def listed(**changes: object) -> Listing:

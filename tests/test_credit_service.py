@@ -14,7 +14,6 @@ from antifraud.audit.service import AuditLog
 from antifraud.credit.models import (
     Amendment,
     IllegalTransition,
-    ListingDraft,
     ListingExists,
     ListingNotFound,
     ObjectionClosed,
@@ -24,28 +23,14 @@ from antifraud.credit.models import (
     RepairRequest,
 )
 from antifraud.credit.service import CreditBlacklist, list_from_case
-from antifraud.events.types import make_id_number
 from antifraud.outbox import STREAM
 from antifraud.state.transfer_risk import BLACKLIST
-from antifraud.thresholds import load_thresholds
 from streams.topics import CREDIT_BLACKLIST
+from tests.credit_helpers import ACCOUNT, COMPANY, LIMITS, OTHER_PERSON, PERSON, PHONE, T0, draft
 
-LIMITS = load_thresholds().credit_blacklist
-T0 = datetime(2026, 3, 2, 9, tzinfo=timezone.utc)
-PERSON = make_id_number("320585", "19900101", 7)
-OTHER_PERSON = make_id_number("320585", "19851212", 21)
-COMPANY = "91110108551385082Q"
-ACCOUNT, SHARED_ACCOUNT = "6222000000000999", "6222000000000777"
-PHONE = "17012340001"
+SHARED_ACCOUNT = "6222000000000777"
 REPAIR = RepairRequest(conditions=("behaviour_corrected", "effects_removed", "training_completed"),
                        evidence=("doc:repaid",), note="victims repaid, training done")
-
-
-def draft(party_id: str = PERSON, kind: str = "id_number", case_id: str = "case-1", **changes: object) -> ListingDraft:
-    fields = {"party": {"kind": kind, "id": party_id}, "case_id": case_id, "reason_code": "card_account_trade",
-              "reason": "sold bank cards to a fraud team", "evidence": ["alert:a1"], "accounts": [ACCOUNT],
-              "phones": [PHONE]}
-    return ListingDraft.model_validate({**fields, **changes})
 
 
 class World:

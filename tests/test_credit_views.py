@@ -8,21 +8,12 @@ import pytest
 from fastapi.testclient import TestClient
 
 import antifraud
-from antifraud.events.types import make_id_number
 from antifraud.stack.embedded import Endpoints
+from tests.credit_helpers import ACCOUNT, OTHER_PERSON, PERSON, PHONE, listing_fields
 from tests.web_helpers import as_user, web_client
 
-PERSON = make_id_number("320585", "19900101", 7)
-OTHER_PERSON = make_id_number("320585", "19851212", 21)
-ACCOUNT, PHONE = "6222000000000999", "17012340001"
 REPAIR = {"conditions": ["behaviour_corrected", "effects_removed", "training_completed"],
           "evidence": ["doc:repaid"], "note": "victims repaid, course done"}
-
-
-def listing_body(**changes: Any) -> dict[str, Any]:
-    return {"party": {"kind": "id_number", "id": PERSON}, "case_id": "case-1", "reason_code": "card_account_trade",
-            "reason": "sold bank cards to a fraud team", "evidence": ["alert:a1"], "accounts": [ACCOUNT],
-            "phones": [PHONE], **changes}
 
 
 @pytest.fixture
@@ -32,7 +23,7 @@ def client(stack: Endpoints) -> Iterator[TestClient]:
 
 
 def listed(client: TestClient, **changes: Any) -> dict[str, Any]:
-    response = client.post("/api/blacklist", json=listing_body(**changes), headers=as_user("credit_officer"))
+    response = client.post("/api/blacklist", json=listing_fields(**changes), headers=as_user("credit_officer"))
     assert response.status_code == 201, response.text
     return response.json()
 
@@ -41,7 +32,7 @@ def test_listing_objection_correction_over_http(client: TestClient) -> None:
     officer, teller = as_user("credit_officer"), as_user("teller")
     listing = listed(client)
     lid = listing["listing_id"]
-    again = client.post("/api/blacklist", json=listing_body(), headers=officer)
+    again = client.post("/api/blacklist", json=listing_fields(), headers=officer)
     assert (again.status_code, again.json()["listing_id"]) == (200, lid)
 
     check = client.get("/api/blacklist/check", params={"id_number": PERSON}, headers=teller).json()
@@ -109,13 +100,13 @@ def test_repair_too_early_is_refused_with_the_date(client: TestClient) -> None:
 
 
 @pytest.mark.parametrize(("body", "names"), [
-    (listing_body(party={"kind": "id_number", "id": PERSON[:17] + "0"}), "party.id_number.id"),
-    (listing_body(party={"kind": "credit_code", "id": "91110108551385082R"}), "party.credit_code.id"),
-    (listing_body(evidence=[]), "evidence"),
-    (listing_body(accounts=["6222-0000"]), "accounts.0"),
-    (listing_body(reason_code="gossip"), "reason_code"),
-    (listing_body(expires_at="2020-01-01T00:00:00Z"), "not in the future"),
-    (listing_body(expires_at="2099-01-01T00:00:00Z"), "at most 1825 days"),
+    (listing_fields(party={"kind": "id_number", "id": PERSON[:17] + "0"}), "party.id_number.id"),
+    (listing_fields(party={"kind": "credit_code", "id": "91110108551385082R"}), "party.credit_code.id"),
+    (listing_fields(evidence=[]), "evidence"),
+    (listing_fields(accounts=["6222-0000"]), "accounts.0"),
+    (listing_fields(reason_code="gossip"), "reason_code"),
+    (listing_fields(expires_at="2020-01-01T00:00:00Z"), "not in the future"),
+    (listing_fields(expires_at="2099-01-01T00:00:00Z"), "at most 1825 days"),
 ])
 def test_bad_listings_are_refused_with_422_naming_the_field(client: TestClient, body: dict[str, Any],
                                                             names: str) -> None:
@@ -149,7 +140,7 @@ def test_bad_queries_unknown_ids_and_refused_moves(client: TestClient) -> None:
     uphold_amended = client.post(f"/api/blacklist/{lid}/objections/1/decision", headers=officer,
                                  json={"decision": "uphold", "note": "n", "amend": {"reason": "r"}})
     assert uphold_amended.status_code == 422 and "decide 'correct' to amend" in uphold_amended.text
-    other_case = client.post("/api/blacklist", json=listing_body(reason="changed"), headers=officer)
+    other_case = client.post("/api/blacklist", json=listing_fields(reason="changed"), headers=officer)
     assert other_case.status_code == 409 and lid in other_case.text
     history = client.get(f"/api/blacklist/{lid}/history", headers=analyst).json()
     assert [h["action"] for h in history] == ["blacklist.list", "blacklist.object"]  # refusals wrote nothing
@@ -158,9 +149,9 @@ def test_bad_queries_unknown_ids_and_refused_moves(client: TestClient) -> None:
 def test_roles(client: TestClient) -> None:
     lid = listed(client)["listing_id"]
     teller, analyst = as_user("teller"), as_user("analyst")
-    assert client.post("/api/blacklist", json=listing_body(case_id="c2"), headers=teller).status_code == 403
-    assert client.post("/api/blacklist", json=listing_body(case_id="c2"), headers=analyst).status_code == 403
-    assert client.post("/api/blacklist", json=listing_body(case_id="c2"), headers=as_user("admin")).status_code == 201
+    assert client.post("/api/blacklist", json=listing_fields(case_id="c2"), headers=teller).status_code == 403
+    assert client.post("/api/blacklist", json=listing_fields(case_id="c2"), headers=analyst).status_code == 403
+    assert client.post("/api/blacklist", json=listing_fields(case_id="c2"), headers=as_user("admin")).status_code == 201
     assert client.get("/api/blacklist", params={"id_number": PERSON}, headers=teller).status_code == 403
     assert client.get(f"/api/blacklist/{lid}", headers=teller).status_code == 403
     assert client.get(f"/api/blacklist/{lid}", headers=analyst).status_code == 200

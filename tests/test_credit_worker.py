@@ -13,19 +13,17 @@ import antifraud
 from antifraud.audit.service import AuditLog
 from antifraud.credit.models import ListingDraft, ObjectionDecision, ObjectionFiling
 from antifraud.credit.service import CreditBlacklist
-from antifraud.events.types import make_id_number
 from antifraud.stack.embedded import Endpoints
 from antifraud.stack.worker import WorkerProcess
 from antifraud.state.transfer_risk import BLACKLIST
 from antifraud.thresholds import load_thresholds
 from streams.topics import CREDIT_BLACKLIST
 from tests.conftest import wait_for
+from tests.credit_helpers import OTHER_PERSON, PERSON
 from tests.kafka_helpers import read_all
 
 pytestmark = pytest.mark.integration
 
-PERSON = make_id_number("320585", "19900101", 7)
-OTHER_PERSON = make_id_number("320585", "19851212", 21)
 SHORT_ACCOUNT, WRONG_ACCOUNT = "6222000000000111", "6222000000000222"
 
 

@@ -23,12 +23,12 @@ from antifraud.forwarding.models import (
     DeliveryRefused,
     ForwardingPackage,
     attempt_failed,
-    backoff_seconds,
     new_delivery,
     retried,
     succeeded,
 )
-from antifraud.forwarding.service import DUE, DeliveryLoop
+from antifraud.forwarding.service import DELIVERY_QUEUE, DeliveryLoop
+from antifraud.state.lease_queue import backoff_seconds
 from tests.test_case import ACCOUNT, NOW, alert
 
 T = TypeVar("T")
@@ -198,7 +198,7 @@ def test_webhook_failing_then_succeeding_applies_each_package_once(redis_url: st
         assert police["kind"] == "police_case" and police["case_id"] == case.case_id
         assert webhook.applied[deliveries["bank"].delivery_id]["accounts"] == [{"account": ACCOUNT.value, "action": "freeze"}]
         assert (await cases.get(case.case_id)).status == "forwarded"
-        assert await cases.deliveries.redis.zcard(DUE) == 0
+        assert await cases.deliveries.redis.zcard(DELIVERY_QUEUE.due) == 0
         actions = [r.action for r in await cases.audit.about(f"case:{case.case_id}")]
         assert actions.count("delivery.delivered") == 2
 

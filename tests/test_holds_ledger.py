@@ -2,7 +2,7 @@
 
 import asyncio
 from collections import Counter
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from redis.asyncio import Redis
@@ -137,3 +137,23 @@ def test_a_fast_replay_of_three_days_releases_each_hold_once_at_its_due_time(red
     releases = {e.hold_id: e.at for e in events if e.to_state == "released"}
     assert releases == {h: due for h, due in held.items() if due <= end}
     assert len({e.transition_id for e in events}) == len(events)
+
+
+def test_a_transfer_stamped_in_the_future_does_not_release_every_hold(redis_url: str) -> None:
+    """A broken clock's transfer dated years ahead moves the watermark only to the wall clock plus the limit."""
+    now = datetime.now(timezone.utc)
+
+    async def go() -> None:
+        client = Redis.from_url(redis_url)
+        holds = stage(client)
+        try:
+            await run(holds, [atm_transfer("fresh", now)])
+            released = await run(holds, [atm_transfer("from-2099", datetime(2099, 1, 1, tzinfo=timezone.utc))])
+            assert hold_id_for("fresh") not in {e.hold_id for e in released if e.to_state == "released"}
+            assert await client.hget(f"hold:{hold_id_for('fresh')}", "state") == b"held"
+            ahead = float(await client.get(WATERMARK)) - now.timestamp()
+            assert 0 < ahead <= LIMITS.max_event_time_ahead_minutes * 60 + 5
+        finally:
+            await client.aclose()
+
+    asyncio.run(go())

@@ -49,6 +49,16 @@ def produce(endpoints: Endpoints, events: Sequence[Event], raw: list[tuple[str, 
     producer.close()
 
 
+def block_number(endpoints: Endpoints, number: str, case_id: str) -> None:
+    """List ``number`` on the block list as a confirmed case would, before a worker starts."""
+
+    async def listing() -> None:
+        async with Redis.from_url(endpoints.redis_url) as client:
+            await blocklist.list_from_case(client, number, case_id, "confirmed by a victim's report")
+
+    asyncio.run(listing())
+
+
 def alerts_on_topic(endpoints: Endpoints) -> list[Alert]:
     return [Alert.model_validate_json(r.value) for r in read_all(endpoints.kafka_bootstrap, topics.ALERTS)]
 
@@ -140,12 +150,7 @@ LISTED = "17055550009"
 def test_listed_number_is_intercepted_and_its_victims_warned(
     stack: Endpoints, start_worker: Callable[..., WorkerProcess]
 ) -> None:
-    async def listing() -> None:
-        client = Redis.from_url(stack.redis_url)
-        await blocklist.list_from_case(client, LISTED, "case-7", "confirmed by a victim's report")
-        await client.aclose()
-
-    asyncio.run(listing())
+    block_number(stack, LISTED, "case-7")
     worker = start_worker()
     # Three calls from the listed number (the longest talk is the most at risk) and a flagged burst.
     durations = [15, 300, 40]

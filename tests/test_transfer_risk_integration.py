@@ -1,17 +1,13 @@
 """Call-then-transfer over the real broker and Redis: a listed number calls, the person called pays at a counter."""
 
-import asyncio
 from collections.abc import Callable
 from datetime import timedelta
 
-from redis.asyncio import Redis
-
-from antifraud import blocklist
 from antifraud.events.models import BankTransfer, CallRecord
 from antifraud.stack.embedded import Endpoints
 from antifraud.stack.worker import WorkerProcess
 from tests.conftest import wait_consumed, wait_for
-from tests.test_pipeline_integration import BASE, alerts_on_topic, produce
+from tests.test_pipeline_integration import BASE, alerts_on_topic, block_number, produce
 
 LISTED = "17055550009"
 VICTIM_PHONE = "13900000001"
@@ -21,12 +17,7 @@ MULE = "6222000000000666"
 def test_a_counter_transfer_after_a_call_from_a_listed_number_warns_the_branch(
     stack: Endpoints, start_worker: Callable[..., WorkerProcess]
 ) -> None:
-    async def listing() -> None:
-        client = Redis.from_url(stack.redis_url)
-        await blocklist.list_from_case(client, LISTED, "case-9", "confirmed by a victim's report")
-        await client.aclose()
-
-    asyncio.run(listing())
+    block_number(stack, LISTED, "case-9")
     worker = start_worker()
     call = CallRecord(
         event_id="call-1", event_time=BASE + timedelta(minutes=20), caller=LISTED, callee=VICTIM_PHONE,

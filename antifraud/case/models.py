@@ -85,6 +85,15 @@ class IllegalTransition(ValueError):
         super().__init__(f"case {case_id}: {action} refused while {current} (allowed from: {', '.join(allowed)})")
 
 
+class UnreachableTarget(ValueError):
+    """Targets a case cannot be forwarded to (a number's case to the bank): bad input, nothing written."""
+
+    def __init__(self, case_id: str, entity_kind: str, refused: list[str], possible: list[str]) -> None:
+        self.case_id, self.refused = case_id, refused
+        super().__init__(f"case {case_id}: a {entity_kind} case cannot go to {', '.join(refused)} "
+                         f"(its targets: {', '.join(possible)})")
+
+
 def audit_subject(case_id: str) -> str:
     """The case's subject in the audit log: its actions and its deliveries' outcomes."""
     return f"case:{case_id}"
@@ -136,14 +145,15 @@ class Case(BaseModel):
 
 class TimelineEntry(BaseModel):
     """One item of a case's evidence timeline: an alert (at its event time), an action on the case
-    (a note, a decision, a delivery outcome; at the time it was recorded) or a delivery."""
+    (a note, a decision, a delivery outcome; at the time it was recorded), a delivery, a follow-up of
+    its confirmation, a hold of its account (at the transfer's time) or a move of one, the money trail."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     at: UtcTime
-    kind: Literal["alert", "action", "delivery"]
+    kind: Literal["alert", "action", "delivery", "follow_up", "hold", "trail"]
     title: str
     ref: str
-    """The alert, audit record (seq) or delivery it is about."""
+    """The alert, audit record (seq), delivery, follow-up, hold (a move: ``hold_id:seq``) or trail report."""
     detail: dict[str, Any] = {}
 
 

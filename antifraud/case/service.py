@@ -9,23 +9,24 @@ Keys (Redis with AOF keeps them across restarts; see ``docs/forwarding.md``):
 - ``cases:status``: hash ``case_id`` -> status (counts by state).
 
 Every change, the worker folding an alert as well as an analyst's action, is one
-:meth:`AuditLog.transact`: the case, its indexes, the deliveries it creates and
-the audit record land together or not at all, and a change that raced another
-one is decided again on the new state.
+:meth:`AuditLog.transact`: the case, its indexes, the deliveries and follow-ups it
+creates and the audit record land together or not at all, and a change that
+raced another one is decided again on the new state. What a confirmation sets in
+motion outside the case (block list, credit blacklist, money trail) is a
+follow-up the worker performs (``antifraud/case/followups.py``).
 """
 
 import logging
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
 from pydantic import ValidationError
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
-from antifraud import blocklist
 from antifraud.alerts.models import Alert, Severity
 from antifraud.audit.models import AuditRecord, Change
 from antifraud.audit.service import AuditLog
@@ -37,6 +38,7 @@ from antifraud.case.models import (
     CaseStatus,
     Note,
     TimelineEntry,
+    UnreachableTarget,
     audit_subject,
     case_id_for,
     fold,
@@ -44,11 +46,16 @@ from antifraud.case.models import (
     scenario_of,
     transition,
 )
-from antifraud.credit import service as credit
-from antifraud.credit.service import CreditBlacklist
-from antifraud.forwarding.models import Delivery, Target, targets_for
+from antifraud.case.followups import FollowUp, FollowUpQueue, planned, trail_request
+from antifraud.clock import utcnow
+from antifraud.forwarding.models import CaseEvidence, Delivery, Target, targets_for
 from antifraud.forwarding.service import DeliveryQueue
-from antifraud.state.accounts import AccountRegistry
+from antifraud.holds.models import Hold
+from antifraud.holds.reports import follow, view_of
+from antifraud.holds.service import HoldLedger
+from antifraud.privacy import mask_account
+from antifraud.state.money_trail import TransferIndex
+from antifraud.thresholds import HoldThresholds, load_thresholds
 
 log = logging.getLogger(__name__)
 
@@ -98,10 +105,6 @@ async def _load(redis: Redis | Pipeline, case_id: str) -> Case:
     return Case.model_validate_json(raw)
 
 
-def _utcnow() -> datetime:
-    return datetime.now(timezone.utc)
-
-
 def _no_writes(pipe: Pipeline) -> None:
     """An action whose only write is the case document."""
 
@@ -117,45 +120,20 @@ class _Decision:
 
 Decide = Callable[[Pipeline, Case], Awaitable[_Decision]]
 
-ListFromCase = Callable[[Case, Sequence[Alert], str], Awaitable[object]]
-"""A listing a confirmed case makes elsewhere (the credit blacklist): (case, its alerts, actor) -> anything."""
-
-
-def credit_listing(blacklist: CreditBlacklist, registry: AccountRegistry) -> ListFromCase:
-    """The credit blacklist listing of a confirmed case's responsible person: the ID number of a
-    bulk-opening case, the holder of a case's account when the account registry knows who opened it.
-    A number's or a cell's case names no person, and lists nobody."""
-
-    async def list_party(case: Case, alerts: Sequence[Alert], actor: str) -> object:
-        accounts: tuple[str, ...] = ()
-        if case.entity.kind == "id_number":
-            party = case.entity.value
-        elif case.entity.kind == "account":
-            info = (await registry.opened([case.entity.value])).get(case.entity.value)
-            if info is None:
-                return None
-            party, accounts = info.holder_id_number, (case.entity.value,)
-        else:
-            return None
-        return await credit.list_from_case(
-            blacklist, party_id=party, kind="id_number", reason=case.decision_reason or "case confirmed",
-            evidence=[a.alert_id for a in alerts][:100], case_id=case.case_id, actor=actor, accounts=accounts,
-        )
-
-    return list_party
-
-
 class CaseService:
     def __init__(
-        self, redis: Redis, audit: AuditLog, *, clock: Callable[[], datetime] = _utcnow,
-        listings: Sequence[ListFromCase] = (),
+        self, redis: Redis, audit: AuditLog, *, clock: Callable[[], datetime] = utcnow,
+        holds: HoldThresholds | None = None,
     ) -> None:
         self.redis = redis
         self.audit = audit
         self.deliveries = DeliveryQueue(redis, audit)
+        self.followups = FollowUpQueue(redis, audit)
         self.clock = clock
-        self.listings = listings
-        """Listings a confirmation makes after the block list (the credit blacklist's ``list_from_case``)."""
+        self.holds = holds or load_thresholds().holds
+        """The hold ledger's and the money trail's limits: a case's evidence names its holds and trail."""
+        self.ledger = HoldLedger.configured(redis, self.holds)
+        self.index = TransferIndex.configured(redis, self.holds.trail)
 
     # -- the worker ------------------------------------------------------------------------------
 
@@ -207,7 +185,7 @@ class CaseService:
             moved = transition(case, "delivered", actor=SYSTEM, now=self.clock()) if case.status == "confirmed" else case
 
             def write(tx: Pipeline) -> None:
-                self.deliveries.write_outcome(tx, delivery)
+                self.deliveries.store(tx, delivery)
                 if moved is not case:
                     _write_case(tx, moved)
 
@@ -273,27 +251,29 @@ class CaseService:
     async def confirm(self, case_id: str, *, actor: str, reason: str) -> Case:
         """Confirm the case as fraud.
 
-        1. One transaction: the case confirmed; a delivery to each of its targets (police; the
+        1. Read the evidence outside the case (its accounts' holds, the money trail from its account).
+        2. One transaction: the case confirmed; a delivery to each of its targets (police; the
            carrier for a number; the bank for an account), its package queued for the forwarding
-           topic; the audit record.
-        2. A number goes on the block list (:func:`antifraud.blocklist.list_from_case`): its next
-           calls are intercepted.
-        3. The further listings (the credit blacklist).
-        Steps 2 and 3 are upserts keyed by the case, so repeating them lists nothing twice.
+           topic; its follow-ups (block list, credit blacklist, money trail) queued for the
+           worker; the audit record.
+        3. The worker performs the follow-ups (``antifraud/case/followups.py``): a crash after 2
+           leaves them queued, never a confirmed case that is not acted on.
         """
 
         async def decide(pipe: Pipeline, case: Case) -> _Decision:
             after = transition(case, "confirm", actor=actor, now=self.clock(), decision_reason=reason)
-            planned = await self._plan(pipe, after, targets_for(after.entity), actor)
-            return _Decision(after, {"reason": reason, "deliveries": planned.ids}, planned.write)
+            deliveries = await self._plan(pipe, after, targets_for(after.entity), actor)
+            followups = planned(after, actor=actor, now=self.clock())
 
-        case = await self._act(case_id, actor, "confirm", decide)
-        if case.entity.kind == "phone":
-            await blocklist.list_from_case(self.redis, case.entity.value, case.case_id, f"case confirmed: {reason}")
-        alerts = await self.alerts(case_id) if self.listings else []
-        for listing in self.listings:
-            await listing(case, alerts, actor)
-        return case
+            def write(tx: Pipeline) -> None:
+                deliveries.write(tx)
+                for followup in followups:
+                    self.followups.store(tx, followup)
+
+            return _Decision(after, {"reason": reason, "deliveries": deliveries.ids,
+                                     "follow_ups": [f.kind for f in followups]}, write)
+
+        return await self._act(case_id, actor, "confirm", decide)
 
     async def forward(self, case_id: str, *, actor: str, targets: Sequence[Target] = ()) -> list[Delivery]:
         """Send this version of a confirmed case to ``targets`` (default: all of its targets); returns the
@@ -307,8 +287,7 @@ class CaseService:
             wanted = list(dict.fromkeys(targets)) or possible
             refused = [t for t in wanted if t not in possible]
             if refused:
-                raise ValueError(f"case {case_id}: a {case.entity.kind} case cannot go to {', '.join(refused)} "
-                                 f"(its targets: {', '.join(possible)})")
+                raise UnreachableTarget(case_id, case.entity.kind, refused, possible)
             planned = await self._plan(pipe, case, wanted, actor)
             return _Decision(case, {"targets": wanted, "deliveries": planned.ids}, planned.write)
 
@@ -318,9 +297,20 @@ class CaseService:
     async def _plan(self, pipe: Pipeline, case: Case, targets: Sequence[Target], actor: str) -> "_Planned":
         alerts = await self._alerts(pipe, case.case_id)
         notes = await self._notes(pipe, case.case_id)
-        return _Planned(await self.deliveries.plan(
-            pipe, case, targets, alerts=alerts, notes=notes, actor=actor, now=self.clock()
+        return _Planned(self.deliveries, await self.deliveries.plan(
+            pipe, case, targets, evidence=CaseEvidence(alerts=alerts, notes=notes, **await self._money(case)),
+            actor=actor, now=self.clock(),
         ))
+
+    async def _money(self, case: Case) -> dict[str, Any]:
+        """An account case's holds and money trail (reads only; none for other entities): the trail is
+        what the money-trail follow-up acts on, traced from the account over the same window."""
+        if case.entity.kind != "account":
+            return {}
+        request = trail_request(case, self.holds.trail)
+        trail, _ = await follow(self.ledger, self.index, request, self.holds.trail)
+        return {"holds": await self.ledger.of_accounts([case.entity.value]),
+                "money_trail": view_of(case.entity.value, request.start, request.end, trail)}
 
     # -- reading ---------------------------------------------------------------------------------
 
@@ -366,11 +356,20 @@ class CaseService:
 
     async def timeline(self, case_id: str) -> list[TimelineEntry]:
         """The case's evidence in time order: its alerts (at their event time), the actions on it
-        (audit records: decisions, notes, delivery outcomes) and its deliveries as created."""
-        await self.get(case_id)
+        (audit records: decisions, notes, delivery outcomes, follow-ups done), its deliveries and
+        follow-ups as created (pending or done, attempts, last error), the holds of its account with
+        their moves, and the money trail its confirmation traced."""
+        case = await self.get(case_id)
         entries = [_alert_entry(a) for a in await self.alerts(case_id)]
         entries += [_action_entry(r) for r in await self.audit.about(audit_subject(case_id)) if r.action != "case.alert"]
         entries += [_delivery_entry(d) for d in await self.deliveries.for_case(case_id)]
+        followups = await self.followups.for_case(case_id)
+        entries += [_followup_entry(f) for f in followups]
+        entries += [_trail_entry(f) for f in followups if f.kind == "money_trail" and f.state == "done"]
+        if case.entity.kind == "account":
+            for hold in await self.ledger.of_accounts([case.entity.value]):
+                entries.append(_hold_entry(hold))
+                entries += [_hold_move_entry(hold, r) for r in await self.audit.about(f"hold:{hold.hold_id}")]
         return sorted(entries, key=lambda e: e.at)
 
 
@@ -385,13 +384,14 @@ def _matches(case: Case, status: CaseStatus | None, detector: str | None, severi
 class _Planned:
     """Deliveries planned inside a decision, written by its transaction."""
 
-    def __init__(self, planned: list[tuple[Delivery, bytes]]) -> None:
+    def __init__(self, queue: DeliveryQueue, planned: list[tuple[Delivery, bytes]]) -> None:
+        self.queue = queue
         self.planned = planned
         self.ids = [d.delivery_id for d, _ in planned]
 
     def write(self, pipe: Pipeline) -> None:
         for delivery, payload in self.planned:
-            DeliveryQueue.write_new(pipe, delivery, payload)
+            self.queue.write_new(pipe, delivery, payload)
 
 
 def _alert_entry(alert: Alert) -> TimelineEntry:
@@ -404,6 +404,46 @@ def _alert_entry(alert: Alert) -> TimelineEntry:
 def _action_entry(record: AuditRecord) -> TimelineEntry:
     return TimelineEntry(at=record.at, kind="action", ref=str(record.seq), title=f"{record.action} by {record.actor}",
                          detail={"before": record.before, "after": record.after})
+
+
+def _followup_entry(followup: FollowUp) -> TimelineEntry:
+    if followup.state == "done":
+        how = f"done after {followup.attempts} attempt(s)"
+    elif followup.state == "failed":
+        how = f"failed, needs an analyst (retry once fixed): {followup.last_error}"
+    elif followup.attempts:
+        how = f"pending, {followup.attempts} failed attempt(s), last: {followup.last_error}"
+    else:
+        how = "pending"
+    return TimelineEntry(at=followup.created_at, kind="follow_up", ref=followup.followup_id,
+                         title=f"follow-up {followup.kind}: {how}", detail=followup.model_dump(mode="json"))
+
+
+def _trail_entry(followup: FollowUp) -> TimelineEntry:
+    """The money trail the confirmation traced: accounts, hops, amounts at risk, holds frozen, requests."""
+    result = followup.result
+    at_risk = sum(r["amount_fen"] for r in result.get("requests", [])) / 100
+    return TimelineEntry(
+        at=followup.done_at or followup.created_at, kind="trail", ref=result.get("report_id", followup.followup_id),
+        title=f"money trail: {len(result.get('accounts', []))} account(s) reached, {at_risk:g} yuan at risk, "
+              f"{len(result.get('frozen_holds', []))} hold(s) frozen, {len(result.get('requests', []))} request(s)",
+        detail=result,
+    )
+
+
+def _hold_entry(hold: Hold) -> TimelineEntry:
+    return TimelineEntry(
+        at=hold.created_at, kind="hold", ref=hold.hold_id,
+        title=f"ATM transfer held: {hold.amount_fen / 100:g} yuan {mask_account(hold.payer_account)} -> "
+              f"{mask_account(hold.payee_account)} (now {hold.state})",
+        detail=hold.model_dump(mode="json"),
+    )
+
+
+def _hold_move_entry(hold: Hold, record: AuditRecord) -> TimelineEntry:
+    return TimelineEntry(at=record.at, kind="hold", ref=f"{hold.hold_id}:{record.seq}",
+                         title=f"{record.action} by {record.actor}", detail={"before": record.before,
+                                                                           "after": record.after})
 
 
 def _delivery_entry(delivery: Delivery) -> TimelineEntry:

@@ -3,13 +3,16 @@
 - ``GET /api/cases``: filter by status, detector, severity (at least), since/until (event time);
 - ``GET /api/cases/{id}``: the case with its evidence timeline;
 - ``POST /api/cases/{id}/assign|review|confirm|dismiss|forward|close|notes``;
-- ``GET /api/cases/{id}/deliveries``, ``POST /api/deliveries/{id}/retry``.
+- ``GET /api/cases/{id}/deliveries``, ``POST /api/deliveries/{id}/retry``;
+- ``POST /api/followups/{id}/retry``: a follow-up of a confirmation that failed for good (its id is in the
+  case's timeline).
 
 Errors: 422 for bad input (a malformed id, a blank reason, a target the case
-cannot go to), 404 for an unknown case or delivery, 409 for an action the case's
-or the delivery's state does not allow (the message names it, its state and the
-action); nothing is written on any of them. The actor recorded in the audit log
-is the caller.
+cannot go to), 404 for an unknown case, delivery or follow-up, 409 for an action
+the case's, the delivery's or the follow-up's state does not allow (the message
+names it, its state and the action); nothing is written on any of them. Any
+other error (a stored document that no longer reads, say) is the server's: 500,
+without its message. The actor recorded in the audit log is the caller.
 """
 
 from collections.abc import Iterator
@@ -21,12 +24,20 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict
 
 from antifraud.alerts.models import Severity
 from antifraud.audit.service import AuditLog
-from antifraud.case.models import Case, CaseStatus, IllegalTransition, Note, Text, TimelineEntry, UserName
-from antifraud.case.service import CaseNotFound, CaseService, credit_listing
-from antifraud.credit.views import get_blacklist
+from antifraud.case.followups import FollowUp, FollowUpNotFound, FollowUpRefused
+from antifraud.case.models import (
+    Case,
+    CaseStatus,
+    IllegalTransition,
+    Note,
+    Text,
+    TimelineEntry,
+    UnreachableTarget,
+    UserName,
+)
+from antifraud.case.service import CaseNotFound, CaseService
 from antifraud.forwarding.models import Delivery, DeliveryRefused, Target
 from antifraud.forwarding.service import DeliveryNotFound
-from antifraud.state.accounts import AccountRegistry
 from antifraud.web.auth import Principal, Role, require
 from antifraud.web.deps import get_audit, get_redis
 
@@ -38,22 +49,20 @@ Id = Annotated[str, Path(pattern=r"^[0-9a-f]{32}$", description="32 hex digits")
 
 
 def get_cases(request: Request, audit: AuditLog = Depends(get_audit)) -> CaseService:
-    """Cases over the app's Redis; a confirmation lists the responsible person on the credit blacklist."""
-    redis = get_redis(request)
-    registry = AccountRegistry(redis, horizon_days=request.app.state.thresholds.account_registry.horizon_days)
-    return CaseService(redis, audit, listings=[credit_listing(get_blacklist(request, audit), registry)])
+    """Cases over the app's Redis (a confirmation's follow-ups are the worker's)."""
+    return CaseService(get_redis(request), audit, holds=request.app.state.thresholds.holds)
 
 
 @contextmanager
 def _refusals() -> Iterator[None]:
     try:
         yield
-    except (CaseNotFound, DeliveryNotFound) as unknown:
+    except (CaseNotFound, DeliveryNotFound, FollowUpNotFound) as unknown:
         raise HTTPException(status.HTTP_404_NOT_FOUND, str(unknown)) from None
-    except (IllegalTransition, DeliveryRefused) as refused:
+    except (IllegalTransition, DeliveryRefused, FollowUpRefused) as refused:
         raise HTTPException(status.HTTP_409_CONFLICT, str(refused)) from None
-    except ValueError as bad:
-        raise HTTPException(422, str(bad)) from None
+    except UnreachableTarget as bad:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(bad)) from None
 
 
 class _Body(BaseModel):
@@ -121,8 +130,9 @@ async def review_case(case_id: Id, cases: CaseService = Depends(get_cases),
 @router.post("/cases/{case_id}/confirm", response_model=Case)
 async def confirm_case(case_id: Id, body: ReasonBody, cases: CaseService = Depends(get_cases),
                        principal: Principal = Depends(_analyst)) -> Case:
-    """Confirm as fraud: deliveries to police (and the carrier or bank) are queued, a number is
-    block-listed, the responsible person is listed on the credit blacklist."""
+    """Confirm as fraud: deliveries to police (and the carrier or bank) are queued with the follow-ups the
+    worker then performs: a number block-listed, the responsible person listed on the credit blacklist, an
+    account's money traced and frozen (the case's timeline shows them pending, then done)."""
     with _refusals():
         return await cases.confirm(case_id, actor=principal.name, reason=body.reason)
 
@@ -171,3 +181,10 @@ async def retry_delivery(delivery_id: Id, cases: CaseService = Depends(get_cases
     with _refusals():
         return await cases.deliveries.retry(delivery_id, actor=principal.name)
 
+
+@router.post("/followups/{followup_id}/retry", response_model=FollowUp)
+async def retry_followup(followup_id: Id, cases: CaseService = Depends(get_cases),
+                         principal: Principal = Depends(_analyst)) -> FollowUp:
+    """Queue a failed follow-up again, due at once (after fixing what failed it); any other state is refused (409)."""
+    with _refusals():
+        return await cases.followups.retry(followup_id, actor=principal.name)

@@ -6,23 +6,19 @@ masked in the output unless ``--show-ids`` is given.
 """
 
 import argparse
-import asyncio
 import getpass
 import json
-import sys
 from collections.abc import Sequence
 from datetime import datetime, timezone
 from typing import Any, get_args
 
-from pydantic import ValidationError
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
 from antifraud.audit.service import AuditLog
+from antifraud.cli_support import run_on_redis
 from antifraud.config import Settings
 from antifraud.credit.models import (
     Amendment,
-    BadPeriod,
     Listing,
     ListingDraft,
     ListingNotFound,
@@ -30,9 +26,7 @@ from antifraud.credit.models import (
     ObjectionDecision,
     ObjectionFiling,
     ObjectionNotFound,
-    PartyMismatch,
     ReasonCode,
-    Refused,
     RepairCondition,
     RepairRequest,
     lookup_value,
@@ -70,7 +64,9 @@ def _time(raw: str) -> datetime:
     return value
 
 
-async def _command(args: argparse.Namespace, blacklist: CreditBlacklist) -> int:
+async def _command(args: argparse.Namespace, redis: Redis) -> int:
+    limits = load_thresholds(Settings.from_env().thresholds_path).credit_blacklist
+    blacklist = CreditBlacklist(redis, AuditLog(redis), limits)
     now = datetime.now(timezone.utc)
     actor = args.actor if "actor" in args else ""
     if args.action == "list":
@@ -119,31 +115,9 @@ async def _command(args: argparse.Namespace, blacklist: CreditBlacklist) -> int:
     return 0
 
 
-async def _run_async(args: argparse.Namespace) -> int:
-    settings = Settings.from_env()
-    limits = load_thresholds(settings.thresholds_path).credit_blacklist
-    async with Redis.from_url(settings.redis_url) as redis:
-        return await _command(args, CreditBlacklist(redis, AuditLog(redis), limits))
-
-
-def _fields(exc: ValidationError) -> str:
-    """Which fields broke which rule, never the values (they may be ID numbers)."""
-    return "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'value'}: {e['msg']}" for e in exc.errors())
-
-
 def _run(args: argparse.Namespace) -> int:
-    try:
-        return asyncio.run(_run_async(args))
-    except (ListingNotFound, ObjectionNotFound) as exc:
-        sys.stderr.write(f"antifraud blacklist: {exc}\n")
-        return 1
-    except ValidationError as exc:
-        sys.stderr.write(f"antifraud blacklist: {_fields(exc)}\n")
-    except (Refused, BadPeriod, PartyMismatch, ValueError) as exc:
-        sys.stderr.write(f"antifraud blacklist: {exc}\n")
-    except RedisError as exc:
-        sys.stderr.write(f"antifraud blacklist: Redis unavailable ({type(exc).__name__}); set REDIS_URL\n")
-    return 2
+    return run_on_redis("antifraud blacklist", lambda redis: _command(args, redis),
+                        refused=(ListingNotFound, ObjectionNotFound))
 
 
 def _repeated(parser: argparse.ArgumentParser, flag: str, help_text: str, *, required: bool = False,

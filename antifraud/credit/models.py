@@ -284,9 +284,6 @@ class Listing(BaseModel):
         """In force but past its expiry: the next read or sweep expires it."""
         return self.in_force and self.expires_at <= now
 
-    def pending_objection(self) -> Objection | None:
-        return next((o for o in self.objections if o.state == "pending"), None)
-
 
 class ListingEvent(BaseModel):
     """One change of a listing, with the listing as it is after it: the record on the blacklist topic."""

@@ -15,12 +15,13 @@ listing or objection, 409 for what the listing's state or the rules refuse
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import datetime
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
 from pydantic import BaseModel, ConfigDict
 
 from antifraud.audit.service import AuditLog
+from antifraud.clock import utcnow
 from antifraud.credit.models import (
     BadPeriod,
     Listing,
@@ -51,10 +52,6 @@ _checker = require(Role.CREDIT_OFFICER, Role.ANALYST, Role.TELLER)
 
 def get_blacklist(request: Request, audit: AuditLog = Depends(get_audit)) -> CreditBlacklist:
     return CreditBlacklist(get_redis(request), audit, request.app.state.thresholds.credit_blacklist)
-
-
-def _now() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 @contextmanager
@@ -126,7 +123,7 @@ async def query(
     _: Principal = Depends(_reader),
 ) -> list[Listing]:
     kind, value = _lookup(id_number, credit_code, account, phone)
-    return await blacklist.find(kind, value, now=_now(), include_ended=include_ended)
+    return await blacklist.find(kind, value, now=utcnow(), include_ended=include_ended)
 
 
 @router.get("/check", response_model=CheckResult, summary="is a party, account or phone listed (counter check)")
@@ -137,7 +134,7 @@ async def check(
     _: Principal = Depends(_checker),
 ) -> CheckResult:
     kind, value = _lookup(id_number, credit_code, account, phone)
-    listings = await blacklist.find(kind, value, now=_now())
+    listings = await blacklist.find(kind, value, now=utcnow())
     return CheckResult(subject=mask_entity(kind, value), listed=bool(listings),
                        reason_codes=sorted({x.reason_code for x in listings}),
                        until=max((x.expires_at for x in listings), default=None))
@@ -148,7 +145,7 @@ async def check(
 async def add(draft: ListingDraft, response: Response, blacklist: CreditBlacklist = Depends(get_blacklist),
               principal: Principal = Depends(_officer)) -> Listing:
     with _http_errors():
-        listing, created = await blacklist.add(draft, actor=principal.name, now=_now())
+        listing, created = await blacklist.add(draft, actor=principal.name, now=utcnow())
     if not created:
         response.status_code = status.HTTP_200_OK
     return listing
@@ -158,14 +155,14 @@ async def add(draft: ListingDraft, response: Response, blacklist: CreditBlacklis
 async def show(listing_id: str, blacklist: CreditBlacklist = Depends(get_blacklist),
                _: Principal = Depends(_reader)) -> Listing:
     with _http_errors():
-        return await blacklist.get(listing_id, now=_now())
+        return await blacklist.get(listing_id, now=utcnow())
 
 
 @router.get("/{listing_id}/history", response_model=list[HistoryEntry], summary="the listing's audit trail")
 async def history(listing_id: str, blacklist: CreditBlacklist = Depends(get_blacklist),
                   audit: AuditLog = Depends(get_audit), _: Principal = Depends(_reader)) -> list[HistoryEntry]:
     with _http_errors():
-        await blacklist.get(listing_id, now=_now())
+        await blacklist.get(listing_id, now=utcnow())
     return [HistoryEntry(seq=r.seq, at=r.at, actor=r.actor, action=r.action,
                          state=(r.after or {}).get("state"))
             for r in await audit.about(f"listing:{listing_id}")]
@@ -177,7 +174,7 @@ async def file_objection(listing_id: str, filing: ObjectionFiling,
                          blacklist: CreditBlacklist = Depends(get_blacklist),
                          principal: Principal = Depends(_counter)) -> ObjectionReceipt:
     with _http_errors():
-        listing = await blacklist.object(listing_id, filing, actor=principal.name, now=_now())
+        listing = await blacklist.object(listing_id, filing, actor=principal.name, now=utcnow())
     objection = listing.objections[-1]
     return ObjectionReceipt(listing_id=listing_id, objection_id=objection.objection_id,
                             listing_state=listing.state, filed_at=objection.filed_at)
@@ -189,11 +186,11 @@ async def decide(listing_id: str, objection_id: int, decision: ObjectionDecision
                  blacklist: CreditBlacklist = Depends(get_blacklist),
                  principal: Principal = Depends(_officer)) -> Listing:
     with _http_errors():
-        return await blacklist.decide(listing_id, objection_id, decision, actor=principal.name, now=_now())
+        return await blacklist.decide(listing_id, objection_id, decision, actor=principal.name, now=utcnow())
 
 
 @router.post("/{listing_id}/repair", response_model=Listing, summary="end a listing on credit repair")
 async def repair(listing_id: str, request: RepairRequest, blacklist: CreditBlacklist = Depends(get_blacklist),
                  principal: Principal = Depends(_officer)) -> Listing:
     with _http_errors():
-        return await blacklist.repair(listing_id, request, actor=principal.name, now=_now())
+        return await blacklist.repair(listing_id, request, actor=principal.name, now=utcnow())

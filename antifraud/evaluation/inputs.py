@@ -4,12 +4,9 @@ Every failure is an :class:`InputError` naming the file and line (or the
 partition and offset), never the offending values, which may be personal data.
 """
 
-import threading
-import time
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 import orjson
 from pydantic import ValidationError
@@ -20,7 +17,7 @@ from antifraud.events.models import EVENT_MODELS
 from simulators.ground_truth import GroundTruth
 from streams import topics
 from streams.eventfile import EventFileError, read_lines
-from streams.io import read_topic
+from streams.io import read_until_idle
 
 MAX_ERRORS = 3
 
@@ -69,33 +66,11 @@ def read_alerts_file(path: Path) -> list[Alert]:
 
 
 def read_alerts_topic(bootstrap: str, *, idle: float = 2.0) -> list[Alert]:
-    """Every alert on the alerts topic, read from the start until nothing new arrives for ``idle`` seconds.
-
-    Partitions are assigned, not joined through a consumer group, so reading
-    never moves the worker's or anyone's committed offsets.
-    """
-    stop = threading.Event()
-    records: list[Any] = []
-    failures: list[Exception] = []
-    last_new = time.monotonic()
-
-    def run() -> None:
-        nonlocal last_new
-        try:
-            for record in read_topic(bootstrap, topics.ALERTS, stop, poll_ms=100):
-                records.append(record)
-                last_new = time.monotonic()
-        except Exception as exc:  # reported below, in the caller's thread
-            failures.append(exc)
-
-    reader = threading.Thread(target=run, daemon=True, name="alerts-reader")
-    reader.start()
-    while reader.is_alive() and time.monotonic() - last_new < idle:
-        time.sleep(0.05)
-    stop.set()
-    reader.join(10)
-    if failures:
-        raise InputError(f"cannot read {topics.ALERTS} from {bootstrap}: {failures[0]}")
+    """Every alert on the alerts topic, read from the start until nothing new arrives for ``idle`` seconds."""
+    try:
+        records = read_until_idle(bootstrap, topics.ALERTS, idle=idle)
+    except Exception as exc:  # kafka-python's errors share no base class worth naming
+        raise InputError(f"cannot read {topics.ALERTS} from {bootstrap}: {exc}") from None
     alerts = []
     for record in records:
         try:

@@ -153,6 +153,9 @@ class FraudReport(Event):
     amount_fen: Fen | None = None
     fraud_time: UtcTime
     source: Literal["110", "96110", "counter"]
+    victim_account: AccountNo | None = None
+    """The account the victim paid from, when the report names it: the money is followed from it, from
+    the victim's transfers around ``fraud_time`` (``[holds.trail] report_margin_minutes`` either side)."""
 
     @model_validator(mode="after")
     def _fraud_before_report(self) -> "FraudReport":

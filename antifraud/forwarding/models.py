@@ -6,7 +6,9 @@ without our code: their schema is :class:`ForwardingPackage`'s
 ``docs/forwarding.md``). Three kinds, told apart by ``kind``:
 
 - ``police_case`` to 110 or the anti-fraud centre: the case, its decision, every
-  alert with reasons and evidence event ids, the analysts' notes;
+  alert with reasons and evidence event ids, the analysts' notes and, for an
+  account, the ATM holds it paid or was paid by and the money trail from it
+  (accounts reached, hops, amounts at risk, the transfers that carried it);
 - ``carrier_shutdown``: numbers to shut down;
 - ``bank_order``: accounts to freeze (a mule's, whose money may go back to
   victims) or to close (a sold card).
@@ -22,6 +24,7 @@ receiver applies a package once however often it arrives. States::
 """
 
 import json
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Annotated, Literal
 
@@ -30,10 +33,10 @@ from pydantic import BaseModel, ConfigDict, Field, RootModel
 from antifraud.alerts.models import Alert, Entity, Severity
 from antifraud.case.models import Case, Note
 from antifraud.events.types import AccountNo, Msisdn, UtcTime
-from antifraud.holds.models import stable_id
+from antifraud.holds.models import Hold, stable_id
+from antifraud.holds.reports import TrailView
 
 Target = Literal["police", "carrier", "bank"]
-TARGETS: tuple[Target, ...] = ("police", "carrier", "bank")
 DeliveryState = Literal["pending", "delivered", "failed"]
 SCHEMA_VERSION = 1
 
@@ -71,6 +74,12 @@ class PoliceCase(_Package):
     last_seen: UtcTime = Field(description="Latest window end of the case's alerts (event time).")
     alerts: list[Alert] = Field(min_length=1)
     notes: list[Note]
+    holds: list[Hold] = Field(
+        default=[], description="ATM transfers held (24-hour rule) that the case's account paid or was paid by, "
+                                "with their state when the package was built.")
+    money_trail: TrailView | None = Field(
+        default=None, description="For an account: where its money went from its first alert to one hop period "
+                                  "after its last; retained_fen of each node is the amount at risk there.")
 
 
 class NumberOrder(BaseModel):
@@ -105,9 +114,17 @@ class ForwardingPackage(RootModel[Annotated[PoliceCase | CarrierShutdown | BankO
     """One package as sent on ``antifraud.forwarding`` and POSTed to a target's webhook."""
 
 
-def package_for(
-    case: Case, target: Target, *, alerts: list[Alert], notes: list[Note], now: datetime
-) -> ForwardingPackage:
+@dataclass(frozen=True)
+class CaseEvidence:
+    """What a police package documents besides the case itself."""
+
+    alerts: list[Alert]
+    notes: list[Note]
+    holds: list[Hold] = field(default_factory=list)
+    money_trail: TrailView | None = None
+
+
+def package_for(case: Case, target: Target, *, evidence: CaseEvidence, now: datetime) -> ForwardingPackage:
     """The package ``target`` gets for this version of ``case`` (pure)."""
     header = {
         "package_id": delivery_id_for(case.case_id, target, case.version), "case_id": case.case_id,
@@ -118,7 +135,8 @@ def package_for(
         body = PoliceCase(
             **header, scenario=case.scenario, entity=case.entity, severity=case.severity, score=case.score,
             first_seen=case.first_seen, last_seen=case.last_seen,
-            alerts=sorted(alerts, key=lambda a: (a.window_start, a.alert_id)), notes=notes,
+            alerts=sorted(evidence.alerts, key=lambda a: (a.window_start, a.alert_id)), notes=evidence.notes,
+            holds=evidence.holds, money_trail=evidence.money_trail,
         )
     elif target == "carrier":
         body = CarrierShutdown(**header, numbers=[NumberOrder(number=case.entity.value)])
@@ -164,14 +182,6 @@ def new_delivery(case: Case, target: Target, *, actor: str, now: datetime) -> De
         delivery_id=delivery_id_for(case.case_id, target, case.version), case_id=case.case_id,
         case_version=case.version, target=target, created_at=now, created_by=actor, next_attempt_at=now,
     )
-
-
-def backoff_seconds(attempt: int, *, base: float, cap: float, jitter: float) -> float:
-    """Delay before the attempt after failed attempt number ``attempt`` (1-based): exponential, capped,
-    with "equal jitter" (half fixed, half scaled by ``jitter`` in [0, 1)) so that deliveries failing
-    together do not all come back at the same instant."""
-    ceiling = min(cap, base * 2 ** (attempt - 1))
-    return ceiling / 2 + ceiling / 2 * jitter
 
 
 def succeeded(delivery: Delivery, *, now: datetime, webhook: bool) -> Delivery:

@@ -8,18 +8,16 @@ Redis unavailable.
 """
 
 import argparse
-import asyncio
 import re
-import sys
 from datetime import datetime, timezone
 
 from pydantic import ValidationError
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
 from antifraud.audit.service import AuditLog
+from antifraud.cli_support import run_on_redis
 from antifraud.config import Settings
-from antifraud.holds.models import HOLD_ID_PATTERN, HUMAN_MOVES, Hold, IllegalTransition
+from antifraud.holds.models import HOLD_ID_PATTERN, HUMAN_MOVES, MOVE_HELP, Hold, IllegalTransition
 from antifraud.holds.reports import FraudReportRequest, FraudReportResult, report_fraud
 from antifraud.holds.service import STATES, HoldLedger, UnknownHold
 from antifraud.privacy import mask_account
@@ -27,10 +25,6 @@ from antifraud.state.money_trail import TransferIndex
 from antifraud.thresholds import load_thresholds
 
 _CLI_FIELDS = {"start": "--from", "end": "--to", "victim_account": "--victim", "reason": "--reason"}
-
-
-class BadArgument(ValueError):
-    """An argument that cannot be used, named as the command line spells it."""
 
 
 def _hold_id(raw: str) -> str:
@@ -84,7 +78,7 @@ def _report_request(args: argparse.Namespace) -> FraudReportRequest:
     except ValidationError as exc:
         first = exc.errors(include_input=False)[0]
         field = _CLI_FIELDS.get(str(first["loc"][0]), "arguments") if first["loc"] else "--from/--to"
-        raise BadArgument(f"{field}: {first['msg']}") from None
+        raise ValueError(f"{field}: {first['msg']}") from None
 
 
 async def _command(args: argparse.Namespace, redis: Redis) -> int:
@@ -114,25 +108,9 @@ async def _command(args: argparse.Namespace, redis: Redis) -> int:
     return 0
 
 
-async def _run_async(args: argparse.Namespace) -> int:
-    redis = Redis.from_url(Settings.from_env().redis_url)
-    try:
-        return await _command(args, redis)
-    finally:
-        await redis.aclose()
-
-
 def _run(args: argparse.Namespace) -> int:
-    try:
-        return asyncio.run(_run_async(args))
-    except (UnknownHold, IllegalTransition) as refused:
-        sys.stderr.write(f"antifraud holds: {refused}\n")
-        return 1
-    except BadArgument as exc:
-        sys.stderr.write(f"antifraud holds {args.action}: {exc}\n")
-    except RedisError as exc:
-        sys.stderr.write(f"antifraud holds: Redis unavailable ({type(exc).__name__}); set REDIS_URL\n")
-    return 2
+    return run_on_redis(f"antifraud holds {args.action}", lambda redis: _command(args, redis),
+                        refused=(UnknownHold, IllegalTransition))
 
 
 def add_command(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -150,11 +128,7 @@ def add_command(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
     show_p.add_argument("hold_id", type=_hold_id)
     for p in (list_p, show_p):
         p.add_argument("--show-accounts", action="store_true", help="print account numbers unmasked")
-    helps = {"revoke": "the sender takes the transfer back (before it is due)",
-             "freeze": "hold the funds further on a police order (before it is due)",
-             "release": "pay a frozen hold to the payee: the order was lifted",
-             "return": "pay a frozen hold back to the sender by order"}
-    for verb, text in helps.items():
+    for verb, text in MOVE_HELP.items():
         move = actions.add_parser(verb, help=text)
         move.add_argument("hold_id", type=_hold_id)
         move.add_argument("--actor", type=_nonblank, required=True, help="who makes the move (recorded in the audit log)")

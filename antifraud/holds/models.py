@@ -46,6 +46,14 @@ HUMAN_MOVES: dict[str, tuple[HoldState, Actor]] = {
 }
 """The moves people make (CLI and HTTP verbs) -> the state reached and on whose authority."""
 
+MOVE_HELP: dict[str, str] = {
+    "revoke": "the sender takes the transfer back (refused once the hold is due)",
+    "freeze": "hold the funds further on a police order (refused once the hold is due)",
+    "release": "pay a frozen hold to the payee: the order was lifted",
+    "return": "pay a frozen hold back to the sender by order",
+}
+"""What each human move means, for the CLI's help and the HTTP API's documentation."""
+
 HOLD_ID_PATTERN = r"^[0-9a-f]{32}$"
 
 

@@ -2,9 +2,13 @@
 requests raised (plan (一)1 item 6; issue item 4).
 
 :func:`report_fraud` is what the CLI (``antifraud holds report``), the HTTP API
-(``POST /api/holds/reports``) and a confirmed case call. The trail itself is
-pure (``detectors/money_trail.py``, where the apportioning rule is stated); the
-index of outgoing transfers it reads is ``antifraud/state/money_trail.py``.
+(``POST /api/holds/reports``), a confirmed account case (a follow-up of
+``antifraud/case/followups.py``) and a fraud report event naming the victim's
+account (:func:`request_from_event`, run by the worker's fraud-report stage) call.
+The trail itself is pure (``detectors/money_trail.py``, where the apportioning
+rule is stated); the index of outgoing transfers it reads is
+``antifraud/state/money_trail.py``. :class:`TrailView` is the trail as the
+console draws it and a police case package carries it.
 """
 
 from collections.abc import Mapping
@@ -17,6 +21,7 @@ from redis.asyncio.client import Pipeline
 from antifraud import outbox
 from antifraud.audit.models import Change
 from antifraud.audit.service import AuditLog
+from antifraud.events.models import FraudReport
 from antifraud.events.types import AccountNo, Fen, UtcTime
 from antifraud.holds.models import Hold, IllegalTransition, stable_id
 from antifraud.holds.policy import hold_id_for
@@ -65,12 +70,61 @@ class FreezeRequest(BaseModel):
 
 
 class AccountLine(BaseModel):
+    """An account the money reached: at how many hops, what it received, passed on and still holds."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
     account: AccountNo
     hop: int
     received_fen: int
     passed_on_fen: int
     retained_fen: int
+    """The amount at risk: tainted money still in the account."""
+
+
+class TrailEdge(BaseModel):
+    """A transfer that carried the money, and how much of it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    event_id: str
+    payer: str
+    payee: str
+    at: float
+    """Epoch seconds of event time."""
+    amount_fen: int
+    tainted_fen: int
+    hop: int
+    stopped: bool
+    """The transfer's hold kept the money from the payee (held, frozen, revoked or returned)."""
+
+
+class TrailView(BaseModel):
+    """Where an account's money went: the accounts it reached (the start account first, hop 0) and the
+    transfers that carried it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    account: AccountNo
+    since: UtcTime
+    until: UtcTime
+    nodes: list[AccountLine]
+    edges: list[TrailEdge]
+
+
+def lines_of(trail: Trail) -> list[AccountLine]:
+    return [AccountLine(account=a.account, hop=a.hop, received_fen=a.received_fen, passed_on_fen=a.passed_on_fen,
+                        retained_fen=a.retained_fen) for a in trail.accounts.values()]
+
+
+def view_of(account: str, since: datetime, until: datetime, trail: Trail) -> TrailView:
+    """The trail as nodes (the start account first, hop 0) and edges (pure)."""
+    start = AccountLine(account=account, hop=0, received_fen=0,
+                        passed_on_fen=sum(t.tainted_fen for t in trail.transfers if t.hop == 1), retained_fen=0)
+    edges = [
+        TrailEdge(event_id=t.transfer.event_id, payer=t.transfer.payer, payee=t.transfer.payee, at=t.transfer.at,
+                  amount_fen=t.transfer.amount_fen, tainted_fen=t.tainted_fen, hop=t.hop, stopped=t.stopped)
+        for t in trail.transfers
+    ]
+    return TrailView(account=account, since=since, until=until,
+                     nodes=[start, *(line for line in lines_of(trail) if line.account != account)], edges=edges)
 
 
 class FraudReportResult(BaseModel):
@@ -89,6 +143,18 @@ class FraudReportResult(BaseModel):
 
 def report_id_for(request: FraudReportRequest) -> str:
     return stable_id("fraud-report", request.victim_account, request.start.isoformat(), request.end.isoformat())
+
+
+def request_from_event(report: FraudReport, margin: timedelta) -> FraudReportRequest | None:
+    """The trace a fraud report event asks for: the victim's transfers within ``margin`` of the reported
+    fraud time; None when the report does not name the victim's account (nothing to follow from). Pure."""
+    if report.victim_account is None:
+        return None
+    return FraudReportRequest(
+        victim_account=report.victim_account, start=report.fraud_time - margin,
+        end=report.fraud_time + max(margin, timedelta(seconds=1)),
+        reason=f"{report.source} report {report.event_id[:64]}",
+    )
 
 
 def _stopped(holds: Mapping[str, Hold], watermark: datetime | None) -> frozenset[str]:
@@ -168,8 +234,7 @@ async def report_fraud(
         request_of("freeze", a.account, a.retained_fen, a.hop, list(a.evidence))
         for a in trail.accounts.values() if a.retained_fen > 0
     ]
-    lines = [AccountLine(account=a.account, hop=a.hop, received_fen=a.received_fen, passed_on_fen=a.passed_on_fen,
-                         retained_fen=a.retained_fen) for a in trail.accounts.values()]
+    lines = lines_of(trail)
 
     async def decide(pipe: Pipeline) -> Change:
         def write(tx: Pipeline) -> None:

@@ -15,7 +15,7 @@ does not allow (the message names the hold, both states and why); nothing is
 written on any of them.
 """
 
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from typing import Annotated
@@ -24,7 +24,9 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, sta
 from pydantic import BaseModel, ConfigDict, StringConstraints
 
 from antifraud.audit.service import AuditLog
-from antifraud.holds.models import HOLD_ID_PATTERN, HUMAN_MOVES, Hold, HoldEvent, HoldState, IllegalTransition
+from antifraud.holds.models import (
+    HOLD_ID_PATTERN, HUMAN_MOVES, MOVE_HELP, Actor, Hold, HoldEvent, HoldState, IllegalTransition,
+)
 from antifraud.holds.reports import FraudReportRequest, FraudReportResult, report_fraud
 from antifraud.holds.service import HoldLedger, UnknownHold
 from antifraud.state.money_trail import TransferIndex
@@ -86,40 +88,27 @@ async def show_hold(hold_id: HoldId, ledger: HoldLedger = Depends(get_ledger), _
     return hold
 
 
-async def _move(verb: str, hold_id: str, body: MoveBody, ledger: HoldLedger, audit: AuditLog,
-                principal: Principal) -> HoldEvent:
+_MOVE_GUARDS: dict[Actor, Callable[..., Awaitable[Principal]]] = {"sender": _sender_desk, "police": _police}
+"""On whose authority a move is made -> who may make it: the sender's at a teller's desk, orders by the police."""
+
+
+def _add_move_route(verb: str) -> None:
+    """``POST /{hold_id}/{verb}`` for whoever acts on the move's authority (:data:`HUMAN_MOVES`)."""
     to, actor = HUMAN_MOVES[verb]
-    with _refusals():
-        return await ledger.move(audit, hold_id, to, actor=actor, by=_by(principal), reason=body.reason,
-                                 at=datetime.now(timezone.utc))
+
+    async def move(hold_id: HoldId, body: MoveBody, ledger: HoldLedger = Depends(get_ledger),
+                   audit: AuditLog = Depends(get_audit),
+                   principal: Principal = Depends(_MOVE_GUARDS[actor])) -> HoldEvent:
+        with _refusals():
+            return await ledger.move(audit, hold_id, to, actor=actor, by=_by(principal), reason=body.reason,
+                                     at=datetime.now(timezone.utc))
+
+    router.post(f"/{{hold_id}}/{verb}", response_model=HoldEvent, name=f"{verb}_hold",
+                description=MOVE_HELP[verb].capitalize() + ".")(move)
 
 
-@router.post("/{hold_id}/revoke", response_model=HoldEvent)
-async def revoke_hold(hold_id: HoldId, body: MoveBody, ledger: HoldLedger = Depends(get_ledger),
-                      audit: AuditLog = Depends(get_audit), principal: Principal = Depends(_sender_desk)) -> HoldEvent:
-    """The sender takes the transfer back; refused once the hold is due."""
-    return await _move("revoke", hold_id, body, ledger, audit, principal)
-
-
-@router.post("/{hold_id}/freeze", response_model=HoldEvent)
-async def freeze_hold(hold_id: HoldId, body: MoveBody, ledger: HoldLedger = Depends(get_ledger),
-                      audit: AuditLog = Depends(get_audit), principal: Principal = Depends(_police)) -> HoldEvent:
-    """Hold the funds further on a police order; refused once the hold is due."""
-    return await _move("freeze", hold_id, body, ledger, audit, principal)
-
-
-@router.post("/{hold_id}/release", response_model=HoldEvent)
-async def release_hold(hold_id: HoldId, body: MoveBody, ledger: HoldLedger = Depends(get_ledger),
-                       audit: AuditLog = Depends(get_audit), principal: Principal = Depends(_police)) -> HoldEvent:
-    """Pay a frozen hold to the payee: the order was lifted."""
-    return await _move("release", hold_id, body, ledger, audit, principal)
-
-
-@router.post("/{hold_id}/return", response_model=HoldEvent)
-async def return_hold(hold_id: HoldId, body: MoveBody, ledger: HoldLedger = Depends(get_ledger),
-                      audit: AuditLog = Depends(get_audit), principal: Principal = Depends(_police)) -> HoldEvent:
-    """Pay a frozen hold back to the sender by order."""
-    return await _move("return", hold_id, body, ledger, audit, principal)
+for _verb in HUMAN_MOVES:
+    _add_move_route(_verb)
 
 
 @router.post("/reports", response_model=FraudReportResult)

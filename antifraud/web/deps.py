@@ -4,11 +4,6 @@ from fastapi import Request
 from redis.asyncio import Redis
 
 from antifraud.audit.service import AuditLog
-from antifraud.config import Settings
-
-
-def get_settings(request: Request) -> Settings:
-    return request.app.state.settings
 
 
 def get_redis(request: Request) -> Redis:

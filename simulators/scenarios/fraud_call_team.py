@@ -128,6 +128,7 @@ def generate(ctx: Context, params: Params) -> Outcome:
         payee_accounts=json_lists([[x] for x in mules.account[mule_of[reporting]].tolist()]),
         amount_fen=amount[reporting], fraud_time=paid_at[reporting],
         source=REPORT_SOURCES[rng.choice(3, len(reporting), p=(0.45, 0.35, 0.2))],
+        victim_account=p.account[who],
     )
     out = Outcome([sims, *calls, payments, moved, reports])
     out.involve("phone", numbers.tolist(), "fraud_number", True)

@@ -1,0 +1,82 @@
+"""Work due at a time, taken by one worker at a time under a lease, retried after a backoff.
+
+Forwarding deliveries (:mod:`antifraud.forwarding.service`) and a confirmed case's
+follow-ups (:mod:`antifraud.case.followups`) are both kept this way:
+
+- each item is a hash ``{prefix}{id}`` (its document and whatever else it carries);
+- ``due`` is a sorted set of the ids still to be attempted, by the epoch of their next attempt.
+
+Claiming is one script: it takes the due ids, pushes each ``lease`` seconds ahead so
+no other worker takes it meanwhile (a worker that dies mid-attempt leaves it to the
+next one once the lease ends), and drops ids whose hash is gone. The caller records
+the outcome with :meth:`LeaseQueue.schedule` in its own transaction: due again at the
+next attempt, or out of the queue.
+"""
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
+
+# KEYS[1] the due set; ARGV[1] now (epoch), ARGV[2] how many, ARGV[3] the lease's end (epoch),
+# ARGV[4] the items' key prefix, ARGV[5...] the hash fields to return. Returns one array of fields per item
+# (a missing field as an empty string).
+_CLAIM = """
+local fields = {unpack(ARGV, 5)}
+local out = {}
+for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))) do
+  local item = redis.call('HMGET', ARGV[4] .. id, unpack(fields))
+  if item[1] then
+    redis.call('ZADD', KEYS[1], ARGV[3], id)
+    for i = 1, #fields do item[i] = item[i] or '' end
+    out[#out + 1] = item
+  else
+    redis.call('ZREM', KEYS[1], id)
+  end
+end
+return out
+"""
+
+
+def backoff_seconds(attempt: int, *, base: float, cap: float, jitter: float) -> float:
+    """Delay before the attempt after failed attempt number ``attempt`` (1-based): exponential, capped,
+    with "equal jitter" (half fixed, half scaled by ``jitter`` in [0, 1)) so that items failing
+    together do not all come back at the same instant."""
+    ceiling = min(cap, base * 2 ** (attempt - 1))
+    return ceiling / 2 + ceiling / 2 * jitter
+
+
+@dataclass(frozen=True)
+class LeaseQueue:
+    """Where a kind of item lives (keys in the module docstring); ``fields[0]`` is the item's document."""
+
+    due: str
+    prefix: str
+    fields: tuple[str, ...] = ("doc",)
+
+    def key(self, item_id: str) -> str:
+        return f"{self.prefix}{item_id}"
+
+    def schedule(self, pipe: Pipeline, item_id: str, at: datetime | None) -> None:
+        """Inside the caller's transaction: due at ``at``, or out of the queue (None: done or given up)."""
+        if at is None:
+            pipe.zrem(self.due, item_id)
+        else:
+            pipe.zadd(self.due, {item_id: at.timestamp()})
+
+    async def claim(self, redis: Redis, now: datetime, *, limit: int, lease_s: float) -> list[list[bytes]]:
+        """Take up to ``limit`` due items for ``lease_s`` seconds: each one's ``fields``, in order."""
+        claim = redis.register_script(_CLAIM)
+        found = await claim(keys=[self.due],
+                            args=[now.timestamp(), limit, now.timestamp() + lease_s, self.prefix, *self.fields])
+        return [list(item) for item in found]
+
+    async def docs(self, redis: Redis, ids: list[str]) -> list[bytes]:
+        """The documents of the items ``ids`` that exist, in order."""
+        if not ids:
+            return []
+        pipe = redis.pipeline(transaction=False)
+        for item_id in ids:
+            pipe.hget(self.key(item_id), self.fields[0])
+        return [raw for raw in await pipe.execute() if raw is not None]

@@ -1,0 +1,45 @@
+"""A redis-server of a test's own, with AOF (``appendfsync always``), which the test can kill (SIGKILL)
+and start again on the same port and data: what survives a crash is what the AOF holds."""
+
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from antifraud.stack.embedded import redis_answers, redis_server_binary
+from antifraud.stack.process import free_port, spawn, stop
+from tests.conftest import wait_for
+
+
+class AofRedis:
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.proc = spawn([redis_server_binary(), "--port", str(self.port), "--bind", "127.0.0.1",
+                           "--dir", str(self.folder), "--appendonly", "yes", "--appendfsync", "always",
+                           "--save", "", "--daemonize", "no"], log_path=self.folder / "redis.log")
+        wait_for(lambda: redis_answers(self.url), timeout=30, what="redis-server up")
+
+    def crash(self) -> None:
+        """SIGKILL: no shutdown, no final save; only what the AOF already holds survives."""
+        assert self.proc is not None
+        self.proc.kill()
+        self.proc.wait()
+        assert not redis_answers(self.url)
+
+
+@pytest.fixture
+def aof_redis(tmp_path: Path) -> Iterator[AofRedis]:
+    """A started :class:`AofRedis` in this test's folder, stopped after the test."""
+    folder = tmp_path / "aof-redis"
+    folder.mkdir()
+    server = AofRedis(folder)
+    server.start()
+    yield server
+    if server.proc is not None:
+        stop(server.proc)
