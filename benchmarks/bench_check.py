@@ -5,15 +5,19 @@ embedded Redis and broker, with Redis holding what the worker would keep for
 20,000 payers (30 outflows each, a listed number's calls to one payer in ten, a
 blacklisted payee in fifty, payee openings and bulk-opener flags). This process
 is the load: an open-loop schedule of RATE requests a second for SECONDS seconds
-over keep-alive HTTP/1.1 connections (raw asyncio streams, so the client's own
-cost stays small), each request a different payer and payee.
+over keep-alive HTTP/1.1 connections, each request a different payer and payee.
+The client is asyncio protocol callbacks on uvloop (no task or stream per request),
+so its own CPU, which the server shares the two cores with, stays small (Debian's
+wrk runs closed loops only, which hide queueing delays).
 
 Latency is measured client-side, from the moment a request was *due* by the
 schedule to the moment its whole response was read: a request that waits for a
 free connection or for a stalled server counts that wait (no coordinated
 omission). The first WARMUP seconds are left out. The server's CPU time per request
 (its processes' user + system time over the run, from /proc) is printed too: it
-says how much of the machine the check needs, whatever else runs on it.
+says how much of the machine the check needs, whatever else runs on it. On a
+virtual machine it includes the cost of waking from idle, twice a request (the
+request, Redis's reply): tens of microseconds each, more the idler the machine.
 Run: ``.venv/bin/python benchmarks/bench_check.py [RATE] [SECONDS] [WORKERS]`` (default 1000 20 2).
 """
 
@@ -25,7 +29,10 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections import deque
+from collections.abc import Callable
 from pathlib import Path
+from typing import cast
 
 import orjson
 import uvloop
@@ -99,43 +106,95 @@ def requests(count: int, port: int) -> list[bytes]:
     return out
 
 
+class _Connection(asyncio.Protocol):
+    """One keep-alive connection of the load: sends a request, reads its whole response, reports it."""
+
+    def __init__(self, done: Callable[["_Connection", bool], None], lost: Callable[[Exception | None], None]) -> None:
+        self.done = done
+        self.lost = lost
+        self.transport: asyncio.Transport | None = None
+        self.buffer = b""
+        self.due = 0.0
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's transports do not subclass asyncio's
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.lost(exc)
+
+    def send(self, request: bytes, due: float) -> None:
+        assert self.transport is not None
+        self.due = due
+        self.transport.write(request)
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        end = self.buffer.find(b"\r\n\r\n")
+        if end < 0:
+            return
+        head = self.buffer[:end].lower()
+        at = head.index(b"content-length: ") + len(b"content-length: ")
+        line_end = head.find(b"\r\n", at)
+        length = int(head[at : line_end if line_end >= 0 else len(head)])
+        if len(self.buffer) < end + 4 + length:
+            return
+        self.buffer = self.buffer[end + 4 + length :]
+        self.done(self, head.startswith(b"http/1.1 200"))
+
+
 async def load(port: int, rate: float, seconds: float) -> tuple[list[float], int, float]:
-    """Send at ``rate``/s for ``seconds``; returns latencies (s) after warm-up, errors, elapsed."""
-    pool: asyncio.Queue[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = asyncio.Queue()
-    for _ in range(CONNECTIONS):
-        pool.put_nowait(await asyncio.open_connection("127.0.0.1", port))
+    """Send at ``rate``/s for ``seconds``; returns latencies (s) after warm-up, errors, elapsed.
+
+    Callbacks on asyncio protocols rather than a task and stream per request, so the
+    client's own CPU (it shares the machine with the server) stays small.
+    """
+    loop = asyncio.get_running_loop()
     bodies = requests(5000, port)
     latencies: list[float] = []
     errors = 0
-    start = time.perf_counter() + 0.1
-
-    async def one(n: int, due: float) -> None:
-        nonlocal errors
-        reader, writer = await pool.get()
-        try:
-            writer.write(bodies[n % len(bodies)])
-            head = await reader.readuntil(b"\r\n\r\n")
-            length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
-            await reader.readexactly(length)
-            if not head.startswith(b"HTTP/1.1 200"):
-                errors += 1
-        finally:
-            pool.put_nowait((reader, writer))
-        if due - start >= WARMUP:
-            latencies.append(time.perf_counter() - due)
-
-    tasks = []
+    free: deque[_Connection] = deque()
+    waiting: deque[tuple[int, float]] = deque()
     total = int(rate * seconds)
+    answered = loop.create_future()
+    count = 0
+    start = 0.0
+
+    def done(connection: _Connection, ok: bool) -> None:
+        nonlocal errors, count
+        if connection.due - start >= WARMUP:
+            latencies.append(time.perf_counter() - connection.due)
+        errors += not ok
+        count += 1
+        if count == total:
+            answered.set_result(None)
+        elif waiting:  # a request that found every connection busy goes next, timed from when it was due
+            n, due = waiting.popleft()
+            connection.send(bodies[n % len(bodies)], due)
+        else:
+            free.append(connection)
+
+    def lost(exc: Exception | None) -> None:
+        if not answered.done():
+            answered.set_exception(ConnectionError(f"the server closed a connection ({exc or 'EOF'})"))
+
+    connections = [(await loop.create_connection(lambda: _Connection(done, lost), "127.0.0.1", port))[1]
+                   for _ in range(CONNECTIONS)]
+    free.extend(connections)
+    start = time.perf_counter() + 0.1
     for n in range(total):
         due = start + n / rate
         delay = due - time.perf_counter()
         if delay > 0:
             await asyncio.sleep(delay)
-        tasks.append(asyncio.create_task(one(n, due)))
-    await asyncio.gather(*tasks)
+        if free:
+            free.popleft().send(bodies[n % len(bodies)], due)
+        else:
+            waiting.append((n, due))
+    await answered
     elapsed = time.perf_counter() - start
-    while not pool.empty():
-        pool.get_nowait()[1].close()
+    for connection in connections:
+        assert connection.transport is not None
+        connection.transport.close()
     return latencies, errors, elapsed
 
 

@@ -4,6 +4,7 @@ import asyncio
 from datetime import datetime, timedelta, timezone
 
 import pytest
+from fastapi.testclient import TestClient
 from pydantic import ValidationError
 from redis.asyncio import Redis
 
@@ -15,7 +16,8 @@ from antifraud.stack.embedded import Endpoints
 from antifraud.thresholds import load_thresholds
 from antifraud.web.check import TransferCheck, CheckState, Decision, decide
 from detectors.transfer_risk import AccountState, Call, Context, Flow
-from tests.web_helpers import BRANCH, as_user, web_client
+from antifraud.web.app import create_app
+from tests.web_helpers import BRANCH, as_user, make_auth, settings_for, web_client
 
 THRESHOLDS = load_thresholds()
 NOW = datetime(2026, 3, 2, 10, 0, tzinfo=timezone.utc)
@@ -168,3 +170,60 @@ def test_the_endpoint_sees_the_credit_blacklist_and_the_payers_history(stack: En
         listed = client.post("/api/check", json={**body, "payee_account": "6222000000000777"}, headers=as_user("admin"))
         assert listed.json()["decision"] == "block"
         assert listed.json()["reasons"][0]["message"] == "the payee account is on the credit blacklist"
+
+
+# (request body, content type, status, what the message or detail says): bad input answered as on every route.
+BAD_BODIES = [
+    (b'{"amount_fen": NaN}', "application/json", 422, "amount_fen: Input should be a valid integer"),
+    (b"", "application/json", 422, "body: Field required"),
+    (b"{", "application/json", 422, "JSON decode error"),
+    (b"[1]", "application/json", 422, "body: Input should be a valid dictionary or object to extract fields from"),
+    (b'{"channel": "counter"}', "text/plain", 422, "body: Input should be a valid dictionary or object to extract fields from"),
+    (b'{"payer_name": "\xff"}', "application/json", 400, "There was an error parsing the body"),
+]
+
+
+def answers(client: TestClient, path: str) -> list[tuple[int, str]]:
+    """What the check says to a good request, each bad body, a GET, a stranger and a teller of another branch."""
+    good = client.post(path, json=BODY, headers=as_user("analyst"))
+    found = [(good.status_code, good.json()["decision"])]
+    for raw, content_type, _, _ in BAD_BODIES:
+        response = client.post(path, content=raw, headers={**as_user("analyst"), "Content-Type": content_type})
+        found.append((response.status_code, response.json().get("message") or response.json()["detail"]))
+    found.append((client.get(path, headers=as_user("analyst")).status_code, ""))
+    stranger = client.post(path, content=b"{", headers={"Content-Type": "application/json"})  # who asks comes first
+    found.append((stranger.status_code, stranger.json()["detail"]))
+    other = client.post(path, json={**BODY, "branch_id": "B002"}, headers=as_user("teller"))
+    found.append((other.status_code, other.json()["detail"]))
+    return found
+
+
+def test_bad_input_is_answered_as_on_every_route_and_a_stranger_learns_nothing(stack: Endpoints) -> None:
+    seed(stack)
+    with web_client(stack) as client:
+        found = answers(client, "/api/check")
+    assert found[0] == (200, "block")
+    for (status, said), (_, _, expected_status, expected) in zip(found[1 : 1 + len(BAD_BODIES)], BAD_BODIES, strict=True):
+        assert status == expected_status and expected in said, (status, said)
+    assert found[-3:] == [(405, ""), (401, "not authenticated"),
+                          (403, f"a teller of branch {BRANCH} checks transfers at that branch only")]
+
+
+def test_the_routed_check_under_a_root_path_answers_as_the_fast_path(stack: Endpoints) -> None:
+    """Under a ``root_path`` the fast path steps aside and FastAPI's routing reaches the same route."""
+    seed(stack)
+    with web_client(stack) as client:
+        fast = answers(client, "/api/check")
+    with TestClient(create_app(settings_for(stack), make_auth()), root_path="/antifraud") as client:
+        routed = answers(client, "/antifraud/api/check")
+    assert routed == fast
+
+
+def test_the_openapi_document_describes_the_check_as_fastapi_would(stack: Endpoints) -> None:
+    with web_client(stack) as client:
+        operation = client.get("/openapi.json").json()["paths"]["/api/check"]["post"]
+    assert operation["requestBody"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/TransferCheck"}
+    assert operation["responses"]["200"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/TransferCheckResult"}
+    assert operation["responses"]["422"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/HTTPValidationError"}

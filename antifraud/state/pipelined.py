@@ -11,7 +11,10 @@ The connection is made by redis-py from the client's pool settings (address, pas
 database, TLS, timeouts), so it is configured like every other. A connection error, or
 no reply within the pool's ``socket_timeout`` (when one is set), fails every call in
 flight with redis-py's error and drops the connection; the next call connects again.
-A server that lost the script (a restart, ``SCRIPT FLUSH``) gets it loaded again.
+A call that failed on a broken connection is sent once more on a new one, as redis-py
+retries, so a Redis restart costs no check; the scripts used here only read, so sending
+one twice is harmless. A server that lost the script (a restart, ``SCRIPT FLUSH``) gets
+it loaded again.
 """
 
 import asyncio
@@ -21,10 +24,12 @@ from redis.asyncio import Redis
 from redis.asyncio.connection import AbstractConnection
 from redis.exceptions import ConnectionError, NoScriptError, ResponseError, TimeoutError
 
+_CLOSED = "the script's connection was closed"
 
-def _evalsha(sha: str | None, args: tuple[str | bytes, ...]) -> bytes:
+
+def _evalsha(sha: str, args: tuple[str | bytes, ...]) -> bytes:
     """``EVALSHA sha 0 *args`` in RESP (redis-py's general ``pack_command`` costs more than the call)."""
-    parts = [b"EVALSHA", (sha or "").encode(), b"0", *(a.encode() if isinstance(a, str) else a for a in args)]
+    parts = [b"EVALSHA", sha.encode(), b"0", *(a.encode() if isinstance(a, str) else a for a in args)]
     return b"*%d\r\n" % len(parts) + b"".join(b"$%d\r\n%s\r\n" % (len(p), p) for p in parts)
 
 
@@ -34,28 +39,31 @@ class PipelinedScript:
     def __init__(self, redis: Redis, source: str) -> None:
         self._redis = redis
         self._source = source
-        self._sha: str | None = None
+        self._sha = ""
         self._connection: AbstractConnection | None = None
         self._reader: asyncio.Task[None] | None = None
         self._waiting: deque[asyncio.Future[object]] = deque()
-        self._connecting = asyncio.Lock()
+        """The calls sent on the current connection and not yet answered, oldest first."""
         self._sending = asyncio.Lock()
-        """Held from a call's append to the end of its write, so futures and replies stay in one order."""
+        """Held from a call's connection lookup to the end of its write, so calls and replies pair up in order."""
         self._timeout: float | None = None
         """The pool's ``socket_timeout``: how long a call waits for its reply."""
+        self._closed = False
 
     async def __call__(self, *args: str | bytes) -> object:
         try:
             return await self._call(args)
         except NoScriptError:
             self._sha = await self._redis.script_load(self._source)
-            return await self._call(args)
+        except ConnectionError:  # e.g. Redis restarted since the last call: once more, on a new connection
+            pass
+        return await self._call(args)
 
     async def _call(self, args: tuple[str | bytes, ...]) -> object:
-        connection = self._connection or await self._connect()
         loop = asyncio.get_running_loop()
         reply: asyncio.Future[object] = loop.create_future()
         async with self._sending:
+            connection = self._connection or await self._connect()
             self._waiting.append(reply)
             try:
                 await connection.send_packed_command(_evalsha(self._sha, args), check_health=False)
@@ -74,21 +82,21 @@ class PipelinedScript:
             self._drop(TimeoutError("Timeout reading from Redis"))
 
     async def _connect(self) -> AbstractConnection:
-        async with self._connecting:
-            if self._sha is None:
-                self._sha = await self._redis.script_load(self._source)
-            if self._connection is None:
-                connection = self._redis.connection_pool.make_connection()
-                await connection.connect()
-                # Reads wait on an idle connection, and writes go straight out: calls time themselves out (_expire).
-                self._timeout, connection.socket_timeout = connection.socket_timeout, None
-                self._connection = connection
-                self._reader = asyncio.create_task(self._read(connection))
-            return self._connection
+        """A new connection and its reader (under ``_sending``)."""
+        if self._closed:
+            raise ConnectionError(_CLOSED)
+        if not self._sha:
+            self._sha = await self._redis.script_load(self._source)
+        connection = self._redis.connection_pool.make_connection()
+        await connection.connect()
+        # Reads wait on an idle connection, and writes go straight out: calls time themselves out (_expire).
+        self._timeout, connection.socket_timeout = connection.socket_timeout, None
+        self._connection, self._waiting = connection, deque()
+        self._reader = asyncio.create_task(self._read(connection, self._waiting))
+        return connection
 
-    async def _read(self, connection: AbstractConnection) -> None:
-        """Hand each reply to the oldest waiting call; on a broken connection fail them all and close it."""
-        waiting = self._waiting
+    async def _read(self, connection: AbstractConnection, waiting: deque[asyncio.Future[object]]) -> None:
+        """Hand each reply to the oldest call waiting on ``connection``; if it breaks, fail them all and close it."""
         try:
             while True:
                 try:
@@ -96,13 +104,14 @@ class PipelinedScript:
                 except ResponseError as exc:  # an error reply (NOSCRIPT, a script error): that call's answer
                     reply = exc
                 except Exception as exc:  # the connection broke, or its replies can no longer be told apart
-                    self._drop(exc if isinstance(exc, ConnectionError) else ConnectionError(f"Error reading from Redis: {exc!r}"))
+                    broken = exc if isinstance(exc, ConnectionError) else ConnectionError(f"Error reading from Redis: {exc!r}")
+                    self._drop(broken)
                     return
                 if not waiting:  # cannot happen while replies and calls stay paired
                     self._drop(ConnectionError("a reply from Redis that no call waited for"))
                     return
                 future = waiting.popleft()
-                if future.done():  # the caller gave up (cancelled or timed out)
+                if future.done():  # the caller gave up (cancelled)
                     continue
                 if isinstance(reply, Exception):
                     future.set_exception(reply)
@@ -113,17 +122,20 @@ class PipelinedScript:
 
     def _drop(self, error: Exception) -> None:
         """Fail every call in flight with ``error`` and forget the connection (its reader closes it)."""
-        reader = self._reader
+        reader, waiting = self._reader, self._waiting
         self._connection = self._reader = None
-        while self._waiting:
-            future = self._waiting.popleft()
+        self._waiting = deque()
+        while waiting:
+            future = waiting.popleft()
             if not future.done():
                 future.set_exception(error)
         if reader is not None and reader is not asyncio.current_task():
             reader.cancel()
 
     async def aclose(self) -> None:
+        """Fail the calls in flight and close the connection; later calls fail too."""
         reader = self._reader
-        self._drop(ConnectionError("the script's connection was closed"))
+        self._closed = True
+        self._drop(ConnectionError(_CLOSED))
         if reader is not None:
             await asyncio.gather(reader, return_exceptions=True)

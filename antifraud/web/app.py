@@ -10,6 +10,7 @@ Lifespan, in order (reversed on shutdown):
 
 import asyncio
 import logging
+import math
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, suppress
 from typing import Any
@@ -37,8 +38,8 @@ WARNINGS_START_TIMEOUT_S = 10.0
 """How long start-up waits for the alerts consumer before serving without it (it keeps trying)."""
 
 ROUTERS: list[APIRouter] = [
+    check.router,  # first: the route with a latency budget is matched first
     session.router,
-    check.router,
     warnings.router,
     pages.router,
     trail.router,
@@ -58,7 +59,9 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     errors = exc.errors()
     message = "; ".join(f"{_field(tuple(e['loc']))}: {e['msg']}" for e in errors)
-    return JSONResponse({"detail": jsonable_encoder(errors), "message": message}, status_code=422)
+    # A NaN or infinite input (Python's json reads them) is echoed as text: JSON has no such numbers.
+    detail = jsonable_encoder(errors, custom_encoder={float: lambda x: x if math.isfinite(x) else str(x)})
+    return JSONResponse({"detail": detail, "message": message}, status_code=422)
 
 
 SECURITY_SCHEMES = {
@@ -104,6 +107,7 @@ def create_app(settings: Settings, auth: Authenticator | None = None) -> FastAPI
             consumer.cancel()
             with suppress(asyncio.CancelledError):
                 await consumer
+            await app.state.check_reader.aclose()
             await redis.aclose()
 
     app = FastAPI(
@@ -117,6 +121,7 @@ def create_app(settings: Settings, auth: Authenticator | None = None) -> FastAPI
     app.state.auth = authenticator
     app.state.thresholds = load_thresholds(settings.thresholds_path)
     app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_middleware(check.CheckFastPath)
     for router in ROUTERS:
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=pages.STATIC), name="static")
