@@ -145,7 +145,9 @@ def test_speed_n_spaces_sends_by_event_time_over_n_and_max_is_far_faster(
     assert sorted(ids(fastest)) == sorted(e.event_id for e in events)  # send times tie at --max: no order to see
     sent_at = [(r.timestamp - paced[0].timestamp) / 1000 for r in paced]
     for offset, actual in zip(offsets, sent_at):
-        assert offset / 10 - 0.002 <= actual <= offset / 10 + 0.25, (offsets, sent_at)
+        # The reference is the first record's producer timestamp, taken after kafka-python's first
+        # metadata fetch, so it can be a few ms late: the others may then look a few ms early.
+        assert offset / 10 - 0.02 <= actual <= offset / 10 + 0.25, (offsets, sent_at)
     span_paced = sent_at[-1]
     span_fastest = (fastest[-1].timestamp - fastest[0].timestamp) / 1000
     assert span_fastest < span_paced / 5, (span_fastest, span_paced)
