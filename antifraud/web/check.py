@@ -31,7 +31,6 @@ import inspect
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from enum import StrEnum
 from typing import Literal
 
@@ -42,6 +41,7 @@ from pydantic import BaseModel, Field, ValidationError
 from redis.asyncio import Redis
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from antifraud.clock import utcnow
 from antifraud.events.models import BankTransfer
 from antifraud.events.types import UtcTime
 from antifraud.holds.policy import needs_hold
@@ -92,10 +92,6 @@ _MESSAGES: dict[str, str] = {
 }
 
 
-def _now() -> datetime:
-    return datetime.now(timezone.utc)
-
-
 class TransferCheck(BankTransfer):
     """The transfer about to be made, as the counter or ATM knows it: a transfer event that has not happened yet.
 
@@ -104,7 +100,7 @@ class TransferCheck(BankTransfer):
     """
 
     event_id: Literal["pre-transfer-check"] = Field(CHECK_EVENT_ID, description="leave out: a check is no event")
-    event_time: UtcTime = Field(default_factory=_now, description="when the transfer would happen (default: now), for replays")
+    event_time: UtcTime = Field(default_factory=utcnow, description="when the transfer would happen (default: now), for replays")
 
 
 class CheckReason(BaseModel):
