@@ -61,6 +61,8 @@ def test_a_teller_is_told_to_block_then_sees_the_live_warning_when_the_transfer_
         page.wait_for_selector("#warnings li.fresh", timeout=60_000)
         warning = page.inner_text("#warnings li")
         assert MULE in warning and "critical" in warning
+        assert "a listed or flagged number called the payer" in warning  # in words, not feature names
+        assert "call_before_hours_max" not in warning
         assert page.is_visible("#live-banner")
         assert page.evaluate("window.antifraudBeeps") == 1
         assert page.evaluate("document.querySelector('#sound').disabled")

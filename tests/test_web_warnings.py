@@ -10,7 +10,7 @@ from kafka import KafkaProducer
 
 from antifraud.alerts.models import Alert, Audience, Entity, Reason
 from antifraud.stack.embedded import Endpoints
-from antifraud.web.warnings import WarningHub, places
+from antifraud.web.warnings import CounterWarning, WarningHub, places
 from streams.topics import ALERTS
 from tests.web_helpers import BRANCH, OTHER_BRANCH, as_user, serve, web_client
 
@@ -32,9 +32,10 @@ def test_an_alert_goes_to_the_branches_and_atms_of_its_audience_only() -> None:
     hub = WarningHub()
     with hub.subscribe(BRANCH) as mine, hub.subscribe(OTHER_BRANCH) as theirs, hub.subscribe("atm-7") as atm:
         assert hub.publish(both) == 2
-        assert mine.get_nowait() == both and atm.get_nowait() == both and theirs.empty()
+        shown = CounterWarning.of(both)
+        assert mine.get_nowait() == shown and atm.get_nowait() == shown and theirs.empty()
     assert hub.subscriber_count() == 0
-    assert hub.recent(BRANCH) == [both] and hub.recent(OTHER_BRANCH) == []
+    assert hub.recent(BRANCH) == [shown] and hub.recent(OTHER_BRANCH) == []
 
 
 def test_a_repeated_alert_is_pushed_once_and_recent_ones_are_bounded_newest_first() -> None:
@@ -43,7 +44,7 @@ def test_a_repeated_alert_is_pushed_once_and_recent_ones_are_bounded_newest_firs
     with hub.subscribe(BRANCH) as queue:
         assert [hub.publish(a) for a in (first, first, second, third)] == [1, 0, 1, 1]
         assert queue.qsize() == 3
-    assert hub.recent(BRANCH) == [third, second]
+    assert [w.alert_id for w in hub.recent(BRANCH)] == [third.alert_id, second.alert_id]
 
 
 def test_a_stalled_subscriber_loses_its_oldest_warnings_not_the_newest() -> None:
@@ -52,7 +53,23 @@ def test_a_stalled_subscriber_loses_its_oldest_warnings_not_the_newest() -> None
     with hub.subscribe(BRANCH) as queue:
         for a in alerts:
             hub.publish(a)
-        assert [queue.get_nowait(), queue.get_nowait()] == alerts[1:]
+        assert [queue.get_nowait().alert_id, queue.get_nowait().alert_id] == [a.alert_id for a in alerts[1:]]
+
+
+def test_a_warning_says_its_reasons_in_a_tellers_words_and_keeps_unknown_ones_as_given() -> None:
+    called = alert("6222000000000666").model_copy(update={"reasons": [
+        Reason(feature="call_before_hours_max", value=0.5, threshold=3),
+        Reason(feature="payee_flagged_by_card_trade", value=1.2, threshold=0),
+        Reason(feature="held_amount_yuan", value=12345.5, threshold=0),
+        Reason(feature="some_new_feature", value=7, threshold=5),
+        Reason(feature="score", value=1.2, threshold=0.9),
+    ]})
+    assert CounterWarning.of(called).explanations == [
+        "a listed or flagged number called the payer 0.5 h ago",
+        "since the transfer was held, the payee was flagged (card trade)",
+        "12,345.50 yuan of this customer's are held for that payee",
+        "some_new_feature 7",
+    ]
 
 
 def produce_alert(endpoints: Endpoints, item: Alert) -> None:
@@ -90,7 +107,7 @@ def test_a_branch_stream_gets_its_alert_from_the_topic_and_not_another_branchs(s
         produce_alert(stack, theirs)
         produce_alert(stack, mine)
         listener.join(30)
-        assert received == [("warning", mine.alert_id, json.loads(mine.model_dump_json()))]
+        assert received == [("warning", mine.alert_id, json.loads(CounterWarning.of(mine).model_dump_json()))]
         recent = httpx.get(f"{base_url}/api/places/{BRANCH}/warnings", headers=as_user("teller")).json()
         assert [a["alert_id"] for a in recent] == [mine.alert_id]
 

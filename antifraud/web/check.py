@@ -41,6 +41,7 @@ from pydantic import BaseModel, Field, ValidationError
 from redis.asyncio import Redis
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from antifraud.alerts.explain import explain
 from antifraud.clock import utcnow
 from antifraud.events.models import BankTransfer
 from antifraud.events.types import UtcTime
@@ -70,26 +71,6 @@ _RANK = {decision: rank for rank, decision in enumerate(Decision)}
 
 _BY_SEVERITY = {"critical": Decision.BLOCK, "high": Decision.HOLD, "medium": Decision.WARN, "low": Decision.WARN}
 
-_MESSAGES: dict[str, str] = {
-    "blacklisted_payee": "the payee account is on the credit blacklist",
-    "call_before_hours_max": "a listed or flagged number called the payer {value:g} h ago",
-    "flagged_call_minutes": "the payer was on the line with that number for {value:g} min",
-    "new_payee": "the payer never paid this account before",
-    "amount_multiple": "the amount is {value:g} times the payer's usual largest payment",
-    "structuring_share": "the amount is just under a reporting limit ({value:.0%} of it)",
-    "hour_habit_max": "the payer rarely pays at this hour",
-    "channel_habit_max": "the payer rarely uses this channel",
-    "payee_fan_in": "the payee received money from {value:g} payers in a day",
-    "payee_flagged": "the payee is a suspected mule account",
-    "payer_flagged": "the payer's account is a suspected mule: this payee would be the next hop",
-    "payee_account_age_days_max": "the payee account was opened {value:g} days ago by someone else",
-    "payer_pass_through_share": "the payer moved on {value:.0%} of what it received in the last half hour",
-    "payer_fan_in_payers": "the payer received money from {value:g} payers in a day",
-    "payee_pass_through_share": "the payee moved on {value:.0%} of what it received in the last half hour",
-    "payee_fan_in_payers": "with this transfer the payee has received money from {value:g} payers in a day",
-    "atm_other_name": "an ATM transfer to an account in another name: the money arrives after {value:g} h",
-    "payee_holder_bulk_opener": "the payee's holder is flagged for opening many cards (a likely sold card)",
-}
 
 
 class TransferCheck(BankTransfer):
@@ -128,7 +109,7 @@ class CheckState:
 
 
 def _reason(code: str, value: float | None = None, threshold: float | None = None) -> CheckReason:
-    return CheckReason(code=code, message=_MESSAGES[code].format(value=value), value=value, threshold=threshold)
+    return CheckReason(code=code, message=explain(code, value), value=value, threshold=threshold)
 
 
 def _weight(feature: str, limits: TransferRiskThresholds) -> float:

@@ -20,6 +20,7 @@ from fastapi import APIRouter, Depends, Path, Request
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 from pydantic import ValidationError
 
+from antifraud.alerts.explain import explain_alert
 from antifraud.alerts.models import Alert
 from antifraud.events.types import Code
 from antifraud.web.auth import Principal, Role, ensure_branch, require
@@ -32,6 +33,16 @@ QUEUE_SIZE = 100
 RECONNECT_SECONDS = 2.0
 
 
+class CounterWarning(Alert):
+    """An alert as a counter shows it: with its reasons in a teller's words (:mod:`antifraud.alerts.explain`)."""
+
+    explanations: list[str]
+
+    @classmethod
+    def of(cls, alert: Alert) -> "CounterWarning":
+        return cls(**dict(alert), explanations=explain_alert(alert))
+
+
 def places(alert: Alert) -> set[str]:
     """The branches and ATMs that must see the alert live."""
     return {a.id for a in alert.audience if a.kind in ("branch", "atm") and a.id}
@@ -41,33 +52,34 @@ class WarningHub:
     """Subscribers and recent alerts per place (branch or ATM id); no I/O."""
 
     def __init__(self, recent: int = RECENT_PER_PLACE, queue_size: int = QUEUE_SIZE) -> None:
-        self._recent: dict[str, deque[Alert]] = {}
-        self._subscribers: dict[str, set[asyncio.Queue[Alert]]] = {}
+        self._recent: dict[str, deque[CounterWarning]] = {}
+        self._subscribers: dict[str, set[asyncio.Queue[CounterWarning]]] = {}
         self._recent_size = recent
         self._queue_size = queue_size
 
     def publish(self, alert: Alert) -> int:
         """Push to the alert's places' subscribers; returns how many got it (0 for a repeated alert)."""
         delivered = 0
+        warning = CounterWarning.of(alert)
         for place in places(alert):
             recent = self._recent.setdefault(place, deque(maxlen=self._recent_size))
             if any(seen.alert_id == alert.alert_id for seen in recent):
                 continue
-            recent.append(alert)
+            recent.append(warning)
             for queue in self._subscribers.get(place, ()):
                 if queue.full():  # a stalled page loses its oldest warning, not the newest
                     queue.get_nowait()
-                queue.put_nowait(alert)
+                queue.put_nowait(warning)
                 delivered += 1
         return delivered
 
-    def recent(self, place: str) -> list[Alert]:
+    def recent(self, place: str) -> list[CounterWarning]:
         """The place's recent alerts, newest first."""
         return list(reversed(self._recent.get(place, ())))
 
     @contextmanager
-    def subscribe(self, place: str) -> Iterator["asyncio.Queue[Alert]"]:
-        queue: asyncio.Queue[Alert] = asyncio.Queue(self._queue_size)
+    def subscribe(self, place: str) -> Iterator["asyncio.Queue[CounterWarning]"]:
+        queue: asyncio.Queue[CounterWarning] = asyncio.Queue(self._queue_size)
         self._subscribers.setdefault(place, set()).add(queue)
         try:
             yield queue
@@ -126,15 +138,16 @@ async def readable_place(place: Code = PlaceId, principal: Principal = Depends(_
     return place
 
 
-@router.get("/{place}/warnings", response_model=list[Alert], summary="recent warnings of a branch or ATM, newest first")
-async def recent_warnings(request: Request, place: str = Depends(readable_place)) -> list[Alert]:
+@router.get("/{place}/warnings", response_model=list[CounterWarning],
+            summary="recent warnings of a branch or ATM, newest first")
+async def recent_warnings(request: Request, place: str = Depends(readable_place)) -> list[CounterWarning]:
     hub: WarningHub = request.app.state.warnings
     return hub.recent(place)
 
 
 @router.get(
     "/{place}/warnings/stream", response_class=EventSourceResponse,
-    summary="live warnings of a branch or ATM (server-sent events, event type 'warning', data an Alert)",
+    summary="live warnings of a branch or ATM (server-sent events, event type 'warning', data a CounterWarning)",
 )
 async def stream_warnings(request: Request, place: str = Depends(readable_place)) -> AsyncIterator[ServerSentEvent]:
     hub: WarningHub = request.app.state.warnings

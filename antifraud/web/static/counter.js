@@ -33,17 +33,13 @@ function beep() {
   }
 }
 
-function reasonText(reason) {
-  return `${reason.feature} ${reason.value} (threshold ${reason.threshold})`;
-}
-
 function warningItem(alert, fresh) {
   return el("li", { class: fresh ? "fresh" : "", dataset: { alertId: alert.alert_id } },
     el("span", { class: `badge ${alert.severity}` }, alert.severity), " ",
     el("strong", {}, `${alert.detector.replace("_", " ")}: payee ${alert.entity.kind} ${alert.entity.value}`), " ",
     el("span", { class: "muted" }, when(alert.window_end)),
     el("div", {}, "Stop and talk to the customer before paying. ",
-      alert.reasons.filter(r => r.feature !== "score").map(reasonText).join("; ")));
+      alert.explanations.join("; ")));
 }
 
 function show(alert, fresh) {
