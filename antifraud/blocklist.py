@@ -11,7 +11,7 @@ stage looks up a batch's callers with one ``HMGET``.
 import argparse
 import csv
 from collections.abc import Iterable
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, StringConstraints, TypeAdapter, Vali
 from redis.asyncio import Redis
 
 from antifraud.cli_support import BAD_INPUT, fail, invalid_fields, run_on_redis
+from antifraud.clock import utcnow
 from antifraud.events.types import Msisdn, UtcTime
 from antifraud.privacy import mask_phone
 
@@ -78,7 +79,7 @@ async def lookup(redis: Redis, numbers: Iterable[str]) -> dict[str, BlockEntry]:
 async def list_from_case(redis: Redis, number: str, case_id: str, reason: str, action: Action = "block") -> BlockEntry:
     """List a number confirmed as fraud by a case; the case module calls this on confirmation."""
     entry = BlockEntry(number=number, action=action, reason=reason, source=f"case:{case_id}",
-                       listed_at=datetime.now(timezone.utc))
+                       listed_at=utcnow())
     await add(redis, [entry])
     return entry
 
@@ -124,7 +125,7 @@ _PROG = "antifraud blocklist"
 
 
 async def _command(args: argparse.Namespace, redis: Redis) -> int:
-    now = datetime.now(timezone.utc)
+    now = utcnow()
     if args.action == "add":
         entry = BlockEntry(number=valid_number(args.number), action=args.on_call, reason=args.reason,
                            source=args.source, listed_at=now)

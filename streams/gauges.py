@@ -9,11 +9,11 @@ figures (they read shared state), so dashboards take the ``max`` over instances.
 
 import logging
 from collections.abc import Awaitable, Callable, Mapping
-from datetime import datetime, timezone
 from typing import Literal
 
 from antifraud import metrics
 from antifraud.case.service import CaseService
+from antifraud.clock import utcnow
 from antifraud.holds.service import HoldLedger
 from antifraud.lag import LagReader
 
@@ -41,7 +41,7 @@ async def refresh_holds(ledger: HoldLedger, clock: Literal["event", "wall"], lag
     replay of old transfers does not read as thousands of overdue holds."""
     for state, count in (await ledger.counts()).items():
         metrics.HOLDS.labels(state=state).set(count)
-    now = datetime.now(timezone.utc) if clock == "wall" else await ledger.watermark()
+    now = utcnow() if clock == "wall" else await ledger.watermark()
     if now is None:  # no transfer seen yet
         metrics.HOLDS_DUE_NEXT_HOUR.set(0)
         metrics.HOLDS_OVERDUE.set(0)

@@ -1,5 +1,6 @@
 """The credit blacklist's pure part: party ids, the listing state machine, objections, repair, expiry."""
 
+import re
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -10,6 +11,7 @@ from antifraud.credit.models import (
     PARTY,
     Amendment,
     BadPeriod,
+    CapReached,
     IllegalTransition,
     Listing,
     ObjectionClosed,
@@ -27,7 +29,7 @@ from tests.credit_helpers import ACCOUNT, COMPANY, LIMITS, PERSON, PHONE, T0, dr
 
 
 def listed(**changes: object) -> Listing:
-    return policy.open_listing(draft(**changes), listing_id="L1", actor="officer", now=T0, limits=LIMITS)
+    return policy.open_listing(draft(**changes), listing_id="L1", actor="officer", now=T0, limits=LIMITS, history=())
 
 
 def objected(at: datetime = T0 + timedelta(days=1)) -> Listing:
@@ -106,7 +108,7 @@ def test_an_objection_needs_the_listed_partys_id() -> None:
 def test_objection_upheld_returns_the_listing_in_force() -> None:
     decision = ObjectionDecision(decision="uphold", note="evidence holds")
     listing = policy.decide_objection(objected(), 1, decision, actor="officer", now=T0 + timedelta(days=3),
-                                      limits=LIMITS)
+                                      limits=LIMITS, history=())
     assert (policy.review_move(decision), listing.state, listing.version) == ("uphold", "listed", 3)
     assert (listing.objections[0].state, listing.objections[0].decided_by) == ("upheld", "officer")
 
@@ -114,7 +116,7 @@ def test_objection_upheld_returns_the_listing_in_force() -> None:
 def test_correction_without_amendment_removes_the_listing() -> None:
     decision = ObjectionDecision(decision="correct", note="ID was stolen")
     listing = policy.decide_objection(objected(), 1, decision, actor="officer", now=T0 + timedelta(days=3),
-                                      limits=LIMITS)
+                                      limits=LIMITS, history=())
     assert (policy.review_move(decision), listing.state, listing.ended_at) == ("remove", "removed", T0 + timedelta(days=3))
     assert listing.objections[0].state == "corrected"
 
@@ -123,7 +125,7 @@ def test_correction_with_amendment_keeps_the_listing_amended() -> None:
     amend = Amendment(accounts=(), reason="sold one card, not two")
     decision = ObjectionDecision(decision="correct", note="one card only", amend=amend)
     listing = policy.decide_objection(objected(), 1, decision, actor="officer", now=T0 + timedelta(days=3),
-                                      limits=LIMITS)
+                                      limits=LIMITS, history=())
     assert (policy.review_move(decision), listing.state, listing.accounts, listing.phones) == (
         "amend", "listed", (), (PHONE,))
     assert listing.reason == "sold one card, not two" and listing.objections[0].amendment == amend
@@ -133,7 +135,65 @@ def test_amended_expiry_stays_within_the_cap() -> None:
     amend = Amendment(expires_at=T0 + timedelta(days=LIMITS.max_period_days + 1))
     with pytest.raises(BadPeriod):
         policy.decide_objection(objected(), 1, ObjectionDecision(decision="correct", note="n", amend=amend),
-                                actor="officer", now=T0, limits=LIMITS)
+                                actor="officer", now=T0, limits=LIMITS, history=())
+
+
+# --- the cap on an unbroken run of listings (joint punishment measures: 5 years in a row at most) -------------
+
+CAP = timedelta(days=LIMITS.max_period_days)
+FRAUD = timedelta(days=LIMITS.period_days["telecom_fraud"])
+
+
+def again(listing_id: str, now: datetime, history: tuple[Listing, ...], **changes: object) -> Listing:
+    """The party listed once more, on another case."""
+    return policy.open_listing(draft(case_id=listing_id, reason_code="telecom_fraud", **changes), listing_id=listing_id,
+                               actor="officer", now=now, limits=LIMITS, history=history)
+
+
+def test_a_listing_made_while_another_binds_ends_at_the_cap_from_the_first() -> None:
+    first = again("L1", T0, ())
+    second = again("L2", T0 + FRAUD - timedelta(days=30), (first,))
+    assert first.expires_at == T0 + FRAUD and second.expires_at == T0 + CAP  # not its own full period
+    with pytest.raises(BadPeriod, match=re.escape(f"at most {LIMITS.max_period_days} days after the party's listing "
+                                                  f"without a break began ({T0.isoformat()})")):
+        again("L2", T0 + timedelta(days=400), (first,), expires_at=T0 + CAP + timedelta(seconds=1))
+    # Listed again the moment the run reaches the cap: refused, nothing more to run.
+    with pytest.raises(CapReached, match=re.escape(f"since {T0.isoformat()}")):
+        again("L3", second.expires_at, (first, second))
+
+
+def test_after_a_break_or_beside_a_removed_listing_a_listing_runs_its_full_period() -> None:
+    first = again("L1", T0, ())
+    later = T0 + FRAUD + timedelta(days=1)
+    assert again("L2", later, (policy.expire(first, later),)).expires_at == later + FRAUD
+    wrong = policy.decide_objection(policy.file_objection(first, ObjectionFiling(party_id=PERSON, grounds="not me"),
+                                                          actor="teller", now=T0),
+                                    1, ObjectionDecision(decision="correct", note="ID stolen"), actor="officer",
+                                    now=T0 + timedelta(days=900), limits=LIMITS, history=())
+    meanwhile = T0 + timedelta(days=800)
+    assert again("L2", meanwhile, (wrong,)).expires_at == meanwhile + FRAUD
+
+
+def test_the_run_goes_back_through_overlapping_listings_and_an_expiry_not_its_late_sweep() -> None:
+    a = policy.expire(again("A", T0, (), expires_at=T0 + timedelta(days=100)), T0 + timedelta(days=150))
+    b = again("B", T0 + timedelta(days=50), (), expires_at=T0 + timedelta(days=300))
+    assert policy.run_start([b, a], T0 + timedelta(days=200)) == T0  # through b to a, whichever order given
+    assert policy.run_start([a], T0 + timedelta(days=120)) == T0 + timedelta(days=120)  # a ended at day 100
+
+
+def test_an_amended_expiry_stays_within_the_cap_on_the_run_the_listing_began_in() -> None:
+    first = again("L1", T0, ())
+    second = again("L2", T0 + timedelta(days=400), (first,))
+    objection = policy.file_objection(second, ObjectionFiling(party_id=PERSON, grounds="g"), actor="t",
+                                      now=T0 + timedelta(days=401))
+    longer = ObjectionDecision(decision="correct", note="n",
+                               amend=Amendment(expires_at=T0 + CAP + timedelta(days=1)))
+    with pytest.raises(BadPeriod, match=re.escape(f"began ({T0.isoformat()})")):
+        policy.decide_objection(objection, 1, longer, actor="o", now=T0 + timedelta(days=402), limits=LIMITS,
+                                history=(first,))
+    alone = policy.decide_objection(objection, 1, longer, actor="o", now=T0 + timedelta(days=402), limits=LIMITS,
+                                    history=())
+    assert alone.expires_at == T0 + CAP + timedelta(days=1)
 
 
 def test_review_requests_are_validated() -> None:
@@ -148,7 +208,7 @@ def test_refused_moves_name_the_listing_its_state_and_the_move() -> None:
     with pytest.raises(IllegalTransition, match=r"listing L1: object \(objected -> objected\) refused; only from listed"):
         policy.file_objection(objected(), ObjectionFiling(party_id=PERSON, grounds="again"), actor="t", now=T0)
     removed = policy.decide_objection(objected(), 1, ObjectionDecision(decision="correct", note="n"),
-                                         actor="o", now=T0, limits=LIMITS)
+                                         actor="o", now=T0, limits=LIMITS, history=())
     late = T0 + timedelta(days=LIMITS.max_period_days)
     for refused in (
         lambda: policy.file_objection(removed, ObjectionFiling(party_id=PERSON, grounds="g"), actor="t", now=late),
@@ -161,15 +221,15 @@ def test_refused_moves_name_the_listing_its_state_and_the_move() -> None:
 
 def test_a_decided_or_unknown_objection_is_refused() -> None:
     upheld = policy.decide_objection(objected(), 1, ObjectionDecision(decision="uphold", note="n"),
-                                        actor="o", now=T0, limits=LIMITS)
+                                        actor="o", now=T0, limits=LIMITS, history=())
     again = policy.file_objection(upheld, ObjectionFiling(party_id=PERSON, grounds="new facts"), actor="t", now=T0)
     assert [o.objection_id for o in again.objections] == [1, 2] and again.state == "objected"
     with pytest.raises(ObjectionClosed, match="objection 1 is already upheld"):
         policy.decide_objection(again, 1, ObjectionDecision(decision="correct", note="n"),
-                                actor="o", now=T0, limits=LIMITS)
+                                actor="o", now=T0, limits=LIMITS, history=())
     with pytest.raises(ObjectionNotFound):
         policy.decide_objection(again, 3, ObjectionDecision(decision="uphold", note="n"),
-                                actor="o", now=T0, limits=LIMITS)
+                                actor="o", now=T0, limits=LIMITS, history=())
 
 
 # --- repair, expiry ----------------------------------------------------------------------------------------

@@ -13,6 +13,8 @@ from redis.asyncio import Redis
 from antifraud.audit.service import AuditLog
 from antifraud.credit.models import (
     Amendment,
+    BadPeriod,
+    CapReached,
     IllegalTransition,
     ListingExists,
     ListingNotFound,
@@ -195,6 +197,51 @@ def test_expiry_applies_on_read_and_by_sweep_and_a_shared_account_stays_while_na
         assert await w.blacklist.expire_due(T0 + timedelta(days=30)) == []
         assert await w.actions(short.listing_id) == [("blacklist.list", "officer"), ("blacklist.expire", "system:expiry")]
         assert [r["move"] for r in await w.published()] == ["list", "list", "expire", "expire"]
+
+    run(redis_url, scenario)
+
+
+def test_lookups_by_account_and_phone_do_not_return_ended_listings_as_current(redis_url: str) -> None:
+    """Ended listings stay in the indexes as the party's history, but a lookup gives them only when asked."""
+    async def scenario(w: World) -> None:
+        swept, _ = await w.blacklist.add(draft(expires_at=T0 + timedelta(days=10)), actor="officer", now=T0)
+        lazily, _ = await w.blacklist.add(draft(OTHER_PERSON, expires_at=T0 + timedelta(days=20)), actor="officer",
+                                          now=T0)
+        repaired, _ = await w.blacklist.add(draft(case_id="case-2", expires_at=T0 + timedelta(days=700)),
+                                            actor="officer", now=T0)
+        when = T0 + timedelta(days=LIMITS.min_listed_days_before_repair)
+        await w.blacklist.expire_due(T0 + timedelta(days=15))
+        await w.blacklist.repair(repaired.listing_id, REPAIR, actor="officer", now=when)
+        for kind, value in (("account", ACCOUNT), ("phone", PHONE)):
+            assert await w.redis.scard(f"credit:by:{kind}:{value}") == 3  # kept as history
+            assert await w.blacklist.find(kind, value, now=when) == []  # the unswept one expired on read
+            ended = await w.blacklist.find(kind, value, now=when, include_ended=True)
+            assert {(x.listing_id, x.state) for x in ended} == {
+                (swept.listing_id, "expired"), (lazily.listing_id, "expired"), (repaired.listing_id, "repaired")}
+        assert await w.feed() == set()
+
+    run(redis_url, scenario)
+
+
+def test_the_cap_runs_across_a_partys_listings_without_a_break(redis_url: str) -> None:
+    cap = timedelta(days=LIMITS.max_period_days)
+
+    async def scenario(w: World) -> None:
+        first, _ = await w.blacklist.add(draft(reason_code="telecom_fraud"), actor="officer", now=T0)
+        second, _ = await w.blacklist.add(draft(case_id="case-2", reason_code="telecom_fraud"), actor="officer",
+                                          now=first.expires_at - timedelta(days=30))
+        other, _ = await w.blacklist.add(draft(OTHER_PERSON, reason_code="telecom_fraud"), actor="officer",
+                                         now=first.expires_at - timedelta(days=30))
+        assert second.expires_at == T0 + cap  # cut at 5 years from the first, not its own 3
+        assert other.expires_at == other.listed_at + timedelta(days=LIMITS.period_days["telecom_fraud"])
+        filing = ObjectionFiling(party_id=PERSON, grounds="g")
+        await w.blacklist.object(second.listing_id, filing, actor="teller", now=second.listed_at)
+        longer = ObjectionDecision(decision="correct", note="n", amend=Amendment(expires_at=T0 + cap + timedelta(days=1)))
+        with pytest.raises(BadPeriod, match="without a break began"):
+            await w.blacklist.decide(second.listing_id, 1, longer, actor="officer", now=second.listed_at)
+        with pytest.raises(CapReached):
+            await w.blacklist.add(draft(case_id="case-3"), actor="officer", now=T0 + cap)
+        assert [r["move"] for r in await w.published()] == ["list", "list", "list", "object"]  # refusals wrote nothing
 
     run(redis_url, scenario)
 

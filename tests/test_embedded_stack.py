@@ -4,13 +4,13 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import redis
 
-from antifraud.stack.embedded import EmbeddedStack, kafka_answers, redis_answers
+from antifraud.stack.embedded import EmbeddedStack, StackError, kafka_answers, redis_answers
+from antifraud.stack.process import spawn
 from tests.conftest import wait_for
 
 
@@ -85,13 +85,24 @@ def test_no_orphans_when_the_parent_dies(sig: signal.Signals, no_env_services: N
 
 
 def test_reports_a_service_that_exits(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The start fails on the child's exit, naming its code and its last words, not on the start timeout:
+    with a timeout far longer than any test, only the exit can produce the "exited" message."""
     fake = tmp_path / "redis-server"
     fake.write_text("#!/bin/sh\necho 'bad config' >&2\nexit 3\n")
     fake.chmod(0o755)
     monkeypatch.setattr("antifraud.stack.embedded.redis_server_binary", lambda: str(fake))
     monkeypatch.setenv("KAFKA_BOOTSTRAP", "127.0.0.1:1")  # not started, not needed
     monkeypatch.delenv("REDIS_URL", raising=False)
-    started = time.monotonic()
-    with pytest.raises(Exception, match="redis-server exited with code 3:\\s+bad config"):
-        EmbeddedStack(workdir=tmp_path).start()
-    assert time.monotonic() - started < 10
+    children: list[subprocess.Popen[bytes]] = []
+
+    def recorded_spawn(argv: list[str], *, log_path: Path) -> subprocess.Popen[bytes]:
+        children.append(spawn(argv, log_path=log_path))
+        return children[-1]
+
+    monkeypatch.setattr("antifraud.stack.embedded.spawn", recorded_spawn)
+    stack = EmbeddedStack(workdir=tmp_path, startup_timeout=300)
+    with pytest.raises(StackError, match="redis-server exited with code 3:\\s+bad config") as caught:
+        stack.start()
+    assert "did not answer" not in str(caught.value)
+    assert [c.returncode for c in children] == [3]  # seen exiting by itself, not stopped by us
+    assert stack.pids == []

@@ -9,13 +9,14 @@ import argparse
 import getpass
 import json
 from collections.abc import Sequence
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any, get_args
 
 from redis.asyncio import Redis
 
 from antifraud.audit.service import AuditLog
 from antifraud.cli_support import run_on_redis
+from antifraud.clock import utcnow
 from antifraud.config import Settings
 from antifraud.credit.models import (
     Amendment,
@@ -67,7 +68,7 @@ def _time(raw: str) -> datetime:
 async def _command(args: argparse.Namespace, redis: Redis) -> int:
     limits = load_thresholds(Settings.from_env().thresholds_path).credit_blacklist
     blacklist = CreditBlacklist(redis, AuditLog(redis), limits)
-    now = datetime.now(timezone.utc)
+    now = utcnow()
     actor = args.actor if "actor" in args else ""
     if args.action == "list":
         given = [(k, getattr(args, k)) for k in _LOOKUPS if getattr(args, k) is not None]

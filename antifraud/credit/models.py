@@ -101,8 +101,9 @@ ListingState = Literal["listed", "objected", "removed", "repaired", "expired"]
 IN_FORCE: frozenset[ListingState] = frozenset({"listed", "objected"})
 
 ReasonCode = Literal["telecom_fraud", "card_account_trade"]
-"""The two grounds of the 2024 joint punishment measures for telecom fraud: a conviction for
-telecom fraud or a related crime, and buying, selling, renting or lending phone cards or accounts."""
+"""The two groups of art. 3 of the 2024 joint punishment measures for telecom fraud: (1) people criminally
+punished for telecom fraud or a related crime, (2) those a city-level police organ finds buying, selling,
+renting or lending phone cards or accounts (periods and sources in ``[credit_blacklist]``, thresholds.toml)."""
 
 RepairCondition = Literal["behaviour_corrected", "effects_removed", "training_completed", "public_service"]
 """Plan (三)3: correcting the behaviour, removing its effects, training, public-interest work."""
@@ -175,6 +176,15 @@ class ListingExists(Refused):
 
 class BadPeriod(ValueError):
     """An expiry outside what the thresholds allow (HTTP 422)."""
+
+
+class CapReached(Refused):
+    """The party has been listed without a break for the whole cap: no listing may extend that run."""
+
+    def __init__(self, since: datetime, ceiling: datetime, cap_days: int) -> None:
+        self.since, self.ceiling = since, ceiling
+        super().__init__(f"party listed without a break since {since.isoformat()}; the {cap_days}-day cap on "
+                         f"consecutive listings ended at {ceiling.isoformat()}")
 
 
 class IllegalTransition(Refused):

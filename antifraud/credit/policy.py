@@ -6,10 +6,12 @@ listing and what was refused. Redis, the audit log and the topic are the
 service's business (:mod:`antifraud.credit.service`).
 """
 
+from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 
 from antifraud.credit.models import (
     BadPeriod,
+    CapReached,
     Listing,
     ListingDraft,
     ListingEvent,
@@ -36,13 +38,35 @@ class NotDue(Refused):
         super().__init__(f"listing {listing_id} runs until {expires_at.isoformat()}; not due to expire")
 
 
-def _check_period(listed_at: datetime, expires_at: datetime, now: datetime, limits: CreditBlacklistThresholds) -> None:
+def _ended(listing: Listing) -> datetime:
+    """When the listing stops (or stopped) binding the party: its expiry, or the earlier end of an ended one."""
+    return listing.expires_at if listing.ended_at is None else min(listing.ended_at, listing.expires_at)
+
+
+def run_start(history: Iterable[Listing], start: datetime) -> datetime:
+    """When the party's unbroken run of listings that ``start`` falls in began: ``start`` moved back to the
+    listing time of each of the party's listings binding at it (or ending just then); a removed listing was
+    wrong and does not count.
+
+    The joint punishment measures cap the consecutive punishment of a party listed again within a period,
+    not each listing (``max_period_days``). Latest listed first, one pass suffices: each listing seen later
+    was listed earlier, so none seen before could move ``start`` further back."""
+    since = start
+    spans = sorted(((x.listed_at, _ended(x)) for x in history if x.state != "removed"), reverse=True)
+    for listed_at, ends in spans:
+        if listed_at < since <= ends:
+            since = listed_at
+    return since
+
+
+def _check_period(expires_at: datetime, now: datetime, since: datetime, limits: CreditBlacklistThresholds) -> None:
+    """``expires_at`` in the future and within the cap on the run of listings that began at ``since``."""
     if expires_at <= now:
         raise BadPeriod(f"expires_at {expires_at.isoformat()} is not in the future")
-    longest = listed_at + timedelta(days=limits.max_period_days)
+    longest = since + timedelta(days=limits.max_period_days)
     if expires_at > longest:
-        raise BadPeriod(f"expires_at may be at most {limits.max_period_days} days after listing "
-                        f"({longest.isoformat()})")
+        raise BadPeriod(f"expires_at may be at most {limits.max_period_days} days after the party's listing "
+                        f"without a break began ({since.isoformat()}): {longest.isoformat()}")
 
 
 def _moved(listing: Listing, move: Move, **changes: object) -> Listing:
@@ -53,10 +77,16 @@ def _moved(listing: Listing, move: Move, **changes: object) -> Listing:
 
 
 def open_listing(draft: ListingDraft, *, listing_id: str, actor: str, now: datetime,
-                 limits: CreditBlacklistThresholds) -> Listing:
-    """A new listing from ``draft``, running for the reason code's period unless the draft sets its expiry."""
-    expires_at = draft.expires_at or now + timedelta(days=limits.period_days[draft.reason_code])
-    _check_period(now, expires_at, now, limits)
+                 limits: CreditBlacklistThresholds, history: Sequence[Listing]) -> Listing:
+    """A new listing from ``draft``, running for the reason code's period unless the draft sets its expiry;
+    either way no further than the cap on the party's unbroken run of listings (``history``: the party's
+    other listings, see :func:`run_start`). A party listed for the whole cap already is refused."""
+    since = run_start(history, now)
+    ceiling = since + timedelta(days=limits.max_period_days)
+    if ceiling <= now:
+        raise CapReached(since, ceiling, limits.max_period_days)
+    expires_at = draft.expires_at or min(now + timedelta(days=limits.period_days[draft.reason_code]), ceiling)
+    _check_period(expires_at, now, since, limits)
     return Listing(
         listing_id=listing_id, version=1, party=draft.party, case_id=draft.case_id,
         reason_code=draft.reason_code, reason=draft.reason, evidence=draft.evidence,
@@ -88,9 +118,11 @@ def review_move(decision: ObjectionDecision) -> Move:
 
 
 def decide_objection(listing: Listing, objection_id: int, decision: ObjectionDecision, *, actor: str,
-                     now: datetime, limits: CreditBlacklistThresholds) -> Listing:
+                     now: datetime, limits: CreditBlacklistThresholds, history: Sequence[Listing]) -> Listing:
     """Review the pending objection (the move is :func:`review_move`'s): upheld, the listing is in force
-    again; corrected with an amendment, it stays amended; corrected without one, it was wrong and is removed."""
+    again; corrected with an amendment, it stays amended; corrected without one, it was wrong and is removed.
+    An amended expiry stays within the cap on the run the listing began in (``history``: the party's other
+    listings; only read when the amendment sets ``expires_at``)."""
     index = objection_id - 1
     if not 0 <= index < len(listing.objections):
         raise ObjectionNotFound(listing.listing_id, objection_id)
@@ -108,7 +140,7 @@ def decide_objection(listing: Listing, objection_id: int, decision: ObjectionDec
         return _moved(listing, "remove", objections=objections, ended_at=now)
     changes = decision.amend.model_dump(exclude_none=True)
     if decision.amend.expires_at is not None:
-        _check_period(listing.listed_at, decision.amend.expires_at, now, limits)
+        _check_period(decision.amend.expires_at, now, run_start(history, listing.listed_at), limits)
     for field in ("accounts", "phones"):
         if field in changes:
             changes[field] = tuple(dict.fromkeys(changes[field]))

@@ -5,7 +5,9 @@ Keys:
 - ``credit:listing:{listing_id}``: the listing (JSON), the truth;
 - ``credit:by:{kind}:{value}``: set of the listing ids naming a party (``id_number``,
   ``credit_code``), an ``account`` or a ``phone``, ended listings included (a
-  party's history); a correction that drops an account or phone drops it here too;
+  party's history, which the cap on an unbroken run of listings reads; lookups
+  return ended ones only when asked); a correction that drops an account or phone
+  drops it here too;
 - ``credit:listings``: sorted set of every listing id by listing time;
 - ``credit:expiry``: sorted set of the listings in force by expiry time (the sweep's queue);
 - ``blacklist:accounts``: the accounts of listings in force, read by the
@@ -22,7 +24,7 @@ Redis must run with AOF (``appendonly yes``) for listings to survive its restart
 import logging
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from datetime import datetime, timezone
+from datetime import datetime
 
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
@@ -30,6 +32,7 @@ from redis.asyncio.client import Pipeline
 from antifraud import outbox
 from antifraud.audit.models import Change
 from antifraud.audit.service import AuditLog
+from antifraud.clock import utcnow
 from antifraud.credit import policy
 from antifraud.credit.models import (
     PARTY,
@@ -41,7 +44,9 @@ from antifraud.credit.models import (
     Move,
     ObjectionDecision,
     ObjectionFiling,
+    OrganisationParty,
     PartyKind,
+    PersonParty,
     ReasonCode,
     Refused,
     RepairRequest,
@@ -104,17 +109,19 @@ class CreditBlacklist:
         listing (``created`` False); a different one for the same case and party raises :class:`ListingExists`."""
         listing_id = uuid.uuid4().hex
         party_index = index_key(draft.party.kind, draft.party.id)
+        history: list[Listing] = []
 
         async def existing(pipe: Pipeline) -> None:
-            ids = sorted(i.decode() for i in await pipe.smembers(party_index))
-            for found in await self._read(pipe, ids):
+            history[:] = await self._party_listings(pipe, draft.party, listing_id)
+            for found in history:
                 if found.case_id == draft.case_id:
                     if not policy.same_listing(found, draft):
                         raise ListingExists(found.listing_id, found.state)
                     raise _AlreadyListed(found)
 
         def decide(before: Listing | None) -> Listing:
-            return policy.open_listing(draft, listing_id=listing_id, actor=actor, now=now, limits=self.limits)
+            return policy.open_listing(draft, listing_id=listing_id, actor=actor, now=now, limits=self.limits,
+                                       history=history)
 
         try:
             return await self._change(listing_id, "list", actor, now, decide, precheck=existing,
@@ -130,11 +137,20 @@ class CreditBlacklist:
 
     async def decide(self, listing_id: str, objection_id: int, decision: ObjectionDecision, *, actor: str,
                      now: datetime) -> Listing:
-        """Review the pending objection: uphold, or correct (amend or remove)."""
+        """Review the pending objection: uphold, or correct (amend or remove); an amended expiry is checked
+        against the party's other listings (the cap on an unbroken run)."""
+        history: list[Listing] = []
+
+        async def party_history(pipe: Pipeline) -> None:
+            listing = _parse(await pipe.get(listing_key(listing_id)))
+            history[:] = await self._party_listings(pipe, listing.party, listing_id) if listing is not None else []
+
+        sets_expiry = decision.amend is not None and decision.amend.expires_at is not None
         return await self._change(listing_id, policy.review_move(decision), actor, now,
                                   lambda before: policy.decide_objection(_found(before, listing_id), objection_id,
                                                                          decision, actor=actor, now=now,
-                                                                         limits=self.limits))
+                                                                         limits=self.limits, history=history),
+                                  precheck=party_history if sets_expiry else None)
 
     async def repair(self, listing_id: str, request: RepairRequest, *, actor: str, now: datetime) -> Listing:
         """End the listing on credit repair (conditions met, listed long enough)."""
@@ -187,6 +203,16 @@ class CreditBlacklist:
                     [listing] = await self._read(self.redis, [listing.listing_id])
             fresh.append(listing)
         return fresh
+
+    async def _party_listings(self, pipe: Pipeline, party: PersonParty | OrganisationParty,
+                              listing_id: str) -> list[Listing]:
+        """The party's listings other than ``listing_id``, watched: one changing meanwhile makes the move run
+        again on the new state."""
+        ids = sorted(i.decode() for i in await pipe.smembers(index_key(party.kind, party.id)))
+        others = [i for i in ids if i != listing_id]
+        if others:
+            await pipe.watch(*(listing_key(i) for i in others))
+        return await self._read(pipe, others)
 
     async def _read(self, client: Redis | Pipeline, ids: Sequence[str]) -> list[Listing]:
         if not ids:
@@ -274,5 +300,5 @@ async def list_from_case(blacklist: CreditBlacklist, *, party_id: str, kind: Par
     draft = ListingDraft(party=PARTY.validate_python({"kind": kind, "id": party_id}), case_id=case_id,
                          reason_code=reason_code, reason=reason, evidence=tuple(evidence), accounts=tuple(accounts),
                          phones=tuple(phones), expires_at=expires_at)
-    listing, _ = await blacklist.add(draft, actor=actor, now=now or datetime.now(timezone.utc))
+    listing, _ = await blacklist.add(draft, actor=actor, now=now or utcnow())
     return listing

@@ -9,13 +9,13 @@ Redis unavailable.
 
 import argparse
 import re
-from datetime import datetime, timezone
 
 from pydantic import ValidationError
 from redis.asyncio import Redis
 
 from antifraud.audit.service import AuditLog
 from antifraud.cli_support import run_on_redis
+from antifraud.clock import utcnow
 from antifraud.config import Settings
 from antifraud.holds.models import HOLD_ID_PATTERN, HUMAN_MOVES, MOVE_HELP, Hold, IllegalTransition
 from antifraud.holds.reports import FraudReportRequest, FraudReportResult, report_fraud
@@ -84,7 +84,7 @@ def _report_request(args: argparse.Namespace) -> FraudReportRequest:
 async def _command(args: argparse.Namespace, redis: Redis) -> int:
     thresholds = load_thresholds(Settings.from_env().thresholds_path)
     ledger = HoldLedger.configured(redis, thresholds.holds)
-    now = datetime.now(timezone.utc)
+    now = utcnow()
     if args.action == "list":
         for hold in await ledger.in_state(args.state, limit=args.limit):
             print(_line(hold, args.show_accounts))

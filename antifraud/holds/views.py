@@ -17,13 +17,13 @@ written on any of them.
 
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, status
 from pydantic import BaseModel, ConfigDict, StringConstraints
 
 from antifraud.audit.service import AuditLog
+from antifraud.clock import utcnow
 from antifraud.holds.models import (
     HOLD_ID_PATTERN, HUMAN_MOVES, MOVE_HELP, Actor, Hold, HoldEvent, HoldState, IllegalTransition,
 )
@@ -72,7 +72,7 @@ def _refusals() -> Iterator[None]:
 async def list_holds(
     state: HoldState = "held",
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=10**9)] = 0,  # Redis refuses an offset past 64 bits: 422, not 500
     ledger: HoldLedger = Depends(get_ledger),
     _: Principal = Depends(_police),
 ) -> list[Hold]:
@@ -101,7 +101,7 @@ def _add_move_route(verb: str) -> None:
                    principal: Principal = Depends(_MOVE_GUARDS[actor])) -> HoldEvent:
         with _refusals():
             return await ledger.move(audit, hold_id, to, actor=actor, by=_by(principal), reason=body.reason,
-                                     at=datetime.now(timezone.utc))
+                                     at=utcnow())
 
     router.post(f"/{{hold_id}}/{verb}", response_model=HoldEvent, name=f"{verb}_hold",
                 description=MOVE_HELP[verb].capitalize() + ".")(move)
@@ -117,4 +117,4 @@ async def trace_report(body: FraudReportRequest, request: Request, ledger: HoldL
     """Freeze the victim's held transfers in the window, follow the money, raise stop-payment and freeze requests."""
     limits = request.app.state.thresholds.holds.trail
     return await report_fraud(ledger, TransferIndex.configured(get_redis(request), limits), audit, body,
-                              by=_by(principal), limits=limits, now=datetime.now(timezone.utc))
+                              by=_by(principal), limits=limits, now=utcnow())
