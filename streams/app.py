@@ -6,18 +6,20 @@ which decides the order of side effects; Faust commits a batch's offsets only
 after that returns (``take_events`` acks the events once the body is done).
 """
 
+import asyncio
 import logging
-from datetime import datetime, timezone
 from collections.abc import Awaitable, Callable
 from typing import Any, get_args
 
 import faust
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from antifraud.alerts.models import Alert
 from antifraud.audit.service import AuditLog
 from antifraud.case.models import SCENARIO_BY_DETECTOR
 from antifraud.case.followups import FollowUpRunner, performers
 from antifraud.case.service import CaseService
+from antifraud.clock import utcnow
 from antifraud.config import Settings
 from antifraud.credit.service import CreditBlacklist
 from antifraud.forwarding.models import Target
@@ -30,7 +32,7 @@ from antifraud.outbox import OutboxRelay
 from antifraud.events.models import EVENT_MODELS
 from antifraud.thresholds import load_thresholds
 from streams import gauges, topics
-from streams.batch import Record, process_batch, settle
+from streams.batch import Record, decode_records, process_batch, send_dead_letters, settle
 from streams.stages import HoldStage, build_stages, flag_payees
 
 log = logging.getLogger(__name__)
@@ -141,7 +143,7 @@ def periodic(interval: float, what: str) -> Callable[[Callable[[], Awaitable[Any
 async def tick_holds() -> None:
     """Releases by the wall clock (ANTIFRAUD_HOLD_CLOCK=wall) and pending payee warnings between batches,
     produced and acknowledged before the ledger moves, like a batch's (``HoldStage.tick``)."""
-    await settle(await hold_ticker.tick(datetime.now(timezone.utc)), alerts_sink=alerts_topic, extra_sinks=extra_topics)
+    await settle(await hold_ticker.tick(utcnow()), alerts_sink=alerts_topic, extra_sinks=extra_topics)
 
 
 @periodic(0.5, "outbox relay")
@@ -171,7 +173,7 @@ async def follow_up_cases() -> None:
 async def expire_listings() -> None:
     """Expire credit blacklist listings whose period ran out, so their accounts leave ``blacklist:accounts``
     (the transfer-risk detector reads it) even when nobody looks the listing up."""
-    await credit_blacklist.expire_due(datetime.now(timezone.utc))
+    await credit_blacklist.expire_due(utcnow())
 
 
 @app.timer(interval=gauges.INTERVAL_S)
@@ -186,16 +188,34 @@ async def refresh_gauges() -> None:
 
 @app.agent(alerts_topic, name="antifraud.holds.payee-flags")
 async def flag_held_payees(stream: faust.StreamT[bytes]) -> None:
-    """Accounts the detectors flag: held transfers paying them are warned about before release."""
-    async for values in stream.take(settings.batch_size, within=settings.batch_within_s):
-        await flag_payees(holds, values)
+    """Accounts the detectors flag: held transfers paying them are warned about before release. A record
+    that is not an alert is skipped here: :func:`fold_cases` dead-letters it, once."""
+    async for batch in stream.take_events(settings.batch_size, within=settings.batch_within_s):
+        alerts, rejected = decode_records(Alert, [_record(e) for e in batch])
+        for record, error in rejected:
+            log.warning("payee flags skipped %s[%d]@%d (dead-lettered by the cases): %s",
+                        record.topic, record.partition, record.offset, error)
+        await flag_payees(holds, alerts)
 
 
 @app.agent(alerts_topic, name="antifraud.cases")
 async def fold_cases(stream: faust.StreamT[bytes]) -> None:
-    """Alerts grouped into cases per entity and scenario (``antifraud/case/``); a replayed alert is folded once."""
-    async for values in stream.take(settings.batch_size, within=settings.batch_within_s):
-        await cases.fold_records(values)
+    """Alerts grouped into cases per entity and scenario (``antifraud/case/``); a replayed alert is folded once.
+
+    Each alerts agent reads every record, so only one dead-letters what it cannot read, and it is this
+    one: every alert belongs in a case, so an unreadable record is evidence missing from one, while the
+    payee flags only want the alerts about accounts. Per batch:
+
+    1. decode the records; an unreadable one is kept with why;
+    2. fold the alerts into their cases (one audited transaction per case);
+    3. produce the dead letters (reason, original key and bytes) and wait for the broker's acks;
+    4. return; Faust then commits the offsets. A crash before 4 replays the batch: its alerts are
+       folded once, a dead letter may be produced twice.
+    """
+    async for batch in stream.take_events(settings.batch_size, within=settings.batch_within_s):
+        alerts, rejected = decode_records(Alert, [_record(e) for e in batch])
+        await cases.fold_alerts(alerts)
+        await asyncio.gather(*await send_dead_letters(rejected, dead_letter_topic))
 
 
 @app.on_before_shutdown.connect

@@ -22,7 +22,9 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
+
+from pydantic import BaseModel
 
 from antifraud import metrics
 from antifraud.alerts.models import Alert
@@ -37,6 +39,8 @@ DLQ_DETAIL = "dlq.detail"
 DLQ_TOPIC = "dlq.topic"
 DLQ_PARTITION = "dlq.partition"
 DLQ_OFFSET = "dlq.offset"
+
+M = TypeVar("M", bound=BaseModel)
 
 
 async def _nothing_to_flush() -> None:
@@ -84,6 +88,34 @@ def dead_letter_headers(record: Record, error: InvalidEvent) -> list[tuple[str, 
         (DLQ_PARTITION, str(record.partition).encode()),
         (DLQ_OFFSET, str(record.offset).encode()),
     ]
+
+
+Rejected = tuple[Record, InvalidEvent]
+"""A record that did not decode, and why."""
+
+
+def decode_records(model: type[M], records: Sequence[Record]) -> tuple[list[M], list[Rejected]]:
+    """Step 1: the records that are valid ``model``s, and the others with why (for the dead-letter topic)."""
+    decoded: list[M] = []
+    rejected: list[Rejected] = []
+    for record in records:
+        try:
+            decoded.append(decode(model, record.value))
+        except InvalidEvent as error:
+            rejected.append((record, error))
+    return decoded, rejected
+
+
+async def send_dead_letters(rejected: Sequence[Rejected], sink: Sink) -> list[Any]:
+    """Queue (log, count) the rejected records' dead letters; the returned deliveries resolve on the broker's acks."""
+    deliveries: list[Any] = []
+    for record, error in rejected:
+        log.warning("dead-lettered %s[%d]@%d: %s", record.topic, record.partition, record.offset, error)
+        metrics.DEAD_LETTERS.labels(topic=record.topic, reason=error.kind).inc()
+        deliveries.append(
+            await sink.send(key=record.key, value=record.value or b"", headers=dead_letter_headers(record, error))
+        )
+    return deliveries
 
 
 async def run_stages(stages: Sequence[Stage], events: Sequence[Event]) -> Outcome:
@@ -146,20 +178,8 @@ async def process_batch(
     topic = records[0].topic if records else "?"
     metrics.EVENTS_CONSUMED.labels(topic=topic).inc(len(records))
 
-    events: list[Event] = []
-    deliveries: list[Any] = []
-    for record in records:
-        try:
-            events.append(decode(model, record.value))
-        except InvalidEvent as error:
-            log.warning("dead-lettered %s[%d]@%d: %s", record.topic, record.partition, record.offset, error)
-            metrics.DEAD_LETTERS.labels(topic=record.topic, reason=error.kind).inc()
-            deliveries.append(
-                await dead_letter_sink.send(
-                    key=record.key, value=record.value or b"", headers=dead_letter_headers(record, error)
-                )
-            )
-
+    events, rejected = decode_records(model, records)
+    deliveries = await send_dead_letters(rejected, dead_letter_sink)
     outcome = await run_stages(stages, events) if events else Outcome()
     deliveries += await send_outcome(outcome, alerts_sink=alerts_sink, extra_sinks=extra_sinks)
     await asyncio.gather(*deliveries)

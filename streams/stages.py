@@ -9,15 +9,15 @@ import asyncio
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from pydantic import ValidationError
 from redis.asyncio import Redis
 
 from antifraud import blocklist
 from antifraud.alerts.models import Alert
 from antifraud.audit.service import AuditLog
+from antifraud.clock import utcnow
 from antifraud.events.models import BankTransfer, CallRecord, CardOpening, FraudReport
 from antifraud.holds import policy
 from antifraud.holds.models import Hold
@@ -273,7 +273,7 @@ class HoldStage:
     def _newest(self, transfers: Sequence[BankTransfer]) -> datetime:
         """The batch's newest event time, but no further ahead of the wall clock than the limit allows."""
         newest = max(t.event_time for t in transfers)
-        limit = datetime.now(timezone.utc) + self.max_ahead
+        limit = utcnow() + self.max_ahead
         if newest > limit:
             log.warning("transfer event time %s is ahead of the wall clock; the hold watermark stops at %s",
                         newest.isoformat(), limit.isoformat())
@@ -302,17 +302,9 @@ class HoldStage:
         return Outcome(alerts=plan.alerts, flush_state=flush, extra=extra)
 
 
-async def flag_payees(ledger: HoldLedger, values: Sequence[bytes]) -> None:
+async def flag_payees(ledger: HoldLedger, alerts: Sequence[Alert]) -> None:
     """Alerts from the alerts topic in: accounts they flag are remembered and the held holds paying them
-    queued for a warning (sent by the next hold batch or tick). An undecodable record is logged and skipped:
-    the topic is the detectors' own output, its dead letters would help no one."""
-    alerts = []
-    for value in values:
-        try:
-            alerts.append(Alert.model_validate_json(value))
-        except ValidationError as error:
-            log.warning("unreadable record on %s skipped by the payee flags: %d error(s)", topics.ALERTS,
-                        error.error_count())
+    queued for a warning (sent by the next hold batch or tick)."""
     await ledger.flag(policy.payee_flags(alerts))
 
 

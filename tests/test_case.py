@@ -3,6 +3,7 @@ service: duplicate alerts fold into one case, every action audited, confirmation
 and lists the number."""
 
 import asyncio
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta, timezone
 from typing import TypeVar
@@ -276,5 +277,53 @@ def test_confirming_lists_the_responsible_person_on_the_credit_blacklist(redis_u
         assert [(l.case_id, l.accounts) for l in by_dealer] == [(case_id_for(dealer, "bulk_opening"), ())]
         assert [(l.case_id, l.accounts) for l in by_holder] == [(case_id_for(ACCOUNT, "mule"), (ACCOUNT.value,))]
         assert len(await blacklist.latest(10, now=NOW)) == 2
+
+    on_redis(redis_url, body)
+
+
+async def _calls(redis: Redis) -> Counter[str]:
+    """Commands the redis-server ran so far, by name (``INFO commandstats``; the INFO itself left out)."""
+    stats = await redis.info("commandstats")
+    return Counter({name.removeprefix("cmdstat_"): s["calls"] for name, s in stats.items() if name != "cmdstat_info"})
+
+
+def test_a_batch_folds_each_case_in_one_transaction_whatever_its_alerts(redis_url: str) -> None:
+    """A batch costs one audited transaction per case it touches, and the same commands for 30 alerts of a
+    case as for one; the case is what folding the alerts one by one leaves, each alert folded once."""
+    other = Entity(kind="phone", value="17012340002")
+    storm = [alert(minutes=10 * i) for i in range(30)]
+
+    async def body(cases: CaseService, redis: Redis) -> None:
+        before = await _calls(redis)
+        batch = [storm[0], storm[1], storm[0], alert("mule_account", entity=ACCOUNT), storm[2]]
+        assert await cases.fold_alerts(batch) == 4, "the batch's duplicate is folded once"
+        first = await _calls(redis) - before
+        assert (first["watch"], first["exec"]) == (2, 2), "one transaction per case, not per alert"
+
+        before = await _calls(redis)
+        assert await cases.fold_alerts([alert(entity=other)]) == 1
+        one = await _calls(redis) - before
+        before = await _calls(redis)
+        assert await cases.fold_alerts([alert(entity=other, minutes=10 * i) for i in range(1, 30)]) == 29
+        many = await _calls(redis) - before
+        assert many == one, "29 alerts of one case cost the commands of one"
+
+        assert await cases.fold_alerts(storm[:3]) == 0, "a replayed batch folds nothing"
+        assert await cases.fold_alerts(storm) == 27, "a batch of old and new alerts folds the new ones"
+        case = await cases.get(case_id_for(PHONE, "fraud_number"))
+        one_by_one = open_case(storm[0], NOW)
+        for a in storm[1:]:
+            one_by_one = fold(one_by_one, a, NOW)
+        assert case == one_by_one and (case.version, case.alert_count) == (30, 30)
+        assert [a.alert_id for a in await cases.alerts(case.case_id)] == [a.alert_id for a in storm]
+
+        history = await cases.audit.about(f"case:{case.case_id}")
+        assert [(r.action, r.before and r.before["version"], r.after and r.after["version"]) for r in history] == [
+            ("case.alert", None, 3), ("case.alert", 3, 30)
+        ], "one audit record per case and batch"
+        assert [[a["alert_id"] for a in r.after["alerts"]] for r in history if r.after] == [
+            [a.alert_id for a in storm[:3]], [a.alert_id for a in storm[3:]]
+        ], "each record names the alerts it folded"
+        assert (await cases.audit.verify()).ok
 
     on_redis(redis_url, body)

@@ -224,13 +224,13 @@ def test_held_holds_paying_a_flagged_account_are_warned_about_once_and_new_ones_
         stage = HoldStage(ledger, LIMITS)
         await hold_some(ledger, "t-1", "t-2")
         await ledger.move(audit, hold_id_for("t-2"), "revoked", actor="sender", by="x", reason="r", at=NOW)
-        await flag_payees(ledger, [account_alert(PAYEE).model_dump_json().encode(), b"not an alert"])
+        await flag_payees(ledger, [account_alert(PAYEE)])
         tick = await stage.tick(NOW)
         warnings = [HOLD_RECORD.validate_json(v) for _, _, v in tick.extra]
         assert [(type(w).__name__, w.hold_id) for w in warnings] == [("PayeeFlagged", hold_id_for("t-1"))]
         assert [(a.detector, a.audience[0].id) for a in tick.alerts] == [(WARNING_DETECTOR, "atm-1")]
         await tick.flush_state()
-        await flag_payees(ledger, [account_alert(PAYEE, "transfer_risk").model_dump_json().encode()])
+        await flag_payees(ledger, [account_alert(PAYEE, "transfer_risk")])
         assert (await stage.tick(NOW)).extra == [], "warned about once"
 
         created = await hold_some(ledger, "t-3", at=T0 + timedelta(hours=1))  # paid to the flagged account later

@@ -30,6 +30,7 @@ with every change, so (case, version) names one state of the evidence: a
 forwarding package is built from exactly one.
 """
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -185,6 +186,15 @@ def fold(case: Case | None, alert: Alert, now: datetime) -> Case:
         last_seen=max(case.last_seen, alert.window_end),
         updated_at=now,
     )
+
+
+def fold_all(case: Case | None, alerts: Sequence[Alert], now: datetime) -> Case:
+    """The case after several alerts (at least one, none in it yet) folded one by one: the same case, version
+    included, as folding each in a change of its own would leave."""
+    folded = fold(case, alerts[0], now)
+    for alert in alerts[1:]:
+        folded = fold(folded, alert, now)
+    return folded
 
 
 def require_allowed(case: Case, action: Action) -> CaseStatus:

@@ -8,7 +8,7 @@ Keys (Redis with AOF keeps them across restarts; see ``docs/forwarding.md``):
 - ``cases:seen``: sorted set ``case_id`` by the latest event time of its alerts (listing, since);
 - ``cases:status``: hash ``case_id`` -> status (counts by state).
 
-Every change, the worker folding an alert as well as an analyst's action, is one
+Every change, the worker folding alerts as well as an analyst's action, is one
 :meth:`AuditLog.transact`: the case, its indexes, the deliveries and follow-ups it
 creates and the audit record land together or not at all, and a change that
 raced another one is decided again on the new state. What a confirmation sets in
@@ -16,14 +16,12 @@ motion outside the case (block list, credit blacklist, money trail) is a
 follow-up the worker performs (``antifraud/case/followups.py``).
 """
 
-import logging
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from pydantic import ValidationError
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
@@ -41,7 +39,7 @@ from antifraud.case.models import (
     UnreachableTarget,
     audit_subject,
     case_id_for,
-    fold,
+    fold_all,
     require_allowed,
     scenario_of,
     transition,
@@ -56,8 +54,6 @@ from antifraud.holds.service import HoldLedger
 from antifraud.privacy import mask_account
 from antifraud.state.money_trail import TransferIndex
 from antifraud.thresholds import HoldThresholds, load_thresholds
-
-log = logging.getLogger(__name__)
 
 SEEN = "cases:seen"
 STATUS = "cases:status"
@@ -77,6 +73,10 @@ def _notes_key(case_id: str) -> str:
     return f"case:{case_id}:notes"
 
 
+def _case_of(alert: Alert) -> str:
+    return case_id_for(alert.entity, scenario_of(alert.detector))
+
+
 class CaseNotFound(LookupError):
     def __init__(self, case_id: str) -> None:
         super().__init__(f"no case {case_id}")
@@ -84,7 +84,7 @@ class CaseNotFound(LookupError):
 
 
 class _AlreadyFolded(Exception):
-    """Stops a fold's decision without writing: the alert is in its case already."""
+    """Stops a fold's decision without writing: its case has every one of its alerts already."""
 
 
 def _summary(case: Case) -> dict[str, Any]:
@@ -139,43 +139,56 @@ class CaseService:
 
     async def fold_alert(self, alert: Alert) -> Case | None:
         """Add ``alert`` to its case, opening it; None if the alert was folded before (a replay)."""
-        case_id = case_id_for(alert.entity, scenario_of(alert.detector))
+        folded = await self._fold_case(_case_of(alert), [alert])
+        return folded[0] if folded else None
+
+    async def fold_alerts(self, alerts: Sequence[Alert]) -> int:
+        """Fold a batch of alerts into their cases; returns how many were new (a replayed alert is folded once).
+
+        One audited transaction per case the batch touches, whatever its number of alerts: an alert
+        storm on an entity costs the same few round trips (WATCH, reads, EXEC) as a single alert.
+        """
+        by_case: dict[str, dict[str, Alert]] = {}
+        for alert in alerts:
+            by_case.setdefault(_case_of(alert), {})[alert.alert_id] = alert
+        new = 0
+        for case_id, distinct in by_case.items():
+            folded = await self._fold_case(case_id, list(distinct.values()))
+            new += folded[1] if folded else 0
+        return new
+
+    async def _fold_case(self, case_id: str, alerts: Sequence[Alert]) -> tuple[Case, int] | None:
+        """Fold ``alerts`` (distinct ids, all of case ``case_id``) in one audited transaction: the case, the
+        alerts it does not have yet and one audit record naming them land together. Returns the case after
+        and how many alerts were new, or None if it had every one (a replay)."""
+        decided: list[tuple[Case, int]] = []
 
         async def decide(pipe: Pipeline) -> Change:
-            if await pipe.hexists(_alerts_key(case_id), alert.alert_id):
+            known = await pipe.hmget(_alerts_key(case_id), [a.alert_id for a in alerts])
+            fresh = [a for a, stored in zip(alerts, known, strict=True) if stored is None]
+            if not fresh:
                 raise _AlreadyFolded
             raw = await pipe.get(case_key(case_id))
             before = Case.model_validate_json(raw) if raw is not None else None
-            after = fold(before, alert, self.clock())
+            after = fold_all(before, fresh, self.clock())
+            decided[:] = [(after, len(fresh))]
 
             def write(tx: Pipeline) -> None:
                 _write_case(tx, after)
-                tx.hset(_alerts_key(case_id), alert.alert_id, alert.model_dump_json())
+                tx.hset(_alerts_key(case_id), mapping={a.alert_id: a.model_dump_json() for a in fresh})
 
+            # Each alert is folded once, so the first new one names this change for good.
             return Change(before=_summary(before) if before else None,
-                          after={**_summary(after), "alert_id": alert.alert_id, "detector": alert.detector},
-                          write=write, event_id=f"case-alert:{alert.alert_id}")
+                          after={**_summary(after),
+                                 "alerts": [{"alert_id": a.alert_id, "detector": a.detector} for a in fresh]},
+                          write=write, event_id=f"case-alert:{fresh[0].alert_id}")
 
         try:
             record = await self.audit.transact(actor=SYSTEM, action="case.alert", subject=audit_subject(case_id),
                                                watch=[case_key(case_id), _alerts_key(case_id)], decide=decide)
         except _AlreadyFolded:
             return None
-        return await self.get(case_id) if record is not None else None
-
-    async def fold_records(self, values: Sequence[bytes]) -> int:
-        """Records of the alerts topic folded into their cases; returns how many alerts were new. An
-        undecodable record is logged and skipped: the topic is the detectors' own output."""
-        folded = 0
-        for value in values:
-            try:
-                alert = Alert.model_validate_json(value)
-            except ValidationError as error:
-                log.warning("unreadable record on the alerts topic skipped by the cases: %d error(s)",
-                            error.error_count())
-                continue
-            folded += await self.fold_alert(alert) is not None
-        return folded
+        return decided[0] if record is not None else None
 
     async def delivered(self, delivery: Delivery) -> None:
         """Store a delivered delivery; the first one delivered moves a confirmed case to forwarded."""

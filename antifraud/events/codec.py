@@ -3,11 +3,12 @@
 from collections.abc import Callable
 from typing import Literal, TypeVar
 
-from pydantic import TypeAdapter, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from antifraud.events.models import AnyEvent, Event
 
-E = TypeVar("E", bound=Event)
+E = TypeVar("E", bound=BaseModel)
+"""An event, or another record read back from a topic (an alert): judged by the same rules."""
 
 RejectKind = Literal["empty", "malformed_json", "schema_violation"]
 MAX_REASON_ERRORS = 3
