@@ -1,4 +1,5 @@
-"""The counter page in headless Chromium over the real stack: a check before paying, and a live warning."""
+"""The counter page in headless Chromium over the real stack: a check before paying, a live warning, and
+the teller escalating it to the police queue."""
 
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
@@ -67,3 +68,18 @@ def test_a_teller_is_told_to_block_then_sees_the_live_warning_when_the_transfer_
         assert page.evaluate("window.antifraudBeeps") == 1
         assert page.evaluate("document.querySelector('#sound').disabled")
         screenshot(page, "counter-live-warning")
+
+        # The customer insists: the teller puts the warning in front of the police, who see it in their queue.
+        page.fill("#warnings li form.escalate input[name=note]", "customer insists, a 'prosecutor' is on the phone")
+        page.click("#warnings li form.escalate button")
+        page.wait_for_selector("#warnings li p.escalated")
+        assert "Escalated to the police" in page.inner_text("#warnings li p.escalated")
+        screenshot(page, "counter-escalated")
+        police = context.new_page()
+        sign_in(police, base_url, "analyst")
+        police.select_option("#filters [name=escalated]", "true")
+        police.click("#filters button[type=submit]")
+        police.wait_for_selector("#queue-table tbody tr")
+        assert f"escalated from {BRANCH}" in police.inner_text("#queue-table tbody")
+        assert MULE in police.inner_text("#queue-table tbody")
+        screenshot(police, "console-escalated")

@@ -24,7 +24,9 @@ Lifecycle (plan (一)1 items 5, 9 and 11)::
     confirmed | forwarded | dismissed --close--> closed
 
 A new alert on a dismissed or closed case reopens it (``new``) so an analyst
-sees the new evidence; on any other case it is added to the evidence. Assigning
+sees the new evidence; on any other case it is added to the evidence. A teller
+escalating a live warning (a customer at the counter, plan (一)1 item 1) marks
+the warning's case escalated from that branch or ATM and likewise reopens it. Assigning
 works on every case that is not closed, notes on every case. ``version`` grows
 with every change, so (case, version) names one state of the evidence: a
 forwarding package is built from exactly one.
@@ -42,7 +44,9 @@ from antifraud.holds.models import stable_id
 
 CaseStatus = Literal["new", "in_review", "confirmed", "dismissed", "forwarded", "closed"]
 STATUSES: tuple[CaseStatus, ...] = ("new", "in_review", "confirmed", "dismissed", "forwarded", "closed")
-Action = Literal["review", "confirm", "dismiss", "forward", "close", "assign", "note", "delivered", "reopen"]
+Action = Literal[
+    "review", "confirm", "dismiss", "forward", "close", "assign", "note", "delivered", "reopen", "escalate",
+]
 
 SCENARIO_BY_DETECTOR: dict[str, str] = {
     "fraud_number": "fraud_number",
@@ -70,6 +74,7 @@ TRANSITIONS: dict[Action, dict[CaseStatus, CaseStatus]] = {
     "note": {s: s for s in STATUSES},
     "delivered": {"confirmed": "forwarded"},
     "reopen": {"dismissed": "new", "closed": "new"},
+    "escalate": {**{s: s for s in STATUSES}, "dismissed": "new", "closed": "new"},
 }
 """action -> {from status: to status}; an action from a status not listed is refused."""
 
@@ -142,6 +147,10 @@ class Case(BaseModel):
     decided_by: str | None = None
     decided_at: UtcTime | None = None
     decision_reason: str | None = None
+    escalated_at: UtcTime | None = None
+    """When a teller last escalated one of its warnings to the police (a customer at the counter then)."""
+    escalated_from: str | None = None
+    """The branch or ATM of that escalation."""
 
 
 class TimelineEntry(BaseModel):

@@ -261,6 +261,25 @@ class CaseService:
         await self._act(case_id, actor, "note", decide)
         return note
 
+    async def escalate(self, alert: Alert, *, actor: str, place: str, note: str) -> Case:
+        """A teller escalates a live warning to the police: the customer is at the counter now.
+
+        1. Fold the warning's alert (nothing to do when the worker already has; the teller may be quicker).
+        2. One audited transaction: the case marked escalated from ``place`` (reopened if it was dismissed
+           or closed) and the teller's note added to it.
+        """
+        await self.fold_alert(alert)
+        case_id = _case_of(alert)
+        note_ = Note(author=actor, at=self.clock(), text=f"escalated from {place}: {note}")
+
+        async def decide(pipe: Pipeline, case: Case) -> _Decision:
+            escalated = transition(case, "escalate", actor=actor, now=note_.at, escalated_at=note_.at,
+                                   escalated_from=place)
+            return _Decision(escalated, {"place": place, "alert_id": alert.alert_id, "note": note},
+                             lambda tx: tx.rpush(_notes_key(case_id), note_.model_dump_json()))
+
+        return await self._act(case_id, actor, "escalate", decide)
+
     async def confirm(self, case_id: str, *, actor: str, reason: str) -> Case:
         """Confirm the case as fraud.
 
@@ -347,16 +366,18 @@ class CaseService:
 
     async def find(
         self, *, status: CaseStatus | None = None, detector: str | None = None, severity: Severity | None = None,
-        since: datetime | None = None, until: datetime | None = None, limit: int = 100,
+        since: datetime | None = None, until: datetime | None = None, escalated: bool | None = None,
+        limit: int = 100,
     ) -> list[Case]:
         """Cases whose alerts' event times reach into [since, until], latest activity first;
-        ``severity`` keeps cases at least that severe, ``detector`` those with an alert of it."""
+        ``severity`` keeps cases at least that severe, ``detector`` those with an alert of it,
+        ``escalated`` those a teller escalated (or not)."""
         ids = await self.redis.zrevrangebyscore(SEEN, "+inf", since.timestamp() if since else "-inf")
         found: list[Case] = []
         for start in range(0, len(ids), 500):
             for raw in await self.redis.mget([case_key(i.decode()) for i in ids[start:start + 500]]):
                 case = Case.model_validate_json(raw) if raw is not None else None
-                if case is not None and _matches(case, status, detector, severity, until):
+                if case is not None and _matches(case, status, detector, severity, until, escalated):
                     found.append(case)
                     if len(found) == limit:
                         return found
@@ -387,8 +408,9 @@ class CaseService:
 
 
 def _matches(case: Case, status: CaseStatus | None, detector: str | None, severity: Severity | None,
-             until: datetime | None) -> bool:
+             until: datetime | None, escalated: bool | None) -> bool:
     return ((status is None or case.status == status)
+            and (escalated is None or (case.escalated_at is not None) == escalated)
             and (detector is None or detector in case.detectors)
             and (severity is None or SEVERITY_RANK[case.severity] >= SEVERITY_RANK[severity])
             and (until is None or case.first_seen <= until))
@@ -415,7 +437,10 @@ def _alert_entry(alert: Alert) -> TimelineEntry:
 
 
 def _action_entry(record: AuditRecord) -> TimelineEntry:
-    return TimelineEntry(at=record.at, kind="action", ref=str(record.seq), title=f"{record.action} by {record.actor}",
+    title = f"{record.action} by {record.actor}"
+    if record.action == "case.escalate" and record.after:  # what the police need first: where, and what the teller saw
+        title = f"escalated from {record.after['place']} by {record.actor}: {record.after['note']}"
+    return TimelineEntry(at=record.at, kind="action", ref=str(record.seq), title=title,
                          detail={"before": record.before, "after": record.after})
 
 

@@ -98,13 +98,14 @@ async def list_cases(
     severity: Annotated[Severity | None, Query(description="this severity or higher")] = None,
     since: Annotated[AwareDatetime | None, Query(description="cases with alerts ending at or after (ISO 8601)")] = None,
     until: Annotated[AwareDatetime | None, Query(description="cases with alerts starting at or before")] = None,
+    escalated: Annotated[bool | None, Query(description="only cases a teller escalated (true) or not (false)")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     cases: CaseService = Depends(get_cases), _: Principal = Depends(_analyst),
 ) -> list[Case]:
     if since and until and until < since:
         raise HTTPException(422, "until is before since")
     return await cases.find(status=case_status, detector=detector, severity=severity, since=since, until=until,
-                            limit=limit)
+                            escalated=escalated, limit=limit)
 
 
 @router.get("/cases/{case_id}", response_model=CaseView)

@@ -16,13 +16,16 @@ from contextlib import contextmanager
 
 from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import KafkaError
-from fastapi import APIRouter, Depends, Path, Request
+from fastapi import APIRouter, Depends, HTTPException, Path, Request, status
 from fastapi.sse import EventSourceResponse, ServerSentEvent
-from pydantic import ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from antifraud.alerts.explain import explain_alert
 from antifraud.alerts.models import Alert
-from antifraud.events.types import Code
+from antifraud.case.models import CaseStatus, Text
+from antifraud.case.service import CaseService
+from antifraud.case.views import Id, get_cases
+from antifraud.events.types import Code, UtcTime
 from antifraud.web.auth import Principal, Role, ensure_branch, require
 from streams.topics import ALERTS
 
@@ -41,6 +44,9 @@ class CounterWarning(Alert):
     @classmethod
     def of(cls, alert: Alert) -> "CounterWarning":
         return cls(**dict(alert), explanations=explain_alert(alert))
+
+    def alert(self) -> Alert:
+        return Alert.model_validate(self.model_dump(exclude={"explanations"}))
 
 
 def places(alert: Alert) -> set[str]:
@@ -76,6 +82,10 @@ class WarningHub:
     def recent(self, place: str) -> list[CounterWarning]:
         """The place's recent alerts, newest first."""
         return list(reversed(self._recent.get(place, ())))
+
+    def find(self, place: str, alert_id: str) -> CounterWarning | None:
+        """One of the place's recent warnings."""
+        return next((w for w in self._recent.get(place, ()) if w.alert_id == alert_id), None)
 
     @contextmanager
     def subscribe(self, place: str) -> Iterator["asyncio.Queue[CounterWarning]"]:
@@ -143,6 +153,40 @@ async def readable_place(place: Code = PlaceId, principal: Principal = Depends(_
 async def recent_warnings(request: Request, place: str = Depends(readable_place)) -> list[CounterWarning]:
     hub: WarningHub = request.app.state.warnings
     return hub.recent(place)
+
+
+class EscalateBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    note: Text
+    """What the teller sees: who is at the counter, what they were told, what they insist on."""
+
+
+class Escalation(BaseModel):
+    """What a teller may know of the case they escalated to: that it reached the police queue."""
+
+    case_id: str
+    status: CaseStatus
+    escalated_at: UtcTime
+
+
+_tellers = require(Role.TELLER)
+
+
+@router.post("/{place}/warnings/{alert_id}/escalate", response_model=Escalation,
+             summary="escalate a recent warning of a branch or ATM to the police (a customer at the counter now)")
+async def escalate_warning(
+    request: Request, place: Code, alert_id: Id, body: EscalateBody,
+    cases: CaseService = Depends(get_cases), principal: Principal = Depends(_tellers),
+) -> Escalation:
+    """Only the place's own tellers (and admins) escalate, and only a warning the place was shown."""
+    ensure_branch(principal, place)
+    hub: WarningHub = request.app.state.warnings
+    warning = hub.find(place, alert_id)
+    if warning is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no recent warning {alert_id} at {place}")
+    case = await cases.escalate(warning.alert(), actor=principal.name, place=place, note=body.note)
+    assert case.escalated_at is not None
+    return Escalation(case_id=case.case_id, status=case.status, escalated_at=case.escalated_at)
 
 
 @router.get(

@@ -7,6 +7,7 @@ const filters = document.getElementById("filters");
 let current = null;
 
 function badge(text) { return el("span", { class: `badge ${text}` }, text); }
+function escalated(c) { return c.escalated_from ? el("span", { class: "badge escalated" }, `escalated from ${c.escalated_from}`) : null; }
 
 async function loadQueue() {
   const query = new URLSearchParams();
@@ -19,7 +20,7 @@ async function loadQueue() {
   document.getElementById("queue-count").textContent = `(${cases.length})`;
   document.getElementById("queue").replaceChildren(table([
     ["Severity", c => badge(c.severity)],
-    ["Status", c => c.status],
+    ["Status", c => [c.status, " ", escalated(c)]],
     ["Entity", c => `${c.entity.kind} ${c.entity.value}`],
     ["Scenario", c => c.scenario],
     ["Detectors", c => c.detectors.join(", ")],
@@ -73,7 +74,7 @@ async function openCase(caseId) {
   document.getElementById("case").hidden = false;
   document.getElementById("case-title").replaceChildren(badge(c.severity), " ", `${c.entity.kind} ${c.entity.value}`);
   document.getElementById("case-summary").replaceChildren(
-    "Status ", el("strong", { id: "case-status" }, c.status), ` · scenario ${c.scenario} · version ${c.version}`,
+    "Status ", el("strong", { id: "case-status" }, c.status), " ", escalated(c), ` · scenario ${c.scenario} · version ${c.version}`,
     c.assignee ? ` · assigned to ${c.assignee}` : "", c.decision_reason ? ` · decided: ${c.decision_reason}` : "");
   const blacklistQuery = c.entity.kind === "phone" ? "phone" : c.entity.kind === "id_number" ? "id_number" : "account";
   document.getElementById("act-blacklist").href = `/blacklist?${blacklistQuery}=${encodeURIComponent(c.entity.value)}`;

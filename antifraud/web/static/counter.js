@@ -33,19 +33,34 @@ function beep() {
   }
 }
 
-function warningItem(alert, fresh) {
+// The customer is at the counter now: the teller can put the warning in front of the police at once.
+function escalateForm(place, alert) {
+  const note = el("input", { name: "note", required: true, maxlength: 2000, size: 50,
+    placeholder: "what is happening (the customer insists, says who told them to pay…)" });
+  const form = el("form", { class: "escalate" }, note, " ", el("button", { type: "submit", class: "danger" }, "Escalate to police"));
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const path = `/api/places/${encodeURIComponent(place)}/warnings/${alert.alert_id}/escalate`;
+    const done = await attempt(() => api("POST", path, { note: note.value }));
+    if (done) form.replaceWith(el("p", { class: "escalated" }, `Escalated to the police: case ${done.case_id.slice(0, 12)}, ${done.status}.`));
+  });
+  return form;
+}
+
+function warningItem(place, alert, fresh) {
   return el("li", { class: fresh ? "fresh" : "", dataset: { alertId: alert.alert_id } },
     el("span", { class: `badge ${alert.severity}` }, alert.severity), " ",
     el("strong", {}, `${alert.detector.replace("_", " ")}: payee ${alert.entity.kind} ${alert.entity.value}`), " ",
     el("span", { class: "muted" }, when(alert.window_end)),
     el("div", {}, "Stop and talk to the customer before paying. ",
-      alert.explanations.join("; ")));
+      alert.explanations.join("; ")),
+    me.role !== "analyst" ? escalateForm(place, alert) : null);
 }
 
-function show(alert, fresh) {
+function show(place, alert, fresh) {
   if (warningsList.querySelector(`[data-alert-id="${CSS.escape(alert.alert_id)}"]`)) return;
   document.getElementById("no-warnings").hidden = true;
-  warningsList.prepend(warningItem(alert, fresh));
+  warningsList.prepend(warningItem(place, alert, fresh));
   if (fresh) {
     banner.textContent = `New warning: ${alert.severity} ${alert.detector} on ${alert.entity.value}`;
     banner.hidden = false;
@@ -61,11 +76,11 @@ async function watch(place) {
   document.getElementById("no-warnings").hidden = false;
   if (source) source.close();
   const recent = await attempt(() => api("GET", `/api/places/${encodeURIComponent(place)}/warnings`));
-  for (const alert of (recent || []).slice().reverse()) show(alert, false);
+  for (const alert of (recent || []).slice().reverse()) show(place, alert, false);
   source = new EventSource(`/api/places/${encodeURIComponent(place)}/warnings/stream`);
   source.addEventListener("open", () => { streamStatus.textContent = "live"; streamStatus.dataset.state = "live"; });
   source.addEventListener("error", () => { streamStatus.textContent = "reconnecting…"; streamStatus.dataset.state = "down"; });
-  source.addEventListener("warning", (event) => show(JSON.parse(event.data), true));
+  source.addEventListener("warning", (event) => show(place, JSON.parse(event.data), true));
 }
 
 const form = document.getElementById("check");
