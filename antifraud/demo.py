@@ -17,7 +17,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
+from typing import TextIO, get_args
 
 from antifraud.alerts.models import Alert
 from antifraud.evaluation import EvaluationReport, evaluate, format_table
@@ -26,7 +26,7 @@ from antifraud.events.types import make_id_number
 from antifraud.privacy import mask_entity
 from antifraud.stack.embedded import EmbeddedStack, StackError
 from antifraud.stack.worker import WorkerProcess, metric_sum
-from antifraud.events.codec import decode_any
+from antifraud.events.codec import RejectKind, decode_any
 from simulators.engine import Config, simulate
 from simulators.sinks import FileSink
 from streams import topics
@@ -166,7 +166,7 @@ def run_demo(out: TextIO, *, seed: int = 1, people: int = 2000, days: float = 2.
                          for t in topics.INPUT_TOPICS.values()},
         alerts=alerts,
         dead_letters={reason: int(metric_sum(samples, "antifraud_dead_letters_total", reason=reason))
-                      for reason in ("empty", "malformed_json", "schema_violation")},
+                      for reason in get_args(RejectKind)},
         evaluation=evaluate(truth, alerts, events),
     )
     _print_summary(result, out)

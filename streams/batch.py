@@ -15,16 +15,30 @@ A crash before step 4 replays the batch on the same prior state and yields
 the same alerts and records with the same ids (consumers drop duplicates by id).
 A crash after step 4 replays it on the new state, whose quiet periods stop the
 alerts from being raised again; state writes are upserts, harmless twice.
+
+A batch that fails in steps 2-4 because Redis or the broker does (:data:`INFRASTRUCTURE`)
+fails as a whole, to be retried: nothing is dead-lettered for an outage. Any other
+error is the data's or the code's and would fail the batch on every retry, stopping
+the partition. So the batch is split in halves, each run through steps 2-4 in order,
+until the record that fails on its own is found; it goes to the dead-letter topic as
+``processing_failed`` (the error's type and where it was raised, never its message,
+which may quote personal data) and the partition goes on. Running a half again after
+a failure is safe for the reasons a replay is.
 """
 
 import asyncio
 import logging
 import time
+import traceback
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 from pydantic import BaseModel
+
+from aiokafka.errors import KafkaError
+from redis.exceptions import RedisError
 
 from antifraud import metrics
 from antifraud.alerts.models import Alert
@@ -91,19 +105,27 @@ def dead_letter_headers(record: Record, error: InvalidEvent) -> list[tuple[str, 
 
 
 Rejected = tuple[Record, InvalidEvent]
-"""A record that did not decode, and why."""
+"""A record that did not decode (or that a stage fails on), and why."""
+
+INFRASTRUCTURE: tuple[type[BaseException], ...] = (RedisError, KafkaError, OSError)
+"""Errors of Redis, the broker or the network (``OSError`` covers timeouts): the batch is retried whole."""
+
+
+def _decode_each(model: type[M], records: Sequence[Record]) -> tuple[list[tuple[Record, M]], list[Rejected]]:
+    decoded: list[tuple[Record, M]] = []
+    rejected: list[Rejected] = []
+    for record in records:
+        try:
+            decoded.append((record, decode(model, record.value)))
+        except InvalidEvent as error:
+            rejected.append((record, error))
+    return decoded, rejected
 
 
 def decode_records(model: type[M], records: Sequence[Record]) -> tuple[list[M], list[Rejected]]:
     """Step 1: the records that are valid ``model``s, and the others with why (for the dead-letter topic)."""
-    decoded: list[M] = []
-    rejected: list[Rejected] = []
-    for record in records:
-        try:
-            decoded.append(decode(model, record.value))
-        except InvalidEvent as error:
-            rejected.append((record, error))
-    return decoded, rejected
+    decoded, rejected = _decode_each(model, records)
+    return [item for _, item in decoded], rejected
 
 
 async def send_dead_letters(rejected: Sequence[Rejected], sink: Sink) -> list[Any]:
@@ -178,12 +200,38 @@ async def process_batch(
     topic = records[0].topic if records else "?"
     metrics.EVENTS_CONSUMED.labels(topic=topic).inc(len(records))
 
-    events, rejected = decode_records(model, records)
-    deliveries = await send_dead_letters(rejected, dead_letter_sink)
-    outcome = await run_stages(stages, events) if events else Outcome()
-    deliveries += await send_outcome(outcome, alerts_sink=alerts_sink, extra_sinks=extra_sinks)
-    await asyncio.gather(*deliveries)
-    _count_acknowledged(outcome.alerts)
-    await outcome.flush_state()
+    decoded, rejected = _decode_each(model, records)
+    await asyncio.gather(*await send_dead_letters(rejected, dead_letter_sink))
+    outcome = await _run_isolating(decoded, stages, alerts_sink, dead_letter_sink, extra_sinks)
     metrics.BATCH_SECONDS.labels(topic=topic).observe(time.perf_counter() - started)
     return outcome
+
+
+async def _run_isolating(decoded: Sequence[tuple[Record, Event]], stages: Sequence[Stage], alerts_sink: Sink,
+                         dead_letter_sink: Sink, extra_sinks: Mapping[str, Sink] | None) -> Outcome:
+    """Steps 2-4 for the decoded events; on an error that is not :data:`INFRASTRUCTURE`, halves in order
+    until the record that fails alone is dead-lettered (module docstring). The outcome returned is flushed."""
+    if not decoded:
+        return Outcome()
+    try:
+        outcome = await run_stages(stages, [event for _, event in decoded])
+        await settle(outcome, alerts_sink=alerts_sink, extra_sinks=extra_sinks)
+        return Outcome(alerts=outcome.alerts, extra=outcome.extra)
+    except INFRASTRUCTURE:
+        raise
+    except Exception as error:  # noqa: BLE001 - the data's or the code's: isolated below, never retried forever
+        if len(decoded) == 1:
+            record = decoded[0][0]
+            await asyncio.gather(*await send_dead_letters([(record, _failure(error))], dead_letter_sink))
+            return Outcome()
+        half = len(decoded) // 2
+        first = await _run_isolating(decoded[:half], stages, alerts_sink, dead_letter_sink, extra_sinks)
+        second = await _run_isolating(decoded[half:], stages, alerts_sink, dead_letter_sink, extra_sinks)
+        return Outcome(alerts=first.alerts + second.alerts, extra=first.extra + second.extra)
+
+
+def _failure(error: Exception) -> InvalidEvent:
+    """The dead-letter reason of a record a stage fails on: the error's type and the line that raised it."""
+    where = traceback.extract_tb(error.__traceback__)[-1] if error.__traceback__ else None
+    at = f" at {Path(where.filename).name}:{where.lineno} in {where.name}" if where else ""
+    return InvalidEvent("processing_failed", f"{type(error).__name__}{at}")

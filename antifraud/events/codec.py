@@ -10,7 +10,9 @@ from antifraud.events.models import AnyEvent, Event
 E = TypeVar("E", bound=BaseModel)
 """An event, or another record read back from a topic (an alert): judged by the same rules."""
 
-RejectKind = Literal["empty", "malformed_json", "schema_violation"]
+RejectKind = Literal["empty", "malformed_json", "schema_violation", "processing_failed"]
+"""Why a record was dead-lettered; ``processing_failed``: it decoded, but a detector stage fails on it
+(see ``streams.batch``)."""
 MAX_REASON_ERRORS = 3
 
 

@@ -1,0 +1,101 @@
+"""A record a detector stage fails on is found and dead-lettered; the rest of its batch is processed once
+each in order, and an outage of Redis or the broker fails the batch whole (to be retried), dead-lettering
+nothing. Pure batch logic: the stages and sinks are in memory."""
+
+import asyncio
+from collections.abc import Sequence
+from typing import Any
+
+import pytest
+from redis.exceptions import ConnectionError as RedisConnectionError
+
+from antifraud import metrics
+from antifraud.alerts.models import Alert, Entity
+from antifraud.events.models import CallRecord
+from streams.batch import DLQ_DETAIL, DLQ_OFFSET, DLQ_REASON, Outcome, Record, process_batch
+from tests.test_alert_model import make_alert
+from tests.test_event_models import record
+
+TOPIC = "antifraud.call-records"
+POISON = "poison-call"
+
+
+class Captured:
+    """A sink that keeps what it is sent (value and headers), acknowledged at once."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[bytes, dict[str, bytes]]] = []
+
+    async def send(self, *, key: bytes | None, value: bytes, headers: Any = None) -> "asyncio.Future[None]":
+        self.sent.append((value, dict(headers or [])))
+        acked: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        acked.set_result(None)
+        return acked
+
+
+class Stage:
+    """Alerts on every call and stores its id at the flush; raises on the poison call (or always, ``error``)."""
+
+    def __init__(self, error: Exception | None = None) -> None:
+        self.flushed: list[str] = []
+        self.error = error
+
+    async def __call__(self, events: Sequence[CallRecord]) -> Outcome:
+        if self.error is not None:
+            raise self.error
+        if any(e.event_id == POISON for e in events):
+            raise KeyError("13800138000")  # the message may carry personal data: it must not leak
+
+        async def flush() -> None:
+            self.flushed.extend(e.event_id for e in events)
+
+        alerts: list[Alert] = [make_alert(entity=Entity(kind="phone", value=e.event_id)) for e in events]
+        return Outcome(alerts=alerts, flush_state=flush)
+
+
+def records(ids: Sequence[str]) -> list[Record]:
+    return [Record(TOPIC, 3, 100 + n, b"k", record(CallRecord, event_id=event_id)) for n, event_id in enumerate(ids)]
+
+
+def run(batch: list[Record], stage: Stage, dead: Captured, alerts: Captured) -> Outcome:
+    return asyncio.run(process_batch(batch, CallRecord, [stage], alerts_sink=alerts, dead_letter_sink=dead))
+
+
+@pytest.mark.parametrize("where", [0, 3, 6])
+def test_the_record_a_stage_fails_on_is_dead_lettered_and_the_rest_processed_once_in_order(where: int) -> None:
+    ids = [f"call-{n}" for n in range(7)]
+    ids[where] = POISON
+    batch = records(ids)
+    stage, dead, alerts = Stage(), Captured(), Captured()
+    before = metrics.DEAD_LETTERS.labels(topic=TOPIC, reason="processing_failed")._value.get()
+
+    outcome = run(batch, stage, dead, alerts)
+
+    good = [i for i in ids if i != POISON]
+    assert stage.flushed == good, "every other record flushed exactly once, in order"
+    assert len(outcome.alerts) == len(good) and len({v for v, _ in alerts.sent}) == len(good)
+    [(value, headers)] = dead.sent
+    assert value == batch[where].value, "the original bytes"
+    assert headers[DLQ_REASON] == b"processing_failed" and headers[DLQ_OFFSET] == str(100 + where).encode()
+    detail = headers[DLQ_DETAIL].decode()
+    assert detail.startswith("KeyError at test_batch_isolation.py:") and "13800138000" not in detail
+    assert metrics.DEAD_LETTERS.labels(topic=TOPIC, reason="processing_failed")._value.get() == before + 1
+
+
+def test_an_outage_fails_the_batch_whole_and_dead_letters_nothing() -> None:
+    stage, dead, alerts = Stage(error=RedisConnectionError("Connection refused")), Captured(), Captured()
+    with pytest.raises(RedisConnectionError):
+        run(records(["call-0", "call-1"]), stage, dead, alerts)
+    assert dead.sent == [] and alerts.sent == [] and stage.flushed == []
+
+
+def test_a_batch_that_fails_only_together_is_processed_record_by_record() -> None:
+    class Together(Stage):
+        async def __call__(self, events: Sequence[CallRecord]) -> Outcome:
+            if len(events) > 1:
+                raise ValueError("only fails in company")
+            return await super().__call__(events)
+
+    stage, dead, alerts = Together(), Captured(), Captured()
+    run(records(["call-0", "call-1", "call-2"]), stage, dead, alerts)
+    assert stage.flushed == ["call-0", "call-1", "call-2"] and dead.sent == []
