@@ -1,5 +1,6 @@
-"""Audit trail: records appended per second (batches of 2,000, as the hold stage appends them) and
-records verified per second by ``antifraud audit verify``, against an embedded redis-server.
+"""Audit trail: records appended per second (batches of 2,000, as the hold stage appends them),
+records verified per second by ``antifraud audit verify``, and records archived per second by
+``antifraud audit archive`` (segment written and read back, Redis trimmed), against an embedded redis-server.
 
 Run: ``.venv/bin/python benchmarks/bench_audit.py [BATCHES]`` (default 10).
 """
@@ -13,6 +14,7 @@ from pathlib import Path
 
 from redis.asyncio import Redis
 
+from antifraud.audit.archive import archive
 from antifraud.audit.models import AuditEntry
 from antifraud.audit.service import AuditLog
 from antifraud.stack.embedded import EmbeddedStack
@@ -20,7 +22,7 @@ from antifraud.stack.embedded import EmbeddedStack
 BATCH = 2000
 
 
-async def measure(redis_url: str, batches: int) -> None:
+async def measure(redis_url: str, batches: int, segments: Path) -> None:
     redis = Redis.from_url(redis_url)
     log = AuditLog(redis)
     now = datetime.now(timezone.utc)
@@ -36,16 +38,22 @@ async def measure(redis_url: str, batches: int) -> None:
     started = time.perf_counter()
     verdict = await log.verify()
     verify_s = time.perf_counter() - started
+    started = time.perf_counter()
+    result = await archive(redis, datetime.now(timezone.utc), segments)
+    archive_s = time.perf_counter() - started
     await redis.aclose()
     assert verdict.ok, verdict
+    assert result.written is not None and result.base == appended, result
     print(f"audit: {appended} records appended ({appended / append_s:,.0f}/s, batches of {BATCH}), "
-          f"chain verified ({verdict.checked / verify_s:,.0f}/s)")
+          f"chain verified ({verdict.checked / verify_s:,.0f}/s), archived ({appended / archive_s:,.0f}/s)")
 
 
 def main() -> None:
     batches = int(sys.argv[1]) if len(sys.argv) > 1 else 10
-    with EmbeddedStack(kafka=False, workdir=Path(tempfile.mkdtemp(prefix="bench-audit-"))) as stack:
-        asyncio.run(measure(stack.redis_url, batches))
+    workdir = Path(tempfile.mkdtemp(prefix="bench-audit-"))
+    (workdir / "segments").mkdir()
+    with EmbeddedStack(kafka=False, workdir=workdir / "stack") as stack:
+        asyncio.run(measure(stack.redis_url, batches, workdir / "segments"))
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationError
 from redis.asyncio.client import Pipeline
 
 GENESIS = "0" * 64
@@ -73,13 +73,52 @@ class Change:
     event_id: str | None = None
 
 
+def check_record(seq: int, raw: bytes, prev: str) -> tuple[str | None, str]:
+    """(why the record ``raw`` breaks the chain at ``seq`` or None, the hash the next record must link to)."""
+    try:
+        doc = orjson.loads(raw)
+        AuditRecord.model_validate(doc)
+    except (orjson.JSONDecodeError, ValidationError):
+        return "not a valid record", prev
+    if doc["seq"] != seq:
+        return f"carries seq {doc['seq']} at position {seq}", prev
+    if doc["prev_hash"] != prev:
+        return "its prev_hash is not the previous record's hash (a record was removed, inserted or changed)", prev
+    if doc["hash"] != chain_hash(prev, doc):
+        return "its hash does not match its contents (the record was changed)", prev
+    return None, doc["hash"]
+
+
+@dataclass
+class Chain:
+    """A walk along the chain: the seq the next record must carry and the hash it must link to.
+
+    The same walk checks the live log, archive segments and what an archive run reads and writes."""
+
+    seq: int = 0
+    prev: str = GENESIS
+
+    def step(self, raw: bytes) -> str | None:
+        """Check the next record and move past it; why it does not fit (and stay put) or None."""
+        reason, digest = check_record(self.seq, raw, self.prev)
+        if reason is None:
+            self.seq, self.prev = self.seq + 1, digest
+        return reason
+
+
 @dataclass(frozen=True)
 class Verdict:
-    """The result of checking the chain: ``broken_at`` is the first bad record's seq."""
+    """The result of checking the chain: ``broken_at`` is the first bad record's seq.
+
+    ``first`` is the seq the check started from: 0 from the genesis, else the live log's base
+    (the records before it archived and not checked); ``archived`` of the ``checked`` records
+    were read from archive segments."""
 
     checked: int
     broken_at: int | None = None
     reason: str | None = None
+    first: int = 0
+    archived: int = 0
 
     @property
     def ok(self) -> bool:

@@ -1,48 +1,67 @@
 """The audit log in Redis: an append-only list chained by hashes.
 
 Keys:
-- ``audit:log``: list of record JSON; the list index is the record's ``seq``.
+- ``audit:log``: list of the live records' JSON, oldest first. A record's ``seq`` is
+  global and never changes: its list index is ``seq`` minus the base's seq.
+- ``audit:base``: ``"{first live seq} {hash it links to}"``, written when older records
+  are archived (:mod:`antifraud.audit.archive`); absent means ``0`` and the genesis hash.
 - ``audit:head``: ``"{seq} {hash}"`` of the last record; a log shorter than its
   head says records were removed from the end.
 - ``audit:ids``: hash ``event_id`` -> seq, so an action replayed after a crash
-  is not appended twice.
-- ``audit:subject:{subject}``: list of the seqs about one subject (a hold, a case,
-  a listing), for timelines.
+  is not appended twice (for live records only: archiving drops the ids).
+- ``audit:subject:{subject}``: list of the live seqs about one subject (a hold, a
+  case, a listing), for timelines.
+- ``audit:archives``: list of the archive segments written (JSON: seq range, file).
 
 Appends are Redis transactions that WATCH the head: two writers never chain to
 the same predecessor. :meth:`AuditLog.transact` puts the caller's own writes in
 the same MULTI, so a state change and its record land together or not at all.
+Readers that map seqs to list indexes WATCH the base, which an archive run moves.
 """
 
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 import orjson
 
-from pydantic import ValidationError
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 from redis.exceptions import WatchError
 
-from antifraud.audit.models import GENESIS, AuditEntry, AuditRecord, Change, Verdict, chain_hash
+from antifraud.audit.models import GENESIS, AuditEntry, AuditRecord, Chain, Change, Verdict, chain_hash
+from antifraud.audit.segments import check_archive
+from antifraud.clock import utcnow
 
 LOG = "audit:log"
+BASE = "audit:base"
 HEAD = "audit:head"
 IDS = "audit:ids"
 SUBJECT = "audit:subject:"
+ARCHIVES = "audit:archives"
 
 Decide = Callable[[Pipeline], Awaitable[Change]]
 """Reads current state through the watching pipeline, refuses by raising, returns the change."""
 
 
-def _parse_head(raw: bytes | str | None) -> tuple[int, str]:
-    """(seq of the last record, its hash); (-1, GENESIS) for an empty log."""
+def _parse_anchor(raw: bytes | str | None, empty: int) -> tuple[int, str]:
+    """``"{seq} {hash}"`` as a pair; (``empty``, GENESIS) when the key is unset."""
     if raw is None:
-        return -1, GENESIS
+        return empty, GENESIS
     text = raw.decode() if isinstance(raw, bytes) else raw
     seq, digest = text.split(" ", 1)
     return int(seq), digest
+
+
+def _parse_head(raw: bytes | str | None) -> tuple[int, str]:
+    """(seq of the last record, its hash); (-1, GENESIS) for an empty log."""
+    return _parse_anchor(raw, -1)
+
+
+def parse_base(raw: bytes | str | None) -> tuple[int, str]:
+    """(seq of the first live record, the hash it links to); (0, GENESIS) before any archive."""
+    return _parse_anchor(raw, 0)
 
 
 def _chain(entries: Sequence[AuditEntry], head: tuple[int, str], now: datetime) -> list[dict[str, Any]]:
@@ -141,7 +160,7 @@ class AuditLog:
                     if not entries:
                         await pipe.unwatch()
                         return []
-                    docs = _chain(entries, _parse_head(await pipe.get(HEAD)), datetime.now(timezone.utc))
+                    docs = _chain(entries, _parse_head(await pipe.get(HEAD)), utcnow())
                     pipe.multi()
                     change.write(pipe)
                     _queue_records(pipe, docs)
@@ -151,48 +170,84 @@ class AuditLog:
                     continue
 
     async def records(self, start: int = 0, stop: int = -1) -> list[AuditRecord]:
-        """Records ``start``..``stop`` (inclusive, Redis list indexes)."""
+        """Live records ``start``..``stop`` (inclusive, Redis list indexes: 0 is the first live record)."""
         return [AuditRecord.model_validate_json(raw) for raw in await self.redis.lrange(LOG, start, stop)]
 
+    async def base(self) -> tuple[int, str]:
+        """(seq of the first live record, the hash it links to): where the live part of the chain starts."""
+        return parse_base(await self.redis.get(BASE))
+
+    async def archives(self) -> list[dict[str, Any]]:
+        """The archive segments written, oldest first (``first``, ``last``, ``file``): where older records went."""
+        return [orjson.loads(raw) for raw in await self.redis.lrange(ARCHIVES, 0, -1)]
+
     async def about(self, subject: str) -> list[AuditRecord]:
-        """Every record about one subject, oldest first: a hold's or a case's history."""
-        seqs = await self.redis.lrange(SUBJECT + subject, 0, -1)
-        pipe = self.redis.pipeline(transaction=False)
-        for seq in seqs:
-            pipe.lindex(LOG, int(seq))
-        return [AuditRecord.model_validate_json(raw) for raw in await pipe.execute() if raw is not None]
+        """Every live record about one subject, oldest first: a hold's or a case's history.
 
-    async def verify(self, chunk: int = 5000) -> Verdict:
-        """Walk the chain from the first record; name the first record that does not fit."""
-        head = _parse_head(await self.redis.get(HEAD))
-        length = await self.redis.llen(LOG)
-        prev, checked = GENESIS, 0
+        The seqs are turned into list indexes under WATCH of the base: an archive run trimming
+        meanwhile makes the read start again instead of fetching the wrong records."""
+        async with self.redis.pipeline(transaction=True) as pipe:
+            while True:
+                try:
+                    await pipe.watch(BASE)
+                    first, _ = parse_base(await pipe.get(BASE))
+                    seqs = [int(seq) for seq in await pipe.lrange(SUBJECT + subject, 0, -1)]
+                    live = [seq - first for seq in seqs if seq >= first]
+                    if not live:
+                        await pipe.unwatch()
+                        return []
+                    pipe.multi()
+                    for index in live:
+                        pipe.lindex(LOG, index)
+                    raws = await pipe.execute()
+                    return [AuditRecord.model_validate_json(raw) for raw in raws if raw is not None]
+                except WatchError:
+                    continue
+
+    async def verify(self, archive: Path | None = None, chunk: int = 5000) -> Verdict:
+        """Walk the chain and name the first record that does not fit: from the live log's base, or
+        with ``archive`` (a directory of segments) from the genesis through them into the live log.
+
+        1. Read the base, the head and the log's length in one MULTI: a snapshot that appends leave
+           alone (they only add records after it).
+        2. With ``archive``, walk the segments up to the base (:func:`check_archive`).
+        3. Read the live records in chunks, each in one MULTI with the base; if an archive run
+           moved the base meanwhile, start again from 1.
+        4. The head must name the last record checked.
+        """
+        while True:
+            verdict = await self._verify_once(archive, chunk)
+            if verdict is not None:
+                return verdict
+
+    async def _verify_once(self, archive: Path | None, chunk: int) -> Verdict | None:
+        """The verdict, or None when an archive run moved the base during the walk."""
+        snapshot = self.redis.pipeline(transaction=True).get(BASE).get(HEAD).llen(LOG)
+        raw_base, raw_head, length = await snapshot.execute()
+        base, head = parse_base(raw_base), _parse_head(raw_head)
+        chain, first, archived = Chain(*base), base[0], 0
+        if archive is not None:
+            chain, broken = check_archive(archive, base)
+            if broken is not None:
+                return broken
+            first, archived = 0, base[0]
         for start in range(0, length, chunk):
-            raws = await self.redis.lrange(LOG, start, start + chunk - 1)
-            for seq, raw in enumerate(raws, start):
-                reason, prev = _check(seq, raw, prev)
+            read = self.redis.pipeline(transaction=True).get(BASE).lrange(LOG, start, min(start + chunk, length) - 1)
+            moved, raws = await read.execute()
+            if parse_base(moved) != base:
+                return None
+            for raw in raws:
+                reason = chain.step(raw)
                 if reason is not None:
-                    return Verdict(checked, seq, reason)
-                checked += 1
-        if head[0] != length - 1 or (length and head[1] != prev):
-            return Verdict(checked, length, f"the head names record {head[0]} but the log ends at {length - 1}")
-        return Verdict(checked)
-
-
-def _check(seq: int, raw: bytes, prev: str) -> tuple[str | None, str]:
-    """(why the record at ``seq`` breaks the chain or None, the hash the next record must link to)."""
-    try:
-        doc = orjson.loads(raw)
-        AuditRecord.model_validate(doc)
-    except (orjson.JSONDecodeError, ValidationError):
-        return "not a valid record", prev
-    if doc["seq"] != seq:
-        return f"carries seq {doc['seq']} at position {seq}", prev
-    if doc["prev_hash"] != prev:
-        return "its prev_hash is not the previous record's hash (a record was removed, inserted or changed)", prev
-    if doc["hash"] != chain_hash(prev, doc):
-        return "its hash does not match its contents (the record was changed)", prev
-    return None, doc["hash"]
+                    return Verdict(chain.seq - first, chain.seq, reason, first, archived)
+        last = chain.seq - 1
+        if head[0] != last:
+            return Verdict(last + 1 - first, last + 1, f"the head names record {head[0]} but the log ends at {last}",
+                           first, archived)
+        if head[1] != chain.prev:
+            return Verdict(last - first, last, "the head's hash is not the last record's (it was replaced)",
+                           first, archived)
+        return Verdict(last + 1 - first, first=first, archived=archived)
 
 
 def iter_lines(records: Sequence[AuditRecord]) -> Iterator[str]:
