@@ -25,6 +25,11 @@ EVENT_TO_ALERT_SECONDS = Histogram(
     ["detector"],
     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600),
 )
+BATCH_RETRIES = Counter(
+    "antifraud_batch_retries_total",
+    "Batches tried again because Redis or the broker failed (the batch waits, its offsets uncommitted).",
+    ["topic"],
+)
 BATCH_SECONDS = Histogram(
     "antifraud_batch_seconds",
     "Time to process one batch: decode, detect, produce, flush state.",
@@ -75,12 +80,15 @@ GAUGE_REFRESH_ERRORS = Counter(
 )
 
 
-def export_known_series(input_topics: Iterable[str], detectors: Iterable[str], targets: Iterable[str]) -> None:
+def export_known_series(input_topics: Iterable[str], detectors: Iterable[str], targets: Iterable[str],
+                        alerts_topic: str) -> None:
     """Export the counters whose labels are known in advance at 0 from the start. ``rate`` and ``increase``
     only see a counter rise between two scrapes: a series born at 1 would hide the first dead letter,
-    alert or delivery."""
+    alert, delivery or retry."""
     for topic in input_topics:
         EVENTS_CONSUMED.labels(topic=topic)
+    for topic in (*input_topics, alerts_topic):
+        BATCH_RETRIES.labels(topic=topic)
         for reason in get_args(RejectKind):
             DEAD_LETTERS.labels(topic=topic, reason=reason)
     for detector in detectors:

@@ -6,7 +6,6 @@ which decides the order of side effects; Faust commits a batch's offsets only
 after that returns (``take_events`` acks the events once the body is done).
 """
 
-import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, get_args
@@ -32,7 +31,7 @@ from antifraud.outbox import OutboxRelay
 from antifraud.events.models import EVENT_MODELS
 from antifraud.thresholds import load_thresholds
 from streams import gauges, topics
-from streams.batch import Record, decode_records, process_batch, send_dead_letters, settle
+from streams.batch import Record, acked, decode_records, process_batch, send_dead_letters, settle, until_through
 from streams.stages import HoldStage, build_stages, flag_payees
 
 log = logging.getLogger(__name__)
@@ -99,7 +98,8 @@ def _make_agent(kind: str, topic_name: str) -> None:
 
 for _kind, _topic in topics.INPUT_TOPICS.items():
     _make_agent(_kind, _topic)
-export_known_series(topics.INPUT_TOPICS.values(), [*SCENARIO_BY_DETECTOR, WARNING_DETECTOR], get_args(Target))
+export_known_series(list(topics.INPUT_TOPICS.values()), [*SCENARIO_BY_DETECTOR, WARNING_DETECTOR], get_args(Target),
+                    topics.ALERTS)
 
 
 redis = TimedRedis.from_url(settings.redis_url)
@@ -195,7 +195,7 @@ async def flag_held_payees(stream: faust.StreamT[bytes]) -> None:
         for record, error in rejected:
             log.warning("payee flags skipped %s[%d]@%d (dead-lettered by the cases): %s",
                         record.topic, record.partition, record.offset, error)
-        await flag_payees(holds, alerts)
+        await until_through(lambda: flag_payees(holds, alerts), topics.ALERTS)
 
 
 @app.agent(alerts_topic, name="antifraud.cases")
@@ -210,12 +210,14 @@ async def fold_cases(stream: faust.StreamT[bytes]) -> None:
     2. fold the alerts into their cases (one audited transaction per case);
     3. produce the dead letters (reason, original key and bytes) and wait for the broker's acks;
     4. return; Faust then commits the offsets. A crash before 4 replays the batch: its alerts are
-       folded once, a dead letter may be produced twice.
+       folded once, a dead letter may be produced twice. While Redis or the broker is down, steps 2
+       and 3 are retried (``streams.batch.until_through``).
     """
     async for batch in stream.take_events(settings.batch_size, within=settings.batch_within_s):
         alerts, rejected = decode_records(Alert, [_record(e) for e in batch])
-        await cases.fold_alerts(alerts)
-        await asyncio.gather(*await send_dead_letters(rejected, dead_letter_topic))
+        await until_through(lambda: cases.fold_alerts(alerts), topics.ALERTS)
+        if rejected:
+            await until_through(lambda: acked(send_dead_letters(rejected, dead_letter_topic)), topics.ALERTS)
 
 
 @app.on_before_shutdown.connect

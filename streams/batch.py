@@ -17,7 +17,8 @@ A crash after step 4 replays it on the new state, whose quiet periods stop the
 alerts from being raised again; state writes are upserts, harmless twice.
 
 A batch that fails in steps 2-4 because Redis or the broker does (:data:`INFRASTRUCTURE`)
-fails as a whole, to be retried: nothing is dead-lettered for an outage. Any other
+is tried again, whole, after a growing pause, until they are back (:func:`until_through`):
+nothing is dead-lettered for an outage, and no later batch of the partition goes first. Any other
 error is the data's or the code's and would fail the batch on every retry, stopping
 the partition. So the batch is split in halves, each run through steps 2-4 in order,
 until the record that fails on its own is found; it goes to the dead-letter topic as
@@ -55,6 +56,7 @@ DLQ_PARTITION = "dlq.partition"
 DLQ_OFFSET = "dlq.offset"
 
 M = TypeVar("M", bound=BaseModel)
+T = TypeVar("T")
 
 
 async def _nothing_to_flush() -> None:
@@ -109,6 +111,28 @@ Rejected = tuple[Record, InvalidEvent]
 
 INFRASTRUCTURE: tuple[type[BaseException], ...] = (RedisError, KafkaError, OSError)
 """Errors of Redis, the broker or the network (``OSError`` covers timeouts): the batch is retried whole."""
+
+RETRY_FIRST_SECONDS = 0.5
+RETRY_MAX_SECONDS = 30.0
+
+
+async def until_through(run: Callable[[], Awaitable[T]], topic: str) -> T:
+    """``run()``, again and again while Redis or the broker is down (pauses doubling up to
+    :data:`RETRY_MAX_SECONDS`); other errors raise.
+
+    The agent must not raise for an outage: Faust would restart it on the records *after* the
+    failed batch, which would then wait, unprocessed and uncommitted, until the worker restarts.
+    Waiting here keeps the partition in order; a crash meanwhile replays the batch.
+    """
+    delay = RETRY_FIRST_SECONDS
+    while True:
+        try:
+            return await run()
+        except INFRASTRUCTURE as error:
+            metrics.BATCH_RETRIES.labels(topic=topic).inc()
+            log.warning("a batch of %s failed (%s: %s); trying again in %.1f s", topic, type(error).__name__, error, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, RETRY_MAX_SECONDS)
 
 
 def _decode_each(model: type[M], records: Sequence[Record]) -> tuple[list[tuple[Record, M]], list[Rejected]]:
@@ -181,7 +205,7 @@ def _count_acknowledged(alerts: Sequence[Alert]) -> None:
 
 async def settle(outcome: Outcome, *, alerts_sink: Sink, extra_sinks: Mapping[str, Sink]) -> None:
     """Steps 3 and 4 for an outcome that no input batch carries (a timer's): produce, await acks, flush."""
-    await asyncio.gather(*await send_outcome(outcome, alerts_sink=alerts_sink, extra_sinks=extra_sinks))
+    await acked(send_outcome(outcome, alerts_sink=alerts_sink, extra_sinks=extra_sinks))
     _count_acknowledged(outcome.alerts)
     await outcome.flush_state()
 
@@ -201,8 +225,10 @@ async def process_batch(
     metrics.EVENTS_CONSUMED.labels(topic=topic).inc(len(records))
 
     decoded, rejected = _decode_each(model, records)
-    await asyncio.gather(*await send_dead_letters(rejected, dead_letter_sink))
-    outcome = await _run_isolating(decoded, stages, alerts_sink, dead_letter_sink, extra_sinks)
+    if rejected:
+        await until_through(lambda: acked(send_dead_letters(rejected, dead_letter_sink)), topic)
+    outcome = await until_through(lambda: _run_isolating(decoded, stages, alerts_sink, dead_letter_sink, extra_sinks),
+                                  topic)
     metrics.BATCH_SECONDS.labels(topic=topic).observe(time.perf_counter() - started)
     return outcome
 
@@ -222,12 +248,17 @@ async def _run_isolating(decoded: Sequence[tuple[Record, Event]], stages: Sequen
     except Exception as error:  # noqa: BLE001 - the data's or the code's: isolated below, never retried forever
         if len(decoded) == 1:
             record = decoded[0][0]
-            await asyncio.gather(*await send_dead_letters([(record, _failure(error))], dead_letter_sink))
+            await acked(send_dead_letters([(record, _failure(error))], dead_letter_sink))
             return Outcome()
         half = len(decoded) // 2
         first = await _run_isolating(decoded[:half], stages, alerts_sink, dead_letter_sink, extra_sinks)
         second = await _run_isolating(decoded[half:], stages, alerts_sink, dead_letter_sink, extra_sinks)
         return Outcome(alerts=first.alerts + second.alerts, extra=first.extra + second.extra)
+
+
+async def acked(sending: Awaitable[list[Any]]) -> None:
+    """Queue records and wait for the broker's acks."""
+    await asyncio.gather(*await sending)
 
 
 def _failure(error: Exception) -> InvalidEvent:

@@ -1,5 +1,5 @@
 """A record a detector stage fails on is found and dead-lettered; the rest of its batch is processed once
-each in order, and an outage of Redis or the broker fails the batch whole (to be retried), dead-lettering
+each in order, and an outage of Redis or the broker is waited out with the batch whole, dead-lettering
 nothing. Pure batch logic: the stages and sinks are in memory."""
 
 import asyncio
@@ -12,6 +12,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from antifraud import metrics
 from antifraud.alerts.models import Alert, Entity
 from antifraud.events.models import CallRecord
+from streams import batch
 from streams.batch import DLQ_DETAIL, DLQ_OFFSET, DLQ_REASON, Outcome, Record, process_batch
 from tests.test_alert_model import make_alert
 from tests.test_event_models import record
@@ -82,11 +83,34 @@ def test_the_record_a_stage_fails_on_is_dead_lettered_and_the_rest_processed_onc
     assert metrics.DEAD_LETTERS.labels(topic=TOPIC, reason="processing_failed")._value.get() == before + 1
 
 
-def test_an_outage_fails_the_batch_whole_and_dead_letters_nothing() -> None:
-    stage, dead, alerts = Stage(error=RedisConnectionError("Connection refused")), Captured(), Captured()
-    with pytest.raises(RedisConnectionError):
-        run(records(["call-0", "call-1"]), stage, dead, alerts)
-    assert dead.sent == [] and alerts.sent == [] and stage.flushed == []
+def test_an_outage_is_waited_out_with_the_batch_whole_and_dead_letters_nothing(monkeypatch: pytest.MonkeyPatch
+                                                                              ) -> None:
+    class Outage(Stage):
+        """Redis refuses the first two tries."""
+
+        failures = 2
+
+        async def __call__(self, events: Sequence[CallRecord]) -> Outcome:
+            if self.failures:
+                self.failures -= 1
+                raise RedisConnectionError("Connection refused")
+            return await super().__call__(events)
+
+    monkeypatch.setattr(batch, "RETRY_FIRST_SECONDS", 0.01)
+    stage, dead, alerts = Outage(), Captured(), Captured()
+    retries = metrics.BATCH_RETRIES.labels(topic=TOPIC)
+    before = retries._value.get()
+    run(records(["call-0", "call-1"]), stage, dead, alerts)
+    assert stage.flushed == ["call-0", "call-1"] and dead.sent == [] and len(alerts.sent) == 2
+    assert retries._value.get() == before + 2
+
+
+def test_an_error_that_is_not_an_outage_is_not_retried() -> None:
+    async def broken() -> None:
+        raise ValueError("a bug")
+
+    with pytest.raises(ValueError):
+        asyncio.run(batch.until_through(broken, TOPIC))
 
 
 def test_a_batch_that_fails_only_together_is_processed_record_by_record() -> None:
