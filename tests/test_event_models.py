@@ -155,6 +155,7 @@ def test_malformed_json(raw: bytes) -> None:
         pytest.param(CardOpening, {"id_number": X_ID.lower()}, "id_number", id="id_lowercase_x"),
         pytest.param(CallRecord, {"event_time": "2026-03-01T08:00:00"}, "event_time", id="naive_event_time"),
         pytest.param(CallRecord, {"start": "2026-03-01T07:59:00"}, "start", id="naive_start"),
+        pytest.param(BankTransfer, {"event_time": "0001-01-01T00:00:00+08:00"}, "event_time", id="no_utc_date"),
         pytest.param(BankTransfer, {"amount_fen": 12.5}, "amount_fen", id="float_amount"),
         pytest.param(BankTransfer, {"amount_fen": 1200.0}, "amount_fen", id="integral_float_amount"),
         pytest.param(BankTransfer, {"amount_fen": "1200"}, "amount_fen", id="string_amount"),

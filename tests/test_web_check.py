@@ -98,6 +98,9 @@ def test_a_payee_paid_before_at_the_usual_amount_stays_allowed() -> None:
 @pytest.mark.parametrize(("changes", "message"), [
     ({"branch_id": None}, "a counter transfer needs branch_id"),
     ({"channel": "atm", "branch_id": None}, "an ATM transfer needs atm_id"),
+    ({"amount_fen": 2**70}, "amount_fen\n  Input should be less than or equal to 1000000000000000"),
+    ({"event_time": "0001-01-01T00:00:00Z"}, "the time must be after 1970-01-01"),
+    ({"event_time": "0001-01-01T00:00:00+08:00"}, "the time is out of range in UTC"),
 ])
 def test_a_request_that_is_not_a_valid_transfer_is_refused_with_the_reason(changes: dict, message: str) -> None:
     with pytest.raises(ValidationError, match=message):
@@ -180,6 +183,7 @@ BAD_BODIES = [
     (b"[1]", "application/json", 422, "body: Input should be a valid dictionary or object to extract fields from"),
     (b'{"channel": "counter"}', "text/plain", 422, "body: Input should be a valid dictionary or object to extract fields from"),
     (b'{"payer_name": "\xff"}', "application/json", 400, "There was an error parsing the body"),
+    (b"[" * 100_000 + b"]" * 100_000, "application/json", 400, "There was an error parsing the body"),
 ]
 
 

@@ -49,9 +49,11 @@ def settings_for(endpoints: Endpoints) -> Settings:
 
 
 @contextmanager
-def web_client(endpoints: Endpoints) -> Iterator[TestClient]:
-    """A client of the app (lifespan run: Redis, audit log, warning fan-out) on ``endpoints``."""
-    with TestClient(create_app(settings_for(endpoints), make_auth())) as client:
+def web_client(endpoints: Endpoints, *, raise_server_exceptions: bool = True) -> Iterator[TestClient]:
+    """A client of the app (lifespan run: Redis, audit log, warning fan-out) on ``endpoints``; with
+    ``raise_server_exceptions=False`` a server error is the 500 a caller gets instead of the test's exception."""
+    app = create_app(settings_for(endpoints), make_auth())
+    with TestClient(app, raise_server_exceptions=raise_server_exceptions) as client:
         yield client
 
 

@@ -34,8 +34,18 @@ def _valid_id_number(value: str) -> str:
     return value
 
 
+EARLIEST = datetime(1970, 1, 1, tzinfo=timezone.utc)
+"""Times are kept as epoch seconds, where 0 means "never" (an account not flagged): no earlier time is valid."""
+
+
 def _utc(value: datetime) -> datetime:
-    return value.astimezone(timezone.utc)
+    try:
+        utc = value.astimezone(timezone.utc)
+    except OverflowError:  # 0001-01-01T00:00+08:00 has no UTC date: a bad value (422, dead letter), not a crash
+        raise ValueError("the time is out of range in UTC") from None
+    if utc <= EARLIEST:
+        raise ValueError("the time must be after 1970-01-01T00:00:00Z")
+    return utc
 
 
 IdNumber = Annotated[
@@ -58,7 +68,11 @@ Code = Annotated[str, StringConstraints(min_length=1, max_length=64, strip_white
 
 PersonName = Annotated[str, StringConstraints(min_length=1, max_length=64, strip_whitespace=True)]
 
-Fen = Annotated[int, Field(strict=True, gt=0)]
+MAX_FEN = 10**15
+"""10 trillion yuan: far above any real transfer, and below 2**53, so Redis's Lua scripts (which count in
+doubles) sum amounts exactly."""
+
+Fen = Annotated[int, Field(strict=True, gt=0, le=MAX_FEN)]
 """A positive amount in fen (1/100 yuan); integers only, never floats."""
 
 UtcTime = Annotated[AwareDatetime, AfterValidator(_utc)]

@@ -236,7 +236,7 @@ def parse_check(raw: bytes, content_type: str | None) -> TransferCheck:
         except json.JSONDecodeError as exc:
             raise RequestValidationError([{"type": "json_invalid", "loc": ("body", exc.pos), "msg": "JSON decode error",
                                            "input": {}, "ctx": {"error": exc.msg}}], body=exc.doc) from exc
-        except ValueError as exc:  # not UTF-8, -16 or -32
+        except (ValueError, RecursionError) as exc:  # not UTF-8, -16 or -32; nested deeper than json can read
             raise HTTPException(status.HTTP_400_BAD_REQUEST, "There was an error parsing the body") from exc
     try:
         return TransferCheck.model_validate(body, from_attributes=True)  # as FastAPI validates a body

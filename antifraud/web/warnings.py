@@ -13,6 +13,7 @@ import logging
 from collections import deque
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
+from typing import Annotated
 
 from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import KafkaError
@@ -142,7 +143,7 @@ PlaceId = Path(description="a branch or ATM id, as in an alert's audience")
 _readers = require(Role.TELLER, Role.ANALYST)
 
 
-async def readable_place(place: Code = PlaceId, principal: Principal = Depends(_readers)) -> str:
+async def readable_place(place: Annotated[Code, PlaceId], principal: Principal = Depends(_readers)) -> str:
     """The place in the path, if the caller may see it (a teller: their own branch only)."""
     ensure_branch(principal, place)
     return place
