@@ -4,7 +4,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from playwright.sync_api import BrowserContext, Page, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
 
 from tests.web_helpers import token_of
 
@@ -17,17 +17,25 @@ SCREENSHOTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "scree
 
 
 @contextmanager
-def browser(profile: Path) -> Iterator[BrowserContext]:
-    """A fresh Chromium profile in ``profile``; closed at the end."""
+def browser() -> Iterator[BrowserContext]:
+    """A fresh Chromium context (its own cookies: one signed-in user); closed at the end. Another user
+    signs in in ``another_user(context)``."""
     with sync_playwright() as playwright:
-        context = playwright.chromium.launch_persistent_context(
-            str(profile), executable_path=CHROMIUM, headless=True, args=ARGS, viewport={"width": 1280, "height": 900},
-        )
-        context.set_default_timeout(15_000)
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
         try:
-            yield context
+            yield another_user(chromium)
         finally:
-            context.close()
+            chromium.close()
+
+
+def another_user(chromium: Browser | BrowserContext) -> BrowserContext:
+    """A new context of the same Chromium, with cookies of its own."""
+    owner = chromium if isinstance(chromium, Browser) else chromium.browser
+    if owner is None:
+        raise ValueError("a persistent context has no browser to open another context in")
+    context = owner.new_context(viewport={"width": 1280, "height": 900})
+    context.set_default_timeout(15_000)
+    return context
 
 
 def sign_in(page: Page, base_url: str, user: str) -> None:

@@ -1,7 +1,6 @@
 """The blacklist page in headless Chromium: a credit officer takes an objection, corrects the listing, and
 is told why a repair is refused; the login page refuses a wrong token."""
 
-from pathlib import Path
 
 import httpx
 
@@ -14,9 +13,9 @@ ACCOUNT = "6222000000000666"
 
 
 def test_an_officer_corrects_a_listing_on_objection_and_sees_why_a_repair_is_refused(
-    stack: Endpoints, tmp_path: Path
+    stack: Endpoints
 ) -> None:
-    with serve(stack) as base_url, browser(tmp_path / "profile") as context:
+    with serve(stack) as base_url, browser() as context:
         draft = {"party": {"kind": "id_number", "id": PARTY}, "case_id": "case-1", "reason_code": "telecom_fraud",
                  "reason": "sold the mule account", "evidence": ["alert-1"], "accounts": [ACCOUNT]}
         listed = httpx.post(f"{base_url}/api/blacklist", json=draft, headers=as_user("credit_officer"))
@@ -61,8 +60,8 @@ def test_an_officer_corrects_a_listing_on_objection_and_sees_why_a_repair_is_ref
 
 
 
-def test_a_teller_is_sent_to_the_counter_page_and_has_no_console(stack: Endpoints, tmp_path: Path) -> None:
-    with serve(stack) as base_url, browser(tmp_path / "profile") as context:
+def test_a_teller_is_sent_to_the_counter_page_and_has_no_console(stack: Endpoints) -> None:
+    with serve(stack) as base_url, browser() as context:
         page = context.new_page()
         sign_in(page, base_url, "teller")
         assert page.url.endswith("/counter")

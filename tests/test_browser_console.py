@@ -2,7 +2,6 @@
 
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 
 from antifraud.events.models import BankTransfer, CallRecord, CardOpening
 from antifraud.forwarding.models import ForwardingPackage
@@ -46,7 +45,7 @@ def scam(now: datetime) -> list[BankTransfer | CallRecord | CardOpening]:
 
 
 def test_an_analyst_confirms_a_case_in_the_console_and_the_forwarding_follows(
-    stack: Endpoints, start_worker: Callable[..., WorkerProcess], tmp_path: Path
+    stack: Endpoints, start_worker: Callable[..., WorkerProcess]
 ) -> None:
     block_number(stack, LISTED, "case-9")
     worker = start_worker()
@@ -56,7 +55,7 @@ def test_an_analyst_confirms_a_case_in_the_console_and_the_forwarding_follows(
     produce(stack, events[2:])
     wait_consumed(worker, len(events))
 
-    with serve(stack) as base_url, browser(tmp_path / "profile") as context:
+    with serve(stack) as base_url, browser() as context:
         page = context.new_page()
         sign_in(page, base_url, "analyst")
         assert page.url.endswith("/console")

@@ -3,12 +3,11 @@ the teller escalating it to the police queue."""
 
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 
 from antifraud.events.models import BankTransfer, CallRecord
 from antifraud.stack.embedded import Endpoints
 from antifraud.stack.worker import WorkerProcess
-from tests.browser_helpers import browser, screenshot, sign_in
+from tests.browser_helpers import another_user, browser, screenshot, sign_in
 from tests.conftest import wait_consumed
 from tests.test_pipeline_integration import block_number, produce
 from tests.web_helpers import BRANCH, serve
@@ -20,7 +19,7 @@ MULE = "6222000000000666"
 
 
 def test_a_teller_is_told_to_block_then_sees_the_live_warning_when_the_transfer_goes_through(
-    stack: Endpoints, start_worker: Callable[..., WorkerProcess], tmp_path: Path
+    stack: Endpoints, start_worker: Callable[..., WorkerProcess]
 ) -> None:
     block_number(stack, LISTED, "case-9")
     worker = start_worker()
@@ -32,7 +31,7 @@ def test_a_teller_is_told_to_block_then_sees_the_live_warning_when_the_transfer_
     produce(stack, [call])
     wait_consumed(worker, 1)
 
-    with serve(stack) as base_url, browser(tmp_path / "profile") as context:
+    with serve(stack) as base_url, browser() as context:
         page = context.new_page()
         sign_in(page, base_url, "teller")
         assert page.url.endswith("/counter")
@@ -69,17 +68,25 @@ def test_a_teller_is_told_to_block_then_sees_the_live_warning_when_the_transfer_
         assert page.evaluate("document.querySelector('#sound').disabled")
         screenshot(page, "counter-live-warning")
 
-        # The customer insists: the teller puts the warning in front of the police, who see it in their queue.
-        page.fill("#warnings li form.escalate input[name=note]", "customer insists, a 'prosecutor' is on the phone")
-        page.click("#warnings li form.escalate button")
-        page.wait_for_selector("#warnings li p.escalated")
-        assert "Escalated to the police" in page.inner_text("#warnings li p.escalated")
-        screenshot(page, "counter-escalated")
-        police = context.new_page()
-        sign_in(police, base_url, "analyst")
-        police.select_option("#filters [name=escalated]", "true")
-        police.click("#filters button[type=submit]")
-        police.wait_for_selector("#queue-table tbody tr")
-        assert f"escalated from {BRANCH}" in police.inner_text("#queue-table tbody")
-        assert MULE in police.inner_text("#queue-table tbody")
-        screenshot(police, "console-escalated")
+        # The customer insists: the teller puts the warning in front of the police, whose open console
+        # (another browser, another user) says so without a reload.
+        with another_user(context) as police_context:
+            police = police_context.new_page()
+            sign_in(police, base_url, "analyst")
+            assert police.url.endswith("/console") and not police.is_visible("#escalation-banner")
+            page.fill("#warnings li form.escalate input[name=note]", "customer insists, a 'prosecutor' is on the phone")
+            page.click("#warnings li form.escalate button")
+            page.wait_for_selector("#warnings li p.escalated")
+            assert "Escalated to the police" in page.inner_text("#warnings li p.escalated")
+            screenshot(page, "counter-escalated")
+
+            police.wait_for_selector("#escalation-banner:not([hidden])", timeout=30_000)
+            assert f"Counter {BRANCH} escalated account {MULE}" in police.inner_text("#escalation-banner")
+            police.select_option("#filters [name=escalated]", "true")
+            police.click("#filters button[type=submit]")
+            police.wait_for_selector("#queue-table tbody tr")
+            assert f"escalated from {BRANCH}" in police.inner_text("#queue-table tbody")
+            screenshot(police, "console-escalated")
+            police.click("#escalation-banner button")
+            police.wait_for_selector("#case:not([hidden])")
+            assert "escalated from B001 by teller: customer insists" in police.inner_text("#timeline")

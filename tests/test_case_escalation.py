@@ -59,6 +59,10 @@ def test_a_teller_escalates_a_warning_of_their_branch_and_the_police_queue_shows
         assert done.json()["status"] == "new" and set(done.json()) == {"case_id", "status", "escalated_at"}
         case_id = done.json()["case_id"]
 
+        feed = client.get("/api/escalations", params={"since": "2026-01-01T00:00:00Z"}, headers=ANALYST).json()
+        assert [(c["case_id"], c["escalated_from"]) for c in feed] == [(case_id, BRANCH)]
+        later = client.get("/api/escalations", params={"since": feed[0]["escalated_at"]}, headers=ANALYST)
+        assert later.json() == [], "the feed gives what came after the last one seen"
         escalated = client.get("/api/cases", params={"escalated": "true"}, headers=ANALYST).json()
         assert [(c["case_id"], c["escalated_from"], c["alert_count"]) for c in escalated] == [(case_id, BRANCH, 1)]
         assert client.get("/api/cases", params={"escalated": "false"}, headers=ANALYST).json() == []
@@ -74,6 +78,8 @@ def test_a_teller_escalates_a_warning_of_their_branch_and_the_police_queue_shows
         assert again.json()["status"] == "new", "a dismissed case is reopened by a new escalation"
         notes = client.get(f"/api/cases/{case_id}", headers=ANALYST).json()["timeline"]
         assert sum(t["title"].startswith("escalated from") for t in notes) == 2
+        again_feed = client.get("/api/escalations", params={"since": feed[0]["escalated_at"]}, headers=ANALYST).json()
+        assert [c["case_id"] for c in again_feed] == [case_id], "a new escalation of the case is in the feed again"
 
 
 def test_an_escalated_case_and_its_note_survive_in_the_audit_log(stack: Endpoints) -> None:

@@ -6,7 +6,8 @@ Keys (Redis with AOF keeps them across restarts; see ``docs/forwarding.md``):
 - ``case:{case_id}:alerts``: hash ``alert_id`` -> alert JSON (a replayed alert is not folded twice);
 - ``case:{case_id}:notes``: list of note JSON, oldest first;
 - ``cases:seen``: sorted set ``case_id`` by the latest event time of its alerts (listing, since);
-- ``cases:status``: hash ``case_id`` -> status (counts by state).
+- ``cases:status``: hash ``case_id`` -> status (counts by state);
+- ``cases:escalated``: sorted set ``case_id`` by when a teller last escalated it (the police's live feed).
 
 Every change, the worker folding alerts as well as an analyst's action, is one
 :meth:`AuditLog.transact`: the case, its indexes, the deliveries and follow-ups it
@@ -57,6 +58,7 @@ from antifraud.thresholds import HoldThresholds, load_thresholds
 
 SEEN = "cases:seen"
 STATUS = "cases:status"
+ESCALATED = "cases:escalated"
 SYSTEM = "system"
 """The actor of the worker's own changes: folding alerts, a delivered package moving its case."""
 
@@ -275,8 +277,11 @@ class CaseService:
         async def decide(pipe: Pipeline, case: Case) -> _Decision:
             escalated = transition(case, "escalate", actor=actor, now=note_.at, escalated_at=note_.at,
                                    escalated_from=place)
-            return _Decision(escalated, {"place": place, "alert_id": alert.alert_id, "note": note},
-                             lambda tx: tx.rpush(_notes_key(case_id), note_.model_dump_json()))
+            def write(tx: Pipeline) -> None:
+                tx.rpush(_notes_key(case_id), note_.model_dump_json())
+                tx.zadd(ESCALATED, {case_id: note_.at.timestamp()})
+
+            return _Decision(escalated, {"place": place, "alert_id": alert.alert_id, "note": note}, write)
 
         return await self._act(case_id, actor, "escalate", decide)
 
@@ -382,6 +387,14 @@ class CaseService:
                     if len(found) == limit:
                         return found
         return found
+
+    async def escalated_since(self, since: datetime, limit: int = 100) -> list[Case]:
+        """Cases a teller escalated after ``since``, latest escalation first: what the console polls for."""
+        ids = await self.redis.zrevrangebyscore(ESCALATED, "+inf", f"({since.timestamp()}", start=0, num=limit)
+        if not ids:
+            return []
+        return [Case.model_validate_json(raw) for raw in await self.redis.mget([case_key(i.decode()) for i in ids])
+                if raw is not None]
 
     async def counts(self) -> dict[str, int]:
         """Cases by state, every state present (for the ``antifraud_cases`` gauge)."""

@@ -1,6 +1,7 @@
 """HTTP API of cases and their deliveries, for analysts (and admins).
 
-- ``GET /api/cases``: filter by status, detector, severity (at least), since/until (event time);
+- ``GET /api/cases``: filter by status, detector, severity (at least), since/until (event time), escalated;
+- ``GET /api/escalations?since=``: cases tellers escalated since a time (the console's live feed);
 - ``GET /api/cases/{id}``: the case with its evidence timeline;
 - ``POST /api/cases/{id}/assign|review|confirm|dismiss|forward|close|notes``;
 - ``GET /api/cases/{id}/deliveries``, ``POST /api/deliveries/{id}/retry``;
@@ -23,6 +24,7 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, sta
 from pydantic import AwareDatetime, BaseModel, ConfigDict
 
 from antifraud.alerts.models import Severity
+from antifraud.events.types import UtcTime
 from antifraud.audit.service import AuditLog
 from antifraud.case.followups import FollowUp, FollowUpNotFound, FollowUpRefused
 from antifraud.case.models import (
@@ -106,6 +108,16 @@ async def list_cases(
         raise HTTPException(422, "until is before since")
     return await cases.find(status=case_status, detector=detector, severity=severity, since=since, until=until,
                             escalated=escalated, limit=limit)
+
+
+@router.get("/escalations", response_model=list[Case], summary="cases tellers escalated after a time, latest first")
+async def escalations(
+    since: Annotated[UtcTime, Query(description="only escalations after this time (ISO 8601)")],
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    cases: CaseService = Depends(get_cases), _: Principal = Depends(_analyst),
+) -> list[Case]:
+    """A customer is at a counter while this is read: the console polls it to tell the analyst at once."""
+    return await cases.escalated_since(since, limit)
 
 
 @router.get("/cases/{case_id}", response_model=CaseView)

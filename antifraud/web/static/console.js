@@ -105,6 +105,29 @@ for (const [action, needsReason] of [["review", false], ["confirm", true], ["dis
   document.getElementById(`act-${action}`).addEventListener("click", () => act(action, needsReason));
 }
 filters.addEventListener("submit", (event) => { event.preventDefault(); loadQueue(); });
+
+// A teller escalating a warning means a customer at a counter now: the analyst is told without a reload.
+const ESCALATION_POLL_MS = 5000;
+const escalationBanner = document.getElementById("escalation-banner");
+// The feed is read from the newest escalation the server already had (its clock, not this browser's).
+let escalatedSince = "1970-01-01T00:00:01Z";
+const newest = await api("GET", `/api/escalations?since=${escalatedSince}&limit=1`).catch(() => null);
+if (newest && newest.length) escalatedSince = newest[0].escalated_at;
+async function watchEscalations() {
+  const fresh = await api("GET", `/api/escalations?since=${encodeURIComponent(escalatedSince)}`).catch(() => null);
+  if (fresh && fresh.length) {
+    escalatedSince = fresh[0].escalated_at;
+    escalationBanner.replaceChildren(...fresh.map(c => el("div", {},
+      `Counter ${c.escalated_from} escalated ${c.entity.kind} ${c.entity.value} (${c.severity}) at ${when(c.escalated_at)} `,
+      el("button", { type: "button", class: "secondary", onclick: () => { escalationBanner.hidden = true; openCase(c.case_id); } },
+        "Open"))));
+    escalationBanner.hidden = false;
+    loadQueue();
+  }
+  setTimeout(watchEscalations, ESCALATION_POLL_MS);
+}
+setTimeout(watchEscalations, ESCALATION_POLL_MS);
+
 await loadQueue();
 const wanted = new URLSearchParams(location.search).get("case");
 if (wanted) await openCase(wanted);
