@@ -41,6 +41,7 @@ from antifraud.thresholds import load_thresholds
 from streams import topics
 from streams.stages import FraudReportStage, HoldStage, MoneyTrailStage
 from tests.test_alert_model import make_alert
+from tests.test_holds import atm_transfer
 from tests.test_money_trail import A, B2, C, D, E, F, STREAM, T0, B, _outbox_records
 
 THRESHOLDS = load_thresholds()
@@ -200,7 +201,7 @@ def test_a_confirmed_mule_case_freezes_its_held_transfers_and_requests_the_amoun
         case = await confirmed(cases, make_alert(detector="mule_account", entity=mule, window_start=T0,
                                                  window_end=T0 + timedelta(minutes=5)))
         assert [(f.kind, f.state) for f in await cases.followups.for_case(case.case_id)] == [
-            ("credit_listing", "pending"), ("money_trail", "pending")]
+            ("credit_listing", "pending"), ("inbound_holds", "pending"), ("money_trail", "pending")]
 
         packages = [ForwardingPackage.model_validate_json(v).root for v in await _outbox_records(redis, topics.FORWARDING)]
         police = next(p for p in packages if isinstance(p, PoliceCase))
@@ -229,7 +230,40 @@ def test_a_confirmed_mule_case_freezes_its_held_transfers_and_requests_the_amoun
         assert holds[0].startswith("ATM transfer held: 300 yuan") and holds[0].endswith("(now frozen)")
         assert "hold.frozen by ana" in holds
         assert [e.title for e in timeline if e.kind == "follow_up"] == [
-            "follow-up credit_listing: done after 1 attempt(s)", "follow-up money_trail: done after 1 attempt(s)"]
+            "follow-up credit_listing: done after 1 attempt(s)", "follow-up inbound_holds: done after 1 attempt(s)",
+            "follow-up money_trail: done after 1 attempt(s)"]
+
+    on_redis(redis_url, body)
+
+
+def test_a_confirmed_mule_case_freezes_the_victims_transfers_still_held_on_their_way_to_it(redis_url: str) -> None:
+    """Two victims paid the mule at ATMs (held 24 h), the mule's holder paid it from their own account (not
+    held), a third victim's hold was revoked by its sender: confirming the case freezes the two held ones."""
+    mule = "6222000000000777"
+    victims = [atm_transfer(f"v-{i}", T0 + timedelta(minutes=10 * i), payer=f"622200000000000{i}") for i in (1, 2, 3)]
+    own = atm_transfer("own", T0, payee_name="张三", payer="6222000000000009")
+
+    async def body(cases: CaseService, redis: Redis, clock: Clock) -> None:
+        ledger = HoldLedger.configured(redis, LIMITS)
+        await (await HoldStage(ledger, LIMITS)([*victims, own])).flush_state()
+        await ledger.move(cases.audit, hold_id_for("v-3"), "revoked", actor="sender", by="counter B001",
+                          reason="the sender changed their mind", at=clock())
+        case = await confirmed(cases, make_alert(detector="mule_account", entity=Entity(kind="account", value=mule),
+                                                 window_start=T0, window_end=T0 + timedelta(minutes=30)))
+        while await runner(cases, redis, clock).run_once():
+            pass
+        states = await ledger.states([hold_id_for(t.event_id) for t in [*victims, own]])
+        assert {h: s.state for h, s in states.items()} == {
+            hold_id_for("v-1"): "frozen", hold_id_for("v-2"): "frozen", hold_id_for("v-3"): "revoked"}
+        [inbound] = [f for f in await cases.followups.for_case(case.case_id) if f.kind == "inbound_holds"]
+        assert inbound.state == "done"
+        assert inbound.result == {"frozen_holds": [hold_id_for("v-1"), hold_id_for("v-2")], "refused": []}
+        history = await cases.audit.about(f"hold:{hold_id_for('v-1')}")
+        assert [(r.action, r.actor) for r in history][-1] == ("hold.frozen", "ana")
+        assert history[-1].after is not None and "confirmed by the investigation" in str(history[-1].after)
+
+        again = await performers(redis, cases.audit, THRESHOLDS, clock=clock)["inbound_holds"](case, [], inbound)
+        assert again == {"frozen_holds": [], "refused": []}, "done twice changes nothing more"
 
     on_redis(redis_url, body)
 

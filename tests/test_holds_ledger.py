@@ -64,6 +64,31 @@ def test_creation_is_idempotent_and_release_comes_once_when_due(redis_url: str) 
     asyncio.run(go())
 
 
+def test_two_workers_handling_the_same_transfers_at_once_make_each_hold_once(redis_url: str) -> None:
+    """A rebalance can hand a partition over while the old owner still works on its batch: both plan the
+    same holds from the same ledger view and flush concurrently; the ledger and the audit trail count
+    each hold once."""
+    batch = [atm_transfer(f"t-{i}", T0 + timedelta(minutes=i)) for i in range(20)]
+
+    async def go() -> None:
+        one, two = Redis.from_url(redis_url), Redis.from_url(redis_url)
+        first, second = stage(one), stage(two)
+        try:
+            outcomes = await asyncio.gather(first(batch), second(batch))
+            assert all(len(o.extra) == len(batch) for o in outcomes), "both planned every hold"
+            await asyncio.gather(*(o.flush_state() for o in outcomes))
+            assert (await first.ledger.counts())["held"] == len(batch)
+            for transfer in batch:
+                history = await first.ledger.audit.about(f"hold:{hold_id_for(transfer.event_id)}")
+                assert [(r.actor, r.action) for r in history] == [("system", "hold.held")]
+            assert (await first.ledger.audit.verify()).ok
+        finally:
+            await one.aclose()
+            await two.aclose()
+
+    asyncio.run(go())
+
+
 def test_a_crash_before_flush_replays_the_same_release_and_the_ledger_moves_once(redis_url: str) -> None:
     async def go() -> None:
         client = Redis.from_url(redis_url)

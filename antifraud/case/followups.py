@@ -12,7 +12,9 @@ by the case's entity (:func:`kinds_for`):
   registry knows who opened it);
 - ``money_trail``: an account's money is followed (:func:`antifraud.holds.reports.report_fraud`)
   from its first alert to one hop period after its last: held transfers it made are
-  frozen, stop-payment and freeze requests raised with the amounts at risk.
+  frozen, stop-payment and freeze requests raised with the amounts at risk;
+- ``inbound_holds``: ATM transfers still held on their way *into* the account are frozen:
+  victims' money the 24-hour hold has kept from it (plan (一)1 items 6 and 10).
 
 Keys: ``followup:{id}`` (hash, ``doc``: the :class:`FollowUp`, JSON), ``followups:due``
 (sorted set of the pending ones by the epoch of their next attempt; a
@@ -57,7 +59,7 @@ from antifraud.credit import service as credit
 from antifraud.credit.models import ListingExists
 from antifraud.credit.service import CreditBlacklist
 from antifraud.events.types import UtcTime
-from antifraud.holds.models import stable_id
+from antifraud.holds.models import IllegalTransition, stable_id
 from antifraud.holds.reports import FraudReportRequest, report_fraud
 from antifraud.holds.service import HoldLedger
 from antifraud.state.accounts import AccountRegistry
@@ -67,7 +69,7 @@ from antifraud.thresholds import MoneyTrailThresholds, Thresholds
 
 log = logging.getLogger(__name__)
 
-FollowUpKind = Literal["blocklist", "credit_listing", "money_trail"]
+FollowUpKind = Literal["blocklist", "credit_listing", "money_trail", "inbound_holds"]
 FollowUpState = Literal["pending", "done", "failed"]
 FOLLOWUP_QUEUE = LeaseQueue(due="followups:due", prefix="followup:")
 BACKOFF_S = 5.0
@@ -109,7 +111,7 @@ def kinds_for(case: Case) -> list[FollowUpKind]:
     return [
         *(["blocklist"] if kind == "phone" else []),
         *(["credit_listing"] if kind in ("id_number", "account") else []),
-        *(["money_trail"] if kind == "account" else []),
+        *(["money_trail", "inbound_holds"] if kind == "account" else []),
     ]
 
 
@@ -298,9 +300,26 @@ def performers(redis: Redis, audit: AuditLog, thresholds: Thresholds,
                                     limits=limits, now=clock())
         return result.model_dump(mode="json")
 
+    async def freeze_inbound(case: Case, alerts: Sequence[Alert], followup: FollowUp) -> dict[str, Any]:
+        """Each hold still held paying the account, frozen by the confirmation (a hold already frozen or
+        settled is left: doing it again changes nothing); one its release may be under way is refused."""
+        frozen, refused = [], []
+        why = f"case {case.case_id[:12]} confirmed: {case.decision_reason or 'fraud'}"[:500]
+        for hold in await ledger.of_accounts([case.entity.value]):
+            if hold.payee_account != case.entity.value or hold.state != "held":
+                continue
+            try:
+                await ledger.move(audit, hold.hold_id, "frozen", actor="police", by=followup.created_by, reason=why,
+                                  at=clock())
+                frozen.append(hold.hold_id)
+            except IllegalTransition as refusal:
+                refused.append(str(refusal))
+        return {"frozen_holds": frozen, "refused": refused}
+
     registry = AccountRegistry(redis, horizon_days=thresholds.account_registry.horizon_days)
     return {
         "blocklist": block,
         "credit_listing": credit_listing(CreditBlacklist(redis, audit, thresholds.credit_blacklist), registry),
         "money_trail": trace,
+        "inbound_holds": freeze_inbound,
     }
