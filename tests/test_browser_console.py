@@ -110,7 +110,13 @@ def test_an_analyst_confirms_a_case_in_the_console_and_the_forwarding_follows(
         assert page.is_hidden("#repair")  # an analyst reads, a credit officer acts
         screenshot(page, "blacklist")
 
-        page.goto(f"{base_url}/holds")
-        page.wait_for_selector("#holds-table")
-        assert page.locator("#holds-table tbody tr").count() == 1
+        page.goto(f"{base_url}/holds")  # the victim's ATM payment to the mule, held, is frozen by the confirmation
+        page.select_option("#filter select[name=state]", "frozen")
+
+        def frozen_listed() -> bool:
+            page.click("#filter button[type=submit]")
+            page.wait_for_timeout(300)
+            return page.locator(f"#holds-table tbody tr:has-text('{MULE}')").count() == 1
+
+        wait_for(frozen_listed, timeout=60, what="the held payment to the mule frozen")
         screenshot(page, "holds")
