@@ -16,7 +16,7 @@ the same alerts and records with the same ids (consumers drop duplicates by id).
 A crash after step 4 replays it on the new state, whose quiet periods stop the
 alerts from being raised again; state writes are upserts, harmless twice.
 
-A batch that fails in steps 2-4 because Redis or the broker does (:data:`INFRASTRUCTURE`)
+A batch that fails in steps 2-4 because Redis or the broker does (:func:`is_outage`)
 is tried again, whole, after a growing pause, until they are back (:func:`until_through`):
 nothing is dead-lettered for an outage, and no later batch of the partition goes first. Any other
 error is the data's or the code's and would fail the batch on every retry, stopping
@@ -24,7 +24,10 @@ the partition. So the batch is split in halves, each run through steps 2-4 in or
 until the record that fails on its own is found; it goes to the dead-letter topic as
 ``processing_failed`` (the error's type and where it was raised, never its message,
 which may quote personal data) and the partition goes on. Running a half again after
-a failure is safe for the reasons a replay is.
+a failure is safe for the reasons a replay is. When more than :data:`SYSTEMIC_AFTER`
+records in a row fail alone, the fault is taken to be the code's or the deployment's:
+the partition stops and is retried like an outage (which alerts) rather than
+dead-lettering the whole stream.
 """
 
 import asyncio
@@ -38,8 +41,9 @@ from typing import Any, Protocol, TypeVar
 
 from pydantic import BaseModel
 
-from aiokafka.errors import KafkaError
-from redis.exceptions import RedisError
+from aiokafka.errors import KafkaError, MessageSizeTooLargeError
+from faust.exceptions import ProducerSendError
+from redis import exceptions as redis_errors
 
 from antifraud import metrics
 from antifraud.alerts.models import Alert
@@ -109,8 +113,34 @@ def dead_letter_headers(record: Record, error: InvalidEvent) -> list[tuple[str, 
 Rejected = tuple[Record, InvalidEvent]
 """A record that did not decode (or that a stage fails on), and why."""
 
-INFRASTRUCTURE: tuple[type[BaseException], ...] = (RedisError, KafkaError, OSError)
-"""Errors of Redis, the broker or the network (``OSError`` covers timeouts): the batch is retried whole."""
+_REDIS_DOWN = (
+    redis_errors.ConnectionError, redis_errors.TimeoutError, redis_errors.ReadOnlyError, redis_errors.MasterDownError,
+    redis_errors.TryAgainError, redis_errors.OutOfMemoryError, redis_errors.ClusterDownError,
+)
+"""Redis away, failing over, loading or full; any other Redis error (WRONGTYPE, a script failing on
+odd data, a value redis-py refuses) is the data's or the code's."""
+
+
+class SystemicFailure(RuntimeError):
+    """So many records in a row failed alone that the fault is the code's or the deployment's, not theirs."""
+
+
+SYSTEMIC_AFTER = 20
+"""Records of one topic failing alone in a row, none going through, before the partition stops
+(retried like an outage, so it alerts) instead of dead-lettering the whole stream."""
+
+_failing_in_a_row: dict[str, int] = {}
+"""Topic -> records that failed alone since one last went through (this process)."""
+
+
+def is_outage(error: BaseException) -> bool:
+    """Redis, the broker or the network failing (the batch waits and is tried again), or a
+    :class:`SystemicFailure`; anything else is the batch's data or the code (isolated, dead-lettered)."""
+    if isinstance(error, ProducerSendError) and error.__cause__ is not None:
+        error = error.__cause__  # Faust wraps the broker's error
+    if isinstance(error, KafkaError):
+        return not isinstance(error, MessageSizeTooLargeError)
+    return isinstance(error, (*_REDIS_DOWN, OSError, SystemicFailure))
 
 RETRY_FIRST_SECONDS = 0.5
 RETRY_MAX_SECONDS = 30.0
@@ -128,7 +158,9 @@ async def until_through(run: Callable[[], Awaitable[T]], topic: str) -> T:
     while True:
         try:
             return await run()
-        except INFRASTRUCTURE as error:
+        except Exception as error:
+            if not is_outage(error):
+                raise
             metrics.BATCH_RETRIES.labels(topic=topic).inc()
             log.warning("a batch of %s failed (%s: %s); trying again in %.1f s", topic, type(error).__name__, error, delay)
             await asyncio.sleep(delay)
@@ -235,18 +267,26 @@ async def process_batch(
 
 async def _run_isolating(decoded: Sequence[tuple[Record, Event]], stages: Sequence[Stage], alerts_sink: Sink,
                          dead_letter_sink: Sink, extra_sinks: Mapping[str, Sink] | None) -> Outcome:
-    """Steps 2-4 for the decoded events; on an error that is not :data:`INFRASTRUCTURE`, halves in order
-    until the record that fails alone is dead-lettered (module docstring). The outcome returned is flushed."""
+    """Steps 2-4 for the decoded events; on an error that is not an outage (:func:`is_outage`), halves in
+    order until the record that fails alone is dead-lettered (module docstring). The outcome returned is
+    flushed. The alerts of a half that failed in its flush may have gone out already: consumers drop
+    the repeats by id, as after a crash."""
     if not decoded:
         return Outcome()
+    topic = decoded[0][0].topic
     try:
         outcome = await run_stages(stages, [event for _, event in decoded])
         await settle(outcome, alerts_sink=alerts_sink, extra_sinks=extra_sinks)
+        _failing_in_a_row[topic] = 0
         return Outcome(alerts=outcome.alerts, extra=outcome.extra)
-    except INFRASTRUCTURE:
-        raise
     except Exception as error:  # noqa: BLE001 - the data's or the code's: isolated below, never retried forever
+        if is_outage(error):
+            raise
         if len(decoded) == 1:
+            _failing_in_a_row[topic] = failing = _failing_in_a_row.get(topic, 0) + 1
+            if failing > SYSTEMIC_AFTER:
+                raise SystemicFailure(f"{failing} records of {topic} in a row failed alone, the last with "
+                                      f"{_failure(error).detail}: the fault looks like the code's") from error
             record = decoded[0][0]
             await acked(send_dead_letters([(record, _failure(error))], dead_letter_sink))
             return Outcome()

@@ -122,6 +122,23 @@ def test_runs_continue_the_chain_until_nothing_is_live(redis_url: str, archive_d
     run(go())
 
 
+def test_a_run_into_another_directory_is_refused(redis_url: str, archive_dir: Path, tmp_path: Path) -> None:
+    """Segments in two directories could never be verified as one chain."""
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+
+    async def go() -> None:
+        async with Redis.from_url(redis_url) as redis:
+            await seed(redis, list(range(6)))
+            await archive(redis, day(3), archive_dir)
+            with pytest.raises(ArchiveRefused, match=f"the earlier segments are in {archive_dir}"):
+                await archive(redis, CUT, elsewhere)
+            assert list(elsewhere.iterdir()) == [] and await redis.llen(LOG) == 3
+            assert (await AuditLog(redis).verify(archive_dir)).checked == 6
+
+    run(go())
+
+
 def _rewrite(path: Path, change) -> None:  # noqa: ANN001 - a function of the lines
     lines = segment_lines(path)
     with gzip.open(path, "wb") as out:

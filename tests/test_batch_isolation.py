@@ -7,7 +7,11 @@ from collections.abc import Sequence
 from typing import Any
 
 import pytest
+from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError, MessageSizeTooLargeError
+from faust.exceptions import ProducerSendError
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import DataError, ReadOnlyError, ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from antifraud import metrics
 from antifraud.alerts.models import Alert, Entity
@@ -52,6 +56,13 @@ class Stage:
 
         alerts: list[Alert] = [make_alert(entity=Entity(kind="phone", value=e.event_id)) for e in events]
         return Outcome(alerts=alerts, flush_state=flush)
+
+
+def _sent(cause: Exception) -> ProducerSendError:
+    """The broker's error as Faust's producer raises it."""
+    error = ProducerSendError(f"Error while sending: {cause!r}")
+    error.__cause__ = cause
+    return error
 
 
 def records(ids: Sequence[str]) -> list[Record]:
@@ -111,6 +122,55 @@ def test_an_error_that_is_not_an_outage_is_not_retried() -> None:
 
     with pytest.raises(ValueError):
         asyncio.run(batch.until_through(broken, TOPIC))
+
+
+@pytest.mark.parametrize(("error", "outage"), [
+    (RedisConnectionError("Connection refused"), True),
+    (RedisTimeoutError("Timeout reading from socket"), True),
+    (ReadOnlyError("You can't write against a read only replica."), True),
+    (ResponseError("WRONGTYPE Operation against a key holding the wrong kind of value"), False),
+    (DataError("Invalid input of type: 'NoneType'"), False),
+    (_sent(KafkaConnectionError("connection refused")), True),
+    (_sent(KafkaTimeoutError("Failed to update metadata")), True),
+    (_sent(MessageSizeTooLargeError()), False),
+    (TimeoutError(), True),
+    (KeyError("x"), False),
+])
+def test_only_redis_the_broker_or_the_network_failing_is_an_outage(error: Exception, outage: bool) -> None:
+    assert batch.is_outage(error) is outage
+
+
+def test_a_redis_error_caused_by_the_record_is_dead_lettered_not_retried() -> None:
+    class Wrongtype(Stage):
+        async def __call__(self, events: Sequence[CallRecord]) -> Outcome:
+            if any(e.event_id == POISON for e in events):
+                raise ResponseError("WRONGTYPE Operation against a key holding the wrong kind of value")
+            return await super().__call__(events)
+
+    stage, dead, alerts = Wrongtype(), Captured(), Captured()
+    run(records(["call-0", POISON, "call-2"]), stage, dead, alerts)
+    assert stage.flushed == ["call-0", "call-2"]
+    assert [h[DLQ_DETAIL].decode().split(" at ")[0] for _, h in dead.sent] == ["ResponseError"]
+
+
+def test_when_every_record_fails_alone_the_partition_stops_instead_of_dead_lettering_the_stream(
+    monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(batch, "SYSTEMIC_AFTER", 3)
+    monkeypatch.setattr(batch, "RETRY_FIRST_SECONDS", 0.01)
+    monkeypatch.setattr(batch, "_failing_in_a_row", {})
+    stage, dead, alerts = Stage(error=KeyError("threshold")), Captured(), Captured()
+    retries = metrics.BATCH_RETRIES.labels(topic=TOPIC)
+    before = retries._value.get()
+
+    async def stalls() -> None:
+        with pytest.raises(asyncio.TimeoutError):
+            await asyncio.wait_for(process_batch(records([f"call-{n}" for n in range(8)]), CallRecord, [stage],
+                                                 alerts_sink=alerts, dead_letter_sink=dead), timeout=0.5)
+
+    asyncio.run(stalls())
+    assert len(dead.sent) == 3, "the first few are dead-lettered, then the partition waits"
+    assert retries._value.get() > before and stage.flushed == []
 
 
 def test_a_batch_that_fails_only_together_is_processed_record_by_record() -> None:

@@ -58,6 +58,8 @@ def test_a_teller_escalates_a_warning_of_their_branch_and_the_police_queue_shows
         assert done.status_code == 200, done.text
         assert done.json()["status"] == "new" and set(done.json()) == {"case_id", "status", "escalated_at"}
         case_id = done.json()["case_id"]
+        repeat = client.post(url, json=note, headers=TELLER)  # a double click
+        assert repeat.status_code == 200 and repeat.json() == done.json(), "a repeat changes nothing"
 
         feed = client.get("/api/escalations", params={"since": "2026-01-01T00:00:00Z"}, headers=ANALYST).json()
         assert [(c["case_id"], c["escalated_from"]) for c in feed] == [(case_id, BRANCH)]

@@ -263,7 +263,9 @@ def test_a_confirmed_mule_case_freezes_the_victims_transfers_still_held_on_their
         assert history[-1].after is not None and "confirmed by the investigation" in str(history[-1].after)
 
         again = await performers(redis, cases.audit, THRESHOLDS, clock=clock)["inbound_holds"](case, [], inbound)
-        assert again == {"frozen_holds": [], "refused": []}, "done twice changes nothing more"
+        assert again == inbound.result, "done twice changes nothing more, and says the same"
+        assert [(r.action, r.actor) for r in await cases.audit.about(f"hold:{hold_id_for('v-1')}")][-1] == (
+            "hold.frozen", "ana") and len(await cases.audit.about(f"hold:{hold_id_for('v-1')}")) == len(history)
 
     on_redis(redis_url, body)
 

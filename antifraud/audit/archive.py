@@ -131,6 +131,10 @@ async def archive(redis: Redis, before: datetime, directory: Path, *, chunk: int
 async def _archive(redis: Redis, before: datetime, directory: Path, chunk: int, token: bytes) -> ArchiveResult:
     """Steps 0 to 3, the lock held."""
     finished = await _finish_unfinished(redis, directory, chunk, token)
+    last = [orjson.loads(raw) for raw in await redis.lrange(ARCHIVES, -1, -1)]
+    if last and Path(last[0]["file"]).parent != directory:
+        raise ArchiveRefused(f"the earlier segments are in {Path(last[0]['file']).parent}: archive into that "
+                             "directory, so that one verify --archive reads the whole chain")
     base = parse_base(await redis.get(BASE))
     removed = remove_partials(directory)
     for orphan in (s for s in list_segments(directory) if s.first >= base[0]):

@@ -38,7 +38,9 @@ async def _show(redis: Redis, subject: str | None, last: int, archive_dir: Path 
     first, _ = await log.base()
     if len(records) < last and first:
         if archive_dir is not None:
-            older = deque(archived_records(archive_dir, first, subject), maxlen=last - len(records))
+            live_from = records[0].seq if records else first  # a run may trim between the two reads: no repeats
+            older = deque((r for r in archived_records(archive_dir, first, subject) if r.seq < live_from),
+                          maxlen=last - len(records))
             records = [*older, *records]
         else:
             where = ", ".join(dict.fromkeys(str(Path(a["file"]).parent) for a in await log.archives())) or "segments"

@@ -61,7 +61,7 @@ from antifraud.credit.service import CreditBlacklist
 from antifraud.events.types import UtcTime
 from antifraud.holds.models import IllegalTransition, stable_id
 from antifraud.holds.reports import FraudReportRequest, report_fraud
-from antifraud.holds.service import HoldLedger
+from antifraud.holds.service import HoldLedger, UnknownHold
 from antifraud.state.accounts import AccountRegistry
 from antifraud.state.lease_queue import LeaseQueue, backoff_seconds
 from antifraud.state.money_trail import TransferIndex
@@ -301,20 +301,22 @@ def performers(redis: Redis, audit: AuditLog, thresholds: Thresholds,
         return result.model_dump(mode="json")
 
     async def freeze_inbound(case: Case, alerts: Sequence[Alert], followup: FollowUp) -> dict[str, Any]:
-        """Each hold still held paying the account, frozen by the confirmation (a hold already frozen or
-        settled is left: doing it again changes nothing); one its release may be under way is refused."""
-        frozen, refused = [], []
+        """Each hold still held paying the account, frozen by the confirmation; one its release may be under
+        way is refused, one gone meanwhile skipped. The result names every hold paying the account that is
+        frozen, so an attempt after a failed one reports the whole work."""
+        refused = []
         why = f"case {case.case_id[:12]} confirmed: {case.decision_reason or 'fraud'}"[:500]
-        for hold in await ledger.of_accounts([case.entity.value]):
-            if hold.payee_account != case.entity.value or hold.state != "held":
-                continue
+        inbound = [h for h in await ledger.of_accounts([case.entity.value]) if h.payee_account == case.entity.value]
+        for hold in (h for h in inbound if h.state == "held"):
             try:
                 await ledger.move(audit, hold.hold_id, "frozen", actor="police", by=followup.created_by, reason=why,
                                   at=clock())
-                frozen.append(hold.hold_id)
             except IllegalTransition as refusal:
                 refused.append(str(refusal))
-        return {"frozen_holds": frozen, "refused": refused}
+            except UnknownHold:
+                continue  # expired from the ledger between the listing and the move
+        now = await ledger.states([h.hold_id for h in inbound])
+        return {"frozen_holds": [h for h, hold in now.items() if hold.state == "frozen"], "refused": refused}
 
     registry = AccountRegistry(redis, horizon_days=thresholds.account_registry.horizon_days)
     return {

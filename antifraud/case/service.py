@@ -49,7 +49,7 @@ from antifraud.case.followups import FollowUp, FollowUpQueue, planned, trail_req
 from antifraud.clock import utcnow
 from antifraud.forwarding.models import CaseEvidence, Delivery, Target, targets_for
 from antifraud.forwarding.service import DeliveryQueue
-from antifraud.holds.models import Hold
+from antifraud.holds.models import Hold, stable_id
 from antifraud.holds.reports import follow, view_of
 from antifraud.holds.service import HoldLedger
 from antifraud.privacy import mask_account
@@ -118,6 +118,8 @@ class _Decision:
     case: Case
     record: dict[str, Any] = field(default_factory=dict)
     write: Callable[[Pipeline], None] = _no_writes
+    event_id: str | None = None
+    """Set when a repeat of the action must change nothing (a double-clicked escalation)."""
 
 
 Decide = Callable[[Pipeline, Case], Awaitable[_Decision]]
@@ -227,11 +229,12 @@ class CaseService:
                     _write_case(tx, decision.case)
                 decision.write(tx)
 
-            return Change(before=_summary(case), after={**_summary(decision.case), **decision.record}, write=write)
+            return Change(before=_summary(case), after={**_summary(decision.case), **decision.record}, write=write,
+                          event_id=decision.event_id)
 
-        await self.audit.transact(actor=actor, action=f"case.{action}", subject=audit_subject(case_id),
-                                  watch=[case_key(case_id)], decide=decide)
-        return decided[0]
+        record = await self.audit.transact(actor=actor, action=f"case.{action}", subject=audit_subject(case_id),
+                                           watch=[case_key(case_id)], decide=decide)
+        return decided[0] if record is not None else await self.get(case_id)  # a repeat: the case as it is
 
     async def _move(self, case_id: str, actor: str, action: Action, record: dict[str, Any] | None = None,
                     **update: object) -> Case:
@@ -268,7 +271,8 @@ class CaseService:
 
         1. Fold the warning's alert (nothing to do when the worker already has; the teller may be quicker).
         2. One audited transaction: the case marked escalated from ``place`` (reopened if it was dismissed
-           or closed) and the teller's note added to it.
+           or closed) and the teller's note added to it. The same teller escalating the same warning in the
+           same words is a repeat (a double click, a browser's retry): it changes nothing.
         """
         await self.fold_alert(alert)
         case_id = _case_of(alert)
@@ -281,7 +285,8 @@ class CaseService:
                 tx.rpush(_notes_key(case_id), note_.model_dump_json())
                 tx.zadd(ESCALATED, {case_id: note_.at.timestamp()})
 
-            return _Decision(escalated, {"place": place, "alert_id": alert.alert_id, "note": note}, write)
+            return _Decision(escalated, {"place": place, "alert_id": alert.alert_id, "note": note}, write,
+                             event_id=stable_id("case-escalate", alert.alert_id, actor, note))
 
         return await self._act(case_id, actor, "escalate", decide)
 

@@ -107,16 +107,27 @@ for (const [action, needsReason] of [["review", false], ["confirm", true], ["dis
 filters.addEventListener("submit", (event) => { event.preventDefault(); loadQueue(); });
 
 // A teller escalating a warning means a customer at a counter now: the analyst is told without a reload.
+// The feed is read by the server's clock, a minute back from the newest escalation seen: one stamped
+// before another may commit after it, so each poll re-reads the overlap and shows only what is new.
 const ESCALATION_POLL_MS = 5000;
+const ESCALATION_OVERLAP_MS = 60_000;
 const escalationBanner = document.getElementById("escalation-banner");
-// The feed is read from the newest escalation the server already had (its clock, not this browser's).
-let escalatedSince = "1970-01-01T00:00:01Z";
-const newest = await api("GET", `/api/escalations?since=${escalatedSince}&limit=1`).catch(() => null);
-if (newest && newest.length) escalatedSince = newest[0].escalated_at;
+const escalationsSeen = new Set();
+let newestEscalation = 1000;  // epoch ms; the feed refuses times before 1970
+async function readEscalations() {
+  const since = new Date(Math.max(1000, newestEscalation - ESCALATION_OVERLAP_MS)).toISOString();
+  const cases = await api("GET", `/api/escalations?since=${encodeURIComponent(since)}&limit=1000`).catch(() => null);
+  if (!cases) return [];
+  const fresh = cases.filter(c => !escalationsSeen.has(`${c.case_id}@${c.escalated_at}`));
+  for (const c of fresh) {
+    escalationsSeen.add(`${c.case_id}@${c.escalated_at}`);
+    newestEscalation = Math.max(newestEscalation, new Date(c.escalated_at).getTime());
+  }
+  return fresh;
+}
 async function watchEscalations() {
-  const fresh = await api("GET", `/api/escalations?since=${encodeURIComponent(escalatedSince)}`).catch(() => null);
-  if (fresh && fresh.length) {
-    escalatedSince = fresh[0].escalated_at;
+  const fresh = await readEscalations();
+  if (fresh.length) {
     escalationBanner.replaceChildren(...fresh.map(c => el("div", {},
       `Counter ${c.escalated_from} escalated ${c.entity.kind} ${c.entity.value} (${c.severity}) at ${when(c.escalated_at)} `,
       el("button", { type: "button", class: "secondary", onclick: () => { escalationBanner.hidden = true; openCase(c.case_id); } },
@@ -126,6 +137,7 @@ async function watchEscalations() {
   }
   setTimeout(watchEscalations, ESCALATION_POLL_MS);
 }
+await readEscalations();  // what was escalated before the page opened is in the queue, not news
 setTimeout(watchEscalations, ESCALATION_POLL_MS);
 
 await loadQueue();
