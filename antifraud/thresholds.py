@@ -200,10 +200,10 @@ class CreditBlacklistThresholds(BaseModel):
     """Credit blacklist periods and repair (see thresholds.toml for the basis)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
-    period_days: dict[ReasonCode, int]
-    """Reason code -> default listing period; every reason code needs one."""
-    max_period_days: int = Field(gt=0)
-    min_listed_days_before_repair: int = Field(ge=0)
+    period_years: dict[ReasonCode, int]
+    """Reason code -> default listing period in calendar years; every reason code needs one."""
+    max_period_years: int = Field(gt=0)
+    min_listed_years_before_repair: int = Field(ge=0)
     repair_conditions: list[RepairCondition] = Field(min_length=1)
     """Every one must be met before a repair removes a listing."""
     sweep_batch: int = Field(gt=0)
@@ -211,11 +211,11 @@ class CreditBlacklistThresholds(BaseModel):
 
     @model_validator(mode="after")
     def _periods_complete_and_capped(self) -> "CreditBlacklistThresholds":
-        missing = set(get_args(ReasonCode)) - set(self.period_days)
+        missing = set(get_args(ReasonCode)) - set(self.period_years)
         if missing:
-            raise ValueError(f"period_days needs every reason code; missing {sorted(missing)}")
-        if not all(0 < days <= self.max_period_days for days in self.period_days.values()):
-            raise ValueError("every period_days value must be positive and at most max_period_days")
+            raise ValueError(f"period_years needs every reason code; missing {sorted(missing)}")
+        if not all(0 < years <= self.max_period_years for years in self.period_years.values()):
+            raise ValueError("every period_years value must be positive and at most max_period_years")
         return self
 
 

@@ -42,7 +42,7 @@ def test_an_officer_corrects_a_listing_on_objection_and_sees_why_a_repair_is_ref
         page.select_option("#repair [name=conditions]", ["behaviour_corrected", "effects_removed", "training_completed"])
         page.click("#repair button[type=submit]")
         page.wait_for_selector("#error:not([hidden])")
-        assert "365" in page.inner_text("#error")  # listed too recently: refused, nothing changed
+        assert "listed for less than 1 year(s)" in page.inner_text("#error")  # listed too recently: refused, nothing changed
         assert "(listed)" in page.inner_text("#listing-title")
 
         page.fill("#objection [name=party_id]", "320585198609013410")  # not the listed party's document

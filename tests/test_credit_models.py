@@ -78,15 +78,24 @@ def test_lookup_values_name_the_kind_without_echoing_the_value() -> None:
 def test_a_listing_runs_for_its_reason_codes_period() -> None:
     listing = listed()
     assert (listing.state, listing.version, listing.listed_at) == ("listed", 1, T0)
-    assert listing.expires_at == T0 + timedelta(days=LIMITS.period_days["card_account_trade"])
-    assert listed(reason_code="telecom_fraud").expires_at == T0 + timedelta(days=LIMITS.period_days["telecom_fraud"])
+    assert listing.expires_at == T0.replace(year=T0.year + LIMITS.period_years["card_account_trade"])
+    assert listed(reason_code="telecom_fraud").expires_at == T0.replace(year=T0.year + LIMITS.period_years["telecom_fraud"])
+
+
+def test_periods_are_calendar_years_ending_on_the_corresponding_day() -> None:
+    """Civil Code art. 203: a period in years ends on the corresponding day; 29 February's is 28 February."""
+    leap = datetime(2028, 2, 29, 10, 30, tzinfo=timezone.utc)
+    assert policy.years_after(leap, 3) == datetime(2031, 2, 28, 10, 30, tzinfo=timezone.utc)
+    assert policy.years_after(leap, 4) == datetime(2032, 2, 29, 10, 30, tzinfo=timezone.utc)
+    before_leap_day = datetime(2027, 3, 1, tzinfo=timezone.utc)
+    assert policy.years_after(before_leap_day, 2) == datetime(2029, 3, 1, tzinfo=timezone.utc)  # 731 days, not 730
 
 
 def test_a_listing_needs_evidence_and_an_expiry_within_the_cap() -> None:
     with pytest.raises(ValidationError, match="evidence"):
         draft(evidence=[])
-    with pytest.raises(BadPeriod, match=f"at most {LIMITS.max_period_days} days"):
-        listed(expires_at=T0 + timedelta(days=LIMITS.max_period_days + 1))
+    with pytest.raises(BadPeriod, match=f"at most {LIMITS.max_period_years} years"):
+        listed(expires_at=cap_from(T0) + timedelta(seconds=1))
     with pytest.raises(BadPeriod, match="not in the future"):
         listed(expires_at=T0)
 
@@ -132,7 +141,7 @@ def test_correction_with_amendment_keeps_the_listing_amended() -> None:
 
 
 def test_amended_expiry_stays_within_the_cap() -> None:
-    amend = Amendment(expires_at=T0 + timedelta(days=LIMITS.max_period_days + 1))
+    amend = Amendment(expires_at=cap_from(T0) + timedelta(days=1))
     with pytest.raises(BadPeriod):
         policy.decide_objection(objected(), 1, ObjectionDecision(decision="correct", note="n", amend=amend),
                                 actor="officer", now=T0, limits=LIMITS, history=())
@@ -140,8 +149,13 @@ def test_amended_expiry_stays_within_the_cap() -> None:
 
 # --- the cap on an unbroken run of listings (joint punishment measures: 5 years in a row at most) -------------
 
-CAP = timedelta(days=LIMITS.max_period_days)
-FRAUD = timedelta(days=LIMITS.period_days["telecom_fraud"])
+def cap_from(start: datetime) -> datetime:
+    return policy.years_after(start, LIMITS.max_period_years)
+
+
+def fraud_from(start: datetime) -> datetime:
+    """When a telecom-fraud listing made at ``start`` runs out."""
+    return policy.years_after(start, LIMITS.period_years["telecom_fraud"])
 
 
 def again(listing_id: str, now: datetime, history: tuple[Listing, ...], **changes: object) -> Listing:
@@ -152,11 +166,11 @@ def again(listing_id: str, now: datetime, history: tuple[Listing, ...], **change
 
 def test_a_listing_made_while_another_binds_ends_at_the_cap_from_the_first() -> None:
     first = again("L1", T0, ())
-    second = again("L2", T0 + FRAUD - timedelta(days=30), (first,))
-    assert first.expires_at == T0 + FRAUD and second.expires_at == T0 + CAP  # not its own full period
-    with pytest.raises(BadPeriod, match=re.escape(f"at most {LIMITS.max_period_days} days after the party's listing "
+    second = again("L2", fraud_from(T0) - timedelta(days=30), (first,))
+    assert first.expires_at == fraud_from(T0) and second.expires_at == cap_from(T0)  # not its own full period
+    with pytest.raises(BadPeriod, match=re.escape(f"at most {LIMITS.max_period_years} years after the party's listing "
                                                   f"without a break began ({T0.isoformat()})")):
-        again("L2", T0 + timedelta(days=400), (first,), expires_at=T0 + CAP + timedelta(seconds=1))
+        again("L2", T0 + timedelta(days=400), (first,), expires_at=cap_from(T0) + timedelta(seconds=1))
     # Listed again the moment the run reaches the cap: refused, nothing more to run.
     with pytest.raises(CapReached, match=re.escape(f"since {T0.isoformat()}")):
         again("L3", second.expires_at, (first, second))
@@ -164,14 +178,14 @@ def test_a_listing_made_while_another_binds_ends_at_the_cap_from_the_first() -> 
 
 def test_after_a_break_or_beside_a_removed_listing_a_listing_runs_its_full_period() -> None:
     first = again("L1", T0, ())
-    later = T0 + FRAUD + timedelta(days=1)
-    assert again("L2", later, (policy.expire(first, later),)).expires_at == later + FRAUD
+    later = fraud_from(T0) + timedelta(days=1)
+    assert again("L2", later, (policy.expire(first, later),)).expires_at == fraud_from(later)
     wrong = policy.decide_objection(policy.file_objection(first, ObjectionFiling(party_id=PERSON, grounds="not me"),
                                                           actor="teller", now=T0),
                                     1, ObjectionDecision(decision="correct", note="ID stolen"), actor="officer",
                                     now=T0 + timedelta(days=900), limits=LIMITS, history=())
     meanwhile = T0 + timedelta(days=800)
-    assert again("L2", meanwhile, (wrong,)).expires_at == meanwhile + FRAUD
+    assert again("L2", meanwhile, (wrong,)).expires_at == fraud_from(meanwhile)
 
 
 def test_the_run_goes_back_through_overlapping_listings_and_an_expiry_not_its_late_sweep() -> None:
@@ -187,13 +201,13 @@ def test_an_amended_expiry_stays_within_the_cap_on_the_run_the_listing_began_in(
     objection = policy.file_objection(second, ObjectionFiling(party_id=PERSON, grounds="g"), actor="t",
                                       now=T0 + timedelta(days=401))
     longer = ObjectionDecision(decision="correct", note="n",
-                               amend=Amendment(expires_at=T0 + CAP + timedelta(days=1)))
+                               amend=Amendment(expires_at=cap_from(T0) + timedelta(days=1)))
     with pytest.raises(BadPeriod, match=re.escape(f"began ({T0.isoformat()})")):
         policy.decide_objection(objection, 1, longer, actor="o", now=T0 + timedelta(days=402), limits=LIMITS,
                                 history=(first,))
     alone = policy.decide_objection(objection, 1, longer, actor="o", now=T0 + timedelta(days=402), limits=LIMITS,
                                     history=())
-    assert alone.expires_at == T0 + CAP + timedelta(days=1)
+    assert alone.expires_at == cap_from(T0) + timedelta(days=1)
 
 
 def test_review_requests_are_validated() -> None:
@@ -209,7 +223,7 @@ def test_refused_moves_name_the_listing_its_state_and_the_move() -> None:
         policy.file_objection(objected(), ObjectionFiling(party_id=PERSON, grounds="again"), actor="t", now=T0)
     removed = policy.decide_objection(objected(), 1, ObjectionDecision(decision="correct", note="n"),
                                          actor="o", now=T0, limits=LIMITS, history=())
-    late = T0 + timedelta(days=LIMITS.max_period_days)
+    late = cap_from(T0)
     for refused in (
         lambda: policy.file_objection(removed, ObjectionFiling(party_id=PERSON, grounds="g"), actor="t", now=late),
         lambda: policy.repair(removed, REPAIR, now=late, limits=LIMITS),
@@ -239,7 +253,7 @@ REPAIR = RepairRequest(conditions=("behaviour_corrected", "effects_removed", "tr
 
 
 def test_repair_after_the_minimum_time_with_every_condition_ends_the_listing() -> None:
-    when = T0 + timedelta(days=LIMITS.min_listed_days_before_repair)
+    when = policy.years_after(T0, LIMITS.min_listed_years_before_repair)
     listing = policy.repair(listed(), REPAIR, now=when, limits=LIMITS)
     assert (listing.state, listing.ended_at, listing.repair.conditions) == ("repaired", when, REPAIR.conditions)
 
@@ -250,8 +264,8 @@ def test_repair_is_refused_too_early_or_with_conditions_missing() -> None:
         policy.repair(listed(), partial, now=T0 + timedelta(days=30), limits=LIMITS)
     assert caught.value.problems == [
         "conditions not met: effects_removed, training_completed",
-        f"listed for less than {LIMITS.min_listed_days_before_repair} days (repair possible from "
-        f"{(T0 + timedelta(days=LIMITS.min_listed_days_before_repair)).isoformat()})",
+        f"listed for less than {LIMITS.min_listed_years_before_repair} year(s) (repair possible from "
+        f"{policy.years_after(T0, LIMITS.min_listed_years_before_repair).isoformat()})",
     ]
 
 

@@ -24,6 +24,7 @@ from antifraud.credit.models import (
     RepairRefused,
     RepairRequest,
 )
+from antifraud.credit.policy import years_after
 from antifraud.credit.service import CreditBlacklist, list_from_case
 from antifraud.outbox import STREAM
 from antifraud.state.transfer_risk import BLACKLIST
@@ -171,7 +172,7 @@ def test_repair_refused_then_granted_ends_the_listing(redis_url: str) -> None:
         with pytest.raises(RepairRefused, match="listed for less than"):
             await w.blacklist.repair(listing.listing_id, REPAIR, actor="officer", now=T0 + timedelta(days=100))
         assert (await w.blacklist.get(listing.listing_id, now=T0)).state == "listed" and len(await w.published()) == 1
-        when = T0 + timedelta(days=LIMITS.min_listed_days_before_repair)
+        when = years_after(T0, LIMITS.min_listed_years_before_repair)
         repaired = await w.blacklist.repair(listing.listing_id, REPAIR, actor="officer", now=when)
         assert (repaired.state, repaired.ended_at) == ("repaired", when)
         assert await w.feed() == set() and await w.blacklist.find("id_number", PERSON, now=when) == []
@@ -209,7 +210,7 @@ def test_lookups_by_account_and_phone_do_not_return_ended_listings_as_current(re
                                           now=T0)
         repaired, _ = await w.blacklist.add(draft(case_id="case-2", expires_at=T0 + timedelta(days=700)),
                                             actor="officer", now=T0)
-        when = T0 + timedelta(days=LIMITS.min_listed_days_before_repair)
+        when = years_after(T0, LIMITS.min_listed_years_before_repair)
         await w.blacklist.expire_due(T0 + timedelta(days=15))
         await w.blacklist.repair(repaired.listing_id, REPAIR, actor="officer", now=when)
         for kind, value in (("account", ACCOUNT), ("phone", PHONE)):
@@ -224,7 +225,7 @@ def test_lookups_by_account_and_phone_do_not_return_ended_listings_as_current(re
 
 
 def test_the_cap_runs_across_a_partys_listings_without_a_break(redis_url: str) -> None:
-    cap = timedelta(days=LIMITS.max_period_days)
+    cap_end = years_after(T0, LIMITS.max_period_years)
 
     async def scenario(w: World) -> None:
         first, _ = await w.blacklist.add(draft(reason_code="telecom_fraud"), actor="officer", now=T0)
@@ -232,15 +233,15 @@ def test_the_cap_runs_across_a_partys_listings_without_a_break(redis_url: str) -
                                           now=first.expires_at - timedelta(days=30))
         other, _ = await w.blacklist.add(draft(OTHER_PERSON, reason_code="telecom_fraud"), actor="officer",
                                          now=first.expires_at - timedelta(days=30))
-        assert second.expires_at == T0 + cap  # cut at 5 years from the first, not its own 3
-        assert other.expires_at == other.listed_at + timedelta(days=LIMITS.period_days["telecom_fraud"])
+        assert second.expires_at == cap_end  # cut at 5 years from the first, not its own 3
+        assert other.expires_at == years_after(other.listed_at, LIMITS.period_years["telecom_fraud"])
         filing = ObjectionFiling(party_id=PERSON, grounds="g")
         await w.blacklist.object(second.listing_id, filing, actor="teller", now=second.listed_at)
-        longer = ObjectionDecision(decision="correct", note="n", amend=Amendment(expires_at=T0 + cap + timedelta(days=1)))
+        longer = ObjectionDecision(decision="correct", note="n", amend=Amendment(expires_at=cap_end + timedelta(days=1)))
         with pytest.raises(BadPeriod, match="without a break began"):
             await w.blacklist.decide(second.listing_id, 1, longer, actor="officer", now=second.listed_at)
         with pytest.raises(CapReached):
-            await w.blacklist.add(draft(case_id="case-3"), actor="officer", now=T0 + cap)
+            await w.blacklist.add(draft(case_id="case-3"), actor="officer", now=cap_end)
         assert [r["move"] for r in await w.published()] == ["list", "list", "list", "object"]  # refusals wrote nothing
 
     run(redis_url, scenario)

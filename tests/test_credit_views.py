@@ -81,7 +81,7 @@ def test_repair_over_http_once_the_minimum_time_is_configured_away(stack: Endpoi
                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     packaged = (Path(antifraud.__file__).parent / "thresholds.toml").read_text(encoding="utf-8")
     custom = tmp_path / "thresholds.toml"
-    custom.write_text(packaged.replace("min_listed_days_before_repair = 365", "min_listed_days_before_repair = 0"))
+    custom.write_text(packaged.replace("min_listed_years_before_repair = 1", "min_listed_years_before_repair = 0"))
     monkeypatch.setenv("ANTIFRAUD_THRESHOLDS", str(custom))
     with web_client(stack) as client:
         lid = listed(client)["listing_id"]
@@ -96,7 +96,7 @@ def test_repair_over_http_once_the_minimum_time_is_configured_away(stack: Endpoi
 def test_repair_too_early_is_refused_with_the_date(client: TestClient) -> None:
     lid = listed(client)["listing_id"]
     refused = client.post(f"/api/blacklist/{lid}/repair", json=REPAIR, headers=as_user("credit_officer"))
-    assert refused.status_code == 409 and "listed for less than 365 days (repair possible from" in refused.text
+    assert refused.status_code == 409 and "listed for less than 1 year(s) (repair possible from" in refused.text
 
 
 @pytest.mark.parametrize(("body", "names"), [
@@ -106,7 +106,7 @@ def test_repair_too_early_is_refused_with_the_date(client: TestClient) -> None:
     (listing_fields(accounts=["6222-0000"]), "accounts.0"),
     (listing_fields(reason_code="gossip"), "reason_code"),
     (listing_fields(expires_at="2020-01-01T00:00:00Z"), "not in the future"),
-    (listing_fields(expires_at="2099-01-01T00:00:00Z"), "at most 1825 days"),
+    (listing_fields(expires_at="2099-01-01T00:00:00Z"), "at most 5 years"),
 ])
 def test_bad_listings_are_refused_with_422_naming_the_field(client: TestClient, body: dict[str, Any],
                                                             names: str) -> None:

@@ -181,9 +181,9 @@ class BadPeriod(ValueError):
 class CapReached(Refused):
     """The party has been listed without a break for the whole cap: no listing may extend that run."""
 
-    def __init__(self, since: datetime, ceiling: datetime, cap_days: int) -> None:
+    def __init__(self, since: datetime, ceiling: datetime, cap_years: int) -> None:
         self.since, self.ceiling = since, ceiling
-        super().__init__(f"party listed without a break since {since.isoformat()}; the {cap_days}-day cap on "
+        super().__init__(f"party listed without a break since {since.isoformat()}; the {cap_years}-year cap on "
                          f"consecutive listings ended at {ceiling.isoformat()}")
 
 

@@ -7,7 +7,7 @@ service's business (:mod:`antifraud.credit.service`).
 """
 
 from collections.abc import Iterable, Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from antifraud.credit.models import (
     BadPeriod,
@@ -49,7 +49,7 @@ def run_start(history: Iterable[Listing], start: datetime) -> datetime:
     wrong and does not count.
 
     The joint punishment measures cap the consecutive punishment of a party listed again within a period,
-    not each listing (``max_period_days``). Latest listed first, one pass suffices: each listing seen later
+    not each listing (``max_period_years``). Latest listed first, one pass suffices: each listing seen later
     was listed earlier, so none seen before could move ``start`` further back."""
     since = start
     spans = sorted(((x.listed_at, _ended(x)) for x in history if x.state != "removed"), reverse=True)
@@ -59,13 +59,22 @@ def run_start(history: Iterable[Listing], start: datetime) -> datetime:
     return since
 
 
+def years_after(at: datetime, years: int) -> datetime:
+    """``at`` moved on by calendar years: a period in years ends on the corresponding day, the last day of
+    the month where there is none (Civil Code art. 203: 29 February's is 28 February)."""
+    try:
+        return at.replace(year=at.year + years)
+    except ValueError:
+        return at.replace(year=at.year + years, day=28)
+
+
 def _check_period(expires_at: datetime, now: datetime, since: datetime, limits: CreditBlacklistThresholds) -> None:
     """``expires_at`` in the future and within the cap on the run of listings that began at ``since``."""
     if expires_at <= now:
         raise BadPeriod(f"expires_at {expires_at.isoformat()} is not in the future")
-    longest = since + timedelta(days=limits.max_period_days)
+    longest = years_after(since, limits.max_period_years)
     if expires_at > longest:
-        raise BadPeriod(f"expires_at may be at most {limits.max_period_days} days after the party's listing "
+        raise BadPeriod(f"expires_at may be at most {limits.max_period_years} years after the party's listing "
                         f"without a break began ({since.isoformat()}): {longest.isoformat()}")
 
 
@@ -82,10 +91,10 @@ def open_listing(draft: ListingDraft, *, listing_id: str, actor: str, now: datet
     either way no further than the cap on the party's unbroken run of listings (``history``: the party's
     other listings, see :func:`run_start`). A party listed for the whole cap already is refused."""
     since = run_start(history, now)
-    ceiling = since + timedelta(days=limits.max_period_days)
+    ceiling = years_after(since, limits.max_period_years)
     if ceiling <= now:
-        raise CapReached(since, ceiling, limits.max_period_days)
-    expires_at = draft.expires_at or min(now + timedelta(days=limits.period_days[draft.reason_code]), ceiling)
+        raise CapReached(since, ceiling, limits.max_period_years)
+    expires_at = draft.expires_at or min(years_after(now, limits.period_years[draft.reason_code]), ceiling)
     _check_period(expires_at, now, since, limits)
     return Listing(
         listing_id=listing_id, version=1, party=draft.party, case_id=draft.case_id,
@@ -155,9 +164,9 @@ def repair(listing: Listing, request: RepairRequest, *, now: datetime, limits: C
     missing = [c for c in limits.repair_conditions if c not in request.conditions]
     if missing:
         problems.append(f"conditions not met: {', '.join(missing)}")
-    earliest = listing.listed_at + timedelta(days=limits.min_listed_days_before_repair)
+    earliest = years_after(listing.listed_at, limits.min_listed_years_before_repair)
     if now < earliest:
-        problems.append(f"listed for less than {limits.min_listed_days_before_repair} days "
+        problems.append(f"listed for less than {limits.min_listed_years_before_repair} year(s) "
                         f"(repair possible from {earliest.isoformat()})")
     if problems:
         raise RepairRefused(listing.listing_id, problems)
