@@ -83,7 +83,7 @@ def test_a_listing_runs_for_its_reason_codes_period() -> None:
 
 
 def test_periods_are_calendar_years_ending_on_the_corresponding_day() -> None:
-    """Civil Code art. 203: a period in years ends on the corresponding day; 29 February's is 28 February."""
+    """Civil Code art. 202: a period in years ends on the corresponding day; 29 February's is 28 February."""
     leap = datetime(2028, 2, 29, 10, 30, tzinfo=timezone.utc)
     assert policy.years_after(leap, 3) == datetime(2031, 2, 28, 10, 30, tzinfo=timezone.utc)
     assert policy.years_after(leap, 4) == datetime(2032, 2, 29, 10, 30, tzinfo=timezone.utc)

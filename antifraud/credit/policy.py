@@ -61,7 +61,7 @@ def run_start(history: Iterable[Listing], start: datetime) -> datetime:
 
 def years_after(at: datetime, years: int) -> datetime:
     """``at`` moved on by calendar years: a period in years ends on the corresponding day, the last day of
-    the month where there is none (Civil Code art. 203: 29 February's is 28 February)."""
+    the month where there is none (Civil Code art. 202: 29 February's is 28 February)."""
     try:
         return at.replace(year=at.year + years)
     except ValueError:
