@@ -184,6 +184,11 @@ def test_a_fraud_report_freezes_held_transfers_and_requests_the_amounts_at_risk(
             assert {r.request_id for r in again.requests} == {r.request_id for r in result.requests}
             assert len(await _outbox_records(client, topics.FREEZE_REQUESTS)) == len(queued), "not queued twice"
             assert len(await audit.about(f"report:{result.report_id}")) == 1
+            assert result.indexed_from is None, "the whole window was still indexed"
+            older = request.model_copy(update={"start": T0 - timedelta(days=5)})
+            late = await report_fraud(ledger, index, audit, older, by="analyst:wang", limits=TRAIL, now=now)
+            newest = max(t.event_time for t in STREAM)
+            assert late.indexed_from == newest - timedelta(hours=TRAIL.index_hours), "the caller is told"
         finally:
             await client.aclose()
 

@@ -68,6 +68,9 @@ def _print_report(result: FraudReportResult, show: bool) -> None:
         print(f"  {request.kind:<12} {account(request.account)}  {_yuan(request.amount_fen)} CNY{held}")
     for refusal in result.refused:
         print(f"  refused: {refusal}")
+    if result.indexed_from is not None:
+        print(f"  note: transfers before {result.indexed_from.isoformat()} were no longer indexed; "
+              "the trail may miss money moved earlier")
 
 
 def _report_request(args: argparse.Namespace) -> FraudReportRequest:

@@ -139,6 +139,9 @@ class FraudReportResult(BaseModel):
     refused: list[str]
     """Freezes the ledger refused (the hold moved meanwhile), with the reason."""
     requests: list[FreezeRequest]
+    indexed_from: UtcTime | None = None
+    """Set when the window starts before what the index still held: it keeps ``index_hours`` before the
+    stream's newest transfer, so money moved before this time may be missing from the trail."""
 
 
 def report_id_for(request: FraudReportRequest) -> str:
@@ -252,5 +255,8 @@ async def report_fraud(
         )
 
     await audit.transact(actor=by, action="holds.report", subject=f"report:{report_id}", watch=[], decide=decide)
+    watermark = await ledger.watermark()
+    horizon = watermark - timedelta(hours=limits.index_hours) if watermark is not None else None
     return FraudReportResult(report_id=report_id, victim_account=request.victim_account, start=request.start,
-                             end=request.end, accounts=lines, frozen_holds=frozen, refused=refused, requests=requests)
+                             end=request.end, accounts=lines, frozen_holds=frozen, refused=refused, requests=requests,
+                             indexed_from=horizon if horizon is not None and request.start < horizon else None)

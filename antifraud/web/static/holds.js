@@ -34,6 +34,8 @@ document.getElementById("report").addEventListener("submit", async (event) => {
   if (!result) return;
   document.getElementById("report-result").replaceChildren(
     el("p", {}, `Frozen holds: ${result.frozen_holds.length}; requests raised: ${result.requests.length}.`),
+    result.indexed_from ? el("p", { class: "warning", id: "report-incomplete" },
+      `Transfers before ${when(result.indexed_from)} were no longer indexed: the trail may miss money moved earlier.`) : null,
     table([["Account", a => a.account], ["Hop", a => a.hop], ["Received", a => yuan(a.received_fen)],
       ["Passed on", a => yuan(a.passed_on_fen)], ["At risk", a => yuan(a.retained_fen)]], result.accounts));
   await load();
