@@ -82,6 +82,7 @@ def test_a_teller_is_told_to_block_then_sees_the_live_warning_when_the_transfer_
 
             police.wait_for_selector("#escalation-banner:not([hidden])", timeout=30_000)
             assert f"Counter {BRANCH} escalated account {MULE}" in police.inner_text("#escalation-banner")
+            assert police.evaluate("window.antifraudBeeps") == 1, "and heard"
             police.select_option("#filters [name=escalated]", "true")
             police.click("#filters button[type=submit]")
             police.wait_for_selector("#queue-table tbody tr")

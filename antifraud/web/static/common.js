@@ -95,3 +95,32 @@ export function table(columns, rows, attrs = {}) {
     el("thead", {}, el("tr", {}, columns.map(([head]) => el("th", {}, head)))),
     el("tbody", {}, rows.map(row => el("tr", {}, columns.map(([, cell]) => el("td", {}, cell(row)))))));
 }
+
+// An audible cue for what cannot wait (a counter's warning, a counter's escalation). Browsers only let a
+// page make sound after a click on it: ``button`` (or any click) unlocks it. Returns the beep; every call
+// is counted in ``window.antifraudBeeps``, sound or not, so tests can see it.
+export function alarm(button) {
+  let audio = null;
+  window.antifraudBeeps = 0;
+  function unlock() {
+    audio = audio || new AudioContext();
+    audio.resume();
+    button.textContent = "Sound on";
+    button.disabled = true;
+  }
+  button.addEventListener("click", unlock);
+  document.addEventListener("click", unlock, { once: true });
+  return function beep() {
+    window.antifraudBeeps += 1;
+    if (!audio || audio.state !== "running") return;
+    for (const [start, freq] of [[0, 880], [0.25, 660], [0.5, 880]]) {
+      const osc = audio.createOscillator();
+      const gain = audio.createGain();
+      gain.gain.value = 0.2;
+      osc.frequency.value = freq;
+      osc.connect(gain).connect(audio.destination);
+      osc.start(audio.currentTime + start);
+      osc.stop(audio.currentTime + start + 0.2);
+    }
+  };
+}

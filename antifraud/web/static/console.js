@@ -1,5 +1,5 @@
 // The analyst console: the case queue with filters, and one case with its actions, holds, money trail and timeline.
-import { api, attempt, el, signedIn, table, when, yuan } from "/static/common.js";
+import { alarm, api, attempt, el, signedIn, table, when, yuan } from "/static/common.js";
 import { drawTrail } from "/static/graph.js";
 
 await signedIn(["analyst"]);
@@ -112,6 +112,7 @@ filters.addEventListener("submit", (event) => { event.preventDefault(); loadQueu
 const ESCALATION_POLL_MS = 5000;
 const ESCALATION_OVERLAP_MS = 60_000;
 const escalationBanner = document.getElementById("escalation-banner");
+const beep = alarm(document.getElementById("sound"));
 const escalationsSeen = new Set();
 let newestEscalation = 1000;  // epoch ms; the feed refuses times before 1970
 async function readEscalations() {
@@ -133,6 +134,7 @@ async function watchEscalations() {
       el("button", { type: "button", class: "secondary", onclick: () => { escalationBanner.hidden = true; openCase(c.case_id); } },
         "Open"))));
     escalationBanner.hidden = false;
+    beep();
     loadQueue();
   }
   setTimeout(watchEscalations, ESCALATION_POLL_MS);

@@ -1,37 +1,11 @@
 // The counter page: the branch's live warnings (flash + beep) and the pre-transfer check form.
-import { api, attempt, el, showError, signedIn, when } from "/static/common.js";
+import { alarm, api, attempt, el, showError, signedIn, when } from "/static/common.js";
 
 const me = await signedIn(["teller", "analyst"]);
 const warningsList = document.getElementById("warnings");
 const banner = document.getElementById("live-banner");
 const streamStatus = document.getElementById("stream-status");
-const soundButton = document.getElementById("sound");
-let audio = null;
-window.antifraudBeeps = 0;
-
-// Browsers only let a page make sound after a click on it: the button (or any click) unlocks it.
-function unlockSound() {
-  audio = audio || new AudioContext();
-  audio.resume();
-  soundButton.textContent = "Sound on";
-  soundButton.disabled = true;
-}
-soundButton.addEventListener("click", unlockSound);
-document.addEventListener("click", unlockSound, { once: true });
-
-function beep() {
-  window.antifraudBeeps += 1;
-  if (!audio || audio.state !== "running") return;
-  for (const [start, freq] of [[0, 880], [0.25, 660], [0.5, 880]]) {
-    const osc = audio.createOscillator();
-    const gain = audio.createGain();
-    gain.gain.value = 0.2;
-    osc.frequency.value = freq;
-    osc.connect(gain).connect(audio.destination);
-    osc.start(audio.currentTime + start);
-    osc.stop(audio.currentTime + start + 0.2);
-  }
-}
+const beep = alarm(document.getElementById("sound"));
 
 // The customer is at the counter now: the teller can put the warning in front of the police at once.
 function escalateForm(place, alert) {
