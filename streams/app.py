@@ -186,35 +186,23 @@ async def refresh_gauges() -> None:
     })
 
 
-@app.agent(alerts_topic, name="antifraud.holds.payee-flags")
-async def flag_held_payees(stream: faust.StreamT[bytes]) -> None:
-    """Accounts the detectors flag: held transfers paying them are warned about before release. A record
-    that is not an alert is skipped here: :func:`fold_cases` dead-letters it, once."""
-    async for batch in stream.take_events(settings.batch_size, within=settings.batch_within_s):
-        alerts, rejected = decode_records(Alert, [_record(e) for e in batch])
-        for record, error in rejected:
-            log.warning("payee flags skipped %s[%d]@%d (dead-lettered by the cases): %s",
-                        record.topic, record.partition, record.offset, error)
-        await until_through(lambda: flag_payees(holds, alerts), topics.ALERTS)
+@app.agent(alerts_topic, name="antifraud.alerts")
+async def act_on_alerts(stream: faust.StreamT[bytes]) -> None:
+    """What the worker does with its own alerts: the accounts they flag are remembered, so held transfers
+    paying them are warned about before release (``antifraud/holds/``), and the alerts are grouped into
+    cases per entity and scenario (``antifraud/case/``). Per batch:
 
-
-@app.agent(alerts_topic, name="antifraud.cases")
-async def fold_cases(stream: faust.StreamT[bytes]) -> None:
-    """Alerts grouped into cases per entity and scenario (``antifraud/case/``); a replayed alert is folded once.
-
-    Each alerts agent reads every record, so only one dead-letters what it cannot read, and it is this
-    one: every alert belongs in a case, so an unreadable record is evidence missing from one, while the
-    payee flags only want the alerts about accounts. Per batch:
-
-    1. decode the records; an unreadable one is kept with why;
-    2. fold the alerts into their cases (one audited transaction per case);
-    3. produce the dead letters (reason, original key and bytes) and wait for the broker's acks;
-    4. return; Faust then commits the offsets. A crash before 4 replays the batch: its alerts are
-       folded once, a dead letter may be produced twice. While Redis or the broker is down, steps 2
-       and 3 are retried (``streams.batch.until_through``).
+    1. decode the records once; an unreadable one is kept with why;
+    2. flag the payees (upserts: harmless twice);
+    3. fold the alerts into their cases (one audited transaction per case; a replayed alert folds once);
+    4. produce the dead letters (reason, original key and bytes) and wait for the broker's acks;
+    5. return; Faust then commits the offsets. A crash before 5 replays the batch: its alerts are
+       flagged and folded once, a dead letter may be produced twice. While Redis or the broker is
+       down, steps 2 to 4 are retried (``streams.batch.until_through``).
     """
     async for batch in stream.take_events(settings.batch_size, within=settings.batch_within_s):
         alerts, rejected = decode_records(Alert, [_record(e) for e in batch])
+        await until_through(lambda: flag_payees(holds, alerts), topics.ALERTS)
         await until_through(lambda: cases.fold_alerts(alerts), topics.ALERTS)
         if rejected:
             await until_through(lambda: acked(send_dead_letters(rejected, dead_letter_topic)), topics.ALERTS)

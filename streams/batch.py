@@ -130,7 +130,9 @@ SYSTEMIC_AFTER = 20
 (retried like an outage, so it alerts) instead of dead-lettering the whole stream."""
 
 _failing_in_a_row: dict[str, int] = {}
-"""Topic -> records that failed alone since one last went through (this process)."""
+"""Topic -> records that failed alone since one last went through (this process). Past
+:data:`SYSTEMIC_AFTER` the topic stays stopped until the worker restarts (with a fix): a retry must
+not dead-letter the same records again."""
 
 
 def is_outage(error: BaseException) -> bool:
@@ -141,6 +143,7 @@ def is_outage(error: BaseException) -> bool:
     if isinstance(error, KafkaError):
         return not isinstance(error, MessageSizeTooLargeError)
     return isinstance(error, (*_REDIS_DOWN, OSError, SystemicFailure))
+
 
 RETRY_FIRST_SECONDS = 0.5
 RETRY_MAX_SECONDS = 30.0
@@ -274,6 +277,9 @@ async def _run_isolating(decoded: Sequence[tuple[Record, Event]], stages: Sequen
     if not decoded:
         return Outcome()
     topic = decoded[0][0].topic
+    if _failing_in_a_row.get(topic, 0) > SYSTEMIC_AFTER:
+        raise SystemicFailure(f"more than {SYSTEMIC_AFTER} records of {topic} in a row failed alone: the fault "
+                              "looks like the code's; the topic waits for a worker restarted with a fix")
     try:
         outcome = await run_stages(stages, [event for _, event in decoded])
         await settle(outcome, alerts_sink=alerts_sink, extra_sinks=extra_sinks)

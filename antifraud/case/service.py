@@ -281,6 +281,7 @@ class CaseService:
         async def decide(pipe: Pipeline, case: Case) -> _Decision:
             escalated = transition(case, "escalate", actor=actor, now=note_.at, escalated_at=note_.at,
                                    escalated_from=place)
+
             def write(tx: Pipeline) -> None:
                 tx.rpush(_notes_key(case_id), note_.model_dump_json())
                 tx.zadd(ESCALATED, {case_id: note_.at.timestamp()})
