@@ -1,4 +1,4 @@
-"""Cases: alerts folded per second by the worker's cases agent (decode the alerts topic's records, fold
+"""Cases: alerts folded per second by the worker's alerts agent (decode the alerts topic's records, fold
 them into their cases, each fold audited), against an embedded redis-server, no broker.
 
 N alerts on N / PER_CASE numbers, in batches of 2,000 (the worker's default); a number's alerts come
@@ -41,7 +41,7 @@ def records(count: int, per_case: int) -> list[Record]:
 
 
 async def fold_all(cases: CaseService, batch: list[Record]) -> int:
-    """The cases agent's work on one batch."""
+    """The alerts agent's folding of one batch."""
     alerts, rejected = decode_records(Alert, batch)
     assert not rejected
     return await cases.fold_alerts(alerts)

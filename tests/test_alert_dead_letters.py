@@ -1,5 +1,5 @@
-"""Records on the alerts topic that are not alerts: a running worker dead-letters each exactly once (from
-the cases agent, with the reason and the original key and bytes), and both alerts agents carry on past them."""
+"""Records on the alerts topic that are not alerts: a running worker dead-letters each exactly once (with
+the reason and the original key and bytes), and goes on flagging payees and folding cases past them."""
 
 from collections.abc import Callable
 
