@@ -30,6 +30,12 @@ BATCH_RETRIES = Counter(
     "Batches tried again because Redis or the broker failed (the batch waits, its offsets uncommitted).",
     ["topic"],
 )
+LATE_RECORDS = Counter(
+    "antifraud_late_records_total",
+    "Records older than what their worker had already processed when they arrived (still processed; only "
+    "these can make results depend on timing).",
+    ["topic"],
+)
 BATCH_SECONDS = Histogram(
     "antifraud_batch_seconds",
     "Time to process one batch: decode, detect, produce, flush state.",

@@ -219,8 +219,16 @@ class CreditBlacklistThresholds(BaseModel):
         return self
 
 
+class StreamThresholds(BaseModel):
+    """How what one entity's event tells another takes effect (see thresholds.toml)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    cross_entity_delay_seconds: float = Field(gt=0, le=600)
+
+
 class Thresholds(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+    stream: StreamThresholds
     fraud_number: FraudNumberThresholds
     interception: InterceptionThresholds
     sim_registration: SimRegistrationThresholds

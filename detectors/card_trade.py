@@ -13,33 +13,43 @@ A card whose holder was flagged for bulk card opening before the receipt (see
 pass each receipt on within minutes, so for it the limit is
 ``max_unrelated_payers_bulk_opener`` (0: the first stranger's receipt alerts).
 
-Replay safety: the alert's window starts at the account's opening, so an
-account has one ``alert_id``; receipts are upserts keyed by event id and only
-receipts up to the judged one count.
+The account's state belongs to the owner of its partition of the transfers (as a payer). Payments
+are keyed by their payer, so the payer's side tells the account of each receipt (:func:`is_receipt`)
+with a message delivered the cross-entity delay later (a :class:`Receipt`), judged as of the payment.
 """
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from antifraud.alerts.models import Alert, Audience, Entity, Reason
 from antifraud.events.models import BankTransfer
-from antifraud.state.accounts import AccountInfo
 from antifraud.thresholds import CardTradeThresholds
-from detectors.window import DAY, EntityState, Seen, Tracker, WindowResult, changes_of, judge, limit_alert, trackers
+from detectors.accounts import AccountInfo
+from detectors.window import DAY, EntityState, Seen, Tracker, WindowResult, judge, limit_alert, result_of, trackers
 
 DETECTOR = "card_trade"
 _RECEIPTS = "r"
 
 
-def relevant(transfers: Sequence[BankTransfer], accounts: Mapping[str, AccountInfo],
-             limits: CardTradeThresholds) -> list[BankTransfer]:
-    """Receipts of newly opened accounts from someone other than the holder: what the detector judges."""
-    return [
-        t for t in transfers
-        if (info := accounts.get(t.payee_account)) is not None
-        and info.opened_within(t.event_time.timestamp(), limits.new_account_days)
-        and t.payer_id_number != info.holder_id_number
-    ]
+@dataclass(frozen=True)
+class Receipt:
+    """A payment into a newly opened account from someone other than its holder, as the account's owner
+    learns of it: ``at`` is when the message reaches it, ``paid_at`` when the transfer was made."""
+
+    at: float
+    account: str
+    paid_at: float
+    event_id: str
+    payer_id_number: str
+    opening: AccountInfo
+
+
+def is_receipt(transfer: BankTransfer, info: AccountInfo | None, limits: CardTradeThresholds) -> bool:
+    """A transfer into an account opened within ``new_account_days`` from someone other than its holder:
+    what the payer's side tells the account (the payee's opening as known at the transfer)."""
+    return (info is not None and info.opened_within(transfer.event_time.timestamp(), limits.new_account_days)
+            and transfer.payer_id_number != info.holder_id_number)
 
 
 def _reasons(payers: set[str], info: AccountInfo, now: float, holder_flagged: bool,
@@ -54,41 +64,34 @@ def _reasons(payers: set[str], info: AccountInfo, now: float, holder_flagged: bo
     ]
 
 
-def _judge(tracker: Tracker, transfer: BankTransfer, info: AccountInfo, flagged: Mapping[str, float],
-           limits: CardTradeThresholds) -> Alert | None:
-    now = transfer.event_time.timestamp()
+def _judge(tracker: Tracker, receipt: Receipt, flagged: Mapping[str, float], limits: CardTradeThresholds
+           ) -> Alert | None:
+    now, info = receipt.paid_at, receipt.opening
     holder_flagged = flagged.get(info.holder_id_number, float("inf")) <= now
-    verdict = judge(tracker, _RECEIPTS, Seen(now, transfer.event_id, transfer.payer_id_number),
+    verdict = judge(tracker, _RECEIPTS, Seen(now, receipt.event_id, receipt.payer_id_number),
                     lambda held, at: _reasons({s.detail for s in held.values()}, info, at, holder_flagged, limits),
                     info.opened_at + limits.new_account_days * DAY)
     if verdict is None:
         return None
     held, reasons = verdict
     return limit_alert(
-        DETECTOR, Entity(kind="account", value=transfer.payee_account),
+        DETECTOR, Entity(kind="account", value=receipt.account),
         (datetime.fromtimestamp(info.opened_at, timezone.utc), now), reasons,
         [info.event_id] + [s.event_id for s in sorted(held.values())],
-        [Audience(kind="bank_risk", id=info.bank), Audience(kind="police")],
+        [Audience(kind="bank_risk", id=info.bank), Audience(kind="police")], receipt.event_id,
     )
 
 
 def detect(
-    transfers: Sequence[BankTransfer],
-    accounts: Mapping[str, AccountInfo],
+    receipts: Sequence[Receipt],
     prior: Mapping[str, EntityState],
     flagged: Mapping[str, float],
     limits: CardTradeThresholds,
 ) -> WindowResult:
-    """Fold the batch's receipts of new accounts (any order) into per-account payers; alert on crossings.
+    """Fold a piece's receipts (in batch order) into per-account payers; alert on crossings.
 
-    ``flagged`` maps holder ID numbers to when they were flagged for bulk card opening."""
-    receipts = relevant(transfers, accounts, limits)
-    tracked = trackers({t.payee_account for t in receipts}, prior,
-                       {_RECEIPTS: limits.new_account_days * DAY}, limits.max_tracked)
-    alerts = [
-        alert
-        for transfer in sorted(receipts, key=lambda t: (t.event_time, t.event_id))
-        if (alert := _judge(tracked[transfer.payee_account], transfer, accounts[transfer.payee_account],
-                            flagged, limits)) is not None
-    ]
-    return WindowResult(alerts=alerts, changes=changes_of(tracked))
+    ``flagged`` maps holder ID numbers to when they were first flagged for bulk card opening."""
+    tracked = trackers({r.account for r in receipts}, prior, {_RECEIPTS: limits.new_account_days * DAY},
+                       limits.max_tracked)
+    alerts = [alert for r in receipts if (alert := _judge(tracked[r.account], r, flagged, limits)) is not None]
+    return result_of(alerts, tracked)

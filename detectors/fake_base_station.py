@@ -18,9 +18,12 @@ place) and is followed by one alert per sender with ``min_sender_sms`` link SMS
 through the suspect cell. A newly commissioned tower is in the registry from
 its commissioning time and ciphers normally, so it never shows an anomaly.
 
-Replay safety: alert windows are anchored on the event that made the cell
-suspect; state is keyed by IMEI, SMS event id and alerted sender, so writing a
-change twice changes nothing; quiet periods suppress alerts on replay.
+A cell's state belongs to the owner of the cell's partition of the cell observations. SMS are keyed
+by sender, so an SMS with a link reaches its cell as a :class:`SmsSighting`: a message delivered the
+cross-entity delay after it was sent (``streams/pipeline.py``), judged like an observation at its
+delivery.
+
+An alert's id follows from the event (observation or SMS) whose judgement raised it.
 """
 
 from collections.abc import Mapping, Sequence
@@ -32,7 +35,7 @@ import numpy as np
 from antifraud.alerts.models import Alert, Audience, Entity, Reason
 from antifraud.events.models import CellObservation, GeoPoint, SmsRecord
 from antifraud.thresholds import FakeBaseStationThresholds
-from detectors.window import EntityState, Seen, Tracker, WindowResult, changes_of, ratio, trackers
+from detectors.window import EntityState, Seen, Tracker, WindowResult, ratio, result_of, trackers
 
 DETECTOR = "fake_base_station"
 EARTH_RADIUS_KM = 6371.0
@@ -52,6 +55,18 @@ class RegisteredCell:
 
 
 CellRegistry = Mapping[str, RegisteredCell]
+
+
+@dataclass(frozen=True)
+class SmsSighting:
+    """An SMS with a link, as its cell learns of it: ``at`` is when the message reaches the cell's owner,
+    ``sent_at`` when the SMS was sent."""
+
+    at: float
+    cell_id: str
+    sender: str
+    event_id: str
+    sent_at: float
 
 
 def distance_km(lat1: np.ndarray, lon1: np.ndarray, lat2: np.ndarray, lon2: np.ndarray) -> np.ndarray:
@@ -145,13 +160,14 @@ def _judge_cell(tracker: Tracker, site: RegisteredCell | None, registry_known: b
 
 
 def _cell_alert(cell_id: str, tracker: Tracker, verdict: _Verdict, now: float,
-                limits: FakeBaseStationThresholds) -> Alert:
+                limits: FakeBaseStationThresholds, trigger: str) -> Alert:
     window_end = datetime.fromtimestamp(now, timezone.utc)
     seen = sorted([*tracker.upto(_HANDSETS, now).values(), *tracker.upto(_SMS, now).values()])
     score = max(ratio(r) for r in verdict.reasons)
     return Alert.create(
         detector=DETECTOR,
         entity=Entity(kind="cell", value=cell_id),
+        trigger=trigger,
         window_start=window_end - timedelta(seconds=limits.window_seconds),
         window_end=window_end,
         severity="critical" if verdict.place is not None and score >= 2 else "high",
@@ -163,7 +179,7 @@ def _cell_alert(cell_id: str, tracker: Tracker, verdict: _Verdict, now: float,
     )
 
 
-def _sender_alerts(tracker: Tracker, now: float, limits: FakeBaseStationThresholds) -> list[Alert]:
+def _sender_alerts(tracker: Tracker, now: float, limits: FakeBaseStationThresholds, trigger: str) -> list[Alert]:
     """The numbers whose link SMS went out through the suspect cell, each once per quiet period."""
     by_sender: dict[str, list[Seen]] = {}
     for seen in tracker.upto(_SMS, now).values():
@@ -179,6 +195,7 @@ def _sender_alerts(tracker: Tracker, now: float, limits: FakeBaseStationThreshol
         alerts.append(Alert.create(
             detector=DETECTOR,
             entity=Entity(kind="phone", value=sender),
+            trigger=trigger,
             window_start=window_end - timedelta(seconds=limits.window_seconds),
             window_end=window_end,
             severity="high",
@@ -191,41 +208,51 @@ def _sender_alerts(tracker: Tracker, now: float, limits: FakeBaseStationThreshol
     return alerts
 
 
-def _see(tracker: Tracker, event: CellObservation | SmsRecord, limits: FakeBaseStationThresholds) -> float:
-    now = event.event_time.timestamp()
-    if isinstance(event, CellObservation):
-        tracker.see(_HANDSETS, event.handset_imei, Seen(now, event.event_id, _handset_detail(event, limits)))
+Item = CellObservation | SmsSighting
+
+
+def _at(item: Item) -> float:
+    return item.at if isinstance(item, SmsSighting) else item.event_time.timestamp()
+
+
+def _see(tracker: Tracker, item: Item, limits: FakeBaseStationThresholds) -> float:
+    now = _at(item)
+    if isinstance(item, CellObservation):
+        tracker.see(_HANDSETS, item.handset_imei, Seen(now, item.event_id, _handset_detail(item, limits)))
     else:
-        tracker.see(_SMS, event.event_id, Seen(now, event.event_id, event.sender))
+        tracker.see(_SMS, item.event_id, Seen(item.sent_at, item.event_id, item.sender))
     tracker.expire(now)
     return now
 
 
-def relevant(events: Sequence[CellObservation | SmsRecord], registry: CellRegistry | None,
-             limits: FakeBaseStationThresholds) -> list[CellObservation | SmsRecord]:
-    """The events the detector keeps: anomalous observations and SMS carrying links."""
-    observations = [e for e in events if isinstance(e, CellObservation)]
-    keep = anomalous(observations, registry, limits) if observations else np.zeros(0, bool)
-    return [o for o, k in zip(observations, keep.tolist()) if k] + [
-        e for e in events if isinstance(e, SmsRecord) and e.link_domains
-    ]
+def relevant(items: Sequence[Item], registry: CellRegistry | None, limits: FakeBaseStationThresholds) -> list[Item]:
+    """The items the detector keeps, in their order: anomalous observations and SMS sightings."""
+    observations = [i for i in items if isinstance(i, CellObservation)]
+    keep = iter(anomalous(observations, registry, limits).tolist() if observations else ())
+    return [i for i in items if not isinstance(i, CellObservation) or next(keep)]
+
+
+def carries_link(sms: SmsRecord) -> bool:
+    """Whether an SMS goes to its cell's detector (the cell counts the texts with links)."""
+    return bool(sms.link_domains)
 
 
 def detect(
-    events: Sequence[CellObservation | SmsRecord],
+    items: Sequence[Item],
     prior: Mapping[str, EntityState],
     registry: CellRegistry | None,
     limits: FakeBaseStationThresholds,
 ) -> WindowResult:
-    """Fold a batch of observations and/or SMS (any order) into per-cell windows; alert on suspect cells."""
-    kept = relevant(events, registry, limits)
+    """Fold a piece's observations and SMS sightings (in batch order) into per-cell windows; alert on
+    suspect cells."""
+    kept = relevant(items, registry, limits)
     horizons = {_HANDSETS: limits.window_seconds, _SMS: limits.window_seconds, _ALERTED: 0}
-    tracked = trackers({e.cell_id for e in kept}, prior, horizons, limits.max_tracked)
+    tracked = trackers({i.cell_id for i in kept}, prior, horizons, limits.max_tracked)
     alerts: list[Alert] = []
-    for event in sorted(kept, key=lambda e: (e.event_time, e.event_id)):
-        tracker = tracked[event.cell_id]
-        now = _see(tracker, event, limits)
-        site = _registered(registry, event.cell_id, now)
+    for item in kept:
+        tracker = tracked[item.cell_id]
+        now = _see(tracker, item, limits)
+        site = _registered(registry, item.cell_id, now)
         if not tracker.live[_HANDSETS] and site is not None:
             continue  # a registered cell without an anomalous observation: nothing to judge
         verdict = _judge_cell(tracker, site, registry is not None, now, limits)
@@ -233,6 +260,6 @@ def detect(
             continue
         if not tracker.quiet(now):
             tracker.alerted(now + limits.window_seconds)
-            alerts.append(_cell_alert(event.cell_id, tracker, verdict, now, limits))
-        alerts += _sender_alerts(tracker, now, limits)
-    return WindowResult(alerts=alerts, changes=changes_of(tracked))
+            alerts.append(_cell_alert(item.cell_id, tracker, verdict, now, limits, item.event_id))
+        alerts += _sender_alerts(tracker, now, limits, item.event_id)
+    return result_of(alerts, tracked)

@@ -1,25 +1,26 @@
 """Fraud-number score: how much a number's outbound calls look like cold-calling.
 
-Per number, the latest outbound calls (a day, capped) and who has called it
-(``called_by``: caller -> earliest inbound call) are the state. Each new call is
-scored over the calls up to it: burst volume, distinct callees, short-call,
-one-ring, international and night shares, handset (IMEI) changes, the callback
-and repeat-callee ratios. Features past their threshold add their weight; a
-number with enough distinct callees whose score reaches ``alert_score`` is
-alerted once per profile window (a quiet period follows).
+Per number the state is its :class:`Profile`: the outbound calls inside the profile window (a day,
+at most ``max_calls_kept``) with running counts, so a call is added and the window moved in constant
+time however long the number's history. Each new call is scored over the calls up to it: burst
+volume, distinct callees, short-call, one-ring, international and night shares, handset (IMEI)
+changes, the callback and repeat-callee ratios. Features past their threshold add their weight; a
+number with enough distinct callees whose score reaches ``alert_score`` is alerted once per profile
+window (a quiet period follows).
 
-Replay safety: a call already in the state is not scored again, features only
-count calls and callbacks at or before the scored call, and the alert window
-is anchored on that call, so the same input gives the same ``alert_id`` and a
-batch split in two gives the same alerts as one. State changes are keyed by
-event id and caller, so writing them twice changes nothing.
+Who called a number back is what other numbers' calls say: a fact each call adds about its callee
+(``fn:in``), seen the cross-entity delay later (``antifraud/state/store.py``), so the callback ratio
+counts callbacks at least that long before the scored call, whichever worker handled them.
+
+An alert's id follows from the call that crossed the score; a call already in the window is not
+scored again, so an input with a duplicated call gives the same alerts.
 """
 
-from collections.abc import Mapping, Sequence
+import bisect
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-
-import numpy as np
 
 from antifraud.alerts.models import Alert, Audience, Entity, Reason
 from antifraud.events.models import CallRecord
@@ -27,9 +28,14 @@ from antifraud.thresholds import FeatureRule, FraudNumberThresholds
 
 DETECTOR = "fraud_number"
 MAX_EVIDENCE = 50
+FEATURES = (
+    "burst_calls", "short_call_share", "one_ring_share", "international_share",
+    "night_share", "imei_changes", "callback_ratio_max", "repeat_callee_ratio_max",
+)
+"""Scored features; a name ending ``_max`` must stay at or under its threshold."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class OutCall:
     """One outbound call as the state keeps it."""
 
@@ -42,111 +48,129 @@ class OutCall:
     imei: str
 
 
-@dataclass(frozen=True)
-class NumberState:
-    calls: tuple[OutCall, ...] = ()
-    called_by: Mapping[str, float] = field(default_factory=dict)
-    """Who called this number -> epoch of their earliest call kept."""
-    alerted_until: float = 0.0
-
-
-@dataclass
-class NumberChange:
-    """What to write back for one caller: calls to add and drop, the new quiet period."""
-
-    added: dict[str, OutCall] = field(default_factory=dict)
-    dropped: set[str] = field(default_factory=set)
-    alerted_until: float | None = None
-
-
-@dataclass
-class FraudNumberResult:
-    alerts: list[Alert]
-    changes: dict[str, NumberChange]
-    called_by: dict[str, dict[str, float]]
-    """Callee -> {caller: earliest call in this batch}: the callbacks to record, any worker's callers."""
-
-
 def out_call(call: CallRecord) -> OutCall:
-    return OutCall(call.event_time.timestamp(), call.event_id, call.callee, call.duration_s, call.international, call.imei)
+    return OutCall(call.event_time.timestamp(), call.event_id, call.callee, call.duration_s, call.international,
+                   call.imei)
 
 
-def inbound(calls: Sequence[CallRecord]) -> dict[str, dict[str, float]]:
-    """Callee -> {caller: earliest call}: in this batch, who called whom."""
-    seen: dict[str, dict[str, float]] = {}
-    for call in calls:
-        at = call.event_time.timestamp()
-        by_caller = seen.setdefault(call.callee, {})
-        if at < by_caller.get(call.caller, float("inf")):
-            by_caller[call.caller] = at
-    return seen
+def _is_night(at: float, limits: FraudNumberThresholds) -> bool:
+    hour = ((at + limits.utc_offset_hours * 3600) % 86400) // 3600
+    if limits.night_start_hour > limits.night_end_hour:
+        return hour >= limits.night_start_hour or hour < limits.night_end_hour
+    return limits.night_start_hour <= hour < limits.night_end_hour
 
 
-def _prefix(flags: np.ndarray) -> np.ndarray:
-    """Cumulative counts with a leading zero: ``c[j] - c[i]`` counts flags in ``[i, j)``."""
-    return np.concatenate(([0], np.cumsum(flags, dtype=np.int64)))
+class Profile:
+    """A number's calls in the profile window, oldest first, with running counts over them.
 
+    Calls come in time order (:meth:`add`); the window keeps those no older than
+    ``profile_window_seconds`` before the newest and at most ``max_calls_kept``. A call older than the
+    newest (a late record) rebuilds the window, which is rare and costs its length once.
+    """
 
-class _Profile:
-    """A number's calls (kept and new) as arrays, sorted by time, for window features."""
+    def __init__(self, limits: FraudNumberThresholds, calls: Iterable[OutCall] = (), alerted_until: float = 0.0) -> None:
+        self.limits = limits
+        self.alerted_until = alerted_until
+        self._reset(sorted(calls, key=lambda c: (c.at, c.event_id)))
 
-    def __init__(self, calls: Sequence[OutCall], called_by: Mapping[str, float], limits: FraudNumberThresholds) -> None:
-        self.calls = calls
-        self.at = np.array([c.at for c in calls], dtype=np.float64)
-        durations = np.array([c.duration_s for c in calls], dtype=np.int64)
-        local_hour = ((self.at + limits.utc_offset_hours * 3600) % 86400) // 3600
-        if limits.night_start_hour > limits.night_end_hour:
-            night = (local_hour >= limits.night_start_hour) | (local_hour < limits.night_end_hour)
-        else:
-            night = (local_hour >= limits.night_start_hour) & (local_hour < limits.night_end_hour)
-        self.short = _prefix(durations < limits.short_call_seconds)
-        self.ring = _prefix(durations <= limits.one_ring_seconds)
-        self.intl = _prefix(np.array([c.international for c in calls], dtype=bool))
-        self.night = _prefix(night)
-        imeis = [c.imei for c in calls]
-        self.imei_change = _prefix(np.array([False] + [a != b for a, b in zip(imeis, imeis[1:])], dtype=bool))
-        last: dict[str, int] = {}
-        previous = np.empty(len(calls), dtype=np.int64)
-        for i, call in enumerate(calls):
-            previous[i] = last.get(call.callee, -1)
-            last[call.callee] = i
-        self.previous_same = previous
-        self.callback_at = np.array([called_by.get(c.callee, np.inf) for c in calls], dtype=np.float64)
+    def _reset(self, calls: list[OutCall]) -> None:
+        self.calls: list[OutCall] = []
+        self.times: list[float] = []
+        self._changed: list[bool] = []
+        """Per call: its IMEI differs from the call before it."""
+        self.lo = 0
+        self.ids: set[str] = set()
+        self.callees: Counter[str] = Counter()
+        self.short = self.ring = self.intl = self.night = self.imei_changes = 0
+        for call in calls:
+            self._append(call)
+            self._evict(call.at)
 
-    def features(self, i: int, limits: FraudNumberThresholds) -> dict[str, float] | None:
-        """Feature values over the window ending at call ``i``; None below the distinct-callee gate."""
-        now = self.at[i]
-        lo = int(np.searchsorted(self.at, now - limits.profile_window_seconds, side="right"))
-        hi = i + 1
-        count = hi - lo
-        if count < limits.min_distinct_callees:
+    @property
+    def window(self) -> list[OutCall]:
+        return self.calls[self.lo:]
+
+    def __len__(self) -> int:
+        return len(self.calls) - self.lo
+
+    def _flags(self, call: OutCall) -> tuple[int, int, int, int]:
+        limits = self.limits
+        return (call.duration_s < limits.short_call_seconds, call.duration_s <= limits.one_ring_seconds,
+                call.international, _is_night(call.at, limits))
+
+    def _append(self, call: OutCall) -> None:
+        changed = len(self) > 0 and self.calls[-1].imei != call.imei
+        self.calls.append(call)
+        self.times.append(call.at)
+        self._changed.append(changed)
+        self.ids.add(call.event_id)
+        self.callees[call.callee] += 1
+        short, ring, intl, night = self._flags(call)
+        self.short += short
+        self.ring += ring
+        self.intl += intl
+        self.night += night
+        self.imei_changes += changed
+
+    def _drop_oldest(self) -> None:
+        call = self.calls[self.lo]
+        short, ring, intl, night = self._flags(call)
+        self.short -= short
+        self.ring -= ring
+        self.intl -= intl
+        self.night -= night
+        self.ids.discard(call.event_id)
+        self.callees[call.callee] -= 1
+        if not self.callees[call.callee]:
+            del self.callees[call.callee]
+        self.lo += 1
+        if self.lo < len(self.calls):  # the pair (dropped, next) left the window
+            self.imei_changes -= self._changed[self.lo]
+        if self.lo > 64 and self.lo * 2 > len(self.calls):
+            del self.calls[: self.lo], self.times[: self.lo], self._changed[: self.lo]
+            self.lo = 0
+
+    def _evict(self, now: float) -> None:
+        horizon = now - self.limits.profile_window_seconds
+        while len(self) and (self.times[self.lo] <= horizon or len(self) > self.limits.max_calls_kept):
+            self._drop_oldest()
+
+    def add(self, call: OutCall) -> bool:
+        """Take a new call into the window; False if it is there already (a duplicated record)."""
+        if call.event_id in self.ids:
+            return False
+        if len(self) and (call.at, call.event_id) < (self.calls[-1].at, self.calls[-1].event_id):
+            self._reset(sorted([*self.window, call], key=lambda c: (c.at, c.event_id)))
+            return True
+        self._append(call)
+        self._evict(call.at)
+        return True
+
+    def features(self, called_back: Callable[[Iterable[str]], int]) -> dict[str, float] | None:
+        """Feature values over the window ending at its newest call; None below the distinct-callee gate.
+        ``called_back`` counts which of the given callees had called the number back by then."""
+        limits = self.limits
+        count = len(self)
+        distinct = len(self.callees)
+        if count < limits.min_distinct_callees or distinct < limits.min_distinct_callees:
             return None
-        first = self.previous_same[lo:hi] < lo
-        distinct = int(np.count_nonzero(first))
-        if distinct < limits.min_distinct_callees:
-            return None
-        called_back = int(np.count_nonzero(first & (self.callback_at[lo:hi] <= now)))
-        burst_lo = int(np.searchsorted(self.at, now - limits.burst_window_seconds, side="right"))
+        now = self.times[-1]
+        burst_lo = bisect.bisect_right(self.times, now - limits.burst_window_seconds, self.lo)
         return {
             "distinct_callees": distinct,
-            "burst_calls": hi - burst_lo,
-            "short_call_share": (self.short[hi] - self.short[lo]) / count,
-            "one_ring_share": (self.ring[hi] - self.ring[lo]) / count,
-            "international_share": (self.intl[hi] - self.intl[lo]) / count,
-            "night_share": (self.night[hi] - self.night[lo]) / count,
-            "imei_changes": int(self.imei_change[hi] - self.imei_change[lo + 1]),
-            "callback_ratio_max": called_back / distinct,
+            "burst_calls": len(self.times) - burst_lo,
+            "short_call_share": self.short / count,
+            "one_ring_share": self.ring / count,
+            "international_share": self.intl / count,
+            "night_share": self.night / count,
+            "imei_changes": self.imei_changes,
+            "callback_ratio_max": called_back(self.callees) / distinct,
             "repeat_callee_ratio_max": 1 - distinct / count,
         }
 
 
 def rules(limits: FraudNumberThresholds) -> dict[str, FeatureRule]:
-    """Scored features by name; a name ending ``_max`` must stay at or under its threshold."""
-    names = (
-        "burst_calls", "short_call_share", "one_ring_share", "international_share",
-        "night_share", "imei_changes", "callback_ratio_max", "repeat_callee_ratio_max",
-    )
-    return {name: getattr(limits, name) for name in names}
+    return {name: getattr(limits, name) for name in FEATURES}
 
 
 def score(values: Mapping[str, float], limits: FraudNumberThresholds) -> float:
@@ -159,94 +183,76 @@ def score(values: Mapping[str, float], limits: FraudNumberThresholds) -> float:
     return round(total, 4)
 
 
-def _alert(number: str, profile: _Profile, i: int, values: Mapping[str, float], total: float,
+def _alert(number: str, profile: Profile, values: Mapping[str, float], total: float,
            limits: FraudNumberThresholds) -> Alert:
-    window_end = datetime.fromtimestamp(profile.at[i], timezone.utc)
-    lo = int(np.searchsorted(profile.at, profile.at[i] - limits.profile_window_seconds, side="right"))
-    evidence = profile.calls[max(lo, i + 1 - MAX_EVIDENCE) : i + 1]
+    newest = profile.calls[-1]
+    window_end = datetime.fromtimestamp(newest.at, timezone.utc)
     reasons = [Reason(feature="distinct_callees", value=values["distinct_callees"], threshold=limits.min_distinct_callees)]
-    reasons += [Reason(feature=name, value=round(values[name], 4), threshold=rule.threshold) for name, rule in rules(limits).items()]
+    reasons += [Reason(feature=name, value=round(values[name], 4), threshold=rule.threshold)
+                for name, rule in rules(limits).items()]
     reasons.append(Reason(feature="score", value=total, threshold=limits.alert_score))
     return Alert.create(
         detector=DETECTOR,
         entity=Entity(kind="phone", value=number),
+        trigger=newest.event_id,
         window_start=window_end - timedelta(seconds=limits.profile_window_seconds),
         window_end=window_end,
         severity="high" if total >= limits.alert_score + 0.25 else "medium",
         score=total,
         reasons=reasons,
-        evidence_event_ids=[c.event_id for c in evidence],
+        evidence_event_ids=[c.event_id for c in profile.window[-MAX_EVIDENCE:]],
         audience=[Audience(kind="police")],
     )
 
 
-def _kept(calls: Sequence[OutCall], limits: FraudNumberThresholds) -> list[OutCall]:
-    """The calls the state keeps: inside the profile window of the latest, at most ``max_calls_kept``."""
-    if not calls:
-        return []
-    horizon = calls[-1].at - limits.profile_window_seconds
-    return [c for c in calls[-limits.max_calls_kept :] if c.at > horizon]
+@dataclass
+class NumberChange:
+    """What to write back for one number: the calls added, and the new quiet period if one began."""
+
+    added: list[OutCall] = field(default_factory=list)
+    alerted_until: float | None = None
 
 
-def _score_new_calls(
-    number: str, merged: Sequence[OutCall], new: set[str], called_by: Mapping[str, float],
-    alerted_until: float, change: NumberChange, limits: FraudNumberThresholds,
-) -> list[Alert]:
-    """Score each new call in time order; an alert starts a quiet period recorded in ``change``."""
-    profile = _Profile(merged, called_by, limits)
-    alerts = []
-    for i, call in enumerate(merged):
-        if call.event_id not in new or call.at < alerted_until:
+@dataclass
+class FraudNumberResult:
+    alerts: list[Alert]
+    changes: dict[str, NumberChange]
+    called_by: list[tuple[str, str, float]]
+    """(callee, caller, time) for every call: the facts of who called whom."""
+
+
+Callbacks = Callable[[str, float], Mapping[str, float]]
+"""(number, time) -> who had called the number by then (as the facts show then): caller -> earliest call."""
+
+
+def detect(calls: Sequence[CallRecord], profiles: Mapping[str, Profile], callbacks: Callbacks,
+           limits: FraudNumberThresholds) -> FraudNumberResult:
+    """Score a piece's calls (in batch order) against their callers' windows, advancing the profiles
+    (``profiles`` has one per caller); alert on crossings."""
+    alerts: list[Alert] = []
+    changes: dict[str, NumberChange] = {}
+    for call in sorted(calls, key=lambda c: (c.event_time, c.event_id)):
+        number, profile = call.caller, profiles[call.caller]
+        kept = out_call(call)
+        if not profile.add(kept):
             continue
-        values = profile.features(i, limits)
+        change = changes.setdefault(number, NumberChange())
+        change.added.append(kept)
+        if kept.at < profile.alerted_until or profile.calls[-1] is not kept:
+            continue  # quiet, or a late call: not the newest, so not what the window ends at
+
+        def called_back(callees: Iterable[str], number: str = number, at: float = kept.at) -> int:
+            seen = callbacks(number, at)
+            return sum(1 for callee in callees if seen.get(callee, float("inf")) <= at)
+
+        values = profile.features(called_back)
         if values is None:
             continue
         total = score(values, limits)
         if total >= limits.alert_score:
-            alerts.append(_alert(number, profile, i, values, total, limits))
-            alerted_until = change.alerted_until = call.at + limits.profile_window_seconds
-    return alerts
-
-
-def detect(
-    calls: Sequence[CallRecord], prior: Mapping[str, NumberState], limits: FraudNumberThresholds
-) -> FraudNumberResult:
-    """Score every new call of the batch (any order) against its caller's window; alert on crossings."""
-    batch_inbound = inbound(calls)
-    by_caller: dict[str, dict[str, OutCall]] = {}
-    for call in calls:
-        by_caller.setdefault(call.caller, {})[call.event_id] = out_call(call)
-
-    alerts: list[Alert] = []
-    changes: dict[str, NumberChange] = {}
-    for number, batch_calls in by_caller.items():
-        state = prior.get(number, NumberState())
-        known = {c.event_id for c in state.calls}
-        new = {e: c for e, c in batch_calls.items() if e not in known}
-        merged = sorted([*state.calls, *new.values()], key=lambda c: (c.at, c.event_id))
-        called_by = dict(state.called_by)
-        for caller, at in batch_inbound.get(number, {}).items():
-            called_by[caller] = min(at, called_by.get(caller, np.inf))
-        change = NumberChange()
-        # Most numbers place a few calls a day: below the gate there is nothing to score.
-        if len(merged) >= limits.min_distinct_callees:
-            alerts += _score_new_calls(number, merged, set(new), called_by, state.alerted_until, change, limits)
-        kept = _kept(merged, limits)
-        kept_ids = {c.event_id for c in kept}
-        change.added = {c.event_id: c for c in kept if c.event_id in new}
-        change.dropped = known - kept_ids
-        changes[number] = change
-    return FraudNumberResult(alerts=alerts, changes=changes, called_by=batch_inbound)
-
-
-def next_state(prior: NumberState, change: NumberChange | None, callers: Mapping[str, float]) -> NumberState:
-    """A number's state once a batch's change and callbacks are written (what the store will hold)."""
-    calls = {c.event_id: c for c in prior.calls}
-    alerted_until = prior.alerted_until
-    if change is not None:
-        calls = {e: c for e, c in calls.items() if e not in change.dropped} | change.added
-        alerted_until = alerted_until if change.alerted_until is None else change.alerted_until
-    called_by = dict(prior.called_by)
-    for caller, at in callers.items():
-        called_by[caller] = min(at, called_by.get(caller, at))
-    return NumberState(tuple(sorted(calls.values(), key=lambda c: (c.at, c.event_id))), called_by, alerted_until)
+            alerts.append(_alert(number, profile, values, total, limits))
+            profile.alerted_until = change.alerted_until = kept.at + limits.profile_window_seconds
+    return FraudNumberResult(
+        alerts=alerts, changes=changes,
+        called_by=[(c.callee, c.caller, c.event_time.timestamp()) for c in calls],
+    )

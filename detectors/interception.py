@@ -18,7 +18,7 @@ from antifraud.blocklist import BlockEntry
 from antifraud.events.models import CallRecord
 from antifraud.interceptions import Basis, InterceptionDecision, VictimWarning, decision_id_for, warning_id_for
 from antifraud.thresholds import InterceptionThresholds
-from detectors.fraud_number import NumberState, OutCall
+from detectors.fraud_number import OutCall
 
 
 @dataclass(frozen=True)
@@ -57,7 +57,8 @@ def decide(call: CallRecord, basis: Basis, listed: Mapping[str, BlockEntry], fla
 
 
 def victims(
-    number: str, calls: Sequence[OutCall], called_by: Mapping[str, float], warned: set[str], basis: Basis, cap: int
+    number: str, calls: Sequence[OutCall], called_by: Mapping[str, float], warned: frozenset[str], basis: Basis,
+    cap: int,
 ) -> list[VictimWarning]:
     """The reached subscribers not yet warned, most at risk first, within what is left of the cap."""
     by_victim: dict[str, list[OutCall]] = {}
@@ -90,14 +91,15 @@ def intercept(
     calls: Sequence[CallRecord],
     listed: Mapping[str, BlockEntry],
     flags: Mapping[str, Flag],
-    states: Mapping[str, NumberState],
-    warned: Mapping[str, set[str]],
+    windows: Mapping[str, Sequence[OutCall]],
+    called_by: Mapping[str, Mapping[str, float]],
+    warned: Mapping[str, frozenset[str]],
     limits: InterceptionThresholds,
 ) -> InterceptionResult:
-    """Decisions for the batch's calls from listed/flagged numbers; warnings for whom those numbers reached.
+    """Decisions for a piece's calls from listed/flagged numbers; warnings for whom those numbers reached.
 
-    ``flags`` are the fraud-number alerts in force (none when ``warn_on_alert`` is off); ``states``
-    holds each acted-on number's calls including this batch's (the fraud-number state after it).
+    ``flags`` are the fraud-number alerts in force (none when ``warn_on_alert`` is off); ``windows``
+    holds each acted-on number's kept calls including this piece's, ``called_by`` who called it back.
     """
     decisions = []
     for call in sorted(calls, key=lambda c: (c.event_time, c.event_id)):
@@ -109,7 +111,6 @@ def intercept(
         by_number.setdefault(decision.number, decision.basis)
     warnings = []
     for number, basis in sorted(by_number.items()):
-        state = states.get(number, NumberState())
-        warnings += victims(number, state.calls, state.called_by, warned.get(number, set()), basis,
-                            limits.max_victim_warnings_per_number)
+        warnings += victims(number, windows.get(number, ()), called_by.get(number, {}),
+                            warned.get(number, frozenset()), basis, limits.max_victim_warnings_per_number)
     return InterceptionResult(decisions=decisions, warnings=warnings)

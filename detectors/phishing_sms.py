@@ -24,7 +24,7 @@ import idna
 from antifraud.alerts.models import Alert, Audience, Entity, Reason
 from antifraud.events.models import SmsRecord
 from antifraud.thresholds import PhishingSmsThresholds
-from detectors.window import EntityState, Seen, WindowResult, changes_of, trackers
+from detectors.window import EntityState, Seen, WindowResult, result_of, trackers
 
 DETECTOR = "phishing_sms"
 MAX_EVIDENCE = 50
@@ -131,7 +131,7 @@ class DomainJudge:
 
 
 def _alert(sender: str, reached: Mapping[str, Seen], now: float, judge: DomainJudge,
-           limits: PhishingSmsThresholds) -> Alert:
+           limits: PhishingSmsThresholds, trigger: str) -> Alert:
     window_end = datetime.fromtimestamp(now, timezone.utc)
     texts = sorted(reached.values())
     reasons = [Reason(feature=f"phishing_receivers_{limits.window_seconds}s", value=len(reached),
@@ -143,6 +143,7 @@ def _alert(sender: str, reached: Mapping[str, Seen], now: float, judge: DomainJu
     return Alert.create(
         detector=DETECTOR,
         entity=Entity(kind="phone", value=sender),
+        trigger=trigger,
         window_start=window_end - timedelta(seconds=limits.window_seconds),
         window_end=window_end,
         severity="high" if len(reached) >= 2 * limits.min_receivers else "medium",
@@ -172,5 +173,5 @@ def detect(
         reached = tracker.upto(_RECEIVERS, now)
         if len(reached) >= limits.min_receivers and not tracker.quiet(now):
             tracker.alerted(now + limits.window_seconds)
-            alerts.append(_alert(sms.sender, reached, now, judge, limits))
-    return WindowResult(alerts=alerts, changes=changes_of(tracked))
+            alerts.append(_alert(sms.sender, reached, now, judge, limits, sms.event_id))
+    return result_of(alerts, tracked)

@@ -7,34 +7,36 @@ Two alerts, both on the suspicious party, never on the payer (a victim is not a 
   several times the payer's usual largest outflow, an amount structured just
   under a reporting limit, an hour or channel the payer never uses) and the
   payee's (blacklisted, already flagged, collecting from many payers, opened
-  days ago and not the payer's own: the account registry's openings are an
-  input) and the money trail (the payer is a flagged mule: the payee is its
-  next hop). The entity is the payee account; the counter or ATM where the
-  payer stands, the bank's risk team and (when severe) the police are the
-  audience.
+  days ago and not the payer's own) and the money trail (the payer is a flagged
+  mule: the payee is its next hop). The entity is the payee account; the counter
+  or ATM where the payer stands, the bank's risk team and (when severe) the
+  police are the audience.
 - ``mule_account``: an account that moves most of what it received on within
-  minutes and collects from several payers.
+  minutes and collects from several payers: checked when it pays (its own
+  transfer) and when it is paid (an :class:`InflowCheck`, the message its payer's
+  side sends it).
 
-There is no balance field: the payer's largest outflow in the history stands
-for what they usually move. State per account (``AccountState``): recent
-outflows (payees, amounts, hours, channels), recent inflows of scored size, and
-until when the account is flagged. A transfer already in the state is not
-scored again, and features only count state at or before the transfer, so a
-replay gives the same alerts with the same ids; state is written whole from the
-prior state, so writing it twice changes nothing.
+There is no balance field: the payer's largest outflow in the history stands for
+what they usually move. An account's own outflows and its quiet period are its
+state (:class:`Account`, written only by the owner of its partition); what other
+accounts' transfers say about it (its inflows, flags on it) and what calls and
+openings say (a listed number reached the payer, the payee was opened days ago)
+are facts, seen the cross-entity delay after they happened (:class:`View`), so a
+worker that owns only some accounts concludes what one owning all would.
 """
 
+import bisect
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 
 import numpy as np
 
 from antifraud.alerts.models import Alert, Audience, Entity, Reason
 from antifraud.events.models import BankTransfer
-from antifraud.state.accounts import AccountInfo
 from antifraud.thresholds import FeatureRule, TransferRiskThresholds
+from detectors.accounts import AccountInfo
 
 DETECTOR = "transfer_risk"
 MULE_DETECTOR = "mule_account"
@@ -44,7 +46,7 @@ HABIT_HOURS = 2
 
 
 class Flow(NamedTuple):
-    """One transfer as an account's state keeps it; ``other`` is the counterpart account.
+    """One transfer as an account's state or facts keep it; ``other`` is the counterpart account.
 
     A named tuple, not a dataclass: states decode tens of these per transfer (and per
     pre-transfer check), and a tuple is built several times faster."""
@@ -58,41 +60,83 @@ class Flow(NamedTuple):
     """Payer and payee in the same name: money between one's own accounts."""
 
 
-@dataclass(frozen=True)
-class AccountState:
-    outflows: tuple[Flow, ...] = ()
-    inflows: tuple[Flow, ...] = ()
-    """Only inflows of at least ``min_amount_fen``."""
-    flagged_until: float = 0.0
-    """The account is a suspected mule until then: no new mule alert, its payees are next hops."""
+@dataclass
+class Account:
+    """An account's own side: its outflows (oldest first, within ``history_days``, at most
+    ``max_outflows_kept``) and until when it gets no new mule alert."""
+
+    outflows: list[Flow] = field(default_factory=list)
+    quiet_until: float = 0.0
 
 
 @dataclass(frozen=True)
 class Call:
-    """A listed or flagged number's contact with a payer's phone."""
+    """A listed or flagged number's call to a payer's phone."""
 
-    last_at: float
-    """Epoch of its last call."""
-    longest_s: int
-    """Its longest call: a victim is kept on the line, a stranger hangs up."""
+    number: str
+    at: float
+    """Epoch of the call's end."""
+    duration_s: int
+    event_id: str
+    """The call's (or, for a warning that sums several calls, the warning's) id."""
 
 
 @dataclass(frozen=True)
-class Context:
-    """What Redis knows besides account states: the blacklist, calls from flagged numbers, payees' openings."""
+class Flag:
+    """An alert on an account: it is a suspect from ``at`` until ``until``."""
 
-    blacklisted: frozenset[str] = frozenset()
-    reached: Mapping[str, Mapping[str, Call]] = field(default_factory=dict)
-    """Payer phone -> {listed or flagged number: its calls to that phone}."""
-    opened: Mapping[str, AccountInfo] = field(default_factory=dict)
-    """Payee account -> its opening, for the payees the account registry knows (the others count as old)."""
+    alert_id: str
+    detector: str
+    score: float
+    at: float
+    until: float
+
+
+class View(Protocol):
+    """What is known at event time ``at`` about other entities (facts the cross-entity delay old)."""
+
+    def inflows(self, account: str, at: float) -> Sequence[Flow]:
+        """Transfers into ``account`` of at least ``min_amount_fen``, oldest first (``other``: the payer)."""
+
+    def flags(self, account: str, at: float) -> Sequence[Flag]: ...
+
+    def reached(self, phone: str, at: float) -> Sequence[Call]:
+        """Calls of listed or flagged numbers to ``phone``."""
+
+    def opened(self, account: str, at: float) -> AccountInfo | None: ...
+
+    def blacklisted(self, account: str) -> bool: ...
+
+
+@dataclass(frozen=True)
+class InflowCheck:
+    """The message a payment sends its payee: check the payee for a mule at ``at`` (the payment's
+    time plus the cross-entity delay, when the payment is a fact the payee sees)."""
+
+    at: float
+    account: str
+    event_id: str
+    """The payment's event id: the trigger of a mule alert it leads to."""
+
+
+@dataclass
+class AccountChange:
+    """What to write back for an account's own side: outflows added, the new quiet period."""
+
+    added: list[Flow] = field(default_factory=list)
+    quiet_until: float | None = None
 
 
 @dataclass
 class TransferRiskResult:
-    alerts: list[Alert]
-    states: dict[str, AccountState]
-    """The new state of every account whose state changed."""
+    alerts: list[Alert] = field(default_factory=list)
+    changes: dict[str, AccountChange] = field(default_factory=dict)
+    inflows: list[tuple[str, Flow]] = field(default_factory=list)
+    """Facts to add: (payee, the payment as its inflow)."""
+    flags: list[tuple[str, Flag]] = field(default_factory=list)
+    """Facts to add: (account, the alert that flags it)."""
+    checks: list[InflowCheck] = field(default_factory=list)
+    """Messages to payees."""
 
 
 def _local_hour(at: np.ndarray | float, limits: TransferRiskThresholds) -> np.ndarray:
@@ -110,20 +154,29 @@ def structuring_share(amount_fen: int, channel: str, limits: TransferRiskThresho
     return amount_fen / min(above) if above else 0.0
 
 
-def payer_features(transfer: BankTransfer, payer: AccountState, ctx: Context, limits: TransferRiskThresholds
+def own(transfer: BankTransfer) -> bool:
+    """Payer and payee in the same name: money between one's own accounts."""
+    return transfer.payer_name == transfer.payee_name
+
+
+def in_force(flags: Sequence[Flag], at: float) -> bool:
+    return any(f.at <= at < f.until for f in flags)
+
+
+def payer_features(transfer: BankTransfer, payer: Account, view: View, limits: TransferRiskThresholds
                    ) -> dict[str, float]:
-    """Payer-side features of a transfer, from the payer's outflows before it."""
+    """Payer-side features of a transfer, from the payer's outflows before it and calls it received."""
     at = transfer.event_time.timestamp()
     past = [f for f in payer.outflows if f.at < at and not f.own]
     values: dict[str, float] = {"new_payee": float(all(f.other != transfer.payee_account for f in past))}
     usual = max((f.amount_fen for f in past), default=0)
     values["amount_multiple"] = transfer.amount_fen / max(usual, limits.min_amount_fen)
     values["structuring_share"] = structuring_share(transfer.amount_fen, transfer.channel, limits)
-    calls = ctx.reached.get(transfer.payer_phone or "", {}).values()
-    recent = [c for c in calls if 0 <= at - c.last_at <= limits.call_window_seconds]
-    if recent:
-        values["call_before_hours_max"] = round(min(at - c.last_at for c in recent) / 3600, 2)
-        values["flagged_call_minutes"] = round(max(c.longest_s for c in recent) / 60, 2)
+    if transfer.payer_phone:
+        recent = [c for c in view.reached(transfer.payer_phone, at) if 0 <= at - c.at <= limits.call_window_seconds]
+        if recent:
+            values["call_before_hours_max"] = round(min(at - c.at for c in recent) / 3600, 2)
+            values["flagged_call_minutes"] = round(max(c.duration_s for c in recent) / 60, 2)
     if len(past) >= limits.min_history:
         hours = _local_hour(np.array([f.at for f in past]), limits)
         gap = np.abs(hours - _local_hour(at, limits))
@@ -132,33 +185,31 @@ def payer_features(transfer: BankTransfer, payer: AccountState, ctx: Context, li
     return values
 
 
-def _own(transfer: BankTransfer) -> bool:
-    """Payer and payee in the same name: money between one's own accounts."""
-    return transfer.payer_name == transfer.payee_name
-
-
-def payee_age_days(transfer: BankTransfer, ctx: Context) -> float | None:
+def payee_age_days(transfer: BankTransfer, view: View) -> float | None:
     """Days since the payee account was opened; None when it is the payer's own, unknown (old) or not yet open."""
-    info = ctx.opened.get(transfer.payee_account)
     at = transfer.event_time.timestamp()
-    if info is None or info.opened_at > at or _own(transfer) or info.holder_id_number == transfer.payer_id_number:
+    info = view.opened(transfer.payee_account, at)
+    if info is None or info.opened_at > at or own(transfer) or info.holder_id_number == transfer.payer_id_number:
         return None
     return round(info.age_days(at), 2)
 
 
-def fan_in(state: AccountState, at: float, limits: TransferRiskThresholds) -> int:
-    """Distinct payers in other names into the account over the fan-in window up to ``at``."""
+def fan_in(inflows: Sequence[Flow], at: float, limits: TransferRiskThresholds, also: str | None = None) -> int:
+    """Distinct payers in other names over the fan-in window up to ``at`` (with ``also``, one more payer)."""
     since = at - limits.fan_in_window_seconds
-    return len({f.other for f in state.inflows if since < f.at <= at and not f.own})
+    payers = {f.other for f in inflows if since < f.at <= at and not f.own}
+    if also is not None:
+        payers.add(also)
+    return len(payers)
 
 
-def pass_through(state: AccountState, at: float, limits: TransferRiskThresholds) -> float:
+def pass_through(inflows: Sequence[Flow], outflows: Sequence[Flow], at: float, limits: TransferRiskThresholds) -> float:
     """Share of the inflows (other names) of the last half hour moved on to other names by ``at``."""
     since = at - limits.pass_through_seconds
-    received = sum(f.amount_fen for f in state.inflows if since < f.at <= at and not f.own)
+    received = sum(f.amount_fen for f in inflows if since < f.at <= at and not f.own)
     if not received:
         return 0.0
-    moved = sum(f.amount_fen for f in state.outflows if since < f.at <= at and not f.own)
+    moved = sum(f.amount_fen for f in outflows if since < f.at <= at and not f.own)
     return round(min(1.0, moved / received), 4)
 
 
@@ -190,27 +241,51 @@ def _audience(transfer: BankTransfer, police: bool) -> list[Audience]:
     return audience
 
 
-def _transfer_alert(transfer: BankTransfer, total: float, reasons: list[Reason], limits: TransferRiskThresholds
-                    ) -> Alert:
+def score_transfer(transfer: BankTransfer, payer: Account, view: View, limits: TransferRiskThresholds
+                   ) -> tuple[float, list[Reason]] | None:
+    """The transfer's score and the features past their thresholds; None for a small transfer to a payee
+    not blacklisted (not scored). Only the payer's outflows before the transfer count."""
+    if transfer.amount_fen < limits.min_amount_fen and not view.blacklisted(transfer.payee_account):
+        return None
+    at = transfer.event_time.timestamp()
+    payee = transfer.payee_account
+    values = payer_features(transfer, payer, view, limits)
+    values["blacklisted_payee"] = float(view.blacklisted(payee))
+    values["payee_fan_in"] = float(fan_in(view.inflows(payee, at), at, limits,
+                                          None if own(transfer) else transfer.payer_account))
+    values["payee_flagged"] = float(in_force(view.flags(payee, at), at))
+    values["payer_flagged"] = float(at < payer.quiet_until or in_force(view.flags(transfer.payer_account, at), at))
+    if (age := payee_age_days(transfer, view)) is not None:
+        values["payee_account_age_days_max"] = age
+    return _score(values, limits)
+
+
+def transfer_alert(transfer: BankTransfer, total: float, reasons: list[Reason], limits: TransferRiskThresholds
+                   ) -> Alert:
     strongest = {r.feature for r in reasons} & {"call_before_hours_max", "blacklisted_payee"}
     severity = "critical" if strongest else "high" if total >= limits.alert_score + 0.25 else "medium"
     reasons = [*reasons, Reason(feature="score", value=total, threshold=limits.alert_score)]
     return Alert.create(
-        detector=DETECTOR, entity=Entity(kind="account", value=transfer.payee_account),
+        detector=DETECTOR, entity=Entity(kind="account", value=transfer.payee_account), trigger=transfer.event_id,
         window_start=transfer.event_time, window_end=transfer.event_time, severity=severity, score=total,
         reasons=reasons, evidence_event_ids=[transfer.event_id],
         audience=_audience(transfer, police=severity in ("critical", "high")),
     )
 
 
-def _mule_alert(account: str, state: AccountState, at: float, total: float, reasons: list[Reason],
-                limits: TransferRiskThresholds) -> Alert:
+def mule_score(inflows: Sequence[Flow], account: Account, at: float, limits: TransferRiskThresholds
+               ) -> tuple[float, list[Reason]]:
+    return _score({"pass_through_share": pass_through(inflows, account.outflows, at, limits),
+                   "fan_in_payers": float(fan_in(inflows, at, limits))}, limits)
+
+
+def _mule_alert(name: str, inflows: Sequence[Flow], account: Account, at: float, total: float,
+                reasons: list[Reason], trigger: str, limits: TransferRiskThresholds) -> Alert:
     since = at - limits.fan_in_window_seconds
-    flows = sorted((f for f in (*state.inflows, *state.outflows) if since < f.at <= at), key=lambda f: (f.at, f.event_id))
-    end = datetime.fromtimestamp(at, timezone.utc)
+    flows = sorted((f for f in (*inflows, *account.outflows) if since < f.at <= at), key=lambda f: (f.at, f.event_id))
     return Alert.create(
-        detector=MULE_DETECTOR, entity=Entity(kind="account", value=account),
-        window_start=datetime.fromtimestamp(since, timezone.utc), window_end=end,
+        detector=MULE_DETECTOR, entity=Entity(kind="account", value=name), trigger=trigger,
+        window_start=datetime.fromtimestamp(since, timezone.utc), window_end=datetime.fromtimestamp(at, timezone.utc),
         severity="high", score=total,
         reasons=[*reasons, Reason(feature="score", value=total, threshold=limits.mule_alert_score)],
         evidence_event_ids=[f.event_id for f in flows[-MAX_EVIDENCE:]],
@@ -218,88 +293,81 @@ def _mule_alert(account: str, state: AccountState, at: float, total: float, reas
     )
 
 
-def _kept(flows: Sequence[Flow], horizon: float, cap: int) -> tuple[Flow, ...]:
-    return tuple(sorted((f for f in flows if f.at > horizon), key=lambda f: (f.at, f.event_id))[-cap:])
+def add_outflow(account: Account, flow: Flow, limits: TransferRiskThresholds) -> None:
+    """Keep ``flow`` among the account's outflows (in time order), dropping those past the history or the cap."""
+    if account.outflows and (flow.at, flow.event_id) < (account.outflows[-1].at, account.outflows[-1].event_id):
+        bisect.insort(account.outflows, flow, key=lambda f: (f.at, f.event_id))
+    else:
+        account.outflows.append(flow)
+    horizon = account.outflows[-1].at - limits.history_days * 86400
+    drop = bisect.bisect_right(account.outflows, horizon, key=lambda f: f.at)
+    drop = max(drop, len(account.outflows) - limits.max_outflows_kept)
+    if drop > 0:
+        del account.outflows[:drop]
 
 
-class _Accounts:
-    """The batch's account states as they evolve, transfer by transfer."""
+class _Run:
+    """One piece of the detector: its accounts as they change, and what it concludes."""
 
-    def __init__(self, prior: Mapping[str, AccountState], limits: TransferRiskThresholds) -> None:
-        self.states = dict(prior)
-        self.changed: set[str] = set()
+    def __init__(self, accounts: Mapping[str, Account], view: View, limits: TransferRiskThresholds) -> None:
+        self.accounts = accounts
+        self.view = view
         self.limits = limits
+        self.result = TransferRiskResult()
 
-    def get(self, account: str) -> AccountState:
-        return self.states.get(account, AccountState())
+    def change(self, name: str) -> AccountChange:
+        return self.result.changes.setdefault(name, AccountChange())
 
-    def record(self, transfer: BankTransfer) -> None:
-        """Add the transfer to its payer's outflows and (if large enough) its payee's inflows."""
-        at, limits = transfer.event_time.timestamp(), self.limits
-        own = _own(transfer)
-        payer = self.get(transfer.payer_account)
-        out = Flow(transfer.event_id, at, transfer.payee_account, transfer.amount_fen, transfer.channel, own)
-        self._set(transfer.payer_account, replace(payer, outflows=_kept(
-            [*payer.outflows, out], at - limits.history_days * 86400, limits.max_outflows_kept)))
-        if transfer.amount_fen >= limits.min_amount_fen:
-            payee = self.get(transfer.payee_account)
-            inflow = Flow(transfer.event_id, at, transfer.payer_account, transfer.amount_fen, transfer.channel, own)
-            self._set(transfer.payee_account, replace(payee, inflows=_kept(
-                [*payee.inflows, inflow], at - limits.fan_in_window_seconds, limits.max_inflows_kept)))
+    def flag(self, name: str, alert: Alert, at: float) -> None:
+        self.result.flags.append((name, Flag(alert.alert_id, alert.detector, alert.score, at,
+                                             at + self.limits.quiet_seconds)))
 
-    def flag(self, account: str, until: float) -> None:
-        state = self.get(account)
-        if until > state.flagged_until:
-            self._set(account, replace(state, flagged_until=until))
+    def mule_check(self, name: str, at: float, trigger: str) -> None:
+        """A mule alert on ``name`` (an account this run owns) if its pattern at ``at`` scores and it is
+        not in a quiet period or flagged already."""
+        account, limits = self.accounts[name], self.limits
+        if at < account.quiet_until or in_force(self.view.flags(name, at), at):
+            return
+        inflows = self.view.inflows(name, at)
+        total, reasons = mule_score(inflows, account, at, limits)
+        if total < limits.mule_alert_score:
+            return
+        account.quiet_until = self.change(name).quiet_until = at + limits.quiet_seconds
+        alert = _mule_alert(name, inflows, account, at, total, reasons, trigger, limits)
+        self.result.alerts.append(alert)
+        self.flag(name, alert, at)
 
-    def _set(self, account: str, state: AccountState) -> None:
-        self.states[account] = state
-        self.changed.add(account)
-
-
-def _mule_check(account: str, accounts: _Accounts, at: float, limits: TransferRiskThresholds) -> Alert | None:
-    """A mule alert on ``account`` if its pattern at ``at`` scores and it is not flagged already."""
-    state = accounts.get(account)
-    if at < state.flagged_until:
-        return None
-    total, reasons = _score({"pass_through_share": pass_through(state, at, limits),
-                             "fan_in_payers": float(fan_in(state, at, limits))}, limits)
-    if total < limits.mule_alert_score:
-        return None
-    accounts.flag(account, at + limits.quiet_seconds)
-    return _mule_alert(account, state, at, total, reasons, limits)
-
-
-def detect(transfers: Sequence[BankTransfer], prior: Mapping[str, AccountState], ctx: Context,
-           limits: TransferRiskThresholds) -> TransferRiskResult:
-    """Score every new transfer of the batch (any order) in event-time order; alert on the suspicious party."""
-    accounts = _Accounts(prior, limits)
-    alerts: list[Alert] = []
-    order = sorted(transfers, key=lambda t: (t.event_time, t.event_id))
-    for transfer in order:
-        payer = accounts.get(transfer.payer_account)
+    def transfer(self, transfer: BankTransfer) -> None:
+        limits, at = self.limits, transfer.event_time.timestamp()
+        name = transfer.payer_account
+        payer = self.accounts[name]
         if any(f.event_id == transfer.event_id for f in payer.outflows):
-            continue  # already scored: a replay
-        at = transfer.event_time.timestamp()
-        accounts.record(transfer)
-        # The payer moving money on may reveal it as a mule before this transfer is judged.
-        mule = _mule_check(transfer.payer_account, accounts, at, limits)
-        alerts += [mule] if mule else []
-        if transfer.amount_fen < limits.min_amount_fen and transfer.payee_account not in ctx.blacklisted:
-            continue
-        payee = accounts.get(transfer.payee_account)
-        values = payer_features(transfer, payer, ctx, limits)
-        values["blacklisted_payee"] = float(transfer.payee_account in ctx.blacklisted)
-        values["payee_fan_in"] = float(fan_in(payee, at, limits))
-        values["payee_flagged"] = float(at < payee.flagged_until)
-        values["payer_flagged"] = float(at < accounts.get(transfer.payer_account).flagged_until)
-        if (age := payee_age_days(transfer, ctx)) is not None:
-            values["payee_account_age_days_max"] = age
-        total, reasons = _score(values, limits)
-        if total >= limits.alert_score:
-            alerts.append(_transfer_alert(transfer, total, reasons, limits))
-            accounts.flag(transfer.payee_account, at + limits.quiet_seconds)
+            return  # the same transfer twice in the input
+        flow = Flow(transfer.event_id, at, transfer.payee_account, transfer.amount_fen, transfer.channel, own(transfer))
+        add_outflow(payer, flow, limits)
+        self.change(name).added.append(flow)
+        # The payer moving money on may reveal it as a mule, and its payee as the next hop.
+        self.mule_check(name, at, transfer.event_id)
+        scored = score_transfer(transfer, payer, self.view, limits)
+        if transfer.amount_fen >= limits.min_amount_fen:
+            self.result.inflows.append((transfer.payee_account, flow._replace(other=name)))
+            self.result.checks.append(InflowCheck(at, transfer.payee_account, transfer.event_id))
+        if scored is not None and scored[0] >= limits.alert_score:
+            alert = transfer_alert(transfer, scored[0], scored[1], limits)
+            self.result.alerts.append(alert)
+            self.flag(transfer.payee_account, alert, at)
+
+
+def detect(items: Sequence[BankTransfer | InflowCheck], accounts: Mapping[str, Account], view: View,
+           limits: TransferRiskThresholds) -> TransferRiskResult:
+    """A piece's transfers (of the payers it owns) and inflow checks (of the payees it owns), in batch
+    order, advancing ``accounts`` (one per payer and checked payee); alert on the suspicious party.
+    An inflow check's ``at`` is when it is delivered; the checks the run sends carry the payment's time,
+    for the caller to add the delay."""
+    run = _Run(accounts, view, limits)
+    for item in items:
+        if isinstance(item, InflowCheck):
+            run.mule_check(item.account, item.at, item.event_id)
         else:
-            mule = _mule_check(transfer.payee_account, accounts, at, limits)
-            alerts += [mule] if mule else []
-    return TransferRiskResult(alerts=alerts, states={a: accounts.states[a] for a in accounts.changed})
+            run.transfer(item)
+    return run.result

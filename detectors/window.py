@@ -49,10 +49,12 @@ class EntityChange:
 
 @dataclass
 class WindowResult:
-    """A windowed detector's verdict on a batch: its alerts and the state changes to write back."""
+    """A windowed detector's verdict on a batch: its alerts, the state changes to write back and the
+    states they lead to (of the entities that changed)."""
 
     alerts: list[Alert]
     changes: dict[str, EntityChange]
+    states: dict[str, EntityState] = field(default_factory=dict)
 
 
 DAY = 86400.0
@@ -109,6 +111,11 @@ class Tracker:
     def alerted(self, until: float) -> None:
         self.alerted_until = self.change.alerted_until = until
 
+    def state(self) -> EntityState:
+        """The entity's state now."""
+        return EntityState(groups={g: dict(live) for g, live in self.live.items() if live},
+                           alerted_until=self.alerted_until)
+
 
 def trackers(
     entities: set[str], prior: Mapping[str, EntityState], horizons: Mapping[str, float], max_entries: int
@@ -117,9 +124,11 @@ def trackers(
     return {entity: Tracker(prior.get(entity, EntityState()), horizons, max_entries) for entity in sorted(entities)}
 
 
-def changes_of(tracked: Mapping[str, Tracker]) -> dict[str, EntityChange]:
-    """The non-empty changes to write back, by entity."""
-    return {entity: tracker.change for entity, tracker in tracked.items() if tracker.change}
+def result_of(alerts: list[Alert], tracked: Mapping[str, Tracker]) -> WindowResult:
+    """The alerts with the non-empty changes to write back, and the states they lead to, by entity."""
+    changed = {entity: tracker for entity, tracker in tracked.items() if tracker.change}
+    return WindowResult(alerts=alerts, changes={e: t.change for e, t in changed.items()},
+                        states={e: t.state() for e, t in changed.items()})
 
 
 def judge(
@@ -141,16 +150,18 @@ def judge(
 
 def limit_alert(
     detector: str, entity: Entity, window: tuple[datetime, float], reasons: list[Reason],
-    evidence: Sequence[str], audience: list[Audience],
+    evidence: Sequence[str], audience: list[Audience], trigger: str,
 ) -> Alert:
     """An alert on crossed limits: scored by the feature furthest past its threshold, high when
-    two limits are crossed or one is doubled. ``window`` is its start and the judged epoch."""
+    two limits are crossed or one is doubled. ``window`` is its start and the judged epoch;
+    ``trigger`` the event judged."""
     start, now = window
     score = max(ratio(r) for r in reasons)
     crossed = sum(r.value > r.threshold for r in reasons)
     return Alert.create(
         detector=detector,
         entity=entity,
+        trigger=trigger,
         window_start=start,
         window_end=datetime.fromtimestamp(now, timezone.utc),
         severity="high" if crossed >= 2 or score >= 2 else "medium",
@@ -176,7 +187,7 @@ def id_history_alert(
     end = datetime.fromtimestamp(seen.at, timezone.utc)
     return limit_alert(detector, Entity(kind="id_number", value=id_number),
                        (end - timedelta(days=limits.window_days), seen.at), reasons,
-                       [s.event_id for s in evidence], audience_of(evidence))
+                       [s.event_id for s in evidence], audience_of(evidence), seen.event_id)
 
 
 Identified = TypeVar("Identified", SimRegistration, CardOpening)
@@ -186,11 +197,11 @@ def fold_id_histories(
     events: Sequence[Identified], prior: Mapping[str, EntityState], group: str, limits: PerIdWindows,
     max_tracked: int, judge_one: Callable[[Tracker, Identified], Alert | None],
 ) -> WindowResult:
-    """Fold a batch of per-ID-number events (any order) into their histories; alert on crossings."""
+    """Fold a piece's per-ID-number events (in batch order) into their histories; alert on crossings."""
     tracked = trackers({e.id_number for e in events}, prior, {group: limits.history_days * DAY}, max_tracked)
     alerts = [
         alert
-        for event in sorted(events, key=lambda e: (e.event_time, e.event_id))
+        for event in events
         if (alert := judge_one(tracked[event.id_number], event)) is not None
     ]
-    return WindowResult(alerts=alerts, changes=changes_of(tracked))
+    return result_of(alerts, tracked)

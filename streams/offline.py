@@ -1,34 +1,40 @@
-"""``antifraud detect``: the detector stages over an events file, without Kafka.
+"""``antifraud detect``: the worker's stages, pipeline and checkpoint over an events file, without Kafka.
 
-The same stages and Redis state as the worker (``build_stages``), fed from a
-file in event-time order, chunk by chunk. It is how detection quality is tuned
-on a simulated city in seconds (``detect`` then ``evaluate --alerts``) and how
-detector throughput with Redis state is measured apart from the broker.
-
-Per chunk, as in the worker: run the stages of each kind, hand the alerts to
-the caller, then flush the stages' state.
+The file (in event-time order) is one partition per input topic, all owned, read in batches cut at an
+event-time boundary; alerts go to a file, every other record the worker would produce is counted. It
+concludes what the worker concludes on the same events (``tests/test_determinism.py``), which is how
+detection is tuned on a simulated city in seconds (``detect`` then ``evaluate --alerts``) and how the
+detectors' throughput with Redis state is measured apart from the broker. When the file ends, time
+moves on by the cross-entity delay: what the last events told other entities runs, and the timers due
+by then (holds due by then are released), as in a worker that has caught up with its partitions.
 """
 
 import argparse
 import asyncio
+import math
 import sys
 import time
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import orjson
 import redis.asyncio
 
-from antifraud.alerts.models import Alert
 from antifraud.config import Settings
 from antifraud.events.codec import InvalidEvent, decode_any
-from antifraud.events.models import Event
 from antifraud.stack.embedded import EmbeddedStack
-from antifraud.thresholds import load_thresholds
-from streams.batch import Stage, run_stages
+from antifraud.thresholds import Thresholds, load_thresholds
+from streams.checkpoint import Headers
+from streams.engine import Engine
 from streams.eventfile import read_lines
-from streams.stages import build_stages
+from streams.pipeline import Stage
+from streams.progress import Partitioning
+from streams.records import Input, OutRecord, Record
+from streams.topics import ALERTS, INPUT_TOPICS
+
+DEAD_LETTER_MAX_BYTES = 1 << 20
 
 
 @dataclass
@@ -38,44 +44,64 @@ class DetectReport:
     bad_lines: int = 0
     alerts: Counter[str] = field(default_factory=Counter)
     """Alerts by detector."""
+    records: Counter[str] = field(default_factory=Counter)
+    """Other records the worker would produce, by topic."""
     seconds: float = 0.0
 
 
-def chunks(path: Path, size: int, report: DetectReport) -> Iterator[list[Event]]:
-    """The file's valid events, ``size`` lines at a time; bad lines are counted and skipped."""
-    chunk: list[Event] = []
-    for _, raw in read_lines(path):
+class FileSink:
+    """Alerts to ``on_alert`` (their JSON), other records counted."""
+
+    def __init__(self, on_alert: Callable[[bytes], None], report: DetectReport) -> None:
+        self.on_alert = on_alert
+        self.report = report
+
+    async def produce(self, records: Sequence[tuple[OutRecord, Headers]]) -> None:
+        for record, _ in records:
+            if record.topic == ALERTS:
+                self.report.alerts[orjson.loads(record.value)["detector"]] += 1
+                self.on_alert(record.value)
+            else:
+                self.report.records[record.topic] += 1
+
+
+def batches(path: Path, size: int, delay: float, report: DetectReport) -> Iterator[tuple[list[Input], float]]:
+    """The file's valid events, about ``size`` at a time, each batch with its bound: the event time of
+    the next batch's first event (all events of one time in one batch); the last one's is just past its
+    newest event plus ``delay``, so what its events told other entities runs too. Bad lines are counted
+    and skipped."""
+    batch: list[Input] = []
+    for number, raw in read_lines(path):
         try:
-            chunk.append(decode_any(raw))
+            event = decode_any(raw)
         except InvalidEvent:
             report.bad_lines += 1
             continue
-        if len(chunk) >= size:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
+        item = Input.of(event, Record(INPUT_TOPICS[getattr(event, "kind")], 0, number, None, raw))
+        if len(batch) >= size and item.at > batch[-1].at:
+            yield batch, item.at
+            batch = []
+        report.events[item.kind] += 1
+        batch.append(item)
+    if batch:
+        yield batch, math.nextafter(max(i.at for i in batch) + delay, math.inf)
 
 
-async def detect_file(
-    path: Path, stages: dict[str, Sequence[Stage]], on_alert: Callable[[Alert], None], chunk_size: int = 5000
-) -> DetectReport:
+def file_partitioning() -> Partitioning:
+    """The file as one partition per input topic."""
+    return Partitioning({topic: 1 for topic in INPUT_TOPICS.values()})
+
+
+async def detect_file(path: Path, redis_client: redis.asyncio.Redis, thresholds: Thresholds,
+                      on_alert: Callable[[bytes], None], chunk_size: int = 5000,
+                      stages: Sequence[Stage] | None = None) -> DetectReport:
     report = DetectReport()
+    engine = Engine(redis_client, thresholds, FileSink(on_alert, report), file_partitioning(),
+                    dead_letter_max_bytes=DEAD_LETTER_MAX_BYTES, stages=stages)
+    await engine.claim(engine.partitioning.all())
     started = time.perf_counter()
-    for chunk in chunks(path, chunk_size, report):
-        by_kind: dict[str, list[Event]] = defaultdict(list)
-        for event in chunk:
-            by_kind[getattr(event, "kind")].append(event)
-        # Kinds in build_stages order (calls before transfers): a call-then-transfer join sees
-        # the chunk's calls, as when the call topic is a few seconds ahead of the transfer topic.
-        for kind in sorted(by_kind, key=lambda k: (k not in stages, list(stages).index(k) if k in stages else 0)):
-            events = by_kind[kind]
-            report.events[kind] += len(events)
-            outcome = await run_stages(stages.get(kind, []), events)
-            for alert in outcome.alerts:
-                report.alerts[alert.detector] += 1
-                on_alert(alert)
-            await outcome.flush_state()
+    for batch, bound in batches(path, chunk_size, thresholds.stream.cross_entity_delay_seconds, report):
+        await engine.process(batch, bound)
     report.seconds = time.perf_counter() - started
     return report
 
@@ -83,11 +109,10 @@ async def detect_file(
 async def _detect(args: argparse.Namespace, redis_url: str) -> DetectReport:
     client = redis.asyncio.Redis.from_url(redis_url)
     try:
-        stages = build_stages(client, load_thresholds(Settings.from_env().thresholds_path))
-        with open(args.output, "w", encoding="utf-8") as out:
-            return await detect_file(
-                args.events, stages, lambda alert: out.write(alert.model_dump_json() + "\n"), args.chunk_size
-            )
+        thresholds = load_thresholds(Settings.from_env().thresholds_path)
+        with open(args.output, "wb") as out:
+            return await detect_file(args.events, client, thresholds, lambda alert: out.write(alert + b"\n"),
+                                     args.chunk_size)
     finally:
         await client.aclose()
 
@@ -106,6 +131,16 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, not {text}")
+    return value
+
+
 def add_command(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     parser = sub.add_parser(
         "detect",
@@ -116,5 +151,5 @@ def add_command(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
     )
     parser.add_argument("events", type=Path, help="events file (gzip or plain JSON lines)")
     parser.add_argument("-o", "--output", type=Path, required=True, help="alerts file to write (JSON lines)")
-    parser.add_argument("--chunk-size", type=int, default=5000, help="events per batch (default 5000)")
+    parser.add_argument("--chunk-size", type=positive_int, default=5000, help="events per batch (default 5000)")
     parser.set_defaults(run=_run)

@@ -1,12 +1,14 @@
 """The alert: what a detector concluded, why, from which events, for whom.
 
-``alert_id`` is derived from the detector, the entity and the window, never
-from wall-clock time or randomness, so replaying the same input gives the same
-ids and consumers can drop duplicates after a crash and replay.
+``alert_id`` is derived from the detector, the entity and the ``trigger``: the id of the event (or
+timer) whose judgement raised the alert. Never from wall-clock time, randomness, batching or arrival
+order, so replaying the same input gives the same ids, consumers can drop duplicates after a crash and
+replay, and two incidents (two transfers to one payee in the same second) never share one.
+``raised_at`` is when the worker produced it (wall clock): it is not part of what the alert says, and
+differs between a run and its replay.
 """
 
 import hashlib
-from datetime import datetime, timezone
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -49,9 +51,9 @@ class Audience(BaseModel):
         return self
 
 
-def alert_id_for(detector: str, entity: Entity, window_start: datetime) -> str:
-    """Stable id: the same detector, entity and window always give the same id."""
-    material = f"{detector}|{entity.kind}|{entity.value}|{window_start.astimezone(timezone.utc).isoformat()}"
+def alert_id_for(detector: str, entity: Entity, trigger: str) -> str:
+    """Stable id: the same detector, entity and triggering event always give the same id."""
+    material = f"{detector}|{entity.kind}|{entity.value}|{trigger}"
     return hashlib.sha256(material.encode()).hexdigest()[:32]
 
 
@@ -61,6 +63,8 @@ class Alert(BaseModel):
     alert_id: str
     detector: str
     entity: Entity
+    trigger: Annotated[str, Field(min_length=1, max_length=128)]
+    """The event (or timer) whose judgement raised the alert."""
     severity: Severity
     score: Annotated[float, Field(ge=0)]
     reasons: Annotated[list[Reason], Field(min_length=1)]
@@ -70,23 +74,25 @@ class Alert(BaseModel):
     window_end: UtcTime
     place: GeoPoint | None = None
     """Where the alerted thing was seen, when it is a place (a fake base station)."""
+    raised_at: UtcTime | None = None
+    """When the worker produced the alert (wall clock; None until then): latency is ``raised_at`` less
+    ``window_end``."""
     schema_version: Literal[1] = 1
 
     @classmethod
-    def create(cls, *, detector: str, entity: Entity, window_start: datetime, **fields: object) -> "Alert":
-        """Build an alert whose id follows from detector, entity and window."""
-        return cls(
-            alert_id=alert_id_for(detector, entity, window_start),
-            detector=detector,
-            entity=entity,
-            window_start=window_start,
-            **fields,
-        )
+    def create(cls, *, detector: str, entity: Entity, trigger: str, **fields: object) -> "Alert":
+        """Build an alert whose id follows from detector, entity and trigger."""
+        return cls(alert_id=alert_id_for(detector, entity, trigger), detector=detector, entity=entity,
+                   trigger=trigger, **fields)
+
+    def content(self) -> dict[str, object]:
+        """What the alert says, without when it was produced: equal for a run and its replay."""
+        return self.model_dump(mode="json", exclude={"raised_at"})
 
     @model_validator(mode="after")
     def _window_ordered(self) -> "Alert":
         if self.window_end < self.window_start:
             raise ValueError("window_end is before window_start")
-        if self.alert_id != alert_id_for(self.detector, self.entity, self.window_start):
-            raise ValueError("alert_id does not match detector, entity and window")
+        if self.alert_id != alert_id_for(self.detector, self.entity, self.trigger):
+            raise ValueError("alert_id does not match detector, entity and trigger")
         return self

@@ -12,6 +12,10 @@ Keys:
 - ``audit:subject:{subject}``: list of the live seqs about one subject (a hold, a
   case, a listing), for timelines.
 - ``audit:archives``: list of the archive segments written (JSON: seq range, file).
+- ``audit:inbox``: a stream of records the stream checkpoint queued with the state change they
+  describe (automatic hold moves), in the same transaction; :meth:`AuditLog.relay_inbox` appends them
+  to the chain (skipping event ids already recorded) and deletes them, so a relay that crashes, or
+  two that run at once, append each once.
 
 Appends are Redis transactions that WATCH the head: two writers never chain to
 the same predecessor. :meth:`AuditLog.transact` puts the caller's own writes in
@@ -40,6 +44,7 @@ HEAD = "audit:head"
 IDS = "audit:ids"
 SUBJECT = "audit:subject:"
 ARCHIVES = "audit:archives"
+INBOX = "audit:inbox"
 
 Decide = Callable[[Pipeline], Awaitable[Change]]
 """Reads current state through the watching pipeline, refuses by raising, returns the change."""
@@ -96,9 +101,37 @@ def _queue_records(pipe: Pipeline, docs: Sequence[dict[str, Any]]) -> None:
     pipe.set(HEAD, f"{docs[-1]['seq']} {docs[-1]['hash']}")
 
 
+def queue_inbox(pipe: Pipeline, entries: Sequence[AuditEntry]) -> None:
+    """Queue ``entries`` (each with an ``event_id``) for the chain inside the caller's transaction."""
+    for entry in entries:
+        assert entry.event_id is not None, "an inbox entry needs an event id: a relay may append it twice"
+        pipe.xadd(INBOX, {"entry": orjson.dumps({
+            "actor": entry.actor, "action": entry.action, "subject": entry.subject,
+            "before": dict(entry.before) if entry.before is not None else None,
+            "after": dict(entry.after) if entry.after is not None else None, "event_id": entry.event_id,
+            "at": entry.at.astimezone(timezone.utc).isoformat() if entry.at is not None else None,
+        })})
+
+
+def _inbox_entry(raw: bytes) -> AuditEntry:
+    doc = orjson.loads(raw)
+    at = datetime.fromisoformat(doc.pop("at")) if doc.get("at") else None
+    return AuditEntry(**doc, at=at)
+
+
 class AuditLog:
     def __init__(self, redis: Redis) -> None:
         self.redis = redis
+
+    async def relay_inbox(self, batch: int = 1000) -> int:
+        """Append what the checkpoint queued in ``audit:inbox`` (oldest first, up to ``batch``), then delete
+        it; returns how many were taken."""
+        queued = await self.redis.xrange(INBOX, count=batch)
+        if not queued:
+            return 0
+        await self.append_many([_inbox_entry(fields[b"entry"]) for _, fields in queued])
+        await self.redis.xdel(INBOX, *(entry_id for entry_id, _ in queued))
+        return len(queued)
 
     async def append(self, entry: AuditEntry) -> AuditRecord | None:
         """Append one record; None if its ``event_id`` was already recorded."""

@@ -1,4 +1,4 @@
-"""Which transfers are held, and what one batch of transfers does to the ledger (pure).
+"""Which transfers are held, when a hold is released, and when its payee's flag is told to its bank (pure).
 
 A hold applies to a personal ATM transfer whose payee account is not in the
 payer's own name (2016 PBOC/MIIT notice; plan (一)1 item 10). Names are compared
@@ -6,7 +6,7 @@ as the bank recorded them, ignoring case and inner spacing: "Zhang San" and
 "zhang  san" are the same person, "张三" and "张四" are not.
 """
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -17,7 +17,6 @@ from antifraud.holds.models import (
     HoldEvent,
     PayeeFlag,
     PayeeFlagged,
-    creation,
     payee_flagged,
     stable_id,
     transition,
@@ -50,38 +49,11 @@ def hold_for(transfer: BankTransfer, period: timedelta) -> Hold:
     )
 
 
-@dataclass(frozen=True)
-class LedgerView:
-    """What the ledger holds for a batch, read before it is processed."""
-
-    watermark: datetime
-    """Event time the ledger has reached: the stored one or the batch's newest, whichever is later."""
-    existing: frozenset[str] = frozenset()
-    """Ids of the batch's holds already in the ledger (a replayed transfer)."""
-    due: tuple[Hold, ...] = ()
-    """Held holds due by the watermark."""
-    pending: tuple[tuple[str, Hold | None, PayeeFlag], ...] = ()
-    """Holds whose payee was flagged, not yet warned about: (hold id, the hold if still held, the flag)."""
-
-
-@dataclass(frozen=True)
-class BatchPlan:
-    created: list[Hold] = field(default_factory=list)
-    events: list[HoldEvent | PayeeFlagged] = field(default_factory=list)
-    """Creations, then payee warnings, then releases in due order."""
-    released: list[str] = field(default_factory=list)
-    alerts: list[Alert] = field(default_factory=list)
-    """One alert per payee warning, to the ATM the transfer was made at."""
-    warned: list[str] = field(default_factory=list)
-    drained: list[str] = field(default_factory=list)
-    """Pending warnings this plan settles: warned, or no longer needed (the hold left ``held``)."""
-
-
 def warning_alert(warning: PayeeFlagged) -> Alert:
     """The alert for the ATM's bank: the payee of a transfer it still holds was flagged."""
     hold, flag = warning.hold, warning.flag
     return Alert.create(
-        detector=WARNING_DETECTOR, entity=Entity(kind="account", value=hold.payee_account),
+        detector=WARNING_DETECTOR, entity=Entity(kind="account", value=hold.payee_account), trigger=warning.warning_id,
         window_start=hold.created_at, window_end=warning.at, severity="high", score=flag.score,
         reasons=[Reason(feature=f"payee_flagged_by_{flag.detector}", value=flag.score, threshold=0.0),
                  Reason(feature="held_amount_yuan", value=hold.amount_fen / 100, threshold=0.0)],
@@ -90,40 +62,44 @@ def warning_alert(warning: PayeeFlagged) -> Alert:
     )
 
 
-def plan_batch(holds: Iterable[Hold], view: LedgerView) -> BatchPlan:
-    """New holds are created; pending payee warnings go out; every held hold due by the watermark, a new one
-    too, is released at its due time.
+@dataclass(frozen=True)
+class PayeeSide:
+    """What a payee account's owner keeps for payee warnings: the held holds paying it (until due) and
+    the alerts flagging it (for ``payee_flag_hours``), each told to it by a message."""
 
-    The release time is ``due_at``, not the batch's time, and a warning's id and
-    time follow from the hold and the flagging alert, so a replay, a retry or a
-    late batch yields the same events with the same ids. Warnings come before
-    releases: a hold due in the same batch is still warned about first.
-    """
-    new = list({h.hold_id: h for h in holds if h.hold_id not in view.existing}.values())
-    due: Sequence[Hold] = sorted(
-        {h.hold_id: h for h in (*view.due, *(h for h in new if h.due_at <= view.watermark))}.values(),
-        key=lambda h: (h.due_at, h.hold_id),
-    )
-    releases = [transition(h, "released", at=h.due_at, actor="system", reason="hold period elapsed") for h in due]
-    warnings = [payee_flagged(hold, flag) for _, hold, flag in view.pending if hold is not None]
-    return BatchPlan(
-        created=new, events=[*(creation(h) for h in new), *warnings, *releases], released=[h.hold_id for h in due],
-        alerts=[warning_alert(w) for w in warnings], warned=[w.hold_id for w in warnings],
-        drained=[hold_id for hold_id, _, _ in view.pending],
-    )
+    holds: Mapping[str, Hold] = field(default_factory=dict)
+    flags: Mapping[str, PayeeFlag] = field(default_factory=dict)
 
 
-def payee_flags(alerts: Iterable[Alert]) -> dict[str, PayeeFlag]:
-    """Accounts flagged by ``alerts`` (an alert whose entity is an account), each with its strongest alert.
+@dataclass(frozen=True)
+class PayeeChange:
+    """A payee side after a message, and the warnings it gives: a held hold and a flag on its payee meet
+    once, whichever message comes second (a flag that came first warns the holds made while it holds)."""
 
-    The hold warnings' own alerts are left out: a warning is not a new finding about the payee.
-    """
-    flags: dict[str, PayeeFlag] = {}
-    for alert in alerts:
-        if alert.entity.kind != "account" or alert.detector == WARNING_DETECTOR:
-            continue
-        flag = PayeeFlag(alert_id=alert.alert_id, detector=alert.detector, score=alert.score, at=alert.window_end)
-        known = flags.get(alert.entity.value)
-        if known is None or (flag.score, flag.alert_id) > (known.score, known.alert_id):
-            flags[alert.entity.value] = flag
-    return flags
+    side: PayeeSide
+    warnings: list[PayeeFlagged]
+
+
+def _pruned(side: PayeeSide, now: datetime, flag_horizon: timedelta) -> PayeeSide:
+    return PayeeSide(holds={i: h for i, h in side.holds.items() if h.due_at > now},
+                     flags={i: f for i, f in side.flags.items() if f.at + flag_horizon > now})
+
+
+def on_held(side: PayeeSide, hold: Hold, now: datetime, flag_horizon: timedelta) -> PayeeChange:
+    """A hold paying the account was made (told at ``now``): warned about each flag already known that
+    was still remembered when the hold was made."""
+    side = _pruned(side, now, flag_horizon)
+    warnings = [payee_flagged(hold, f) for f in side.flags.values() if f.at + flag_horizon > hold.created_at]
+    return PayeeChange(PayeeSide({**side.holds, hold.hold_id: hold}, side.flags), warnings)
+
+
+def on_flag(side: PayeeSide, flag: PayeeFlag, now: datetime, flag_horizon: timedelta) -> PayeeChange:
+    """An alert flagged the account (told at ``now``): every hold paying it and not yet due is warned about."""
+    side = _pruned(side, now, flag_horizon)
+    warnings = [payee_flagged(h, flag) for h in side.holds.values()]
+    return PayeeChange(PayeeSide(side.holds, {**side.flags, flag.alert_id: flag}), warnings)
+
+
+def release(hold: Hold) -> HoldEvent:
+    """The release of a held hold at its due time."""
+    return transition(hold, "released", at=hold.due_at, actor="system", reason="hold period elapsed")

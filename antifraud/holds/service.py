@@ -1,31 +1,26 @@
-"""The hold ledger in Redis: holds with their state, indexes, the event-time watermark, payee warnings.
+"""The hold ledger in Redis: holds with their state, indexes, and the ledger's clock.
 
-- ``hold:{hold_id}``: hash ``state``, ``doc`` (the hold as created, JSON), ``due``
-  (epoch), ``payee`` and, once warned about, ``warned``; ``state`` is the truth,
-  the doc is never rewritten. Settled holds expire ``retain_seconds`` after settling.
+- ``hold:{hold_id}``: hash ``state``, ``doc`` (the hold as created, JSON) and ``due``
+  (epoch); ``state`` is the truth, the doc is never rewritten. Settled holds expire
+  ``retain_seconds`` after settling.
 - ``holds:due``: sorted set of the *held* holds by due epoch; ``holds:state:{state}``
-  the same for the other states (settled ones trimmed ``retain_seconds`` after due).
+  the same for the other states (released ones trimmed ``retain_seconds`` after due).
 - ``holds:count``: hash state -> holds in that state; for the settled states,
   holds that ever settled so (the hashes expire, the counts stay).
-- ``holds:watermark``: the ledger's clock, only raised: the newest transfer event
-  time seen, or with the wall clock ``now - lag`` (see :meth:`HoldLedger.load`).
-- ``holds:payee:{account}``: ids of the held holds paying ``account``.
+- ``holds:watermark``: the ledger's clock, only raised: the bound of the newest
+  batch the stream took, or with the wall clock ``now - lag``.
 - ``holds:account:{account}``: ids of every hold paying or paid by ``account``, kept
   ``retain_seconds`` plus ``payee_set_seconds`` after its newest hold (a case's holds).
-- ``holds:flagged:{account}``: the alert that flagged ``account`` (``PayeeFlag``
-  JSON), for ``payee_flag_seconds``; ``holds:pending``: hash hold id -> flag of
-  held holds with a flagged payee that no warning went out for yet.
 
-A batch costs one read script (:meth:`HoldLedger.load`) before its events are
-produced and one write script (:meth:`HoldLedger.apply`) after. The write creates
-holds with ``HSETNX`` (a replayed transfer is not a second hold and does not move
-its state) and releases a hold only if it is still ``held``: two workers, or a
-batch replayed after a crash, cannot release it twice.
-
-The read script raises the watermark before anything is produced. A human move
-(:meth:`HoldLedger.move`) watches it and refuses to revoke or freeze a hold due by
-it: a release of that hold may already be on its way to the topic, and it must
-not go out for a hold the ledger then records as frozen.
+The stream's hold stage (``streams/stages.py``) raises the clock and reads the
+holds a batch will move in one script (:meth:`HoldLedger.advance`) before
+anything is produced, and queues the moves into the checkpoint's transaction
+(:meth:`HoldLedger.queue_moves`): a hold is created only once (a replayed
+transfer is not a second hold) and released or frozen only while still
+``held``. A human move (:meth:`HoldLedger.move`) watches the clock and refuses
+to revoke or freeze a hold due by it: a release of that hold may already be on
+its way to the topic, and it must not go out for a hold the ledger then records
+as frozen.
 """
 
 from collections.abc import Iterable, Mapping, Sequence
@@ -38,10 +33,8 @@ from redis.asyncio.client import Pipeline
 from antifraud import outbox
 from antifraud.audit.models import AuditEntry, Change
 from antifraud.audit.service import AuditLog
-from antifraud.holds.models import (
-    Actor, Hold, HoldEvent, HoldState, IllegalTransition, PayeeFlag, PayeeFlagged, transition,
-)
-from antifraud.holds.policy import BatchPlan, LedgerView
+from antifraud.holds.models import Actor, Hold, HoldEvent, HoldState, IllegalTransition, PayeeFlagged, transition
+from antifraud.state.store import Lua
 from antifraud.thresholds import HoldThresholds
 from streams import topics
 
@@ -49,10 +42,7 @@ WATERMARK = "holds:watermark"
 DUE = "holds:due"
 STATE_INDEX = "holds:state:"
 COUNTS = "holds:count"
-PAYEE = "holds:payee:"
 ACCOUNT = "holds:account:"
-FLAGGED = "holds:flagged:"
-PENDING = "holds:pending"
 STATES: tuple[HoldState, ...] = get_args(HoldState)
 SETTLED: tuple[HoldState, ...] = ("released", "revoked", "returned")
 
@@ -74,99 +64,64 @@ class UnknownHold(LookupError):
         super().__init__(f"no hold {hold_id} in the ledger")
 
 
-# ARGV[1] the batch's newest epoch ('' on a tick without a clock of its own), ARGV[2]
-# max holds released or warned about, ARGV[3] the batch's hold ids (space-separated).
-# Raises the watermark. Returns {stored watermark or '', the ids that exist
-# (space-separated), docs of held holds due by the watermark ('\n'-separated),
-# pending warnings as lines "id\tflag\tdoc" (doc empty when no longer held)}.
-_LOAD = f"""
-local stored = redis.call('GET', '{WATERMARK}')
-local watermark = stored or '0'
-if ARGV[1] ~= '' and (not stored or tonumber(ARGV[1]) > tonumber(stored)) then
-  redis.call('SET', '{WATERMARK}', ARGV[1])
-  watermark = ARGV[1]
+# KEYS[1] the watermark, then the holds' keys; ARGV[1] an epoch. Raises the watermark to the epoch
+# (never lowers it) and returns the stored watermark and, per hold, "state\tdoc" ('' when unknown).
+_ADVANCE = Lua("""
+local stored = redis.call('GET', KEYS[1])
+if not stored or tonumber(ARGV[1]) > tonumber(stored) then
+  redis.call('SET', KEYS[1], ARGV[1])
+  stored = ARGV[1]
 end
-local existing = {{}}
-for id in string.gmatch(ARGV[3], '%S+') do
-  if redis.call('EXISTS', 'hold:' .. id) == 1 then existing[#existing + 1] = id end
+local out = {stored}
+for k = 2, #KEYS do
+  local hold = redis.call('HMGET', KEYS[k], 'state', 'doc')
+  out[k] = hold[1] and (hold[1] .. '\t' .. hold[2]) or ''
 end
-local due = {{}}
-for _, id in ipairs(redis.call('ZRANGEBYSCORE', '{DUE}', '-inf', watermark, 'LIMIT', 0, tonumber(ARGV[2]))) do
-  local hold = redis.call('HMGET', 'hold:' .. id, 'state', 'doc')
-  if hold[1] == 'held' then due[#due + 1] = hold[2] end
-end
-local pending = {{}}
-local flags = redis.call('HGETALL', '{PENDING}')
-for i = 1, math.min(#flags, 2 * tonumber(ARGV[2])), 2 do
-  local hold = redis.call('HMGET', 'hold:' .. flags[i], 'state', 'doc')
-  pending[#pending + 1] = flags[i] .. '\\t' .. flags[i + 1] .. '\\t' .. (hold[1] == 'held' and hold[2] or '')
-end
-return {{stored or '', table.concat(existing, ' '), table.concat(due, '\\n'), table.concat(pending, '\\n')}}
-"""
+return out
+""")
 
-# ARGV[1] epoch before which settled holds leave their index, ARGV[2] retain seconds,
-# ARGV[3] lines "hold_id due_epoch payee payer doc" to create, ARGV[4] hold ids to release,
-# ARGV[5] hold ids warned about, ARGV[6] pending hold ids settled, ARGV[7] seconds a
-# payee's set of held holds lives. Returns how many releases were refused because
-# the hold was no longer held.
-_APPLY = f"""
-for id, due, payee, payer, doc in string.gmatch(ARGV[3], '(%S+) (%S+) (%S+) (%S+) ([^\\n]+)') do
-  local key = 'hold:' .. id
+# KEYS[1] the held index, [2] the counts, [3] the released index, [4] the frozen index, then per hold
+# created: its key, the payee's and the payer's account index; then per hold released or frozen: its
+# key. ARGV[1] retain seconds, ARGV[2] account index seconds, ARGV[3] epoch before which settled holds
+# leave their index, ARGV[4] holds created, ARGV[5] released, ARGV[6] frozen, then per hold created
+# its due epoch and doc, per hold released or frozen its due epoch. A hold is created only once (a
+# replayed transfer is no second hold) and released or frozen only while held.
+_APPLY = Lua(f"""
+local retain, index_s, cut = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3]
+local created, released, frozen = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
+local k, a = 5, 7
+for i = 1, created do
+  local key, payee, payer = KEYS[k], KEYS[k + 1], KEYS[k + 2]
+  local due, doc = ARGV[a], ARGV[a + 1]
+  local id = string.sub(key, {len('hold:') + 1})
   for _, account in ipairs({{payee, payer}}) do
-    redis.call('SADD', '{ACCOUNT}' .. account, id)
-    redis.call('EXPIRE', '{ACCOUNT}' .. account, tonumber(ARGV[2]) + tonumber(ARGV[7]))
+    redis.call('SADD', account, id)
+    redis.call('EXPIRE', account, index_s)
   end
   if redis.call('HSETNX', key, 'state', 'held') == 1 then
-    redis.call('HSET', key, 'doc', doc, 'due', due, 'payee', payee)
-    redis.call('ZADD', '{DUE}', due, id)
-    redis.call('HINCRBY', '{COUNTS}', 'held', 1)
-    redis.call('SADD', '{PAYEE}' .. payee, id)
-    redis.call('EXPIRE', '{PAYEE}' .. payee, tonumber(ARGV[7]))
-    local flag = redis.call('GET', '{FLAGGED}' .. payee)
-    if flag then redis.call('HSETNX', '{PENDING}', id, flag) end
+    redis.call('HSET', key, 'doc', doc, 'due', due)
+    redis.call('ZADD', KEYS[1], due, id)
+    redis.call('HINCRBY', KEYS[2], 'held', 1)
   end
+  k, a = k + 3, a + 2
 end
-for id in string.gmatch(ARGV[5], '%S+') do
-  if redis.call('EXISTS', 'hold:' .. id) == 1 then redis.call('HSET', 'hold:' .. id, 'warned', 1) end
-end
-for id in string.gmatch(ARGV[6], '%S+') do redis.call('HDEL', '{PENDING}', id) end
-local refused = 0
-for id in string.gmatch(ARGV[4], '%S+') do
-  local key = 'hold:' .. id
-  local hold = redis.call('HMGET', key, 'state', 'due', 'payee')
-  if hold[1] == 'held' then
-    redis.call('HSET', key, 'state', 'released')
-    redis.call('ZREM', '{DUE}', id)
-    redis.call('ZADD', '{STATE_INDEX}released', hold[2], id)
-    redis.call('HINCRBY', '{COUNTS}', 'held', -1)
-    redis.call('HINCRBY', '{COUNTS}', 'released', 1)
-    redis.call('SREM', '{PAYEE}' .. hold[3], id)
-    redis.call('HDEL', '{PENDING}', id)
-    redis.call('EXPIRE', key, tonumber(ARGV[2]))
-  else
-    refused = refused + 1
+for i = 1, released + frozen do
+  local key, due = KEYS[k], ARGV[a]
+  local id = string.sub(key, {len('hold:') + 1})
+  local to = i <= released and 'released' or 'frozen'
+  if redis.call('HGET', key, 'state') == 'held' then
+    redis.call('HSET', key, 'state', to)
+    redis.call('ZREM', KEYS[1], id)
+    redis.call('ZADD', to == 'released' and KEYS[3] or KEYS[4], due, id)
+    redis.call('HINCRBY', KEYS[2], 'held', -1)
+    redis.call('HINCRBY', KEYS[2], to, 1)
+    if to == 'released' then redis.call('EXPIRE', key, retain) end
   end
+  k, a = k + 1, a + 1
 end
-for _, state in ipairs({{{", ".join(repr(s) for s in SETTLED)}}}) do
-  redis.call('ZREMRANGEBYSCORE', '{STATE_INDEX}' .. state, '-inf', '(' .. ARGV[1])
-end
-return refused
-"""
-
-# ARGV[1] seconds a flag lives, then pairs (account, flag JSON). Remembers each flag
-# for holds made later, and queues a warning for every held hold paying the account
-# that was not warned about yet.
-_FLAG = f"""
-for i = 2, #ARGV, 2 do
-  local account, flag = ARGV[i], ARGV[i + 1]
-  redis.call('SET', '{FLAGGED}' .. account, flag, 'EX', tonumber(ARGV[1]))
-  for _, id in ipairs(redis.call('SMEMBERS', '{PAYEE}' .. account)) do
-    local hold = redis.call('HMGET', 'hold:' .. id, 'state', 'warned')
-    if hold[1] == 'held' and not hold[2] then redis.call('HSETNX', '{PENDING}', id, flag) end
-  end
-end
+redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', '(' .. cut)
 return 0
-"""
+""")
 
 
 def _epoch(at: datetime) -> str:
@@ -181,14 +136,6 @@ def _text(raw: bytes | str) -> str:
     return raw.decode() if isinstance(raw, bytes) else raw
 
 
-def _pending(lines: str) -> tuple[tuple[str, Hold | None, PayeeFlag], ...]:
-    pending = []
-    for line in filter(None, lines.split("\n")):
-        hold_id, flag, doc = line.split("\t", 2)
-        pending.append((hold_id, Hold.model_validate_json(doc) if doc else None, PayeeFlag.model_validate_json(flag)))
-    return tuple(pending)
-
-
 class HoldLedger:
     def __init__(
         self, redis: Redis, *, max_releases_per_batch: int, retain_seconds: int, payee_set_seconds: int,
@@ -200,9 +147,6 @@ class HoldLedger:
         self.payee_set_seconds = payee_set_seconds
         self.payee_flag_seconds = payee_flag_seconds
         self.audit = AuditLog(redis)
-        self._load = redis.register_script(_LOAD)
-        self._apply = redis.register_script(_APPLY)
-        self._flag = redis.register_script(_FLAG)
 
     @classmethod
     def configured(cls, redis: Redis, limits: HoldThresholds) -> "HoldLedger":
@@ -210,49 +154,43 @@ class HoldLedger:
                    retain_seconds=limits.retain_days * 86400, payee_set_seconds=int(2 * limits.period_hours * 3600),
                    payee_flag_seconds=int(limits.payee_flag_hours * 3600))
 
-    # -- the worker's side: batches and ticks -------------------------------------------------
+    # -- the worker's side ------------------------------------------------------------------------
 
-    async def load(self, hold_ids: Sequence[str], newest: datetime | None) -> LedgerView:
-        """Raise the watermark to ``newest`` (None: leave it) and read what a batch needs: which of its holds
-        exist, the held holds due by the watermark and the pending payee warnings (at most
-        ``max_releases_per_batch`` of each; the next batch or tick takes the rest)."""
-        stored, existing, due, pending = await self._load(
-            args=["" if newest is None else _epoch(newest), self.max_releases_per_batch,
-                  " ".join(sorted(set(hold_ids)))]
-        )
-        watermark = max(filter(None, [newest, _time(stored) if stored else None]), default=_time(0))
-        return LedgerView(
-            watermark=watermark,
-            existing=frozenset(i.decode() for i in existing.split()),
-            due=tuple(Hold.model_validate_json(doc) for doc in filter(None, _text(due).split("\n"))),
-            pending=_pending(_text(pending)),
-        )
+    async def advance(self, at: datetime, hold_ids: Sequence[str] = ()) -> tuple[datetime, dict[str, Hold]]:
+        """Raise the ledger's clock to ``at`` (a person's revoke or freeze of a hold due by it is refused
+        from now on: its release may be on its way) and read ``hold_ids``' holds, in one script call."""
+        ids = list(dict.fromkeys(hold_ids))
+        reply = await _ADVANCE(self.redis, [WATERMARK, *(hold_key(i) for i in ids)], [_epoch(at)])
+        holds = {}
+        for hold_id, raw in zip(ids, reply[1:]):
+            if raw:
+                state, doc = _text(raw).split("\t", 1)
+                holds[hold_id] = Hold.model_validate_json(doc).model_copy(update={"state": state})
+        return _time(reply[0]), holds
 
-    async def apply(self, plan: BatchPlan, watermark: datetime) -> int:
-        """Create the plan's holds, release its due ones, settle its warnings; returns the releases
-        refused because the hold had already left ``held`` (another worker or an earlier try got there).
+    def queue_moves(self, pipe: Pipeline, created: Sequence[Hold], released: Sequence[Hold],
+                    frozen: Sequence[Hold], watermark: datetime) -> None:
+        """Queue a batch's automatic moves into the checkpoint's transaction (one script): create the new
+        holds (once), release and freeze the others (only while still held)."""
+        if not (created or released or frozen):
+            return
+        keys = [DUE, COUNTS, index_key("released"), index_key("frozen")]
+        args: list[str | float | int] = [self.retain_seconds, self.retain_seconds + self.payee_set_seconds,
+                                         repr(watermark.timestamp() - self.retain_seconds),
+                                         len(created), len(released), len(frozen)]
+        for hold in created:
+            keys += [hold_key(hold.hold_id), ACCOUNT + hold.payee_account, ACCOUNT + hold.payer_account]
+            args += [_epoch(hold.due_at), hold.model_dump_json()]
+        for hold in [*released, *frozen]:
+            keys.append(hold_key(hold.hold_id))
+            args.append(_epoch(hold.due_at))
+        _APPLY.queue(pipe, keys, args)
 
-        1. Append the plan's moves and warnings to the audit trail (one transaction; ids already
-           recorded are skipped, so a batch replayed after a crash adds nothing).
-        2. Write the ledger (one script).
-        Auditing first is what keeps the trail whole: after 2 a replay plans nothing, so a record
-        not appended by then would never be.
-        """
-        await self.audit.append_many([_audit_entry(event) for event in plan.events])
-        created = "\n".join(
-            f"{h.hold_id} {_epoch(h.due_at)} {h.payee_account} {h.payer_account} {h.model_dump_json()}"
-            for h in plan.created
-        )
-        return int(await self._apply(args=[
-            repr(watermark.timestamp() - self.retain_seconds), self.retain_seconds, created, " ".join(plan.released),
-            " ".join(plan.warned), " ".join(plan.drained), self.payee_set_seconds,
-        ]))
-
-    async def flag(self, flags: Mapping[str, PayeeFlag]) -> None:
-        """Remember flagged accounts and queue warnings for the held holds paying them (one script)."""
-        if flags:
-            pairs = [part for account, flag in sorted(flags.items()) for part in (account, flag.model_dump_json())]
-            await self._flag(args=[self.payee_flag_seconds, *pairs])
+    async def held_due(self, now: datetime, limit: int) -> list[Hold]:
+        """Held holds due by ``now``, soonest first (the wall-clock release's work)."""
+        ids = await self.redis.zrangebyscore(DUE, "-inf", now.timestamp(), start=0, num=limit)
+        found = await self.states(i.decode() for i in ids)
+        return [hold for hold in found.values() if hold.state == "held"]
 
     # -- reading ---------------------------------------------------------------------------------
 
@@ -322,7 +260,7 @@ class HoldLedger:
         decided: list[HoldEvent] = []
 
         async def decide(pipe: Pipeline) -> Change:
-            state, doc, due, payee = await pipe.hmget(key, "state", "doc", "due", "payee")
+            state, doc, due = await pipe.hmget(key, "state", "doc", "due")
             hold = _hold(state, doc)
             if hold is None:
                 raise UnknownHold(hold_id)
@@ -340,9 +278,6 @@ class HoldLedger:
                 tx.zadd(index_key(to), {hold_id: float(due)})
                 tx.hincrby(COUNTS, hold.state, -1)
                 tx.hincrby(COUNTS, to, 1)
-                if hold.state == "held":
-                    tx.srem(PAYEE + _text(payee), hold_id)
-                    tx.hdel(PENDING, hold_id)
                 if to in SETTLED:
                     tx.expire(key, self.retain_seconds)
                 outbox.queue(tx, topics.HOLDS, hold.payer_account, event.model_dump_json())
@@ -355,7 +290,7 @@ class HoldLedger:
         return decided[0]
 
 
-def _audit_entry(event: HoldEvent | PayeeFlagged) -> AuditEntry:
+def audit_entry(event: HoldEvent | PayeeFlagged) -> AuditEntry:
     """The audit record of a move or warning the worker made (a person's moves are audited in ``move``)."""
     if isinstance(event, PayeeFlagged):
         return AuditEntry("system", "hold.payee_flagged", f"hold:{event.hold_id}",

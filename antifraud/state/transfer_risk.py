@@ -1,166 +1,156 @@
-"""Redis state of the transfer-risk detector, and what it reads from elsewhere.
+"""Redis state of the transfer-risk detector: each account's own side (owned) and what other entities'
+events say about accounts and phones (facts).
 
-Transfers are partitioned by payer account, so an account's outflows have one
-writer, while its inflows and its flag can come from any worker. Each part is
-therefore stored so that concurrent and repeated writes agree:
+- ``tr:out:{account}``: list of the account's outflows, appended per batch (``RPUSH``) and trimmed to
+  ``max_outflows_kept``; on reading, those past ``history_days`` before the newest are dropped.
+- ``tr:quiet:{account}``: until when the account gets no new mule alert.
+- ``tr:in:{account}`` (facts): inflows of at least ``min_amount_fen``, added by each payer's owner.
+- ``flag:{account}`` (facts): alerts on the account (transfer risk, mule, card trade), with until when
+  each makes it a suspect.
+- ``iv:reached:{phone}`` (facts): calls of listed or flagged numbers to the phone (the fraud-number
+  stage adds them).
+- ``blacklist:accounts``: the credit blacklist's accounts (read only here).
 
-- ``tr:out:{account}``: the JSON list of the account's kept outflows as
-  ``[event_id, epoch, payee, amount_fen, channel, own]``, written whole, only by
-  the worker that saw the account pay in the batch (its partition's owner).
-- ``tr:in:{account}``: sorted set of inflows (score: epoch; member:
-  ``event_id|payer|amount_fen|channel|own``); ``ZADD`` is an upsert, and entries
-  older than the fan-in window before the newest, or beyond the cap, are trimmed.
-- ``tr:flag:{account}``: until when the account is a suspected mule; only raised.
-- ``blacklist:accounts``: a set of blacklisted accounts (the credit blacklist of
-  plan sections (二) and (三) fills it; read only here).
-- ``iv:reached:{phone}``: listed or flagged numbers that reached a phone, when and
-  how long (written by victim tracing, :mod:`antifraud.state.interception`).
-
-Keys expire ``ttl_seconds`` after their last write, so memory stays bounded.
-Loading a batch (account states, blacklist membership of its payees, calls to
-its payers' phones) and flushing it are one Lua script call each.
+Keys expire, so memory stays bounded; the formats are in ``antifraud/state/keys.py``.
 """
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 
-import orjson
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
 
-from antifraud.state.interception import REACHED
+from antifraud.state.keys import BLACKLIST, TRANSFER_OUT, TRANSFER_QUIET
+from antifraud.state.store import Lua
 from antifraud.thresholds import TransferRiskThresholds
-from detectors.transfer_risk import AccountState, Call, Context, Flow
+from detectors.transfer_risk import Account, AccountChange, Call, Flag, Flow, add_outflow
 
-BLACKLIST = "blacklist:accounts"
+_SEP = "\x1f"
 
-# ARGV[1] accounts, ARGV[2] payees, ARGV[3] phones (space-separated; a list may
-# be empty). Returns lines: per account its outflows JSON, its inflow members
-# (space-separated) and its flag; then the payees' blacklist bits ("0 1 0 ...");
-# then per phone "number value number value ...".
-_LOAD = f"""
-local out = {{}}
-for account in string.gmatch(ARGV[1], '%S+') do
-  out[#out + 1] = redis.call('GET', 'tr:out:' .. account) or ''
-  out[#out + 1] = table.concat(redis.call('ZRANGE', 'tr:in:' .. account, 0, -1), ' ')
-  out[#out + 1] = redis.call('GET', 'tr:flag:' .. account) or ''
-end
-local bits = {{}}
-for payee in string.gmatch(ARGV[2], '%S+') do
-  bits[#bits + 1] = tostring(redis.call('SISMEMBER', '{BLACKLIST}', payee))
-end
-out[#out + 1] = table.concat(bits, ' ')
-for phone in string.gmatch(ARGV[3], '%S+') do
-  out[#out + 1] = table.concat(redis.call('HGETALL', '{REACHED}' .. phone), ' ')
-end
-return table.concat(out, '\\n')
-"""
 
-# ARGV[1] ttl, ARGV[2] inflow window, ARGV[3] inflow cap; ARGV[4] lines
-# "account json" of outflows to SET; ARGV[5] lines "account epoch member epoch
-# member ..." of inflows to ZADD; ARGV[6] lines "account flagged_until" to raise.
-_FLUSH = """
-local ttl, window, cap = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-for account, flows in string.gmatch(ARGV[4], '(%S+) ([^\\n]+)') do
-  redis.call('SET', 'tr:out:' .. account, flows, 'EX', ttl)
+def encode_outflow(flow: Flow) -> str:
+    return _SEP.join((flow.event_id, repr(flow.at), flow.other, str(flow.amount_fen), flow.channel, str(int(flow.own))))
+
+
+def decode_outflow(raw: str) -> Flow:
+    event_id, at, other, amount, channel, own = raw.split(_SEP)
+    return Flow(event_id, float(at), other, int(amount), channel, own == "1")
+
+
+class InflowCodec:
+    """``tr:in`` members: the payment as the payee sees it (``other``: the payer); the score is its time."""
+
+    def encode(self, flow: Flow) -> str:
+        return _SEP.join((flow.event_id, flow.other, str(flow.amount_fen), flow.channel, str(int(flow.own))))
+
+    def decode(self, key: str, member: str, at: float) -> Flow:
+        event_id, other, amount, channel, own = member.split(_SEP)
+        return Flow(event_id, at, other, int(amount), channel, own == "1")
+
+
+class FlagCodec:
+    def encode(self, flag: Flag) -> str:
+        return _SEP.join((flag.alert_id, flag.detector, repr(flag.score), repr(flag.until)))
+
+    def decode(self, key: str, member: str, at: float) -> Flag:
+        alert_id, detector, score, until = member.split(_SEP)
+        return Flag(alert_id, detector, float(score), at, float(until))
+
+
+class CallCodec:
+    """``iv:reached`` members: the number, the call's duration and its event id (unique per call)."""
+
+    def encode(self, call: Call) -> str:
+        return _SEP.join((call.number, str(call.duration_s), call.event_id))
+
+    def decode(self, key: str, member: str, at: float) -> Call:
+        number, duration, event_id = member.split(_SEP)
+        return Call(number, at, int(duration), event_id)
+
+
+# KEYS: per account its outflows list and its quiet key. Per account two strings: the outflows joined
+# by \x1e, and the quiet epoch ('' when none).
+_LOAD = Lua("""
+local out = {}
+for k = 1, #KEYS, 2 do
+  out[#out + 1] = table.concat(redis.call('LRANGE', KEYS[k], 0, -1), '\\30')
+  out[#out + 1] = redis.call('GET', KEYS[k + 1]) or ''
 end
-for line in string.gmatch(ARGV[5], '[^\\n]+') do
-  local key, at = nil, nil
-  for word in string.gmatch(line, '%S+') do
-    if key == nil then key = 'tr:in:' .. word
-    elseif at == nil then at = word
-    else
-      redis.call('ZADD', key, at, word)
-      at = nil
-    end
+return out
+""")
+
+# KEYS: per account its outflows list and its quiet key; ARGV[1] ttl, ARGV[2] cap, then per account:
+# the quiet epoch ('' to leave it), n, n outflows.
+_WRITE = Lua("""
+local ttl, cap = tonumber(ARGV[1]), tonumber(ARGV[2])
+local i = 3
+for k = 1, #KEYS, 2 do
+  if ARGV[i] ~= '' then redis.call('SET', KEYS[k + 1], ARGV[i], 'EX', ttl) end
+  local n = tonumber(ARGV[i + 1])
+  i = i + 2
+  for j = 1, n do
+    redis.call('RPUSH', KEYS[k], ARGV[i])
+    i = i + 1
   end
-  local newest = redis.call('ZRANGE', key, -1, -1, 'WITHSCORES')[2]
-  redis.call('ZREMRANGEBYSCORE', key, '-inf', '(' .. (tonumber(newest) - window))
-  redis.call('ZREMRANGEBYRANK', key, 0, -cap - 1)
-  redis.call('EXPIRE', key, ttl)
-end
-for account, flagged in string.gmatch(ARGV[6], '(%S+) (%S+)') do
-  local key = 'tr:flag:' .. account
-  if tonumber(flagged) > tonumber(redis.call('GET', key) or '0') then
-    redis.call('SET', key, flagged, 'EX', ttl)
+  if n > 0 then
+    redis.call('LTRIM', KEYS[k], -cap, -1)
+    redis.call('EXPIRE', KEYS[k], ttl)
   end
 end
 return 0
-"""
+""")
 
 
-def decode_call(raw: bytes) -> Call:
-    """An ``iv:reached`` hash value: ``last_at,longest_s``."""
-    at, longest = raw.split(b",")
-    return Call(float(at), int(longest))
+def account_of(outflows: Iterable[Flow], quiet: bytes | None, limits: TransferRiskThresholds) -> Account:
+    """An account's own side from its stored outflows (any order) and quiet epoch."""
+    account = Account(quiet_until=float(quiet) if quiet else 0.0)
+    for flow in sorted(outflows, key=lambda f: (f.at, f.event_id)):
+        add_outflow(account, flow, limits)
+    return account
 
 
-def _member(flow: Flow) -> str:
-    return f"{flow.event_id}|{flow.at!r}|{flow.other}|{flow.amount_fen}|{flow.channel}|{int(flow.own)}"
+def account_keys(account: str) -> list[str]:
+    return [TRANSFER_OUT.key(account), TRANSFER_QUIET.key(account)]
 
 
-def _inflow(member: bytes) -> Flow:
-    event_id, at, payer, amount, channel, own = member.decode().split("|")
-    return Flow(event_id, float(at), payer, int(amount), channel, own == "1")
+def parse_accounts(names: Sequence[str], rows: Sequence[bytes], limits: TransferRiskThresholds) -> dict[str, Account]:
+    """The accounts Redis has, from :data:`_LOAD`'s (or the check's) two strings per account."""
+    found = {}
+    for name, outflows, quiet in zip(names, rows[::2], rows[1::2]):
+        if outflows or quiet:
+            flows = [decode_outflow(f) for f in outflows.decode().split("\x1e")] if outflows else []
+            found[name] = account_of(flows, quiet, limits)
+    return found
 
 
-def _outflows(flows: tuple[Flow, ...]) -> bytes:
-    return orjson.dumps([[f.event_id, f.at, f.other, f.amount_fen, f.channel, f.own] for f in flows])
+class AccountCodec:
+    """Accounts' own sides in and out of Redis (``antifraud.state.store.OwnedCodec``)."""
+
+    def __init__(self, limits: TransferRiskThresholds) -> None:
+        self.limits = limits
+        self.ttl_seconds = limits.history_days * 86400
+
+    def empty(self) -> Account:
+        return Account()
+
+    async def load(self, redis: Redis, keys: Sequence[str]) -> dict[str, Account]:
+        rows = await _LOAD(redis, [k for name in keys for k in account_keys(name)], [])
+        return parse_accounts(keys, rows, self.limits)
+
+    def write(self, pipe: Pipeline, deltas: Mapping[str, Sequence[AccountChange]]) -> None:
+        keys: list[str] = []
+        args: list[str | float | int] = [self.ttl_seconds, self.limits.max_outflows_kept]
+        for name in sorted(deltas):
+            quiet = [c.quiet_until for c in deltas[name] if c.quiet_until is not None]
+            added = [flow for change in deltas[name] for flow in change.added]
+            keys += account_keys(name)
+            args += [repr(quiet[-1]) if quiet else "", len(added), *(encode_outflow(f) for f in added)]
+        _WRITE.queue(pipe, keys, args)
 
 
-def decode_state(outflows: bytes, inflows: bytes, flag: bytes) -> AccountState:
-    """An account's state from its ``tr:out`` value, ``tr:in`` members (space-separated) and ``tr:flag`` value."""
-    return AccountState(
-        outflows=tuple(Flow(*f) for f in orjson.loads(outflows)) if outflows else (),
-        inflows=tuple(sorted((_inflow(m) for m in inflows.split()), key=lambda f: (f.at, f.event_id))),
-        flagged_until=float(flag) if flag else 0.0,
-    )
-
-
-class TransferRiskStore:
-    def __init__(self, redis: Redis, *, ttl_seconds: int, inflow_window_seconds: int, max_inflows: int) -> None:
-        self.ttl_seconds = ttl_seconds
-        self.inflow_window_seconds = inflow_window_seconds
-        self.max_inflows = max_inflows
-        self._load = redis.register_script(_LOAD)
-        self._flush = redis.register_script(_FLUSH)
-
-    @classmethod
-    def configured(cls, redis: Redis, limits: TransferRiskThresholds) -> "TransferRiskStore":
-        return cls(redis, ttl_seconds=limits.history_days * 86400,
-                   inflow_window_seconds=limits.fan_in_window_seconds, max_inflows=limits.max_inflows_kept)
-
-    async def load(self, accounts: Iterable[str], payees: Iterable[str], phones: Iterable[str]
-                   ) -> tuple[dict[str, AccountState], Context]:
-        """Account states, and the payees blacklisted and the phones reached by flagged numbers, in one call."""
-        accounts, payees, phones = sorted(set(accounts)), sorted(set(payees)), sorted(set(phones))
-        if not accounts:
-            return {}, Context()
-        lines = (await self._load(args=[" ".join(accounts), " ".join(payees), " ".join(phones)])).split(b"\n")
-        n = 3 * len(accounts)
-        states = {
-            account: decode_state(*lines[3 * i : 3 * i + 3])
-            for i, account in enumerate(accounts)
-            if any(lines[3 * i : 3 * i + 3])
-        }
-        blacklisted = frozenset(p for p, bit in zip(payees, lines[n].split()) if bit == b"1")
-        reached = {}
-        for phone, line in zip(phones, lines[n + 1 :]):
-            parts = line.split()
-            if parts:
-                reached[phone] = {parts[i].decode(): decode_call(parts[i + 1]) for i in range(0, len(parts), 2)}
-        return states, Context(blacklisted, reached)
-
-    async def apply(self, states: Mapping[str, AccountState], payers: Iterable[str]) -> None:
-        """Write the batch's changes in one script call: outflows of its ``payers`` (this worker's
-        partition), every changed account's inflows (upserts) and flag (only raised)."""
-        if not states:
-            return
-        payers = set(payers)
-        outflows = b"\n".join(
-            a.encode() + b" " + _outflows(s.outflows) for a, s in sorted(states.items()) if a in payers
-        )
-        inflows = "\n".join(
-            a + "".join(f" {f.at!r} {_member(f)}" for f in s.inflows) for a, s in sorted(states.items()) if s.inflows
-        )
-        flags = "\n".join(f"{a} {s.flagged_until!r}" for a, s in sorted(states.items()) if s.flagged_until)
-        await self._flush(args=[self.ttl_seconds, self.inflow_window_seconds, self.max_inflows,
-                                outflows, inflows, flags])
+async def blacklisted(redis: Redis, accounts: Iterable[str]) -> frozenset[str]:
+    """The credit-blacklisted ones among ``accounts`` (one round trip)."""
+    names = sorted(set(accounts))
+    if not names:
+        return frozenset()
+    bits = await redis.smismember(BLACKLIST.key(), names)
+    return frozenset(name for name, bit in zip(names, bits) if bit)

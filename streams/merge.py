@@ -1,0 +1,125 @@
+"""The input partitions a worker owns, merged into one event-time order (pure: no I/O, no clock of its own).
+
+Each partition keeps its records in offset order. A batch takes records by the smallest head first
+(event time, then a fixed tiebreak), as Kafka Streams merges a task's partitions, up to a *bound*:
+every record with an event time below the bound must already be here. Partitions are taken to be in
+event-time order (producers send events as they happen, ``replay`` sends them sorted), so a partition
+holds back the bound at the newest event time it has delivered: an older record can still come only
+from a partition whose newest is older. A partition with nothing to deliver would hold the bound back
+for ever, so once it has caught up with the broker's end offset and stayed empty for ``idle_seconds``
+(Kafka Streams' ``max.task.idle.ms``) it no longer does. A record that then arrives older than what was
+processed is *late*: it is still processed, in the next batch, and counted
+(``antifraud_late_records_total``); only then can timing change a result.
+"""
+
+import heapq
+import math
+from collections import deque
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from streams.records import Pending, Rejected, order_key
+
+TopicPartition = tuple[str, int]
+
+
+@dataclass
+class _Queue:
+    items: deque[Pending] = field(default_factory=deque)
+    newest: float = -math.inf
+    """The newest event time delivered (valid records only)."""
+    caught_up: bool = False
+    """At the last poll the fetch position had reached the broker's end offset."""
+    empty_since: float | None = None
+    """Monotonic time the queue last became empty (None while it holds records)."""
+
+
+@dataclass(frozen=True)
+class Taken:
+    """A batch's records, in merge order, and the bound it reached: every record older than ``bound`` of
+    every partition is in it (or in an earlier batch)."""
+
+    items: list[Pending]
+    bound: float
+
+
+class Merger:
+    def __init__(self, idle_seconds: float) -> None:
+        self.idle_seconds = idle_seconds
+        self._queues: dict[TopicPartition, _Queue] = {}
+        self.newest = -math.inf
+        """The newest event time delivered by any partition."""
+
+    @property
+    def partitions(self) -> frozenset[TopicPartition]:
+        return frozenset(self._queues)
+
+    def assign(self, partitions: Iterable[TopicPartition], now: float) -> None:
+        for tp in partitions:
+            self._queues.setdefault(tp, _Queue(empty_since=now))
+
+    def revoke(self, partitions: Iterable[TopicPartition]) -> None:
+        """Forget the partitions and what they still held: their new owner reads it again."""
+        for tp in partitions:
+            self._queues.pop(tp, None)
+
+    def push(self, tp: TopicPartition, pending: Sequence[Pending]) -> None:
+        """Records fetched from ``tp``, in offset order (a revoked partition's late fetch is dropped)."""
+        queue = self._queues.get(tp)
+        if queue is None or not pending:
+            return
+        queue.items.extend(pending)
+        queue.empty_since = None
+        for item in pending:
+            if not isinstance(item, Rejected) and item.at > queue.newest:
+                queue.newest = item.at
+        self.newest = max(self.newest, queue.newest)
+
+    def polled(self, tp: TopicPartition, caught_up: bool) -> None:
+        """Whether ``tp``'s fetch position had reached the broker's end offset at the last poll."""
+        queue = self._queues.get(tp)
+        if queue is not None:
+            queue.caught_up = caught_up
+
+    def _idle(self, queue: _Queue, now: float) -> bool:
+        return (queue.caught_up and not queue.items and queue.empty_since is not None
+                and now - queue.empty_since >= self.idle_seconds)
+
+    def bound(self, now: float) -> float:
+        """The event time below which every record of every partition is here: the least newest time of
+        the partitions that still hold it back (``inf`` when none does)."""
+        return min((q.newest for q in self._queues.values() if not self._idle(q, now)), default=math.inf)
+
+    def idle(self, now: float) -> bool:
+        """Every partition has caught up and been empty for ``idle_seconds``: nothing is on its way."""
+        return all(self._idle(q, now) for q in self._queues.values())
+
+    def waiting(self) -> int:
+        return sum(len(q.items) for q in self._queues.values())
+
+    def take(self, bound: float, limit: int, now: float) -> Taken:
+        """The records older than ``bound`` by smallest head first, at most about ``limit`` (records of the
+        event time at which the limit is reached all come, so the bound reached is a clean cut)."""
+        heap = [(order_key(q.items[0]), tp) for tp, q in self._queues.items() if q.items]
+        heapq.heapify(heap)
+        taken: list[Pending] = []
+        reached = bound
+        last_at = -math.inf
+        while heap:
+            key, tp = heap[0]
+            at = key[0]
+            if at >= bound:
+                break
+            if len(taken) >= limit and at > last_at:
+                reached = at
+                break
+            queue = self._queues[tp]
+            item = queue.items.popleft()
+            taken.append(item)
+            last_at = max(last_at, at)
+            if queue.items:
+                heapq.heapreplace(heap, (order_key(queue.items[0]), tp))
+            else:
+                heapq.heappop(heap)
+                queue.empty_since = now
+        return Taken(taken, reached)
