@@ -76,6 +76,13 @@ class Settings:
     batch_within_s: float
     data_dir: Path
     thresholds_path: Path | None
+    idle_s: float = 1.0
+    """How long an input partition that has caught up and has nothing may hold back the others (Kafka
+    Streams' ``max.task.idle.ms``); a record arriving later than that is late. ``ANTIFRAUD_IDLE_SECONDS``."""
+    max_record_bytes: int = 256 * 1024
+    """An input record bigger than this is dead-lettered as ``oversized``. ``ANTIFRAUD_MAX_RECORD_BYTES``."""
+    dead_letter_max_bytes: int = 64 * 1024
+    """A dead letter carries at most this many bytes of the record (with its size and SHA-256 when cut)."""
     forwarding: ForwardingSettings = field(default_factory=ForwardingSettings)
     hold_clock: Literal["event", "wall"] = "event"
     """What releases held ATM transfers: the transfers' event time only (replays, tests), or also the
@@ -93,6 +100,8 @@ class Settings:
             partitions=_number("ANTIFRAUD_PARTITIONS", 4, int, 1),
             batch_size=_number("ANTIFRAUD_BATCH_SIZE", 2000, int, 1),
             batch_within_s=_number("ANTIFRAUD_BATCH_WITHIN", 0.2, float, 0.001),
+            idle_s=_number("ANTIFRAUD_IDLE_SECONDS", 1.0, float, 0.0),
+            max_record_bytes=_number("ANTIFRAUD_MAX_RECORD_BYTES", 256 * 1024, int, 1024),
             data_dir=Path(os.environ.get("ANTIFRAUD_DATA_DIR") or ".antifraud-data"),
             thresholds_path=Path(thresholds) if thresholds else None,
             forwarding=ForwardingSettings.from_env(),

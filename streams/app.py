@@ -1,13 +1,16 @@
-"""The Faust app: one agent per input topic, alerts and dead-letter topics, /metrics.
+"""The Faust app: the input loop as a task, the alerts agent, the timers, /metrics.
 
-Run it with ``antifraud worker`` or ``faust -A streams.app worker``. Each agent
-takes records in batches and hands them to :func:`streams.batch.process_batch`,
-which decides the order of side effects; Faust commits a batch's offsets only
-after that returns (``take_events`` acks the events once the body is done).
+Run it with ``antifraud worker`` or ``faust -A streams.app worker``. The input topics are consumed by
+:class:`streams.loop.InputLoop` (batches straight from aiokafka, merged by event time, one checkpoint
+per batch); Faust runs it as a task beside what an application needs around it: the agent that folds
+alerts into cases, the timers (the outbox relay, the audit inbox, deliveries, case follow-ups, the
+wall-clock hold release, the blacklist sweep, the gauges) and the ``/metrics`` page.
 """
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from typing import Any, get_args
 
 import faust
@@ -15,24 +18,26 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from antifraud.alerts.models import Alert
 from antifraud.audit.service import AuditLog
-from antifraud.case.models import SCENARIO_BY_DETECTOR
 from antifraud.case.followups import FollowUpRunner, performers
+from antifraud.case.models import SCENARIO_BY_DETECTOR
 from antifraud.case.service import CaseService
 from antifraud.clock import utcnow
 from antifraud.config import Settings
 from antifraud.credit.service import CreditBlacklist
+from antifraud.events.codec import InvalidEvent, decode
 from antifraud.forwarding.models import Target
 from antifraud.forwarding.service import DeliveryLoop
+from antifraud.holds.models import IllegalTransition
 from antifraud.holds.policy import WARNING_DETECTOR
-from antifraud.holds.service import HoldLedger
+from antifraud.holds.service import HoldLedger, UnknownHold
 from antifraud.lag import LagReader
 from antifraud.metrics import TimedRedis, export_known_series
 from antifraud.outbox import OutboxRelay
-from antifraud.events.models import EVENT_MODELS
 from antifraud.thresholds import load_thresholds
 from streams import gauges, topics
-from streams.batch import Record, acked, decode_records, process_batch, send_dead_letters, settle, until_through
-from streams.stages import HoldStage, build_stages, flag_payees
+from streams.checkpoint import dead_letter, until_through
+from streams.loop import InputLoop
+from streams.records import Record, Rejected
 
 log = logging.getLogger(__name__)
 
@@ -64,54 +69,19 @@ def _raw_topic(name: str) -> faust.TopicT:
 
 alerts_topic = _raw_topic(topics.ALERTS)
 dead_letter_topic = _raw_topic(topics.DEAD_LETTERS)
-extra_topics = {name: _raw_topic(name) for name in (topics.INTERCEPTIONS, topics.VICTIM_WARNINGS, topics.HOLDS)}
-
-STAGES = build_stages(TimedRedis.from_url(settings.redis_url), thresholds)
-"""Event kind -> its detector stages; kinds without any are validated and counted."""
-
-
-def _record(event: faust.EventT) -> Record:
-    message = event.message
-    return Record(
-        topic=message.topic, partition=message.partition, offset=message.offset, key=message.key, value=message.value
-    )
-
-
-def _make_agent(kind: str, topic_name: str) -> None:
-    model = EVENT_MODELS[kind]
-    stages = STAGES.get(kind, [])
-
-    async def consume(stream: faust.StreamT[Any]) -> None:
-        async for batch in stream.take_events(settings.batch_size, within=settings.batch_within_s):
-            await process_batch(
-                [_record(e) for e in batch],
-                model,
-                stages,
-                alerts_sink=alerts_topic,
-                dead_letter_sink=dead_letter_topic,
-                extra_sinks=extra_topics,
-            )
-
-    consume.__name__ = f"consume_{kind}"
-    app.agent(_raw_topic(topic_name), name=f"antifraud.consume.{kind}")(consume)
-
-
-for _kind, _topic in topics.INPUT_TOPICS.items():
-    _make_agent(_kind, _topic)
 export_known_series(list(topics.INPUT_TOPICS.values()), [*SCENARIO_BY_DETECTOR, WARNING_DETECTOR], get_args(Target),
                     topics.ALERTS)
 
-
+inputs = InputLoop(settings, thresholds)
 redis = TimedRedis.from_url(settings.redis_url)
-"""One client (a connection pool) for everything outside the detector stages."""
+"""One client (a connection pool) for everything outside the input loop."""
 audit = AuditLog(redis)
 holds = HoldLedger.configured(redis, thresholds.holds)
-hold_ticker = HoldStage(holds, thresholds.holds, settings.hold_clock)
 cases = CaseService(redis, audit, holds=thresholds.holds)
 deliveries = DeliveryLoop(cases.deliveries, settings.forwarding, on_delivered=cases.delivered)
 case_followups = FollowUpRunner(cases.followups, cases, performers(redis, audit, thresholds))
 credit_blacklist = CreditBlacklist(redis, audit, thresholds.credit_blacklist)
-lag_reader = LagReader(settings.kafka_bootstrap, settings.app_id, tuple(topics.INPUT_TOPICS.values()))
+lag_reader = LagReader(settings.kafka_bootstrap, f"{settings.app_id}-inputs", tuple(topics.INPUT_TOPICS.values()))
 
 
 async def _send_acked(topic: str, key: bytes | None, value: bytes) -> None:
@@ -119,6 +89,18 @@ async def _send_acked(topic: str, key: bytes | None, value: bytes) -> None:
 
 
 outbox_relay = OutboxRelay(redis, _send_acked)
+
+
+@app.task
+async def consume_inputs() -> None:
+    """The input topics, in event-time order (``streams/loop.py``); the worker stops if the loop does."""
+    try:
+        await inputs.run()
+    except asyncio.CancelledError:
+        raise
+    except BaseException as error:
+        log.critical("the input loop stopped: %s", type(error).__name__)
+        await app.crash(error)
 
 
 def periodic(interval: float, what: str) -> Callable[[Callable[[], Awaitable[Any]]], Any]:
@@ -130,7 +112,7 @@ def periodic(interval: float, what: str) -> Callable[[Callable[[], Awaitable[Any
             try:
                 await round_()
             except Exception as error:  # noqa: BLE001 - retried at the next tick
-                log.warning("%s failed, retrying at the next tick: %r", what, error)
+                log.warning("%s failed, retrying at the next tick: %s", what, type(error).__name__)
 
         guarded.__name__ = round_.__name__
         guarded.__doc__ = round_.__doc__
@@ -140,16 +122,33 @@ def periodic(interval: float, what: str) -> Callable[[Callable[[], Awaitable[Any
 
 
 @periodic(thresholds.holds.tick_seconds, "hold tick")
-async def tick_holds() -> None:
-    """Releases by the wall clock (ANTIFRAUD_HOLD_CLOCK=wall) and pending payee warnings between batches,
-    produced and acknowledged before the ledger moves, like a batch's (``HoldStage.tick``)."""
-    await settle(await hold_ticker.tick(utcnow()), alerts_sink=alerts_topic, extra_sinks=extra_topics)
+async def release_by_wall_clock() -> None:
+    """With ANTIFRAUD_HOLD_CLOCK=wall, release the holds due by the wall clock (less a lag) that the
+    stream has not released yet (a quiet night still releases on time); each is moved as a person's
+    action is (``HoldLedger.move``: state, audit and the topic record in one transaction), so the
+    stream's own release at its event time then finds it released and does nothing."""
+    if settings.hold_clock != "wall":
+        return
+    now = utcnow() - timedelta(seconds=thresholds.holds.wall_clock_lag_seconds)
+    for hold in await holds.held_due(now, thresholds.holds.max_releases_per_batch):
+        try:
+            await holds.move(audit, hold.hold_id, "released", actor="system", by="system:wall-clock",
+                             reason="hold period elapsed", at=hold.due_at)
+        except (IllegalTransition, UnknownHold):
+            continue  # the stream released it meanwhile, or it expired
 
 
 @periodic(0.5, "outbox relay")
 async def relay_outbox() -> None:
     """Publish the topic records that human actions queued with their state change (``antifraud/outbox.py``)."""
     while await outbox_relay.run_once():
+        pass
+
+
+@periodic(0.5, "audit inbox relay")
+async def relay_audit_inbox() -> None:
+    """Chain the audit records the checkpoint queued with its batch (automatic hold moves)."""
+    while await audit.relay_inbox():
         pass
 
 
@@ -186,26 +185,45 @@ async def refresh_gauges() -> None:
     })
 
 
+def _alerts_of(batch: list[faust.EventT]) -> tuple[list[Alert], list[Rejected]]:
+    alerts, rejected = [], []
+    for event in batch:
+        message = event.message
+        record = Record(message.topic, message.partition, message.offset, message.key, message.value)
+        try:
+            alerts.append(decode(Alert, message.value))
+        except InvalidEvent as error:
+            rejected.append(Rejected(0.0, record, error))
+    return alerts, rejected
+
+
+async def _dead_letter(rejected: list[Rejected]) -> None:
+    sent = []
+    for item in rejected:
+        out, headers = dead_letter(item, settings.dead_letter_max_bytes)
+        sent.append(await dead_letter_topic.send(key=out.key, value=out.value, headers=headers))
+    await asyncio.gather(*sent)
+
+
 @app.agent(alerts_topic, name="antifraud.alerts")
 async def act_on_alerts(stream: faust.StreamT[bytes]) -> None:
-    """What the worker does with its own alerts: the accounts they flag are remembered, so held transfers
-    paying them are warned about before release (``antifraud/holds/``), and the alerts are grouped into
-    cases per entity and scenario (``antifraud/case/``). Per batch:
+    """The worker's alerts grouped into cases per entity and scenario (``antifraud/case/``). Per batch:
 
     1. decode the records once; an unreadable one is kept with why;
-    2. flag the payees (upserts: harmless twice);
-    3. fold the alerts into their cases (one audited transaction per case; a replayed alert folds once);
-    4. produce the dead letters (reason, original key and bytes) and wait for the broker's acks;
-    5. return; Faust then commits the offsets. A crash before 5 replays the batch: its alerts are
-       flagged and folded once, a dead letter may be produced twice. While Redis or the broker is
-       down, steps 2 to 4 are retried (``streams.batch.until_through``).
+    2. fold the alerts into their cases (one audited transaction per case; a replayed alert folds once);
+    3. produce the dead letters (reason, original key and bytes) and wait for the broker's acks;
+    4. return; Faust then commits the offsets. A crash before 4 replays the batch: its alerts are
+       folded once, a dead letter may be produced twice. While Redis or the broker is down, steps 2
+       and 3 are retried (``streams.checkpoint.until_through``).
+
+    (What alerts mean for holds, a flagged payee's held payment, is the stream's own work: the stage
+    that raises an alert tells the payee's side, ``streams/stages.py``.)
     """
     async for batch in stream.take_events(settings.batch_size, within=settings.batch_within_s):
-        alerts, rejected = decode_records(Alert, [_record(e) for e in batch])
-        await until_through(lambda: flag_payees(holds, alerts), topics.ALERTS)
+        alerts, rejected = _alerts_of(batch)
         await until_through(lambda: cases.fold_alerts(alerts), topics.ALERTS)
         if rejected:
-            await until_through(lambda: acked(send_dead_letters(rejected, dead_letter_topic)), topics.ALERTS)
+            await until_through(lambda: _dead_letter(rejected), topics.ALERTS)
 
 
 @app.on_before_shutdown.connect

@@ -6,7 +6,7 @@ every record with an event time below the bound must already be here. Partitions
 event-time order (producers send events as they happen, ``replay`` sends them sorted), so a partition
 holds back the bound at the newest event time it has delivered: an older record can still come only
 from a partition whose newest is older. A partition with nothing to deliver would hold the bound back
-for ever, so once it has caught up with the broker's end offset and stayed empty for ``idle_seconds``
+for ever, so once it has caught up with the broker's end offset and delivered nothing for ``idle_seconds``
 (Kafka Streams' ``max.task.idle.ms``) it no longer does. A record that then arrives older than what was
 processed is *late*: it is still processed, in the next batch, and counted
 (``antifraud_late_records_total``); only then can timing change a result.
@@ -30,8 +30,8 @@ class _Queue:
     """The newest event time delivered (valid records only)."""
     caught_up: bool = False
     """At the last poll the fetch position had reached the broker's end offset."""
-    empty_since: float | None = None
-    """Monotonic time the queue last became empty (None while it holds records)."""
+    quiet_since: float = 0.0
+    """Monotonic time the partition last delivered records (or was assigned)."""
 
 
 @dataclass(frozen=True)
@@ -56,20 +56,20 @@ class Merger:
 
     def assign(self, partitions: Iterable[TopicPartition], now: float) -> None:
         for tp in partitions:
-            self._queues.setdefault(tp, _Queue(empty_since=now))
+            self._queues.setdefault(tp, _Queue(quiet_since=now))
 
     def revoke(self, partitions: Iterable[TopicPartition]) -> None:
         """Forget the partitions and what they still held: their new owner reads it again."""
         for tp in partitions:
             self._queues.pop(tp, None)
 
-    def push(self, tp: TopicPartition, pending: Sequence[Pending]) -> None:
+    def push(self, tp: TopicPartition, pending: Sequence[Pending], now: float) -> None:
         """Records fetched from ``tp``, in offset order (a revoked partition's late fetch is dropped)."""
         queue = self._queues.get(tp)
         if queue is None or not pending:
             return
         queue.items.extend(pending)
-        queue.empty_since = None
+        queue.quiet_since = now
         for item in pending:
             if not isinstance(item, Rejected) and item.at > queue.newest:
                 queue.newest = item.at
@@ -82,8 +82,7 @@ class Merger:
             queue.caught_up = caught_up
 
     def _idle(self, queue: _Queue, now: float) -> bool:
-        return (queue.caught_up and not queue.items and queue.empty_since is not None
-                and now - queue.empty_since >= self.idle_seconds)
+        return queue.caught_up and now - queue.quiet_since >= self.idle_seconds
 
     def bound(self, now: float) -> float:
         """The event time below which every record of every partition is here: the least newest time of
@@ -91,8 +90,12 @@ class Merger:
         return min((q.newest for q in self._queues.values() if not self._idle(q, now)), default=math.inf)
 
     def idle(self, now: float) -> bool:
-        """Every partition has caught up and been empty for ``idle_seconds``: nothing is on its way."""
+        """Every partition has caught up and delivered nothing for ``idle_seconds``: nothing is on its way."""
         return all(self._idle(q, now) for q in self._queues.values())
+
+    def size(self, tp: TopicPartition) -> int:
+        queue = self._queues.get(tp)
+        return len(queue.items) if queue is not None else 0
 
     def waiting(self) -> int:
         return sum(len(q.items) for q in self._queues.values())
@@ -121,5 +124,4 @@ class Merger:
                 heapq.heapreplace(heap, (order_key(queue.items[0]), tp))
             else:
                 heapq.heappop(heap)
-                queue.empty_since = now
         return Taken(taken, reached)

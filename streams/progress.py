@@ -102,6 +102,14 @@ class Progress:
         _, offsets = await pipe.execute()
         return {partition_of_field(f): int(o) for f, o in zip(fields, offsets) if o is not None}
 
+    async def offsets(self, partitions: Iterable[TopicPartition]) -> dict[TopicPartition, int]:
+        """Where each of ``partitions`` resumes (absent: never processed), without claiming them."""
+        fields = [field_of(tp) for tp in sorted(partitions)]
+        if not fields:
+            return {}
+        offsets = await self.redis.hmget(STREAM_OFFSETS.key(), fields)
+        return {partition_of_field(f): int(o) for f, o in zip(fields, offsets) if o is not None}
+
     owners_key = STREAM_OWNERS.key()
 
     async def owns(self, pipe: Pipeline, partitions: Iterable[TopicPartition]) -> bool:

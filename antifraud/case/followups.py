@@ -62,7 +62,7 @@ from antifraud.events.types import UtcTime
 from antifraud.holds.models import IllegalTransition, stable_id
 from antifraud.holds.reports import FraudReportRequest, report_fraud
 from antifraud.holds.service import HoldLedger, UnknownHold
-from antifraud.state.accounts import AccountRegistry
+from antifraud.state.accounts import opening
 from antifraud.state.lease_queue import LeaseQueue, backoff_seconds
 from antifraud.state.money_trail import TransferIndex
 from antifraud.thresholds import MoneyTrailThresholds, Thresholds
@@ -260,7 +260,7 @@ class FollowUpRunner:
         await self.queue.record_done(done(followup, result, now=self.clock()))
 
 
-def credit_listing(blacklist: CreditBlacklist, registry: AccountRegistry) -> Perform:
+def credit_listing(blacklist: CreditBlacklist, redis: Redis) -> Perform:
     """The credit blacklist listing of a confirmed case's responsible person: the ID number of a
     bulk-opening case, the holder of a case's account when the account registry knows who opened it."""
 
@@ -269,7 +269,7 @@ def credit_listing(blacklist: CreditBlacklist, registry: AccountRegistry) -> Per
         if case.entity.kind == "id_number":
             party = case.entity.value
         else:
-            info = (await registry.opened([case.entity.value])).get(case.entity.value)
+            info = await opening(redis, case.entity.value)
             if info is None:
                 return {"listed": False, "why": "the account registry does not know who opened the account"}
             party, accounts = info.holder_id_number, (case.entity.value,)
@@ -318,10 +318,9 @@ def performers(redis: Redis, audit: AuditLog, thresholds: Thresholds,
         now = await ledger.states([h.hold_id for h in inbound])
         return {"frozen_holds": [h for h, hold in now.items() if hold.state == "frozen"], "refused": refused}
 
-    registry = AccountRegistry(redis, horizon_days=thresholds.account_registry.horizon_days)
     return {
         "blocklist": block,
-        "credit_listing": credit_listing(CreditBlacklist(redis, audit, thresholds.credit_blacklist), registry),
+        "credit_listing": credit_listing(CreditBlacklist(redis, audit, thresholds.credit_blacklist), redis),
         "money_trail": trace,
         "inbound_holds": freeze_inbound,
     }

@@ -10,9 +10,11 @@ from antifraud.events.models import AnyEvent, Event
 E = TypeVar("E", bound=BaseModel)
 """An event, or another record read back from a topic (an alert): judged by the same rules."""
 
-RejectKind = Literal["empty", "malformed_json", "schema_violation", "processing_failed"]
-"""Why a record was dead-lettered; ``processing_failed``: it decoded, but a detector stage fails on it
-(see ``streams.batch``)."""
+RejectKind = Literal["empty", "oversized", "malformed_json", "schema_violation", "wrong_partition",
+                     "processing_failed"]
+"""Why a record was dead-lettered; ``oversized``: over the worker's record size limit; ``wrong_partition``:
+on a partition its entity's key does not map to (``streams/loop.py``); ``processing_failed``: it decoded,
+but a detector stage fails on it (``streams/pipeline.py``)."""
 MAX_REASON_ERRORS = 3
 
 

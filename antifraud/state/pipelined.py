@@ -27,17 +27,19 @@ from redis.exceptions import ConnectionError, NoScriptError, ResponseError, Time
 _CLOSED = "the script's connection was closed"
 
 
-def _evalsha(sha: str, args: tuple[str | bytes, ...]) -> bytes:
-    """``EVALSHA sha 0 *args`` in RESP (redis-py's general ``pack_command`` costs more than the call)."""
-    parts = [b"EVALSHA", sha.encode(), b"0", *(a.encode() if isinstance(a, str) else a for a in args)]
+def _evalsha(sha: str, numkeys: int, args: tuple[str | bytes, ...]) -> bytes:
+    """``EVALSHA sha numkeys *args`` in RESP (redis-py's general ``pack_command`` costs more than the call)."""
+    parts = [b"EVALSHA", sha.encode(), b"%d" % numkeys, *(a.encode() if isinstance(a, str) else a for a in args)]
     return b"*%d\r\n" % len(parts) + b"".join(b"$%d\r\n%s\r\n" % (len(p), p) for p in parts)
 
 
 class PipelinedScript:
-    """``await script(*args)``: the script's reply (bytes), as ``EVALSHA sha 0 *args`` returns it."""
+    """``await script(*args)``: the script's reply, as ``EVALSHA sha numkeys *args`` returns it (the first
+    ``numkeys`` arguments are its keys)."""
 
-    def __init__(self, redis: Redis, source: str) -> None:
+    def __init__(self, redis: Redis, source: str, numkeys: int = 0) -> None:
         self._redis = redis
+        self._numkeys = numkeys
         self._source = source
         self._sha = ""
         self._connection: AbstractConnection | None = None
@@ -66,7 +68,7 @@ class PipelinedScript:
             connection = self._connection or await self._connect()
             self._waiting.append(reply)
             try:
-                await connection.send_packed_command(_evalsha(self._sha, args), check_health=False)
+                await connection.send_packed_command(_evalsha(self._sha, self._numkeys, args), check_health=False)
             except Exception as exc:  # redis-py's ConnectionError; it has closed the connection
                 self._drop(exc)
         if self._timeout is None:

@@ -26,13 +26,14 @@ signature keeps documenting it; and the script call is pipelined on a Redis
 connection of its own (:mod:`antifraud.state.pipelined`).
 """
 
+import copy
 import email.message
 import inspect
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Literal
+from typing import Literal, TypeVar
 
 from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
 from fastapi.exceptions import RequestValidationError
@@ -46,13 +47,17 @@ from antifraud.clock import utcnow
 from antifraud.events.models import BankTransfer
 from antifraud.events.types import UtcTime
 from antifraud.holds.policy import needs_hold
-from antifraud.state.accounts import FLAG_PREFIX, PREFIX as ACCOUNT_PREFIX, AccountInfo, decode_info
-from antifraud.state.interception import REACHED
+from antifraud.alerts.models import Reason
+from antifraud.state import keys as keys_
+from antifraud.state.accounts import OpenedCodec
 from antifraud.state.pipelined import PipelinedScript
-from antifraud.state.transfer_risk import BLACKLIST, decode_call, decode_state
+from antifraud.state.transfer_risk import CallCodec, FlagCodec, InflowCodec, account_keys, parse_accounts
 from antifraud.thresholds import FeatureRule, Thresholds, TransferRiskThresholds
 from antifraud.web.auth import Principal, Role, require
-from detectors.transfer_risk import DETECTOR, MULE_DETECTOR, AccountState, Context, detect
+from detectors.accounts import AccountInfo
+from detectors.transfer_risk import (
+    DETECTOR, MULE_DETECTOR, Account, Call, Flag, Flow, detect, in_force, mule_score, own,
+)
 
 CHECK_EVENT_ID = "pre-transfer-check"
 """The event id of the transfer a check scores; it is never stored, and no client may choose it (an id of
@@ -65,6 +70,8 @@ class Decision(StrEnum):
     HOLD = "hold"
     BLOCK = "block"
 
+
+F = TypeVar("F")
 
 _RANK = {decision: rank for rank, decision in enumerate(Decision)}
 """The strongest reason decides: allow < warn < hold < block."""
@@ -100,12 +107,39 @@ class TransferCheckResult(BaseModel):
 
 @dataclass(frozen=True)
 class CheckState:
-    """What Redis knows for one check."""
+    """What Redis knows for one check: the payer's and payee's own sides and the facts about them."""
 
-    states: dict[str, AccountState] = field(default_factory=dict)
-    """Payer's and payee's detector states (only those that exist)."""
-    context: Context = field(default_factory=Context)
+    accounts: dict[str, Account] = field(default_factory=dict)
+    """Payer's and payee's own sides (empty ones for accounts Redis does not know)."""
+    facts: "CheckFacts" = field(default_factory=lambda: CheckFacts())
     payee_holder_flagged: bool = False
+
+
+@dataclass(frozen=True)
+class CheckFacts:
+    """The facts a check reads, as the detector's :class:`~detectors.transfer_risk.View`: everything known
+    now (a check is not bound to the stream's cross-entity delay; it asks what is known at the counter)."""
+
+    inflows_by: dict[str, list[Flow]] = field(default_factory=dict)
+    flags_by: dict[str, list[Flag]] = field(default_factory=dict)
+    reached_by: dict[str, list[Call]] = field(default_factory=dict)
+    opened_by: dict[str, AccountInfo] = field(default_factory=dict)
+    blacklisted_accounts: frozenset[str] = frozenset()
+
+    def inflows(self, account: str, at: float) -> Sequence[Flow]:
+        return [f for f in self.inflows_by.get(account, ()) if f.at <= at]
+
+    def flags(self, account: str, at: float) -> Sequence[Flag]:
+        return [f for f in self.flags_by.get(account, ()) if f.at <= at]
+
+    def reached(self, phone: str, at: float) -> Sequence[Call]:
+        return [c for c in self.reached_by.get(phone, ()) if c.at <= at]
+
+    def opened(self, account: str, at: float) -> AccountInfo | None:
+        return self.opened_by.get(account)
+
+    def blacklisted(self, account: str) -> bool:
+        return account in self.blacklisted_accounts
 
 
 def _reason(code: str, value: float | None = None, threshold: float | None = None) -> CheckReason:
@@ -117,23 +151,39 @@ def _weight(feature: str, limits: TransferRiskThresholds) -> float:
     return rule.weight
 
 
+def _ranked(reasons: Sequence[Reason], level: Decision, prefix: str, limits: TransferRiskThresholds
+            ) -> list[tuple[Decision, CheckReason]]:
+    features = sorted((r for r in reasons if r.feature != "score"), key=lambda r: -_weight(r.feature, limits))
+    return [(level, _reason(prefix + r.feature, r.value, r.threshold)) for r in features]
+
+
 def decide(transfer: BankTransfer, state: CheckState, thresholds: Thresholds) -> TransferCheckResult:
-    """The decision on ``transfer`` given the state; pure. Reasons come strongest first (by decision, then weight)."""
+    """The decision on ``transfer`` given the state; pure. Reasons come strongest first (by decision, then weight).
+
+    The transfer is scored as the detector would score it, and both sides are checked for a mule as the
+    detector checks them: the payer moving money on (its own transfer), the payee collecting it (the
+    payment as one more inflow)."""
     limits = thresholds.transfer_risk
     found: list[tuple[Decision, CheckReason]] = []
     score = 0.0
-    for alert in detect([transfer], state.states, state.context, limits).alerts:
-        prefix = ""
+    at = transfer.event_time.timestamp()
+    payer = copy.deepcopy(state.accounts.get(transfer.payer_account, Account()))
+    scored = detect([transfer], {transfer.payer_account: payer}, state.facts, limits)
+    for alert in scored.alerts:
         if alert.detector == DETECTOR:
-            level = _BY_SEVERITY[alert.severity]
             score = alert.score
-        elif alert.detector == MULE_DETECTOR:  # the payer moving money on, or the payee collecting it
-            level = Decision.WARN
-            prefix = "payer_" if alert.entity.value == transfer.payer_account else "payee_"
+            found += _ranked(alert.reasons, _BY_SEVERITY[alert.severity], "", limits)
+        elif alert.detector == MULE_DETECTOR:
+            found += _ranked(alert.reasons, Decision.WARN, "payer_", limits)
         else:
             raise ValueError(f"the transfer-risk detector returned a {alert.detector} alert, which a check cannot weigh")
-        features = sorted((r for r in alert.reasons if r.feature != "score"), key=lambda r: -_weight(r.feature, limits))
-        found += [(level, _reason(prefix + r.feature, r.value, r.threshold)) for r in features]
+    payee = state.accounts.get(transfer.payee_account, Account())
+    if (transfer.amount_fen >= limits.min_amount_fen and at >= payee.quiet_until
+            and not in_force(state.facts.flags(transfer.payee_account, at), at)):
+        inflow = Flow(transfer.event_id, at, transfer.payer_account, transfer.amount_fen, transfer.channel, own(transfer))
+        total, reasons = mule_score([*state.facts.inflows(transfer.payee_account, at), inflow], payee, at, limits)
+        if total >= limits.mule_alert_score:
+            found += _ranked(reasons, Decision.WARN, "payee_", limits)
     if needs_hold(transfer):
         found.append((Decision.HOLD, _reason("atm_other_name", thresholds.holds.period_hours)))
     if state.payee_holder_flagged:
@@ -147,50 +197,69 @@ def decide(transfer: BankTransfer, state: CheckState, thresholds: Thresholds) ->
     )
 
 
-# ARGV[1] payer, ARGV[2] payee, ARGV[3] payer phone or ''. Returns lines: payer's
-# and payee's out/in/flag (as TransferRiskStore's load), the payee's blacklist
-# bit, the phone's reached hash ("number value ..."), the payee's opening and
-# the bulk-opener flag of its holder.
-_READ = f"""
-local out = {{}}
-for _, account in ipairs({{ARGV[1], ARGV[2]}}) do
-  out[#out + 1] = redis.call('GET', 'tr:out:' .. account) or ''
-  out[#out + 1] = table.concat(redis.call('ZRANGE', 'tr:in:' .. account, 0, -1), ' ')
-  out[#out + 1] = redis.call('GET', 'tr:flag:' .. account) or ''
+# KEYS: per account (payer, payee) its outflows list and quiet key, then the payee's inflows, the payee's
+# and the payer's flags, the payer phone's reached calls, the payee's opening, the blacklist; ARGV[1] the
+# payee. Per list key its members joined by \x1e, per zset its "score member" pairs, the quiet epochs, the
+# blacklist bit.
+_READ = """
+local out = {}
+for k = 1, 4, 2 do
+  out[#out + 1] = table.concat(redis.call('LRANGE', KEYS[k], 0, -1), '\\30')
+  out[#out + 1] = redis.call('GET', KEYS[k + 1]) or ''
 end
-out[#out + 1] = tostring(redis.call('SISMEMBER', '{BLACKLIST}', ARGV[2]))
-out[#out + 1] = ARGV[3] ~= '' and table.concat(redis.call('HGETALL', '{REACHED}' .. ARGV[3]), ' ') or ''
-local opened = redis.call('GET', '{ACCOUNT_PREFIX}' .. ARGV[2]) or ''
-out[#out + 1] = opened
-local holder = string.match(opened, '^[^\\31]*\\31([^\\31]*)')
-out[#out + 1] = holder and redis.call('GET', '{FLAG_PREFIX}' .. holder) or ''
-return table.concat(out, '\\n')
+for k = 5, 9 do
+  local row = redis.call('ZRANGE', KEYS[k], 0, -1, 'WITHSCORES')
+  local parts = {}
+  for j = 1, #row, 2 do parts[#parts + 1] = row[j + 1] .. ' ' .. row[j] end
+  out[#out + 1] = table.concat(parts, '\\30')
+end
+out[#out + 1] = tostring(redis.call('SISMEMBER', KEYS[10], ARGV[1]))
+return out
 """
+_READ_KEYS = 10
+_NO_PHONE = "iv:reached:"
+"""The reached key of no phone: an empty set (a script gets all its keys through KEYS)."""
+
+
+def _facts(row: bytes, decode: Callable[[str, str, float], F], key: str) -> list[F]:
+    found = []
+    for pair in row.decode().split("\x1e") if row else ():
+        score, member = pair.split(" ", 1)
+        found.append(decode(key, member, float(score)))
+    return sorted(found, key=lambda f: getattr(f, "at", 0.0))
 
 
 class CheckReader:
-    """Reads a check's :class:`CheckState` in one script call (pipelined: see :mod:`antifraud.state.pipelined`)."""
+    """Reads a check's :class:`CheckState` in one script call (pipelined: see :mod:`antifraud.state.pipelined`),
+    and a second only when the payee was opened lately (whether its holder is a flagged bulk opener)."""
 
-    def __init__(self, redis: Redis) -> None:
-        self._read = PipelinedScript(redis, _READ)
+    def __init__(self, redis: Redis, limits: TransferRiskThresholds) -> None:
+        self._redis = redis
+        self._limits = limits
+        self._read = PipelinedScript(redis, _READ, numkeys=_READ_KEYS)
 
     async def read(self, transfer: BankTransfer) -> CheckState:
-        phone = transfer.payer_phone or ""
-        reply = await self._read(transfer.payer_account, transfer.payee_account, phone)
-        assert isinstance(reply, bytes)
-        lines: Sequence[bytes] = reply.split(b"\n")
-        accounts = (transfer.payer_account, transfer.payee_account)
-        states = {a: decode_state(*lines[3 * i : 3 * i + 3]) for i, a in enumerate(accounts) if any(lines[3 * i : 3 * i + 3])}
-        blacklisted, reached, opened, holder_flag = lines[6:10]
-        parts = reached.split()
-        calls = {parts[i].decode(): decode_call(parts[i + 1]) for i in range(0, len(parts), 2)}
-        opening: dict[str, AccountInfo] = {transfer.payee_account: decode_info(opened)} if opened else {}
-        context = Context(
-            blacklisted=frozenset({transfer.payee_account}) if blacklisted == b"1" else frozenset(),
-            reached={phone: calls} if calls else {},
-            opened=opening,
+        payer, payee, phone = transfer.payer_account, transfer.payee_account, transfer.payer_phone or ""
+        keys = [*account_keys(payer), *account_keys(payee), keys_.INFLOWS.key(payee), keys_.FLAGS.key(payee),
+                keys_.FLAGS.key(payer), keys_.REACHED.key(phone) if phone else _NO_PHONE, keys_.OPENED.key(payee),
+                keys_.BLACKLIST.key()]
+        reply = await self._read(*keys, payee)
+        assert isinstance(reply, list)
+        accounts = parse_accounts([payer, payee], reply[:4], self._limits)
+        inflows, payee_flags, payer_flags, reached, opened = reply[4:9]
+        openings = _facts(opened, OpenedCodec().decode, payee)
+        facts = CheckFacts(
+            inflows_by={payee: _facts(inflows, InflowCodec().decode, payee)},
+            flags_by={payee: _facts(payee_flags, FlagCodec().decode, payee),
+                      payer: _facts(payer_flags, FlagCodec().decode, payer)},
+            reached_by={phone: _facts(reached, CallCodec().decode, phone)} if phone else {},
+            opened_by={payee: openings[-1]} if openings else {},
+            blacklisted_accounts=frozenset({payee}) if reply[9] == b"1" else frozenset(),
         )
-        return CheckState(states=states, context=context, payee_holder_flagged=bool(holder_flag))
+        flagged = False
+        if openings:
+            flagged = bool(await self._redis.exists(keys_.BULK_OPENERS.key(openings[-1].holder_id_number)))
+        return CheckState(accounts=accounts, facts=facts, payee_holder_flagged=flagged)
 
     async def aclose(self) -> None:
         await self._read.aclose()

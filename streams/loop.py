@@ -1,0 +1,250 @@
+"""The worker's input loop: the input topics read in batches with aiokafka, merged by event time, run
+through the engine (stages, pipeline, checkpoint) one batch at a time.
+
+Faust is the application around it (``streams/app.py``: timers, the alerts agent, ``/metrics``); the
+input records do not go through Faust's per-record machinery, which cost more than all the detectors
+together (``../shared/STACK-NOTES.md``). Per round:
+
+1. Fetch what the broker has for the owned partitions (``getmany``); decode each record (a bad one,
+   an oversized one or one on a partition its key does not belong to becomes a dead letter in place).
+2. Push the records into the merger (``streams/merge.py``); note which partitions have caught up.
+3. The bound: the merger's (every record older than it is here), capped by the other workers' progress
+   (a worker reads facts and timers other workers write only once they have passed the time those are
+   due: their watermark plus the cross-entity delay, ``streams/pipeline.py``). When all owned
+   partitions are idle, time moves to the newest event time processed anywhere plus the delay, so the
+   timers due by then run (as ``antifraud detect`` does at the end of its file).
+4. Take the records older than the bound, in event-time order, and process them with the timers due
+   before it; the checkpoint produces, writes state and offsets, and commits (``streams/checkpoint.py``).
+
+Partitions are assigned by the consumer group (range assignor: partition n of every input topic goes
+to one worker, so an entity's partitions of topics keyed alike stay together). On assignment the
+worker claims the partitions in Redis and resumes from the offsets Redis holds, which were written
+with the state they lead to; a batch in flight while a partition moves is refused by the checkpoint
+(:class:`~streams.checkpoint.Fenced`) and dropped, and its new owner runs it.
+"""
+
+import asyncio
+import logging
+import math
+import time
+from collections.abc import Sequence
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, ConsumerRecord
+from aiokafka import TopicPartition as KafkaPartition
+from aiokafka.coordinator.assignors.range import RangePartitionAssignor
+from aiokafka.structs import OffsetAndMetadata
+
+from antifraud import metrics
+from antifraud.config import Settings
+from antifraud.events.codec import InvalidEvent, decode
+from antifraud.events.models import EVENT_MODELS
+from antifraud.metrics import TimedRedis
+from antifraud.thresholds import Thresholds
+from streams import topics
+from streams.checkpoint import Fenced, Headers, until_through
+from streams.engine import Engine
+from streams.merge import Merger, TopicPartition
+from streams.progress import Partitioning
+from streams.records import Input, OutRecord, Pending, Record, Rejected
+
+log = logging.getLogger(__name__)
+
+KIND_OF_TOPIC = {topic: kind for kind, topic in topics.INPUT_TOPICS.items()}
+POLL_MS = 100
+"""How long a fetch waits for records when none are there."""
+PAUSE_AFTER_BATCHES = 4
+"""A partition with this many batches' worth of records waiting is not fetched until half is taken."""
+MAX_ALERT_BYTES = 1 << 20
+"""Room for the largest alert or stage record beside a dead letter in one produce request."""
+BATCH_LABEL = "inputs"
+"""The ``topic`` label of the loop's batch metrics (a batch spans every input topic)."""
+
+
+class KafkaSink:
+    """A batch's records to the broker; returns once every one is acknowledged (acks=all)."""
+
+    producer: AIOKafkaProducer
+
+    async def produce(self, records: Sequence[tuple[OutRecord, Headers]]) -> None:
+        sent = [await self.producer.send(r.topic, r.value, key=r.key, headers=headers or None)
+                for r, headers in records]
+        await asyncio.gather(*sent)
+
+
+def decode_record(message: ConsumerRecord, partitioning: Partitioning, max_bytes: int, after: float) -> Pending:
+    """A fetched record as an :class:`Input`, or a :class:`Rejected` with why: empty, too big, not an
+    event of its topic, or on a partition its entity's key does not map to (another worker may own that
+    entity: processing it here would give the entity two writers). ``after``: the event time of the
+    record before it in its partition (where a rejected one sits in the merge)."""
+    record = Record(message.topic, message.partition, message.offset, message.key, message.value)
+    size = len(message.value or b"")
+    if size > max_bytes:
+        return Rejected(after, record, InvalidEvent("oversized", f"{size} bytes, over the limit of {max_bytes}"))
+    try:
+        event = decode(EVENT_MODELS[KIND_OF_TOPIC[message.topic]], message.value)
+    except InvalidEvent as error:
+        return Rejected(after, record, error)
+    if partitioning.of(message.topic, event.partition_key()) != (message.topic, message.partition):
+        return Rejected(after, record, InvalidEvent(
+            "wrong_partition", f"the record's {event.key_field} belongs to another partition of its topic "
+                               "(producers key records by it, streams/topics.py)"))
+    return Input.of(event, record)
+
+
+class InputLoop(ConsumerRebalanceListener):
+    """Runs until cancelled; :meth:`run` is the worker's input path."""
+
+    def __init__(self, settings: Settings, thresholds: Thresholds) -> None:
+        self.settings = settings
+        self.thresholds = thresholds
+        self.delay = thresholds.stream.cross_entity_delay_seconds
+        self.partitioning = Partitioning({topic: settings.partitions for topic in topics.INPUT_TOPICS.values()})
+        self.merger = Merger(settings.idle_s)
+        self.lock = asyncio.Lock()
+        """Held while a batch runs and while partitions move, so a batch never sees its partitions change."""
+        self.redis = TimedRedis.from_url(settings.redis_url)
+        self.sink = KafkaSink()
+        self.engine = Engine(self.redis, thresholds, self.sink, self.partitioning,
+                             dead_letter_max_bytes=settings.dead_letter_max_bytes, commit_offsets=self._commit)
+        self.consumer: AIOKafkaConsumer
+        """Made in :meth:`run` (aiokafka clients belong to the running event loop)."""
+        self._next: dict[TopicPartition, int] = {}
+        """Per owned partition, the offset after the last record fetched."""
+        self._after: dict[TopicPartition, float] = {}
+        """Per owned partition, the event time of the last valid record fetched."""
+
+    # -- partitions moving ------------------------------------------------------------------------
+
+    async def on_partitions_revoked(self, revoked: Sequence[KafkaPartition]) -> None:
+        async with self.lock:
+            gone = [(tp.topic, tp.partition) for tp in revoked]
+            self.merger.revoke(gone)
+            self.engine.release(gone)
+            for tp in gone:
+                self._next.pop(tp, None)
+                self._after.pop(tp, None)
+
+    async def on_partitions_assigned(self, assigned: Sequence[KafkaPartition]) -> None:
+        async with self.lock:
+            mine = [(tp.topic, tp.partition) for tp in assigned]
+            resume = await self.engine.claim(mine)
+            for tp in assigned:
+                offset = resume.get((tp.topic, tp.partition))
+                if offset is None:
+                    await self.consumer.seek_to_beginning(tp)
+                else:
+                    self.consumer.seek(tp, offset)
+                self._next[(tp.topic, tp.partition)] = offset or 0
+            self.merger.assign(mine, time.monotonic())
+            log.info("owning %d input partitions now", len(self.engine.owned))
+
+    async def _commit(self, offsets: dict[TopicPartition, int]) -> None:
+        await self.consumer.commit({KafkaPartition(t, p): OffsetAndMetadata(o, "") for (t, p), o in offsets.items()})
+
+    # -- the loop ---------------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        settings = self.settings
+        producer = AIOKafkaProducer(
+            bootstrap_servers=settings.kafka_bootstrap, acks="all", linger_ms=5,
+            max_request_size=settings.dead_letter_max_bytes + MAX_ALERT_BYTES)
+        self.consumer = AIOKafkaConsumer(
+            bootstrap_servers=settings.kafka_bootstrap, group_id=f"{settings.app_id}-inputs",
+            enable_auto_commit=False, auto_offset_reset="earliest",
+            partition_assignment_strategy=(RangePartitionAssignor,),
+            session_timeout_ms=6000, heartbeat_interval_ms=1000, rebalance_timeout_ms=3000,
+            max_partition_fetch_bytes=max(2 * settings.max_record_bytes, 1 << 20))
+        self.sink.producer = producer
+        await producer.start()
+        await self.consumer.start()
+        self.consumer.subscribe(list(topics.INPUT_TOPICS.values()), listener=self)
+        try:
+            while True:
+                fetched = await self.consumer.getmany(timeout_ms=POLL_MS, max_records=self.settings.batch_size)
+                async with self.lock:
+                    self._push(fetched)
+                    await self._round()
+        finally:
+            await self.consumer.stop()
+            await producer.stop()
+            await self.redis.aclose()
+
+    def _push(self, fetched: dict[KafkaPartition, list[ConsumerRecord]]) -> None:
+        limit = self.settings.max_record_bytes
+        now = time.monotonic()
+        for ktp, messages in fetched.items():
+            tp = (ktp.topic, ktp.partition)
+            if tp not in self._next:
+                continue  # fetched before the partition was revoked
+            after = self._after.get(tp, -math.inf)
+            pending: list[Pending] = []
+            for message in messages:
+                item = decode_record(message, self.partitioning, limit, after)
+                if isinstance(item, Input):
+                    after = max(after, item.at)
+                pending.append(item)
+            self._after[tp] = after
+            self._next[tp] = messages[-1].offset + 1 if messages else self._next[tp]
+            self.merger.push(tp, pending, now)
+        for ktp in self.consumer.assignment():
+            tp = (ktp.topic, ktp.partition)
+            highwater = self.consumer.highwater(ktp)
+            self.merger.polled(tp, highwater is not None and self._next.get(tp, 0) >= highwater)
+
+    async def _round(self) -> None:
+        """Steps 3 and 4 of the module docstring, once."""
+        if not self.engine.owned:
+            return
+        now = time.monotonic()
+        bound = self.merger.bound(now)
+        if bound == math.inf:
+            newest = max(self.merger.newest, await until_through(self.engine.progress.newest, "progress"))
+            if newest == -math.inf:
+                return
+            bound = math.nextafter(newest + self.delay, math.inf)
+        bound = min(bound, await self._barrier())
+        if bound <= self.engine.since and not self.merger.waiting():
+            return
+        taken = self.merger.take(bound, self.settings.batch_size, now)
+        if not taken.items and taken.bound <= self.engine.since:
+            return
+        started = time.perf_counter()
+        try:
+            await self.engine.process(taken.items, taken.bound)
+        except Fenced:
+            log.warning("a partition moved to another worker while its batch ran; reading the rest again")
+            await self._rewind()
+            return
+        metrics.BATCH_SECONDS.labels(topic=BATCH_LABEL).observe(time.perf_counter() - started)
+        self._flow()
+
+    async def _rewind(self) -> None:
+        """After a refused checkpoint: the partitions still owned are read again from the offsets Redis holds
+        (the batch's records are gone from the merger); the moved ones leave at the coming rebalance."""
+        owned = sorted(self.engine.owned)
+        resume = await until_through(lambda: self.engine.progress.offsets(owned), "progress")
+        self.merger.revoke(owned)
+        self.merger.assign(owned, time.monotonic())
+        for tp in owned:
+            self.consumer.seek(KafkaPartition(*tp), resume.get(tp, 0))
+            self._next[tp] = resume.get(tp, 0)
+            self._after.pop(tp, None)
+
+    def _flow(self) -> None:
+        """Pause fetching a partition far ahead of the others (its records wait in memory for the bound)."""
+        most = PAUSE_AFTER_BATCHES * self.settings.batch_size
+        for ktp in self.consumer.assignment():
+            waiting = self.merger.size((ktp.topic, ktp.partition))
+            if waiting > most:
+                self.consumer.pause(ktp)
+            elif waiting <= most // 2:
+                self.consumer.resume(ktp)
+
+    async def _barrier(self) -> float:
+        """How far the other workers' progress lets this one go: the least watermark of the partitions it
+        does not own, plus the delay (inf when it owns them all)."""
+        others = self.partitioning.all() - self.engine.owned
+        if not others:
+            return math.inf
+        marks = await until_through(self.engine.progress.watermarks, "progress")
+        return min(marks.get(tp, -math.inf) for tp in others) + self.delay
