@@ -28,22 +28,26 @@ import logging
 import math
 import time
 from collections.abc import Sequence
+from enum import Enum
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, ConsumerRecord
 from aiokafka import TopicPartition as KafkaPartition
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from aiokafka.structs import OffsetAndMetadata
+from redis.asyncio.client import PubSub
 
 from antifraud import metrics
 from antifraud.config import Settings
 from antifraud.events.codec import InvalidEvent, decode
 from antifraud.events.models import EVENT_MODELS
 from antifraud.metrics import TimedRedis
+from antifraud.state.keys import STREAM_WAKE
 from antifraud.thresholds import Thresholds
 from streams import topics
 from streams.checkpoint import Fenced, Headers, until_through
 from streams.engine import Engine
 from streams.merge import Merger, TopicPartition
+from streams.pipeline import is_outage
 from streams.progress import Partitioning
 from streams.records import Input, OutRecord, Pending, Record, Rejected
 
@@ -58,6 +62,17 @@ MAX_ALERT_BYTES = 1 << 20
 """Room for the largest alert or stage record beside a dead letter in one produce request."""
 BATCH_LABEL = "inputs"
 """The ``topic`` label of the loop's batch metrics (a batch spans every input topic)."""
+
+
+class Round(Enum):
+    """What a round did, which says how the next one fetches."""
+
+    WORKED = "worked"
+    """A batch ran: fetch what is there and go on."""
+    HELD_BACK = "held back"
+    """Waiting on another worker: wait for a checkpoint's wake-up, then fetch what is there."""
+    IDLE = "idle"
+    """Nothing to do: wait for records (up to :data:`POLL_MS`)."""
 
 
 class KafkaSink:
@@ -110,6 +125,8 @@ class InputLoop(ConsumerRebalanceListener):
         """Made in :meth:`run` (aiokafka clients belong to the running event loop)."""
         self._next: dict[TopicPartition, int] = {}
         """Per owned partition, the offset after the last record fetched."""
+        self._published = -math.inf
+        """The last watermark :meth:`_publish_low` published."""
         self._after: dict[TopicPartition, float] = {}
         """Per owned partition, the event time of the last valid record fetched."""
 
@@ -155,19 +172,37 @@ class InputLoop(ConsumerRebalanceListener):
             session_timeout_ms=6000, heartbeat_interval_ms=1000, rebalance_timeout_ms=3000,
             max_partition_fetch_bytes=max(2 * settings.max_record_bytes, 1 << 20))
         self.sink.producer = producer
+        wake = self.redis.pubsub()
+        await until_through(lambda: wake.subscribe(STREAM_WAKE.key()), "progress")
         await producer.start()
         await self.consumer.start()
         self.consumer.subscribe(list(topics.INPUT_TOPICS.values()), listener=self)
+        state = Round.IDLE
         try:
             while True:
-                fetched = await self.consumer.getmany(timeout_ms=POLL_MS, max_records=self.settings.batch_size)
+                if state is Round.HELD_BACK:  # until another worker's checkpoint moves its watermark
+                    await self._woken(wake)
+                fetched = await self.consumer.getmany(timeout_ms=POLL_MS if state is Round.IDLE else 0,
+                                                      max_records=self.settings.batch_size)
                 async with self.lock:
                     self._push(fetched)
-                    await self._round()
+                    state = await self._round()
         finally:
             await self.consumer.stop()
             await producer.stop()
+            await wake.aclose()
             await self.redis.aclose()
+
+    @staticmethod
+    async def _woken(wake: PubSub) -> None:
+        try:
+            if await wake.get_message(ignore_subscribe_messages=True, timeout=POLL_MS / 1000):
+                while await wake.get_message(ignore_subscribe_messages=True, timeout=0):
+                    pass
+        except Exception as error:
+            if not is_outage(error):
+                raise
+            await asyncio.sleep(POLL_MS / 1000)  # Redis away: the round's own calls wait and retry
 
     def _push(self, fetched: dict[KafkaPartition, list[ConsumerRecord]]) -> None:
         limit = self.settings.max_record_bytes
@@ -191,32 +226,37 @@ class InputLoop(ConsumerRebalanceListener):
             highwater = self.consumer.highwater(ktp)
             self.merger.polled(tp, highwater is not None and self._next.get(tp, 0) >= highwater)
 
-    async def _round(self) -> None:
+    async def _round(self) -> "Round":
         """Steps 3 and 4 of the module docstring, once."""
         if not self.engine.owned:
-            return
+            return Round.IDLE
         now = time.monotonic()
         bound = self.merger.bound(now)
         if bound == math.inf:
             newest = max(self.merger.newest, await until_through(self.engine.progress.newest, "progress"))
             if newest == -math.inf:
-                return
+                return Round.IDLE
             bound = math.nextafter(newest + self.delay, math.inf)
-        bound = min(bound, await self._barrier())
+        barrier = await self._barrier()
+        idle = Round.IDLE
+        if barrier < bound:
+            await self._publish_low(now)
+            bound, idle = barrier, Round.HELD_BACK
         if bound <= self.engine.since and not self.merger.waiting():
-            return
+            return idle
         taken = self.merger.take(bound, self.settings.batch_size, now)
         if not taken.items and taken.bound <= self.engine.since:
-            return
+            return idle
         started = time.perf_counter()
         try:
             await self.engine.process(taken.items, taken.bound)
         except Fenced:
             log.warning("a partition moved to another worker while its batch ran; reading the rest again")
             await self._rewind()
-            return
+            return Round.WORKED
         metrics.BATCH_SECONDS.labels(topic=BATCH_LABEL).observe(time.perf_counter() - started)
         self._flow()
+        return Round.WORKED
 
     async def _rewind(self) -> None:
         """After a refused checkpoint: the partitions still owned are read again from the offsets Redis holds
@@ -239,6 +279,16 @@ class InputLoop(ConsumerRebalanceListener):
                 self.consumer.pause(ktp)
             elif waiting <= most // 2:
                 self.consumer.resume(ktp)
+
+    async def _publish_low(self, now: float) -> None:
+        """Held back by the others: tell them how far this worker has got without a batch (the oldest
+        record or timer it has still to process), so that workers waiting on one another move on."""
+        owned = sorted(self.engine.owned)
+        timers = await until_through(lambda: self.engine.progress.earliest_timer(owned), "progress")
+        low = min(self.merger.low(now), timers)
+        if low > max(self.engine.since, self._published) and low != math.inf:
+            await until_through(lambda: self.engine.progress.publish(owned, low), "progress")
+            self._published = low
 
     async def _barrier(self) -> float:
         """How far the other workers' progress lets this one go: the least watermark of the partitions it

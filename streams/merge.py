@@ -89,6 +89,12 @@ class Merger:
         the partitions that still hold it back (``inf`` when none does)."""
         return min((q.newest for q in self._queues.values() if not self._idle(q, now)), default=math.inf)
 
+    def low(self, now: float) -> float:
+        """The least event time a record still to be taken may have: the oldest waiting record's, or the
+        bound, whichever is less."""
+        heads = (q.items[0].at for q in self._queues.values() if q.items)
+        return min(min(heads, default=math.inf), self.bound(now))
+
     def idle(self, now: float) -> bool:
         """Every partition has caught up and delivered nothing for ``idle_seconds``: nothing is on its way."""
         return all(self._idle(q, now) for q in self._queues.values())

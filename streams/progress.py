@@ -139,6 +139,16 @@ class Progress:
             pipe.hset(STREAM_NEWEST.key(), mapping={field_of(tp): repr(n) for tp, n in newest.items()})
         pipe.publish(STREAM_WAKE.key(), "1")
 
+    async def publish(self, partitions: Iterable[TopicPartition], watermark: float) -> None:
+        """Say that nothing older than ``watermark`` is left to process in ``partitions`` (a worker held back
+        by the others says so before its first batch, so that they can go on)."""
+        fields = {field_of(tp): repr(watermark) for tp in partitions}
+        if fields:
+            pipe = self.redis.pipeline(transaction=True)
+            pipe.hset(STREAM_WATERMARKS.key(), mapping=fields)
+            pipe.publish(STREAM_WAKE.key(), "1")
+            await pipe.execute()
+
     async def due(self, partitions: Sequence[TopicPartition], bound: float) -> list[Timer]:
         """The timers of ``partitions`` due before ``bound``."""
         if not partitions:
