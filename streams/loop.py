@@ -207,6 +207,7 @@ class InputLoop(ConsumerRebalanceListener):
     def _push(self, fetched: dict[KafkaPartition, list[ConsumerRecord]]) -> None:
         limit = self.settings.max_record_bytes
         now = time.monotonic()
+        safe = self.merger.newest  # delivered by earlier fetches than this round's
         for ktp, messages in fetched.items():
             tp = (ktp.topic, ktp.partition)
             if tp not in self._next:
@@ -221,10 +222,12 @@ class InputLoop(ConsumerRebalanceListener):
             self._after[tp] = after
             self._next[tp] = messages[-1].offset + 1 if messages else self._next[tp]
             self.merger.push(tp, pending, now)
+        paused = self.consumer.paused()
         for ktp in self.consumer.assignment():
             tp = (ktp.topic, ktp.partition)
-            highwater = self.consumer.highwater(ktp)
-            self.merger.polled(tp, highwater is not None and self._next.get(tp, 0) >= highwater)
+            highwater = self.consumer.highwater(ktp)  # as of its last fetch, stale while paused
+            caught_up = ktp not in paused and highwater is not None and self._next.get(tp, 0) >= highwater
+            self.merger.polled(tp, caught_up, safe)
 
     async def _round(self) -> "Round":
         """Steps 3 and 4 of the module docstring, once."""

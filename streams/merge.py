@@ -6,10 +6,13 @@ every record with an event time below the bound must already be here. Partitions
 event-time order (producers send events as they happen, ``replay`` sends them sorted), so a partition
 holds back the bound at the newest event time it has delivered: an older record can still come only
 from a partition whose newest is older. A partition with nothing to deliver would hold the bound back
-for ever, so once it has caught up with the broker's end offset and delivered nothing for ``idle_seconds``
-(Kafka Streams' ``max.task.idle.ms``) it no longer does. A record that then arrives older than what was
-processed is *late*: it is still processed, in the next batch, and counted
-(``antifraud_late_records_total``); only then can timing change a result.
+for ever; once it has caught up with the broker's end offset it holds it back only at what the other
+partitions had delivered before that poll (its ``safe`` time): a record produced on it later comes after
+those, as producers that send in event-time order send it. When every partition has caught up and
+delivered nothing for ``idle_seconds`` (Kafka Streams' ``max.task.idle.ms``), nothing holds the bound
+back (``inf``; the loop then lets time move on by the cross-entity delay). A record that arrives older
+than what was processed (a producer behind the others) is *late*: it is still processed, in the next
+batch, and counted (``antifraud_late_records_total``); only then can timing change a result.
 """
 
 import heapq
@@ -28,6 +31,8 @@ class _Queue:
     items: deque[Pending] = field(default_factory=deque)
     newest: float = -math.inf
     """The newest event time delivered (valid records only)."""
+    safe: float = -math.inf
+    """While caught up: the newest event time other partitions had delivered before it caught up."""
     caught_up: bool = False
     """At the last poll the fetch position had reached the broker's end offset."""
     quiet_since: float = 0.0
@@ -75,19 +80,25 @@ class Merger:
                 queue.newest = item.at
         self.newest = max(self.newest, queue.newest)
 
-    def polled(self, tp: TopicPartition, caught_up: bool) -> None:
-        """Whether ``tp``'s fetch position had reached the broker's end offset at the last poll."""
+    def polled(self, tp: TopicPartition, caught_up: bool, safe: float) -> None:
+        """Whether ``tp``'s fetch position had reached the broker's end offset at the last poll, and
+        ``safe``: the newest event time delivered before that poll (what a record ``tp`` gets later
+        cannot be older than)."""
         queue = self._queues.get(tp)
         if queue is not None:
             queue.caught_up = caught_up
+            if caught_up:
+                queue.safe = max(queue.safe, safe)
 
     def _idle(self, queue: _Queue, now: float) -> bool:
         return queue.caught_up and now - queue.quiet_since >= self.idle_seconds
 
     def bound(self, now: float) -> float:
-        """The event time below which every record of every partition is here: the least newest time of
-        the partitions that still hold it back (``inf`` when none does)."""
-        return min((q.newest for q in self._queues.values() if not self._idle(q, now)), default=math.inf)
+        """The event time below which every record of every partition is here: the least of what each
+        partition holds it back at (``inf`` when all are idle)."""
+        if self.idle(now):
+            return math.inf
+        return min(max(q.newest, q.safe) if q.caught_up else q.newest for q in self._queues.values())
 
     def low(self, now: float) -> float:
         """The least event time a record still to be taken may have: the oldest waiting record's, or the

@@ -39,7 +39,9 @@ def start_worker(stack: Endpoints, tmp_path: Path) -> Iterator[Callable[..., Wor
 
     def start(**extra_env: str) -> WorkerProcess:
         env = {"ANTIFRAUD_PARTITIONS": str(PARTITIONS), "ANTIFRAUD_BATCH_WITHIN": "0.05", **extra_env}
-        worker = WorkerProcess(stack, tmp_path, extra_env=env)
+        folder = tmp_path / f"worker{len(started)}" if started else tmp_path  # each its own log and data
+        folder.mkdir(exist_ok=True)
+        worker = WorkerProcess(stack, folder, extra_env=env)
         started.append(worker)
         return worker.start()
 
