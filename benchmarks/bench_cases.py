@@ -20,31 +20,29 @@ from antifraud.alerts.models import Alert, Audience, Entity, Reason
 from antifraud.audit.service import AuditLog
 from antifraud.case.service import CaseService
 from antifraud.stack.embedded import EmbeddedStack
-from streams.batch import Record, decode_records
+from antifraud.events.codec import decode
 
 BATCH = 2000
 START = datetime(2026, 3, 2, tzinfo=timezone.utc)
 DETECTORS = ("fraud_number", "interception")
 
 
-def records(count: int, per_case: int) -> list[Record]:
+def records(count: int, per_case: int) -> list[bytes]:
     """The alerts topic as the detectors write it: alert ``i`` is on number ``i // per_case``."""
     alerts = [
         Alert.create(detector=DETECTORS[i % 2], entity=Entity(kind="phone", value=f"170{i // per_case:08d}"),
+                     trigger=f"call-{i}",
                      window_start=START + timedelta(minutes=i), window_end=START + timedelta(minutes=i + 10),
                      severity="high", score=0.8, reasons=[Reason(feature="distinct_callees", value=25, threshold=20)],
                      evidence_event_ids=[f"call-{i}"], audience=[Audience(kind="police")])
         for i in range(count)
     ]
-    return [Record(topic="antifraud.alerts", partition=0, offset=i, key=a.entity.value.encode(),
-                   value=a.model_dump_json().encode()) for i, a in enumerate(alerts)]
+    return [a.model_dump_json().encode() for a in alerts]
 
 
-async def fold_all(cases: CaseService, batch: list[Record]) -> int:
-    """The alerts agent's folding of one batch."""
-    alerts, rejected = decode_records(Alert, batch)
-    assert not rejected
-    return await cases.fold_alerts(alerts)
+async def fold_all(cases: CaseService, batch: list[bytes]) -> int:
+    """The alerts agent's decoding and folding of one batch."""
+    return await cases.fold_alerts([decode(Alert, raw) for raw in batch])
 
 
 async def measure(redis_url: str, count: int, per_case: int) -> None:

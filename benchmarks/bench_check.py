@@ -38,12 +38,14 @@ import orjson
 import uvloop
 from redis.asyncio import Redis
 
-from antifraud.state.accounts import FLAG_PREFIX, PREFIX as ACCOUNT_PREFIX
-from antifraud.state.interception import REACHED
-from antifraud.state.transfer_risk import BLACKLIST
+from antifraud.state import keys
+from antifraud.state.accounts import FlaggedCodec, OpenedCodec
+from antifraud.state.transfer_risk import CallCodec, InflowCodec, encode_outflow
 from antifraud.stack.embedded import EmbeddedStack
 from antifraud.stack.process import free_port, spawn, stop
 from antifraud.web.auth import token_sha256
+from detectors.accounts import AccountInfo
+from detectors.transfer_risk import Call, Flow
 from streams import topics
 
 PAYERS = 20_000
@@ -67,22 +69,25 @@ def phone(i: int) -> str:
 
 
 async def seed(redis_url: str) -> None:
-    """What the worker would have written for PAYERS payers, in pipelines."""
+    """What the worker would have written for PAYERS payers (through the stores' codecs), in pipelines."""
     client = Redis.from_url(redis_url)
     now = time.time()
     async with client.pipeline(transaction=False) as pipe:
         for i in range(PAYERS):
-            flows = [[f"e{i}-{k}", now - 86400 * (k + 1) / 2, payee((i + k) % PAYERS), 200_000 + 1000 * k, "counter", False]
-                     for k in range(OUTFLOWS)]
-            pipe.set(f"tr:out:{payer(i)}", orjson.dumps(flows))
-            pipe.zadd(f"tr:in:{payee(i)}", {f"e{i}-in|{now - 3600!r}|{payer(i)}|300000|counter|0": now - 3600})
-            pipe.set(ACCOUNT_PREFIX + payee(i), "\x1f".join([repr(now - 86400 * 5), f"id{i % 500}", "icbc", "B1", f"o{i}"]))
+            flows = [Flow(f"e{i}-{k}", now - 86400 * (k + 1) / 2, payee((i + k) % PAYERS), 200_000 + 1000 * k,
+                          "counter", False) for k in reversed(range(OUTFLOWS))]
+            pipe.rpush(keys.TRANSFER_OUT.key(payer(i)), *(encode_outflow(f) for f in flows))
+            inflow = Flow(f"e{i}-in", now - 3600, payer(i), 300_000, "counter", False)
+            pipe.zadd(keys.INFLOWS.key(payee(i)), {InflowCodec().encode(inflow): inflow.at})
+            opened = AccountInfo(now - 86400 * 5, f"id{i % 500}", "icbc", "B1", f"o{i}")
+            pipe.zadd(keys.OPENED.key(payee(i)), {OpenedCodec().encode(opened): opened.opened_at})
             if i % 10 == 0:
-                pipe.hset(REACHED + phone(i), "17055550009", f"{now - 1800!r},1500")
+                call = Call("17055550009", now - 1800, 1500, f"c{i}")
+                pipe.zadd(keys.REACHED.key(phone(i)), {CallCodec().encode(call): call.at})
             if i % 50 == 0:
-                pipe.sadd(BLACKLIST, payee(i))
+                pipe.sadd(keys.BLACKLIST.key(), payee(i))
             if i % 500 == 0:
-                pipe.set(FLAG_PREFIX + f"id{i}", repr(now))
+                pipe.zadd(keys.BULK_OPENERS.key(f"id{i}"), {FlaggedCodec().encode(now): now})
             if len(pipe) > 5000:
                 await pipe.execute()
         await pipe.execute()
