@@ -134,7 +134,8 @@ class Checkpoint:
         """Steps 1 to 4 of the module docstring; raises :class:`Fenced` when a partition moved."""
         raised = utcnow()
         alerts = [alert.model_copy(update={"raised_at": raised}) for alert in result.outcome.alerts]
-        records = [(OutRecord.of(ALERTS, a.entity.value, a.model_dump_json()), []) for a in alerts]
+        records: list[tuple[OutRecord, Headers]] = [
+            (OutRecord.of(ALERTS, a.entity.value, a.model_dump_json()), []) for a in alerts]
         records += [(r, []) for r in result.outcome.records]
         records += [dead_letter(r, self.dead_letter_max_bytes) for r in result.dead_letters]
         for rejected in result.dead_letters:

@@ -111,8 +111,10 @@ async def _detect(args: argparse.Namespace, redis_url: str) -> DetectReport:
     try:
         thresholds = load_thresholds(Settings.from_env().thresholds_path)
         with open(args.output, "wb") as out:
-            return await detect_file(args.events, client, thresholds, lambda alert: out.write(alert + b"\n"),
-                                     args.chunk_size)
+            def write(alert: bytes) -> None:
+                out.write(alert + b"\n")
+
+            return await detect_file(args.events, client, thresholds, write, args.chunk_size)
     finally:
         await client.aclose()
 

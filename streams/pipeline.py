@@ -248,7 +248,8 @@ class BatchPipeline:
             await stage.prefetch(inputs, [t for t in stored_timers if self.by_timer.get(t.kind) is stage], bound)
         queue: list[tuple[tuple[object, ...], int, Item]] = []
         seq = 0
-        for item in [*inputs, *stored_timers]:
+        items: list[Item] = [*inputs, *stored_timers]
+        for item in items:
             queue.append((order_key(item), seq, item))
             seq += 1
         heapq.heapify(queue)

@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import cast
 
 from kafka.partitioner import murmur2
 from redis.asyncio import Redis
@@ -117,11 +118,11 @@ class Progress:
         fields = [field_of(tp) for tp in partitions]
         if not fields:
             return True
-        tokens = await pipe.hmget(STREAM_OWNERS.key(), fields)
+        tokens = cast(list[bytes | None], await pipe.hmget(STREAM_OWNERS.key(), fields))
         return all(t is not None and t.decode() == self.token for t in tokens)
 
     async def watermarks(self) -> dict[TopicPartition, float]:
-        raw = await self.redis.hgetall(STREAM_WATERMARKS.key())
+        raw = cast(dict[bytes, bytes], await self.redis.hgetall(STREAM_WATERMARKS.key()))
         return {partition_of_field(f.decode()): float(v) for f, v in raw.items()}
 
     async def newest(self) -> float:
@@ -142,10 +143,10 @@ class Progress:
     async def publish(self, partitions: Iterable[TopicPartition], watermark: float) -> None:
         """Say that nothing older than ``watermark`` is left to process in ``partitions`` (a worker held back
         by the others says so before its first batch, so that they can go on)."""
-        fields = {field_of(tp): repr(watermark) for tp in partitions}
+        fields = [field_of(tp) for tp in partitions]
         if fields:
             pipe = self.redis.pipeline(transaction=True)
-            pipe.hset(STREAM_WATERMARKS.key(), mapping=fields)
+            pipe.hset(STREAM_WATERMARKS.key(), mapping={f: repr(watermark) for f in fields})
             pipe.publish(STREAM_WAKE.key(), "1")
             await pipe.execute()
 

@@ -12,6 +12,8 @@ Both are added by the card-opening stage and read by the transfer stages the cro
 (``antifraud/state/store.py``).
 """
 
+from typing import cast
+
 from redis.asyncio import Redis
 
 from antifraud.state.keys import OPENED
@@ -43,5 +45,5 @@ class FlaggedCodec:
 
 async def opening(redis: Redis, account: str) -> AccountInfo | None:
     """The account's opening, if the registry knows it (for the pre-transfer check)."""
-    rows = await redis.zrange(OPENED.key(account), -1, -1, withscores=True)
-    return OpenedCodec().decode(account, rows[0][0].decode(), rows[0][1]) if rows else None
+    rows = cast(list[tuple[bytes, float]], await redis.zrange(OPENED.key(account), -1, -1, withscores=True))
+    return OpenedCodec().decode(account, rows[0][0].decode(), float(rows[0][1])) if rows else None

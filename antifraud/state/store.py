@@ -29,6 +29,7 @@ from antifraud.state.keys import KeyFamily
 
 S = TypeVar("S")
 D = TypeVar("D")
+D_in = TypeVar("D_in", contravariant=True)
 F = TypeVar("F")
 
 
@@ -81,7 +82,7 @@ class Staged:
     change: object
 
 
-class OwnedCodec(Protocol[S, D]):
+class OwnedCodec(Protocol[S, D_in]):
     """How one kind of owned state is read from and written to Redis."""
 
     def empty(self) -> S:
@@ -90,7 +91,7 @@ class OwnedCodec(Protocol[S, D]):
     async def load(self, redis: Redis, keys: Sequence[str]) -> dict[str, S]:
         """The stored states of ``keys`` (those Redis has), in one round trip."""
 
-    def write(self, pipe: Pipeline, deltas: Mapping[str, Sequence[D]]) -> None:
+    def write(self, pipe: Pipeline, deltas: Mapping[str, Sequence[D_in]]) -> None:
         """Queue the writes of each key's deltas, in order, into ``pipe`` (one script call)."""
 
 
