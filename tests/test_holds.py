@@ -5,8 +5,8 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from antifraud.events.models import BankTransfer
-from antifraud.holds.models import Hold, IllegalTransition, creation, transition
-from antifraud.holds.policy import LedgerView, hold_for, hold_id_for, needs_hold, plan_batch
+from antifraud.holds.models import Hold, IllegalTransition, PayeeFlag, creation, transition
+from antifraud.holds.policy import PayeeSide, hold_for, hold_id_for, needs_hold, on_flag, on_held, release
 from antifraud.thresholds import load_thresholds
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)
@@ -82,18 +82,36 @@ def test_creation_is_at_the_transfer_time() -> None:
     assert (event.from_state, event.to_state, event.at, event.actor) == (None, "held", T0, "system")
 
 
-def test_plan_creates_new_holds_and_releases_due_ones_at_due_time() -> None:
-    old, fresh, late = a_hold("old"), a_hold("fresh", T0 + DAY), a_hold("late", T0 + 2 * DAY)
-    view = LedgerView(watermark=T0 + 2 * DAY, existing=frozenset({old.hold_id, late.hold_id}), due=(old,))
-    plan = plan_batch([fresh, late, fresh], view)
-    assert [h.hold_id for h in plan.created] == [fresh.hold_id]
-    assert plan.released == [old.hold_id, fresh.hold_id]
-    assert [(e.hold_id, e.to_state, e.at) for e in plan.events] == [
-        (fresh.hold_id, "held", T0 + DAY), (old.hold_id, "released", T0 + DAY), (fresh.hold_id, "released", T0 + 2 * DAY),
-    ]
+def test_release_is_at_the_due_time_by_the_system() -> None:
+    event = release(a_hold())
+    assert (event.from_state, event.to_state, event.at, event.actor) == ("held", "released", T0 + DAY, "system")
 
 
-def test_plan_refuses_to_release_a_hold_that_is_not_held() -> None:
-    released = a_hold().model_copy(update={"state": "released"})
+def test_release_refuses_a_hold_that_is_not_held() -> None:
     with pytest.raises(IllegalTransition):
-        plan_batch([], LedgerView(watermark=T0 + DAY, due=(released,)))
+        release(a_hold().model_copy(update={"state": "frozen"}))
+
+
+HORIZON = timedelta(hours=load_thresholds().holds.payee_flag_hours)
+
+
+def a_flag(alert_id: str, at: datetime) -> PayeeFlag:
+    return PayeeFlag(alert_id=alert_id, detector="transfer_risk", score=1.5, at=at)
+
+
+def test_a_held_payment_and_a_flag_on_its_payee_meet_once_whichever_comes_first() -> None:
+    hold, flag = a_hold(), a_flag("a-1", T0 + timedelta(hours=1))
+    held_first = on_flag(on_held(PayeeSide(), hold, T0, HORIZON).side, flag, flag.at, HORIZON)
+    flag_first = on_held(on_flag(PayeeSide(), flag, flag.at, HORIZON).side, hold, flag.at, HORIZON)
+    assert [w.warning_id for w in held_first.warnings] == [w.warning_id for w in flag_first.warnings]
+    assert [(w.hold_id, w.flag.alert_id) for w in held_first.warnings] == [(hold.hold_id, "a-1")]
+    assert on_held(PayeeSide(), hold, T0, HORIZON).warnings == []
+
+
+def test_a_hold_past_due_or_a_flag_past_its_horizon_warns_no_more() -> None:
+    hold = a_hold()
+    side = on_held(PayeeSide(), hold, T0, HORIZON).side
+    assert on_flag(side, a_flag("late", T0 + DAY), T0 + DAY, HORIZON).warnings == []
+    old_flag = a_flag("old", T0 - HORIZON - timedelta(minutes=1))
+    flagged = on_flag(PayeeSide(), old_flag, old_flag.at, HORIZON).side
+    assert on_held(flagged, hold, T0, HORIZON).warnings == []
