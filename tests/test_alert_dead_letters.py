@@ -7,7 +7,7 @@ from antifraud.case.models import case_id_for
 from antifraud.stack.embedded import Endpoints
 from antifraud.stack.worker import WorkerProcess, metric_sum
 from streams import topics
-from streams.batch import DLQ_DETAIL, DLQ_OFFSET, DLQ_PARTITION, DLQ_REASON, DLQ_TOPIC
+from streams.checkpoint import DLQ_DETAIL, DLQ_OFFSET, DLQ_PARTITION, DLQ_REASON, DLQ_TOPIC
 from streams.io import EventProducer
 from tests.conftest import wait_for
 from tests.kafka_helpers import read_all

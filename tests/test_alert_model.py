@@ -25,45 +25,55 @@ def make_alert(**changes: object) -> Alert:
         "evidence_event_ids": ["call-1", "call-2"],
         "audience": [Audience(kind="police"), Audience(kind="branch", id="br-loudong")],
     }
-    return Alert.create(**{**fields, **changes})  # type: ignore[arg-type]
+    merged = {**fields, **changes}
+    merged.setdefault("trigger", f"event-at-{merged['window_start'].timestamp()}")  # type: ignore[attr-defined]
+    return Alert.create(**merged)  # type: ignore[arg-type]
+
+
+TRIGGER = f"event-at-{START.timestamp()}"
 
 
 def test_alert_id_is_stable() -> None:
-    first = alert_id_for("call_fanout", PHONE, START)
-    assert first == alert_id_for("call_fanout", Entity(kind="phone", value="17012340001"), START)
+    first = alert_id_for("call_fanout", PHONE, "call-1")
+    assert first == alert_id_for("call_fanout", Entity(kind="phone", value="17012340001"), "call-1")
     assert re.fullmatch(r"[0-9a-f]{32}", first)
 
 
 @pytest.mark.parametrize(
-    ("detector", "entity", "window_start"),
+    ("detector", "entity", "trigger"),
     [
-        pytest.param("sms_fanout", PHONE, START, id="detector"),
-        pytest.param("call_fanout", Entity(kind="phone", value="17012340002"), START, id="entity_value"),
-        pytest.param("call_fanout", Entity(kind="account", value="17012340001"), START, id="entity_kind"),
-        pytest.param("call_fanout", PHONE, START + timedelta(seconds=1), id="window_start"),
+        pytest.param("sms_fanout", PHONE, "call-1", id="detector"),
+        pytest.param("call_fanout", Entity(kind="phone", value="17012340002"), "call-1", id="entity_value"),
+        pytest.param("call_fanout", Entity(kind="account", value="17012340001"), "call-1", id="entity_kind"),
+        pytest.param("call_fanout", PHONE, "call-2", id="trigger"),
     ],
 )
-def test_alert_id_differs(detector: str, entity: Entity, window_start: datetime) -> None:
-    assert alert_id_for(detector, entity, window_start) != alert_id_for("call_fanout", PHONE, START)
+def test_alert_id_differs(detector: str, entity: Entity, trigger: str) -> None:
+    assert alert_id_for(detector, entity, trigger) != alert_id_for("call_fanout", PHONE, "call-1")
 
 
-def test_create_derives_the_id() -> None:
+def test_create_derives_the_id_from_the_trigger_not_from_what_the_alert_says() -> None:
     alert = make_alert()
-    assert alert.alert_id == alert_id_for("call_fanout", PHONE, START)
+    assert alert.alert_id == alert_id_for("call_fanout", PHONE, TRIGGER)
     assert make_alert(score=9.0, evidence_event_ids=["other"]).alert_id == alert.alert_id
 
 
-def test_same_instant_in_another_offset_gives_the_same_alert() -> None:
-    # The id hashes the instant, not its written offset: +08:00 and UTC give one id.
-    beijing = timezone(timedelta(hours=8))
-    alert = make_alert(window_start=START.astimezone(beijing), window_end=START.astimezone(beijing))
-    assert alert.alert_id == make_alert(window_end=START).alert_id
+def test_two_incidents_in_the_same_second_have_two_ids() -> None:
+    """Two transfers to one payee in one second: the window is the same, the triggering events differ."""
+    first, second = make_alert(trigger="pay-1"), make_alert(trigger="pay-2")
+    assert first.window_start == second.window_start and first.alert_id != second.alert_id
+
+
+def test_raised_at_is_not_part_of_the_content() -> None:
+    alert = make_alert()
+    raised = alert.model_copy(update={"raised_at": START + timedelta(hours=1)})
+    assert raised.content() == alert.content() and raised.model_dump()["raised_at"] is not None
 
 
 def test_mismatched_alert_id_is_refused() -> None:
     fields = make_alert().model_dump()
     with pytest.raises(ValidationError, match="alert_id does not match"):
-        Alert(**{**fields, "alert_id": alert_id_for("call_fanout", PHONE, START + timedelta(seconds=1))})
+        Alert(**{**fields, "alert_id": alert_id_for("call_fanout", PHONE, "another-event")})
 
 
 def test_window_end_before_start_is_refused() -> None:

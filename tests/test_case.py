@@ -31,7 +31,9 @@ from antifraud.events.models import CardOpening
 from antifraud.events.types import make_id_number
 from antifraud.forwarding.models import ForwardingPackage, delivery_id_for
 from antifraud.outbox import STREAM
-from antifraud.state.accounts import AccountRegistry
+from antifraud.state.accounts import OpenedCodec
+from antifraud.state.keys import OPENED
+from detectors.accounts import AccountInfo
 from antifraud.thresholds import load_thresholds
 from streams.topics import FORWARDING
 from tests.test_alert_model import START, make_alert
@@ -251,6 +253,11 @@ def test_find_filters(redis_url: str) -> None:
     on_redis(redis_url, body)
 
 
+def info_of(opening: CardOpening) -> AccountInfo:
+    return AccountInfo(opening.event_time.timestamp(), opening.id_number, opening.bank, opening.branch_id,
+                       opening.event_id)
+
+
 def test_confirming_lists_the_responsible_person_on_the_credit_blacklist(redis_url: str) -> None:
     """A bulk-opening case lists its ID number; a mule case the account's holder when the registry knows
     them; a number's case nobody (no person behind it is known)."""
@@ -261,8 +268,7 @@ def test_confirming_lists_the_responsible_person_on_the_credit_blacklist(redis_u
     async def body(plain: CaseService, redis: Redis) -> None:
         limits = load_thresholds()
         blacklist = CreditBlacklist(redis, plain.audit, limits.credit_blacklist)
-        registry = AccountRegistry(redis, horizon_days=limits.account_registry.horizon_days)
-        await registry.record([opening])
+        await redis.zadd(OPENED.key(opening.account), {OpenedCodec().encode(info_of(opening)): START.timestamp()})
         cases = plain
         dealer = Entity(kind="id_number", value=make_id_number("320585", "19850505", 3))
         for entity, detector in ((dealer, "card_opening"), (ACCOUNT, "mule_account"), (PHONE, "fraud_number")):

@@ -105,7 +105,8 @@ def ground_truth() -> GroundTruth:
 
 def alert(detector: str, kind: str, value: str, end_s: float) -> Alert:
     return Alert.create(
-        detector=detector, entity=Entity(kind=kind, value=value), window_start=at(end_s - 60), window_end=at(end_s),  # type: ignore[arg-type]
+        detector=detector, entity=Entity(kind=kind, value=value), trigger=f"event-{end_s}",  # type: ignore[arg-type]
+        window_start=at(end_s - 60), window_end=at(end_s),
         severity="medium", score=1.0, reasons=[Reason(feature="f", value=2, threshold=1)],
         evidence_event_ids=["x"], audience=[Audience(kind="police")],
     )

@@ -13,7 +13,8 @@ from redis.asyncio import Redis
 from antifraud.audit.service import AuditLog
 from antifraud.case.models import STATUSES
 from antifraud.case.service import CaseService
-from antifraud.holds.policy import BatchPlan, hold_for
+from antifraud.holds.models import Hold
+from antifraud.holds.policy import hold_for
 from antifraud.holds.service import HoldLedger
 from antifraud.lag import LagReader, PartitionOffsets
 from antifraud.metrics import TimedRedis
@@ -126,6 +127,14 @@ def test_a_failing_source_is_counted_and_the_others_still_refresh() -> None:
     assert REGISTRY.get_sample_value("antifraud_gauge_refresh_errors_total", {"source": "fine-source"}) == 0
 
 
+async def created(client: Redis, ledger: HoldLedger, holds: list[Hold], at: datetime) -> None:
+    """Holds made as the checkpoint makes them (``HoldLedger.queue_moves`` in its transaction)."""
+    await ledger.advance(at)
+    async with client.pipeline(transaction=True) as pipe:
+        ledger.queue_moves(pipe, holds, [], [], at)
+        await pipe.execute()
+
+
 def test_hold_gauges_follow_the_ledgers_clock(redis_url: str) -> None:
     """Event clock: the watermark moved three days past a hold that was never released (a crash between
     the read and the write would leave it so): overdue. Wall clock: a hold due in half an hour."""
@@ -135,9 +144,8 @@ def test_hold_gauges_follow_the_ledgers_clock(redis_url: str) -> None:
         ledger = HoldLedger.configured(client, HOLDS)
         late = hold_for(atm_transfer("late", T0), DAY)
         soon = hold_for(atm_transfer("soon", T0 + 3 * DAY - DAY + timedelta(minutes=20)), DAY)
-        await ledger.load([late.hold_id, soon.hold_id], T0)
-        await ledger.apply(BatchPlan(created=[late, soon]), T0)
-        await ledger.load([], T0 + 3 * DAY)
+        await created(client, ledger, [late, soon], T0)
+        await ledger.advance(T0 + 3 * DAY)
         await gauges.refresh_holds(ledger, "event", HOLDS.wall_clock_lag_seconds)
         event = {
             "held": sample("antifraud_holds", state="held"),
@@ -147,8 +155,7 @@ def test_hold_gauges_follow_the_ledgers_clock(redis_url: str) -> None:
         }
         now = datetime.now(timezone.utc)
         fresh = hold_for(atm_transfer("fresh", now - DAY + timedelta(minutes=30)), DAY)
-        await ledger.load([fresh.hold_id], None)
-        await ledger.apply(BatchPlan(created=[fresh]), now)
+        await created(client, ledger, [fresh], now)
         await gauges.refresh_holds(ledger, "wall", HOLDS.wall_clock_lag_seconds)
         await client.aclose()
         return {**event, "wall due": sample("antifraud_holds_due_next_hour"),

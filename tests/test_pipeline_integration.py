@@ -16,7 +16,7 @@ from antifraud.stack.embedded import Endpoints
 from antifraud.stack.worker import WorkerProcess, metric_sum
 from antifraud.thresholds import load_thresholds
 from streams import topics
-from streams.batch import DLQ_DETAIL, DLQ_OFFSET, DLQ_REASON, DLQ_TOPIC
+from streams.checkpoint import DLQ_DETAIL, DLQ_OFFSET, DLQ_REASON, DLQ_TOPIC
 from streams.io import EventProducer
 from tests.conftest import wait_consumed
 from tests.kafka_helpers import read_all

@@ -5,7 +5,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 
 from antifraud.events.models import BankTransfer
-from antifraud.state.accounts import AccountInfo
+from detectors.accounts import AccountInfo
 from antifraud.thresholds import load_thresholds
 from detectors.transfer_risk import (
     DETECTOR,

@@ -19,7 +19,8 @@ AT = datetime(2026, 3, 2, 10, 0, tzinfo=timezone.utc)
 
 def alert(account: str, *audience: Audience) -> Alert:
     return Alert.create(
-        detector="transfer_risk", entity=Entity(kind="account", value=account), window_start=AT, window_end=AT,
+        detector="transfer_risk", entity=Entity(kind="account", value=account), trigger="pay-1", window_start=AT,
+        window_end=AT,
         severity="critical", score=1.0, reasons=[Reason(feature="blacklisted_payee", value=1, threshold=1)],
         evidence_event_ids=["pay-1"], audience=list(audience) or [Audience(kind="branch", id=BRANCH)],
     )
