@@ -9,7 +9,7 @@ from antifraud.audit.service import AuditLog
 from antifraud.credit.models import Listing, ListingDraft, ObjectionFiling
 from antifraud.credit.service import CreditBlacklist
 from antifraud.outbox import STREAM
-from antifraud.state.transfer_risk import BLACKLIST
+from antifraud.state.keys import BLACKLIST
 from tests.credit_helpers import ACCOUNT, LIMITS, PERSON, T0
 from tests.redis_helpers import AofRedis, aof_redis  # noqa: F401 - the fixture
 
@@ -31,7 +31,7 @@ async def _read_back(url: str, listing_id: str) -> tuple[Listing, list[Listing],
         blacklist = CreditBlacklist(redis, audit, LIMITS)
         now = T0 + timedelta(days=2)
         return (await blacklist.get(listing_id, now=now), await blacklist.find("account", ACCOUNT, now=now),
-                await redis.smembers(BLACKLIST), await redis.xlen(STREAM), (await audit.verify()).ok)
+                await redis.smembers(BLACKLIST.key()), await redis.xlen(STREAM), (await audit.verify()).ok)
 
 
 def test_listings_their_indexes_audit_and_outbox_survive_a_redis_crash(aof_redis: AofRedis) -> None:

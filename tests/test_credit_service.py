@@ -27,7 +27,7 @@ from antifraud.credit.models import (
 from antifraud.credit.policy import years_after
 from antifraud.credit.service import CreditBlacklist, list_from_case
 from antifraud.outbox import STREAM
-from antifraud.state.transfer_risk import BLACKLIST
+from antifraud.state.keys import BLACKLIST
 from streams.topics import CREDIT_BLACKLIST
 from tests.credit_helpers import ACCOUNT, COMPANY, LIMITS, OTHER_PERSON, PERSON, PHONE, T0, draft
 
@@ -58,7 +58,7 @@ class World:
         return [(r.action, r.actor) for r in await self.audit.about(f"listing:{listing_id}")]
 
     async def feed(self) -> set[str]:
-        return {a.decode() for a in await self.redis.smembers(BLACKLIST)}
+        return {a.decode() for a in await self.redis.smembers(BLACKLIST.key())}
 
 
 def run(redis_url: str, scenario: Callable[[World], Awaitable[None]]) -> None:

@@ -15,7 +15,7 @@ from antifraud.credit.models import ListingDraft, ObjectionDecision, ObjectionFi
 from antifraud.credit.service import CreditBlacklist
 from antifraud.stack.embedded import Endpoints
 from antifraud.stack.worker import WorkerProcess
-from antifraud.state.transfer_risk import BLACKLIST
+from antifraud.state.keys import BLACKLIST
 from antifraud.thresholds import load_thresholds
 from streams.topics import CREDIT_BLACKLIST
 from tests.conftest import wait_for
@@ -49,7 +49,7 @@ async def _changes(redis_url: str, thresholds: Path) -> tuple[str, str]:
 
 async def _feed(redis_url: str) -> set[bytes]:
     async with Redis.from_url(redis_url) as redis:
-        return await redis.smembers(BLACKLIST)
+        return await redis.smembers(BLACKLIST.key())
 
 
 def test_changes_reach_the_topic_and_the_sweep_expires_a_listing(

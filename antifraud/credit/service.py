@@ -51,7 +51,7 @@ from antifraud.credit.models import (
     Refused,
     RepairRequest,
 )
-from antifraud.state.transfer_risk import BLACKLIST
+from antifraud.state.keys import BLACKLIST
 from antifraud.thresholds import CreditBlacklistThresholds
 from streams.topics import CREDIT_BLACKLIST
 
@@ -254,11 +254,11 @@ class CreditBlacklist:
                 if after.in_force:
                     tx.zadd(EXPIRY, {listing_id: after.expires_at.timestamp()})
                     if after.accounts:
-                        tx.sadd(BLACKLIST, *after.accounts)
+                        tx.sadd(BLACKLIST.key(), *after.accounts)
                 else:
                     tx.zrem(EXPIRY, listing_id)
                 if released:
-                    tx.srem(BLACKLIST, *sorted(released))
+                    tx.srem(BLACKLIST.key(), *sorted(released))
                 outbox.queue(tx, CREDIT_BLACKLIST, after.party.id, event.model_dump_json())
 
             return Change(before=before.model_dump(mode="json") if before else None,
