@@ -7,8 +7,7 @@ from redis.asyncio import Redis
 
 from antifraud.events.models import BankTransfer
 from antifraud.stack.embedded import Endpoints
-from antifraud.state.money_trail import TransferIndex
-from antifraud.thresholds import load_thresholds
+from tests.trail_helpers import index_transfers
 from tests.web_helpers import as_user, web_client
 
 START = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(hours=2)
@@ -24,7 +23,7 @@ def transfer(event_id: str, payer: str, payee: str, fen: int, minutes: int) -> B
 def test_the_trail_follows_the_money_from_an_account_and_changes_nothing(stack: Endpoints) -> None:
     async def record() -> None:
         client = Redis.from_url(stack.redis_url)
-        await TransferIndex.configured(client, load_thresholds().holds.trail).record([
+        await index_transfers(client, [
             transfer("t1", MULE, HOP, 3_000_000, 10), transfer("t2", HOP, CASH, 1_000_000, 20),
             transfer("t3", OWN, MULE, 500_000, 5),
         ])
