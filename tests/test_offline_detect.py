@@ -11,8 +11,13 @@ from pathlib import Path
 from antifraud.alerts.models import Alert, Audience, Entity, Reason
 from antifraud.events.codec import encode
 from antifraud.events.models import CallRecord, Event, SmsRecord
-from streams.batch import Outcome
-from streams.offline import detect_file
+import redis.asyncio
+
+from antifraud.state.store import Store
+from antifraud.thresholds import load_thresholds
+from streams.offline import DetectReport, detect_file
+from streams.pipeline import StageResult
+from streams.records import Input, Item, Timer
 
 BASE = datetime(2026, 3, 2, tzinfo=timezone.utc)
 
@@ -29,49 +34,55 @@ def sms(n: int) -> SmsRecord:
 
 
 class RecordingStage:
-    """Alerts on every tenth event it sees and logs what happened, in order."""
+    """Alerts on every tenth call it runs and logs the items it was given, piece by piece."""
 
-    def __init__(self, log: list[str], batches: list[list[str]]) -> None:
-        self.log = log
-        self.batches = batches
+    name = "recording"
+    kinds = frozenset({"call_record", "sms_record"})
+    timer_kinds: frozenset[str] = frozenset()
+    stores: Sequence[Store] = ()
 
-    async def __call__(self, events: Sequence[Event]) -> Outcome:
-        self.log.append("batch")
-        self.batches.append([e.event_id for e in events])
-        alerts = [
+    def __init__(self) -> None:
+        self.pieces: list[list[str]] = []
+
+    async def prefetch(self, inputs: Sequence[Input], timers: Sequence[Timer], bound: float) -> None:
+        pass
+
+    async def run(self, items: Sequence[Item]) -> StageResult:
+        events = [i.event for i in items if isinstance(i, Input)]
+        self.pieces.append([e.event_id for e in events])
+        return StageResult(alerts=[
             Alert.create(detector="every_tenth", entity=Entity(kind="phone", value="13800000001"),
-                         window_start=e.event_time, window_end=e.event_time, severity="low", score=1.0,
-                         reasons=[Reason(feature="n", value=1, threshold=1)], evidence_event_ids=[e.event_id],
-                         audience=[Audience(kind="police")])
-            for e in events if e.event_id.endswith("0")
-        ]
-
-        async def flush() -> None:
-            self.log.append("flush")
-
-        return Outcome(alerts=alerts, flush_state=flush)
+                         trigger=e.event_id, window_start=e.event_time, window_end=e.event_time, severity="low",
+                         score=1.0, reasons=[Reason(feature="n", value=1, threshold=1)],
+                         evidence_event_ids=[e.event_id], audience=[Audience(kind="police")])
+            for e in events if e.kind == "call_record" and e.event_id.endswith("0")])
 
 
-def test_feeds_each_kind_in_event_time_chunks_and_flushes_after_alerts(tmp_path: Path) -> None:
+def test_feeds_every_kind_in_event_time_order_skips_bad_lines_and_writes_the_alerts(
+        tmp_path: Path, redis_url: str) -> None:
     events: list[Event] = sorted([*(call(n) for n in range(25)), *(sms(n) for n in range(3))],
                                  key=lambda e: (e.event_time, e.event_id))
     path = tmp_path / "events.jsonl.gz"
     with gzip.open(path, "wb") as out:
         out.write(encode(events[0]) + b"\n" + b"not json\n")
         out.writelines(encode(e) + b"\n" for e in events[1:])
-    log: list[str] = []
-    batches: list[list[str]] = []
-    report = asyncio.run(detect_file(path, {"call_record": [RecordingStage(log, batches)]},
-                                     lambda alert: log.append(f"alert {alert.evidence_event_ids[0]}"), chunk_size=10))
+    stage = RecordingStage()
+    written: list[bytes] = []
 
+    async def run() -> DetectReport:
+        client = redis.asyncio.Redis.from_url(redis_url)
+        try:
+            return await detect_file(path, client, load_thresholds(), written.append, chunk_size=10, stages=[stage])
+        finally:
+            await client.aclose()
+
+    report = asyncio.run(run())
     assert report.events == {"call_record": 25, "sms_record": 3}
     assert report.bad_lines == 1
     assert report.alerts == {"every_tenth": 3}
-    assert len(batches) == 3, "28 valid lines in chunks of 10: three batches of calls, SMS have no stage"
-    assert sum(batches, []) == [f"call-{n}" for n in range(25)], "each call once, in event-time order"
-    # Every batch's alerts are handed over before its state is flushed.
-    assert log.index("alert call-0") < log.index("flush") and log[-1] == "flush"
-    assert log.index("alert call-10") < [i for i, entry in enumerate(log) if entry == "flush"][1]
+    assert [Alert.model_validate_json(raw).trigger for raw in written] == ["call-0", "call-10", "call-20"]
+    seen = sum(stage.pieces, [])
+    assert seen == [e.event_id for e in events], "each event once, both kinds, in event-time order"
 
 
 def test_missing_file_is_a_clear_error(tmp_path: Path) -> None:
