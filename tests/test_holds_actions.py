@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 import httpx
+import orjson
 import pytest
 from fastapi import FastAPI
 from redis.asyncio import Redis
@@ -17,6 +18,7 @@ from antifraud.audit.service import AuditLog
 from antifraud.cli import main
 from antifraud.holds import views
 from antifraud.holds.models import (
+    PayeeFlag,
     HOLD_RECORD,
     HUMAN_MOVES,
     Actor,
@@ -25,18 +27,23 @@ from antifraud.holds.models import (
     IllegalTransition,
     PayeeFlagged,
 )
-from antifraud.holds.policy import WARNING_DETECTOR, LedgerView, hold_for, payee_flags, plan_batch
+from antifraud.holds.policy import WARNING_DETECTOR
 from antifraud.holds.service import HoldLedger, UnknownHold
-from antifraud.state.money_trail import TransferIndex
 from antifraud.thresholds import load_thresholds
 from streams import topics
-from streams.stages import HoldStage, flag_payees
+from streams.offline import file_partitioning
+from streams.progress import Progress
+from streams.records import Timer
+from streams.topics import INPUT_TOPICS
+from tests.stream_helpers import run_stream
 from tests.test_holds import DAY, T0, atm_transfer, hold_id_for
+from tests.trail_helpers import index_transfers
 from tests.web_helpers import as_user, make_auth
 
 THRESHOLDS = load_thresholds()
 LIMITS = THRESHOLDS.holds
 PAYEE = "6222000000000777"
+TRANSFERS = INPUT_TOPICS["bank_transfer"]
 R = TypeVar("R")
 
 
@@ -52,10 +59,10 @@ def on_redis(redis_url: str, body: Callable[[Redis, HoldLedger, AuditLog], Await
 
 
 async def hold_some(ledger: HoldLedger, *event_ids: str, at: datetime = T0) -> list[HoldEvent | PayeeFlagged]:
-    """Create holds as the worker does: the stage's batch, then its flush."""
-    outcome = await HoldStage(ledger, LIMITS)([atm_transfer(e, at, payer=f"62220000{i:08d}") for i, e in enumerate(event_ids)])
-    await outcome.flush_state()
-    return [HOLD_RECORD.validate_json(value) for _, _, value in outcome.extra]
+    """Create holds as the worker does: a batch through the engine, committed, its audit records chained."""
+    sink = await run_stream(ledger.redis, [atm_transfer(e, at, payer=f"62220000{i:08d}") for i, e in enumerate(event_ids)])
+    await AuditLog(ledger.redis).relay_inbox()
+    return [HOLD_RECORD.validate_json(value) for value in sink.on(topics.HOLDS)]
 
 
 async def queued_holds(client: Redis) -> list[HoldEvent]:
@@ -122,16 +129,16 @@ def test_revoke_and_freeze_are_refused_once_the_ledger_has_reached_the_due_time(
     async def body(client: Redis, ledger: HoldLedger, audit: AuditLog) -> None:
         await hold_some(ledger, "t-1")
         hold_id = hold_id_for("t-1")
-        view = await ledger.load([], T0 + DAY)  # a batch has planned the release and is producing it
-        assert [h.hold_id for h in view.due] == [hold_id]
+        await ledger.advance(T0 + DAY)  # a batch up to the due time has started: its release is on its way
         for verb in ("revoke", "freeze"):
             to, actor = HUMAN_MOVES[verb]
             with pytest.raises(IllegalTransition, match="may be releasing it"):
                 await ledger.move(audit, hold_id, to, actor=actor, by="x", reason="late", at=T0 + DAY)
         assert await client.hget(f"hold:{hold_id}", "state") == b"held"
         assert await client.xlen(outbox.STREAM) == 0
-        refused = await ledger.apply(plan_batch([], view), view.watermark)
-        assert refused == 0 and await client.hget(f"hold:{hold_id}", "state") == b"released"
+        sink = await run_stream(client, [], until=(T0 + DAY).timestamp() + 1)
+        assert [HOLD_RECORD.validate_json(v).hold_id for v in sink.on(topics.HOLDS)] == [hold_id]
+        assert await client.hget(f"hold:{hold_id}", "state") == b"released"
 
     on_redis(redis_url, body)
 
@@ -164,24 +171,20 @@ def test_counts_and_due_within(redis_url: str) -> None:
 # -- the tick: wall-clock release -----------------------------------------------------------------
 
 
-def test_the_wall_clock_tick_releases_due_holds_once_and_the_event_clock_tick_waits_for_events(redis_url: str) -> None:
+def test_a_wall_clock_release_is_one_move_and_the_streams_release_after_it_changes_nothing(redis_url: str) -> None:
+    """What the worker's wall-clock tick does (``streams/app.py``): a hold due by the wall clock is moved
+    as a person's action is; the stream's own release at its event time then finds it released."""
     async def body(client: Redis, ledger: HoldLedger, audit: AuditLog) -> None:
-        await hold_some(ledger, "t-1")
-        await hold_some(ledger, "t-2", at=T0 + timedelta(hours=2))
-        lag = timedelta(seconds=LIMITS.wall_clock_lag_seconds)
-        event_clock, wall_clock = HoldStage(ledger, LIMITS, "event"), HoldStage(ledger, LIMITS, "wall")
-        assert (await event_clock.tick(T0 + 2 * DAY)).extra == [], "replays release by event time only"
-
-        assert (await wall_clock.tick(T0 + DAY)).extra == [], "not before the lag has passed"
-        first, again = await wall_clock.tick(T0 + DAY + lag), await wall_clock.tick(T0 + DAY + lag)
-        events = [HoldEvent.model_validate_json(v) for _, _, v in first.extra]
-        assert [(e.hold_id, e.to_state, e.at) for e in events] == [(hold_id_for("t-1"), "released", T0 + DAY)]
-        assert [v for _, _, v in again.extra] == [v for _, _, v in first.extra], "a retry before the flush: same ids"
-        await first.flush_state()
-        await again.flush_state()  # refused: already released
-        assert (await wall_clock.tick(T0 + DAY + lag)).extra == []
-        assert await ledger.counts() == {"held": 1, "released": 1, "revoked": 0, "frozen": 0, "returned": 0}
-        assert await ledger.watermark() == T0 + DAY, "the tick moved the ledger's clock"
+        await hold_some(ledger, "t-1", "t-2")
+        first = hold_id_for("t-1")
+        await ledger.move(audit, first, "released", actor="system", by="system:wall-clock",
+                          reason="hold period elapsed", at=T0 + DAY)
+        with pytest.raises(IllegalTransition):
+            await ledger.move(audit, first, "released", actor="system", by="system:wall-clock",
+                              reason="hold period elapsed", at=T0 + DAY)
+        sink = await run_stream(client, [], until=(T0 + DAY).timestamp() + 1)
+        assert [HOLD_RECORD.validate_json(v).hold_id for v in sink.on(topics.HOLDS)] == [hold_id_for("t-2")]
+        assert await ledger.counts() == {"held": 0, "released": 2, "revoked": 0, "frozen": 0, "returned": 0}
 
     on_redis(redis_url, body)
 
@@ -189,57 +192,27 @@ def test_the_wall_clock_tick_releases_due_holds_once_and_the_event_clock_tick_wa
 # -- payee warnings ----------------------------------------------------------------------------------
 
 
-def account_alert(account: str, detector: str = "mule_account", score: float = 0.9, at: datetime = T0) -> Alert:
-    return Alert.create(detector=detector, entity=Entity(kind="account", value=account), window_start=at,
-                        window_end=at + timedelta(minutes=5), severity="high", score=score,
-                        reasons=[Reason(feature="score", value=score, threshold=0.6)], evidence_event_ids=["e"],
-                        audience=[Audience(kind="police")])
-
-
-def test_payee_flags_come_from_account_alerts_but_not_from_the_warnings_own() -> None:
-    phone = Alert.create(detector="fraud_number", entity=Entity(kind="phone", value="17055550001"), window_start=T0,
-                         window_end=T0, severity="high", score=1, reasons=[Reason(feature="s", value=1, threshold=1)],
-                         evidence_event_ids=["e"], audience=[Audience(kind="police")])
-    weak, strong = account_alert(PAYEE, score=0.7), account_alert(PAYEE, "transfer_risk", score=0.95)
-    flags = payee_flags([phone, weak, strong, account_alert("6222000000000999", WARNING_DETECTOR)])
-    assert list(flags) == [PAYEE] and flags[PAYEE].alert_id == strong.alert_id
-
-
-def test_a_plan_warns_before_it_releases_and_alerts_the_atm() -> None:
-    hold = hold_for(atm_transfer("t-1", T0), DAY)
-    flag = payee_flags([account_alert(PAYEE, at=T0 + timedelta(hours=3))])[PAYEE]
-    plan = plan_batch([], LedgerView(watermark=T0 + DAY, due=(hold,), pending=((hold.hold_id, hold, flag), ("gone", None, flag))))
-    assert [(type(e).__name__, e.hold_id) for e in plan.events] == [("PayeeFlagged", hold.hold_id), ("HoldEvent", hold.hold_id)]
-    assert (plan.warned, plan.drained) == ([hold.hold_id], [hold.hold_id, "gone"])
-    [alert] = plan.alerts
-    assert (alert.detector, alert.entity.value, alert.audience[0]) == (WARNING_DETECTOR, PAYEE, Audience(kind="atm", id="atm-1"))
-    warning = plan.events[0]
-    assert isinstance(warning, PayeeFlagged) and warning.at == T0 + timedelta(hours=3, minutes=5)
-    again = plan_batch([], LedgerView(watermark=T0 + DAY, pending=((hold.hold_id, hold, flag),)))
-    assert again.events[0] == warning and again.alerts == plan.alerts, "same ids on a replay"
-
-
 def test_held_holds_paying_a_flagged_account_are_warned_about_once_and_new_ones_too(redis_url: str) -> None:
+    """A flag on the payee reaches its side as a message (a timer a stage sends the delay after its alert);
+    the held payments it meets are warned about once, and so is one made while the flag holds."""
     async def body(client: Redis, ledger: HoldLedger, audit: AuditLog) -> None:
-        stage = HoldStage(ledger, LIMITS)
-        await hold_some(ledger, "t-1", "t-2")
-        await ledger.move(audit, hold_id_for("t-2"), "revoked", actor="sender", by="x", reason="r", at=NOW)
-        await flag_payees(ledger, [account_alert(PAYEE)])
-        tick = await stage.tick(NOW)
-        warnings = [HOLD_RECORD.validate_json(v) for _, _, v in tick.extra]
+        await hold_some(ledger, "t-1")
+        flag = PayeeFlag(alert_id="a-1", detector="mule_account", score=0.9, at=NOW)
+        partition = file_partitioning().of(TRANSFERS, PAYEE)
+        async with client.pipeline(transaction=True) as pipe:
+            Progress(client).queue_timers(pipe, [(partition, Timer(NOW.timestamp() + 30, TRANSFERS, PAYEE, "hold.flag",
+                                                               flag.model_dump_json(), "a-1"))], [])
+            await pipe.execute()
+        sink = await run_stream(client, [], until=NOW.timestamp() + 60)
+        warnings = [HOLD_RECORD.validate_json(v) for v in sink.on(topics.HOLDS)]
         assert [(type(w).__name__, w.hold_id) for w in warnings] == [("PayeeFlagged", hold_id_for("t-1"))]
-        assert [(a.detector, a.audience[0].id) for a in tick.alerts] == [(WARNING_DETECTOR, "atm-1")]
-        await tick.flush_state()
-        await flag_payees(ledger, [account_alert(PAYEE, "transfer_risk")])
-        assert (await stage.tick(NOW)).extra == [], "warned about once"
-
-        created = await hold_some(ledger, "t-3", at=T0 + timedelta(hours=1))  # paid to the flagged account later
-        assert [type(e).__name__ for e in created] == ["HoldEvent"]
-        later = await stage.tick(NOW)
-        assert [(type(w).__name__, w.hold_id) for w in map(HOLD_RECORD.validate_json, (v for _, _, v in later.extra))] == [
-            ("PayeeFlagged", hold_id_for("t-3"))]
-        await later.flush_state()
-        assert await client.hlen("holds:pending") == 0
+        assert [orjson.loads(v)["detector"] for v in sink.on(topics.ALERTS)] == [WARNING_DETECTOR]
+        again = await run_stream(client, [], until=NOW.timestamp() + 120)
+        assert again.on(topics.HOLDS) == [], "warned about once"
+        later = await run_stream(client, [atm_transfer("t-3", NOW + timedelta(minutes=5), payer="6222000000000003")],
+                                 until=NOW.timestamp() + 3600)
+        kinds = [type(HOLD_RECORD.validate_json(v)).__name__ for v in later.on(topics.HOLDS)]
+        assert kinds == ["HoldEvent", "PayeeFlagged"], "a hold made while the flag holds is warned about"
 
     on_redis(redis_url, body)
 
@@ -296,7 +269,7 @@ def test_http_moves_with_roles_and_clear_errors(redis_url: str) -> None:
 def test_http_report_traces_and_refuses_a_bad_window(redis_url: str) -> None:
     async def body(client: Redis, ledger: HoldLedger, audit: AuditLog) -> None:
         await hold_some(ledger, "t-1")
-        await TransferIndex.configured(client, LIMITS.trail).record([atm_transfer("t-1", T0, payer="6222000000000000")])
+        await index_transfers(client, [atm_transfer("t-1", T0, payer="6222000000000000")])
         report = {"victim_account": "6222000000000000", "start": (T0 - timedelta(hours=1)).isoformat(),
                   "end": (T0 + timedelta(hours=1)).isoformat(), "reason": "96110 report"}
         async with api(client) as http:
