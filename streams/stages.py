@@ -624,7 +624,7 @@ class HoldStage:
             self._moved("released", policy.release(hold), result)
 
     def _freeze(self, timer: Timer, result: StageResult) -> None:
-        hold_id, report_id, by, reason = orjson.loads(timer.data)
+        hold_id, report_id, by, reason, hop = orjson.loads(timer.data)
         hold = self.moves.book.get(hold_id)
         if hold is None or hold.state != "held" or hold.due_at.timestamp() <= timer.at:
             log.info("a report's freeze of a hold came too late: it had been released or moved")
@@ -638,7 +638,7 @@ class HoldStage:
         request = FreezeRequest(
             request_id=stable_id("freeze-request", report_id, "stop_payment", hold.payee_account, hold_id),
             report_id=report_id, kind="stop_payment", account=hold.payee_account, amount_fen=hold.amount_fen,
-            hop=1, hold_id=hold_id, evidence_event_ids=[hold.transfer_event_id], requested_at=now,
+            hop=hop, hold_id=hold_id, evidence_event_ids=[hold.transfer_event_id], requested_at=now,
             requested_by=by, reason=reason)
         result.records.append(OutRecord.of(topics.FREEZE_REQUESTS, request.account, request.model_dump_json()))
 
@@ -736,7 +736,7 @@ class FraudReportStage:
             if item.transfer.event_id in held and item.stopped:
                 hold_id = policy.hold_id_for(item.transfer.event_id)
                 freezes.append(hold_id)
-                data = orjson.dumps([hold_id, report_id, by, why]).decode()
+                data = orjson.dumps([hold_id, report_id, by, why, item.hop]).decode()
                 result.timers.append(_timer("hold.freeze", TRANSFERS, item.transfer.payer, timer.at + self.delay,
                                             data, report_id, hold_id))
         requests = [

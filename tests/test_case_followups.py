@@ -36,10 +36,9 @@ from antifraud.forwarding.models import ForwardingPackage, PoliceCase
 from antifraud.holds.policy import hold_id_for
 from antifraud.holds.reports import FreezeRequest
 from antifraud.holds.service import HoldLedger
-from antifraud.state.money_trail import TransferIndex
 from antifraud.thresholds import load_thresholds
 from streams import topics
-from streams.stages import FraudReportStage, HoldStage, MoneyTrailStage
+from tests.stream_helpers import run_stream
 from tests.test_alert_model import make_alert
 from tests.test_holds import atm_transfer
 from tests.test_money_trail import A, B2, C, D, E, F, STREAM, T0, B, _outbox_records
@@ -179,12 +178,8 @@ def test_a_follow_up_that_cannot_pass_fails_without_personal_data_until_retried(
 
 
 async def run_chain(redis: Redis) -> None:
-    """The known chain of tests/test_money_trail.py through the worker's hold and index stages."""
-    stages = [HoldStage(HoldLedger.configured(redis, LIMITS), LIMITS),
-              MoneyTrailStage(TransferIndex.configured(redis, LIMITS.trail))]
-    for start in range(0, len(STREAM), 3):
-        for stage in stages:
-            await (await stage(STREAM[start: start + 3])).flush_state()
+    """The known chain of tests/test_money_trail.py through the worker's stages (holds, the trail index)."""
+    await run_stream(redis, STREAM)
 
 
 def requests_of(raw: list[bytes]) -> set[tuple[str, str, int, int]]:
@@ -245,7 +240,7 @@ def test_a_confirmed_mule_case_freezes_the_victims_transfers_still_held_on_their
 
     async def body(cases: CaseService, redis: Redis, clock: Clock) -> None:
         ledger = HoldLedger.configured(redis, LIMITS)
-        await (await HoldStage(ledger, LIMITS)([*victims, own])).flush_state()
+        await run_stream(redis, [*victims, own])
         await ledger.move(cases.audit, hold_id_for("v-3"), "revoked", actor="sender", by="counter B001",
                           reason="the sender changed their mind", at=clock())
         case = await confirmed(cases, make_alert(detector="mule_account", entity=Entity(kind="account", value=mule),
@@ -270,6 +265,12 @@ def test_a_confirmed_mule_case_freezes_the_victims_transfers_still_held_on_their
     on_redis(redis_url, body)
 
 
+EXPECTED_REQUESTS = {
+    ("stop_payment", B2, 200, 1), ("stop_payment", E, 300, 2), ("freeze", C, 200, 2), ("freeze", F, 100, 2),
+    ("freeze", D, 400, 3),
+}
+
+
 def test_a_fraud_report_event_naming_the_victims_account_traces_and_freezes(redis_url: str) -> None:
     victim_id = "11010519491231002X"
     report = FraudReport(event_id="fr-1", event_time=T0 + timedelta(hours=3), victim_id_number=victim_id,
@@ -279,21 +280,12 @@ def test_a_fraud_report_event_naming_the_victims_account_traces_and_freezes(redi
     async def go() -> None:
         redis = Redis.from_url(redis_url)
         try:
-            await run_chain(redis)
-            stage = FraudReportStage(HoldLedger.configured(redis, LIMITS), TransferIndex.configured(redis, LIMITS.trail),
-                                     AuditLog(redis), LIMITS.trail)
-            await (await stage([anonymous])).flush_state()
-            assert await _outbox_records(redis, topics.FREEZE_REQUESTS) == [], "no account named: nothing to follow"
-            for _ in range(2):  # a replayed batch
-                await (await stage([report, anonymous])).flush_state()
+            sink = await run_stream(redis, [*STREAM, anonymous, report], until=(T0 + timedelta(hours=12)).timestamp())
             for transfer in ("a-b2", "b-e"):
                 assert await redis.hget(f"hold:{hold_id_for(transfer)}", "state") == b"frozen"
-            raw = await _outbox_records(redis, topics.FREEZE_REQUESTS)
-            assert requests_of(raw) == {
-                ("stop_payment", B2, 200, 1), ("stop_payment", E, 300, 2), ("freeze", C, 200, 2),
-                ("freeze", F, 100, 2), ("freeze", D, 400, 3),
-            }
-            assert len(raw) == 5, "queued once though the batch ran twice"
+            raw = sink.on(topics.FREEZE_REQUESTS)
+            assert requests_of(raw) == EXPECTED_REQUESTS
+            assert len(raw) == len(EXPECTED_REQUESTS), "one request each"
             assert {r.requested_by for r in map(FreezeRequest.model_validate_json, raw)} == {"fraud-report:110"}
         finally:
             await redis.aclose()

@@ -8,7 +8,7 @@ from redis.asyncio import Redis
 
 from antifraud import outbox
 from antifraud.audit.service import AuditLog
-from antifraud.events.models import BankTransfer
+from antifraud.events.models import BankTransfer, FraudReport
 from antifraud.holds.models import HOLD_RECORD, HoldEvent
 from antifraud.holds.policy import hold_id_for
 from antifraud.holds.reports import FraudReportRequest, FreezeRequest, report_fraud
@@ -17,7 +17,8 @@ from antifraud.state.money_trail import TransferIndex
 from antifraud.thresholds import MoneyTrailThresholds, load_thresholds
 from detectors.money_trail import AccountAtRisk, Trail, Transfer, trace
 from streams import topics
-from streams.stages import HoldStage, MoneyTrailStage
+from tests.stream_helpers import run_stream
+from tests.trail_helpers import index_transfers
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)
 DAY = 24 * 3600.0
@@ -152,10 +153,7 @@ def test_a_fraud_report_freezes_held_transfers_and_requests_the_amounts_at_risk(
         client = Redis.from_url(redis_url)
         try:
             ledger, index, audit = HoldLedger.configured(client, LIMITS), TransferIndex.configured(client, TRAIL), AuditLog(client)
-            stages = [HoldStage(ledger, LIMITS), MoneyTrailStage(index)]
-            for start in range(0, len(STREAM), 3):  # as the worker runs them: batches, each stage flushed
-                for stage in stages:
-                    await (await stage(STREAM[start : start + 3])).flush_state()
+            await run_stream(client, STREAM)  # as the worker runs them: holds made, transfers indexed
             result = await report_fraud(ledger, index, audit, request, by="analyst:wang", limits=TRAIL, now=now)
 
             assert sorted(result.frozen_holds) == sorted([hold_id_for("a-b2"), hold_id_for("b-e")])
@@ -200,15 +198,16 @@ def test_the_index_keeps_outflows_by_event_time_and_trims_old_ones(redis_url: st
         client = Redis.from_url(redis_url)
         try:
             index = TransferIndex(client, index_seconds=3600)
-            await index.record([transfer("old", B, C, 10, 0), transfer("new", B, D, 20, 30)])
-            await index.record([transfer("new", B, D, 20, 30)])
+            await index_transfers(client, [transfer("old", B, C, 10, 0), transfer("new", B, D, 20, 30)])
+            await index_transfers(client, [transfer("new", B, D, 20, 30)])
             found = await index.outflows([B, C], T0 - timedelta(hours=1), T0 + timedelta(hours=1))
             assert [(t.event_id, t.payee, t.amount_fen) for t in found[B]] == [("old", C, 1000), ("new", D, 2000)]
             assert found[C] == []
-            await index.record([transfer("later", B, E, 30, 80)])
-            found = await index.outflows([B], T0 - timedelta(hours=1), T0 + timedelta(hours=3))
-            assert [t.event_id for t in found[B]] == ["new", "later"], "more than an hour before B's newest: trimmed"
-            assert 0 < await client.ttl(f"trail:out:{B}") <= 3600
+            later = TRAIL.index_hours * 60 + 10  # minutes: past the index (and its margin) after "old"
+            await index_transfers(client, [transfer("later", B, E, 30, later)])
+            found = await index.outflows([B], T0 - timedelta(hours=1), T0 + timedelta(minutes=later + 1))
+            assert [t.event_id for t in found[B]] == ["new", "later"], "older than the index before B's newest: trimmed"
+            assert 0 < await client.ttl(f"trail:out:{B}") <= TRAIL.index_hours * 3600
         finally:
             await client.aclose()
 
@@ -219,3 +218,27 @@ def test_the_index_keeps_outflows_by_event_time_and_trims_old_ones(redis_url: st
 def test_a_report_window_must_end_after_it_starts(start: datetime, end: datetime) -> None:
     with pytest.raises(ValueError, match="end must be after start"):
         FraudReportRequest(victim_account=A, start=start, end=end, reason="r")
+
+
+def test_a_fraud_report_read_before_the_transfer_it_covers_still_freezes_its_hold(redis_url: str) -> None:
+    """The report comes in (and is processed, in a batch of its own) a minute after the fraud; the victim's
+    ATM transfer within the report's window comes nine minutes later: the report stays open for its window,
+    so the transfer is traced and its hold frozen all the same."""
+    report = FraudReport(event_id="fr-early", event_time=T0 + timedelta(minutes=1), victim_id_number="11010519491231002X",
+                         fraud_time=T0, source="110", victim_account=A)
+    paid = transfer("a-late", A, B, 800, 10, channel="atm")
+
+    async def go() -> None:
+        client = Redis.from_url(redis_url)
+        try:
+            await run_stream(client, [report], until=(T0 + timedelta(minutes=5)).timestamp())
+            assert await client.exists(f"hold:{hold_id_for('a-late')}") == 0, "not paid yet"
+            sink = await run_stream(client, [paid], until=(T0 + timedelta(hours=2)).timestamp())
+            assert await client.hget(f"hold:{hold_id_for('a-late')}", "state") == b"frozen"
+            [request] = [FreezeRequest.model_validate_json(v) for v in sink.on(topics.FREEZE_REQUESTS)
+                         if FreezeRequest.model_validate_json(v).kind == "stop_payment"]
+            assert (request.account, request.amount_fen, request.hold_id) == (B, 80_000, hold_id_for("a-late"))
+        finally:
+            await client.aclose()
+
+    asyncio.run(go())
