@@ -86,11 +86,13 @@ class KafkaSink:
         await asyncio.gather(*sent)
 
 
-def decode_record(message: ConsumerRecord, partitioning: Partitioning, max_bytes: int, after: float) -> Pending:
+def decode_record(message: ConsumerRecord, partitioning: Partitioning, max_bytes: int, after: float,
+                  latest: float) -> Pending:
     """A fetched record as an :class:`Input`, or a :class:`Rejected` with why: empty, too big, not an
     event of its topic, or on a partition its entity's key does not map to (another worker may own that
     entity: processing it here would give the entity two writers). ``after``: the event time of the
-    record before it in its partition (where a rejected one sits in the merge)."""
+    record before it in its partition (where a rejected one sits in the merge); ``latest``: the latest
+    event time accepted (the wall clock plus what a producer's clock may be ahead)."""
     record = Record(message.topic, message.partition, message.offset, message.key, message.value)
     size = len(message.value or b"")
     if size > max_bytes:
@@ -99,6 +101,10 @@ def decode_record(message: ConsumerRecord, partitioning: Partitioning, max_bytes
         event = decode(EVENT_MODELS[KIND_OF_TOPIC[message.topic]], message.value)
     except InvalidEvent as error:
         return Rejected(after, record, error)
+    if event.event_time.timestamp() > latest:
+        return Rejected(after, record, InvalidEvent(
+            "from_the_future", "event_time is further ahead of the wall clock than [holds] "
+                               "max_event_time_ahead_minutes allows"))
     if partitioning.of(message.topic, event.partition_key()) != (message.topic, message.partition):
         return Rejected(after, record, InvalidEvent(
             "wrong_partition", f"the record's {event.key_field} belongs to another partition of its topic "
@@ -206,6 +212,7 @@ class InputLoop(ConsumerRebalanceListener):
 
     def _push(self, fetched: dict[KafkaPartition, list[ConsumerRecord]]) -> None:
         limit = self.settings.max_record_bytes
+        latest = time.time() + self.thresholds.holds.max_event_time_ahead_minutes * 60
         now = time.monotonic()
         safe = self.merger.newest  # delivered by earlier fetches than this round's
         for ktp, messages in fetched.items():
@@ -215,7 +222,7 @@ class InputLoop(ConsumerRebalanceListener):
             after = self._after.get(tp, -math.inf)
             pending: list[Pending] = []
             for message in messages:
-                item = decode_record(message, self.partitioning, limit, after)
+                item = decode_record(message, self.partitioning, limit, after, latest)
                 if isinstance(item, Input):
                     after = max(after, item.at)
                 pending.append(item)

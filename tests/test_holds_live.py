@@ -20,7 +20,6 @@ from streams.io import EventProducer
 from tests.conftest import wait_consumed, wait_for
 from tests.kafka_helpers import read_all
 from tests.test_holds import DAY, atm_transfer, hold_id_for
-from tests.test_holds_actions import account_alert
 from tests.test_pipeline_integration import alerts_on_topic, produce
 
 FLAGGED = "6222000000000888"
@@ -30,7 +29,7 @@ def holds_topic(endpoints: Endpoints) -> list[HoldEvent | PayeeFlagged]:
     return [HOLD_RECORD.validate_json(r.value) for r in read_all(endpoints.kafka_bootstrap, topics.HOLDS, settle=0.5)]
 
 
-def test_a_live_worker_releases_by_the_wall_clock_warns_about_flagged_payees_and_publishes_moves(
+def test_a_live_worker_releases_by_the_wall_clock_and_publishes_moves(
     stack: Endpoints, start_worker: Callable[..., WorkerProcess]
 ) -> None:
     now = datetime.now(timezone.utc)
@@ -40,13 +39,6 @@ def test_a_live_worker_releases_by_the_wall_clock_warns_about_flagged_payees_and
     worker = start_worker(ANTIFRAUD_HOLD_CLOCK="wall")
     produce(stack, [soon, later, revoke_me])
     wait_consumed(worker, 3)
-
-    # A detector flags the payee of "later" (an alert on the alerts topic, as the mule detector would raise).
-    flag: Alert = account_alert(FLAGGED, at=now - timedelta(minutes=30))
-    producer = EventProducer(stack.kafka_bootstrap)
-    producer.send_raw(topics.ALERTS, FLAGGED.encode(), flag.model_dump_json().encode())
-    producer.flush()
-    producer.close()
 
     # The sender revokes at a counter: ledger, audit and outbox in one transaction; the worker's relay publishes.
     async def revoke() -> None:
@@ -64,16 +56,10 @@ def test_a_live_worker_releases_by_the_wall_clock_warns_about_flagged_payees_and
         return {(r.hold_id, r.to_state if isinstance(r, HoldEvent) else r.kind) for r in holds_topic(stack)}
 
     expected = {(hold_id_for("soon"), "held"), (hold_id_for("later"), "held"), (hold_id_for("revoke-me"), "held"),
-                (hold_id_for("soon"), "released"), (hold_id_for("later"), "payee_flagged"),
-                (hold_id_for("revoke-me"), "revoked")}
+                (hold_id_for("soon"), "released"), (hold_id_for("revoke-me"), "revoked")}
     wait_for(lambda: moves() >= expected, timeout=60, what=f"hold moves {expected} (worker log {worker.log_path})")
 
     records = holds_topic(stack)
     assert moves() == expected, "nothing else: 'later' and the revoked hold are not released"
     [released] = [r for r in records if isinstance(r, HoldEvent) and r.to_state == "released"]
     assert released.at == soon.event_time + DAY, "released at its due time, though no transfer came after it"
-    [warning] = [r for r in records if isinstance(r, PayeeFlagged)]
-    assert warning.flag.alert_id == flag.alert_id and warning.hold.payee_account == FLAGGED
-    wait_for(lambda: any(a.detector == WARNING_DETECTOR for a in alerts_on_topic(stack)), what="the warning's alert")
-    [alert] = [a for a in alerts_on_topic(stack) if a.detector == WARNING_DETECTOR]
-    assert [(a.kind, a.id) for a in alert.audience] == [("atm", "atm-1"), ("bank_risk", None)]
