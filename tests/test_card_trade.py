@@ -8,9 +8,9 @@ from datetime import datetime, timedelta, timezone
 from antifraud.alerts.models import Audience
 from antifraud.events.models import BankTransfer, CardOpening
 from antifraud.events.types import make_id_number
-from antifraud.state.accounts import AccountInfo, info_of
 from antifraud.thresholds import load_thresholds
-from detectors.card_trade import DETECTOR, detect, relevant
+from detectors.accounts import AccountInfo
+from detectors.card_trade import DETECTOR, Receipt, detect, is_receipt
 from detectors.window import EntityState, WindowResult
 from tests.windowing import replay_checks, run_batches
 
@@ -21,6 +21,13 @@ CARD = "6222000011112222"
 OLD = "6222000099990000"
 OPENING = CardOpening(event_id="open-1", event_time=T0, bank="icbc", id_number=HOLDER, account=CARD,
                       branch_id="icbc-br-1", channel="counter")
+
+
+def info_of(opening: CardOpening) -> AccountInfo:
+    return AccountInfo(opening.event_time.timestamp(), opening.id_number, opening.bank, opening.branch_id,
+                       opening.event_id)
+
+
 ACCOUNTS = {CARD: info_of(OPENING)}
 
 
@@ -36,9 +43,16 @@ def paid(n: int, days: float, payer_id: str, payee: str = CARD) -> BankTransfer:
     )
 
 
+def receipts_of(transfers: Sequence[BankTransfer], accounts: Mapping[str, AccountInfo]) -> list[Receipt]:
+    """What the payers' side tells each new account (the transfer stage): its receipts, told at payment time."""
+    return [Receipt(t.event_time.timestamp(), t.payee_account, t.event_time.timestamp(), t.event_id, t.payer_id_number,
+                    info)
+            for t in transfers if (info := accounts.get(t.payee_account)) is not None and is_receipt(t, info, LIMITS)]
+
+
 def run(events: Sequence[BankTransfer], prior: Mapping[str, EntityState] | None = None,
         accounts: Mapping[str, AccountInfo] = ACCOUNTS, flagged: Mapping[str, float] | None = None) -> WindowResult:
-    return detect(events, accounts, prior or {}, flagged or {}, LIMITS)
+    return detect(receipts_of(events, accounts), prior or {}, flagged or {}, LIMITS)
 
 
 def test_new_card_paid_by_three_strangers_within_days_alerts_its_bank_and_police() -> None:
@@ -70,7 +84,7 @@ def test_payroll_into_a_new_salary_card_stays_quiet() -> None:
 def test_payroll_and_relatives_paying_old_accounts_stay_quiet() -> None:
     """Accounts not opened lately (not in the registry) are never judged, however many pay them."""
     transfers = [paid(i, 1, person(i), payee=OLD) for i in range(80)]
-    assert relevant(transfers, ACCOUNTS, LIMITS) == []
+    assert receipts_of(transfers, ACCOUNTS) == []
     assert run(transfers).alerts == []
 
 
@@ -82,7 +96,7 @@ def test_receipts_after_the_account_is_no_longer_new_do_not_count() -> None:
 def test_receipts_before_the_opening_do_not_count() -> None:
     """A registry that knows an opening later than the receipt (a stale or odd record) is not evidence."""
     transfers = [paid(i, -1 - i * 0.1, person(i)) for i in range(4)]
-    assert relevant(transfers, ACCOUNTS, LIMITS) == []
+    assert receipts_of(transfers, ACCOUNTS) == []
 
 
 def test_one_alert_per_account_across_batches() -> None:
