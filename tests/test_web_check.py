@@ -9,13 +9,15 @@ from pydantic import ValidationError
 from redis.asyncio import Redis
 
 from antifraud.events.models import CardOpening
-from antifraud.state.accounts import AccountRegistry, BulkOpeners
-from antifraud.state.interception import REACHED
-from antifraud.state.transfer_risk import BLACKLIST, TransferRiskStore
 from antifraud.stack.embedded import Endpoints
+from antifraud.state import keys
+from antifraud.state.accounts import FlaggedCodec, OpenedCodec
+from antifraud.state.transfer_risk import AccountCodec, CallCodec
+from antifraud.state.store import OwnedStore
 from antifraud.thresholds import load_thresholds
-from antifraud.web.check import TransferCheck, CheckState, Decision, decide
-from detectors.transfer_risk import AccountState, Call, Context, Flow
+from antifraud.web.check import CheckFacts, CheckState, Decision, TransferCheck, decide
+from detectors.accounts import AccountInfo
+from detectors.transfer_risk import Account, AccountChange, Call, Flag, Flow
 from antifraud.web.app import create_app
 from tests.web_helpers import BRANCH, as_user, make_auth, settings_for, web_client
 
@@ -42,15 +44,15 @@ def test_a_plain_transfer_is_allowed_without_reasons() -> None:
 
 
 def test_a_payer_just_called_by_a_listed_number_is_blocked_with_the_call_first() -> None:
-    called = Context(reached={PHONE: {LISTED: Call(NOW.timestamp() - 1800, 1500)}})
-    decision, reasons = codes(CheckState(context=called))
+    called = CheckFacts(reached_by={PHONE: [Call(LISTED, NOW.timestamp() - 1800, 1500, "call-1")]})
+    decision, reasons = codes(CheckState(facts=called))
     assert decision is Decision.BLOCK
     assert reasons[:2] == ["call_before_hours_max", "flagged_call_minutes"]
     assert "new_payee" in reasons
 
 
 def test_a_blacklisted_payee_is_blocked_even_for_a_small_amount() -> None:
-    decision, reasons = codes(CheckState(context=Context(blacklisted=frozenset({PAYEE}))), amount_fen=5_000)
+    decision, reasons = codes(CheckState(facts=CheckFacts(blacklisted_accounts=frozenset({PAYEE}))), amount_fen=5_000)
     assert decision is Decision.BLOCK and reasons[0] == "blacklisted_payee"
 
 
@@ -62,8 +64,9 @@ def test_an_atm_transfer_to_another_name_is_held_and_to_ones_own_name_allowed() 
 
 
 def test_a_flagged_mule_payee_and_a_new_payee_warn_at_medium_severity() -> None:
-    flagged = {PAYEE: AccountState(flagged_until=NOW.timestamp() + 3600)}
-    decision, reasons = codes(CheckState(states=flagged), amount_fen=100_000)
+    at = NOW.timestamp()
+    flagged = CheckFacts(flags_by={PAYEE: [Flag("alert-1", "mule_account", 0.9, at - 60, at + 3600)]})
+    decision, reasons = codes(CheckState(facts=flagged), amount_fen=100_000)
     assert decision is Decision.WARN
     assert set(reasons) == {"payee_flagged", "new_payee"}
 
@@ -74,25 +77,25 @@ def test_a_payee_whose_holder_opens_many_cards_warns() -> None:
 
 def test_a_payer_passing_money_on_like_a_mule_is_held_as_the_next_hop() -> None:
     at = NOW.timestamp()
-    inflows = tuple(Flow(f"in-{i}", at - 600 + i, f"62220000000100{i:02d}", 1_000_000, "mobile", False) for i in range(4))
-    decision, reasons = codes(CheckState(states={PAYER: AccountState(inflows=inflows)}), amount_fen=3_900_000)
+    inflows = [Flow(f"in-{i}", at - 600 + i, f"62220000000100{i:02d}", 1_000_000, "mobile", False) for i in range(4)]
+    decision, reasons = codes(CheckState(facts=CheckFacts(inflows_by={PAYER: inflows})), amount_fen=3_900_000)
     assert decision is Decision.HOLD
     assert {"payer_flagged", "payer_pass_through_share", "payer_fan_in_payers"} <= set(reasons)
 
 
 def test_a_payment_that_makes_the_payee_a_collecting_mule_warns() -> None:
     at = NOW.timestamp()
-    inflows = tuple(Flow(f"in-{i}", at - 900 + i, f"62220000000100{i:02d}", 1_000_000, "mobile", False) for i in range(3))
-    outflows = (Flow("out-1", at - 60, "6222000000000999", 3_500_000, "mobile", False),)
-    payee = AccountState(inflows=inflows, outflows=outflows)
-    decision, reasons = codes(CheckState(states={PAYEE: payee}), amount_fen=1_000_000)
+    inflows = [Flow(f"in-{i}", at - 900 + i, f"62220000000100{i:02d}", 1_000_000, "mobile", False) for i in range(3)]
+    payee = Account(outflows=[Flow("out-1", at - 60, "6222000000000999", 3_500_000, "mobile", False)])
+    state = CheckState(accounts={PAYEE: payee}, facts=CheckFacts(inflows_by={PAYEE: inflows}))
+    decision, reasons = codes(state, amount_fen=1_000_000)
     assert decision is Decision.WARN
     assert {"payee_pass_through_share", "payee_fan_in_payers"} <= set(reasons)
 
 
 def test_a_payee_paid_before_at_the_usual_amount_stays_allowed() -> None:
-    history = tuple(Flow(f"out-{i}", NOW.timestamp() - 86400 * (i + 1), PAYEE, 3_000_000, "counter", False) for i in range(5))
-    assert codes(CheckState(states={PAYER: AccountState(outflows=history)}))[0] is Decision.ALLOW
+    history = [Flow(f"out-{i}", NOW.timestamp() - 86400 * (5 - i), PAYEE, 3_000_000, "counter", False) for i in range(5)]
+    assert codes(CheckState(accounts={PAYER: Account(outflows=history)}))[0] is Decision.ALLOW
 
 
 @pytest.mark.parametrize(("changes", "message"), [
@@ -112,11 +115,12 @@ def seed(endpoints: Endpoints) -> None:
 
     async def run() -> None:
         client = Redis.from_url(endpoints.redis_url)
-        await client.hset(REACHED + PHONE, LISTED, f"{datetime.now(timezone.utc).timestamp() - 1800!r},1500")
-        opened = CardOpening(event_id="open-1", event_time=datetime.now(timezone.utc) - timedelta(days=6), bank="icbc",
-                             id_number="320585199001011235", account=PAYEE, branch_id="B009", channel="counter")
-        await AccountRegistry(client, horizon_days=365).record([opened])
-        await BulkOpeners(client, ttl_days=30).flag({"320585199001011235": 1.0})
+        now = datetime.now(timezone.utc).timestamp()
+        call = Call(LISTED, now - 1800, 1500, "call-1")
+        await client.zadd(keys.REACHED.key(PHONE), {CallCodec().encode(call): call.at})
+        opened = AccountInfo(now - 6 * 86400, "320585199001011235", "icbc", "B009", "open-1")
+        await client.zadd(keys.OPENED.key(PAYEE), {OpenedCodec().encode(opened): opened.opened_at})
+        await client.zadd(keys.BULK_OPENERS.key(opened.holder_id_number), {FlaggedCodec().encode(1.0): 1.0})
         await client.aclose()
 
     asyncio.run(run())
@@ -142,9 +146,10 @@ def test_the_endpoint_reads_every_source_in_one_round_trip_and_blocks(stack: End
         client.post("/api/check", json=BODY, headers=as_user("teller"))  # loads the script once
         commands_run(stack)
         response = client.post("/api/check", json=BODY, headers=as_user("teller"))
-        # One script call; the rest are the script's own reads (payer and payee out/in/flag, the
-        # blacklist, the calls to the payer's phone, the payee's opening and its holder's flag).
-        assert commands_run(stack) == {"evalsha": 1, "get": 6, "zrange": 2, "sismember": 1, "hgetall": 1}
+        # One script call (payer's and payee's own sides, the payee's inflows, both flags, the calls to the
+        # payer's phone, the payee's opening, the blacklist), and one read of the new payee's holder's flag.
+        assert commands_run(stack) == {"evalsha": 1, "lrange": 2, "get": 2, "zrange": 5, "sismember": 1,
+                                       "exists": 1}
         assert response.status_code == 200, response.text
         result = response.json()
         assert result["decision"] == "block"
@@ -157,12 +162,15 @@ def test_the_endpoint_reads_every_source_in_one_round_trip_and_blocks(stack: End
 def test_the_endpoint_sees_the_credit_blacklist_and_the_payers_history(stack: Endpoints) -> None:
     async def run() -> None:
         client = Redis.from_url(stack.redis_url)
-        await client.sadd(BLACKLIST, "6222000000000777")
-        limits = THRESHOLDS.transfer_risk
-        store = TransferRiskStore.configured(client, limits)
+        await client.sadd(keys.BLACKLIST.key(), "6222000000000777")
+        store = OwnedStore(client, AccountCodec(THRESHOLDS.transfer_risk))  # as the transfer stage writes it
         at = datetime.now(timezone.utc).timestamp() - 86400
-        history = tuple(Flow(f"out-{i}", at - i, PAYEE, 3_000_000, "counter", False) for i in range(5))
-        await store.apply({PAYER: AccountState(outflows=history)}, [PAYER])
+        history = [Flow(f"out-{i}", at - 5 + i, PAYEE, 3_000_000, "counter", False) for i in range(5)]
+        await store.ensure([PAYER])
+        store.apply(store.stage(PAYER, Account(outflows=history), AccountChange(added=history)).change)
+        async with client.pipeline(transaction=True) as pipe:
+            store.queue(pipe)
+            await pipe.execute()
         await client.aclose()
 
     asyncio.run(run())
