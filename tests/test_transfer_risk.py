@@ -1,18 +1,25 @@
-"""Transfer risk and mule accounts (pure): each signal, the money trail, benign look-alikes, replay."""
+"""Transfer risk and mule accounts (pure): each signal, the money trail, benign look-alikes.
 
-from collections.abc import Mapping, Sequence
-from dataclasses import replace
+The detector is run as the pipeline runs it (``streams/pipeline.py``): transfers in event-time order,
+each account's own side carried along, and what one account's transfer tells another (an inflow, a flag,
+a check for a mule) seen the cross-entity delay later."""
+
+import heapq
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 
 from antifraud.events.models import BankTransfer
-from detectors.accounts import AccountInfo
 from antifraud.thresholds import load_thresholds
+from detectors.accounts import AccountInfo
 from detectors.transfer_risk import (
     DETECTOR,
     MULE_DETECTOR,
-    AccountState,
+    Account,
     Call,
-    Context,
+    Flag,
+    Flow,
+    InflowCheck,
     TransferRiskResult,
     detect,
     payee_age_days,
@@ -20,10 +27,38 @@ from detectors.transfer_risk import (
 )
 
 LIMITS = load_thresholds().transfer_risk
+DELAY = load_thresholds().stream.cross_entity_delay_seconds
 T0 = datetime(2026, 3, 2, 2, 0, tzinfo=timezone.utc)  # 10:00 local
 VICTIM, VICTIM_PHONE = "6222000000000001", "13900000001"
 MULE, NEXT_HOP = "6222000000000666", "6222000000000777"
 FRAUD_NUMBER = "17055550001"
+
+
+@dataclass
+class Facts:
+    """What other entities' events said, each seen the delay after its time (the detector's ``View``)."""
+
+    inflows_by: dict[str, list[Flow]] = field(default_factory=dict)
+    flags_by: dict[str, list[Flag]] = field(default_factory=dict)
+    reached_by: dict[str, list[Call]] = field(default_factory=dict)
+    opened_by: dict[str, AccountInfo] = field(default_factory=dict)
+    blacklist: frozenset[str] = frozenset()
+
+    def inflows(self, account: str, at: float) -> Sequence[Flow]:
+        return [f for f in self.inflows_by.get(account, ()) if f.at <= at - DELAY]
+
+    def flags(self, account: str, at: float) -> Sequence[Flag]:
+        return [f for f in self.flags_by.get(account, ()) if f.at <= at - DELAY]
+
+    def reached(self, phone: str, at: float) -> Sequence[Call]:
+        return [c for c in self.reached_by.get(phone, ()) if c.at <= at - DELAY]
+
+    def opened(self, account: str, at: float) -> AccountInfo | None:
+        info = self.opened_by.get(account)
+        return info if info is not None and info.opened_at <= at - DELAY else None
+
+    def blacklisted(self, account: str) -> bool:
+        return account in self.blacklist
 
 
 def transfer(event_id: str, minutes: float, payer: str, payee: str, yuan: int, *, channel: str = "mobile",
@@ -36,18 +71,38 @@ def transfer(event_id: str, minutes: float, payer: str, payee: str, yuan: int, *
     )
 
 
-def reached(minutes_before: float, longest_s: int, phone: str = VICTIM_PHONE) -> Context:
+def reached(minutes_before: float, longest_s: int, phone: str = VICTIM_PHONE) -> Facts:
     """The payer's phone was called by a flagged number ``minutes_before`` T0."""
     at = (T0 - timedelta(minutes=minutes_before)).timestamp()
-    return Context(reached={phone: {FRAUD_NUMBER: Call(at, longest_s)}})
+    return Facts(reached_by={phone: [Call(FRAUD_NUMBER, at, longest_s, "call-1")]})
 
 
-def fold(prior: Mapping[str, AccountState], result: TransferRiskResult) -> dict[str, AccountState]:
-    return {**prior, **result.states}
-
-
-def run(transfers: Sequence[BankTransfer], ctx: Context = Context()) -> TransferRiskResult:
-    return detect(transfers, {}, ctx, LIMITS)
+def run(transfers: Sequence[BankTransfer], facts: Facts | None = None) -> TransferRiskResult:
+    """The transfers one at a time in event-time order, with their inflow checks delivered the delay later;
+    the facts each run adds become visible to the next (the pipeline's pieces, one item each)."""
+    view = replace(facts) if facts is not None else Facts()
+    view.inflows_by = {k: list(v) for k, v in view.inflows_by.items()}
+    view.flags_by = {k: list(v) for k, v in view.flags_by.items()}
+    accounts: dict[str, Account] = {}
+    queue: list[tuple[float, int, int, BankTransfer | InflowCheck]] = [
+        (t.event_time.timestamp(), 1, n, t) for n, t in enumerate(transfers)]
+    heapq.heapify(queue)
+    done = TransferRiskResult()
+    seq = len(transfers)
+    while queue:
+        _, _, _, item = heapq.heappop(queue)
+        name = item.account if isinstance(item, InflowCheck) else item.payer_account
+        result = detect([item], {name: accounts.setdefault(name, Account())}, view, LIMITS)
+        done.alerts += result.alerts
+        done.flags += result.flags
+        for account, flow in result.inflows:
+            view.inflows_by.setdefault(account, []).append(flow)
+        for account, flag in result.flags:
+            view.flags_by.setdefault(account, []).append(flag)
+        for check in result.checks:
+            seq += 1
+            heapq.heappush(queue, (check.at + DELAY, 0, seq, replace(check, at=check.at + DELAY)))
+    return done
 
 
 def test_a_long_call_from_a_flagged_number_then_a_transfer_to_a_new_payee_warns_the_counter() -> None:
@@ -64,7 +119,7 @@ def test_a_long_call_from_a_flagged_number_then_a_transfer_to_a_new_payee_warns_
     assert reasons["amount_multiple"] == (5.0, 2)  # no history: against min_amount_fen (1,000 yuan)
     assert alert.evidence_event_ids == ["t1"]
     # The payee is flagged: the victim's own account is never the alert's entity.
-    assert result.states[MULE].flagged_until > paid.event_time.timestamp()
+    assert [(account, flag.until > paid.event_time.timestamp()) for account, flag in result.flags] == [(MULE, True)]
 
 
 def test_an_atm_transfer_names_the_atm() -> None:
@@ -111,7 +166,7 @@ def test_a_transfer_to_a_newly_opened_account_scores_its_age() -> None:
     paid = transfer("t1", 40, VICTIM, MULE, 5_000, channel="counter", phone=VICTIM_PHONE)
     called = reached(minutes_before=10, longest_s=25 * 60)
     [plain] = run([paid], called).alerts
-    [new] = run([paid], replace(called, opened={MULE: opened(days_before=2)})).alerts
+    [new] = run([paid], replace(called, opened_by={MULE: opened(days_before=2)})).alerts
     reasons = {r.feature: (r.value, r.threshold) for r in new.reasons}
     assert reasons["payee_account_age_days_max"] == (round(2 + 40 / 1440, 2), 30)
     assert new.score == round(plain.score + LIMITS.payee_account_age_days_max.weight, 4)
@@ -121,7 +176,7 @@ def test_a_transfer_to_a_two_year_old_or_unknown_account_does_not() -> None:
     paid = transfer("t1", 40, VICTIM, MULE, 5_000, channel="counter", phone=VICTIM_PHONE)
     called = reached(minutes_before=10, longest_s=25 * 60)
     [plain] = run([paid], called).alerts
-    [old] = run([paid], replace(called, opened={MULE: opened(days_before=730)})).alerts
+    [old] = run([paid], replace(called, opened_by={MULE: opened(days_before=730)})).alerts
     assert old == plain  # unknown to the registry (opened before the stream began) is old too
     assert "payee_account_age_days_max" not in {r.feature for r in old.reasons}
 
@@ -131,17 +186,17 @@ def test_paying_a_new_account_of_ones_own_stays_quiet() -> None:
     history = [transfer(f"h{i}", -60 * 24 * i, VICTIM, "6222000000000100", 300, phone=VICTIM_PHONE)
                for i in range(1, 6)]
     own = transfer("own", 30, VICTIM, MULE, 20_000, channel="counter", payee_name="王芳", phone=VICTIM_PHONE)
-    ctx = Context(opened={MULE: opened(days_before=2)})
+    ctx = Facts(opened_by={MULE: opened(days_before=2)})
     assert run([*history, own], ctx).alerts == []
     assert payee_age_days(own, ctx) is None  # same name
-    holder = Context(opened={MULE: opened(days_before=2, holder_id_number=own.payer_id_number)})
+    holder = Facts(opened_by={MULE: opened(days_before=2, holder_id_number=own.payer_id_number)})
     assert payee_age_days(own.model_copy(update={"payee_name": "王 芳"}), holder) is None  # the payer is the holder
     assert payee_age_days(own.model_copy(update={"payee_name": "李强"}), ctx) == round(2 + 30 / 1440, 2)
 
 
 def test_a_blacklisted_payee_alerts_alone() -> None:
     paid = transfer("t1", 0, VICTIM, MULE, 1, phone=VICTIM_PHONE)
-    [alert] = run([paid], Context(blacklisted=frozenset({MULE}))).alerts
+    [alert] = run([paid], Facts(blacklist=frozenset({MULE}))).alerts
     assert {r.feature for r in alert.reasons} >= {"blacklisted_payee"}
     assert run([paid]).alerts == []
 
@@ -195,16 +250,13 @@ def test_moving_money_between_ones_own_cards_is_no_pass_through() -> None:
     assert run(flows).alerts == []
 
 
-def test_replays_and_split_batches_give_the_same_alerts_once() -> None:
-    batch = [*_mule_day(), transfer("v", 200, VICTIM, MULE, 5_000, channel="counter", phone=VICTIM_PHONE)]
-    ctx = reached(minutes_before=-150, longest_s=1200)
-    whole = detect(batch, {}, ctx, LIMITS)
-    first = detect(batch[:3], {}, ctx, LIMITS)
-    second = detect(batch[3:], fold({}, first), ctx, LIMITS)
-    assert whole.alerts == first.alerts + second.alerts
-    assert fold({}, whole) == fold(fold({}, first), second)
-    # A replay on the flushed state raises nothing and changes nothing.
-    again = detect(batch, fold({}, whole), ctx, LIMITS)
-    assert again.alerts == [] and again.states == {}
-    # Order within a batch does not matter.
-    assert detect(list(reversed(batch)), {}, ctx, LIMITS).alerts == whole.alerts
+def test_two_transfers_to_one_payee_in_the_same_second_are_two_alerts() -> None:
+    """Each is its own incident, with its own id: the case gets both (the second was dropped when the id
+    hashed the window start)."""
+    first = transfer("v1", 40, VICTIM, MULE, 5_000, channel="counter", phone=VICTIM_PHONE)
+    second = transfer("v2", 40, "6222000000000002", MULE, 5_000, channel="counter", phone="13900000002")
+    facts = reached(minutes_before=10, longest_s=25 * 60)
+    facts.reached_by["13900000002"] = [Call(FRAUD_NUMBER, facts.reached_by[VICTIM_PHONE][0].at, 1500, "call-2")]
+    alerts = [a for a in run([first, second], facts).alerts if a.detector == DETECTOR]
+    assert [a.trigger for a in alerts] == ["v1", "v2"]
+    assert len({a.alert_id for a in alerts}) == 2 and alerts[0].window_start == alerts[1].window_start
