@@ -1,7 +1,9 @@
 """The fraud-number score as a pure function: each feature, the score, look-alikes, replay safety."""
 
+import copy
 import random
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -9,9 +11,10 @@ import pytest
 from antifraud.alerts.models import Alert, Audience, Entity, alert_id_for
 from antifraud.events.models import CallRecord
 from antifraud.thresholds import FeatureRule, load_thresholds
-from detectors.fraud_number import DETECTOR, FraudNumberResult, NumberState, detect, next_state, rules, score
+from detectors.fraud_number import DETECTOR, NumberChange, Profile, detect, rules, score
 
 LIMITS = load_thresholds().fraud_number
+DELAY = load_thresholds().stream.cross_entity_delay_seconds
 T0 = datetime(2026, 3, 2, 2, 0, tzinfo=timezone.utc)  # 10:00 local time (UTC+8)
 FRAUD = "17012340001"
 PHONE_A, PHONE_B = "860000000000001", "860000000000002"
@@ -38,21 +41,50 @@ def cold_calls(count: int, start: float = 0, *, caller: str = FRAUD, step: float
     ]
 
 
-def fold(prior: Mapping[str, NumberState], result: FraudNumberResult) -> dict[str, NumberState]:
-    """Write a result back as the Redis store does."""
-    state = dict(prior)
-    for number in result.changes.keys() | result.called_by.keys():
-        state[number] = next_state(state.get(number, NumberState()), result.changes.get(number), result.called_by.get(number, {}))
-    return state
+@dataclass
+class State:
+    """What the stores keep between batches: each caller's profile, and who called whom (facts)."""
+
+    profiles: dict[str, Profile] = field(default_factory=dict)
+    called: dict[str, dict[str, float]] = field(default_factory=dict)
+    """callee -> caller -> the earliest call."""
+
+
+@dataclass
+class Result:
+    alerts: list[Alert]
+    changes: dict[str, list[NumberChange]]
+    called_by: dict[str, dict[str, float]]
+
+
+def run(calls: Sequence[CallRecord], prior: State | None = None) -> tuple[Result, State]:
+    """The calls as the pipeline runs them: one at a time in event-time order, each caller's profile carried
+    along, who-called-whom seen the cross-entity delay later. The prior state is left as it was."""
+    state = copy.deepcopy(prior) if prior is not None else State()
+    result = Result([], {}, {})
+    for c in sorted(calls, key=lambda c: (c.event_time, c.event_id)):
+        profile = state.profiles.setdefault(c.caller, Profile(LIMITS))
+
+        def callbacks(number: str, at: float) -> dict[str, float]:
+            return {k: v for k, v in state.called.get(number, {}).items() if v <= at - DELAY}
+
+        done = detect([c], {c.caller: profile}, callbacks, LIMITS)
+        result.alerts += done.alerts
+        for number, change in done.changes.items():
+            result.changes.setdefault(number, []).append(change)
+        for callee, caller, at in done.called_by:
+            for table in (state.called, result.called_by):
+                known = table.setdefault(callee, {})
+                known[caller] = min(known.get(caller, at), at)
+    return result, state
 
 
 def run_batches(batches: Sequence[Sequence[CallRecord]]) -> list[Alert]:
-    state: dict[str, NumberState] = {}
+    state = State()
     alerts: list[Alert] = []
     for batch in batches:
-        result = detect(batch, state, LIMITS)
+        result, state = run(batch, state)
         alerts += result.alerts
-        state = fold(state, result)
     return alerts
 
 
@@ -100,12 +132,12 @@ EPISODES = cold_calls(25, switch_at=12) + cold_calls(25, 90000, first=100)
 
 def test_fraud_number_alerts_with_every_feature_as_a_reason() -> None:
     batch = cold_calls(25, switch_at=12)
-    [alert] = detect(batch, {}, LIMITS).alerts
+    [alert] = run(batch)[0].alerts
     crossed = batch[LIMITS.min_distinct_callees - 1]
     assert (alert.detector, alert.entity, alert.audience) == (DETECTOR, Entity(kind="phone", value=FRAUD), [Audience(kind="police")])
     assert alert.window_end == crossed.event_time
     assert alert.window_start == crossed.event_time - timedelta(seconds=LIMITS.profile_window_seconds)
-    assert alert.alert_id == alert_id_for(DETECTOR, alert.entity, alert.window_start)
+    assert (alert.trigger, alert.alert_id) == (crossed.event_id, alert_id_for(DETECTOR, alert.entity, crossed.event_id))
     assert alert.evidence_event_ids == [c.event_id for c in batch[: LIMITS.min_distinct_callees]]
     got = reasons(alert)
     assert set(got) == {"distinct_callees", "score", *rules(LIMITS)}
@@ -122,12 +154,12 @@ def test_fraud_number_alerts_with_every_feature_as_a_reason() -> None:
 
 
 def test_below_the_distinct_callee_gate_is_quiet() -> None:
-    assert detect(cold_calls(LIMITS.min_distinct_callees - 1, switch_at=5), {}, LIMITS).alerts == []
+    assert run(cold_calls(LIMITS.min_distinct_callees - 1, switch_at=5))[0].alerts == []
 
 
 def test_wangiri_one_ring_international_calls_alert() -> None:
     batch = cold_calls(25, duration=1, international=True, step=30)
-    [alert] = detect(batch, {}, LIMITS).alerts
+    [alert] = run(batch)[0].alerts
     got = reasons(alert)
     assert got["one_ring_share"][0] == 1.0 and got["international_share"][0] == 1.0
     assert alert.severity == "high"
@@ -135,7 +167,7 @@ def test_wangiri_one_ring_international_calls_alert() -> None:
 
 def test_night_share_counts_local_night_hours() -> None:
     at_night = 15 * 3600  # T0 + 15 h = 01:00 local
-    [alert] = detect(cold_calls(20, at_night, switch_at=3), {}, LIMITS).alerts
+    [alert] = run(cold_calls(20, at_night, switch_at=3))[0].alerts
     assert reasons(alert)["night_share"][0] == 1.0
 
 
@@ -144,7 +176,7 @@ def test_callbacks_count_only_up_to_the_scored_call(back_at: float, alerted: boo
     # Slow short calls with a handset change: the score needs a low callback ratio to reach the bar.
     batch = cold_calls(20, step=600, switch_at=10)
     backs = [call(f"back-{k}", f"1380000{k:04d}", FRAUD, back_at + k) for k in range(2)]
-    result = detect(backs + batch, {}, LIMITS)
+    result = run(backs + batch)[0]
     assert [a.entity.value for a in result.alerts] == ([FRAUD] if alerted else [])
     if alerted:
         assert reasons(result.alerts[0])["callback_ratio_max"][0] == 0
@@ -154,13 +186,13 @@ def test_callbacks_count_only_up_to_the_scored_call(back_at: float, alerted: boo
 
 def test_callbacks_from_an_earlier_batch_count() -> None:
     backs = [call(f"back-{k}", f"1380000{k:04d}", FRAUD, 30 + k) for k in range(2)]
-    prior = fold({}, detect(backs, {}, LIMITS))
-    assert detect(cold_calls(20, step=600, switch_at=10), prior, LIMITS).alerts == []
+    _, prior = run(backs)
+    assert run(cold_calls(20, step=600, switch_at=10), prior)[0].alerts == []
 
 
 def test_repeat_callee_ratio() -> None:
     calls = cold_calls(19) + [call("again", FRAUD, "13800000000", 19 * 60, 8)] + cold_calls(2, 20 * 60, first=19, switch_at=0)
-    [alert] = detect(calls, {}, LIMITS).alerts
+    [alert] = run(calls)[0].alerts
     assert reasons(alert)["repeat_callee_ratio_max"][0] == pytest.approx(round(1 / 21, 4))
     assert reasons(alert)["distinct_callees"][0] == 20
 
@@ -181,12 +213,12 @@ def test_score_adds_a_weight_only_past_the_threshold(name: str, value: float, hi
 @pytest.mark.parametrize("look_alike", [courier, call_centre, relative])
 def test_benign_look_alikes_stay_quiet(look_alike) -> None:  # type: ignore[no-untyped-def]
     calls = look_alike()
-    assert detect(calls, {}, LIMITS).alerts == []
+    assert run(calls)[0].alerts == []
     assert run_batches([calls[i : i + 37] for i in range(0, len(calls), 37)]) == []
 
 
 def test_quiet_period_then_new_episode() -> None:
-    first, second = detect(EPISODES, {}, LIMITS).alerts
+    first, second = run(EPISODES)[0].alerts
     assert second.window_end >= first.window_end + timedelta(seconds=LIMITS.profile_window_seconds)
     assert first.alert_id != second.alert_id
 
@@ -195,42 +227,34 @@ def test_quiet_period_then_new_episode() -> None:
 def test_input_order_does_not_matter(seed: int) -> None:
     batch = EPISODES + courier() + cold_calls(22, caller="17099990000", switch_at=4)
     shuffled = random.Random(seed).sample(batch, len(batch))
-    in_order, mixed = detect(batch, {}, LIMITS), detect(shuffled, {}, LIMITS)
+    in_order, mixed = run(batch)[0], run(shuffled)[0]
     assert len(in_order.alerts) == 3
     assert sorted(ids(mixed.alerts)) == sorted(ids(in_order.alerts))
     assert mixed.changes == in_order.changes
 
 
 def test_same_batch_twice_on_the_same_state_gives_the_same_ids() -> None:
-    prior = fold({}, detect(cold_calls(10, -7200, first=500), {}, LIMITS))
-    first, again = detect(EPISODES, prior, LIMITS), detect(EPISODES, prior, LIMITS)
+    _, prior = run(cold_calls(10, -7200, first=500))
+    first, again = run(EPISODES, prior)[0], run(EPISODES, prior)[0]
     assert first.alerts and again.alerts == first.alerts
     assert again.changes == first.changes
 
 
-@pytest.mark.parametrize("batch", [EPISODES, EPISODES + courier(), cold_calls(25, duration=1, international=True)])
-def test_replay_on_applied_state_gives_no_new_alerts(batch: list[CallRecord]) -> None:
-    applied = fold({}, detect(batch, {}, LIMITS))
-    replay = detect(batch, applied, LIMITS)
-    assert replay.alerts == []
-    assert fold(applied, replay) == applied
-
-
 @pytest.mark.parametrize("split", [1, 10, 19, 20, 25, 30, 49])
 def test_a_batch_split_in_two_gives_the_same_ids(split: int) -> None:
-    whole = ids(detect(EPISODES, {}, LIMITS).alerts)
+    whole = ids(run(EPISODES)[0].alerts)
     assert len(whole) == 2
     assert ids(run_batches([EPISODES[:split], EPISODES[split:]])) == whole
 
 
 def test_one_call_per_batch_gives_the_same_ids() -> None:
-    assert ids(run_batches([[c] for c in EPISODES])) == ids(detect(EPISODES, {}, LIMITS).alerts)
+    assert ids(run_batches([[c] for c in EPISODES])) == ids(run(EPISODES)[0].alerts)
 
 
 def test_state_is_bounded_by_the_window_and_the_cap() -> None:
     busy = cold_calls(LIMITS.max_calls_kept + 50, duration=90, step=60, caller="13900005555")
     late = cold_calls(1, LIMITS.profile_window_seconds * 2, caller="13900005555", first=9000, duration=90)
-    state = fold({}, detect(busy, {}, LIMITS))
-    assert len(state["13900005555"].calls) == LIMITS.max_calls_kept
-    state = fold(state, detect(late, state, LIMITS))
-    assert [c.event_id for c in state["13900005555"].calls] == [late[0].event_id]
+    _, state = run(busy)
+    assert len(state.profiles["13900005555"].window) == LIMITS.max_calls_kept
+    _, state = run(late, state)
+    assert [c.event_id for c in state.profiles["13900005555"].window] == [late[0].event_id]
