@@ -8,8 +8,11 @@ from antifraud.blocklist import BlockEntry
 from antifraud.events.models import CallRecord
 from antifraud.interceptions import decision_id_for, warning_id_for
 from antifraud.thresholds import InterceptionThresholds
-from detectors.fraud_number import NumberState, out_call
-from detectors.interception import Flag, acted_on, intercept, victims
+from dataclasses import dataclass, field
+from collections.abc import Mapping
+
+from detectors.fraud_number import OutCall, out_call
+from detectors.interception import Flag, InterceptionResult, acted_on, intercept, victims
 
 T0 = datetime(2026, 3, 2, 2, 0, tzinfo=timezone.utc)
 LISTED, FLAGGED, HONEST = "17012340001", "17012340002", "13900001111"
@@ -23,8 +26,22 @@ def call(eid: str, caller: str, callee: str, at: float, duration: int = 20) -> C
                       duration_s=duration, cell_id="c1", imei="860000000000001")
 
 
-def state_of(calls: list[CallRecord], called_by: dict[str, float] | None = None) -> NumberState:
-    return NumberState(calls=tuple(out_call(c) for c in calls), called_by=called_by or {})
+@dataclass(frozen=True)
+class Window:
+    """A number's kept calls and who called it back, as the call stage hands them over."""
+
+    calls: tuple[OutCall, ...]
+    called_by: dict[str, float] = field(default_factory=dict)
+
+
+def state_of(calls: list[CallRecord], called_by: dict[str, float] | None = None) -> Window:
+    return Window(tuple(out_call(c) for c in calls), called_by or {})
+
+
+def run_intercept(calls: list[CallRecord], listed: Mapping[str, BlockEntry], flags: Mapping[str, Flag],
+                  states: Mapping[str, Window], warned: Mapping[str, set[str]]) -> InterceptionResult:
+    return intercept(calls, listed, flags, {n: w.calls for n, w in states.items()},
+                     {n: w.called_by for n, w in states.items()}, {n: frozenset(v) for n, v in warned.items()}, LIMITS)
 
 
 FLAG = Flag(since=(T0 + timedelta(seconds=100)).timestamp(), until=(T0 + timedelta(days=1)).timestamp())
@@ -34,7 +51,7 @@ def test_listed_callers_are_blocked_flagged_ones_warned_from_their_alert_on() ->
     batch = [call("l1", LISTED, "13600000001", 10), call("f0", FLAGGED, "13600000002", 50),
              call("f1", FLAGGED, "13600000003", 150), call("h1", HONEST, "13600000004", 200)]
     states = {LISTED: state_of(batch[:1]), FLAGGED: state_of(batch[1:3])}
-    result = intercept(batch, {LISTED: ENTRY}, {FLAGGED: FLAG}, states, {}, LIMITS)
+    result = run_intercept(batch, {LISTED: ENTRY}, {FLAGGED: FLAG}, states, {})
     assert [(d.call_event_id, d.action, d.basis) for d in result.decisions] == [
         ("l1", "block", "block_list"), ("f1", "warn", "fraud_score")
     ]
@@ -49,7 +66,7 @@ def test_listed_callers_are_blocked_flagged_ones_warned_from_their_alert_on() ->
 def test_a_warn_listing_warns() -> None:
     entry = ENTRY.model_copy(update={"action": "warn"})
     batch = [call("l1", LISTED, "13600000001", 10)]
-    [decision] = intercept(batch, {LISTED: entry}, {}, {LISTED: state_of(batch)}, {}, LIMITS).decisions
+    [decision] = run_intercept(batch, {LISTED: entry}, {}, {LISTED: state_of(batch)}, {}).decisions
     assert (decision.action, decision.basis) == ("warn", "block_list")
 
 
@@ -62,7 +79,7 @@ def test_victims_ranked_by_longest_call_then_callback_then_recency() -> None:
         call("e", LISTED, "13600000001", 50, duration=5),     # a second call to the first
     ]
     called_by = {"13600000003": (T0 + timedelta(seconds=90)).timestamp()}
-    ranked = victims(LISTED, state_of(reached, called_by).calls, called_by, set(), "block_list", cap=10)
+    ranked = victims(LISTED, state_of(reached, called_by).calls, called_by, frozenset(), "block_list", cap=10)
     assert [(w.victim, w.rank) for w in ranked] == [
         ("13600000002", 1), ("13600000003", 2), ("13600000001", 3), ("13600000004", 4)
     ]
@@ -74,7 +91,7 @@ def test_victims_ranked_by_longest_call_then_callback_then_recency() -> None:
 
 def test_a_number_that_called_thousands_yields_the_cap_most_at_risk_first() -> None:
     reached = [call(f"x{i}", LISTED, f"1360{i:07d}", i, duration=i % 700) for i in range(5000)]
-    warnings = intercept(reached[-1:], {LISTED: ENTRY}, {}, {LISTED: state_of(reached)}, {}, LIMITS).warnings
+    warnings = run_intercept(reached[-1:], {LISTED: ENTRY}, {}, {LISTED: state_of(reached)}, {}).warnings
     assert [w.longest_call_s for w in warnings] == [699, 699, 699]
     assert [w.rank for w in warnings] == [1, 2, 3]
 
@@ -82,21 +99,21 @@ def test_a_number_that_called_thousands_yields_the_cap_most_at_risk_first() -> N
 def test_the_cap_holds_across_batches_and_nobody_is_warned_twice() -> None:
     reached = [call(f"x{i}", LISTED, f"136000000{i:02d}", i, duration=100 - i) for i in range(6)]
     states = {LISTED: state_of(reached[:2])}
-    first = intercept(reached[:2], {LISTED: ENTRY}, {}, states, {}, LIMITS).warnings
+    first = run_intercept(reached[:2], {LISTED: ENTRY}, {}, states, {}).warnings
     assert [w.victim for w in first] == ["13600000000", "13600000001"]
     warned = {LISTED: {w.victim for w in first}}
-    later = intercept(reached[2:], {LISTED: ENTRY}, {}, {LISTED: state_of(reached)}, warned, LIMITS).warnings
+    later = run_intercept(reached[2:], {LISTED: ENTRY}, {}, {LISTED: state_of(reached)}, warned).warnings
     assert [w.victim for w in later] == ["13600000002"]
     full = {LISTED: warned[LISTED] | {"13600000002"}}
-    assert intercept(reached[5:], {LISTED: ENTRY}, {}, {LISTED: state_of(reached)}, full, LIMITS).warnings == []
+    assert run_intercept(reached[5:], {LISTED: ENTRY}, {}, {LISTED: state_of(reached)}, full).warnings == []
 
 
 @pytest.mark.parametrize("warned", [{}, {LISTED: {"13600000000"}}], ids=["fresh", "partly_warned"])
 def test_replay_gives_the_same_ids(warned: dict[str, set[str]]) -> None:
     batch = [call(f"x{i}", LISTED, f"136000000{i:02d}", i) for i in range(5)]
     states = {LISTED: state_of(batch)}
-    first = intercept(batch, {LISTED: ENTRY}, {}, states, warned, LIMITS)
-    again = intercept(list(reversed(batch)), {LISTED: ENTRY}, {}, states, warned, LIMITS)
+    first = run_intercept(batch, {LISTED: ENTRY}, {}, states, warned)
+    again = run_intercept(list(reversed(batch)), {LISTED: ENTRY}, {}, states, warned)
     assert first == again
     applied = {LISTED: warned.get(LISTED, set()) | {w.victim for w in first.warnings}}
-    assert intercept(batch, {LISTED: ENTRY}, {}, states, applied, LIMITS).warnings == []
+    assert run_intercept(batch, {LISTED: ENTRY}, {}, states, applied).warnings == []
