@@ -16,6 +16,7 @@ from typing import Any, get_args
 import faust
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from antifraud import metrics
 from antifraud.alerts.models import Alert
 from antifraud.audit.service import AuditLog
 from antifraud.case.followups import FollowUpRunner, performers
@@ -203,6 +204,8 @@ async def _dead_letter(rejected: list[Rejected]) -> None:
         out, headers = dead_letter(item, settings.dead_letter_max_bytes)
         sent.append(await dead_letter_topic.send(key=out.key, value=out.value, headers=headers))
     await asyncio.gather(*sent)
+    for item in rejected:
+        metrics.DEAD_LETTERS.labels(topic=item.record.topic, reason=item.error.kind).inc()
 
 
 @app.agent(alerts_topic, name="antifraud.alerts")
