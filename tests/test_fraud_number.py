@@ -11,7 +11,7 @@ import pytest
 from antifraud.alerts.models import Alert, Audience, Entity, alert_id_for
 from antifraud.events.models import CallRecord
 from antifraud.thresholds import FeatureRule, load_thresholds
-from detectors.fraud_number import DETECTOR, NumberChange, Profile, detect, rules, score
+from detectors.fraud_number import DETECTOR, NumberChange, OutCall, Profile, detect, out_call, rules, score
 
 LIMITS = load_thresholds().fraud_number
 DELAY = load_thresholds().stream.cross_entity_delay_seconds
@@ -258,3 +258,103 @@ def test_state_is_bounded_by_the_window_and_the_cap() -> None:
     assert len(state.profiles["13900005555"].window) == LIMITS.max_calls_kept
     _, state = run(late, state)
     assert [c.event_id for c in state.profiles["13900005555"].window] == [late[0].event_id]
+
+
+# -- the incremental profile ------------------------------------------------------------------------
+
+
+def snapshot(profile: Profile) -> tuple[object, ...]:
+    """Everything a profile scores from: its window, running counts and quiet period."""
+    return (profile.window, profile.alerted_until, profile.short, profile.ring, profile.intl, profile.night,
+            profile.imei_changes, dict(profile.callees), profile.ids, profile.times[profile.lo:])
+
+
+def no_callbacks(callees: object) -> int:
+    return 0
+
+
+def mixed_calls(seed: int, count: int) -> list[OutCall]:
+    """Calls of one number in time order: short and long, one-ring, abroad, at night, two handsets, repeat
+    callees, and gaps longer than the profile window."""
+    rng = random.Random(seed)
+    at, out = T0.timestamp(), []
+    for i in range(count):
+        gap = rng.choices([1, 5, 60, 600, 3 * 3600], weights=[30, 40, 25, 4, 1])[0]
+        at += LIMITS.profile_window_seconds + 1 if i % 400 == 399 else gap
+        out.append(OutCall(at, f"m-{seed}-{i}", f"1380000{rng.randrange(40):04d}", rng.choice([0, 2, 8, 29, 30, 400]),
+                           rng.random() < 0.3, rng.choice([PHONE_A, PHONE_A, PHONE_B])))
+    return out
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_running_counts_equal_a_profile_rebuilt_from_its_window(seed: int) -> None:
+    profile = Profile(LIMITS)
+    sizes = []
+    for n, kept in enumerate(mixed_calls(seed, 3 * LIMITS.max_calls_kept)):
+        assert profile.add(kept)
+        sizes.append(len(profile))
+        if n % 7 == 0:  # a duplicated record changes nothing
+            assert not profile.add(kept)
+        rebuilt = Profile(LIMITS, profile.window)
+        assert snapshot(profile) == snapshot(rebuilt)
+        assert profile.features(no_callbacks) == rebuilt.features(no_callbacks)
+    assert max(sizes) == LIMITS.max_calls_kept and sizes.count(1) >= 3  # the cap was hit; whole windows went
+
+
+def test_a_late_call_is_placed_in_time_order() -> None:
+    calls = mixed_calls(9, 50)
+    profile = Profile(LIMITS, calls[:30] + calls[31:])
+    assert profile.add(calls[30])
+    assert snapshot(profile) == snapshot(Profile(LIMITS, calls))
+
+
+def test_adding_a_call_does_not_go_over_the_history(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[OutCall] = []
+    flags = Profile._flags
+
+    def counting(self: Profile, kept: OutCall) -> tuple[int, int, int, int]:
+        seen.append(kept)
+        return flags(self, kept)
+
+    def rebuilt(self: Profile, calls: list[OutCall]) -> None:
+        raise AssertionError("an in-order call rebuilt the window")
+
+    calls = [out_call(c) for c in cold_calls(LIMITS.max_calls_kept + 20, step=5)]
+    short = Profile(LIMITS, calls[:3])
+    full = Profile(LIMITS, calls[: LIMITS.max_calls_kept])
+    monkeypatch.setattr(Profile, "_flags", counting)
+    monkeypatch.setattr(Profile, "_reset", rebuilt)
+    short.add(calls[3])
+    assert seen == [calls[3]]  # the new call's flags, nothing else
+    seen.clear()
+    for kept in calls[LIMITS.max_calls_kept:]:
+        full.add(kept)
+    # Per call at the cap: the new call in, the oldest out. Nothing else of the window is looked at.
+    assert seen == [c for k, new in enumerate(calls[LIMITS.max_calls_kept:]) for c in (new, calls[k])]
+    assert full.window == calls[20:]
+
+
+def test_a_batch_writes_back_only_its_new_calls() -> None:
+    history = cold_calls(LIMITS.max_calls_kept, -40_000, duration=90, step=120, first=1000)
+    _, prior = run(history)
+    batch = cold_calls(3, first=5000)
+    result, state = run(batch, prior)
+    assert [c.event_id for change in result.changes[FRAUD] for c in change.added] == [c.event_id for c in batch]
+    assert [c.event_id for c in state.profiles[FRAUD].window[-3:]] == [c.event_id for c in batch]
+    assert len(state.profiles[FRAUD]) == LIMITS.max_calls_kept
+
+
+def test_quiet_for_a_profile_window_after_an_alert_then_alerts_again() -> None:
+    result, state = run(cold_calls(25, switch_at=12))
+    [alert] = result.alerts
+    until = state.profiles[FRAUD].alerted_until
+    assert until == alert.window_end.timestamp() + LIMITS.profile_window_seconds
+    assert [c.alerted_until for c in result.changes[FRAUD] if c.alerted_until is not None] == [until]
+    # A second burst from 15 minutes before the quiet period ends, a call every 30 s.
+    burst = cold_calls(40, until - T0.timestamp() - 900, first=100, switch_at=3, step=30)
+    [again] = run(burst, state)[0].alerts
+    assert again.trigger == burst[30].event_id and burst[30].event_time.timestamp() == until  # the first not quiet
+    assert [c.event_id for c in burst[:30]] and all(c.event_time.timestamp() < until for c in burst[:30])
+    unquiet = copy.deepcopy(state)
+    unquiet.profiles[FRAUD].alerted_until = 0.0
+    assert run(burst, unquiet)[0].alerts[0].trigger == burst[0].event_id  # the same calls alert at once unquieted

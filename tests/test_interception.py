@@ -1,5 +1,7 @@
 """Interception decisions and victim warnings as pure functions: who is blocked, warned, traced, in what order."""
 
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -8,9 +10,6 @@ from antifraud.blocklist import BlockEntry
 from antifraud.events.models import CallRecord
 from antifraud.interceptions import decision_id_for, warning_id_for
 from antifraud.thresholds import InterceptionThresholds
-from dataclasses import dataclass, field
-from collections.abc import Mapping
-
 from detectors.fraud_number import OutCall, out_call
 from detectors.interception import Flag, InterceptionResult, acted_on, intercept, victims
 
@@ -117,3 +116,24 @@ def test_replay_gives_the_same_ids(warned: dict[str, set[str]]) -> None:
     assert first == again
     applied = {LISTED: warned.get(LISTED, set()) | {w.victim for w in first.warnings}}
     assert run_intercept(batch, {LISTED: ENTRY}, {}, states, applied).warnings == []
+
+
+def test_a_flag_covers_calls_from_its_alert_until_it_ends() -> None:
+    since, until = FLAG.since - T0.timestamp(), FLAG.until - T0.timestamp()
+    batch = [call("before", FLAGGED, "13600000001", since - 1, duration=300), call("at", FLAGGED, "13600000002", since),
+             call("last", FLAGGED, "13600000003", until - 1), call("ended", FLAGGED, "13600000004", until)]
+    result = run_intercept(batch, {}, {FLAGGED: FLAG}, {FLAGGED: state_of(batch)}, {})
+    assert [d.call_event_id for d in result.decisions] == ["at", "last"]
+    assert all((d.action, d.basis) == ("warn", "fraud_score") for d in result.decisions)
+    assert "not yet confirmed" in result.decisions[0].reason
+    # Whom the flagged number reached in its window is warned, the long call before the alert first; then the
+    # most recent within the cap of three.
+    assert [w.victim for w in result.warnings] == ["13600000001", "13600000004", "13600000003"]
+    assert acted_on(batch[:1] + batch[3:], {}, {FLAGGED: FLAG}) == set()
+
+
+def test_a_listing_wins_over_a_flag_and_unlisted_unflagged_callers_are_left_alone() -> None:
+    batch = [call("l1", LISTED, "13600000001", 150), call("h1", HONEST, "13600000002", 150)]
+    result = run_intercept(batch, {LISTED: ENTRY}, {LISTED: FLAG}, {LISTED: state_of(batch[:1])}, {})
+    assert [(d.call_event_id, d.action, d.basis) for d in result.decisions] == [("l1", "block", "block_list")]
+    assert [(w.number, w.basis) for w in result.warnings] == [(LISTED, "block_list")]
