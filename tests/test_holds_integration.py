@@ -1,20 +1,22 @@
 """Holds over the real broker and Redis with the worker SIGKILLed while it processes: every hold is
 released exactly once, and only when due.
 
-The dangerous crashes fall inside a batch's steps 3 and 4 (``streams.batch``, ``HoldStage``): the
-releases are on the holds topic, acknowledged, and the ledger has not moved; or they are also in the
-audit trail (the flush appends them first) and the ledger has still not moved. Kills land there
-deterministically: a watcher process pauses Redis writes (``CLIENT PAUSE WRITE``; reads go on) the
-moment a key is written, the watermark (the batch's ledger read, step 1: the worker then plans and
-produces its releases and waits on its first write) or the audit head (the flush's audit append: the
-worker waits on its ledger write). The test sees that state, kills the worker, lifts the pause.
+The crashes that matter fall between a batch's side effects (``streams/checkpoint.py``): the ledger's
+clock raised past due times (the hold stage's ledger read, before the batch runs) and the checkpoint's
+transaction (ledger, timers, audit inbox, offsets) not yet run; or the transaction ran and the audit
+relay (``AuditLog.relay_inbox``, a worker timer) has chained the releases but not yet taken them off the
+inbox. Kills land there deterministically: a watcher process pauses Redis writes (``CLIENT PAUSE
+WRITE``; reads go on) the moment a key is written, the watermark or the audit head; the test sees that
+state, kills the worker, lifts the pause. (Releases produced and the checkpoint not yet written is a
+window no Redis write marks: ``tests/test_holds_ledger.py`` runs such a batch again through the engine.)
 Kills also land at random points of a stream of many small batches that crosses due times, with one
 worker and with two sharing the partitions (the survivor takes the dead one's partitions over).
 
 Then, from every side: the ledger (each hold ``released``, the release counted once, the due index
-empty), the audit trail (each hold audited as created once and released once, the chain intact), the
-topic (the releases, de-duplicated by transition id, are the created holds, each at its due time, a
-replayed record equal to the first; none out before the ledger's clock reached its due time).
+empty), the audit trail once the inbox is relayed (each hold audited as created once and released
+once, the chain intact), the topic (the releases, de-duplicated by transition id, are the created
+holds, each at its due time, a replayed record equal to the first; none out before the ledger's clock
+reached its due time).
 """
 
 import asyncio
@@ -31,15 +33,18 @@ from datetime import datetime, timedelta
 from itertools import count, islice
 from pathlib import Path
 
+import orjson
+import pytest
 import redis
 from redis.asyncio import Redis
 
-from antifraud.audit.service import HEAD, AuditLog
+from antifraud.audit.service import HEAD, INBOX, AuditLog
 from antifraud.events.models import BankTransfer
-from antifraud.holds.models import HOLD_RECORD, HoldEvent
-from antifraud.holds.service import COUNTS, DUE, WATERMARK, hold_key, index_key
+from antifraud.holds.models import HOLD_RECORD, HoldEvent, IllegalTransition
+from antifraud.holds.service import COUNTS, DUE, WATERMARK, HoldLedger, hold_key, index_key
 from antifraud.stack.embedded import Endpoints
 from antifraud.stack.worker import WorkerProcess, metric_sum
+from antifraud.thresholds import load_thresholds
 from streams import topics
 from tests.conftest import wait_consumed, wait_for
 from tests.kafka_helpers import read_all
@@ -47,6 +52,7 @@ from tests.test_holds import DAY, T0, atm_transfer, hold_id_for
 from tests.test_pipeline_integration import produce
 
 ROOT = Path(__file__).resolve().parents[1]
+LIMITS = load_thresholds().holds
 FAR = T0 + 30 * DAY
 """A transfer at this time makes every hold of these tests due."""
 
@@ -108,8 +114,21 @@ def audited(endpoints: Endpoints, hold_ids: set[str]) -> tuple[dict[str, list[st
     return asyncio.run(read())
 
 
-def pause_writes_on_change(url: str, key: str) -> None:
-    """(Run in a child process.) Pause every client's writes the moment ``key`` is written, then exit."""
+def queued_for_audit(endpoints: Endpoints) -> list[tuple[str, str]]:
+    """(subject, action) of the audit records the checkpoints queued that the relay has not taken off yet."""
+    with redis.Redis.from_url(endpoints.redis_url) as client:
+        return [(doc["subject"], doc["action"]) for doc in
+                (orjson.loads(fields[b"entry"]) for _, fields in client.xrange(INBOX))]
+
+
+def wait_relayed(endpoints: Endpoints) -> None:
+    """Wait until a worker's audit relay has chained everything the checkpoints queued."""
+    wait_for(lambda: queued_for_audit(endpoints) == [], what="the audit inbox relayed")
+
+
+def pause_writes_on_change(url: str, key: str, at_least: str = "") -> None:
+    """(Run in a child process.) Pause every client's writes the moment ``key`` is written (with
+    ``at_least``, once it is written to a number at least that), then exit."""
     client = redis.Redis.from_url(url)
     client.config_set("notify-keyspace-events", "K$")
     db = client.connection_pool.connection_kwargs.get("db", 0)
@@ -117,17 +136,21 @@ def pause_writes_on_change(url: str, key: str) -> None:
         changes.subscribe(f"__keyspace@{db}__:{key}")
         print("ready", flush=True)
         for _ in changes.listen():
+            if at_least and float(client.get(key) or "-inf") < float(at_least):
+                continue
             client.client_pause(30_000, all=False)
             return
 
 
 @contextmanager
-def writes_paused_when_written(endpoints: Endpoints, key: str) -> Iterator[Callable[[], bool]]:
-    """Arm a watcher that pauses Redis writes as soon as ``key`` is next written; yields "has it paused?".
-    On exit the pause is lifted. The watcher is a process of its own, so nothing here delays it."""
+def writes_paused_when_written(endpoints: Endpoints, key: str, at_least: float | None = None
+                               ) -> Iterator[Callable[[], bool]]:
+    """Arm a watcher that pauses Redis writes as soon as ``key`` is next written (to at least ``at_least``);
+    yields "has it paused?". On exit the pause is lifted. The watcher is a process of its own, so nothing
+    here delays it."""
     watcher = subprocess.Popen(
         [sys.executable, "-c", "import sys; from tests.test_holds_integration import pause_writes_on_change as "
-         "p; p(*sys.argv[1:])", endpoints.redis_url, key],
+         "p; p(*sys.argv[1:])", endpoints.redis_url, key, "" if at_least is None else repr(at_least)],
         cwd=ROOT, stdout=subprocess.PIPE, text=True,
     )
     try:
@@ -166,6 +189,7 @@ def assert_released_exactly_once_when_due(endpoints: Endpoints, expected: set[st
     """Ledger, audit trail and topic agree: each of ``expected`` created once and released once, at its
     due time, and no other hold; returns the release records on the topic, duplicates included."""
     wait_for(lambda: read_ledger(endpoints, expected).counts.get("held") == 0, what="no hold left held")
+    wait_relayed(endpoints)
     ledger = read_ledger(endpoints, expected)
     assert set(ledger.states.values()) == {"released"}, ledger.states
     assert (ledger.counts.get("released"), ledger.due_index, ledger.released_index) == (len(expected), 0,
@@ -190,23 +214,26 @@ def assert_released_exactly_once_when_due(endpoints: Endpoints, expected: set[st
     return released
 
 
-def audited_not_applied(endpoints: Endpoints, hold_ids: set[str]) -> set[str]:
-    """Holds whose release the audit trail has and the ledger not (still ``held``)."""
+def audited_still_queued(endpoints: Endpoints, hold_ids: set[str]) -> set[str]:
+    """Holds whose release the audit trail has chained and the inbox still holds (the relay not finished)."""
     actions, _ = audited(endpoints, hold_ids)
-    states = read_ledger(endpoints, hold_ids).states
-    return {h for h in hold_ids if "hold.released" in actions[h] and states[h] == "held"}
+    queued = {subject for subject, action in queued_for_audit(endpoints) if action == "hold.released"}
+    return {h for h in hold_ids if "hold.released" in actions[h] and f"hold:{h}" in queued}
 
 
 PER_DAY = 200
-"""Transfers a day: batches big enough that the audit append and the ledger write are milliseconds apart."""
+"""Transfers a day: batches big enough that a relay of day three's first batch carries releases."""
 
 
-def test_kills_after_releases_are_produced_and_after_they_are_audited_release_each_hold_once(
+def test_kills_after_the_ledgers_clock_is_raised_and_after_the_audit_relay_appended_release_each_hold_once(
     stack: Endpoints, start_worker: Callable[..., WorkerProcess]
 ) -> None:
-    """Each day's transfers make the day before's holds due, one by one. Day two's batch is killed with
-    its releases on the topic, neither audited nor in the ledger; day three's with them on the topic and
-    audited, not in the ledger (writes paused when its audit append lands). Replays release each once."""
+    """Each day's transfers make the day before's holds due, one by one. A batch of day two is killed once
+    it has raised the ledger's clock past due times (writes paused when the watermark moves there): its
+    releases neither written nor queued for the audit, and a sender's revoke of a hold due by then refused,
+    since its release may be on its way. Day three's audit relay is killed with the releases in the ledger
+    and chained in the audit trail, not yet taken off the inbox (writes paused when its append lands).
+    The replays release each hold once, and the relay run again chains each once."""
     days = [transfers(f"day{n}", T0 + n * DAY, PER_DAY, DAY / PER_DAY) for n in range(3)]
     ids = [{hold_id_for(t.event_id) for t in day} for day in days]
     expected = set().union(*ids)
@@ -217,38 +244,53 @@ def test_kills_after_releases_are_produced_and_after_they_are_audited_release_ea
     wait_for(lambda: None not in read_ledger(stack, ids[0]).states.values(), what="day one's holds")
     assert set(read_ledger(stack, ids[0]).states.values()) == {"held"}, "released before due"
     assert releases(hold_events(stack)) == [], "released before due"
+    wait_relayed(stack)
 
-    with writes_paused_when_written(stack, WATERMARK) as paused:  # day two's ledger read
+    # A batch of day two whose ledger read raises the clock past a few of day one's due times (an earlier
+    # one may raise it to just the first due time, releasing nothing).
+    past_a_few_due = (T0 + DAY + 3 * DAY / PER_DAY).timestamp()
+    with writes_paused_when_written(stack, WATERMARK, at_least=past_a_few_due) as paused:
         produce(stack, days[1])
         wait_for(paused, timeout=30, what="writes paused")
-        wait_for(lambda: bool(unflushed(stack)), timeout=30, what="releases on the topic, the ledger unmoved")
         sigkill(worker)
-    produced_only = unflushed(stack)  # read with the pause lifted: the dead worker's postponed writes never ran
-    assert produced_only and produced_only <= ids[0], produced_only
-    assert {tuple(a) for a in audited(stack, produced_only)[0].values()} == {("hold.held",)}, "the audit moved"
+    clock = read_ledger(stack, ids[0]).watermark
+    due_by_clock = {hold_id_for(t.event_id) for t in days[0] if (t.event_time + DAY).timestamp() <= clock}
+    states = read_ledger(stack, due_by_clock).states
+    still_held = {h for h, state in states.items() if state == "held"}
+    assert clock >= past_a_few_due and still_held, f"the killed batch's holds are due by {clock} and held: {states}"
+    assert unflushed(stack) == set(), "nothing released on the topic that the ledger has not"
+
+    async def revoke(hold_id: str) -> None:
+        async with Redis.from_url(stack.redis_url) as client:
+            await HoldLedger.configured(client, LIMITS).move(
+                AuditLog(client), hold_id, "revoked", actor="sender", by="teller:li@B001", reason="too late", at=FAR)
+
+    with pytest.raises(IllegalTransition, match="may be releasing it"):
+        asyncio.run(revoke(min(still_held)))
     assert_released_only_when_due(stack, expected)
 
     worker = start_worker()
     replayed_state = {**dict.fromkeys(ids[0], "released"), **dict.fromkeys(ids[1], "held")}
     wait_for(lambda: read_ledger(stack, ids[0] | ids[1]).states == replayed_state, what="day two replayed")
-    worker.stop()  # gracefully: day three then comes as one big batch, long between audit and ledger writes
+    wait_relayed(stack)
+    worker.stop()  # gracefully: day three then comes at once, its first batch releasing some of day two's holds
     produce(stack, days[2])
-    with writes_paused_when_written(stack, HEAD) as paused:  # day three's audit append
+    with writes_paused_when_written(stack, HEAD) as paused:  # day three's first audit append (the relay)
         worker = start_worker()
         wait_for(paused, timeout=30, what="writes paused")
-        wait_for(lambda: bool(audited_not_applied(stack, ids[1])), timeout=30,
-                 what="releases audited, the ledger unmoved")
+        wait_for(lambda: bool(audited_still_queued(stack, ids[1])), timeout=30,
+                 what="releases chained in the audit trail, still in the inbox")
         sigkill(worker)
-    audited_only = audited_not_applied(stack, ids[1])
-    assert audited_only and audited_only <= unflushed(stack), audited_only
+    audited_only = audited_still_queued(stack, ids[1])
+    assert audited_only, "the relay was caught between its append and taking the records off the inbox"
+    states = read_ledger(stack, audited_only).states
+    assert set(states.values()) == {"released"}, "the checkpoint moved the ledger with the inbox, in one transaction"
     assert_released_only_when_due(stack, expected)
 
     worker = start_worker()
     produce(stack, [closing("days")])
     wait_consumed(worker, 1)
-    released = assert_released_exactly_once_when_due(stack, expected)
-    replayed = {e.hold_id for e in released if sum(r.transition_id == e.transition_id for r in released) > 1}
-    assert produced_only | audited_only <= replayed, "the replays did not produce the killed batches' releases"
+    assert_released_exactly_once_when_due(stack, expected)  # the relay run again chained each release once
 
 
 def random_marks(holds: int, kills: int) -> list[int]:

@@ -13,6 +13,7 @@ from antifraud.holds.models import HOLD_RECORD, HoldEvent
 from antifraud.holds.policy import hold_id_for
 from antifraud.holds.reports import FraudReportRequest, FreezeRequest, report_fraud
 from antifraud.holds.service import HoldLedger
+from antifraud.state import keys
 from antifraud.state.money_trail import TransferIndex
 from antifraud.thresholds import MoneyTrailThresholds, load_thresholds
 from detectors.money_trail import AccountAtRisk, Trail, Transfer, trace
@@ -167,7 +168,8 @@ def test_a_fraud_report_freezes_held_transfers_and_requests_the_amounts_at_risk(
             assert sum(r.amount_fen for r in result.requests) == 1200 * 100, "all the victim's 1200 yuan"
             assert {a.account: a.retained_fen // 100 for a in result.accounts} == {B: 0, C: 200, F: 100, D: 400}
             for hold_id in result.frozen_holds:
-                assert await client.hget(f"hold:{hold_id}", "state") == b"frozen"
+                hold = await ledger.get(hold_id)
+                assert hold is not None and hold.state == "frozen"
 
             queued = [FreezeRequest.model_validate_json(v) for v in await _outbox_records(client, topics.FREEZE_REQUESTS)]
             assert {r.request_id for r in queued} == {r.request_id for r in result.requests}
@@ -207,7 +209,7 @@ def test_the_index_keeps_outflows_by_event_time_and_trims_old_ones(redis_url: st
             await index_transfers(client, [transfer("later", B, E, 30, later)])
             found = await index.outflows([B], T0 - timedelta(hours=1), T0 + timedelta(minutes=later + 1))
             assert [t.event_id for t in found[B]] == ["new", "later"], "older than the index before B's newest: trimmed"
-            assert 0 < await client.ttl(f"trail:out:{B}") <= TRAIL.index_hours * 3600
+            assert 0 < await client.ttl(keys.TRAIL.key(B)) <= TRAIL.index_hours * 3600
         finally:
             await client.aclose()
 
@@ -231,13 +233,48 @@ def test_a_fraud_report_read_before_the_transfer_it_covers_still_freezes_its_hol
     async def go() -> None:
         client = Redis.from_url(redis_url)
         try:
+            ledger = HoldLedger.configured(client, LIMITS)
             await run_stream(client, [report], until=(T0 + timedelta(minutes=5)).timestamp())
-            assert await client.exists(f"hold:{hold_id_for('a-late')}") == 0, "not paid yet"
+            assert await ledger.get(hold_id_for("a-late")) is None, "not paid yet"
             sink = await run_stream(client, [paid], until=(T0 + timedelta(hours=2)).timestamp())
-            assert await client.hget(f"hold:{hold_id_for('a-late')}", "state") == b"frozen"
+            hold = await ledger.get(hold_id_for("a-late"))
+            assert hold is not None and hold.state == "frozen"
             [request] = [FreezeRequest.model_validate_json(v) for v in sink.on(topics.FREEZE_REQUESTS)
                          if FreezeRequest.model_validate_json(v).kind == "stop_payment"]
             assert (request.account, request.amount_fen, request.hold_id) == (B, 80_000, hold_id_for("a-late"))
+        finally:
+            await client.aclose()
+
+    asyncio.run(go())
+
+
+def test_a_fraud_report_on_the_stream_traces_the_money_as_it_stood_when_its_window_closed(redis_url: str) -> None:
+    """The fraud-report stage follows the victim's money over the index the transfer stage wrote, once the
+    report's window (the fraud time give or take the margin) has closed: C's payment to D an hour after
+    the fraud has not happened then, so C still holds what it received."""
+    report = FraudReport(event_id="fr-1", event_time=T0 + timedelta(minutes=15), victim_id_number=VICTIM_ID,
+                         fraud_time=T0, source="110", victim_account=A)
+
+    async def go() -> None:
+        client = Redis.from_url(redis_url)
+        try:
+            ledger = HoldLedger.configured(client, LIMITS)
+            sink = await run_stream(client, [*STREAM, report], until=(T0 + timedelta(hours=2)).timestamp())
+            requests = [FreezeRequest.model_validate_json(v) for v in sink.on(topics.FREEZE_REQUESTS)]
+            assert {(r.kind, r.account, r.amount_fen // 100, r.hop, r.hold_id) for r in requests} == {
+                ("stop_payment", B2, 200, 1, hold_id_for("a-b2")),
+                ("stop_payment", E, 300, 2, hold_id_for("b-e")),
+                ("freeze", C, 600, 2, None),
+                ("freeze", F, 100, 2, None),
+            }
+            assert sum(r.amount_fen for r in requests) == 1200 * 100, "all the victim's 1200 yuan"
+            for event_id in ("a-b2", "b-e"):
+                hold = await ledger.get(hold_id_for(event_id))
+                assert hold is not None and hold.state == "frozen"
+            # Read again (a replay), the report raises the same requests, with the same ids.
+            again = await run_stream(client, [report], until=(T0 + timedelta(hours=3)).timestamp())
+            replayed = [FreezeRequest.model_validate_json(v) for v in again.on(topics.FREEZE_REQUESTS)]
+            assert {r.request_id for r in replayed} == {r.request_id for r in requests if r.kind == "freeze"}
         finally:
             await client.aclose()
 

@@ -8,20 +8,26 @@ from fastapi.testclient import TestClient
 from pydantic import ValidationError
 from redis.asyncio import Redis
 
-from antifraud.events.models import CardOpening
+from antifraud import blocklist
+from antifraud.alerts.models import Alert
+from antifraud.events.models import BankTransfer, CallRecord
 from antifraud.stack.embedded import Endpoints
 from antifraud.state import keys
-from antifraud.state.accounts import FlaggedCodec, OpenedCodec
-from antifraud.state.transfer_risk import AccountCodec, CallCodec
 from antifraud.state.store import OwnedStore
+from antifraud.state.transfer_risk import AccountCodec
 from antifraud.thresholds import load_thresholds
 from antifraud.web.check import CheckFacts, CheckState, Decision, TransferCheck, decide
 from detectors.accounts import AccountInfo
 from detectors.transfer_risk import Account, AccountChange, Call, Flag, Flow
 from antifraud.web.app import create_app
+from streams.stages import BankingFacts
+from streams.topics import ALERTS
+from tests.stream_helpers import run_stream
+from tests.test_transfer_risk import _mule_day
 from tests.web_helpers import BRANCH, as_user, make_auth, settings_for, web_client
 
 THRESHOLDS = load_thresholds()
+DELAY = THRESHOLDS.stream.cross_entity_delay_seconds
 NOW = datetime(2026, 3, 2, 10, 0, tzinfo=timezone.utc)
 PAYER, PAYEE, PHONE, LISTED = "6222000000000001", "6222000000000666", "13900000001", "17055550009"
 BODY = {
@@ -111,16 +117,23 @@ def test_a_request_that_is_not_a_valid_transfer_is_refused_with_the_reason(chang
 
 
 def seed(endpoints: Endpoints) -> None:
-    """A payer called by a listed number, a payee opened last week by a bulk opener, and the payee's other victims."""
+    """A payer called by a listed number, a payee opened last week by a bulk opener: the facts the call and
+    card-opening stages add, written through their fact tables."""
 
     async def run() -> None:
         client = Redis.from_url(endpoints.redis_url)
         now = datetime.now(timezone.utc).timestamp()
+        facts = BankingFacts(client, THRESHOLDS, DELAY)
         call = Call(LISTED, now - 1800, 1500, "call-1")
-        await client.zadd(keys.REACHED.key(PHONE), {CallCodec().encode(call): call.at})
         opened = AccountInfo(now - 6 * 86400, "320585199001011235", "icbc", "B009", "open-1")
-        await client.zadd(keys.OPENED.key(PAYEE), {OpenedCodec().encode(opened): opened.opened_at})
-        await client.zadd(keys.BULK_OPENERS.key(opened.holder_id_number), {FlaggedCodec().encode(1.0): 1.0})
+        flagged_at = opened.opened_at + 3600
+        for change in (facts.reached.add(PHONE, call.at, call), facts.opened.add(PAYEE, opened.opened_at, opened),
+                       facts.bulk_openers.add(opened.holder_id_number, flagged_at, flagged_at)):
+            change.store.apply(change.change)
+        async with client.pipeline(transaction=True) as pipe:
+            for store in (facts.reached, facts.opened, facts.bulk_openers):
+                store.queue(pipe)
+            await pipe.execute()
         await client.aclose()
 
     asyncio.run(run())
@@ -239,3 +252,34 @@ def test_the_openapi_document_describes_the_check_as_fastapi_would(stack: Endpoi
         "$ref": "#/components/schemas/TransferCheckResult"}
     assert operation["responses"]["422"]["content"]["application/json"]["schema"] == {
         "$ref": "#/components/schemas/HTTPValidationError"}
+
+
+def test_the_check_over_state_the_stream_wrote_agrees_with_the_alert_it_raises(stack: Endpoints) -> None:
+    """The worker's stages run first: a listed number calls the payer, and the payee collects from three
+    payers and passes it on (a mule alert flags it). The check of a payment to it then blocks, with the
+    reasons and the score of the alert the stream raises when the payment is made."""
+    assert PAYEE == _mule_day()[0].payee_account
+    call = CallRecord(event_id="call-1", event_time=NOW - timedelta(minutes=30), caller=LISTED, callee=PHONE,
+                      start=NOW - timedelta(minutes=50), duration_s=1200, cell_id="cell-1", imei="860000000000001")
+
+    async def stream(events: list[BankTransfer | CallRecord], until: datetime) -> list[Alert]:
+        async with Redis.from_url(stack.redis_url) as client:
+            await blocklist.list_from_case(client, LISTED, "case-9", "confirmed by a victim's report")
+            sink = await run_stream(client, events, until=until.timestamp())
+        return [Alert.model_validate_json(v) for v in sink.on(ALERTS)]
+
+    before = asyncio.run(stream([*_mule_day(), call], NOW - timedelta(minutes=1)))
+    assert ("mule_account", PAYEE) in {(a.detector, a.entity.value) for a in before}
+    with web_client(stack) as client:
+        response = client.post("/api/check", json={**BODY, "event_time": NOW.isoformat()}, headers=as_user("teller"))
+    assert response.status_code == 200, response.text
+    checked = response.json()
+    codes_found = [r["code"] for r in checked["reasons"]]
+    assert checked["decision"] == "block"
+    assert codes_found[:3] == ["payee_flagged", "call_before_hours_max", "flagged_call_minutes"]  # by weight
+    assert {"flagged_call_minutes", "payee_flagged", "new_payee", "amount_multiple"} <= set(codes_found)
+
+    paid = BankTransfer.model_validate({**BODY, "event_id": "pay-1", "event_time": NOW})
+    [alert] = [a for a in asyncio.run(stream([paid], NOW + timedelta(minutes=1))) if a.detector == "transfer_risk"]
+    assert (alert.entity.value, alert.severity, alert.score) == (PAYEE, "critical", checked["score"])
+    assert {r.feature for r in alert.reasons if r.feature != "score"} == set(codes_found)
