@@ -284,13 +284,6 @@ def test_a_batch_runs_in_pieces_no_longer_than_the_delay() -> None:
     assert stage.runs == [[0, 10, 29], [30, 45, 59.5], [95, 100]]
 
 
-def test_a_piece_ends_at_the_bound() -> None:
-    stage = Pieces()
-    calls = [call(0, 0), call(1, 10)]
-    asyncio.run(BatchPipeline([stage], DELAY, lambda timer: None).run(calls, [], T0 + 5.0 + 0.5))
-    assert stage.runs == [[0], [10]] or stage.runs == [[0, 10]] and False, stage.runs
-
-
 def test_the_cross_entity_delay_must_be_positive() -> None:
     with pytest.raises(ValueError):
         BatchPipeline([ThirdCall()], 0, lambda timer: None)
@@ -312,7 +305,6 @@ def test_the_record_a_stage_fails_on_is_the_only_one_dead_lettered_wherever_it_i
     assert [(d.record.offset, d.error.kind) for d in result.dead_letters] == [(where, "processing_failed")]
     assert result.dead_letters[0].record == calls[where].record, "the original record, its bytes and position"
     assert result.dead_letters[0].error.detail.startswith("ValueError at test_pipeline.py:")
-    assert sum(v for _, v in (c.change for c in [])) == 0
     assert stage.counts.staged == {"13800000001": 6}, "every other call counted once, the failed one not"
     assert result.offsets == {(TOPIC, 0): 7} and result.consumed == {TOPIC: 7}
 

@@ -1,24 +1,29 @@
 """The worker over the real broker and Redis: records in, alerts and dead letters out."""
 
 import asyncio
+import hashlib
 import os
 import signal
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta, timezone
+from typing import cast
 
+import pytest
 from redis.asyncio import Redis
 
 from antifraud import blocklist
 from antifraud.alerts.models import Alert
-from antifraud.events.models import CallRecord, CardOpening, Event
+from antifraud.config import Settings
+from antifraud.events.models import CallRecord, CardOpening, Event, SimRegistration
+from antifraud.events.types import make_id_number
 from antifraud.interceptions import InterceptionDecision, VictimWarning
 from antifraud.stack.embedded import Endpoints
 from antifraud.stack.worker import WorkerProcess, metric_sum
 from antifraud.thresholds import load_thresholds
 from streams import topics
-from streams.checkpoint import DLQ_DETAIL, DLQ_OFFSET, DLQ_REASON, DLQ_TOPIC
+from streams.checkpoint import DLQ_DETAIL, DLQ_OFFSET, DLQ_PARTITION, DLQ_REASON, DLQ_SHA256, DLQ_SIZE, DLQ_TOPIC
 from streams.io import EventProducer
-from tests.conftest import wait_consumed
+from tests.conftest import wait_consumed, wait_for
 from tests.kafka_helpers import read_all
 
 LIMIT = load_thresholds().fraud_number.min_distinct_callees
@@ -49,6 +54,38 @@ def produce(endpoints: Endpoints, events: Sequence[Event], raw: list[tuple[str, 
     producer.close()
 
 
+SIMS = topics.INPUT_TOPICS["sim_registration"]
+
+
+def ready(start_worker: Callable[..., WorkerProcess], endpoints: Endpoints, **env: str) -> WorkerProcess:
+    """A started worker that owns its input partitions (:func:`warm_up`)."""
+    worker = start_worker(**env)
+    warm_up(endpoints, worker)
+    return worker
+
+
+def warm_up(endpoints: Endpoints, worker: WorkerProcess) -> None:
+    """Wait until ``worker`` owns its input partitions and has read them up to their ends: one SIM
+    registration (of a person of its own, none else in the tests, dated long before every other event, so
+    that it changes no result) is produced and waited for. Records produced from then on are read once; records already
+    on a partition while the worker takes it are read twice (the xfail test at the end of this file)."""
+    before = len(read_all(endpoints.kafka_bootstrap, SIMS, settle=0.2))
+    produce(endpoints, [SimRegistration(
+        event_id=f"warm-up-{before}", event_time=datetime(2020, 1, 1, tzinfo=timezone.utc), carrier="cmcc",
+        id_number=make_id_number("320585", "19900101", 900 + before), msisdn=f"1709999{before:04d}",
+        real_name_verified=True,
+        outlet="outlet-9")])
+    wait_for(lambda: metric_sum(worker.scrape(), "antifraud_events_consumed_total", topic=SIMS) >= 1,
+             what=f"the worker's first batch (log {worker.log_path})")
+
+
+def wait_inputs(worker: WorkerProcess, count: int, timeout: float = 60.0) -> None:
+    """Wait until ``count`` records of the input topics other than the warm-up's are consumed."""
+    wait_for(lambda: metric_sum(worker.scrape(), "antifraud_events_consumed_total")
+             - metric_sum(worker.scrape(), "antifraud_events_consumed_total", topic=SIMS) >= count, timeout,
+             f"{count} records consumed (worker log {worker.log_path})")
+
+
 def block_number(endpoints: Endpoints, number: str, case_id: str) -> None:
     """List ``number`` on the block list as a confirmed case would, before a worker starts."""
 
@@ -70,7 +107,7 @@ BROKEN = [
 
 
 def test_alert_dead_letters_and_metrics(stack: Endpoints, start_worker: Callable[..., WorkerProcess]) -> None:
-    worker = start_worker()
+    worker = ready(start_worker, stack)
     calls = cold_calls(LIMIT + 5)
     card = CardOpening(
         event_id="card-1", event_time=BASE, bank="icbc", id_number="11010519491231002X",
@@ -80,7 +117,7 @@ def test_alert_dead_letters_and_metrics(stack: Endpoints, start_worker: Callable
     produce(stack, calls, BROKEN)
     produce(stack, [card])
     total = len(calls) + len(BROKEN) + 1
-    wait_consumed(worker, total)
+    wait_inputs(worker, total)
 
     alerts = alerts_on_topic(stack)
     assert len(alerts) == 1
@@ -119,25 +156,29 @@ def test_alert_dead_letters_and_metrics(stack: Endpoints, start_worker: Callable
 def test_restart_keeps_state_and_a_crash_replays_without_new_ids(
     stack: Endpoints, start_worker: Callable[..., WorkerProcess]
 ) -> None:
-    first = start_worker()
+    first = ready(start_worker, stack)
     produce(stack, cold_calls(LIMIT))
-    wait_consumed(first, LIMIT)
+    wait_inputs(first, LIMIT)
     first_ids = {a.alert_id for a in alerts_on_topic(stack)}
     assert len(first_ids) == 1
     first.stop()
 
     # A fresh worker resumes from committed offsets and Redis state: more calls inside
     # the quiet period raise nothing new.
-    second = start_worker()
+    second = ready(start_worker, stack)
     produce(stack, cold_calls(5, first=LIMIT))
-    wait_consumed(second, 5)
+    wait_inputs(second, 5)
     # Killed without warning: whatever it had not committed is replayed by the next worker.
     os.kill(second.proc.pid, signal.SIGKILL)
     second.proc.wait()
 
-    third = start_worker()
-    produce(stack, cold_calls(LIMIT, first=1000, start=BASE + timedelta(minutes=20), caller=OTHER_CALLER))
-    wait_consumed(third, LIMIT)
+    third = ready(start_worker, stack)
+    # (numbered from 1000, dated from 20 minutes after the first burst: records ahead of the clock are refused)
+    produce(stack, cold_calls(LIMIT, first=1000, start=BASE + timedelta(minutes=20) - timedelta(seconds=10 * 1000),
+                              caller=OTHER_CALLER))
+    # The third worker reads the second's uncommitted calls again, then the other number's burst.
+    wait_for(lambda: any(a.entity.value == OTHER_CALLER for a in alerts_on_topic(stack)),
+             what="the other number's alert")
     alerts = alerts_on_topic(stack)
     ids = {a.alert_id for a in alerts}
     assert first_ids < ids and len(ids) == 2, "the other number's burst is the only new alert"
@@ -151,20 +192,21 @@ def test_listed_number_is_intercepted_and_its_victims_warned(
     stack: Endpoints, start_worker: Callable[..., WorkerProcess]
 ) -> None:
     block_number(stack, LISTED, "case-7")
-    worker = start_worker()
-    # Three calls from the listed number (the longest talk is the most at risk) and a flagged burst.
+    worker = ready(start_worker, stack)
+    # Three calls from the listed number, ending within one piece (the cross-entity delay), so the warnings
+    # of the victims they reached are ranked together: the longest talk is the most at risk.
     durations = [15, 300, 40]
     listed_calls = [
         CallRecord(
-            event_id=f"listed-{i}", event_time=BASE + timedelta(seconds=60 * i + d), caller=LISTED,
-            callee=f"1360000{i:04d}", start=BASE + timedelta(seconds=60 * i), duration_s=d,
+            event_id=f"listed-{i}", event_time=BASE + timedelta(seconds=400 + i), caller=LISTED,
+            callee=f"1360000{i:04d}", start=BASE + timedelta(seconds=400 + i - d), duration_s=d,
             cell_id="cell-1", imei="860000000000001",
         )
         for i, d in enumerate(durations)
     ]
     burst = cold_calls(LIMIT + 2, caller=OTHER_CALLER)
     produce(stack, listed_calls + burst)
-    wait_consumed(worker, len(listed_calls) + len(burst))
+    wait_inputs(worker, len(listed_calls) + len(burst))
 
     decisions = [InterceptionDecision.model_validate_json(r.value)
                  for r in read_all(stack.kafka_bootstrap, topics.INTERCEPTIONS)]
@@ -185,3 +227,72 @@ def test_listed_number_is_intercepted_and_its_victims_warned(
     assert len({w.warning_id for w in warnings}) == len(warnings)
     text = "".join(f"{name}{labels}" for name, labels in worker.scrape())
     assert LISTED not in text
+
+
+DEAD_LETTER_MAX_BYTES: int = cast(int, Settings.__dataclass_fields__["dead_letter_max_bytes"].default)
+"""The worker's default (the tests do not set it)."""
+MAX_RECORD_BYTES = 1024
+
+
+def test_an_oversized_and_a_malformed_record_are_dead_lettered_and_the_records_around_them_processed(
+    stack: Endpoints, start_worker: Callable[..., WorkerProcess]
+) -> None:
+    worker = ready(start_worker, stack, ANTIFRAUD_MAX_RECORD_BYTES=str(MAX_RECORD_BYTES))
+    calls = cold_calls(LIMIT + 2)
+    oversized = b'{"event_id": "big", "caller": "' + CALLER.encode() + b'", "pad": "' + b"x" * (
+        DEAD_LETTER_MAX_BYTES + 5000) + b'"}'
+    malformed = b'{"event_id": "x", "caller": '
+    producer = EventProducer(stack.kafka_bootstrap)
+    half = LIMIT // 2
+    for event in calls[:half]:  # the calls before them, then the bad ones, then the rest: one partition
+        producer.send(event)
+    producer.send_raw(topics.INPUT_TOPICS["call_record"], CALLER.encode(), oversized)
+    producer.send_raw(topics.INPUT_TOPICS["call_record"], CALLER.encode(), malformed)
+    for event in calls[half:]:
+        producer.send(event)
+    producer.flush()
+    producer.close()
+    wait_inputs(worker, len(calls) + 2)
+
+    [alert] = alerts_on_topic(stack)
+    assert alert.entity.value == CALLER
+    assert set(alert.evidence_event_ids) == {c.event_id for c in calls[:LIMIT]}, "calls on both sides counted"
+
+    dead = sorted(read_all(stack.kafka_bootstrap, topics.DEAD_LETTERS), key=lambda r: len(r.value))
+    assert [r.key for r in dead] == [CALLER.encode(), CALLER.encode()]
+    small, big = (dict(r.headers) for r in dead)
+    assert dead[0].value == malformed
+    assert small[DLQ_REASON] == b"malformed_json" and DLQ_SIZE not in small and DLQ_SHA256 not in small
+    assert big[DLQ_REASON] == b"oversized"
+    assert big[DLQ_SIZE] == str(len(oversized)).encode()
+    assert big[DLQ_SHA256] == hashlib.sha256(oversized).hexdigest().encode()
+    assert dead[1].value == oversized[:DEAD_LETTER_MAX_BYTES], "only the first bytes"
+    assert str(MAX_RECORD_BYTES).encode() in big[DLQ_DETAIL]
+    assert int(big[DLQ_OFFSET]) == half and int(small[DLQ_OFFSET]) == half + 1, "where they were, in order"
+    assert big[DLQ_TOPIC] == small[DLQ_TOPIC] == topics.INPUT_TOPICS["call_record"].encode()
+    assert big[DLQ_PARTITION] == small[DLQ_PARTITION]
+
+    samples = worker.scrape()
+    assert metric_sum(samples, "antifraud_dead_letters_total", reason="oversized") == 1
+    assert metric_sum(samples, "antifraud_dead_letters_total", reason="malformed_json") == 1
+    assert metric_sum(samples, "antifraud_events_consumed_total", topic=topics.INPUT_TOPICS["call_record"]) \
+        == len(calls) + 2
+
+
+@pytest.mark.xfail(reason="streams/loop.py InputLoop: records aiokafka fetches for a newly assigned partition "
+                          "while on_partitions_assigned is still seeking are pushed into the merger, then read "
+                          "again from the seeked offset: processed twice (dead letters, interceptions doubled)",
+                   strict=True)
+def test_records_on_the_topics_before_the_worker_takes_its_partitions_are_processed_once(
+    stack: Endpoints, start_worker: Callable[..., WorkerProcess]
+) -> None:
+    calls = cold_calls(LIMIT + 5)
+    produce(stack, calls, BROKEN)
+    worker = start_worker()
+    wait_consumed(worker, len(calls) + len(BROKEN))
+    wait_for(lambda: len(alerts_on_topic(stack)) >= 1, what="the burst's alert")
+    dead = read_all(stack.kafka_bootstrap, topics.DEAD_LETTERS)
+    samples = worker.scrape()
+    assert sorted(r.value for r in dead) == sorted(v for _, v in BROKEN)
+    assert metric_sum(samples, "antifraud_events_consumed_total") == len(calls) + len(BROKEN)
+    assert metric_sum(samples, "antifraud_late_records_total") == 0
