@@ -30,7 +30,8 @@ system-deps:
 demo: $(STAMP)
 	$(BIN)/antifraud demo
 
-test: $(STAMP)
+# The tests drive Chromium and Prometheus: `make test` installs them itself on a fresh machine (as root).
+test: $(STAMP) system-deps
 	$(BIN)/python -m pytest
 
 worker: $(STAMP)

@@ -1,11 +1,14 @@
 """A redis-server of a test's own, with AOF (``appendfsync always``), which the test can kill (SIGKILL)
 and start again on the same port and data: what survives a crash is what the AOF holds."""
 
+import asyncio
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 
 import pytest
+import redis.asyncio
+from redis.asyncio import Redis
 
 from antifraud.stack.embedded import redis_answers, redis_server_binary
 from antifraud.stack.process import free_port, spawn, stop
@@ -43,3 +46,16 @@ def aof_redis(tmp_path: Path) -> Iterator[AofRedis]:
     yield server
     if server.proc is not None:
         stop(server.proc)
+
+
+def on_redis(url: str, body: Callable[[Redis], Awaitable[None]]) -> None:
+    """Run ``body`` with a client of the redis-server at ``url``, closed afterwards."""
+
+    async def run() -> None:
+        client = redis.asyncio.Redis.from_url(url)
+        try:
+            await body(client)
+        finally:
+            await client.aclose()
+
+    asyncio.run(run())

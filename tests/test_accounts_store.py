@@ -20,22 +20,12 @@ from streams.topics import ALERTS
 from tests.stream_helpers import ListSink, run_stream
 from tests.test_card_opening import BANKS, ID, card
 from tests.test_card_trade import CARD, HOLDER, OLD, OPENING, T0, info_of, paid, person
+from tests.redis_helpers import on_redis
 
 THRESHOLDS = load_thresholds()
 DELAY = THRESHOLDS.stream.cross_entity_delay_seconds
 HORIZON = THRESHOLDS.account_registry.horizon_days * 86400
 OPENERS = THRESHOLDS.card_opening.history_days * 86400
-
-
-def on_redis(url: str, body: Callable[[Redis], Awaitable[None]]) -> None:
-    async def run() -> None:
-        client = redis.asyncio.Redis.from_url(url)
-        try:
-            await body(client)
-        finally:
-            await client.aclose()
-
-    asyncio.run(run())
 
 
 async def checkpoint(client: Redis, *stores: Store) -> None:

@@ -19,22 +19,12 @@ from streams.stages import BankingFacts, CallStage
 from streams.topics import ALERTS
 from tests.stream_helpers import run_stream
 from tests.test_fraud_number import FRAUD, PHONE_A, T0, call, cold_calls, snapshot
+from tests.redis_helpers import on_redis
 
 THRESHOLDS = load_thresholds()
 LIMITS = THRESHOLDS.fraud_number
 DELAY = THRESHOLDS.stream.cross_entity_delay_seconds
 WINDOW = LIMITS.profile_window_seconds
-
-
-def on_redis(url: str, body: Callable[[Redis], Awaitable[None]]) -> None:
-    async def run() -> None:
-        client = redis.asyncio.Redis.from_url(url)
-        try:
-            await body(client)
-        finally:
-            await client.aclose()
-
-    asyncio.run(run())
 
 
 async def checkpoint(client: Redis, *stores: Store) -> None:

@@ -55,7 +55,14 @@ class Counts:
         self.discard()
 
 
-class ThirdCall:
+class NothingToRead:
+    """A stage whose state is all in memory: nothing to read before a batch."""
+
+    async def prefetch(self, inputs: Sequence[Input], timers: Sequence[Timer], bound: float) -> None:
+        pass
+
+
+class ThirdCall(NothingToRead):
     """Alerts on a caller's third call and sets a timer an hour later; fails on a call to 99999."""
 
     name = "third-call"
@@ -66,9 +73,6 @@ class ThirdCall:
         self.counts = Counts()
         self.stores = (self.counts,)
         self.followed: list[float] = []
-
-    async def prefetch(self, inputs: Sequence[Input], timers: Sequence[Timer], bound: float) -> None:
-        pass
 
     async def run(self, items: Sequence[Item]) -> StageResult:
         result = StageResult()
@@ -171,7 +175,7 @@ def test_a_record_older_than_the_last_bound_is_late_and_still_processed() -> Non
 # -- what one entity tells another, the delay later -------------------------------------------------
 
 
-class Tells:
+class Tells(NothingToRead):
     """A call tells its callee, ``DELAY`` later (a timer sent to the callee's entity); a caller who has been
     called twice before it calls alerts. The result depends on the delay being kept exactly, whatever the
     batches."""
@@ -183,9 +187,6 @@ class Tells:
     def __init__(self) -> None:
         self.called = Counts()
         self.stores = (self.called,)
-
-    async def prefetch(self, inputs: Sequence[Input], timers: Sequence[Timer], bound: float) -> None:
-        pass
 
     async def run(self, items: Sequence[Item]) -> StageResult:
         result = StageResult()
@@ -258,7 +259,7 @@ def test_a_timer_told_to_an_entity_this_worker_does_not_own_is_stored_for_its_ow
     assert stage.called.staged == {mine: 1}, "the owned one ran in the batch"
 
 
-class Pieces:
+class Pieces(NothingToRead):
     """Keeps the items of each run: the pieces the pipeline cut."""
 
     name = "pieces"
@@ -268,9 +269,6 @@ class Pieces:
 
     def __init__(self) -> None:
         self.runs: list[list[float]] = []
-
-    async def prefetch(self, inputs: Sequence[Input], timers: Sequence[Timer], bound: float) -> None:
-        pass
 
     async def run(self, items: Sequence[Item]) -> StageResult:
         self.runs.append([item.at - T0 for item in items])

@@ -12,21 +12,11 @@ from antifraud.state.store import FactTable, OwnedStore, Staged
 from antifraud.state.transfer_risk import AccountCodec, InflowCodec
 from antifraud.thresholds import load_thresholds
 from detectors.transfer_risk import Account, AccountChange, Flow, add_outflow
+from tests.redis_helpers import on_redis
 
 LIMITS = load_thresholds().transfer_risk
 T0 = 1_772_400_000.0
 DELAY = 30.0
-
-
-def on_redis(url: str, body: Callable[[Redis], Awaitable[None]]) -> None:
-    async def run() -> None:
-        client = redis.asyncio.Redis.from_url(url)
-        try:
-            await body(client)
-        finally:
-            await client.aclose()
-
-    asyncio.run(run())
 
 
 async def checkpoint(client: Redis, *stores: OwnedStore[Account, AccountChange] | FactTable[Flow]) -> None:

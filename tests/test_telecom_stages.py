@@ -25,6 +25,7 @@ from detectors.window import EntityChange, EntityState, Seen
 from streams.topics import ALERTS, INTERCEPTIONS, VICTIM_WARNINGS
 from tests.stream_helpers import ListSink, run_stream
 from tests.test_fraud_number import call, cold_calls
+from tests.redis_helpers import on_redis
 
 T0 = datetime(2026, 3, 1, 10, 0, tzinfo=timezone.utc)
 THRESHOLDS = load_thresholds()
@@ -32,17 +33,6 @@ DELAY = THRESHOLDS.stream.cross_entity_delay_seconds
 CAP = THRESHOLDS.interception.max_victim_warnings_per_number
 LISTED = "17012340005"
 ENTRY = BlockEntry(number=LISTED, action="block", reason="confirmed", source="case:9", listed_at=T0 - timedelta(days=1))
-
-
-def on_redis(url: str, body: Callable[[Redis], Awaitable[None]]) -> None:
-    async def run() -> None:
-        client = redis.asyncio.Redis.from_url(url)
-        try:
-            await body(client)
-        finally:
-            await client.aclose()
-
-    asyncio.run(run())
 
 
 def produced(sink: ListSink, topic: str) -> list[dict[str, Any]]:

@@ -29,6 +29,7 @@ from streams.stages import BankingFacts, TransferStage, build_stages
 from streams.topics import ALERTS, INPUT_TOPICS
 from tests.stream_helpers import ListSink, run_stream
 from tests.test_transfer_risk import FRAUD_NUMBER, MULE, NEXT_HOP, T0, VICTIM, VICTIM_PHONE, Facts, _mule_day, transfer
+from tests.redis_helpers import on_redis
 
 THRESHOLDS = load_thresholds()
 LIMITS = THRESHOLDS.transfer_risk
@@ -37,17 +38,6 @@ HISTORY = LIMITS.history_days * 86400
 TRANSFERS = INPUT_TOPICS["bank_transfer"]
 BLACKLISTED = "6222000000000999"
 OTHER_PHONE = "13900000002"
-
-
-def on_redis(url: str, body: Callable[[Redis], Awaitable[None]]) -> None:
-    async def run() -> None:
-        client = redis.asyncio.Redis.from_url(url)
-        try:
-            await body(client)
-        finally:
-            await client.aclose()
-
-    asyncio.run(run())
 
 
 async def checkpoint(client: Redis, *stores: Store) -> None:
