@@ -131,6 +131,11 @@ class InputLoop(ConsumerRebalanceListener):
         """Made in :meth:`run` (aiokafka clients belong to the running event loop)."""
         self._next: dict[TopicPartition, int] = {}
         """Per owned partition, the offset after the last record fetched."""
+        self._to_seek: set[TopicPartition] = set()
+        """Partitions to be read from ``_next`` on: newly assigned, or rewound. The seek is made by the loop
+        between fetches, and what the fetch before it returned of them is dropped: aiokafka may hand out
+        records it fetched from where it had positioned a partition itself (they would be read twice, the
+        second time late)."""
         self._published = -math.inf
         """The last watermark :meth:`_publish_low` published."""
         self._after: dict[TopicPartition, float] = {}
@@ -146,19 +151,13 @@ class InputLoop(ConsumerRebalanceListener):
             for tp in gone:
                 self._next.pop(tp, None)
                 self._after.pop(tp, None)
+                self._to_seek.discard(tp)
 
     async def on_partitions_assigned(self, assigned: Sequence[KafkaPartition]) -> None:
         async with self.lock:
             mine = [(tp.topic, tp.partition) for tp in assigned]
             resume = await self.engine.claim(mine)
-            for tp in assigned:
-                offset = resume.get((tp.topic, tp.partition))
-                if offset is None:
-                    await self.consumer.seek_to_beginning(tp)
-                else:
-                    self.consumer.seek(tp, offset)
-                self._next[(tp.topic, tp.partition)] = offset or 0
-            self.merger.assign(mine, time.monotonic())
+            self._resume(mine, resume)
             log.info("owning %d input partitions now", len(self.engine.owned))
 
     async def _commit(self, offsets: dict[TopicPartition, int]) -> None:
@@ -210,7 +209,20 @@ class InputLoop(ConsumerRebalanceListener):
                 raise
             await asyncio.sleep(POLL_MS / 1000)  # Redis away: the round's own calls wait and retry
 
+    def _resume(self, partitions: Sequence[TopicPartition], offsets: dict[TopicPartition, int]) -> None:
+        """Read ``partitions`` again from ``offsets`` (absent: from the start), forgetting what was fetched."""
+        self.merger.revoke(partitions)
+        self.merger.assign(partitions, time.monotonic())
+        for tp in partitions:
+            self._next[tp] = offsets.get(tp, 0)  # below the log's start: auto_offset_reset="earliest"
+            self._after.pop(tp, None)
+            self._to_seek.add(tp)
+
     def _push(self, fetched: dict[KafkaPartition, list[ConsumerRecord]]) -> None:
+        for tp in self._to_seek:
+            fetched.pop(KafkaPartition(*tp), None)
+            self.consumer.seek(KafkaPartition(*tp), self._next[tp])
+        self._to_seek.clear()
         limit = self.settings.max_record_bytes
         latest = time.time() + self.thresholds.holds.max_event_time_ahead_minutes * 60
         now = time.monotonic()
@@ -272,13 +284,7 @@ class InputLoop(ConsumerRebalanceListener):
         """After a refused checkpoint: the partitions still owned are read again from the offsets Redis holds
         (the batch's records are gone from the merger); the moved ones leave at the coming rebalance."""
         owned = sorted(self.engine.owned)
-        resume = await until_through(lambda: self.engine.progress.offsets(owned), "progress")
-        self.merger.revoke(owned)
-        self.merger.assign(owned, time.monotonic())
-        for tp in owned:
-            self.consumer.seek(KafkaPartition(*tp), resume.get(tp, 0))
-            self._next[tp] = resume.get(tp, 0)
-            self._after.pop(tp, None)
+        self._resume(owned, await until_through(lambda: self.engine.progress.offsets(owned), "progress"))
 
     def _flow(self) -> None:
         """Pause fetching a partition far ahead of the others (its records wait in memory for the bound)."""

@@ -67,8 +67,7 @@ def ready(start_worker: Callable[..., WorkerProcess], endpoints: Endpoints, **en
 def warm_up(endpoints: Endpoints, worker: WorkerProcess) -> None:
     """Wait until ``worker`` owns its input partitions and has read them up to their ends: one SIM
     registration (of a person of its own, none else in the tests, dated long before every other event, so
-    that it changes no result) is produced and waited for. Records produced from then on are read once; records already
-    on a partition while the worker takes it are read twice (the xfail test at the end of this file)."""
+    that it changes no result) is produced and waited for. Records produced from then on are read once."""
     before = len(read_all(endpoints.kafka_bootstrap, SIMS, settle=0.2))
     produce(endpoints, [SimRegistration(
         event_id=f"warm-up-{before}", event_time=datetime(2020, 1, 1, tzinfo=timezone.utc), carrier="cmcc",
@@ -279,10 +278,6 @@ def test_an_oversized_and_a_malformed_record_are_dead_lettered_and_the_records_a
         == len(calls) + 2
 
 
-@pytest.mark.xfail(reason="streams/loop.py InputLoop: records aiokafka fetches for a newly assigned partition "
-                          "while on_partitions_assigned is still seeking are pushed into the merger, then read "
-                          "again from the seeked offset: processed twice (dead letters, interceptions doubled)",
-                   strict=True)
 def test_records_on_the_topics_before_the_worker_takes_its_partitions_are_processed_once(
     stack: Endpoints, start_worker: Callable[..., WorkerProcess]
 ) -> None:
