@@ -40,7 +40,7 @@ from redis.asyncio import Redis
 
 from antifraud.state import keys
 from antifraud.state.accounts import FlaggedCodec, OpenedCodec
-from antifraud.state.transfer_risk import CallCodec, InflowCodec, encode_outflow
+from antifraud.state.transfer_risk import CallCodec, InflowCodec, OutflowCodec
 from antifraud.stack.embedded import EmbeddedStack
 from antifraud.stack.process import free_port, spawn, stop
 from antifraud.web.auth import token_sha256
@@ -76,7 +76,7 @@ async def seed(redis_url: str) -> None:
         for i in range(PAYERS):
             flows = [Flow(f"e{i}-{k}", now - 86400 * (k + 1) / 2, payee((i + k) % PAYERS), 200_000 + 1000 * k,
                           "counter", False) for k in reversed(range(OUTFLOWS))]
-            pipe.rpush(keys.TRANSFER_OUT.key(payer(i)), *(encode_outflow(f) for f in flows))
+            pipe.zadd(keys.TRANSFER_OUT.key(payer(i)), {OutflowCodec().encode(f): f.at for f in flows})
             inflow = Flow(f"e{i}-in", now - 3600, payer(i), 300_000, "counter", False)
             pipe.zadd(keys.INFLOWS.key(payee(i)), {InflowCodec().encode(inflow): inflow.at})
             opened = AccountInfo(now - 86400 * 5, f"id{i % 500}", "icbc", "B1", f"o{i}")

@@ -210,7 +210,7 @@ class NumberChange:
     """What to write back for one number: the calls added, and the new quiet period if one began."""
 
     added: list[OutCall] = field(default_factory=list)
-    alerted_until: float | None = None
+    quiet_until: float | None = None
 
 
 @dataclass
@@ -251,7 +251,7 @@ def detect(calls: Sequence[CallRecord], profiles: Mapping[str, Profile], callbac
         total = score(values, limits)
         if total >= limits.alert_score:
             alerts.append(_alert(number, profile, values, total, limits))
-            profile.alerted_until = change.alerted_until = kept.at + limits.profile_window_seconds
+            profile.alerted_until = change.quiet_until = kept.at + limits.profile_window_seconds
     return FraudNumberResult(
         alerts=alerts, changes=changes,
         called_by=[(c.callee, c.caller, c.event_time.timestamp()) for c in calls],

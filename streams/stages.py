@@ -43,11 +43,11 @@ from antifraud.holds.service import HoldLedger, audit_entry
 from antifraud.state import keys
 from antifraud.state.accounts import FlaggedCodec, OpenedCodec
 from antifraud.state.fake_base_station import configured_registry
-from antifraud.state.fraud_number import CalledByCodec, ProfileCodec, WarnedCodec
+from antifraud.state.fraud_number import CalledByCodec, WarnedCodec, profile_codec
 from antifraud.state.holds import PayeeSideCodec
 from antifraud.state.money_trail import TrailCodec, TrailEntry
 from antifraud.state.store import FactTable, OwnedStore, Staged, Store
-from antifraud.state.transfer_risk import AccountCodec, CallCodec, FlagCodec, InflowCodec, blacklisted
+from antifraud.state.transfer_risk import CallCodec, FlagCodec, InflowCodec, account_codec, blacklisted
 from antifraud.state.window import WindowCodec
 from antifraud.thresholds import Thresholds
 from detectors import (
@@ -134,7 +134,7 @@ class CallStage:
         self.interception_limits = thresholds.interception
         ttl = 2 * limits.profile_window_seconds
         self.redis = redis
-        self.profiles = OwnedStore(redis, ProfileCodec(limits))
+        self.profiles = OwnedStore(redis, profile_codec(limits))
         self.warned = OwnedStore(redis, WarnedCodec(ttl))
         self.called_by: FactTable[tuple[str, float]] = FactTable(
             redis, keys.CALLED_BY, CalledByCodec(), delay=delay, keep_seconds=ttl, margin_seconds=2 * delay,
@@ -371,7 +371,7 @@ class TransferStage:
         self.card_trade_limits = thresholds.card_trade
         self.redis = redis
         self.delay = delay
-        self.accounts = OwnedStore(redis, AccountCodec(self.limits))
+        self.accounts = OwnedStore(redis, account_codec(self.limits))
         self.inflows = facts.inflows
         self.flags = facts.flags
         self.reached = facts.reached

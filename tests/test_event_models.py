@@ -173,6 +173,7 @@ def test_malformed_json(raw: bytes) -> None:
         pytest.param(SimRegistration, {"msisdn": "138-1234-5678"}, "msisdn", id="msisdn_with_dashes"),
         pytest.param(FraudReport, {"reported_numbers": ["17012340001", "call-me"]}, "reported_numbers", id="list_phone"),
         pytest.param(CallRecord, {"callee": OMIT}, "callee", id="missing_field"),
+        pytest.param(CallRecord, {"event_id": "cdr\x1f7"}, "event_id", id="event_id_with_a_control_character"),
     ],
 )
 def test_schema_violation_names_the_field(model: type[Event], changes: dict[str, object], field: str) -> None:

@@ -349,7 +349,7 @@ def test_quiet_for_a_profile_window_after_an_alert_then_alerts_again() -> None:
     [alert] = result.alerts
     until = state.profiles[FRAUD].alerted_until
     assert until == alert.window_end.timestamp() + LIMITS.profile_window_seconds
-    assert [c.alerted_until for c in result.changes[FRAUD] if c.alerted_until is not None] == [until]
+    assert [c.quiet_until for c in result.changes[FRAUD] if c.quiet_until is not None] == [until]
     # A second burst from 15 minutes before the quiet period ends, a call every 30 s.
     burst = cold_calls(40, until - T0.timestamp() - 900, first=100, switch_at=3, step=30)
     [again] = run(burst, state)[0].alerts

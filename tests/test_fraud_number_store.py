@@ -11,7 +11,8 @@ from redis.asyncio import Redis
 
 from antifraud.events.models import CallRecord
 from antifraud.state import keys
-from antifraud.state.fraud_number import CalledByCodec, ProfileCodec, WarnedCodec
+from antifraud.state.fraud_number import CalledByCodec, WarnedCodec, profile_codec
+from antifraud.state.kept import KeptLog
 from antifraud.state.store import FactTable, OwnedStore, Store
 from antifraud.thresholds import load_thresholds
 from detectors.fraud_number import NumberChange, OutCall, Profile, detect, out_call
@@ -37,11 +38,13 @@ async def checkpoint(client: Redis, *stores: Store) -> None:
         store.committed()
 
 
-class CountingCodec(ProfileCodec):
+class CountingCodec(KeptLog[OutCall, Profile]):
     """The production codec, counting the numbers it is asked to read."""
 
     def __init__(self) -> None:
-        super().__init__(LIMITS)
+        codec = profile_codec(LIMITS)
+        super().__init__(codec.items, codec.quiet, codec.codec, codec.build, window_seconds=codec.window_seconds,
+                         cap=codec.cap, ttl_seconds=codec.ttl_seconds)
         self.loaded: list[str] = []
 
     async def load(self, redis: Redis, keys: Sequence[str]) -> dict[str, Profile]:
@@ -64,7 +67,7 @@ async def write_calls(client: Redis, store: OwnedStore[Profile, NumberChange], n
 
 
 async def read_back(client: Redis, number: str) -> Profile:
-    fresh = OwnedStore(client, ProfileCodec(LIMITS))
+    fresh = OwnedStore(client, profile_codec(LIMITS))
     await fresh.ensure([number])
     return fresh.get(number)
 
@@ -107,13 +110,13 @@ def test_a_batch_reads_nothing_back_and_writes_only_its_calls(redis_url: str) ->
         await write_calls(client, store, FRAUD, history)
         assert codec.loaded == [FRAUD]
         stored = keys.FRAUD_NUMBER_CALLS.key(FRAUD)
-        assert await client.llen(stored) == LIMITS.max_calls_kept
+        assert await client.zcard(stored) == LIMITS.max_calls_kept
         profile = await write_calls(client, store, FRAUD, new)
         assert codec.loaded == [FRAUD]  # the profile stayed in memory: no history read again
         assert [c.event_id for c in profile.window[-2:]] == [c.event_id for c in new]
-        rows = [r if isinstance(r, bytes) else r.encode() for r in await client.lrange(stored, 0, -1)]
-        listed = [raw.decode().split(" ")[1] for raw in rows]
-        assert listed == [c.event_id for c in history[2:] + new]  # appended, the oldest trimmed
+        rows = [r if isinstance(r, bytes) else r.encode() for r in await client.zrange(stored, 0, -1)]
+        listed = [raw.decode().split("\x1f")[0] for raw in rows]
+        assert listed == [c.event_id for c in history[2:] + new]  # added, the oldest trimmed
         assert snapshot(await read_back(client, FRAUD)) == snapshot(profile)
 
     on_redis(redis_url, body)
@@ -123,7 +126,7 @@ def test_the_quiet_period_and_expiry_are_written(redis_url: str) -> None:
     calls = cold_calls(25, switch_at=12)
 
     async def body(client: Redis) -> None:
-        store = OwnedStore(client, ProfileCodec(LIMITS))
+        store = OwnedStore(client, profile_codec(LIMITS))
         await store.ensure([FRAUD])
         profiles = store.states([FRAUD])
         result = detect(calls, profiles, lambda number, at: {}, LIMITS)
@@ -141,16 +144,12 @@ def test_the_quiet_period_and_expiry_are_written(redis_url: str) -> None:
     on_redis(redis_url, body)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "antifraud/state/fraud_number.py _WRITE: LTRIM keeps the last max_calls_kept calls appended, the profile the "
-    "newest max_calls_kept by time: a late call older than every kept call of a full profile is dropped in "
-    "memory and kept in Redis, whose oldest call goes instead"))
 def test_a_late_call_at_the_cap_reads_back_as_kept(redis_url: str) -> None:
     full = [out_call(c) for c in cold_calls(LIMITS.max_calls_kept, 600, duration=90, step=30)]
     late = out_call(call("late", FRAUD, "13899990000", 300))
 
     async def body(client: Redis) -> None:
-        store = OwnedStore(client, ProfileCodec(LIMITS))
+        store = OwnedStore(client, profile_codec(LIMITS))
         await write_calls(client, store, FRAUD, full)
         profile = await write_calls(client, store, FRAUD, [late])
         assert profile.window == full  # the late call is the oldest: past the cap, it goes at once
@@ -159,15 +158,11 @@ def test_a_late_call_at_the_cap_reads_back_as_kept(redis_url: str) -> None:
     on_redis(redis_url, body)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "antifraud/state/fraud_number.py _encode/_decode: fields are joined by spaces, so a call whose event_id "
-    "holds a space (the event model allows any 1-128 characters) is written but cannot be read back "
-    "(ValueError in _decode)"))
 def test_an_event_id_with_a_space_reads_back(redis_url: str) -> None:
     kept = OutCall((T0.timestamp()), "cdr 2026 7", "13800000001", 8, False, PHONE_A)
 
     async def body(client: Redis) -> None:
-        store = OwnedStore(client, ProfileCodec(LIMITS))
+        store = OwnedStore(client, profile_codec(LIMITS))
         profile = await write_calls(client, store, FRAUD, [kept])
         assert (await read_back(client, FRAUD)).window == profile.window == [kept]
 

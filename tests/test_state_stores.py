@@ -9,7 +9,7 @@ from redis.asyncio import Redis
 
 from antifraud.state import keys
 from antifraud.state.store import FactTable, OwnedStore, Staged
-from antifraud.state.transfer_risk import AccountCodec, InflowCodec
+from antifraud.state.transfer_risk import InflowCodec, account_codec
 from antifraud.thresholds import load_thresholds
 from detectors.transfer_risk import Account, AccountChange, Flow, add_outflow
 from tests.redis_helpers import on_redis
@@ -39,7 +39,7 @@ def apply(change: Staged) -> None:
 
 def test_owned_state_written_through_reads_back_as_it_was_kept(redis_url: str) -> None:
     async def body(client: Redis) -> None:
-        store = OwnedStore(client, AccountCodec(LIMITS))
+        store = OwnedStore(client, account_codec(LIMITS))
         await store.ensure(["payer"])
         account = store.get("payer")
         assert account == Account()
@@ -49,7 +49,7 @@ def test_owned_state_written_through_reads_back_as_it_was_kept(redis_url: str) -
         account.quiet_until = T0 + 600
         apply(store.stage("payer", account, AccountChange(added=flows, quiet_until=T0 + 600)))
         await checkpoint(client, store)
-        again = OwnedStore(client, AccountCodec(LIMITS))
+        again = OwnedStore(client, account_codec(LIMITS))
         await again.ensure(["payer", "nobody"])
         assert again.get("payer") == account
         assert again.get("nobody") == Account()
@@ -59,7 +59,7 @@ def test_owned_state_written_through_reads_back_as_it_was_kept(redis_url: str) -
 
 def test_a_dropped_batch_leaves_memory_as_redis_has_it(redis_url: str) -> None:
     async def body(client: Redis) -> None:
-        store = OwnedStore(client, AccountCodec(LIMITS))
+        store = OwnedStore(client, account_codec(LIMITS))
         await store.ensure(["payer"])
         account = store.get("payer")
         add_outflow(account, outflow(1, T0), LIMITS)  # advanced in place by a batch that is then dropped

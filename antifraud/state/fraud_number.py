@@ -1,10 +1,8 @@
 """Redis state of the fraud-number detector: per number its kept calls and quiet period (owned), and
 who called it and which subscribers listed or flagged numbers reached (facts).
 
-- ``fn:calls:{number}``: list of the kept outbound calls, appended per batch (``RPUSH``) and trimmed to
-  ``max_calls_kept`` (``LTRIM``): writing a batch costs its new calls, whatever the number's history.
-  On reading, the calls outside the profile window of the newest are dropped.
-- ``fn:quiet:{number}``: until when the number gets no new alert.
+- ``fn:kept:{number}`` and ``fn:quiet:{number}``: the number's calls in its profile window (at most
+  ``max_calls_kept``) and until when it gets no new alert, as a log (``antifraud/state/kept.py``).
 - ``iv:warned:{number}``: the victims already warned about it (the per-number cap).
 
 Keys expire two profile windows after their last write. Only the worker owning the caller's partition
@@ -17,81 +15,32 @@ from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
 from antifraud.state.keys import FRAUD_NUMBER_CALLS, FRAUD_NUMBER_QUIET, WARNED
+from antifraud.state.kept import SEP, KeptLog
 from antifraud.state.store import Lua
 from antifraud.thresholds import FraudNumberThresholds
-from detectors.fraud_number import NumberChange, OutCall, Profile
-
-# KEYS: per number its calls list and its quiet key. Per number two strings: the calls joined by \x1e,
-# and the quiet epoch ('' when none).
-_LOAD = Lua("""
-local out = {}
-for k = 1, #KEYS, 2 do
-  out[#out + 1] = table.concat(redis.call('LRANGE', KEYS[k], 0, -1), '\\30')
-  out[#out + 1] = redis.call('GET', KEYS[k + 1]) or ''
-end
-return out
-""")
-
-# KEYS: per number its calls list and its quiet key; ARGV[1] ttl, ARGV[2] cap, then per number: the
-# quiet epoch ('' to leave it), n, n calls.
-_WRITE = Lua("""
-local ttl, cap = tonumber(ARGV[1]), tonumber(ARGV[2])
-local i = 3
-for k = 1, #KEYS, 2 do
-  if ARGV[i] ~= '' then redis.call('SET', KEYS[k + 1], ARGV[i], 'EX', ttl) end
-  local n = tonumber(ARGV[i + 1])
-  i = i + 2
-  for j = 1, n do
-    redis.call('RPUSH', KEYS[k], ARGV[i])
-    i = i + 1
-  end
-  if n > 0 then
-    redis.call('LTRIM', KEYS[k], -cap, -1)
-    redis.call('EXPIRE', KEYS[k], ttl)
-  end
-end
-return 0
-""")
+from detectors.fraud_number import OutCall, Profile
 
 
-def _encode(call: OutCall) -> str:
-    return f"{call.at!r} {call.event_id} {call.callee} {call.duration_s} {int(call.international)} {call.imei}"
+class KeptCallCodec:
+    """A kept call as stored: ``event_id callee duration international imei`` (``antifraud.state.kept``)."""
+
+    def at(self, call: OutCall) -> float:
+        return call.at
+
+    def encode(self, call: OutCall) -> str:
+        return SEP.join((call.event_id, call.callee, str(call.duration_s), str(int(call.international)), call.imei))
+
+    def decode(self, member: str, at: float) -> OutCall:
+        event_id, callee, duration, intl, imei = member.split(SEP)
+        return OutCall(at, event_id, callee, int(duration), intl == "1", imei)
 
 
-def _decode(raw: str) -> OutCall:
-    at, event_id, callee, duration, intl, imei = raw.split(" ")
-    return OutCall(float(at), event_id, callee, int(duration), intl == "1", imei)
-
-
-class ProfileCodec:
-    """Profiles in and out of Redis (``antifraud.state.store.OwnedCodec``)."""
-
-    def __init__(self, limits: FraudNumberThresholds) -> None:
-        self.limits = limits
-        self.ttl_seconds = 2 * limits.profile_window_seconds
-
-    def empty(self) -> Profile:
-        return Profile(self.limits)
-
-    async def load(self, redis: Redis, keys: Sequence[str]) -> dict[str, Profile]:
-        redis_keys = [k for number in keys for k in (FRAUD_NUMBER_CALLS.key(number), FRAUD_NUMBER_QUIET.key(number))]
-        rows = await _LOAD(redis, redis_keys, [])
-        profiles = {}
-        for number, calls, quiet in zip(keys, rows[::2], rows[1::2]):
-            if calls or quiet:
-                kept = [_decode(c) for c in calls.decode().split("\x1e")] if calls else []
-                profiles[number] = Profile(self.limits, kept, float(quiet) if quiet else 0.0)
-        return profiles
-
-    def write(self, pipe: Pipeline, deltas: Mapping[str, Sequence[NumberChange]]) -> None:
-        keys: list[str] = []
-        args: list[str | float | int] = [self.ttl_seconds, self.limits.max_calls_kept]
-        for number in sorted(deltas):
-            quiet = [c.alerted_until for c in deltas[number] if c.alerted_until is not None]
-            added = [call for change in deltas[number] for call in change.added]
-            keys += [FRAUD_NUMBER_CALLS.key(number), FRAUD_NUMBER_QUIET.key(number)]
-            args += [repr(quiet[-1]) if quiet else "", len(added), *(_encode(c) for c in added)]
-        _WRITE.queue(pipe, keys, args)
+def profile_codec(limits: FraudNumberThresholds) -> KeptLog[OutCall, Profile]:
+    """Profiles in and out of Redis (an ``antifraud.state.store.OwnedCodec``)."""
+    return KeptLog(FRAUD_NUMBER_CALLS, FRAUD_NUMBER_QUIET, KeptCallCodec(),
+                   lambda calls, quiet: Profile(limits, calls, quiet),
+                   window_seconds=limits.profile_window_seconds, cap=limits.max_calls_kept,
+                   ttl_seconds=2 * limits.profile_window_seconds)
 
 
 # KEYS: the numbers' warned sets. Per key its members joined by \x1e.

@@ -44,8 +44,9 @@ TIMERS = KeyFamily(
 # -- owned state ------------------------------------------------------------------------------------
 
 FRAUD_NUMBER_CALLS = KeyFamily(
-    "fn:calls:", "list", "call-records owner of the caller", "2 profile windows after the last write",
-    "the kept outbound calls, oldest first: 'epoch event_id callee duration international imei'")
+    "fn:kept:", "zset", "call-records owner of the caller", "2 profile windows after the last write",
+    "the kept outbound calls (antifraud/state/kept.py): member 'event_id \\x1f callee \\x1f duration \\x1f "
+    "international \\x1f imei'; score: the call's time")
 FRAUD_NUMBER_QUIET = KeyFamily(
     "fn:quiet:", "string", "call-records owner of the caller", "2 profile windows",
     "epoch until which the number gets no new alert")
@@ -64,8 +65,9 @@ PAYEE_HOLDS = KeyFamily(
     "hpay:", "hash", "bank-transfers owner of the payee account", "2 hold periods",
     "'h:{hold_id}' -> the held hold paying the account (JSON); 'f:{alert_id}' -> a flag on it (JSON)")
 TRANSFER_OUT = KeyFamily(
-    "tr:out:", "list", "bank-transfers owner of the payer", "history_days",
-    "the payer's kept outflows, oldest first: 'event_id epoch payee amount channel own'")
+    "tr:outflows:", "zset", "bank-transfers owner of the payer", "history_days",
+    "the payer's kept outflows (antifraud/state/kept.py): member 'event_id \\x1f payee \\x1f amount \\x1f "
+    "channel \\x1f own'; score: the transfer's time")
 TRANSFER_QUIET = KeyFamily(
     "tr:quiet:", "string", "bank-transfers owner of the account", "history_days",
     "epoch until which the account gets no new mule alert")

@@ -190,16 +190,33 @@ class FactCodec(Protocol[F]):
         """The fact stored as ``member`` at ``at`` about the entity ``key``."""
 
 
-# KEYS: the entities' keys. Per key one string: "score member" pairs separated by \x1e (members
-# never hold it), oldest first.
-_READ_FACTS = Lua("""
-local out = {}
-for k = 1, #KEYS do
-  local row = redis.call('ZRANGE', KEYS[k], 0, -1, 'WITHSCORES')
+SCORED_ROWS = """
+local function scored(key)
+  local row = redis.call('ZRANGE', key, 0, -1, 'WITHSCORES')
   local parts = {}
   for j = 1, #row, 2 do parts[#parts + 1] = row[j + 1] .. ' ' .. row[j] end
-  out[k] = table.concat(parts, '\\30')
+  return table.concat(parts, '\\30')
 end
+"""
+"""Lua: ``scored(key)``, a sorted set as one string, its "score member" pairs joined by \\x1e (members never
+hold it), lowest first; :func:`parse_scored` reads it. Scripts that read sorted sets start with it."""
+
+
+def parse_scored(row: bytes | None) -> list[tuple[float, str]]:
+    """The (score, member) pairs of a ``scored`` string."""
+    if not row:
+        return []
+    found = []
+    for pair in row.decode().split("\x1e"):
+        score, member = pair.split(" ", 1)
+        found.append((float(score), member))
+    return found
+
+
+# KEYS: the entities' keys. Per key its facts as one ``scored`` string.
+_READ_FACTS = Lua(SCORED_ROWS + """
+local out = {}
+for k = 1, #KEYS do out[k] = scored(KEYS[k]) end
 return out
 """)
 
@@ -257,12 +274,7 @@ class FactTable(Generic[F]):
         rows = await _READ_FACTS(self.redis, [self.family.key(k) for k in missing], [])
         decode = self.codec.decode
         for key, row in zip(missing, rows):
-            facts = []
-            for pair in row.decode().split("\x1e") if row else ():
-                score, member = pair.split(" ", 1)
-                at = float(score)
-                facts.append(Fact(at, member, decode(key, member, at)))
-            self._loaded[key] = facts
+            self._loaded[key] = [Fact(at, member, decode(key, member, at)) for at, member in parse_scored(row)]
 
     def visible(self, key: str, at: float) -> list[F]:
         """What is known about ``key`` at event time ``at``: the facts no newer than ``at - delay``, oldest

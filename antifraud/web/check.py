@@ -51,7 +51,8 @@ from antifraud.alerts.models import Reason
 from antifraud.state import keys as keys_
 from antifraud.state.accounts import OpenedCodec
 from antifraud.state.pipelined import PipelinedScript
-from antifraud.state.transfer_risk import CallCodec, FlagCodec, InflowCodec, account_keys, parse_accounts
+from antifraud.state.store import SCORED_ROWS, parse_scored
+from antifraud.state.transfer_risk import CallCodec, FlagCodec, InflowCodec, account_codec
 from antifraud.thresholds import FeatureRule, Thresholds, TransferRiskThresholds
 from antifraud.web.auth import Principal, Role, require
 from detectors.accounts import AccountInfo
@@ -197,22 +198,16 @@ def decide(transfer: BankTransfer, state: CheckState, thresholds: Thresholds) ->
     )
 
 
-# KEYS: per account (payer, payee) its outflows list and quiet key, then the payee's inflows, the payee's
+# KEYS: per account (payer, payee) its outflows and quiet key, then the payee's inflows, the payee's
 # and the payer's flags, the payer phone's reached calls, the payee's opening, the blacklist; ARGV[1] the
-# payee. Per list key its members joined by \x1e, per zset its "score member" pairs, the quiet epochs, the
-# blacklist bit.
-_READ = """
+# payee. Per sorted set a ``scored`` string, the quiet epochs, the blacklist bit.
+_READ = SCORED_ROWS + """
 local out = {}
 for k = 1, 4, 2 do
-  out[#out + 1] = table.concat(redis.call('LRANGE', KEYS[k], 0, -1), '\\30')
+  out[#out + 1] = scored(KEYS[k])
   out[#out + 1] = redis.call('GET', KEYS[k + 1]) or ''
 end
-for k = 5, 9 do
-  local row = redis.call('ZRANGE', KEYS[k], 0, -1, 'WITHSCORES')
-  local parts = {}
-  for j = 1, #row, 2 do parts[#parts + 1] = row[j + 1] .. ' ' .. row[j] end
-  out[#out + 1] = table.concat(parts, '\\30')
-end
+for k = 5, 9 do out[#out + 1] = scored(KEYS[k]) end
 out[#out + 1] = tostring(redis.call('SISMEMBER', KEYS[10], ARGV[1]))
 return out
 """
@@ -222,11 +217,7 @@ _NO_PHONE = "iv:reached:"
 
 
 def _facts(row: bytes, decode: Callable[[str, str, float], F], key: str) -> list[F]:
-    found = []
-    for pair in row.decode().split("\x1e") if row else ():
-        score, member = pair.split(" ", 1)
-        found.append(decode(key, member, float(score)))
-    return sorted(found, key=lambda f: getattr(f, "at", 0.0))
+    return [decode(key, member, at) for at, member in parse_scored(row)]
 
 
 class CheckReader:
@@ -235,17 +226,17 @@ class CheckReader:
 
     def __init__(self, redis: Redis, limits: TransferRiskThresholds) -> None:
         self._redis = redis
-        self._limits = limits
+        self._accounts = account_codec(limits)
         self._read = PipelinedScript(redis, _READ, numkeys=_READ_KEYS)
 
     async def read(self, transfer: BankTransfer) -> CheckState:
         payer, payee, phone = transfer.payer_account, transfer.payee_account, transfer.payer_phone or ""
-        keys = [*account_keys(payer), *account_keys(payee), keys_.INFLOWS.key(payee), keys_.FLAGS.key(payee),
+        keys = [*self._accounts.keys(payer), *self._accounts.keys(payee), keys_.INFLOWS.key(payee), keys_.FLAGS.key(payee),
                 keys_.FLAGS.key(payer), keys_.REACHED.key(phone) if phone else _NO_PHONE, keys_.OPENED.key(payee),
                 keys_.BLACKLIST.key()]
         reply = await self._read(*keys, payee)
         assert isinstance(reply, list)
-        accounts = parse_accounts([payer, payee], reply[:4], self._limits)
+        accounts = self._accounts.parse([payer, payee], reply[:4])
         inflows, payee_flags, payer_flags, reached, opened = reply[4:9]
         openings = _facts(opened, OpenedCodec().decode, payee)
         facts = CheckFacts(
