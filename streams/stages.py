@@ -589,6 +589,7 @@ class HoldStage:
         await self._read(self._bound, [i for t in _timers(items) if (i := self._hold_of(t)) is not None])
         await self.sides.ensure(t.key for t in _timers(items) if t.kind in ("hold.held", "hold.flag"))
         result = StageResult()
+        sides: dict[str, policy.PayeeSide] = {}  # changed in this run: a second message to a payee builds on the first
         for item in items:
             if isinstance(item, Input):
                 self._transfer(item.event, result)
@@ -597,7 +598,7 @@ class HoldStage:
             elif item.kind == "hold.freeze":
                 self._freeze(item, result)
             else:
-                self._payee(item, result)
+                self._payee(item, sides, result)
         return result
 
     def _moved(self, kind: str, event: HoldEvent, result: StageResult) -> None:
@@ -642,13 +643,14 @@ class HoldStage:
             requested_by=by, reason=reason)
         result.records.append(OutRecord.of(topics.FREEZE_REQUESTS, request.account, request.model_dump_json()))
 
-    def _payee(self, timer: Timer, result: StageResult) -> None:
-        side = self.sides.get(timer.key)
+    def _payee(self, timer: Timer, sides: dict[str, policy.PayeeSide], result: StageResult) -> None:
+        side = sides[timer.key] if timer.key in sides else self.sides.get(timer.key)
         now = datetime.fromtimestamp(timer.at, timezone.utc)
         if timer.kind == "hold.held":
             change = policy.on_held(side, Hold.model_validate_json(timer.data), now, self.flag_horizon)
         else:
             change = policy.on_flag(side, PayeeFlag.model_validate_json(timer.data), now, self.flag_horizon)
+        sides[timer.key] = change.side
         result.changes.append(self.sides.stage(timer.key, change.side, change.side))
         for warning in change.warnings:
             result.records.append(OutRecord.of(topics.HOLDS, warning.hold.payer_account, warning.model_dump_json()))

@@ -246,13 +246,6 @@ def late_victim() -> BankTransfer:
                          payee_name="赵六")
 
 
-LOST_UPDATE = ("HoldStage._payee (streams/stages.py) reads the payee side from the store, which a piece's changes "
-               "reach only after the stage ran: two messages to one payee in one piece (a hold.held and a hold.flag, "
-               "or two hold.held) each start from the side before the piece, the last one's side is written, and "
-               "the other's hold or flag is lost")
-
-
-@pytest.mark.xfail(reason=LOST_UPDATE, strict=True)
 def test_a_held_payment_whose_own_alert_flags_its_payee_is_warned_about_that_alert(redis_url: str) -> None:
     """The hold of a payment and the flag its own alert raises on the payee reach the payee's side at the same
     time (both the delay after the transfer): they meet, so the hold is warned about that alert too."""
@@ -270,7 +263,6 @@ def test_a_held_payment_whose_own_alert_flags_its_payee_is_warned_about_that_ale
     on_redis(redis_url, body)
 
 
-@pytest.mark.xfail(reason=LOST_UPDATE, strict=True)
 def test_two_held_payments_to_one_payee_seconds_apart_are_both_warned_about(redis_url: str) -> None:
     """Two victims pay the mule at ATMs twelve seconds apart (both holds reach its side in one piece); the
     mule alert later warns about both."""
