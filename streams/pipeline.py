@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Protocol
 
 from aiokafka.errors import KafkaError, MessageSizeTooLargeError
+from faust.exceptions import FaustError
 from redis import exceptions as redis_errors
 
 from antifraud import metrics
@@ -122,7 +123,11 @@ odd data, a value redis-py refuses) is the data's or the code's."""
 
 def is_outage(error: BaseException) -> bool:
     """Redis, the broker or the network failing (the batch waits and is tried again), or a
-    :class:`SystemicFailure`; anything else is the batch's data or the code (isolated, dead-lettered)."""
+    :class:`SystemicFailure`; anything else is the batch's data or the code (isolated, dead-lettered).
+    A client's own wrapper is judged by what it wraps (Faust raises ``ProducerSendError`` from the
+    broker's error)."""
+    if isinstance(error, FaustError) and error.__cause__ is not None:
+        return is_outage(error.__cause__)
     if isinstance(error, KafkaError):
         return not isinstance(error, MessageSizeTooLargeError)
     return isinstance(error, (*_REDIS_DOWN, OSError, SystemicFailure))

@@ -405,10 +405,6 @@ def test_only_redis_the_broker_or_the_network_failing_is_an_outage(error: Except
     assert is_outage(error) is outage
 
 
-@pytest.mark.xfail(reason="is_outage does not look through Faust's ProducerSendError to the KafkaError it wraps "
-                          "(streams/pipeline.py is_outage): the alerts agent's dead letters, produced through "
-                          "Faust (streams/app.py _dead_letter), raise instead of waiting out a broker outage",
-                   strict=True)
 @pytest.mark.parametrize("cause", [KafkaConnectionError("connection refused"), KafkaTimeoutError("metadata")])
 def test_a_broker_error_raised_through_faust_is_an_outage(cause: Exception) -> None:
     assert is_outage(_sent(cause))
