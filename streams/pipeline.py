@@ -251,26 +251,24 @@ class BatchPipeline:
                        ) -> tuple[StageResult, list[Timer]]:
         for stage in self.stages:
             await stage.prefetch(inputs, [t for t in stored_timers if self.by_timer.get(t.kind) is stage], bound)
-        queue: list[tuple[tuple[object, ...], int, Item]] = []
-        seq = 0
-        items: list[Item] = [*inputs, *stored_timers]
-        for item in items:
-            queue.append((order_key(item), seq, item))
-            seq += 1
-        heapq.heapify(queue)
+        items: list[Item] = sorted([*inputs, *stored_timers], key=order_key)  # nearly sorted already: linear
+        due: list[tuple[tuple[object, ...], Timer]] = []  # set in the batch for owned entities, due before the bound
         outcome = StageResult()
         timers_out: list[Timer] = []
-        while queue:
-            end = min(queue[0][2].at + self.delay, bound)
-            routed: dict[int, list[Item]] = {}
-            while queue and queue[0][2].at < end:
-                item = heapq.heappop(queue)[2]
-                for stage in self._route(item):
-                    routed.setdefault(id(stage), []).append(item)
-            for stage in self.stages:
-                mine = routed.get(id(stage))
-                if not mine:
-                    continue
+        at, n = 0, len(items)
+        while at < n or due:
+            first = min(items[at].at if at < n else math.inf, due[0][1].at if due else math.inf)
+            end = min(first + self.delay, bound)
+            start = at
+            while at < n and items[at].at < end:
+                at += 1
+            piece: Sequence[Item] = items[start:at]
+            if due and due[0][1].at < end:
+                told = []
+                while due and due[0][1].at < end:
+                    told.append(heapq.heappop(due)[1])
+                piece = list(heapq.merge(piece, told, key=order_key))
+            for stage, mine in self._routed(piece):
                 done = await stage.run(mine)
                 for change in done.changes:
                     change.store.apply(change.change)
@@ -278,12 +276,19 @@ class BatchPipeline:
                     if timer.at < end:
                         raise RuntimeError(f"stage {stage.name} set a {timer.kind} timer due inside its own piece")
                     if timer.at < bound and self.owns(timer) is not None:
-                        heapq.heappush(queue, (order_key(timer), seq, timer))
-                        seq += 1
+                        heapq.heappush(due, (order_key(timer), timer))
                     else:
                         timers_out.append(timer)
                 outcome.extend(done)
         return outcome, timers_out
+
+    def _routed(self, piece: Sequence[Item]) -> list[tuple[Stage, list[Item]]]:
+        """Each stage with its items of the piece, in the piece's order, stages in their order."""
+        routed: dict[int, list[Item]] = {}
+        for item in piece:
+            for stage in self._route(item):
+                routed.setdefault(id(stage), []).append(item)
+        return [(stage, routed[id(stage)]) for stage in self.stages if id(stage) in routed]
 
     def _route(self, item: Item) -> Sequence[Stage]:
         if isinstance(item, Timer):

@@ -377,7 +377,9 @@ class TransferStage:
         self.reached = facts.reached
         self.opened = facts.opened
         self.trail = facts.trail
-        self.blacklist: frozenset[str] = frozenset()
+        self.blacklist: set[str] = set()
+        """The blacklisted accounts among those looked up in this batch (:attr:`looked_up`)."""
+        self.looked_up: set[str] = set()
         self.view = _TransferView(self)
         self.stores: Sequence[Store] = (self.accounts, self.inflows, facts.flags.table, facts.reached, facts.opened,
                                         facts.trail)
@@ -395,15 +397,22 @@ class TransferStage:
     async def prefetch(self, inputs: Sequence[Input], timers: Sequence[Timer], bound: float) -> None:
         transfers = _of_kind(inputs, "bank_transfer")
         await self._ensure(transfers, {t.key for t in timers} | {t.payee_account for t in transfers})
-        self.blacklist = await blacklisted(self.redis, {t.payee_account for t in transfers})
+        self.blacklist.clear()
+        self.looked_up.clear()
+        await self._look_up({t.payee_account for t in transfers})
+
+    async def _look_up(self, payees: set[str]) -> None:
+        """Which of ``payees`` are on the credit blacklist (read once a batch)."""
+        missing = payees - self.looked_up
+        if missing:
+            self.blacklist |= await blacklisted(self.redis, missing)
+            self.looked_up |= missing
 
     async def run(self, items: Sequence[Item]) -> StageResult:
         transfers: list[BankTransfer] = _events(items)
         checks = [InflowCheck(t.at, t.key, t.data) for t in _timers(items)]
         await self._ensure(transfers, {c.account for c in checks})
-        missing = {t.payee_account for t in transfers} - self.blacklist
-        if missing:
-            self.blacklist |= await blacklisted(self.redis, missing)
+        await self._look_up({t.payee_account for t in transfers})
         named = {t.payer_account for t in transfers} | {c.account for c in checks}
         accounts = self.accounts.states(named)
         ordered: list[BankTransfer | InflowCheck] = [
@@ -573,14 +582,16 @@ class HoldStage:
             return str(orjson.loads(timer.data)[0])
         return None
 
-    async def _read(self, bound: float, hold_ids: Iterable[str]) -> None:
+    async def _read(self, bound: float, hold_ids: Iterable[str], *, advance: bool = False) -> None:
+        """Read the holds not known yet; with ``advance``, raise the ledger's clock to ``bound`` too."""
         missing = [i for i in hold_ids if i not in self.moves.book]
-        _, found = await self.ledger.advance(datetime.fromtimestamp(bound, timezone.utc), missing)
-        self.moves.book.update(found)
+        if missing or advance:
+            _, found = await self.ledger.advance(datetime.fromtimestamp(bound, timezone.utc), missing)
+            self.moves.book.update(found)
 
     async def prefetch(self, inputs: Sequence[Input], timers: Sequence[Timer], bound: float) -> None:
         self._bound = bound
-        await self._read(bound, [i for t in timers if (i := self._hold_of(t)) is not None])
+        await self._read(bound, [i for t in timers if (i := self._hold_of(t)) is not None], advance=True)
         transfers = _of_kind(inputs, "bank_transfer")
         told = {t.payee_account for t in transfers} | {t.payer_account for t in transfers}  # held or flagged
         await self.sides.ensure(told | {t.key for t in timers if t.kind in ("hold.held", "hold.flag")})
