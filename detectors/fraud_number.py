@@ -236,7 +236,9 @@ def detect(calls: Sequence[CallRecord], profiles: Mapping[str, Profile], callbac
         kept = out_call(call)
         if not profile.add(kept):
             continue
-        change = changes.setdefault(number, NumberChange())
+        change = changes.get(number)
+        if change is None:
+            change = changes[number] = NumberChange()
         change.added.append(kept)
         if kept.at < profile.alerted_until or profile.calls[-1] is not kept:
             continue  # quiet, or a late call: not the newest, so not what the window ends at

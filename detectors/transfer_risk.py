@@ -316,7 +316,10 @@ class _Run:
         self.result = TransferRiskResult()
 
     def change(self, name: str) -> AccountChange:
-        return self.result.changes.setdefault(name, AccountChange())
+        change = self.result.changes.get(name)
+        if change is None:
+            change = self.result.changes[name] = AccountChange()
+        return change
 
     def flag(self, name: str, alert: Alert, at: float) -> None:
         self.result.flags.append((name, Flag(alert.alert_id, alert.detector, alert.score, at,
