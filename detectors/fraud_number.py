@@ -148,7 +148,9 @@ class Profile:
 
     def features(self, called_back: Callable[[Iterable[str]], int]) -> dict[str, float] | None:
         """Feature values over the window ending at its newest call; None below the distinct-callee gate.
-        ``called_back`` counts which of the given callees had called the number back by then."""
+        ``called_back`` counts which of the given callees had called the number back by then; it costs a
+        look-up per distinct callee, so the callback ratio is left out when the other features score too
+        little for it to make an alert."""
         limits = self.limits
         count = len(self)
         distinct = len(self.callees)
@@ -156,7 +158,7 @@ class Profile:
             return None
         now = self.times[-1]
         burst_lo = bisect.bisect_right(self.times, now - limits.burst_window_seconds, self.lo)
-        return {
+        values = {
             "distinct_callees": distinct,
             "burst_calls": len(self.times) - burst_lo,
             "short_call_share": self.short / count,
@@ -164,19 +166,27 @@ class Profile:
             "international_share": self.intl / count,
             "night_share": self.night / count,
             "imei_changes": self.imei_changes,
-            "callback_ratio_max": called_back(self.callees) / distinct,
             "repeat_callee_ratio_max": 1 - distinct / count,
         }
+        if score(values, limits) + limits.callback_ratio_max.weight + _ROUNDING >= limits.alert_score:
+            values["callback_ratio_max"] = called_back(self.callees) / distinct
+        return values
 
 
 def rules(limits: FraudNumberThresholds) -> dict[str, FeatureRule]:
     return {name: getattr(limits, name) for name in FEATURES}
 
 
+_ROUNDING = 1e-6
+"""More than :func:`score`'s rounding can move a sum."""
+
+
 def score(values: Mapping[str, float], limits: FraudNumberThresholds) -> float:
-    """Sum of the weights of the features past their thresholds."""
+    """Sum of the weights of the features past their thresholds (a feature left out counts nothing)."""
     total = 0.0
     for name, rule in rules(limits).items():
+        if name not in values:
+            continue
         value = values[name]
         hit = value <= rule.threshold if name.endswith("_max") else value >= rule.threshold
         total += rule.weight if hit else 0.0

@@ -2,7 +2,7 @@
 
 import copy
 import random
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
@@ -358,3 +358,21 @@ def test_quiet_for_a_profile_window_after_an_alert_then_alerts_again() -> None:
     unquiet = copy.deepcopy(state)
     unquiet.profiles[FRAUD].alerted_until = 0.0
     assert run(burst, unquiet)[0].alerts[0].trigger == burst[0].event_id  # the same calls alert at once unquieted
+
+
+def test_the_callback_ratio_is_looked_up_only_when_it_can_make_an_alert() -> None:
+    """Its look-up costs one per distinct callee: a window whose other features score too little for any
+    callback ratio to make an alert does not pay it; one that can does, and scores with it."""
+    asked: list[int] = []
+
+    def counting(callees: Iterable[str]) -> int:
+        asked.append(len(list(callees)))
+        return 0
+
+    long_calls = Profile(LIMITS, [out_call(c) for c in cold_calls(30, step=3600, duration=600)])
+    assert (values := long_calls.features(counting)) is not None and "callback_ratio_max" not in values
+    assert asked == [] and score(values, LIMITS) + LIMITS.callback_ratio_max.weight < LIMITS.alert_score
+    fraud = Profile(LIMITS, [out_call(c) for c in cold_calls(30)])
+    assert (values := fraud.features(counting)) is not None
+    assert asked == [30] and values["callback_ratio_max"] == 0.0
+    assert score(values, LIMITS) >= LIMITS.alert_score
