@@ -33,7 +33,7 @@ def long_histories(path: Path, numbers: int = 400, calls: int = 600) -> None:
     step = timedelta(days=2) / calls
     with gzip.open(path, "wb") as out:
         for k in range(calls):
-            for n in range(numbers):
+            for n in sorted(range(numbers), key=lambda n: n % 200):  # in event-time order, as files are
                 at = START + k * step + timedelta(seconds=n % 200)
                 call = CallRecord(event_id=f"h{n}-{k}", event_time=at, caller=f"139{n:08d}",
                                   callee=f"138{(n * 31 + k % 250):08d}", start=at - timedelta(seconds=120),

@@ -67,10 +67,11 @@ class FileSink:
 
 def batches(path: Path, size: int, delay: float, report: DetectReport) -> Iterator[tuple[list[Input], float]]:
     """The file's valid events, about ``size`` at a time, each batch with its bound: the event time of
-    the next batch's first event (all events of one time in one batch); the last one's is just past its
-    newest event plus ``delay``, so what its events told other entities runs too. Bad lines are counted
-    and skipped."""
+    the next batch's first event, cut only where that is later than every event before it (so a file a
+    little out of order is cut where it can be); the last one's is just past its newest event plus
+    ``delay``, so what its events told other entities runs too. Bad lines are counted and skipped."""
     batch: list[Input] = []
+    newest = -math.inf
     for number, raw in read_lines(path):
         try:
             event = decode_any(raw)
@@ -78,13 +79,14 @@ def batches(path: Path, size: int, delay: float, report: DetectReport) -> Iterat
             report.bad_lines += 1
             continue
         item = Input.of(event, Record(INPUT_TOPICS[getattr(event, "kind")], 0, number, None, raw))
-        if len(batch) >= size and item.at > batch[-1].at:
+        if len(batch) >= size and item.at > newest:
             yield batch, item.at
             batch = []
         report.events[item.kind] += 1
         batch.append(item)
+        newest = max(newest, item.at)
     if batch:
-        yield batch, math.nextafter(max(i.at for i in batch) + delay, math.inf)
+        yield batch, math.nextafter(newest + delay, math.inf)
 
 
 def file_partitioning() -> Partitioning:

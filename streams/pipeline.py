@@ -178,6 +178,8 @@ class BatchPipeline:
         """The batch's conclusions. ``taken``: its records in merge order (dead letters among them);
         ``stored_timers``: its partitions' timers due before ``bound``; ``since``: the bound of the batch
         before (records older than it are late)."""
+        if any(item.at >= bound for item in taken if isinstance(item, Input)):
+            raise ValueError("a batch's records must all be older than its bound (the caller cut it wrong)")
         result = BatchResult(bound=bound)
         inputs: list[Input] = []
         for item in taken:

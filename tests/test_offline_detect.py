@@ -15,7 +15,7 @@ import redis.asyncio
 
 from antifraud.state.store import Store
 from antifraud.thresholds import load_thresholds
-from streams.offline import DetectReport, detect_file
+from streams.offline import DetectReport, batches, detect_file
 from streams.pipeline import StageResult
 from streams.records import Input, Item, Timer
 
@@ -90,3 +90,17 @@ def test_missing_file_is_a_clear_error(tmp_path: Path) -> None:
                              str(tmp_path / "a.jsonl")], capture_output=True, text=True, timeout=60)
     assert result.returncode == 2
     assert f"no events file {tmp_path / 'none.gz'}" in result.stderr
+
+
+def test_a_file_a_little_out_of_order_is_cut_where_every_earlier_event_is_in(tmp_path: Path) -> None:
+    """Batches end only where the next event is later than every event before it: each batch's events are
+    older than its bound (a pipeline refuses a batch that is not), and every event is run once."""
+    order = [0, 2, 1, 3, 5, 4, 8, 6, 7, 9, 12, 10, 11, 13]
+    path = tmp_path / "events.jsonl"
+    path.write_bytes(b"".join(encode(call(n)) + b"\n" for n in order))
+    report = DetectReport()
+    cut = list(batches(path, 2, 30.0, report))
+    assert [[int(i.event.event_id.split("-")[1]) for i in b] for b, _ in cut] == [
+        [0, 2, 1], [3, 5, 4], [8, 6, 7], [9, 12, 10, 11], [13]]
+    assert all(i.at < bound for b, bound in cut for i in b)
+    assert sum(report.events.values()) == len(order)

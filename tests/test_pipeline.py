@@ -282,6 +282,13 @@ def test_a_batch_runs_in_pieces_no_longer_than_the_delay() -> None:
     assert stage.runs == [[0, 10, 29], [30, 45, 59.5], [95, 100]]
 
 
+def test_a_batch_with_a_record_at_or_past_its_bound_is_refused() -> None:
+    """Its pieces could never reach that record: the caller cut the batch wrong, and says so."""
+    calls = [call(n, s) for n, s in enumerate([0, 10, 50])]
+    with pytest.raises(ValueError, match="older than its bound"):
+        asyncio.run(BatchPipeline([Pieces()], DELAY, lambda timer: None).run(calls, [], T0 + 50))
+
+
 def test_the_cross_entity_delay_must_be_positive() -> None:
     with pytest.raises(ValueError):
         BatchPipeline([ThirdCall()], 0, lambda timer: None)
