@@ -4,8 +4,8 @@ A simulated city is *retimed* to be live: its event times are squeezed, in order
 ``--rate`` events a second take to send, starting a few seconds from now, and every event is sent when
 its own (new) event time comes (an event's other times move with it). A worker (``antifraud worker``)
 on the embedded broker and redis-server reads them as they come. Latency is an alert's ``raised_at``
-(the wall clock when the worker produced it) less its ``window_end`` (the event time of what triggered
-it), the alert model's definition. Alerts a cross-entity timer raises (a mule or card-trade check, a held
+(the wall clock when the worker produced it) less the event time of the event that triggered it (its
+``trigger``; where that is no input event, its ``window_end``). Alerts a cross-entity timer raises (a mule or card-trade check, a held
 payment's payee warning) are due ``[stream] cross_entity_delay_seconds`` after their event by design;
 they are listed apart. Squeezing days into seconds changes what the detectors find, not the path an
 event takes. Run::
@@ -39,26 +39,29 @@ from streams.eventfile import read_lines
 from streams.io import read_until_idle
 
 PARTITIONS = 4
-LEAD_SECONDS = 3.0
-"""From the retimed stream's first event time to its start: the producer's set-up."""
+LEAD_SECONDS = 6.0
+"""From now to the retimed stream's first event time: the retiming and the producer's set-up."""
 TIMER_DETECTORS = frozenset({"mule_account", "card_trade", "hold_payee_flagged"})
 """Detectors whose alerts a cross-entity timer raises (due the delay after their event)."""
 
 
-def retime(events: Path, out: Path, rate: float, start: float) -> int:
-    """Write ``events`` with their times squeezed into ``count / rate`` seconds from ``start``, in order."""
+def retime(events: Path, out: Path, rate: float, start: float) -> dict[str, float]:
+    """Write ``events`` with their times squeezed into ``count / rate`` seconds from ``start``, in order;
+    each event id's new event time."""
     docs = [orjson.loads(raw) for _, raw in read_lines(events)]
     times = [decode_any(orjson.dumps(d)).event_time.timestamp() for d in docs]
     first, span = times[0], max(times[-1] - times[0], 1e-9)
     squeeze = (len(docs) / rate) / span
+    retimed = {}
     with open(out, "wb") as f:
         for doc, at in zip(docs, times):
-            shift = timedelta(seconds=start + (at - first) * squeeze - at)
+            retimed[doc["event_id"]] = start + (at - first) * squeeze
+            shift = timedelta(seconds=retimed[doc["event_id"]] - at)
             for name in ("event_time", "start", "fraud_time"):
                 if name in doc:
                     doc[name] = (datetime.fromisoformat(doc[name]) + shift).isoformat()
             f.write(orjson.dumps(doc) + b"\n")
-    return len(docs)
+    return retimed
 
 
 async def _produce(bootstrap: str, path: Path) -> dict[str, float]:
@@ -119,7 +122,8 @@ def main() -> None:
             with worker:
                 time.sleep(8)  # the group's first assignment
                 live = Path(folder) / "live.jsonl"
-                total = retime(events, live, args.rate, time.time() + LEAD_SECONDS + 2)
+                event_times = retime(events, live, args.rate, time.time() + LEAD_SECONDS)
+                total = len(event_times)
                 cpu_before = _worker_cpu(worker)
                 env = {**os.environ, "KAFKA_BOOTSTRAP": endpoints.kafka_bootstrap}
                 sent = subprocess.run([sys.executable, __file__, "--child-produce", str(live)], env=env, check=True,
@@ -135,7 +139,8 @@ def main() -> None:
     by_detector: dict[str, list[float]] = {}
     for alert in alerts:
         assert alert.raised_at is not None
-        by_detector.setdefault(alert.detector, []).append((alert.raised_at - alert.window_end).total_seconds())
+        at = event_times.get(alert.trigger, alert.window_end.timestamp())
+        by_detector.setdefault(alert.detector, []).append(alert.raised_at.timestamp() - at)
     print(f"{total} events sent at {args.rate:,.0f}/s (the producer at most {behind * 1000:.0f} ms behind); "
           f"{lag_at_end:,.0f} not yet consumed when the last was sent; worker {cpu:.1f} CPU-s "
           f"({total / max(cpu, 1e-9):,.0f} events per CPU-second)")
