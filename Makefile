@@ -8,6 +8,14 @@ STAMP   = $(VENV)/.installed
 
 .PHONY: demo test worker benchmark clean system-deps
 
+# s3rver (npm): the S3 store a durable embedded broker keeps its topics and offsets in
+# (antifraud/stack/embedded.py); the broker-restart tests and `antifraud demo --durable` use it.
+S3RVER = antifraud/stack/npm/node_modules/.bin/s3rver
+
+$(S3RVER): antifraud/stack/npm/package-lock.json
+	npm ci --prefix antifraud/stack/npm --no-audit --no-fund --loglevel=error
+	touch $(S3RVER)
+
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
@@ -27,15 +35,15 @@ system-deps:
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver prometheus fonts-wqy-microhei >/dev/null; \
 	fi
 
-demo: $(STAMP)
+demo: $(STAMP) $(S3RVER)
 	$(BIN)/antifraud demo
 
 # The tests drive Chromium and Prometheus: `make test` installs them itself on a fresh machine (as root).
-test: $(STAMP) system-deps
+test: $(STAMP) $(S3RVER) system-deps
 	$(BIN)/python -m pytest
 
 worker: $(STAMP)
 	$(BIN)/antifraud worker -l info
 
 clean:
-	rm -rf $(VENV) .pytest_cache .antifraud-data *.egg-info
+	rm -rf $(VENV) .pytest_cache .antifraud-data *.egg-info antifraud/stack/npm/node_modules

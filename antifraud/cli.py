@@ -15,6 +15,7 @@ from antifraud.config import ConfigError
 from antifraud.credit.cli import add_command as add_blacklist
 from antifraud.evaluation.cli import add_command as add_evaluate
 from antifraud.holds.cli import add_command as add_holds
+from antifraud.stack.cli import add_command as add_stack
 from antifraud.web.cli import add_command as add_web
 from simulators.cli import add_command as add_simulate
 from streams import offline, record, replay
@@ -57,6 +58,7 @@ def _add_core_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore
 
 COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [  # type: ignore[type-arg]
     _add_core_commands,
+    add_stack,
     add_simulate,
     replay.add_command,
     record.add_command,

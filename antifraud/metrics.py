@@ -79,6 +79,13 @@ COMMITTED_OFFSET = Gauge(
     "antifraud_committed_offset", "Offset the worker's consumer group has committed, per topic and partition.",
     ["topic", "partition"],
 )
+STOP_REASONS = ("broker_lost",)
+INPUT_STOPPED = Gauge(
+    "antifraud_input_stopped",
+    "1 once the worker has stopped reading its input for good, by why (it exits after a grace period that "
+    "lets Prometheus scrape this): broker_lost, the broker no longer has topics or records it had read.",
+    ["reason"],
+)
 GAUGE_REFRESH_ERRORS = Counter(
     "antifraud_gauge_refresh_errors_total",
     "Failed refreshes of the state gauges (lag, holds, cases): a source that could not be read.",
@@ -103,6 +110,8 @@ def export_known_series(input_topics: Iterable[str], detectors: Iterable[str], t
     for target in targets:
         for outcome in DELIVERY_OUTCOMES:
             DELIVERIES.labels(target=target, outcome=outcome)
+    for reason in STOP_REASONS:
+        INPUT_STOPPED.labels(reason=reason)
 
 
 class _TimedPipeline(Pipeline):

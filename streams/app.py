@@ -37,7 +37,7 @@ from antifraud.outbox import OutboxRelay
 from antifraud.thresholds import load_thresholds
 from streams import gauges, topics
 from streams.checkpoint import dead_letter, until_through
-from streams.loop import InputLoop
+from streams.loop import BrokerLost, InputLoop
 from streams.records import Record, Rejected
 
 log = logging.getLogger(__name__)
@@ -94,11 +94,18 @@ outbox_relay = OutboxRelay(redis, _send_acked)
 
 @app.task
 async def consume_inputs() -> None:
-    """The input topics, in event-time order (``streams/loop.py``); the worker stops if the loop does."""
+    """The input topics, in event-time order (``streams/loop.py``); the worker stops if the loop does.
+    When the broker has lost what the worker read, the worker says so, shows it on ``/metrics`` for
+    ``ANTIFRAUD_STOP_GRACE_SECONDS`` and exits non-zero: restarting it would not bring the records back."""
     try:
         await inputs.run()
     except asyncio.CancelledError:
         raise
+    except BrokerLost as error:
+        log.critical("the input loop stopped: %s", error)
+        metrics.INPUT_STOPPED.labels(reason="broker_lost").set(1)
+        await asyncio.sleep(settings.stop_grace_s)
+        await app.crash(error)
     except BaseException as error:
         log.critical("the input loop stopped: %s", type(error).__name__)
         await app.crash(error)

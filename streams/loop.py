@@ -62,6 +62,14 @@ MAX_ALERT_BYTES = 1 << 20
 """Room for the largest alert or stage record beside a dead letter in one produce request."""
 BATCH_LABEL = "inputs"
 """The ``topic`` label of the loop's batch metrics (a batch spans every input topic)."""
+TOPIC_CHECK_SECONDS = 5.0
+"""How often the loop asks the broker whether every input topic still exists."""
+
+
+class BrokerLost(RuntimeError):
+    """The broker no longer has what this worker has read: an input topic is gone, or a partition's log
+    ends before records already processed. A broker that restarted without its data looks like this;
+    guessing where to go on would skip or repeat records, so the worker stops instead."""
 
 
 class Round(Enum):
@@ -183,12 +191,16 @@ class InputLoop(ConsumerRebalanceListener):
         await self.consumer.start()
         self.consumer.subscribe(list(topics.INPUT_TOPICS.values()), listener=self)
         state = Round.IDLE
+        next_check = time.monotonic() + TOPIC_CHECK_SECONDS
         try:
             while True:
                 if state is Round.HELD_BACK:  # until another worker's checkpoint moves its watermark
                     await self._woken(wake)
                 fetched = await self.consumer.getmany(timeout_ms=POLL_MS if state is Round.IDLE else 0,
                                                       max_records=self.settings.batch_size)
+                if time.monotonic() >= next_check:
+                    await self._check_topics()
+                    next_check = time.monotonic() + TOPIC_CHECK_SECONDS
                 async with self.lock:
                     self._push(fetched)
                     state = await self._round()
@@ -218,6 +230,19 @@ class InputLoop(ConsumerRebalanceListener):
             self._after.pop(tp, None)
             self._to_seek.add(tp)
 
+    async def _check_topics(self) -> None:
+        missing = set(topics.INPUT_TOPICS.values()) - await self.consumer.topics()
+        if missing:
+            raise BrokerLost(f"the broker has no input topic {', '.join(sorted(missing))} any more")
+
+    def _lost(self, tp: TopicPartition, messages: Sequence[ConsumerRecord], highwater: int | None) -> None:
+        """Stop if ``tp``'s log now ends, or starts again, before what this worker has read of it."""
+        first = messages[0].offset if messages else None
+        if (highwater is not None and highwater < self._next[tp]) or (first is not None and first < self._next[tp]):
+            raise BrokerLost(
+                f"{tp[0]}[{tp[1]}] ends at offset {highwater if first is None else first} on the broker, before "
+                f"offset {self._next[tp]} this worker had read up to: the broker lost records")
+
     def _push(self, fetched: dict[KafkaPartition, list[ConsumerRecord]]) -> None:
         for tp in self._to_seek:
             fetched.pop(KafkaPartition(*tp), None)
@@ -231,6 +256,7 @@ class InputLoop(ConsumerRebalanceListener):
             tp = (ktp.topic, ktp.partition)
             if tp not in self._next:
                 continue  # fetched before the partition was revoked
+            self._lost(tp, messages, None)
             after = self._after.get(tp, -math.inf)
             pending: list[Pending] = []
             for message in messages:
@@ -245,6 +271,8 @@ class InputLoop(ConsumerRebalanceListener):
         for ktp in self.consumer.assignment():
             tp = (ktp.topic, ktp.partition)
             highwater = self.consumer.highwater(ktp)  # as of its last fetch, stale while paused
+            if tp in self._next:
+                self._lost(tp, (), highwater)
             caught_up = ktp not in paused and highwater is not None and self._next.get(tp, 0) >= highwater
             self.merger.polled(tp, caught_up, safe)
 

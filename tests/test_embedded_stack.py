@@ -95,8 +95,9 @@ def test_reports_a_service_that_exits(tmp_path: Path, monkeypatch: pytest.Monkey
     monkeypatch.delenv("REDIS_URL", raising=False)
     children: list[subprocess.Popen[bytes]] = []
 
-    def recorded_spawn(argv: list[str], *, log_path: Path) -> subprocess.Popen[bytes]:
-        children.append(spawn(argv, log_path=log_path))
+    def recorded_spawn(argv: list[str], *, log_path: Path, env: dict[str, str] | None = None
+                       ) -> subprocess.Popen[bytes]:
+        children.append(spawn(argv, log_path=log_path, env=env))
         return children[-1]
 
     monkeypatch.setattr("antifraud.stack.embedded.spawn", recorded_spawn)
@@ -106,3 +107,53 @@ def test_reports_a_service_that_exits(tmp_path: Path, monkeypatch: pytest.Monkey
     assert "did not answer" not in str(caught.value)
     assert [c.returncode for c in children] == [3]  # seen exiting by itself, not stopped by us
     assert stack.pids == []
+
+
+def test_the_stack_command_keeps_topics_records_and_offsets_across_a_restart(tmp_path: Path,
+                                                                             no_env_services: None) -> None:
+    """`antifraud stack` stopped and started again on its data folder: the records and a group's committed
+    offset are still there (the broker's in s3rver, Redis's in its AOF)."""
+    from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+    from kafka.structs import OffsetAndMetadata
+
+    from antifraud.stack.process import free_port, stop
+    from streams import topics
+
+    kafka_port, redis_port = free_port(), free_port()
+    bootstrap = f"127.0.0.1:{kafka_port}"
+    partition = TopicPartition(topics.ALERTS, 0)
+
+    def run_stack() -> "subprocess.Popen[bytes]":
+        proc = spawn([sys.executable, "-m", "antifraud", "stack", "--data", str(tmp_path / "data"), "--kafka-port",
+                      str(kafka_port), "--redis-port", str(redis_port), "--partitions", "1"],
+                     log_path=tmp_path / "stack.log")
+        wait_for(lambda: "export KAFKA_BOOTSTRAP" in (tmp_path / "stack.log").read_text(), timeout=60,
+                 what="the stack to print its endpoints")
+        return proc
+
+    first = run_stack()
+    producer = KafkaProducer(bootstrap_servers=bootstrap)
+    for n in range(50):
+        producer.send(topics.ALERTS, f"alert {n}".encode(), partition=0)
+    producer.flush()
+    producer.close()
+    redis.Redis(port=redis_port).set("kept", "yes")
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id="reader", enable_auto_commit=False)
+    consumer.assign([partition])
+    consumer.commit({partition: OffsetAndMetadata(20, None, -1)})
+    consumer.close()
+    assert stop(first) == 0
+
+    second = run_stack()
+    try:
+        reader = KafkaConsumer(bootstrap_servers=bootstrap, group_id="reader", enable_auto_commit=False,
+                               auto_offset_reset="earliest", consumer_timeout_ms=5000)
+        reader.assign([partition])
+        assert reader.committed(partition) == 20
+        reader.seek(partition, 0)
+        values = [r.value for r in reader]
+        reader.close()
+        assert values == [f"alert {n}".encode() for n in range(50)]
+        assert redis.Redis(port=redis_port).get("kept") == b"yes"
+    finally:
+        stop(second)

