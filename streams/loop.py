@@ -12,7 +12,9 @@ together (``../shared/STACK-NOTES.md``). Per round:
    (a worker reads facts and timers other workers write only once they have passed the time those are
    due: their watermark plus the cross-entity delay, ``streams/pipeline.py``). When all owned
    partitions are idle, time moves to the newest event time processed anywhere plus the delay, so the
-   timers due by then run (as ``antifraud detect`` does at the end of its file).
+   timers due by then run (as ``antifraud detect`` does at the end of its file). Never past the wall
+   clock (in whole seconds): a producer whose clock runs ahead (up to what ``decode_record`` lets
+   through) cannot move time on, and release holds, before their time has come.
 4. Take the records older than the bound, in event-time order, and process them with the timers due
    before it; the checkpoint produces, writes state and offsets, and commits (``streams/checkpoint.py``).
 
@@ -40,6 +42,7 @@ from antifraud import metrics
 from antifraud.config import Settings
 from antifraud.events.codec import InvalidEvent, decode
 from antifraud.events.models import EVENT_MODELS
+from antifraud.events.types import EARLIEST_EVENT_TIME
 from antifraud.metrics import TimedRedis
 from antifraud.state.keys import STREAM_WAKE
 from antifraud.thresholds import Thresholds
@@ -109,10 +112,10 @@ def decode_record(message: ConsumerRecord, partitioning: Partitioning, max_bytes
         event = decode(EVENT_MODELS[KIND_OF_TOPIC[message.topic]], message.value)
     except InvalidEvent as error:
         return Rejected(after, record, error)
-    if event.event_time.timestamp() > latest:
+    if not EARLIEST_EVENT_TIME <= event.event_time or event.event_time.timestamp() > latest:
         return Rejected(after, record, InvalidEvent(
-            "from_the_future", "event_time is further ahead of the wall clock than [holds] "
-                               "max_event_time_ahead_minutes allows"))
+            "event_time_out_of_range", f"event_time is before {EARLIEST_EVENT_TIME.date()} or further ahead of the "
+                                       "wall clock than [holds] max_event_time_ahead_minutes allows"))
     if partitioning.of(message.topic, event.partition_key()) != (message.topic, message.partition):
         return Rejected(after, record, InvalidEvent(
             "wrong_partition", f"the record's {event.key_field} belongs to another partition of its topic "
@@ -287,6 +290,7 @@ class InputLoop(ConsumerRebalanceListener):
             if newest == -math.inf:
                 return Round.IDLE
             bound = math.nextafter(newest + self.delay, math.inf)
+        bound = min(bound, float(math.floor(time.time())))  # live, time never runs ahead of the wall clock
         barrier = await self._barrier()
         idle = Round.IDLE
         if barrier < bound:

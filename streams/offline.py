@@ -24,6 +24,7 @@ import redis.asyncio
 
 from antifraud.config import Settings
 from antifraud.events.codec import InvalidEvent, decode_any
+from antifraud.events.types import EARLIEST_EVENT_TIME
 from antifraud.stack.embedded import EmbeddedStack
 from antifraud.thresholds import Thresholds, load_thresholds
 from streams.checkpoint import Headers
@@ -76,6 +77,9 @@ def batches(path: Path, size: int, delay: float, report: DetectReport) -> Iterat
         try:
             event = decode_any(raw)
         except InvalidEvent:
+            report.bad_lines += 1
+            continue
+        if event.event_time < EARLIEST_EVENT_TIME:  # as the worker dead-letters it
             report.bad_lines += 1
             continue
         item = Input.of(event, Record(INPUT_TOPICS[getattr(event, "kind")], 0, number, None, raw))

@@ -14,7 +14,7 @@ def test_demo_streams_a_city_through_the_worker_and_evaluates_it() -> None:
     printed = out.getvalue()
 
     assert result.dead_letters == {"empty": 0, "oversized": 0, "malformed_json": 1, "schema_violation": 2,
-                                   "from_the_future": 0, "wrong_partition": 0, "processing_failed": 0}
+                                   "event_time_out_of_range": 0, "wrong_partition": 0, "processing_failed": 0}
     consumed = int(re.search(r"produced (\d+) records", printed).group(1))  # type: ignore[union-attr]
     assert sum(result.events_consumed.values()) == consumed
     assert all(result.events_consumed.values()), "every input topic carries simulated events"

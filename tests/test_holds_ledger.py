@@ -219,9 +219,21 @@ def test_a_transfer_stamped_in_the_future_is_refused_before_it_moves_time() -> N
                              None, 0, 0, [])
     latest = time.time() + LIMITS.max_event_time_ahead_minutes * 60
     refused = decode_record(message, partitioning, 1 << 20, -math.inf, latest)
-    assert isinstance(refused, Rejected) and refused.error.kind == "from_the_future"
+    assert isinstance(refused, Rejected) and refused.error.kind == "event_time_out_of_range"
     fine = decode_record(message, partitioning, 1 << 20, -math.inf, transfer.event_time.timestamp())
     assert not isinstance(fine, Rejected)
+
+
+def test_a_transfer_stamped_before_2000_is_refused() -> None:
+    """An unset clock's time (1999, 1970) is no event's: dead-lettered with the reason, as the worker reads it."""
+    topic = topics.INPUT_TOPICS["bank_transfer"]
+    for when, kind in ((datetime(1999, 12, 31, 23, 59, tzinfo=timezone.utc), "event_time_out_of_range"),
+                       (datetime(2000, 1, 1, tzinfo=timezone.utc), None)):
+        transfer = atm_transfer(f"at-{when.year}", when)
+        message = ConsumerRecord(topic, 0, 7, 0, 0, transfer.payer_account.encode(),
+                                 transfer.model_dump_json().encode(), None, 0, 0, [])
+        decoded = decode_record(message, Partitioning({topic: 1}), 1 << 20, -math.inf, time.time())
+        assert (decoded.error.kind if isinstance(decoded, Rejected) else None) == kind
 
 
 # -- a fraud report read before the transfer it covers ---------------------------------------------------

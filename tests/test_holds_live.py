@@ -2,6 +2,7 @@
 payee's held transfer is warned about, and a person's move reaches the holds topic through the outbox."""
 
 import asyncio
+import time
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 
@@ -12,7 +13,7 @@ from antifraud.holds.models import HOLD_RECORD, HoldEvent, PayeeFlagged
 from antifraud.holds.policy import WARNING_DETECTOR
 from antifraud.holds.service import HoldLedger
 from antifraud.stack.embedded import Endpoints
-from antifraud.stack.worker import WorkerProcess
+from antifraud.stack.worker import WorkerProcess, metric_sum
 from antifraud.thresholds import load_thresholds
 from streams import topics
 from tests.conftest import wait_consumed, wait_for
@@ -77,3 +78,32 @@ def test_a_live_worker_releases_by_the_wall_clock_warns_about_flagged_payees_and
     wait_for(lambda: any(a.detector == WARNING_DETECTOR for a in alerts_on_topic(stack)), what="the warning's alert")
     [alert] = [a for a in alerts_on_topic(stack) if a.detector == WARNING_DETECTOR]
     assert [(a.kind, a.id) for a in alert.audience] == [("atm", "atm-9"), ("bank_risk", None)]
+
+
+def test_a_producer_whose_clock_runs_ahead_cannot_release_a_hold_early(
+    stack: Endpoints, start_worker: Callable[..., WorkerProcess]
+) -> None:
+    """A transfer stamped 8 minutes ahead (a skewed producer's clock; within what the loop lets through) waits
+    for its time: the stream's time, and so the hold clock, does not pass the wall clock, and a hold due in
+    3 minutes stays held."""
+    now = datetime.now(timezone.utc)
+    due_soon = atm_transfer("due-soon", now - DAY + timedelta(minutes=3))
+    ahead = atm_transfer("ahead", now + timedelta(minutes=8), payee_name="张三", payer="6222000000000004")
+    worker = start_worker()
+    produce(stack, [due_soon, ahead])
+    wait_consumed(worker, 1)
+    time.sleep(3)  # every partition idle (ANTIFRAUD_IDLE_SECONDS, 1 s) and a few rounds more
+
+    async def ledger() -> tuple[str | None, datetime | None]:
+        client = Redis.from_url(stack.redis_url)
+        try:
+            holds = HoldLedger.configured(client, load_thresholds().holds)
+            hold = await holds.get(hold_id_for("due-soon"))
+            return (hold.state if hold else None), await holds.watermark()
+        finally:
+            await client.aclose()
+
+    state, clock = asyncio.run(ledger())
+    assert state == "held"
+    assert clock is not None and clock <= datetime.now(timezone.utc)
+    assert metric_sum(worker.scrape(), "antifraud_events_consumed_total") == 1, "the one ahead waits for its time"

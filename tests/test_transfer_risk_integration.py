@@ -18,7 +18,7 @@ def test_a_counter_transfer_after_a_call_from_a_listed_number_warns_the_branch(
     stack: Endpoints, start_worker: Callable[..., WorkerProcess]
 ) -> None:
     # Event times in the recent past: the worker dead-letters records dated further ahead of its clock than
-    # [holds] max_event_time_ahead_minutes (from_the_future), so none may lie ahead of now.
+    # [holds] max_event_time_ahead_minutes (event_time_out_of_range), so none may lie ahead of now.
     now = datetime.now(timezone.utc).replace(microsecond=0)
     block_number(stack, LISTED, "case-9")
     worker = start_worker()

@@ -10,10 +10,11 @@ from antifraud.events.models import AnyEvent, Event
 E = TypeVar("E", bound=BaseModel)
 """An event, or another record read back from a topic (an alert): judged by the same rules."""
 
-RejectKind = Literal["empty", "oversized", "malformed_json", "schema_violation", "from_the_future",
+RejectKind = Literal["empty", "oversized", "malformed_json", "schema_violation", "event_time_out_of_range",
                      "wrong_partition", "processing_failed"]
-"""Why a record was dead-lettered; ``oversized``: over the worker's record size limit; ``from_the_future``: an event time further ahead of the wall clock than a clock can be wrong
-(it would move time on for every entity, releasing holds early); ``wrong_partition``:
+"""Why a record was dead-lettered; ``oversized``: over the worker's record size limit; ``event_time_out_of_range``: an event time before :data:`~antifraud.events.types.EARLIEST_EVENT_TIME`
+(an unset clock), or further ahead of the wall clock than a clock can be wrong (it would move time on
+for every entity, releasing holds early); ``wrong_partition``:
 on a partition its entity's key does not map to (``streams/loop.py``); ``processing_failed``: it decoded,
 but a detector stage fails on it (``streams/pipeline.py``)."""
 MAX_REASON_ERRORS = 3

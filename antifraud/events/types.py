@@ -34,6 +34,11 @@ def _valid_id_number(value: str) -> str:
     return value
 
 
+EARLIEST_EVENT_TIME = datetime(2000, 1, 1, tzinfo=timezone.utc)
+"""No event this system judges is older: call, SMS, card and transfer records of that age are past every
+retention period, and an older time is a producer's unset or broken clock. Such a record is dead-lettered
+(``event_time_out_of_range``) by the worker and skipped by ``antifraud detect``, before it reaches any state."""
+
 EARLIEST = datetime(1970, 1, 1, tzinfo=timezone.utc)
 """Times are kept as epoch seconds, where 0 means "never" (an account not flagged): no earlier time is valid."""
 
