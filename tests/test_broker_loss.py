@@ -14,7 +14,7 @@ from streams.loop import TOPIC_CHECK_SECONDS
 from tests.conftest import PARTITIONS, wait_consumed, wait_for
 from tests.test_pipeline_integration import cold_calls, produce
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.faults]
 
 GRACE = 3.0
 """ANTIFRAUD_STOP_GRACE_SECONDS: how long the stopped worker keeps /metrics up."""
