@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Literal, TypeVar
 from urllib.parse import urlsplit
 
+from antifraud.audit.models import AuditKeys
+
 N = TypeVar("N", int, float)
 
 
@@ -118,3 +120,16 @@ def _hold_clock() -> Literal["event", "wall"]:
     if raw == "event" or raw == "wall":
         return raw
     raise ConfigError(f"ANTIFRAUD_HOLD_CLOCK={raw!r} is not 'event' or 'wall'")
+
+
+def audit_keys() -> AuditKeys:
+    """The audit chain's keys: ``ANTIFRAUD_AUDIT_KEY`` (signs new records; 32+ bytes, never stored in Redis)
+    and ``ANTIFRAUD_AUDIT_OLD_KEYS`` (space-separated, earlier keys that still verify what they signed)."""
+    current = os.environ.get("ANTIFRAUD_AUDIT_KEY")
+    if not current:
+        raise ConfigError("ANTIFRAUD_AUDIT_KEY is not set: the audit trail is chained under it (32+ random bytes, "
+                          "for example python -c \"import secrets; print(secrets.token_urlsafe(48))\")")
+    try:
+        return AuditKeys(current.encode(), tuple(k.encode() for k in os.environ.get("ANTIFRAUD_AUDIT_OLD_KEYS", "").split()))
+    except ValueError as error:
+        raise ConfigError(f"ANTIFRAUD_AUDIT_KEY / ANTIFRAUD_AUDIT_OLD_KEYS: {error}") from None

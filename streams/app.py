@@ -23,7 +23,7 @@ from antifraud.case.followups import FollowUpRunner, performers
 from antifraud.case.models import SCENARIO_BY_DETECTOR
 from antifraud.case.service import CaseService
 from antifraud.clock import utcnow
-from antifraud.config import Settings
+from antifraud.config import Settings, audit_keys
 from antifraud.credit.service import CreditBlacklist
 from antifraud.events.codec import InvalidEvent, decode
 from antifraud.forwarding.models import Target
@@ -76,7 +76,7 @@ export_known_series(list(topics.INPUT_TOPICS.values()), [*SCENARIO_BY_DETECTOR, 
 inputs = InputLoop(settings, thresholds)
 redis = TimedRedis.from_url(settings.redis_url)
 """One client (a connection pool) for everything outside the input loop."""
-audit = AuditLog(redis)
+audit = AuditLog(redis, audit_keys())
 holds = HoldLedger.configured(redis, thresholds.holds)
 cases = CaseService(redis, audit, holds=thresholds.holds)
 deliveries = DeliveryLoop(cases.deliveries, settings.forwarding, on_delivered=cases.delivered)
@@ -153,11 +153,11 @@ async def relay_outbox() -> None:
         pass
 
 
-@periodic(0.5, "audit inbox relay")
-async def relay_audit_inbox() -> None:
-    """Chain the audit records the checkpoint queued with its batch (automatic hold moves)."""
-    while await audit.relay_inbox():
-        pass
+@periodic(0.5, "audit seal")
+async def seal_audit() -> None:
+    """Chain the audit records queued and not chained yet: the checkpoint's (automatic hold moves), and any a
+    writer queued but did not get to chain (``antifraud/audit/service.py``)."""
+    await audit.seal()
 
 
 @periodic(0.5, "delivery round")

@@ -5,17 +5,24 @@ a second), so topics, offsets and Redis state never leak between tests. With
 KAFKA_BOOTSTRAP / REDIS_URL set, the stack uses those services instead.
 """
 
+import os
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
+from antifraud.audit.models import AuditKeys
 from antifraud.stack.embedded import EmbeddedStack, Endpoints
 from antifraud.stack.worker import WorkerProcess, metric_sum
 from streams import topics
 
 PARTITIONS = 2
+
+TEST_AUDIT_KEY = "a test audit key, never a real one: 32 bytes or more"
+os.environ["ANTIFRAUD_AUDIT_KEY"] = TEST_AUDIT_KEY  # workers, CLIs and web apps the tests start chain under it
+AUDIT_KEYS = AuditKeys(TEST_AUDIT_KEY.encode())
+"""The keys of every audit log a test opens itself."""
 
 
 @pytest.fixture

@@ -25,7 +25,7 @@ from antifraud.thresholds import load_thresholds
 from streams.eventfile import read_lines
 from streams.offline import detect_file
 from streams.topics import ALERTS
-from tests.conftest import wait_for
+from tests.conftest import AUDIT_KEYS, wait_for
 from tests.kafka_helpers import read_all
 
 SEED = 11
@@ -52,7 +52,7 @@ async def held_and_cases(redis_url: str, alerts: list[Alert] | None) -> tuple[di
     client = redis.asyncio.Redis.from_url(redis_url)
     try:
         thresholds = load_thresholds(None)
-        cases = CaseService(client, AuditLog(client), holds=thresholds.holds)
+        cases = CaseService(client, AuditLog(client, AUDIT_KEYS), holds=thresholds.holds)
         if alerts is not None:
             await cases.fold_alerts(alerts)
         ledger = HoldLedger.configured(client, thresholds.holds)

@@ -1,6 +1,9 @@
-"""The hash-chained audit log against a real redis-server: chaining, atomic changes, idempotency, tampering."""
+"""The keyed hash chain of the audit log against a real redis-server: chaining, atomic changes, idempotency,
+tampering (with the chain re-hashed by someone without the key), key rotation, writers that do not wait on
+one another."""
 
 import asyncio
+import hashlib
 import json
 import os
 import subprocess
@@ -9,8 +12,9 @@ import sys
 import pytest
 from redis.asyncio import Redis
 
-from antifraud.audit.models import GENESIS, AuditEntry, Change, chain_hash
-from antifraud.audit.service import LOG, AuditLog
+from antifraud.audit.models import GENESIS, AuditEntry, AuditKeys, Change, chain_hash
+from antifraud.audit.service import HEAD, INBOX, LOG, AuditKeyMissing, AuditLog
+from tests.conftest import AUDIT_KEYS, TEST_AUDIT_KEY
 
 
 class Refused(Exception):
@@ -23,18 +27,20 @@ def run(coro):  # noqa: ANN001, ANN201 - tiny test helper
 
 async def _log(redis_url: str) -> tuple[Redis, AuditLog]:
     redis = Redis.from_url(redis_url)
-    return redis, AuditLog(redis)
+    return redis, AuditLog(redis, AUDIT_KEYS)
 
 
 def test_records_chain_and_verify(redis_url: str) -> None:
     async def go() -> None:
         redis, log = await _log(redis_url)
-        first = await log.append(AuditEntry("ana", "hold.freeze", "hold:h1", {"state": "held"}, {"state": "frozen"}))
-        second = await log.append(AuditEntry("bo", "case.confirm", "case:c1", None, {"state": "confirmed"}))
-        assert first is not None and second is not None
+        assert await log.append(AuditEntry("ana", "hold.freeze", "hold:h1", {"state": "held"}, {"state": "frozen"}))
+        assert await log.append(AuditEntry("bo", "case.confirm", "case:c1", None, {"state": "confirmed"}))
+        first, second = await log.records()
         assert (first.seq, second.seq) == (0, 1)
         assert first.prev_hash == GENESIS and second.prev_hash == first.hash
-        assert first.hash == chain_hash(GENESIS, json.loads(await redis.lindex(LOG, 0))) != second.hash
+        assert first.key_id == second.key_id == AUDIT_KEYS.current_id
+        assert first.hash == chain_hash(GENESIS, json.loads(await redis.lindex(LOG, 0)), AUDIT_KEYS.current) != second.hash
+        assert await redis.xlen(INBOX) == 0, "sealed before append returned"
         verdict = await log.verify()
         assert verdict.ok and verdict.checked == 2
         assert [r.action for r in await log.about("hold:h1")] == ["hold.freeze"]
@@ -47,11 +53,10 @@ def test_event_id_makes_append_idempotent(redis_url: str) -> None:
     async def go() -> None:
         redis, log = await _log(redis_url)
         entries = [AuditEntry("worker", "hold.release", f"hold:h{i}", event_id=f"ev{i}") for i in range(3)]
-        assert len(await log.append_many(entries)) == 3
-        again = await log.append_many([*entries, AuditEntry("worker", "hold.release", "hold:h9", event_id="ev9")])
-        assert [r.subject for r in again] == ["hold:h9"]
-        assert await log.append(entries[0]) is None
-        assert await redis.llen(LOG) == 4
+        assert await log.append_many(entries) == 3
+        assert await log.append_many([*entries, AuditEntry("worker", "hold.release", "hold:h9", event_id="ev9")]) == 1
+        assert not await log.append(entries[0])
+        assert [r.subject for r in await log.records()] == ["hold:h0", "hold:h1", "hold:h2", "hold:h9"]
         await redis.aclose()
 
     run(go())
@@ -80,11 +85,12 @@ def test_transact_writes_state_and_record_together_or_not_at_all(redis_url: str)
 
 
 def test_concurrent_writers_keep_one_chain(redis_url: str) -> None:
-    """Forty appends racing from four clients: contiguous seqs, intact chain."""
+    """Forty appends racing from four clients, none waiting on the log's head to write: contiguous seqs,
+    intact chain."""
 
     async def go() -> None:
         clients = [Redis.from_url(redis_url) for _ in range(4)]
-        logs = [AuditLog(c) for c in clients]
+        logs = [AuditLog(c, AUDIT_KEYS) for c in clients]
 
         async def writer(i: int) -> None:
             for j in range(10):
@@ -96,6 +102,22 @@ def test_concurrent_writers_keep_one_chain(redis_url: str) -> None:
         assert (await logs[0].verify()).ok
         for c in clients:
             await c.aclose()
+
+    run(go())
+
+
+def test_an_audited_write_without_the_key_changes_nothing(redis_url: str) -> None:
+    async def go() -> None:
+        redis = Redis.from_url(redis_url)
+        await redis.set("thing", "held")
+        with pytest.raises(AuditKeyMissing, match="ANTIFRAUD_AUDIT_KEY"):
+            await AuditLog(redis).transact(actor="ana", action="freeze", subject="thing", watch=["thing"],
+                                           decide=lambda pipe: _frozen())
+        assert await redis.get("thing") == b"held" and await redis.llen(LOG) == 0 and await redis.xlen(INBOX) == 0
+        await redis.aclose()
+
+    async def _frozen() -> Change:
+        return Change({"state": "held"}, {"state": "frozen"})
 
     run(go())
 
@@ -140,6 +162,46 @@ def test_rewritten_tail_is_caught_by_the_head(redis_url: str) -> None:
     assert broken_at == 4 and "head names record 4" in reason
 
 
+@pytest.mark.parametrize("guess", [b"", b"a guessed key of thirty-two bytes or more, not the one"])
+def test_a_record_rewritten_and_the_chain_rehashed_without_the_key_is_caught(redis_url: str, guess: bytes) -> None:
+    """Someone who can write to Redis rewrites record 2 and re-hashes the chain from it to the head (with
+    plain SHA-256 or a key of their own): verify, with the audit key, names record 2."""
+    async def rewrite(redis: Redis) -> None:
+        docs = [json.loads(raw) for raw in await redis.lrange(LOG, 0, -1)]
+        docs[2]["actor"] = "mallory"
+        prev = docs[1]["hash"]
+        for n in range(2, len(docs)):
+            docs[n]["prev_hash"] = prev
+            body = json.dumps({k: v for k, v in docs[n].items() if k not in ("prev_hash", "hash")},
+                              sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+            material = prev.encode() + b"\n" + body
+            docs[n]["hash"] = prev = chain_hash(prev, docs[n], guess) if guess else hashlib.sha256(material).hexdigest()
+            await redis.lset(LOG, n, json.dumps(docs[n]))
+        await redis.set(HEAD, f"{docs[-1]['seq']} {docs[-1]['hash']}")
+
+    broken_at, reason = _tamper_and_verify(redis_url, rewrite)
+    assert broken_at == 2 and "hash does not match" in reason
+
+
+def test_a_rotated_key_still_verifies_what_it_signed(redis_url: str) -> None:
+    """Records under an old key, then the new one: verify with both passes, with the new one alone it names
+    the first record the old key signed."""
+    new = AuditKeys(b"the new audit key, also thirty-two bytes or more", old=(TEST_AUDIT_KEY.encode(),))
+
+    async def go() -> None:
+        redis, old_log = await _log(redis_url)
+        await old_log.append(AuditEntry("ana", "note", "case:c", after={"n": 1}))
+        new_log = AuditLog(redis, new)
+        await new_log.append(AuditEntry("ana", "note", "case:c", after={"n": 2}))
+        assert [r.key_id for r in await new_log.records()] == [AUDIT_KEYS.current_id, new.current_id]
+        assert (await new_log.verify()).checked == 2 and (await new_log.verify()).ok
+        alone = await AuditLog(redis, AuditKeys(new.current)).verify()
+        assert alone.broken_at == 0 and AUDIT_KEYS.current_id in (alone.reason or "")
+        await redis.aclose()
+
+    run(go())
+
+
 def test_cli_verify_exit_codes(redis_url: str) -> None:
     async def seed(tamper: bool) -> None:
         redis, log = await _log(redis_url)
@@ -162,3 +224,6 @@ def test_cli_verify_exit_codes(redis_url: str) -> None:
     assert bad.returncode == 1 and "BROKEN at record 0" in bad.stderr
     shown = subprocess.run([*cmd[:-1], "show", "--subject", "case:c"], env=env, capture_output=True, text=True, timeout=60)
     assert shown.returncode == 0 and shown.stdout.count("note") == 2
+    keyless = subprocess.run(cmd, env={k: v for k, v in env.items() if k != "ANTIFRAUD_AUDIT_KEY"},
+                             capture_output=True, text=True, timeout=60)
+    assert keyless.returncode == 2 and "ANTIFRAUD_AUDIT_KEY is not set" in keyless.stderr

@@ -19,7 +19,7 @@ from antifraud.audit.models import GENESIS, AuditEntry
 from antifraud.audit.segments import SegmentWriter, list_segments, segment_name
 from antifraud.audit.service import BASE, IDS, LOG, SUBJECT, AuditLog
 from antifraud.stack.embedded import Endpoints
-from tests.conftest import wait_for
+from tests.conftest import AUDIT_KEYS, wait_for
 from tests.test_holds_integration import writes_paused_when_written
 
 T0 = datetime(2024, 1, 1, tzinfo=timezone.utc)
@@ -48,7 +48,7 @@ async def seed(redis: Redis, days: list[int]) -> list[bytes]:
     entries = [AuditEntry("ana", "note", f"case:{i % 3}", after={"n": i}, event_id=f"ev{i}", at=day(d))
                for i, d in enumerate(days)]
     for start in range(0, len(entries), 2000):
-        await AuditLog(redis).append_many(entries[start:start + 2000])
+        await AuditLog(redis, AUDIT_KEYS).append_many(entries[start:start + 2000])
     return list(await redis.lrange(LOG, 0, -1))
 
 
@@ -62,9 +62,9 @@ def test_archive_moves_the_oldest_prefix_out_and_keeps_one_chain(redis_url: str,
 
     async def go() -> None:
         async with Redis.from_url(redis_url) as redis:
-            log = AuditLog(redis)
+            log = AuditLog(redis, AUDIT_KEYS)
             stored = await seed(redis, [*range(10), 150, 20, 151, 152, 153])
-            result = await archive(redis, CUT, archive_dir)
+            result = await archive(redis, AUDIT_KEYS, CUT, archive_dir)
             assert result.written is not None and (result.written.first, result.written.last) == (0, 9)
             assert result.written.path == archive_dir / segment_name(0, 9) and result.base == 10
 
@@ -85,11 +85,11 @@ def test_archive_moves_the_oldest_prefix_out_and_keeps_one_chain(redis_url: str,
             whole = await log.verify(archive_dir)
             assert whole.ok and (whole.checked, whole.archived) == (15, 10)
 
-            appended = await log.append(AuditEntry("bo", "note", "case:1", event_id="ev-new"))
-            assert appended is not None and appended.seq == 15
-            assert appended.prev_hash == orjson.loads(stored[14])["hash"]
+            assert await log.append(AuditEntry("bo", "note", "case:1", event_id="ev-new"))
+            [appended] = await log.records(-1, -1)
+            assert appended.seq == 15 and appended.prev_hash == orjson.loads(stored[14])["hash"]
             live_id = AuditEntry("bo", "note", "case:1", event_id="ev12")
-            assert await log.append(live_id) is None, "the live records' ids still dedupe"
+            assert not await log.append(live_id), "the live records' ids still dedupe"
             assert [r.seq for r in await log.about("case:1")] == [10, 13, 15]
             assert (await log.verify(archive_dir)).checked == 16
 
@@ -99,14 +99,14 @@ def test_archive_moves_the_oldest_prefix_out_and_keeps_one_chain(redis_url: str,
 def test_runs_continue_the_chain_until_nothing_is_live(redis_url: str, archive_dir: Path) -> None:
     async def go() -> None:
         async with Redis.from_url(redis_url) as redis:
-            log = AuditLog(redis)
+            log = AuditLog(redis, AUDIT_KEYS)
             await seed(redis, list(range(12)))
-            nothing = await archive(redis, day(0), archive_dir)
+            nothing = await archive(redis, AUDIT_KEYS, day(0), archive_dir)
             assert nothing.written is None and nothing.base == 0 and list(archive_dir.iterdir()) == []
             assert await redis.get(BASE) is None and await redis.llen(LOG) == 12
 
-            await archive(redis, day(5), archive_dir, chunk=2)
-            everything = await archive(redis, CUT, archive_dir, chunk=4)
+            await archive(redis, AUDIT_KEYS, day(5), archive_dir, chunk=2)
+            everything = await archive(redis, AUDIT_KEYS, CUT, archive_dir, chunk=4)
             assert [(s.first, s.last) for s in list_segments(archive_dir)] == [(0, 4), (5, 11)]
             assert everything.base == 12 and await redis.llen(LOG) == 0
             assert await redis.keys(SUBJECT + "*") == [] and await redis.hlen(IDS) == 0
@@ -115,8 +115,8 @@ def test_runs_continue_the_chain_until_nothing_is_live(redis_url: str, archive_d
             assert live.ok and (live.checked, live.first) == (0, 12)
             assert (await log.verify(archive_dir)).checked == 12
 
-            appended = await log.append(AuditEntry("bo", "note", "case:0"))
-            assert appended is not None and appended.seq == 12
+            assert await log.append(AuditEntry("bo", "note", "case:0"))
+            assert [r.seq for r in await log.records(-1, -1)] == [12]
             assert (await log.verify(archive_dir)).checked == 13
 
     run(go())
@@ -130,11 +130,11 @@ def test_a_run_into_another_directory_is_refused(redis_url: str, archive_dir: Pa
     async def go() -> None:
         async with Redis.from_url(redis_url) as redis:
             await seed(redis, list(range(6)))
-            await archive(redis, day(3), archive_dir)
+            await archive(redis, AUDIT_KEYS, day(3), archive_dir)
             with pytest.raises(ArchiveRefused, match=f"the earlier segments are in {archive_dir}"):
-                await archive(redis, CUT, elsewhere)
+                await archive(redis, AUDIT_KEYS, CUT, elsewhere)
             assert list(elsewhere.iterdir()) == [] and await redis.llen(LOG) == 3
-            assert (await AuditLog(redis).verify(archive_dir)).checked == 6
+            assert (await AuditLog(redis, AUDIT_KEYS).verify(archive_dir)).checked == 6
 
     run(go())
 
@@ -173,13 +173,13 @@ def test_verify_names_the_first_broken_record_across_segments(redis_url: str, ar
     async def go() -> None:
         async with Redis.from_url(redis_url) as redis:
             await seed(redis, list(range(12)))
-            await archive(redis, day(5), archive_dir)
-            await archive(redis, day(9), archive_dir)
-            assert (await AuditLog(redis).verify(archive_dir)).ok
+            await archive(redis, AUDIT_KEYS, day(5), archive_dir)
+            await archive(redis, AUDIT_KEYS, day(9), archive_dir)
+            assert (await AuditLog(redis, AUDIT_KEYS).verify(archive_dir)).ok
             done = tamper(archive_dir, redis)
             if asyncio.iscoroutine(done):
                 await done
-            verdict = await AuditLog(redis).verify(archive_dir)
+            verdict = await AuditLog(redis, AUDIT_KEYS).verify(archive_dir)
             assert verdict.broken_at == seq and reason in (verdict.reason or ""), verdict
 
     run(go())
@@ -192,7 +192,7 @@ def test_leftovers_of_crashed_runs_pass_verify_and_the_next_run_replaces_them(re
 
     async def go() -> None:
         async with Redis.from_url(redis_url) as redis:
-            log = AuditLog(redis)
+            log = AuditLog(redis, AUDIT_KEYS)
             stored = await seed(redis, list(range(12)))
             (archive_dir / ".audit-000000000000-0badc0de.partial").write_bytes(b"\x1f\x8b\x08half a gzip")
             writer = SegmentWriter(archive_dir, 0, GENESIS, day(5))  # a run with an earlier cut-off, never trimmed
@@ -202,7 +202,7 @@ def test_leftovers_of_crashed_runs_pass_verify_and_the_next_run_replaces_them(re
             assert (await log.verify()).ok
             assert (await log.verify(archive_dir)).checked == 12
 
-            result = await archive(redis, day(8), archive_dir)
+            result = await archive(redis, AUDIT_KEYS, day(8), archive_dir)
             assert sorted(p.name for p in result.removed) == sorted([".audit-000000000000-0badc0de.partial",
                                                                       orphan.path.name])
             assert sorted(p.name for p in archive_dir.iterdir()) == [segment_name(0, 7)]
@@ -218,10 +218,10 @@ def test_a_run_is_refused_while_another_holds_the_lock(redis_url: str, archive_d
             other = redis.lock(LOCK, timeout=30)
             assert await other.acquire()
             with pytest.raises(ArchiveRefused, match="another archive run"):
-                await archive(redis, CUT, archive_dir)
+                await archive(redis, AUDIT_KEYS, CUT, archive_dir)
             assert list(archive_dir.iterdir()) == [] and await redis.llen(LOG) == 4 and await redis.get(BASE) is None
             await other.release()
-            assert (await archive(redis, CUT, archive_dir)).base == 4
+            assert (await archive(redis, AUDIT_KEYS, CUT, archive_dir)).base == 4
 
     run(go())
 
@@ -232,7 +232,7 @@ def test_readers_see_whole_records_while_a_run_trims(redis_url: str, archive_dir
     async def go() -> None:
         async with Redis.from_url(redis_url) as redis, Redis.from_url(redis_url) as reader:
             await seed(redis, [i % 50 for i in range(300)])
-            log, done = AuditLog(reader), asyncio.Event()
+            log, done = AuditLog(reader, AUDIT_KEYS), asyncio.Event()
 
             async def read() -> int:
                 answers = 0
@@ -247,7 +247,7 @@ def test_readers_see_whole_records_while_a_run_trims(redis_url: str, archive_dir
                 return answers
 
             async def trim() -> None:
-                await archive(redis, CUT, archive_dir, chunk=2)
+                await archive(redis, AUDIT_KEYS, CUT, archive_dir, chunk=2)
                 done.set()
 
             answers, _ = await asyncio.gather(read(), trim())
@@ -329,7 +329,7 @@ def test_a_run_killed_before_or_during_the_trim_is_finished_by_the_next(redis_ur
 
     async def after_the_crash() -> None:
         async with Redis.from_url(redis_url) as redis:
-            log = AuditLog(redis)
+            log = AuditLog(redis, AUDIT_KEYS)
             base = (await log.base())[0]
             if paused_at == LOCK:
                 assert base == 0 and await redis.llen(LOG) == RECORDS + 1
@@ -339,15 +339,15 @@ def test_a_run_killed_before_or_during_the_trim_is_finished_by_the_next(redis_ur
             whole = await log.verify(archive_dir)
             assert whole.ok and whole.checked == RECORDS + 1, whole
             with pytest.raises(ArchiveRefused, match="another archive run"):
-                await archive(redis, CUT, archive_dir)  # the dead run's lock has not lapsed yet
+                await archive(redis, AUDIT_KEYS, CUT, archive_dir)  # the dead run's lock has not lapsed yet
             await redis.delete(LOCK)  # as its lapsing would
             if paused_at == BASE:
                 elsewhere = archive_dir / "elsewhere"
                 elsewhere.mkdir()
                 with pytest.raises(ArchiveRefused, match=f"run again with --to {archive_dir}"):
-                    await archive(redis, CUT, elsewhere)
+                    await archive(redis, AUDIT_KEYS, CUT, elsewhere)
                 elsewhere.rmdir()
-            result = await archive(redis, CUT, archive_dir)
+            result = await archive(redis, AUDIT_KEYS, CUT, archive_dir)
             assert result.base == RECORDS and await redis.llen(LOG) == 1
             assert (result.finished is not None) == (paused_at == BASE)
             assert sorted(p.name for p in archive_dir.iterdir()) == [segment.name]

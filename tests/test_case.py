@@ -11,6 +11,7 @@ from typing import TypeVar
 import pytest
 from redis.asyncio import Redis
 
+from tests.conftest import AUDIT_KEYS
 from antifraud import blocklist
 from antifraud.alerts.models import Alert, Entity
 from antifraud.audit.service import AuditLog
@@ -138,7 +139,7 @@ def on_redis(redis_url: str, body: Callable[[CaseService, Redis], Awaitable[T]])
     async def go() -> T:
         client = Redis.from_url(redis_url)
         try:
-            return await body(CaseService(client, AuditLog(client), clock=lambda: NOW), client)
+            return await body(CaseService(client, AuditLog(client, AUDIT_KEYS), clock=lambda: NOW), client)
         finally:
             await client.aclose()
 
@@ -304,7 +305,7 @@ def test_a_batch_folds_each_case_in_one_transaction_whatever_its_alerts(redis_ur
         batch = [storm[0], storm[1], storm[0], alert("mule_account", entity=ACCOUNT), storm[2]]
         assert await cases.fold_alerts(batch) == 4, "the batch's duplicate is folded once"
         first = await _calls(redis) - before
-        assert (first["watch"], first["exec"]) == (2, 2), "one transaction per case, not per alert"
+        assert (first["watch"], first["exec"]) == (3, 3), "one transaction per case, not per alert, and one seal"
 
         before = await _calls(redis)
         assert await cases.fold_alerts([alert(entity=other)]) == 1

@@ -7,6 +7,7 @@ import asyncio
 import pytest
 from redis.asyncio import Redis
 
+from tests.conftest import AUDIT_KEYS
 from antifraud.alerts.models import Audience
 from antifraud.audit.service import AuditLog
 from antifraud.case.models import open_case, transition
@@ -94,7 +95,7 @@ def test_an_escalated_case_and_its_note_survive_in_the_audit_log(stack: Endpoint
     async def records() -> list[tuple[str, str]]:
         client = Redis.from_url(stack.redis_url)
         try:
-            log = AuditLog(client)
+            log = AuditLog(client, AUDIT_KEYS)
             assert (await log.verify()).ok
             return [(r.action, r.actor) for r in await log.about(f"case:{case_id}")]
         finally:

@@ -14,6 +14,7 @@ import pytest
 from pydantic import TypeAdapter, ValidationError
 from redis.asyncio import Redis
 
+from tests.conftest import AUDIT_KEYS
 from antifraud.alerts.models import Alert, Entity
 from antifraud.audit.service import AuditLog
 from antifraud.case.followups import (
@@ -64,7 +65,7 @@ def on_redis(redis_url: str, body: Callable[[CaseService, Redis, Clock], Awaitab
         client = Redis.from_url(redis_url)
         clock = Clock()
         try:
-            await body(CaseService(client, AuditLog(client), clock=clock, holds=LIMITS), client, clock)
+            await body(CaseService(client, AuditLog(client, AUDIT_KEYS), clock=clock, holds=LIMITS), client, clock)
         finally:
             await client.aclose()
 

@@ -15,7 +15,7 @@ from antifraud.credit.service import CreditBlacklist
 from antifraud.stack.embedded import Endpoints
 from antifraud.stack.worker import WorkerProcess
 from antifraud.thresholds import load_thresholds
-from tests.conftest import wait_for
+from tests.conftest import AUDIT_KEYS, wait_for
 from tests.test_alert_model import make_alert
 from tests.test_case_followups import DEALER
 from tests.test_forwarding_worker import kill, produce_alerts, with_cases
@@ -25,7 +25,7 @@ def listings(stack: Endpoints) -> list[Listing]:
     async def go() -> list[Listing]:
         client = Redis.from_url(stack.redis_url)
         try:
-            blacklist = CreditBlacklist(client, AuditLog(client), load_thresholds().credit_blacklist)
+            blacklist = CreditBlacklist(client, AuditLog(client, AUDIT_KEYS), load_thresholds().credit_blacklist)
             return await blacklist.find("id_number", DEALER.value, now=make_alert().window_end)
         finally:
             await client.aclose()

@@ -6,6 +6,7 @@ import asyncio
 from fastapi.testclient import TestClient
 from redis.asyncio import Redis
 
+from tests.conftest import AUDIT_KEYS
 from antifraud.alerts.models import Entity
 from antifraud.audit.service import AuditLog
 from antifraud.case.followups import FollowUp
@@ -24,7 +25,7 @@ def fold(endpoints: Endpoints, *alerts: object) -> list[Case]:
     async def go() -> list[Case]:
         client = Redis.from_url(endpoints.redis_url)
         try:
-            cases = CaseService(client, AuditLog(client))
+            cases = CaseService(client, AuditLog(client, AUDIT_KEYS))
             return [c for a in alerts if (c := await cases.fold_alert(a)) is not None]  # type: ignore[arg-type]
         finally:
             await client.aclose()
@@ -89,7 +90,7 @@ def test_a_corrupt_case_is_a_500_and_a_failed_follow_up_is_retried_by_an_analyst
     async def failed_follow_up() -> FollowUp:
         client = Redis.from_url(stack.redis_url)
         try:
-            cases = CaseService(client, AuditLog(client), clock=lambda: NOW)
+            cases = CaseService(client, AuditLog(client, AUDIT_KEYS), clock=lambda: NOW)
             case = await cases.fold_alert(alert("card_opening", entity=Entity(kind="id_number", value=BAD_ID)))
             assert case is not None
             await cases.review(case.case_id, actor="ana")

@@ -5,6 +5,7 @@ from datetime import timedelta
 
 from redis.asyncio import Redis
 
+from tests.conftest import AUDIT_KEYS
 from antifraud.audit.service import AuditLog
 from antifraud.credit.models import Listing, ListingDraft, ObjectionFiling
 from antifraud.credit.service import CreditBlacklist
@@ -16,7 +17,7 @@ from tests.redis_helpers import AofRedis, aof_redis  # noqa: F401 - the fixture
 
 async def _list_and_object(url: str) -> Listing:
     async with Redis.from_url(url) as redis:
-        blacklist = CreditBlacklist(redis, AuditLog(redis), LIMITS)
+        blacklist = CreditBlacklist(redis, AuditLog(redis, AUDIT_KEYS), LIMITS)
         draft = ListingDraft.model_validate({
             "party": {"kind": "id_number", "id": PERSON}, "case_id": "case-9", "reason_code": "telecom_fraud",
             "reason": "convicted of telecom fraud", "evidence": ["judgment:2026-001"], "accounts": [ACCOUNT]})
@@ -27,7 +28,7 @@ async def _list_and_object(url: str) -> Listing:
 
 async def _read_back(url: str, listing_id: str) -> tuple[Listing, list[Listing], set[bytes], int, bool]:
     async with Redis.from_url(url) as redis:
-        audit = AuditLog(redis)
+        audit = AuditLog(redis, AUDIT_KEYS)
         blacklist = CreditBlacklist(redis, audit, LIMITS)
         now = T0 + timedelta(days=2)
         return (await blacklist.get(listing_id, now=now), await blacklist.find("account", ACCOUNT, now=now),

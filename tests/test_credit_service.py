@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
+from tests.conftest import AUDIT_KEYS
 from antifraud.audit.service import AuditLog
 from antifraud.credit.models import (
     Amendment,
@@ -41,7 +42,7 @@ class World:
 
     def __init__(self, redis: Redis) -> None:
         self.redis = redis
-        self.audit = AuditLog(redis)
+        self.audit = AuditLog(redis, AUDIT_KEYS)
         self.blacklist = CreditBlacklist(redis, self.audit, LIMITS)
 
     async def published(self) -> list[dict[str, Any]]:
@@ -264,7 +265,7 @@ def test_two_officers_deciding_one_objection_at_once_one_wins(redis_url: str) ->
         listing, _ = await w.blacklist.add(draft(), actor="officer", now=T0)
         await w.blacklist.object(listing.listing_id, ObjectionFiling(party_id=PERSON, grounds="g"), actor="t", now=T0)
         second = Redis.from_url(redis_url)
-        other = CreditBlacklist(second, AuditLog(second), LIMITS)
+        other = CreditBlacklist(second, AuditLog(second, AUDIT_KEYS), LIMITS)
         results = await asyncio.gather(
             w.blacklist.decide(listing.listing_id, 1, ObjectionDecision(decision="uphold", note="a"),
                                actor="officer-a", now=T0),

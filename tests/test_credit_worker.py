@@ -18,7 +18,7 @@ from antifraud.stack.worker import WorkerProcess
 from antifraud.state.keys import BLACKLIST
 from antifraud.thresholds import load_thresholds
 from streams.topics import CREDIT_BLACKLIST
-from tests.conftest import wait_for
+from tests.conftest import AUDIT_KEYS, wait_for
 from tests.credit_helpers import OTHER_PERSON, PERSON
 from tests.kafka_helpers import read_all
 
@@ -35,7 +35,7 @@ def _draft(party_id: str, case_id: str, account: str, expires_at: datetime | Non
 
 async def _changes(redis_url: str, thresholds: Path) -> tuple[str, str]:
     async with Redis.from_url(redis_url) as redis:
-        blacklist = CreditBlacklist(redis, AuditLog(redis), load_thresholds(thresholds).credit_blacklist)
+        blacklist = CreditBlacklist(redis, AuditLog(redis, AUDIT_KEYS), load_thresholds(thresholds).credit_blacklist)
         now = datetime.now(timezone.utc)
         short, _ = await blacklist.add(_draft(PERSON, "case-1", SHORT_ACCOUNT, now + timedelta(seconds=3)),
                                        actor="officer", now=now)

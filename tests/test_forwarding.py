@@ -15,6 +15,7 @@ from typing import TypeVar
 import pytest
 from redis.asyncio import Redis
 
+from tests.conftest import AUDIT_KEYS
 from antifraud.audit.service import AuditLog
 from antifraud.case.models import Case, open_case
 from antifraud.case.service import CaseService
@@ -156,7 +157,7 @@ def on_redis(redis_url: str, body: Callable[[CaseService], Awaitable[T]]) -> T:
     async def go() -> T:
         client = Redis.from_url(redis_url)
         try:
-            return await body(CaseService(client, AuditLog(client)))
+            return await body(CaseService(client, AuditLog(client, AUDIT_KEYS)))
         finally:
             await client.aclose()
 

@@ -19,7 +19,7 @@ from antifraud.stack.embedded import Endpoints
 from antifraud.stack.worker import WorkerProcess
 from streams import topics
 from streams.io import EventProducer
-from tests.conftest import wait_for
+from tests.conftest import AUDIT_KEYS, wait_for
 from tests.kafka_helpers import read_all
 from tests.test_case import PHONE, alert
 from tests.test_forwarding import Webhook, webhook  # noqa: F401 - the fixture
@@ -38,7 +38,7 @@ def with_cases(endpoints: Endpoints, body: Callable[[CaseService], Awaitable[T]]
     async def go() -> T:
         client = Redis.from_url(endpoints.redis_url)
         try:
-            return await body(CaseService(client, AuditLog(client)))
+            return await body(CaseService(client, AuditLog(client, AUDIT_KEYS)))
         finally:
             await client.aclose()
 

@@ -11,6 +11,7 @@ import pytest
 from fastapi import FastAPI
 from redis.asyncio import Redis
 
+from tests.conftest import AUDIT_KEYS
 from antifraud import outbox
 from antifraud.alerts.models import Alert
 from antifraud.audit.service import AuditLog
@@ -48,7 +49,7 @@ def on_redis(redis_url: str, body: Callable[[Redis, HoldLedger, AuditLog], Await
     async def go() -> R:
         client = Redis.from_url(redis_url)
         try:
-            return await body(client, HoldLedger.configured(client, LIMITS), AuditLog(client))
+            return await body(client, HoldLedger.configured(client, LIMITS), AuditLog(client, AUDIT_KEYS))
         finally:
             await client.aclose()
 
@@ -58,7 +59,7 @@ def on_redis(redis_url: str, body: Callable[[Redis, HoldLedger, AuditLog], Await
 async def hold_some(ledger: HoldLedger, *event_ids: str, at: datetime = T0) -> list[HoldEvent | PayeeFlagged]:
     """Create holds as the worker does: a batch through the engine, committed, its audit records chained."""
     sink = await run_stream(ledger.redis, [atm_transfer(e, at, payer=f"62220000{i:08d}") for i, e in enumerate(event_ids)])
-    await AuditLog(ledger.redis).relay_inbox()
+    await AuditLog(ledger.redis, AUDIT_KEYS).seal()
     return [HOLD_RECORD.validate_json(value) for value in sink.on(topics.HOLDS)]
 
 
@@ -223,7 +224,7 @@ def test_a_held_payment_to_an_account_the_stream_flags_is_warned_about_once_and_
         [alert] = [a for a in map(Alert.model_validate_json, sink.on(topics.ALERTS)) if a.detector == WARNING_DETECTOR]
         assert (alert.entity.value, alert.evidence_event_ids) == (MULE, ["in0"])
         assert [(a.kind, a.id) for a in alert.audience] == [("atm", "atm-9"), ("bank_risk", None)]
-        while await audit.relay_inbox():
+        while await audit.seal():
             pass
         assert [r.action for r in await audit.about(f"hold:{hold_id}")] == ["hold.held", "hold.payee_flagged"]
 
@@ -297,7 +298,7 @@ def test_a_held_payment_to_an_account_nobody_flags_is_not_warned_about(redis_url
 def api(client: Redis) -> httpx.AsyncClient:
     app = FastAPI()
     app.include_router(views.router)
-    app.state.redis, app.state.audit, app.state.thresholds, app.state.auth = client, AuditLog(client), THRESHOLDS, make_auth()
+    app.state.redis, app.state.audit, app.state.thresholds, app.state.auth = client, AuditLog(client, AUDIT_KEYS), THRESHOLDS, make_auth()
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test")
 
 

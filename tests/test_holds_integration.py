@@ -46,7 +46,7 @@ from antifraud.stack.embedded import Endpoints
 from antifraud.stack.worker import WorkerProcess, metric_sum
 from antifraud.thresholds import load_thresholds
 from streams import topics
-from tests.conftest import wait_consumed, wait_for
+from tests.conftest import AUDIT_KEYS, wait_consumed, wait_for
 from tests.kafka_helpers import read_all
 from tests.test_holds import DAY, T0, atm_transfer, hold_id_for
 from tests.test_pipeline_integration import produce
@@ -107,7 +107,7 @@ def audited(endpoints: Endpoints, hold_ids: set[str]) -> tuple[dict[str, list[st
 
     async def read() -> tuple[dict[str, list[str]], str | None]:
         async with Redis.from_url(endpoints.redis_url) as client:
-            log = AuditLog(client)
+            log = AuditLog(client, AUDIT_KEYS)
             actions = {h: [r.action for r in await log.about(f"hold:{h}")] for h in sorted(hold_ids)}
             return actions, (await log.verify()).reason
 
@@ -263,7 +263,7 @@ def test_kills_after_the_ledgers_clock_is_raised_and_after_the_audit_relay_appen
     async def revoke(hold_id: str) -> None:
         async with Redis.from_url(stack.redis_url) as client:
             await HoldLedger.configured(client, LIMITS).move(
-                AuditLog(client), hold_id, "revoked", actor="sender", by="teller:li@B001", reason="too late", at=FAR)
+                AuditLog(client, AUDIT_KEYS), hold_id, "revoked", actor="sender", by="teller:li@B001", reason="too late", at=FAR)
 
     with pytest.raises(IllegalTransition, match="may be releasing it"):
         asyncio.run(revoke(min(still_held)))

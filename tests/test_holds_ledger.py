@@ -17,6 +17,7 @@ import pytest
 from aiokafka import ConsumerRecord
 from redis.asyncio import Redis
 
+from tests.conftest import AUDIT_KEYS
 from antifraud.audit.service import AuditLog
 from antifraud.events.codec import encode
 from antifraud.events.models import BankTransfer, Event, FraudReport
@@ -43,8 +44,8 @@ TRANSFERS = topics.INPUT_TOPICS["bank_transfer"]
 
 async def audited(client: Redis, hold_id: str) -> list[tuple[str, str]]:
     """The hold's audit history (actor, action) once the relay has chained what the checkpoints queued."""
-    audit = AuditLog(client)
-    while await audit.relay_inbox():
+    audit = AuditLog(client, AUDIT_KEYS)
+    while await audit.seal():
         pass
     return [(r.actor, r.action) for r in await audit.about(f"hold:{hold_id}")]
 
@@ -82,7 +83,7 @@ def test_creation_once_release_once_when_due_and_the_ledgers_clock_never_goes_ba
             assert (hold := await ledger.get(hold_id)) is not None and hold.state == "released"
             assert 0 < await client.ttl(hold_key(hold_id)) <= LIMITS.retain_days * 86400, "a settled hold expires"
             assert await audited(client, hold_id) == [("system", "hold.held"), ("system", "hold.released")]
-            assert (await AuditLog(client).verify()).ok
+            assert (await AuditLog(client, AUDIT_KEYS).verify()).ok
         finally:
             await client.aclose()
 
@@ -147,7 +148,7 @@ def test_a_worker_whose_partitions_were_taken_over_writes_no_hold(redis_url: str
             assert (await ledger.counts())["held"] == len(batch)
             for item in batch:
                 assert await audited(one, hold_id_for(item.event.event_id)) == [("system", "hold.held")]
-            assert (await AuditLog(one).verify()).ok
+            assert (await AuditLog(one, AUDIT_KEYS).verify()).ok
         finally:
             await one.aclose()
             await two.aclose()

@@ -16,7 +16,7 @@ from antifraud.stack.embedded import Endpoints
 from antifraud.stack.worker import WorkerProcess, metric_sum
 from antifraud.thresholds import load_thresholds
 from streams import topics
-from tests.conftest import wait_consumed, wait_for
+from tests.conftest import AUDIT_KEYS, wait_consumed, wait_for
 from tests.kafka_helpers import read_all
 from tests.test_holds import DAY, atm_transfer, hold_id_for
 from tests.test_holds_actions import mule_day
@@ -54,7 +54,7 @@ def test_a_live_worker_releases_by_the_wall_clock_warns_about_flagged_payees_and
         client = Redis.from_url(stack.redis_url)
         try:
             await HoldLedger.configured(client, load_thresholds().holds).move(
-                AuditLog(client), hold_id_for("revoke-me"), "revoked", actor="sender", by="teller:li@B001",
+                AuditLog(client, AUDIT_KEYS), hold_id_for("revoke-me"), "revoked", actor="sender", by="teller:li@B001",
                 reason="sender asked", at=datetime.now(timezone.utc))
         finally:
             await client.aclose()

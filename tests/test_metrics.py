@@ -22,7 +22,7 @@ from antifraud.stack.embedded import Endpoints
 from antifraud.stack.worker import WorkerProcess, metric_sum
 from antifraud.thresholds import load_thresholds
 from streams import gauges, topics
-from tests.conftest import PARTITIONS, wait_for
+from tests.conftest import AUDIT_KEYS, PARTITIONS, wait_for
 from tests.test_holds import DAY, T0, atm_transfer
 from streams.loop import BATCH_LABEL
 from tests.test_pipeline_integration import BROKEN, CALLER, LIMIT, cold_calls, produce, wait_inputs, warm_up
@@ -172,7 +172,7 @@ def test_hold_gauges_follow_the_ledgers_clock(redis_url: str) -> None:
 def test_case_gauge_has_every_state(redis_url: str) -> None:
     async def scenario() -> None:
         client = Redis.from_url(redis_url)
-        await gauges.refresh_cases(CaseService(client, AuditLog(client)))
+        await gauges.refresh_cases(CaseService(client, AuditLog(client, AUDIT_KEYS)))
         await client.aclose()
 
     asyncio.run(scenario())
@@ -190,7 +190,7 @@ def confirm_every_case(redis_url: str) -> int:
 
     async def confirm() -> int:
         client = Redis.from_url(redis_url)
-        service = CaseService(client, AuditLog(client))
+        service = CaseService(client, AuditLog(client, AUDIT_KEYS))
         found = await service.find(status="new")
         for case in found:
             await service.review(case.case_id, actor="analyst-1")

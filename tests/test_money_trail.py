@@ -6,6 +6,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from redis.asyncio import Redis
 
+from tests.conftest import AUDIT_KEYS
 from antifraud import outbox
 from antifraud.audit.service import AuditLog
 from antifraud.events.models import BankTransfer, FraudReport
@@ -153,7 +154,7 @@ def test_a_fraud_report_freezes_held_transfers_and_requests_the_amounts_at_risk(
     async def go() -> None:
         client = Redis.from_url(redis_url)
         try:
-            ledger, index, audit = HoldLedger.configured(client, LIMITS), TransferIndex.configured(client, TRAIL), AuditLog(client)
+            ledger, index, audit = HoldLedger.configured(client, LIMITS), TransferIndex.configured(client, TRAIL), AuditLog(client, AUDIT_KEYS)
             await run_stream(client, STREAM)  # as the worker runs them: holds made, transfers indexed
             result = await report_fraud(ledger, index, audit, request, by="analyst:wang", limits=TRAIL, now=now)
 

@@ -18,6 +18,7 @@ from fastapi.testclient import TestClient
 from redis import Redis as SyncRedis
 from redis.asyncio import Redis
 
+from tests.conftest import AUDIT_KEYS
 from antifraud.audit.service import AuditLog
 from antifraud.case.service import CaseService
 from antifraud.clock import utcnow
@@ -133,7 +134,7 @@ def seed(redis_url: str) -> dict[str, str]:
     async def go() -> dict[str, str]:
         client = Redis.from_url(redis_url)
         try:
-            audit = AuditLog(client)
+            audit = AuditLog(client, AUDIT_KEYS)
             await hold_some(HoldLedger.configured(client, THRESHOLDS.holds), "t-1")
             cases = CaseService(client, audit, holds=THRESHOLDS.holds)
             new = await cases.fold_alert(alert(severity="medium"))

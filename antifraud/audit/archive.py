@@ -49,7 +49,7 @@ import orjson
 from redis.asyncio import Redis
 from redis.exceptions import LockError, RedisError, WatchError
 
-from antifraud.audit.models import Chain
+from antifraud.audit.models import AuditKeys, Chain
 from antifraud.audit.segments import (
     Segment,
     SegmentError,
@@ -113,24 +113,26 @@ async def _locked(redis: Redis, lock_s: float) -> AsyncIterator[bytes]:
             await lock.release()
 
 
-async def archive(redis: Redis, before: datetime, directory: Path, *, chunk: int = 5000,
+async def archive(redis: Redis, keys: AuditKeys, before: datetime, directory: Path, *, chunk: int = 5000,
                   lock_s: float = 60.0) -> ArchiveResult:
     """Archive the live records older than ``before`` into a segment in ``directory`` and trim them from
-    Redis; the steps and what a crash between them leaves are in the module docstring."""
+    Redis; the steps and what a crash between them leaves are in the module docstring. ``keys`` check
+    the chain it moves."""
     if before.tzinfo is None:
         raise ValueError("the cut-off needs a timezone")
     if not directory.is_dir():
         raise ValueError(f"{directory} is not a directory")
     async with _locked(redis, lock_s) as token:
         try:
-            return await _archive(redis, before, directory.resolve(), chunk, token)
+            return await _archive(redis, keys, before, directory.resolve(), chunk, token)
         except SegmentError as error:
             raise ArchiveRefused(str(error)) from None
 
 
-async def _archive(redis: Redis, before: datetime, directory: Path, chunk: int, token: bytes) -> ArchiveResult:
+async def _archive(redis: Redis, keys: AuditKeys, before: datetime, directory: Path, chunk: int,
+                   token: bytes) -> ArchiveResult:
     """Steps 0 to 3, the lock held."""
-    finished = await _finish_unfinished(redis, directory, chunk, token)
+    finished = await _finish_unfinished(redis, keys, directory, chunk, token)
     last = [orjson.loads(raw) for raw in await redis.lrange(ARCHIVES, -1, -1)]
     if last and Path(last[0]["file"]).parent != directory:
         raise ArchiveRefused(f"the earlier segments are in {Path(last[0]['file']).parent}: archive into that "
@@ -140,9 +142,9 @@ async def _archive(redis: Redis, before: datetime, directory: Path, chunk: int, 
     for orphan in (s for s in list_segments(directory) if s.first >= base[0]):
         orphan.path.unlink()
         removed.append(orphan.path)
-    written = await _write(redis, before, directory, base, chunk)
+    written = await _write(redis, keys, before, directory, base, chunk)
     if written is not None:
-        reason = await asyncio.to_thread(_read_back, written, base)
+        reason = await asyncio.to_thread(_read_back, written, keys, base)
         if reason is not None:
             written.path.unlink()
             raise ArchiveRefused(f"segment {written.path} did not read back ({reason}): deleted, nothing trimmed")
@@ -150,7 +152,8 @@ async def _archive(redis: Redis, before: datetime, directory: Path, chunk: int, 
     return ArchiveResult(written, finished, parse_base(await redis.get(BASE))[0], removed)
 
 
-async def _finish_unfinished(redis: Redis, directory: Path, chunk: int, token: bytes) -> Segment | None:
+async def _finish_unfinished(redis: Redis, keys: AuditKeys, directory: Path, chunk: int,
+                             token: bytes) -> Segment | None:
     """Step 0: the last run's segment, if it reaches past the base, re-checked and trimmed to its end."""
     base = parse_base(await redis.get(BASE))
     last = [orjson.loads(raw) for raw in await redis.lrange(ARCHIVES, -1, -1)]
@@ -160,7 +163,7 @@ async def _finish_unfinished(redis: Redis, directory: Path, chunk: int, token: b
     if segment.path.parent != directory:
         raise ArchiveRefused(f"an earlier run into {segment.path.parent} stopped before trimming records "
                              f"{base[0]}..{segment.last}: run again with --to {segment.path.parent} to finish it")
-    chain = Chain(segment.first, prev_hash_of(segment))
+    chain = Chain(keys, segment.first, prev_hash_of(segment))
     reason, at_base = await asyncio.to_thread(check_segment, segment, chain, until=base[0])
     if reason is not None or at_base != base[1]:
         raise ArchiveRefused(f"segment {segment.path} of an unfinished run does not check "
@@ -169,10 +172,10 @@ async def _finish_unfinished(redis: Redis, directory: Path, chunk: int, token: b
     return segment
 
 
-async def _write(redis: Redis, before: datetime, directory: Path, base: tuple[int, str],
+async def _write(redis: Redis, keys: AuditKeys, before: datetime, directory: Path, base: tuple[int, str],
                  chunk: int) -> Segment | None:
     """Step 1: the records older than ``before`` from the base on, into a new segment (None: there are none)."""
-    chain = Chain(*base)
+    chain = Chain(keys, *base)
     writer: SegmentWriter | None = None
     try:
         position = 0
@@ -194,9 +197,9 @@ async def _write(redis: Redis, before: datetime, directory: Path, base: tuple[in
         raise
 
 
-def _read_back(segment: Segment, base: tuple[int, str]) -> str | None:
+def _read_back(segment: Segment, keys: AuditKeys, base: tuple[int, str]) -> str | None:
     """Step 2: why the written segment does not chain from the base to its trailer's anchor, or None."""
-    chain = Chain(*base)
+    chain = Chain(keys, *base)
     reason, _ = check_segment(segment, chain)
     if reason is None and chain.seq != segment.last + 1:
         return f"it ends at record {chain.seq - 1}"

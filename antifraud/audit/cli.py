@@ -11,12 +11,13 @@ from redis.asyncio import Redis
 from antifraud.audit.archive import ArchiveRefused, archive
 from antifraud.audit.segments import SegmentError, archived_records
 from antifraud.audit.service import AuditLog, iter_lines
+from antifraud.config import audit_keys
 from antifraud.cli_support import BAD_INPUT, fail, run_on_redis
 from antifraud.clock import utcnow
 
 
 async def _verify(redis: Redis, archive_dir: Path | None) -> int:
-    verdict = await AuditLog(redis).verify(archive_dir)
+    verdict = await AuditLog(redis, audit_keys()).verify(archive_dir)
     if not verdict.ok:
         print(f"audit chain BROKEN at record {verdict.broken_at}: {verdict.reason} "
               f"({verdict.checked} records before it are intact)", file=sys.stderr)
@@ -53,7 +54,7 @@ async def _show(redis: Redis, subject: str | None, last: int, archive_dir: Path 
 
 
 async def _archive(redis: Redis, before: datetime, directory: Path) -> int:
-    result = await archive(redis, before, directory)
+    result = await archive(redis, audit_keys(), before, directory)
     for path in result.removed:
         print(f"removed {path}: left by a run that stopped before trimming it")
     if result.finished is not None:

@@ -28,7 +28,7 @@ from typing import IO, Any
 
 import orjson
 
-from antifraud.audit.models import AuditRecord, Chain, Verdict
+from antifraud.audit.models import AuditKeys, AuditRecord, Chain, Verdict
 
 _NAME = re.compile(r"audit-(\d{12})-(\d{12})\.jsonl\.gz")
 _PARTIAL = ".audit-*.partial"
@@ -192,7 +192,7 @@ def check_segment(segment: Segment, chain: Chain, *, until: int | None = None) -
     return None, at_until
 
 
-def check_archive(directory: Path, live: tuple[int, str]) -> tuple[Chain, Verdict | None]:
+def check_archive(directory: Path, live: tuple[int, str], keys: AuditKeys) -> tuple[Chain, Verdict | None]:
     """Walk the chain from the genesis through the segments in ``directory`` up to the live log's base
     ``live`` = (first live seq, the hash it links to); (where the walk got to, the verdict if it broke).
 
@@ -200,7 +200,7 @@ def check_archive(directory: Path, live: tuple[int, str]) -> tuple[Chain, Verdic
     between are named missing). Segments that start at or after the live base are not part of the
     archive yet (a run that stopped before trimming anything) and are skipped."""
     base_seq, base_hash = live
-    chain = Chain()
+    chain = Chain(keys)
 
     def broken(seq: int, segment: Segment | None, reason: str) -> tuple[Chain, Verdict]:
         where = f"segment {segment.path.name}: " if segment else ""
@@ -216,7 +216,7 @@ def check_archive(directory: Path, live: tuple[int, str]) -> tuple[Chain, Verdic
         if reason is not None:
             return broken(chain.seq, segment, reason)
         if at_base is not None:
-            chain = Chain(base_seq, at_base)
+            chain = Chain(keys, base_seq, at_base)
             break
     if chain.seq != base_seq:
         return broken(chain.seq, None, f"records {chain.seq}..{base_seq - 1} are neither in Redis nor in a "

@@ -7,19 +7,25 @@ Keys:
   are archived (:mod:`antifraud.audit.archive`); absent means ``0`` and the genesis hash.
 - ``audit:head``: ``"{seq} {hash}"`` of the last record; a log shorter than its
   head says records were removed from the end.
-- ``audit:ids``: hash ``event_id`` -> seq, so an action replayed after a crash
+- ``audit:ids``: hash ``event_id`` -> seq (``q`` while queued), so an action replayed after a crash
   is not appended twice (for live records only: archiving drops the ids).
 - ``audit:subject:{subject}``: list of the live seqs about one subject (a hold, a
   case, a listing), for timelines.
 - ``audit:archives``: list of the archive segments written (JSON: seq range, file).
-- ``audit:inbox``: a stream of records the stream checkpoint queued with the state change they
-  describe (automatic hold moves), in the same transaction; :meth:`AuditLog.relay_inbox` appends them
-  to the chain (skipping event ids already recorded) and deletes them, so a relay that crashes, or
-  two that run at once, append each once.
+- ``audit:inbox``: a stream of the entries queued and not chained yet.
 
-Appends are Redis transactions that WATCH the head: two writers never chain to
-the same predecessor. :meth:`AuditLog.transact` puts the caller's own writes in
-the same MULTI, so a state change and its record land together or not at all.
+Writing is in two steps, so that writers do not wait on one another:
+
+1. Queue: a writer puts its entry on ``audit:inbox`` in the same MULTI as the state change it
+   describes (:meth:`AuditLog.transact`, or the stream checkpoint's :func:`queue_inbox`), so the two
+   land together or not at all. The MULTI watches only the writer's own state keys.
+2. Seal: :meth:`AuditLog.seal` takes the queued entries in order, chains them (HMAC under the audit
+   key, ``antifraud/audit/models.py``), appends them to the log and deletes them from the inbox, in one
+   MULTI under WATCH of the head: two sealers never chain to the same predecessor, and whichever wins
+   seals everything queued, so many writers cost few chain transactions. A writer seals right after
+   queueing (its record is in the log when it returns); the worker seals what the checkpoint queued.
+   Entries whose event id is already chained are dropped, so an action queued twice is chained once.
+
 Readers that map seqs to list indexes WATCH the base, which an archive run moves.
 """
 
@@ -34,7 +40,9 @@ from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 from redis.exceptions import WatchError
 
-from antifraud.audit.models import GENESIS, AuditEntry, AuditRecord, Chain, Change, Verdict, chain_hash
+from antifraud.audit.models import (
+    GENESIS, AuditEntry, AuditKeys, AuditRecord, Chain, Change, Verdict, chain_hash,
+)
 from antifraud.audit.segments import check_archive
 from antifraud.clock import utcnow
 
@@ -45,6 +53,8 @@ IDS = "audit:ids"
 SUBJECT = "audit:subject:"
 ARCHIVES = "audit:archives"
 INBOX = "audit:inbox"
+QUEUED = "q"
+"""``audit:ids``' value for an event id queued and not chained yet."""
 
 Decide = Callable[[Pipeline], Awaitable[Change]]
 """Reads current state through the watching pipeline, refuses by raising, returns the change."""
@@ -69,26 +79,42 @@ def parse_base(raw: bytes | str | None) -> tuple[int, str]:
     return _parse_anchor(raw, 0)
 
 
-def _chain(entries: Sequence[AuditEntry], head: tuple[int, str], now: datetime) -> list[dict[str, Any]]:
-    """The records as stored: plain JSON values, so the hash is computed over exactly what is written."""
-    seq, prev = head
-    docs = []
+class AuditKeyMissing(RuntimeError):
+    """An audited write or a verify without the audit key (``ANTIFRAUD_AUDIT_KEY``)."""
+
+
+def _entry_doc(entry: AuditEntry, now: datetime) -> dict[str, Any]:
+    """An entry as queued: its time is when it was decided, not when it is chained."""
+    return {
+        "at": (entry.at or now).astimezone(timezone.utc).isoformat(),
+        "actor": entry.actor,
+        "action": entry.action,
+        "subject": entry.subject,
+        "before": dict(entry.before) if entry.before is not None else None,
+        "after": dict(entry.after) if entry.after is not None else None,
+        "event_id": entry.event_id,
+    }
+
+
+def queue_inbox(pipe: Pipeline, entries: Sequence[AuditEntry]) -> None:
+    """Queue ``entries`` for the chain inside the caller's transaction (step 1 of the module docstring)."""
+    now = utcnow()
     for entry in entries:
+        pipe.xadd(INBOX, {"entry": orjson.dumps(_entry_doc(entry, now))})
+        if entry.event_id is not None:
+            pipe.hsetnx(IDS, entry.event_id, QUEUED)
+
+
+def _chain(docs: Sequence[dict[str, Any]], head: tuple[int, str], keys: AuditKeys) -> list[dict[str, Any]]:
+    """The queued entries as records: plain JSON values, so the hash is computed over exactly what is written."""
+    seq, prev = head
+    records = []
+    for doc in docs:
         seq += 1
-        doc: dict[str, Any] = {
-            "seq": seq,
-            "at": (entry.at or now).astimezone(timezone.utc).isoformat(),
-            "actor": entry.actor,
-            "action": entry.action,
-            "subject": entry.subject,
-            "before": dict(entry.before) if entry.before is not None else None,
-            "after": dict(entry.after) if entry.after is not None else None,
-            "event_id": entry.event_id,
-        }
-        doc["prev_hash"] = prev
-        doc["hash"] = prev = chain_hash(prev, doc)
-        docs.append(doc)
-    return docs
+        record = {"seq": seq, **doc, "key_id": keys.current_id, "prev_hash": prev}
+        record["hash"] = prev = chain_hash(prev, record, keys.current)
+        records.append(record)
+    return records
 
 
 def _queue_records(pipe: Pipeline, docs: Sequence[dict[str, Any]]) -> None:
@@ -101,110 +127,117 @@ def _queue_records(pipe: Pipeline, docs: Sequence[dict[str, Any]]) -> None:
     pipe.set(HEAD, f"{docs[-1]['seq']} {docs[-1]['hash']}")
 
 
-def queue_inbox(pipe: Pipeline, entries: Sequence[AuditEntry]) -> None:
-    """Queue ``entries`` (each with an ``event_id``) for the chain inside the caller's transaction."""
-    for entry in entries:
-        assert entry.event_id is not None, "an inbox entry needs an event id: a relay may append it twice"
-        pipe.xadd(INBOX, {"entry": orjson.dumps({
-            "actor": entry.actor, "action": entry.action, "subject": entry.subject,
-            "before": dict(entry.before) if entry.before is not None else None,
-            "after": dict(entry.after) if entry.after is not None else None, "event_id": entry.event_id,
-            "at": entry.at.astimezone(timezone.utc).isoformat() if entry.at is not None else None,
-        })})
-
-
-def _inbox_entry(raw: bytes) -> AuditEntry:
-    doc = orjson.loads(raw)
-    at = datetime.fromisoformat(doc.pop("at")) if doc.get("at") else None
-    return AuditEntry(**doc, at=at)
-
-
 class AuditLog:
-    def __init__(self, redis: Redis) -> None:
+    """The log; ``keys`` (the audit key) are needed to write and to verify, not to read."""
+
+    def __init__(self, redis: Redis, keys: AuditKeys | None = None) -> None:
         self.redis = redis
+        self.keys = keys
 
-    async def relay_inbox(self, batch: int = 1000) -> int:
-        """Append what the checkpoint queued in ``audit:inbox`` (oldest first, up to ``batch``), then delete
-        it; returns how many were taken."""
-        queued = await self.redis.xrange(INBOX, count=batch)
-        if not queued:
-            return 0
-        await self.append_many([_inbox_entry(fields[b"entry"]) for _, fields in queued])
-        await self.redis.xdel(INBOX, *(entry_id for entry_id, _ in queued))
-        return len(queued)
+    def _key(self) -> AuditKeys:
+        if self.keys is None:
+            raise AuditKeyMissing("the audit log is chained under a key: set ANTIFRAUD_AUDIT_KEY")
+        return self.keys
 
-    async def append(self, entry: AuditEntry) -> AuditRecord | None:
-        """Append one record; None if its ``event_id`` was already recorded."""
-        records = await self.append_many([entry])
-        return records[0] if records else None
-
-    async def append_many(self, entries: Sequence[AuditEntry]) -> list[AuditRecord]:
-        """Append records in one transaction, skipping event ids already recorded.
-
-        For automatic actions (hold releases) that happen in batches.
-        """
-
-        async def decide(pipe: Pipeline) -> tuple[Change, list[AuditEntry]]:
-            ids = [e.event_id for e in entries if e.event_id is not None]
-            seen = set()
-            if ids:
-                found = await pipe.hmget(IDS, ids)
-                seen = {i for i, s in zip(ids, found, strict=True) if s is not None}
-            fresh, batch_ids = [], set()
-            for e in entries:
-                if e.event_id is None or (e.event_id not in seen and e.event_id not in batch_ids):
-                    fresh.append(e)
-                    if e.event_id is not None:
-                        batch_ids.add(e.event_id)
-            return Change(before=None, after=None), fresh
-
-        return await self._run([], decide)
-
-    async def transact(self, *, actor: str, action: str, subject: str, watch: Sequence[str], decide: Decide) -> AuditRecord | None:
-        """Decide a change under WATCH, then write it and its audit record in one MULTI.
-
-        1. WATCH the log head and ``watch`` (the caller's state keys).
-        2. ``decide`` reads state through the pipeline and raises to refuse.
-        3. MULTI: the change's writes, then the audit record; EXEC.
-        4. If a watched key moved meanwhile, start again from 1 (decide sees the new state).
-
-        Returns the record, or None when the change's ``event_id`` was already recorded
-        (the change is then not written again).
-        """
-
-        async def decide_one(pipe: Pipeline) -> tuple[Change, list[AuditEntry]]:
-            change = await decide(pipe)
-            if change.event_id is not None and await pipe.hexists(IDS, change.event_id):
-                return change, []
-            entry = AuditEntry(actor, action, subject, change.before, change.after, change.event_id)
-            return change, [entry]
-
-        records = await self._run(watch, decide_one)
-        return records[0] if records else None
-
-    async def _run(
-        self, watch: Sequence[str], decide: Callable[[Pipeline], Awaitable[tuple[Change, list[AuditEntry]]]]
-    ) -> list[AuditRecord]:
+    async def seal(self, batch: int = 1000) -> int:
+        """Chain everything queued (step 2 of the module docstring), ``batch`` entries per transaction;
+        returns how many records were appended."""
+        keys = self._key()
+        appended = 0
         async with self.redis.pipeline(transaction=True) as pipe:
             while True:
                 try:
-                    await pipe.watch(HEAD, *watch)
-                    change, entries = await decide(pipe)
-                    if not entries:
+                    await pipe.watch(HEAD)
+                    queued = await pipe.xrange(INBOX, count=batch)
+                    if not queued:
                         await pipe.unwatch()
-                        return []
-                    docs = _chain(entries, _parse_head(await pipe.get(HEAD)), utcnow())
+                        return appended
+                    docs = [orjson.loads(fields[b"entry"]) for _, fields in queued]
+                    ids = [d["event_id"] for d in docs if d["event_id"] is not None]
+                    chained = set()
+                    if ids:
+                        found = await pipe.hmget(IDS, ids)
+                        chained = {i for i, seq in zip(ids, found, strict=True) if seq not in (None, QUEUED.encode())}
+                    fresh, seen = [], set()
+                    for doc in docs:
+                        if doc["event_id"] is None or (doc["event_id"] not in chained and doc["event_id"] not in seen):
+                            fresh.append(doc)
+                            seen.add(doc["event_id"])
+                    records = _chain(fresh, _parse_head(await pipe.get(HEAD)), keys)
                     pipe.multi()
-                    change.write(pipe)
-                    _queue_records(pipe, docs)
+                    if records:
+                        _queue_records(pipe, records)
+                    pipe.xdel(INBOX, *(entry_id for entry_id, _ in queued))
                     await pipe.execute()
-                    return [AuditRecord.model_validate(doc) for doc in docs]
+                    appended += len(records)
+                    if len(queued) < batch:
+                        return appended  # what is queued from now on, its writer (or the worker) seals
                 except WatchError:
                     continue
+
+    async def append(self, entry: AuditEntry) -> bool:
+        """Append one record; False if its ``event_id`` was already recorded."""
+        return await self.append_many([entry]) == 1
+
+    async def append_many(self, entries: Sequence[AuditEntry]) -> int:
+        """Queue records and seal them, skipping event ids already recorded; how many were new."""
+        self._key()
+        ids = [e.event_id for e in entries if e.event_id is not None]
+        known = set()
+        if ids:
+            known = {i for i, seq in zip(ids, await self.redis.hmget(IDS, ids), strict=True) if seq is not None}
+        fresh = [e for e in entries if e.event_id is None or e.event_id not in known]
+        if fresh:
+            pipe = self.redis.pipeline(transaction=True)
+            queue_inbox(pipe, fresh)
+            await pipe.execute()
+            await self.seal()
+        return len(fresh)
+
+    async def transact(self, *, actor: str, action: str, subject: str, watch: Sequence[str],
+                       decide: Decide, seal: bool = True) -> AuditEntry | None:
+        """Decide a change under WATCH, then write it and queue its audit record in one MULTI; seal.
+
+        1. WATCH ``watch`` (the caller's state keys; never the log's head, so writers do not wait on
+           one another), or with none the subject's list of records.
+        2. ``decide`` reads state through the pipeline and raises to refuse.
+        3. MULTI: the change's writes, then the record queued; EXEC.
+        4. If a watched key moved meanwhile, start again from 1 (decide sees the new state).
+        5. Seal: the record is in the log when this returns (unless ``seal`` is False: a caller writing a
+           batch seals once at its end).
+
+        Returns the entry, or None when the change's ``event_id`` was already recorded (the change is
+        then not written again).
+        """
+        self._key()
+        async with self.redis.pipeline(transaction=True) as pipe:
+            while True:
+                try:
+                    await pipe.watch(*(watch or [SUBJECT + subject]))
+                    change = await decide(pipe)
+                    if change.event_id is not None and await pipe.hexists(IDS, change.event_id):
+                        await pipe.reset()
+                        return None
+                    entry = AuditEntry(actor, action, subject, change.before, change.after, change.event_id,
+                                       at=utcnow())
+                    pipe.multi()
+                    change.write(pipe)
+                    queue_inbox(pipe, [entry])
+                    await pipe.execute()
+                    break
+                except WatchError:
+                    continue
+        if seal:
+            await self.seal()
+        return entry
 
     async def records(self, start: int = 0, stop: int = -1) -> list[AuditRecord]:
         """Live records ``start``..``stop`` (inclusive, Redis list indexes: 0 is the first live record)."""
         return [AuditRecord.model_validate_json(raw) for raw in await self.redis.lrange(LOG, start, stop)]
+
+    async def head(self) -> tuple[int, str]:
+        """(seq of the last record, its hash): what an anchor records."""
+        return _parse_head(await self.redis.get(HEAD))
 
     async def base(self) -> tuple[int, str]:
         """(seq of the first live record, the hash it links to): where the live part of the chain starts."""
@@ -258,9 +291,10 @@ class AuditLog:
         snapshot = self.redis.pipeline(transaction=True).get(BASE).get(HEAD).llen(LOG)
         raw_base, raw_head, length = await snapshot.execute()
         base, head = parse_base(raw_base), _parse_head(raw_head)
-        chain, first, archived = Chain(*base), base[0], 0
+        keys = self._key()
+        chain, first, archived = Chain(keys, *base), base[0], 0
         if archive is not None:
-            chain, broken = check_archive(archive, base)
+            chain, broken = check_archive(archive, base, keys)
             if broken is not None:
                 return broken
             first, archived = 0, base[0]

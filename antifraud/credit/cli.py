@@ -17,7 +17,7 @@ from redis.asyncio import Redis
 from antifraud.audit.service import AuditLog
 from antifraud.cli_support import run_on_redis
 from antifraud.clock import utcnow
-from antifraud.config import Settings
+from antifraud.config import Settings, audit_keys
 from antifraud.credit.models import (
     Amendment,
     Listing,
@@ -67,7 +67,7 @@ def _time(raw: str) -> datetime:
 
 async def _command(args: argparse.Namespace, redis: Redis) -> int:
     limits = load_thresholds(Settings.from_env().thresholds_path).credit_blacklist
-    blacklist = CreditBlacklist(redis, AuditLog(redis), limits)
+    blacklist = CreditBlacklist(redis, AuditLog(redis, audit_keys()), limits)
     now = utcnow()
     actor = args.actor if "actor" in args else ""
     if args.action == "list":

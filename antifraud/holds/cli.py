@@ -16,7 +16,7 @@ from redis.asyncio import Redis
 from antifraud.audit.service import AuditLog
 from antifraud.cli_support import run_on_redis
 from antifraud.clock import utcnow
-from antifraud.config import Settings
+from antifraud.config import Settings, audit_keys
 from antifraud.holds.models import HOLD_ID_PATTERN, HUMAN_MOVES, MOVE_HELP, Hold, IllegalTransition
 from antifraud.holds.reports import FraudReportRequest, FraudReportResult, report_fraud
 from antifraud.holds.service import STATES, HoldLedger, UnknownHold
@@ -100,12 +100,13 @@ async def _command(args: argparse.Namespace, redis: Redis) -> int:
             print(f"  {record.at:%Y-%m-%d %H:%M:%S}Z  {record.actor}  {record.action}  {record.after}")
     elif args.action == "report":
         request = _report_request(args)
-        result = await report_fraud(ledger, TransferIndex.configured(redis, thresholds.holds.trail), AuditLog(redis),
+        result = await report_fraud(ledger, TransferIndex.configured(redis, thresholds.holds.trail),
+                                    AuditLog(redis, audit_keys()),
                                     request, by=f"cli:{args.actor}", limits=thresholds.holds.trail, now=now)
         _print_report(result, args.show_accounts)
     else:
         to, actor = HUMAN_MOVES[args.action]
-        event = await ledger.move(AuditLog(redis), args.hold_id, to, actor=actor, by=f"cli:{args.actor}",
+        event = await ledger.move(AuditLog(redis, audit_keys()), args.hold_id, to, actor=actor, by=f"cli:{args.actor}",
                                   reason=args.reason, at=now)
         print(f"hold {event.hold_id}: {event.from_state} -> {event.to_state}")
     return 0

@@ -146,7 +146,6 @@ class HoldLedger:
         self.retain_seconds = retain_seconds
         self.payee_set_seconds = payee_set_seconds
         self.payee_flag_seconds = payee_flag_seconds
-        self.audit = AuditLog(redis)
 
     @classmethod
     def configured(cls, redis: Redis, limits: HoldThresholds) -> "HoldLedger":

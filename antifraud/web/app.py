@@ -23,9 +23,10 @@ from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from redis.asyncio import Redis
 
+from antifraud.audit.models import AuditKeys
 from antifraud.audit.service import AuditLog
 from antifraud.case import views as case_views
-from antifraud.config import Settings
+from antifraud.config import Settings, audit_keys
 from antifraud.credit import views as credit_views
 from antifraud.holds import views as holds_views
 from antifraud.thresholds import load_thresholds
@@ -84,15 +85,17 @@ def _openapi(app: FastAPI) -> Callable[[], dict[str, Any]]:
     return openapi
 
 
-def create_app(settings: Settings, auth: Authenticator | None = None) -> FastAPI:
-    """The app over ``settings``; ``auth`` defaults to users and key from the environment."""
+def create_app(settings: Settings, auth: Authenticator | None = None, keys: AuditKeys | None = None) -> FastAPI:
+    """The app over ``settings``; ``auth`` defaults to users and key from the environment, ``keys`` to the
+    audit key from the environment (every action the app takes is audited)."""
     authenticator = auth or Authenticator.from_env()
+    chain_keys = keys or audit_keys()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         redis = Redis.from_url(settings.redis_url)
         app.state.redis = redis
-        app.state.audit = AuditLog(redis)
+        app.state.audit = AuditLog(redis, chain_keys)
         app.state.check_reader = check.CheckReader(redis, app.state.thresholds.transfer_risk)
         app.state.warnings = warnings.WarningHub()
         ready = asyncio.Event()
