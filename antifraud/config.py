@@ -81,6 +81,9 @@ class Settings:
     idle_s: float = 1.0
     """How long an input partition that has caught up and has nothing may hold back the others (Kafka
     Streams' ``max.task.idle.ms``); a record arriving later than that is late. ``ANTIFRAUD_IDLE_SECONDS``."""
+    audit_anchor_s: float = 60.0
+    """How often the worker publishes the audit chain's head to ``antifraud.audit-anchors``.
+    ``ANTIFRAUD_AUDIT_ANCHOR_SECONDS``."""
     stop_grace_s: float = 30.0
     """How long a worker that stopped reading its input for good keeps serving ``/metrics`` before it exits
     (two scrape intervals, so Prometheus sees why). ``ANTIFRAUD_STOP_GRACE_SECONDS``."""
@@ -107,6 +110,7 @@ class Settings:
             batch_within_s=_number("ANTIFRAUD_BATCH_WITHIN", 0.2, float, 0.001),
             idle_s=_number("ANTIFRAUD_IDLE_SECONDS", 1.0, float, 0.0),
             stop_grace_s=_number("ANTIFRAUD_STOP_GRACE_SECONDS", 30.0, float, 0.0),
+            audit_anchor_s=_number("ANTIFRAUD_AUDIT_ANCHOR_SECONDS", 60.0, float, 1.0),
             max_record_bytes=_number("ANTIFRAUD_MAX_RECORD_BYTES", 256 * 1024, int, 1024),
             data_dir=Path(os.environ.get("ANTIFRAUD_DATA_DIR") or ".antifraud-data"),
             thresholds_path=Path(thresholds) if thresholds else None,

@@ -10,7 +10,7 @@ wall-clock hold release, the blacklist sweep, the gauges) and the ``/metrics`` p
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any, get_args
 
 import faust
@@ -18,6 +18,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from antifraud import metrics
 from antifraud.alerts.models import Alert
+from antifraud.audit.models import Anchor
 from antifraud.audit.service import AuditLog
 from antifraud.case.followups import FollowUpRunner, performers
 from antifraud.case.models import SCENARIO_BY_DETECTOR
@@ -158,6 +159,21 @@ async def seal_audit() -> None:
     """Chain the audit records queued and not chained yet: the checkpoint's (automatic hold moves), and any a
     writer queued but did not get to chain (``antifraud/audit/service.py``)."""
     await audit.seal()
+
+
+_anchored = [-1]
+"""The seq of the last anchor this worker published."""
+
+
+@periodic(settings.audit_anchor_s, "audit anchor")
+async def anchor_audit() -> None:
+    """Publish the audit chain's head where Redis writers cannot rewrite it (``antifraud.audit-anchors``):
+    ``antifraud audit verify --anchors`` then catches a chain rewritten even by someone with the key."""
+    seq, digest = await audit.head()
+    if seq > _anchored[0]:
+        anchor = Anchor(seq=seq, hash=digest, at=datetime.now(timezone.utc))
+        await _send_acked(topics.AUDIT_ANCHORS, b"audit", anchor.model_dump_json().encode())
+        _anchored[0] = seq
 
 
 @periodic(0.5, "delivery round")

@@ -11,6 +11,8 @@ from kafka import KafkaAdminClient
 from kafka.admin import NewTopic
 from kafka.errors import TopicAlreadyExistsError
 
+from antifraud.audit.models import ANCHORS_TOPIC
+
 INPUT_TOPICS: dict[str, str] = {
     "bank_transfer": "antifraud.bank-transfers",
     "card_opening": "antifraud.card-openings",
@@ -43,9 +45,12 @@ FORWARDING = "antifraud.forwarding"
 CREDIT_BLACKLIST = "antifraud.credit-blacklist"
 """Changes of credit blacklist listings (ListingEvent, ``antifraud/credit/models.py``), keyed by the party's id."""
 
+AUDIT_ANCHORS = ANCHORS_TOPIC
+"""The audit chain's head now and then (Anchor, ``antifraud/audit/models.py``): ``audit verify --anchors``."""
+
 ALL_TOPICS: tuple[str, ...] = (
     *INPUT_TOPICS.values(), ALERTS, DEAD_LETTERS, INTERCEPTIONS, VICTIM_WARNINGS, HOLDS, FREEZE_REQUESTS, FORWARDING,
-    CREDIT_BLACKLIST,
+    CREDIT_BLACKLIST, AUDIT_ANCHORS,
 )
 
 

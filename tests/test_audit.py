@@ -9,12 +9,18 @@ import os
 import subprocess
 import sys
 
+from collections.abc import Callable
+from datetime import datetime, timezone
+
 import pytest
 from redis.asyncio import Redis
 
-from antifraud.audit.models import GENESIS, AuditEntry, AuditKeys, Change, chain_hash
+from antifraud.audit.cli import published_anchors
+from antifraud.audit.models import GENESIS, Anchor, AuditEntry, AuditKeys, Change, chain_hash
 from antifraud.audit.service import HEAD, INBOX, LOG, AuditKeyMissing, AuditLog
-from tests.conftest import AUDIT_KEYS, TEST_AUDIT_KEY
+from antifraud.stack.embedded import Endpoints
+from antifraud.stack.worker import WorkerProcess
+from tests.conftest import AUDIT_KEYS, TEST_AUDIT_KEY, wait_for
 
 
 class Refused(Exception):
@@ -78,7 +84,9 @@ def test_transact_writes_state_and_record_together_or_not_at_all(redis_url: str)
         assert await redis.get("thing") == b"frozen"
         with pytest.raises(Refused, match="thing is frozen"):
             await log.transact(actor="ana", action="freeze", subject="thing", watch=["thing"], decide=freeze)
-        assert await redis.llen(LOG) == 1
+        assert (await redis.xlen(INBOX), await redis.llen(LOG)) == (1, 0), "queued with the change, not chained yet"
+        assert [r.after for r in await log.records()] == [{"state": "frozen"}], "a reader with the key seals first"
+        assert await redis.xlen(INBOX) == 0
         await redis.aclose()
 
     run(go())
@@ -227,3 +235,54 @@ def test_cli_verify_exit_codes(redis_url: str) -> None:
     keyless = subprocess.run(cmd, env={k: v for k, v in env.items() if k != "ANTIFRAUD_AUDIT_KEY"},
                              capture_output=True, text=True, timeout=60)
     assert keyless.returncode == 2 and "ANTIFRAUD_AUDIT_KEY is not set" in keyless.stderr
+
+
+def test_an_insider_with_the_key_rewriting_the_chain_is_caught_by_an_earlier_anchor(redis_url: str) -> None:
+    """With the key, a rewritten chain re-hashes cleanly: verify alone passes it. An anchor published before
+    (the head as it was, outside Redis) does not: verify names the anchored record."""
+
+    async def go() -> None:
+        redis, log = await _log(redis_url)
+        for i in range(5):
+            await log.append(AuditEntry("ana", "note", "case:c", after={"n": i}))
+        seq, digest = await log.head()
+        anchor = Anchor(seq=seq, hash=digest, at=datetime.now(timezone.utc))
+        docs = [json.loads(raw) for raw in await redis.lrange(LOG, 0, -1)]
+        docs[2]["after"] = {"n": 99}
+        prev = docs[1]["hash"]
+        for n in range(2, len(docs)):
+            docs[n]["prev_hash"] = prev
+            docs[n]["hash"] = prev = chain_hash(prev, docs[n], AUDIT_KEYS.current)
+            await redis.lset(LOG, n, json.dumps(docs[n]))
+        await redis.set(HEAD, f"{docs[-1]['seq']} {docs[-1]['hash']}")
+        assert (await log.verify()).ok, "re-hashed with the key, the chain alone cannot tell"
+        caught = await log.verify(anchors=[anchor])
+        assert caught.broken_at == 4 and "anchor" in (caught.reason or "")
+        await redis.rpop(LOG)
+        await redis.set(HEAD, f"3 {docs[3]['hash']}")
+        cut = await log.verify(anchors=[Anchor(seq=4, hash=docs[4]["hash"], at=anchor.at)])
+        assert cut.broken_at == 4 and "an anchor names record 4" in (cut.reason or "")
+        await redis.aclose()
+
+    run(go())
+
+
+def test_the_worker_publishes_anchors_that_verify_checks(stack: Endpoints,
+                                                         start_worker: Callable[..., WorkerProcess]) -> None:
+    async def append() -> tuple[int, str]:
+        redis, log = await _log(stack.redis_url)
+        for i in range(3):
+            await log.append(AuditEntry("ana", "note", "case:c", after={"n": i}))
+        head = await log.head()
+        await redis.aclose()
+        return head
+
+    start_worker(ANTIFRAUD_AUDIT_ANCHOR_SECONDS="1")
+    seq, digest = run(append())
+    wait_for(lambda: any(a.seq == seq for a in published_anchors(stack.kafka_bootstrap, 2)), timeout=60,
+             what="the worker's anchor of the head")
+    assert [(a.seq, a.hash) for a in published_anchors(stack.kafka_bootstrap, 2) if a.seq == seq] == [(seq, digest)]
+    env = {**os.environ, "REDIS_URL": stack.redis_url, "KAFKA_BOOTSTRAP": stack.kafka_bootstrap}
+    checked = subprocess.run([sys.executable, "-m", "antifraud", "audit", "verify", "--anchors"], env=env,
+                             capture_output=True, text=True, timeout=60)
+    assert checked.returncode == 0 and "published anchors hold" in checked.stdout, checked.stderr

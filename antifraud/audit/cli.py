@@ -11,13 +11,30 @@ from redis.asyncio import Redis
 from antifraud.audit.archive import ArchiveRefused, archive
 from antifraud.audit.segments import SegmentError, archived_records
 from antifraud.audit.service import AuditLog, iter_lines
-from antifraud.config import audit_keys
+from antifraud.audit.models import ANCHORS_TOPIC, Anchor
+from antifraud.config import Settings, audit_keys
 from antifraud.cli_support import BAD_INPUT, fail, run_on_redis
 from antifraud.clock import utcnow
 
 
-async def _verify(redis: Redis, archive_dir: Path | None) -> int:
-    verdict = await AuditLog(redis, audit_keys()).verify(archive_dir)
+def published_anchors(bootstrap: str, timeout_s: float = 10.0) -> list[Anchor]:
+    """Every anchor on ``antifraud.audit-anchors`` (read from the start until nothing more comes)."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, consumer_timeout_ms=int(timeout_s * 1000))
+    try:
+        partitions = [TopicPartition(ANCHORS_TOPIC, p) for p in consumer.partitions_for_topic(ANCHORS_TOPIC) or ()]
+        if not partitions:
+            return []
+        consumer.assign(partitions)
+        consumer.seek_to_beginning(*partitions)
+        return [Anchor.model_validate_json(record.value) for record in consumer]
+    finally:
+        consumer.close()
+
+
+async def _verify(redis: Redis, archive_dir: Path | None, anchors: list[Anchor]) -> int:
+    verdict = await AuditLog(redis, audit_keys()).verify(archive_dir, anchors=anchors)
     if not verdict.ok:
         print(f"audit chain BROKEN at record {verdict.broken_at}: {verdict.reason} "
               f"({verdict.checked} records before it are intact)", file=sys.stderr)
@@ -29,12 +46,13 @@ async def _verify(redis: Redis, archive_dir: Path | None) -> int:
                  "check them too)")
     else:
         scope = ""
-    print(f"audit chain intact: {verdict.checked} records{scope}")
+    checked = f"; {len(anchors)} published anchors hold" if anchors else ""
+    print(f"audit chain intact: {verdict.checked} records{scope}{checked}")
     return 0
 
 
 async def _show(redis: Redis, subject: str | None, last: int, archive_dir: Path | None) -> int:
-    log = AuditLog(redis)
+    log = AuditLog(redis, audit_keys())
     records = (await log.about(subject))[-last:] if subject else await log.records(-last, -1)
     first, _ = await log.base()
     if len(records) < last and first:
@@ -103,7 +121,8 @@ def _run(args: argparse.Namespace) -> int:
         fail(prog, str(exc))
         return BAD_INPUT
     if args.action == "verify":
-        return run_on_redis(prog, lambda redis: _verify(redis, archive_dir))
+        anchors = published_anchors(Settings.from_env().kafka_bootstrap) if args.anchors else []
+        return run_on_redis(prog, lambda redis: _verify(redis, archive_dir, anchors))
     if args.action == "show":
         return run_on_redis(prog, lambda redis: _show(redis, args.subject, args.last, archive_dir),
                             refused=(SegmentError,))
@@ -119,6 +138,8 @@ def add_command(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
     actions = parser.add_subparsers(dest="action", required=True)
     verify = actions.add_parser("verify", help="check every record's hash and link; name the first broken one (exit 1)")
     verify.add_argument("--archive", metavar="DIR", help="also the archive segments in DIR, as one chain with Redis")
+    verify.add_argument("--anchors", action="store_true",
+                        help="also check the heads the worker published to antifraud.audit-anchors (KAFKA_BOOTSTRAP)")
     show = actions.add_parser("show", help="print the last records, or those about one subject")
     show.add_argument("--subject", help="e.g. hold:<id>, case:<id>, listing:<id>")
     show.add_argument("--last", type=int, default=20, help="how many records (default 20)")

@@ -45,6 +45,17 @@ class AuditRecord(BaseModel):
 
 
 CHAIN_FIELDS = ("prev_hash", "hash")
+ANCHORS_TOPIC = "antifraud.audit-anchors"
+"""Where the worker publishes the chain's head now and then: a copy Redis writers cannot rewrite."""
+
+
+class Anchor(BaseModel):
+    """The chain's head at a moment, published outside Redis: record ``seq`` had hash ``hash``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    seq: int
+    hash: str
+    at: datetime
 MIN_KEY_BYTES = 32
 
 

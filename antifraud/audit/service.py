@@ -22,9 +22,11 @@ Writing is in two steps, so that writers do not wait on one another:
 2. Seal: :meth:`AuditLog.seal` takes the queued entries in order, chains them (HMAC under the audit
    key, ``antifraud/audit/models.py``), appends them to the log and deletes them from the inbox, in one
    MULTI under WATCH of the head: two sealers never chain to the same predecessor, and whichever wins
-   seals everything queued, so many writers cost few chain transactions. A writer seals right after
-   queueing (its record is in the log when it returns); the worker seals what the checkpoint queued.
-   Entries whose event id is already chained are dropped, so an action queued twice is chained once.
+   seals everything queued, so many writers cost few chain transactions. The worker seals every half
+   second; a reader with the key (:meth:`AuditLog.about`, :meth:`AuditLog.records`) seals before it
+   reads, so a timeline shows an action the moment it was taken. Entries whose event id is already
+   chained are dropped, so an action queued twice is chained once. Until it is sealed (normally well
+   under a second) an entry is protected only as the rest of Redis is.
 
 Readers that map seqs to list indexes WATCH the base, which an archive run moves.
 """
@@ -41,9 +43,10 @@ from redis.asyncio.client import Pipeline
 from redis.exceptions import WatchError
 
 from antifraud.audit.models import (
-    GENESIS, AuditEntry, AuditKeys, AuditRecord, Chain, Change, Verdict, chain_hash,
+    GENESIS, Anchor, AuditEntry, AuditKeys, AuditRecord, Chain, Change, Verdict, chain_hash,
 )
 from antifraud.audit.segments import check_archive
+from antifraud.state.store import Lua
 from antifraud.clock import utcnow
 
 LOG = "audit:log"
@@ -100,7 +103,7 @@ def queue_inbox(pipe: Pipeline, entries: Sequence[AuditEntry]) -> None:
     """Queue ``entries`` for the chain inside the caller's transaction (step 1 of the module docstring)."""
     now = utcnow()
     for entry in entries:
-        pipe.xadd(INBOX, {"entry": orjson.dumps(_entry_doc(entry, now))})
+        pipe.xadd(INBOX, {"entry": orjson.dumps(_entry_doc(entry, now)), "event_id": entry.event_id or ""})
         if entry.event_id is not None:
             pipe.hsetnx(IDS, entry.event_id, QUEUED)
 
@@ -117,14 +120,37 @@ def _chain(docs: Sequence[dict[str, Any]], head: tuple[int, str], keys: AuditKey
     return records
 
 
-def _queue_records(pipe: Pipeline, docs: Sequence[dict[str, Any]]) -> None:
-    pipe.rpush(LOG, *(orjson.dumps(doc) for doc in docs))
-    for doc in docs:
-        pipe.rpush(SUBJECT + doc["subject"], doc["seq"])
-    ids = {doc["event_id"]: doc["seq"] for doc in docs if doc["event_id"] is not None}
-    if ids:
-        pipe.hset(IDS, mapping=ids)
-    pipe.set(HEAD, f"{docs[-1]['seq']} {docs[-1]['hash']}")
+# KEYS: the inbox, the head, the ids; ARGV[1] how many to take. The head ('' for none), then per queued
+# entry its stream id, its JSON and what audit:ids says of its event id ('' for nothing).
+_TAKE = Lua("""
+local out = {redis.call('GET', KEYS[2]) or ''}
+for _, item in ipairs(redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', ARGV[1])) do
+  local fields, known = item[2], ''
+  if fields[4] ~= '' then known = redis.call('HGET', KEYS[3], fields[4]) or '' end
+  out[#out + 1] = item[1]
+  out[#out + 1] = fields[2]
+  out[#out + 1] = known
+end
+return out
+""")
+
+# KEYS: the head, the log, the ids, the inbox, then per record its subject's list. ARGV: the head the
+# records chain from, the new head, n, per record its JSON, seq and event id ('' for none), then m and the
+# m stream ids taken. Appends only while the head is still the one chained from: 1, else 0.
+_APPEND = Lua("""
+if (redis.call('GET', KEYS[1]) or '') ~= ARGV[1] then return 0 end
+local n, i = tonumber(ARGV[3]), 4
+for r = 1, n do
+  redis.call('RPUSH', KEYS[2], ARGV[i])
+  redis.call('RPUSH', KEYS[4 + r], ARGV[i + 1])
+  if ARGV[i + 2] ~= '' then redis.call('HSET', KEYS[3], ARGV[i + 2], ARGV[i + 1]) end
+  i = i + 3
+end
+if n > 0 then redis.call('SET', KEYS[1], ARGV[2]) end
+local m = tonumber(ARGV[i])
+if m > 0 then redis.call('XDEL', KEYS[4], unpack(ARGV, i + 1, i + m)) end
+return 1
+""")
 
 
 class AuditLog:
@@ -140,40 +166,35 @@ class AuditLog:
         return self.keys
 
     async def seal(self, batch: int = 1000) -> int:
-        """Chain everything queued (step 2 of the module docstring), ``batch`` entries per transaction;
-        returns how many records were appended."""
+        """Chain everything queued (step 2 of the module docstring), ``batch`` entries at a time, in two
+        round trips each: take them with the head, then append them only if the head has not moved (else
+        another sealer chained first: take again); returns how many records were appended."""
         keys = self._key()
         appended = 0
-        async with self.redis.pipeline(transaction=True) as pipe:
-            while True:
-                try:
-                    await pipe.watch(HEAD)
-                    queued = await pipe.xrange(INBOX, count=batch)
-                    if not queued:
-                        await pipe.unwatch()
-                        return appended
-                    docs = [orjson.loads(fields[b"entry"]) for _, fields in queued]
-                    ids = [d["event_id"] for d in docs if d["event_id"] is not None]
-                    chained = set()
-                    if ids:
-                        found = await pipe.hmget(IDS, ids)
-                        chained = {i for i, seq in zip(ids, found, strict=True) if seq not in (None, QUEUED.encode())}
-                    fresh, seen = [], set()
-                    for doc in docs:
-                        if doc["event_id"] is None or (doc["event_id"] not in chained and doc["event_id"] not in seen):
-                            fresh.append(doc)
-                            seen.add(doc["event_id"])
-                    records = _chain(fresh, _parse_head(await pipe.get(HEAD)), keys)
-                    pipe.multi()
-                    if records:
-                        _queue_records(pipe, records)
-                    pipe.xdel(INBOX, *(entry_id for entry_id, _ in queued))
-                    await pipe.execute()
-                    appended += len(records)
-                    if len(queued) < batch:
-                        return appended  # what is queued from now on, its writer (or the worker) seals
-                except WatchError:
-                    continue
+        while True:
+            reply = await _TAKE(self.redis, [INBOX, HEAD, IDS], [batch])
+            head, rest = reply[0], reply[1:]
+            if not rest:
+                return appended
+            taken = [rest[i:i + 3] for i in range(0, len(rest), 3)]
+            fresh, seen = [], set()
+            for _, raw, known in taken:
+                doc = orjson.loads(raw)
+                event_id = doc["event_id"]
+                if event_id is None or (known in (b"", QUEUED.encode()) and event_id not in seen):
+                    fresh.append(doc)
+                    seen.add(event_id)
+            records = _chain(fresh, _parse_head(head or None), keys)
+            new_head = f"{records[-1]['seq']} {records[-1]['hash']}" if records else ""
+            args: list[str | bytes | int] = [head, new_head, len(records)]
+            for record in records:
+                args += [orjson.dumps(record), record["seq"], record["event_id"] or ""]
+            args += [len(taken), *(entry_id for entry_id, _, _ in taken)]
+            if not await _APPEND(self.redis, [HEAD, LOG, IDS, INBOX, *(SUBJECT + r["subject"] for r in records)], args):
+                continue  # another sealer chained first
+            appended += len(records)
+            if len(taken) < batch:
+                return appended  # what is queued from now on, its writer (or the worker) seals
 
     async def append(self, entry: AuditEntry) -> bool:
         """Append one record; False if its ``event_id`` was already recorded."""
@@ -195,16 +216,16 @@ class AuditLog:
         return len(fresh)
 
     async def transact(self, *, actor: str, action: str, subject: str, watch: Sequence[str],
-                       decide: Decide, seal: bool = True) -> AuditEntry | None:
-        """Decide a change under WATCH, then write it and queue its audit record in one MULTI; seal.
+                       decide: Decide) -> AuditEntry | None:
+        """Decide a change under WATCH, then write it and queue its audit record in one MULTI.
 
         1. WATCH ``watch`` (the caller's state keys; never the log's head, so writers do not wait on
            one another), or with none the subject's list of records.
         2. ``decide`` reads state through the pipeline and raises to refuse.
         3. MULTI: the change's writes, then the record queued; EXEC.
         4. If a watched key moved meanwhile, start again from 1 (decide sees the new state).
-        5. Seal: the record is in the log when this returns (unless ``seal`` is False: a caller writing a
-           batch seals once at its end).
+
+        The record is chained by the next seal (module docstring), so writers never wait on one another.
 
         Returns the entry, or None when the change's ``event_id`` was already recorded (the change is
         then not written again).
@@ -227,12 +248,16 @@ class AuditLog:
                     break
                 except WatchError:
                     continue
-        if seal:
-            await self.seal()
         return entry
+
+    async def _sealed(self) -> None:
+        """Before a read: with the key, chain what is queued, so the read shows every action taken."""
+        if self.keys is not None:
+            await self.seal()
 
     async def records(self, start: int = 0, stop: int = -1) -> list[AuditRecord]:
         """Live records ``start``..``stop`` (inclusive, Redis list indexes: 0 is the first live record)."""
+        await self._sealed()
         return [AuditRecord.model_validate_json(raw) for raw in await self.redis.lrange(LOG, start, stop)]
 
     async def head(self) -> tuple[int, str]:
@@ -252,6 +277,7 @@ class AuditLog:
 
         The seqs are turned into list indexes under WATCH of the base: an archive run trimming
         meanwhile makes the read start again instead of fetching the wrong records."""
+        await self._sealed()
         async with self.redis.pipeline(transaction=True) as pipe:
             while True:
                 try:
@@ -270,9 +296,11 @@ class AuditLog:
                 except WatchError:
                     continue
 
-    async def verify(self, archive: Path | None = None, chunk: int = 5000) -> Verdict:
+    async def verify(self, archive: Path | None = None, chunk: int = 5000, anchors: Sequence[Anchor] = ()) -> Verdict:
         """Walk the chain and name the first record that does not fit: from the live log's base, or
         with ``archive`` (a directory of segments) from the genesis through them into the live log.
+        Each of ``anchors`` (heads published outside Redis) must still hold: a chain rewritten by someone
+        who had the key too is caught at the first anchor after the change.
 
         1. Read the base, the head and the log's length in one MULTI: a snapshot that appends leave
            alone (they only add records after it).
@@ -282,11 +310,11 @@ class AuditLog:
         4. The head must name the last record checked.
         """
         while True:
-            verdict = await self._verify_once(archive, chunk)
+            verdict = await self._verify_once(archive, chunk, {a.seq: a for a in anchors})
             if verdict is not None:
                 return verdict
 
-    async def _verify_once(self, archive: Path | None, chunk: int) -> Verdict | None:
+    async def _verify_once(self, archive: Path | None, chunk: int, anchors: dict[int, Anchor]) -> Verdict | None:
         """The verdict, or None when an archive run moved the base during the walk."""
         snapshot = self.redis.pipeline(transaction=True).get(BASE).get(HEAD).llen(LOG)
         raw_base, raw_head, length = await snapshot.execute()
@@ -305,9 +333,16 @@ class AuditLog:
                 return None
             for raw in raws:
                 reason = chain.step(raw)
+                if reason is None and (anchor := anchors.get(chain.seq - 1)) is not None and anchor.hash != chain.prev:
+                    reason = f"its hash differs from the anchor published at {anchor.at:%Y-%m-%d %H:%M:%S}Z (rewritten)"
+                    return Verdict(chain.seq - 1 - first, chain.seq - 1, reason, first, archived)
                 if reason is not None:
                     return Verdict(chain.seq - first, chain.seq, reason, first, archived)
         last = chain.seq - 1
+        beyond = [seq for seq in anchors if seq > last]
+        if beyond:
+            return Verdict(last + 1 - first, last + 1, f"an anchor names record {max(beyond)} but the log ends at {last}",
+                           first, archived)
         if head[0] != last:
             return Verdict(last + 1 - first, last + 1, f"the head names record {head[0]} but the log ends at {last}",
                            first, archived)

@@ -144,16 +144,13 @@ class CaseService:
     async def fold_alert(self, alert: Alert) -> Case | None:
         """Add ``alert`` to its case, opening it; None if the alert was folded before (a replay)."""
         folded = await self._fold_case(_case_of(alert), [alert])
-        if folded:
-            await self.audit.seal()
         return folded[0] if folded else None
 
     async def fold_alerts(self, alerts: Sequence[Alert]) -> int:
         """Fold a batch of alerts into their cases; returns how many were new (a replayed alert is folded once).
 
         One audited transaction per case the batch touches, whatever its number of alerts: an alert
-        storm on an entity costs the same few round trips (WATCH, reads, EXEC) as a single alert; the
-        batch's audit records are chained once, at the end.
+        storm on an entity costs the same few round trips (WATCH, reads, EXEC) as a single alert.
         """
         by_case: dict[str, dict[str, Alert]] = {}
         for alert in alerts:
@@ -162,8 +159,6 @@ class CaseService:
         for case_id, distinct in by_case.items():
             folded = await self._fold_case(case_id, list(distinct.values()))
             new += folded[1] if folded else 0
-        if new:
-            await self.audit.seal()
         return new
 
     async def _fold_case(self, case_id: str, alerts: Sequence[Alert]) -> tuple[Case, int] | None:
@@ -194,8 +189,7 @@ class CaseService:
 
         try:
             record = await self.audit.transact(actor=SYSTEM, action="case.alert", subject=audit_subject(case_id),
-                                               watch=[case_key(case_id), _alerts_key(case_id)], decide=decide,
-                                               seal=False)
+                                               watch=[case_key(case_id), _alerts_key(case_id)], decide=decide)
         except _AlreadyFolded:
             return None
         return decided[0] if record is not None else None

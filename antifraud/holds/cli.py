@@ -96,7 +96,7 @@ async def _command(args: argparse.Namespace, redis: Redis) -> int:
         if hold is None:
             raise UnknownHold(args.hold_id)
         print(_line(hold, args.show_accounts))
-        for record in await AuditLog(redis).about(f"hold:{args.hold_id}"):
+        for record in await AuditLog(redis, audit_keys()).about(f"hold:{args.hold_id}"):
             print(f"  {record.at:%Y-%m-%d %H:%M:%S}Z  {record.actor}  {record.action}  {record.after}")
     elif args.action == "report":
         request = _report_request(args)
