@@ -81,6 +81,13 @@ class Settings:
     idle_s: float = 1.0
     """How long an input partition that has caught up and has nothing may hold back the others (Kafka
     Streams' ``max.task.idle.ms``); a record arriving later than that is late. ``ANTIFRAUD_IDLE_SECONDS``."""
+    audit_archive_dir: Path | None = None
+    """Where the worker archives audit records older than ``audit_retain_days`` (segments, ``antifraud audit
+    archive``); None: only by hand. ``ANTIFRAUD_AUDIT_ARCHIVE_DIR``; every worker must see the same folder."""
+    audit_retain_days: float = 90.0
+    """How long audit records stay in Redis before the worker archives them. ``ANTIFRAUD_AUDIT_RETAIN_DAYS``."""
+    audit_archive_s: float = 3600.0
+    """How often the worker looks for audit records to archive. ``ANTIFRAUD_AUDIT_ARCHIVE_SECONDS``."""
     audit_anchor_s: float = 60.0
     """How often the worker publishes the audit chain's head to ``antifraud.audit-anchors``.
     ``ANTIFRAUD_AUDIT_ANCHOR_SECONDS``."""
@@ -111,12 +118,24 @@ class Settings:
             idle_s=_number("ANTIFRAUD_IDLE_SECONDS", 1.0, float, 0.0),
             stop_grace_s=_number("ANTIFRAUD_STOP_GRACE_SECONDS", 30.0, float, 0.0),
             audit_anchor_s=_number("ANTIFRAUD_AUDIT_ANCHOR_SECONDS", 60.0, float, 1.0),
+            audit_archive_dir=_directory("ANTIFRAUD_AUDIT_ARCHIVE_DIR"),
+            audit_retain_days=_number("ANTIFRAUD_AUDIT_RETAIN_DAYS", 90.0, float, 0.0),
+            audit_archive_s=_number("ANTIFRAUD_AUDIT_ARCHIVE_SECONDS", 3600.0, float, 1.0),
             max_record_bytes=_number("ANTIFRAUD_MAX_RECORD_BYTES", 256 * 1024, int, 1024),
             data_dir=Path(os.environ.get("ANTIFRAUD_DATA_DIR") or ".antifraud-data"),
             thresholds_path=Path(thresholds) if thresholds else None,
             forwarding=ForwardingSettings.from_env(),
             hold_clock=_hold_clock(),
         )
+
+
+def _directory(name: str) -> Path | None:
+    raw = os.environ.get(name)
+    if not raw:
+        return None
+    if not Path(raw).is_dir():
+        raise ConfigError(f"{name}={raw!r} is not a directory")
+    return Path(raw)
 
 
 def _hold_clock() -> Literal["event", "wall"]:

@@ -18,6 +18,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from antifraud import metrics
 from antifraud.alerts.models import Alert
+from antifraud.audit.archive import ArchiveRefused, archive
 from antifraud.audit.models import Anchor
 from antifraud.audit.service import AuditLog
 from antifraud.case.followups import FollowUpRunner, performers
@@ -77,7 +78,8 @@ export_known_series(list(topics.INPUT_TOPICS.values()), [*SCENARIO_BY_DETECTOR, 
 inputs = InputLoop(settings, thresholds)
 redis = TimedRedis.from_url(settings.redis_url)
 """One client (a connection pool) for everything outside the input loop."""
-audit = AuditLog(redis, audit_keys())
+chain_keys = audit_keys()
+audit = AuditLog(redis, chain_keys)
 holds = HoldLedger.configured(redis, thresholds.holds)
 cases = CaseService(redis, audit, holds=thresholds.holds)
 deliveries = DeliveryLoop(cases.deliveries, settings.forwarding, on_delivered=cases.delivered)
@@ -197,6 +199,24 @@ async def expire_listings() -> None:
     """Expire credit blacklist listings whose period ran out, so their accounts leave ``blacklist:accounts``
     (the transfer-risk detector reads it) even when nobody looks the listing up."""
     await credit_blacklist.expire_due(utcnow())
+
+
+@periodic(settings.audit_archive_s, "audit archive")
+async def archive_audit() -> None:
+    """With ``ANTIFRAUD_AUDIT_ARCHIVE_DIR``, move the audit records older than ``ANTIFRAUD_AUDIT_RETAIN_DAYS``
+    out of Redis into segments there (``antifraud/audit/archive.py``: one run at a time across workers, a
+    crashed run finished by the next), so Redis keeps a bounded, still verifiable, live part."""
+    if settings.audit_archive_dir is None:
+        return
+    try:
+        result = await archive(redis, chain_keys, utcnow() - timedelta(days=settings.audit_retain_days),
+                               settings.audit_archive_dir)
+    except ArchiveRefused as refused:
+        log.warning("audit archive refused: %s", refused)
+        return
+    if result.written is not None:
+        log.info("archived audit records %d..%d to %s", result.written.first, result.written.last,
+                 result.written.path)
 
 
 @app.timer(interval=gauges.INTERVAL_S)

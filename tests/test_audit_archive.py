@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from antifraud.audit.models import GENESIS, AuditEntry
 from antifraud.audit.segments import SegmentWriter, list_segments, segment_name
 from antifraud.audit.service import BASE, IDS, LOG, SUBJECT, AuditLog
 from antifraud.stack.embedded import Endpoints
+from antifraud.stack.worker import WorkerProcess
 from tests.conftest import AUDIT_KEYS, wait_for
 from tests.test_holds_integration import writes_paused_when_written
 
@@ -357,3 +359,31 @@ def test_a_run_killed_before_or_during_the_trim_is_finished_by_the_next(redis_ur
             assert await redis.hlen(IDS) == 1 and len(await log.about("case:0")) == 1
 
     run(after_the_crash())
+
+
+def test_the_worker_archives_records_past_the_retention_by_itself(
+        stack: Endpoints, start_worker: Callable[..., WorkerProcess], tmp_path: Path) -> None:
+    """With ANTIFRAUD_AUDIT_ARCHIVE_DIR, a worker moves the records older than ANTIFRAUD_AUDIT_RETAIN_DAYS into a
+    segment there on its own, and the chain still verifies as one with the archive."""
+    segments = tmp_path / "segments"
+    segments.mkdir()
+    old = datetime.now(timezone.utc) - timedelta(days=40)
+
+    async def seed() -> None:
+        async with Redis.from_url(stack.redis_url) as redis:
+            log = AuditLog(redis, AUDIT_KEYS)
+            await log.append_many([AuditEntry("ana", "note", "case:old", after={"n": n}, at=old) for n in range(5)])
+            await log.append_many([AuditEntry("ana", "note", "case:new", after={"n": n}) for n in range(3)])
+
+    async def state() -> tuple[int, bool, int]:
+        async with Redis.from_url(stack.redis_url) as redis:
+            log = AuditLog(redis, AUDIT_KEYS)
+            verdict = await log.verify(segments)
+            return (await log.base())[0], verdict.ok, verdict.checked
+
+    run(seed())
+    start_worker(ANTIFRAUD_AUDIT_ARCHIVE_DIR=str(segments), ANTIFRAUD_AUDIT_RETAIN_DAYS="30",
+                 ANTIFRAUD_AUDIT_ARCHIVE_SECONDS="1")
+    wait_for(lambda: run(state())[0] == 5, timeout=60, what="the worker archiving the five old records")
+    assert run(state()) == (5, True, 8)
+    assert [s.name for s in segments.iterdir()] == ["audit-000000000000-000000000004.jsonl.gz"]
