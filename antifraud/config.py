@@ -88,6 +88,9 @@ class Settings:
     """How long audit records stay in Redis before the worker archives them. ``ANTIFRAUD_AUDIT_RETAIN_DAYS``."""
     audit_archive_s: float = 3600.0
     """How often the worker looks for audit records to archive. ``ANTIFRAUD_AUDIT_ARCHIVE_SECONDS``."""
+    case_retain_days: float = 365.0
+    """How long a closed or dismissed case is kept before the worker expires it (its audit records stay).
+    ``ANTIFRAUD_CASE_RETAIN_DAYS``."""
     audit_anchor_s: float = 60.0
     """How often the worker publishes the audit chain's head to ``antifraud.audit-anchors``.
     ``ANTIFRAUD_AUDIT_ANCHOR_SECONDS``."""
@@ -121,6 +124,7 @@ class Settings:
             audit_archive_dir=_directory("ANTIFRAUD_AUDIT_ARCHIVE_DIR"),
             audit_retain_days=_number("ANTIFRAUD_AUDIT_RETAIN_DAYS", 90.0, float, 0.0),
             audit_archive_s=_number("ANTIFRAUD_AUDIT_ARCHIVE_SECONDS", 3600.0, float, 1.0),
+            case_retain_days=_number("ANTIFRAUD_CASE_RETAIN_DAYS", 365.0, float, 0.0),
             max_record_bytes=_number("ANTIFRAUD_MAX_RECORD_BYTES", 256 * 1024, int, 1024),
             data_dir=Path(os.environ.get("ANTIFRAUD_DATA_DIR") or ".antifraud-data"),
             thresholds_path=Path(thresholds) if thresholds else None,

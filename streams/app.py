@@ -219,6 +219,13 @@ async def archive_audit() -> None:
                  result.written.path)
 
 
+@periodic(settings.audit_archive_s, "case expiry")
+async def expire_cases() -> None:
+    """Expire the cases closed or dismissed more than ``ANTIFRAUD_CASE_RETAIN_DAYS`` ago (their audit stays)."""
+    while await cases.expire_ended(utcnow() - timedelta(days=settings.case_retain_days)):
+        pass
+
+
 @app.timer(interval=gauges.INTERVAL_S)
 async def refresh_gauges() -> None:
     """Consumer lag, holds and cases: state that batches do not report (``streams/gauges.py``)."""

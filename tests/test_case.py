@@ -334,3 +334,43 @@ def test_a_batch_folds_each_case_in_one_transaction_whatever_its_alerts(redis_ur
         assert (await cases.audit.verify()).ok
 
     on_redis(redis_url, body)
+
+
+def test_cases_ended_past_the_retention_expire_with_their_work_and_stay_in_the_audit(redis_url: str) -> None:
+    """A confirmed-then-closed case (deliveries, follow-ups, a note) and a dismissed one go; an open one and one
+    reopened by a new alert stay; the audit trail records each expiry and still verifies."""
+    dismissed_alert, reopened_alert = alert("phishing_sms"), alert("mule_account", entity=ACCOUNT)
+
+    async def body(cases: CaseService, redis: Redis) -> None:
+        closed = await cases.fold_alert(alert())
+        dismissed = await cases.fold_alert(dismissed_alert)
+        open_ = await cases.fold_alert(alert("sim_registration"))
+        reopened = await cases.fold_alert(reopened_alert)
+        assert closed and dismissed and open_ and reopened
+        await cases.review(closed.case_id, actor="ana")
+        await cases.confirm(closed.case_id, actor="ana", reason="short calls to 40 numbers")
+        await cases.add_note(closed.case_id, actor="ana", text="victim statement attached")
+        await cases.close(closed.case_id, actor="ana")
+        for case in (dismissed, reopened):
+            await cases.review(case.case_id, actor="ana")
+            await cases.dismiss(case.case_id, actor="ana", reason="a relative's transfers")
+        await cases.fold_alert(alert("mule_account", entity=ACCOUNT, minutes=30))  # reopens it
+        work = [*await cases.deliveries.ids_of(closed.case_id), *await cases.followups.ids_of(closed.case_id)]
+        assert work
+
+        assert await cases.expire_ended(NOW + timedelta(days=1)) == 2
+        for gone in (closed, dismissed):
+            with pytest.raises(CaseNotFound):
+                await cases.get(gone.case_id)
+            assert await cases.alerts(gone.case_id) == []
+        assert [k for k in await redis.keys("*") if closed.case_id.encode() in k and not k.startswith(b"audit:")] == []
+        assert not await redis.exists(*(f"delivery:{i}".encode() for i in work), *(f"followup:{i}".encode() for i in work))
+        assert {c.case_id for c in await cases.find(limit=100)} == {open_.case_id, reopened.case_id}
+        assert sum((await cases.counts()).values()) == 2
+        expired = [r for r in await cases.audit.records() if r.action == "case.expired"]
+        assert sorted(r.subject for r in expired) == sorted(f"case:{c.case_id}" for c in (closed, dismissed))
+        assert all(r.before and r.after is None for r in expired)
+        assert (await cases.audit.verify()).ok
+        assert await cases.expire_ended(NOW + timedelta(days=1)) == 0
+
+    on_redis(redis_url, body)

@@ -7,7 +7,11 @@ Keys (Redis with AOF keeps them across restarts; see ``docs/forwarding.md``):
 - ``case:{case_id}:notes``: list of note JSON, oldest first;
 - ``cases:seen``: sorted set ``case_id`` by the latest event time of its alerts (listing, since);
 - ``cases:status``: hash ``case_id`` -> status (counts by state);
-- ``cases:escalated``: sorted set ``case_id`` by when a teller last escalated it (the police's live feed).
+- ``cases:escalated``: sorted set ``case_id`` by when a teller last escalated it (the police's live feed);
+- ``cases:ended``: sorted set ``case_id`` by when it was closed or dismissed: the worker's sweep expires
+  those ended longer ago than ``ANTIFRAUD_CASE_RETAIN_DAYS`` (:meth:`CaseService.expire_ended`), the case
+  with its alerts, notes, deliveries and follow-ups; its audit records stay, and go with the audit's own
+  retention into the archive, where they still verify.
 
 Every change, the worker folding alerts as well as an analyst's action, is one
 :meth:`AuditLog.transact`: the case, its indexes, the deliveries and follow-ups it
@@ -59,6 +63,8 @@ from antifraud.thresholds import HoldThresholds, load_thresholds
 SEEN = "cases:seen"
 STATUS = "cases:status"
 ESCALATED = "cases:escalated"
+ENDED = "cases:ended"
+ENDED_STATUSES = ("closed", "dismissed")
 SYSTEM = "system"
 """The actor of the worker's own changes: folding alerts, a delivered package moving its case."""
 
@@ -85,6 +91,10 @@ class CaseNotFound(LookupError):
         self.case_id = case_id
 
 
+class _NotDue(Exception):
+    """A case the expiry sweep found reopened, or ended again later, by the time it looked."""
+
+
 class _AlreadyFolded(Exception):
     """Stops a fold's decision without writing: its case has every one of its alerts already."""
 
@@ -98,6 +108,10 @@ def _write_case(pipe: Pipeline, case: Case) -> None:
     pipe.set(case_key(case.case_id), case.model_dump_json())
     pipe.hset(STATUS, case.case_id, case.status)
     pipe.zadd(SEEN, {case.case_id: case.last_seen.timestamp()})
+    if case.status in ENDED_STATUSES:
+        pipe.zadd(ENDED, {case.case_id: case.updated_at.timestamp()})
+    else:
+        pipe.zrem(ENDED, case.case_id)
 
 
 async def _load(redis: Redis | Pipeline, case_id: str) -> Case:
@@ -356,6 +370,41 @@ class CaseService:
                 "money_trail": view_of(case.entity.value, request.start, request.end, trail)}
 
     # -- reading ---------------------------------------------------------------------------------
+
+    async def expire_ended(self, before: datetime, limit: int = 100) -> int:
+        """Delete up to ``limit`` cases closed or dismissed before ``before``, each in one audited transaction
+        (``case.expired``: what it was, for the trail); a case reopened meanwhile stays. How many went."""
+        gone = 0
+        for raw in await self.redis.zrangebyscore(ENDED, "-inf", before.timestamp(), start=0, num=limit):
+            case_id = raw.decode()
+            deliveries, followups = await self.deliveries.ids_of(case_id), await self.followups.ids_of(case_id)
+
+            async def decide(pipe: Pipeline, case_id: str = case_id, deliveries: list[str] = deliveries,
+                             followups: list[str] = followups) -> Change:
+                case = await _load(pipe, case_id)
+                if case.status not in ENDED_STATUSES or case.updated_at >= before:
+                    raise _NotDue(case_id)
+
+                def write(tx: Pipeline) -> None:
+                    tx.delete(case_key(case_id), _alerts_key(case_id), _notes_key(case_id))
+                    tx.hdel(STATUS, case_id)
+                    for index in (SEEN, ESCALATED, ENDED):
+                        tx.zrem(index, case_id)
+                    self.deliveries.drop(tx, case_id, deliveries)
+                    self.followups.drop(tx, case_id, followups)
+
+                return Change(before=_summary(case), after=None, write=write,
+                              event_id=f"case-expired:{case_id}:{case.version}")
+
+            try:
+                await self.audit.transact(actor=SYSTEM, action="case.expired", subject=audit_subject(case_id),
+                                          watch=[case_key(case_id)], decide=decide)
+                gone += 1
+            except _NotDue:
+                pass  # reopened or ended again since: the index already says so
+            except CaseNotFound:
+                await self.redis.zrem(ENDED, case_id)
+        return gone
 
     async def get(self, case_id: str) -> Case:
         return await _load(self.redis, case_id)

@@ -7,7 +7,7 @@ pending again after a failed attempt (not audited: attempts are many), failed fo
 is that life; a subclass adds what its kind does besides.
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, Generic, Protocol, TypeVar
 
@@ -80,10 +80,19 @@ class CaseWork(Generic[Item]):
             raise self._not_found(item_id)
         return self._load(raw)
 
+    async def ids_of(self, case_id: str) -> list[str]:
+        return sorted(i.decode() for i in await self.redis.smembers(self._index(case_id)))
+
     async def of_case(self, case_id: str) -> list[Item]:
         """A case's items, in id order."""
-        ids = sorted(i.decode() for i in await self.redis.smembers(self._index(case_id)))
-        return [self._load(raw) for raw in await self.queue.docs(self.redis, ids)]
+        return [self._load(raw) for raw in await self.queue.docs(self.redis, await self.ids_of(case_id))]
+
+    def drop(self, pipe: Pipeline, case_id: str, ids: Sequence[str]) -> None:
+        """Inside the caller's transaction: a case's items gone with it (the case expired)."""
+        for item_id in ids:
+            pipe.delete(self.queue.key(item_id))
+            self.queue.schedule(pipe, item_id, None)
+        pipe.delete(self._index(case_id))
 
     async def record_failure(self, item: Item) -> None:
         """A failed attempt: pending again (no audit record for each attempt), or failed for good (audited)."""
