@@ -7,8 +7,8 @@ transaction (ledger, timers, audit inbox, offsets) not yet run; or the transacti
 seal (``AuditLog.seal``, a worker timer) has just chained the releases (it takes them off the inbox in the
 same script). Kills land there deterministically: a watcher process pauses Redis writes (``CLIENT PAUSE
 WRITE``; reads go on) the moment a key is written, the watermark or the audit head; the test sees that
-state, kills the worker, lifts the pause. (Releases produced and the checkpoint not yet written is a
-window no Redis write marks: ``tests/test_holds_ledger.py`` runs such a batch again through the engine.)
+state, kills the worker, lifts the pause; the paused batch may meanwhile have produced its releases, its
+checkpoint blocked (``tests/test_holds_ledger.py`` also runs such a batch again through the engine).
 Kills also land at random points of a stream of many small batches that crosses due times, with one
 worker and with two sharing the partitions (the survivor takes the dead one's partitions over).
 
@@ -258,7 +258,9 @@ def test_kills_after_the_ledgers_clock_is_raised_and_after_the_audit_seal_releas
     states = read_ledger(stack, due_by_clock).states
     still_held = {h for h, state in states.items() if state == "held"}
     assert clock >= past_a_few_due and still_held, f"the killed batch's holds are due by {clock} and held: {states}"
-    assert unflushed(stack) == set(), "nothing released on the topic that the ledger has not"
+    assert unflushed(stack) <= due_by_clock, (
+        "the killed batch may have produced its releases before its checkpoint (they come again, with the same "
+        "ids, when it is run again), but only of holds due by the clock it raised first")
 
     async def revoke(hold_id: str) -> None:
         async with Redis.from_url(stack.redis_url) as client:
