@@ -53,6 +53,7 @@ from streams.merge import Merger, TopicPartition
 from streams.pipeline import is_outage
 from streams.progress import Partitioning
 from streams.records import Input, OutRecord, Pending, Record, Rejected
+from streams.runtime import tune_gc
 
 log = logging.getLogger(__name__)
 
@@ -177,6 +178,7 @@ class InputLoop(ConsumerRebalanceListener):
     # -- the loop ---------------------------------------------------------------------------------
 
     async def run(self) -> None:
+        tune_gc()
         settings = self.settings
         producer = AIOKafkaProducer(
             bootstrap_servers=settings.kafka_bootstrap, acks="all", linger_ms=5,

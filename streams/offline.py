@@ -33,6 +33,7 @@ from streams.eventfile import read_lines
 from streams.pipeline import Stage
 from streams.progress import Partitioning
 from streams.records import Input, OutRecord, Record
+from streams.runtime import tune_gc
 from streams.topics import ALERTS, INPUT_TOPICS
 
 DEAD_LETTER_MAX_BYTES = 1 << 20
@@ -101,6 +102,7 @@ def file_partitioning() -> Partitioning:
 async def detect_file(path: Path, redis_client: redis.asyncio.Redis, thresholds: Thresholds,
                       on_alert: Callable[[bytes], None], chunk_size: int = 5000,
                       stages: Sequence[Stage] | None = None) -> DetectReport:
+    tune_gc()
     report = DetectReport()
     engine = Engine(redis_client, thresholds, FileSink(on_alert, report), file_partitioning(),
                     dead_letter_max_bytes=DEAD_LETTER_MAX_BYTES, stages=stages)
