@@ -18,6 +18,7 @@ from antifraud.events.types import (
     Imei,
     Msisdn,
     PersonName,
+    PRINTABLE,
     UtcTime,
 )
 
@@ -31,7 +32,7 @@ class Event(BaseModel):
 
     key_field: ClassVar[str]
 
-    event_id: Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f\x7f]+$")]
+    event_id: Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=PRINTABLE)]
     """Printable: stores join an event id with other fields by control characters (``antifraud/state/kept.py``)."""
     event_time: UtcTime
     schema_version: Literal[1] = SCHEMA_VERSION

@@ -68,10 +68,14 @@ AccountNo = Annotated[str, StringConstraints(pattern=r"^[0-9]{8,30}$")]
 
 Imei = Annotated[str, StringConstraints(pattern=r"^[0-9]{14,16}$")]
 
-Code = Annotated[str, StringConstraints(min_length=1, max_length=64, strip_whitespace=True)]
+PRINTABLE = r"^[^\x00-\x1f\x7f]+$"
+"""No control characters: stores join fields with them (``antifraud/state/``)."""
+
+Code = Annotated[str, StringConstraints(min_length=1, max_length=64, strip_whitespace=True, pattern=PRINTABLE)]
 """An opaque identifier: bank, branch, ATM, cell, carrier, outlet."""
 
-PersonName = Annotated[str, StringConstraints(min_length=1, max_length=64, strip_whitespace=True)]
+PersonName = Annotated[str, StringConstraints(min_length=1, max_length=64, strip_whitespace=True,
+                                              pattern=PRINTABLE)]
 
 MAX_FEN = 10**15
 """10 trillion yuan: far above any real transfer, and below 2**53, so Redis's Lua scripts (which count in

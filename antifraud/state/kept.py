@@ -19,7 +19,7 @@ from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
 from antifraud.state.keys import KeyFamily
-from antifraud.state.store import SCORED_ROWS, Lua, parse_scored
+from antifraud.state.store import ADD_SCORED, SCORED_ROWS, Lua, pack_scored, parse_scored
 
 T = TypeVar("T")
 S = TypeVar("S")
@@ -61,19 +61,16 @@ return out
 """)
 
 # KEYS: per entity its items and its quiet key; ARGV[1] ttl, ARGV[2] window, ARGV[3] cap, then per entity:
-# the quiet epoch ('' to leave it), n, and n (score, member) pairs.
-_WRITE = Lua("""
+# the quiet epoch ('' to leave it) and its new items' (score, member) pairs packed (ADD_SCORED).
+_WRITE = Lua(ADD_SCORED + """
 local ttl, window, cap = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local i = 4
 for k = 1, #KEYS, 2 do
   if ARGV[i] ~= '' then redis.call('SET', KEYS[k + 1], ARGV[i], 'EX', ttl) end
-  local n = tonumber(ARGV[i + 1])
+  add_scored(KEYS[k], ARGV[i + 1], nil)
+  local added = ARGV[i + 1] ~= ''
   i = i + 2
-  for j = 1, n do
-    redis.call('ZADD', KEYS[k], ARGV[i], ARGV[i + 1])
-    i = i + 2
-  end
-  if n > 0 then
+  if added then
     local newest = redis.call('ZRANGE', KEYS[k], -1, -1, 'WITHSCORES')[2]
     redis.call('ZREMRANGEBYSCORE', KEYS[k], '-inf', tonumber(newest) - window)
     redis.call('ZREMRANGEBYRANK', KEYS[k], 0, -cap - 1)
@@ -125,7 +122,6 @@ class KeptLog(Generic[T, S]):
             quiet = [c.quiet_until for c in deltas[entity] if c.quiet_until is not None]
             added = [item for change in deltas[entity] for item in change.added]
             keys += self.keys(entity)
-            args += [repr(quiet[-1]) if quiet else "", len(added)]
-            for item in added:
-                args += [repr(self.codec.at(item)), self.codec.encode(item)]
+            args += [repr(quiet[-1]) if quiet else "",
+                     pack_scored((self.codec.at(item), self.codec.encode(item)) for item in added)]
         _WRITE.queue(pipe, keys, args)

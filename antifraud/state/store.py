@@ -202,6 +202,25 @@ end
 hold it), lowest first; :func:`parse_scored` reads it. Scripts that read sorted sets start with it."""
 
 
+ADD_SCORED = """
+local function add_scored(key, packed, flag)
+  for pair in string.gmatch(packed, '[^\\30]+') do
+    local sp = string.find(pair, ' ', 1, true)
+    if flag then redis.call('ZADD', key, flag, string.sub(pair, 1, sp - 1), string.sub(pair, sp + 1))
+    else redis.call('ZADD', key, string.sub(pair, 1, sp - 1), string.sub(pair, sp + 1)) end
+  end
+end
+"""
+"""Lua: ``add_scored(key, packed, flag)``, the (score, member) pairs :func:`pack_scored` packed into one argument
+added to a sorted set (``flag``: a ZADD flag such as 'LT', or nil). One argument per key instead of two per
+member: redis-py's cost is per argument."""
+
+
+def pack_scored(pairs: Iterable[tuple[float, str]]) -> str:
+    """(score, member) pairs as one string for ``add_scored`` (members never hold \\x1e)."""
+    return "\x1e".join(f"{at!r} {member}" for at, member in pairs)
+
+
 def parse_scored(row: bytes | None) -> list[tuple[float, str]]:
     """The (score, member) pairs of a ``scored`` string."""
     if not row:
@@ -221,19 +240,14 @@ return out
 """)
 
 # KEYS: the entities' keys, then ARGV[1] keep (seconds), ARGV[2] ttl, ARGV[3] '1' to keep the earliest
-# score of a member (ZADD LT), then per key a count and that many (score, member) pairs. Per key: add,
+# score of a member (ZADD LT), then per key its (score, member) pairs packed (ADD_SCORED). Per key: add,
 # drop what is older than keep before its newest, renew the expiry.
-_ADD_FACTS = Lua("""
-local keep, ttl, lt = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3] == '1'
-local i = 4
+_ADD_FACTS = Lua(ADD_SCORED + """
+local keep, ttl = tonumber(ARGV[1]), tonumber(ARGV[2])
+local flag = nil
+if ARGV[3] == '1' then flag = 'LT' end
 for k = 1, #KEYS do
-  local n = tonumber(ARGV[i])
-  i = i + 1
-  for j = 1, n do
-    if lt then redis.call('ZADD', KEYS[k], 'LT', ARGV[i], ARGV[i + 1])
-    else redis.call('ZADD', KEYS[k], ARGV[i], ARGV[i + 1]) end
-    i = i + 2
-  end
+  add_scored(KEYS[k], ARGV[3 + k], flag)
   local newest = redis.call('ZRANGE', KEYS[k], -1, -1, 'WITHSCORES')[2]
   if newest then redis.call('ZREMRANGEBYSCORE', KEYS[k], '-inf', '(' .. (tonumber(newest) - keep)) end
   redis.call('EXPIRE', KEYS[k], ttl)
@@ -307,11 +321,7 @@ class FactTable(Generic[F]):
             return
         keys = sorted(self._added)
         args: list[str | float | int] = [self.trim_seconds, self.ttl_seconds, "1" if self.earliest else "0"]
-        for key in keys:
-            facts = self._added[key].values()
-            args.append(len(facts))
-            for fact in facts:
-                args += [repr(fact.at), fact.member]
+        args += [pack_scored((fact.at, fact.member) for fact in self._added[key].values()) for key in keys]
         _ADD_FACTS.queue(pipe, [self.family.key(k) for k in keys], args)
 
     def committed(self) -> None:
