@@ -208,6 +208,8 @@ class CreditBlacklistThresholds(BaseModel):
     """Every one must be met before a repair removes a listing."""
     sweep_batch: int = Field(gt=0)
     sweep_seconds: float = Field(gt=0)
+    keep_ended_years: int = Field(gt=0)
+    """How long an ended listing stays as the party's history before it is deleted."""
 
     @model_validator(mode="after")
     def _periods_complete_and_capped(self) -> "CreditBlacklistThresholds":

@@ -199,6 +199,7 @@ async def expire_listings() -> None:
     """Expire credit blacklist listings whose period ran out, so their accounts leave ``blacklist:accounts``
     (the transfer-risk detector reads it) even when nobody looks the listing up."""
     await credit_blacklist.expire_due(utcnow())
+    await credit_blacklist.purge_ended(utcnow())
 
 
 @periodic(settings.audit_archive_s, "audit archive")

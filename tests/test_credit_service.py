@@ -316,3 +316,28 @@ def test_cli_add_object_correct_list_and_expire(redis_url: str, monkeypatch: pyt
     assert main(["blacklist", "repair", lid, "--condition", "behaviour_corrected", "--evidence", "e",
                  "--note", "n"]) == 2
     assert "repair (expired -> repaired) refused" in capsys.readouterr().err
+
+
+def test_an_ended_listing_is_deleted_five_years_after_it_ended_and_the_audit_keeps_it(redis_url: str) -> None:
+    """Credit Investigation Regulation art. 16: negative information is kept 5 years from its end, then
+    deleted. A listing in force, and one ended less than 5 years ago, stay."""
+    async def scenario(w: World) -> None:
+        ended, _ = await w.blacklist.add(draft(accounts=[ACCOUNT], expires_at=T0 + timedelta(days=10)),
+                                         actor="officer", now=T0)
+        await w.blacklist.add(draft(OTHER_PERSON, expires_at=years_after(T0, 2)), actor="officer", now=T0)
+        [expired] = await w.blacklist.expire_due(T0 + timedelta(days=11))
+        end = expired.ended_at
+        assert end is not None and await w.blacklist.purge_ended(years_after(end, LIMITS.keep_ended_years)) == 0
+        later = years_after(end, LIMITS.keep_ended_years) + timedelta(seconds=1)
+        assert await w.blacklist.purge_ended(later) == 1
+        with pytest.raises(ListingNotFound):
+            await w.blacklist.get(ended.listing_id, now=later)
+        named = await w.blacklist.find("account", ACCOUNT, include_ended=True, now=later)
+        assert ended.listing_id not in {x.listing_id for x in named}
+        assert len(await w.blacklist.latest(10, now=later)) == 1
+        assert await w.actions(ended.listing_id) == [("blacklist.list", "officer"), ("blacklist.expire", "system:expiry"),
+                                                     ("blacklist.purged", "system:expiry")]
+        assert (await w.audit.verify()).ok
+        assert await w.blacklist.purge_ended(later) == 0
+
+    run(redis_url, scenario)

@@ -10,6 +10,8 @@ Keys:
   drops it here too;
 - ``credit:listings``: sorted set of every listing id by listing time;
 - ``credit:expiry``: sorted set of the listings in force by expiry time (the sweep's queue);
+- ``credit:ended``: sorted set of the ended listings by when they ended: the sweep deletes those ended
+  longer ago than ``[credit_blacklist] keep_ended_years`` (:meth:`CreditBlacklist.purge_ended`);
 - ``blacklist:accounts``: the accounts of listings in force, read by the
   transfer-risk detector (a payee on it alerts).
 
@@ -59,6 +61,7 @@ log = logging.getLogger(__name__)
 
 LISTINGS = "credit:listings"
 EXPIRY = "credit:expiry"
+ENDED = "credit:ended"
 SYSTEM = "system:expiry"
 """The actor of expiries in the audit trail and on the topic."""
 
@@ -188,6 +191,41 @@ class CreditBlacklist:
                 continue
         return expired
 
+    async def purge_ended(self, now: datetime) -> int:
+        """Delete the listings that ended more than ``keep_ended_years`` before ``now`` (at most ``sweep_batch``; call
+        again for the rest),
+        each in an audited transaction (``blacklist.purged``, with what it was); how many went."""
+        cutoff = policy.years_after(now, -self.limits.keep_ended_years)
+        ids = [i.decode() for i in await self.redis.zrangebyscore(ENDED, "-inf", f"({cutoff.timestamp()!r}", start=0,
+                                                                  num=self.limits.sweep_batch)]
+        purged = 0
+        for listing_id in ids:
+            key = listing_key(listing_id)
+
+            async def decide(pipe: Pipeline, listing_id: str = listing_id, key: str = key) -> Change:
+                listing = _parse(await pipe.get(key))
+                if listing is None or listing.in_force or listing.ended_at is None or listing.ended_at >= cutoff:
+                    raise Refused(f"listing {listing_id} is not an old ended one")
+
+                def write(tx: Pipeline) -> None:
+                    tx.delete(key)
+                    for index in _index_keys(listing):
+                        tx.srem(index, listing_id)
+                    tx.zrem(LISTINGS, listing_id)
+                    tx.zrem(ENDED, listing_id)
+
+                return Change(before={"state": listing.state, "party": listing.party.kind,
+                                      "ended_at": listing.ended_at.isoformat()}, after=None, write=write,
+                              event_id=f"listing-purged:{listing_id}")
+
+            try:
+                await self.audit.transact(actor=SYSTEM, action="blacklist.purged", subject=f"listing:{listing_id}",
+                                          watch=[key], decide=decide)
+                purged += 1
+            except Refused:
+                await self.redis.zrem(ENDED, listing_id)  # gone, or back in force: not this sweep's
+        return purged
+
     async def _expire(self, listing_id: str, now: datetime) -> Listing:
         return await self._change(listing_id, "expire", SYSTEM, now,
                                   lambda before: policy.expire(_found(before, listing_id), now))
@@ -257,6 +295,8 @@ class CreditBlacklist:
                         tx.sadd(BLACKLIST.key(), *after.accounts)
                 else:
                     tx.zrem(EXPIRY, listing_id)
+                if after.ended_at is not None:
+                    tx.zadd(ENDED, {listing_id: after.ended_at.timestamp()})
                 if released:
                     tx.srem(BLACKLIST.key(), *sorted(released))
                 outbox.queue(tx, CREDIT_BLACKLIST, after.party.id, event.model_dump_json())
