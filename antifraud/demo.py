@@ -11,8 +11,6 @@
    the evaluation of the alerts against the simulator's ground truth.
 """
 
-import os
-import secrets
 import tempfile
 import threading
 import time
@@ -137,9 +135,7 @@ def run_demo(out: TextIO, *, seed: int = 1, people: int = 2000, days: float = 2.
         events_file, registry = Path(tmp) / "city.jsonl.gz", Path(tmp) / "city.cells.json"
         print(f"simulating {people} people over {days:g} days (seed {seed})", file=out, flush=True)
         truth = simulate(config, FileSink(events_file), registry)
-        worker_env = {"ANTIFRAUD_PARTITIONS": str(partitions), "ANTIFRAUD_CELL_REGISTRY": str(registry),
-                      # a throwaway stack's trail: a key of its own unless one is configured
-                      "ANTIFRAUD_AUDIT_KEY": os.environ.get("ANTIFRAUD_AUDIT_KEY") or secrets.token_urlsafe(48)}
+        worker_env = {"ANTIFRAUD_PARTITIONS": str(partitions), "ANTIFRAUD_CELL_REGISTRY": str(registry)}
         with WorkerProcess(endpoints, Path(tmp), extra_env=worker_env) as worker:
             tail = AlertTail(endpoints.kafka_bootstrap, out)
             tail.start()

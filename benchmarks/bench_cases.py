@@ -17,9 +17,10 @@ from pathlib import Path
 from redis.asyncio import Redis
 
 from antifraud.alerts.models import Alert, Audience, Entity, Reason
+from antifraud.audit.models import AuditKeys
 from antifraud.audit.service import AuditLog
 from antifraud.case.service import CaseService
-from antifraud.stack.embedded import EmbeddedStack
+from antifraud.stack.embedded import EmbeddedStack, audit_key
 from antifraud.events.codec import decode
 
 BATCH = 2000
@@ -47,7 +48,7 @@ async def fold_all(cases: CaseService, batch: list[bytes]) -> int:
 
 async def measure(redis_url: str, count: int, per_case: int) -> None:
     redis = Redis.from_url(redis_url)
-    cases = CaseService(redis, AuditLog(redis))
+    cases = CaseService(redis, AuditLog(redis, AuditKeys(audit_key().encode())))
     topic = records(count, per_case)
     rates = []
     for run in ("fresh", "replay"):

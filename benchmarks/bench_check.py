@@ -41,7 +41,7 @@ from redis.asyncio import Redis
 from antifraud.state import keys
 from antifraud.state.accounts import FlaggedCodec, OpenedCodec
 from antifraud.state.transfer_risk import CallCodec, InflowCodec, OutflowCodec
-from antifraud.stack.embedded import EmbeddedStack
+from antifraud.stack.embedded import EmbeddedStack, audit_key
 from antifraud.stack.process import free_port, spawn, stop
 from antifraud.web.auth import token_sha256
 from detectors.accounts import AccountInfo
@@ -236,7 +236,7 @@ def main(rate: float, seconds: float, workers: int) -> None:
         port = free_port()
         users = {"users": [{"name": "bench", "role": "teller", "branch_id": "B001", "token_sha256": token_sha256(TOKEN)}]}
         env = {**os.environ, "KAFKA_BOOTSTRAP": endpoints.kafka_bootstrap, "REDIS_URL": endpoints.redis_url,
-               "ANTIFRAUD_SECRET_KEY": "b" * 32, "ANTIFRAUD_USERS": json.dumps(users)}
+               "ANTIFRAUD_SECRET_KEY": "b" * 32, "ANTIFRAUD_USERS": json.dumps(users), "ANTIFRAUD_AUDIT_KEY": audit_key()}
         server = spawn([sys.executable, "-m", "antifraud", "web", "--port", str(port), "--workers", str(workers)],
                        log_path=Path(tmp) / "web.log", env=env)
         try:

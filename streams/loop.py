@@ -13,7 +13,7 @@ together (``../shared/STACK-NOTES.md``). Per round:
    due: their watermark plus the cross-entity delay, ``streams/pipeline.py``). When all owned
    partitions are idle, time moves to the newest event time processed anywhere plus the delay, so the
    timers due by then run (as ``antifraud detect`` does at the end of its file). Never past the wall
-   clock (in whole seconds): a producer whose clock runs ahead (up to what ``decode_record`` lets
+   clock: a producer whose clock runs ahead (up to what ``decode_record`` lets
    through) cannot move time on, and release holds, before their time has come.
 4. Take the records older than the bound, in event-time order, and process them with the timers due
    before it; the checkpoint produces, writes state and offsets, and commits (``streams/checkpoint.py``).
@@ -292,7 +292,7 @@ class InputLoop(ConsumerRebalanceListener):
             if newest == -math.inf:
                 return Round.IDLE
             bound = math.nextafter(newest + self.delay, math.inf)
-        bound = min(bound, float(math.floor(time.time())))  # live, time never runs ahead of the wall clock
+        bound = min(bound, time.time())  # live, time never runs ahead of the wall clock
         barrier = await self._barrier()
         idle = Round.IDLE
         if barrier < bound:

@@ -14,6 +14,7 @@ those that restart the broker. Production runs on Apache Kafka (``docker-compose
 
 import logging
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -32,6 +33,15 @@ from kafka.errors import KafkaError
 from antifraud.stack.process import free_port, spawn, stop
 
 log = logging.getLogger(__name__)
+
+
+_RUN_AUDIT_KEY = secrets.token_urlsafe(48)
+
+
+def audit_key() -> str:
+    """The audit key of the workers and web apps a stack starts: the configured one (``ANTIFRAUD_AUDIT_KEY``),
+    else one made for this run (a throwaway stack's trail; every process of the run shares it)."""
+    return os.environ.get("ANTIFRAUD_AUDIT_KEY") or _RUN_AUDIT_KEY
 
 
 class StackError(RuntimeError):

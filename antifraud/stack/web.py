@@ -10,7 +10,7 @@ import urllib.request
 from pathlib import Path
 from types import TracebackType
 
-from antifraud.stack.embedded import Endpoints, StackError
+from antifraud.stack.embedded import Endpoints, StackError, audit_key
 from antifraud.stack.process import free_port, spawn, stop
 
 
@@ -26,6 +26,7 @@ class WebProcess:
             "KAFKA_BOOTSTRAP": endpoints.kafka_bootstrap,
             "REDIS_URL": endpoints.redis_url,
             "ANTIFRAUD_SECRET_KEY": secrets.token_hex(16),
+            "ANTIFRAUD_AUDIT_KEY": audit_key(),
             "ANTIFRAUD_USERS": json.dumps({"users": users}),
         }
         self.proc: subprocess.Popen[bytes] | None = None

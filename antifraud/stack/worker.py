@@ -10,7 +10,7 @@ from types import TracebackType
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from antifraud.stack.embedded import Endpoints, StackError
+from antifraud.stack.embedded import Endpoints, StackError, audit_key
 from antifraud.stack.process import free_port, spawn, stop
 
 
@@ -41,6 +41,7 @@ class WorkerProcess:
             "REDIS_URL": endpoints.redis_url,
             "ANTIFRAUD_WEB_PORT": str(self.web_port),
             "ANTIFRAUD_DATA_DIR": str(workdir / "worker-data"),
+            "ANTIFRAUD_AUDIT_KEY": audit_key(),
             **(extra_env or {}),
         }
         self.proc = None
