@@ -34,7 +34,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import cast
 
-import orjson
 import uvloop
 from redis.asyncio import Redis
 

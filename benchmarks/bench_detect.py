@@ -10,8 +10,6 @@ Redis client); redis-server runs apart.
 import argparse
 import asyncio
 import gzip
-import subprocess
-import sys
 import tempfile
 import time
 from datetime import datetime, timedelta, timezone
@@ -24,6 +22,7 @@ from antifraud.events.models import CallRecord
 from antifraud.stack.embedded import EmbeddedStack
 from antifraud.thresholds import load_thresholds
 from streams.offline import detect_file
+from cities import add_city_arguments, city_events  # benchmarks/cities.py, beside this script
 
 START = datetime(2026, 3, 2, tzinfo=timezone.utc)
 
@@ -57,17 +56,10 @@ def measure(events: Path, url: str) -> tuple[int, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--people", type=int, default=4000)
-    parser.add_argument("--days", type=float, default=3.5)
-    parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--events", type=Path, help="an events file instead of a simulated city")
+    add_city_arguments(parser)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
-        city = args.events
-        if city is None:
-            city = Path(folder) / "city.jsonl.gz"
-            subprocess.run([sys.executable, "-m", "antifraud", "simulate", "--seed", str(args.seed), "--people",
-                            str(args.people), "--days", str(args.days), "-o", str(city), "-q"], check=True)
+        city = city_events(args, Path(folder))
         history = Path(folder) / "histories.jsonl.gz"
         long_histories(history)
         with EmbeddedStack(kafka=False, workdir=Path(folder) / "redis") as endpoints:

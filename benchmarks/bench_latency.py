@@ -37,6 +37,7 @@ from antifraud.thresholds import load_thresholds
 from streams import topics
 from streams.eventfile import read_lines
 from streams.io import read_until_idle
+from cities import add_city_arguments, city_events  # benchmarks/cities.py, beside this script
 
 PARTITIONS = 4
 LEAD_SECONDS = 6.0
@@ -100,10 +101,7 @@ def _worker_cpu(worker: WorkerProcess) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rate", type=float, default=20_000, help="events a second (default 20,000)")
-    parser.add_argument("--people", type=int, default=4000)
-    parser.add_argument("--days", type=float, default=3.5)
-    parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--events", type=Path, help="an events file instead of a simulated city")
+    add_city_arguments(parser)
     parser.add_argument("--child-produce", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child_produce:
@@ -111,11 +109,7 @@ def main() -> None:
         return
     delay = load_thresholds(None).stream.cross_entity_delay_seconds
     with tempfile.TemporaryDirectory() as folder:
-        events = args.events
-        if events is None:
-            events = Path(folder) / "city.jsonl.gz"
-            subprocess.run([sys.executable, "-m", "antifraud", "simulate", "--seed", str(args.seed), "--people",
-                            str(args.people), "--days", str(args.days), "-o", str(events), "-q"], check=True)
+        events = city_events(args, Path(folder))
         with EmbeddedStack(workdir=Path(folder) / "stack") as endpoints:
             topics.ensure_topics(endpoints.kafka_bootstrap, PARTITIONS)
             worker = WorkerProcess(endpoints, Path(folder), extra_env={"ANTIFRAUD_PARTITIONS": str(PARTITIONS)})

@@ -26,6 +26,7 @@ from pathlib import Path
 from antifraud.stack.embedded import EmbeddedStack
 from streams import topics
 from streams.eventfile import read_lines
+from cities import add_city_arguments, city_events  # benchmarks/cities.py, beside this script
 
 PARTITIONS = 4
 
@@ -93,10 +94,7 @@ def _redis_pid(port: int) -> int | None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--people", type=int, default=4000)
-    parser.add_argument("--days", type=float, default=3.5)
-    parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--events", type=Path, help="an events file instead of a simulated city")
+    add_city_arguments(parser)
     parser.add_argument("--child", choices=["bare", "worker"], help=argparse.SUPPRESS)
     parser.add_argument("--total", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -107,11 +105,7 @@ def main() -> None:
         print(json.dumps(asyncio.run(_worker(args.total))))
         return
     with tempfile.TemporaryDirectory() as folder:
-        events = args.events
-        if events is None:
-            events = Path(folder) / "city.jsonl.gz"
-            subprocess.run([sys.executable, "-m", "antifraud", "simulate", "--seed", str(args.seed), "--people",
-                            str(args.people), "--days", str(args.days), "-o", str(events), "-q"], check=True)
+        events = city_events(args, Path(folder))
         with EmbeddedStack(workdir=Path(folder) / "stack") as endpoints:
             topics.ensure_topics(endpoints.kafka_bootstrap, PARTITIONS)
             subprocess.run([sys.executable, "-m", "antifraud", "replay", str(events), "--bootstrap",

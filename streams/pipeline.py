@@ -36,7 +36,6 @@ from aiokafka.errors import KafkaError, MessageSizeTooLargeError
 from faust.exceptions import FaustError
 from redis import exceptions as redis_errors
 
-from antifraud import metrics
 from antifraud.alerts.models import Alert
 from antifraud.audit.models import AuditEntry
 from antifraud.events.codec import InvalidEvent

@@ -2,11 +2,8 @@
 writes them (facts, through the engine): round trip, bounded keys, idempotent writes, the first flag
 kept; and card openings feeding card-trade alerts through the stages, once even on replay."""
 
-import asyncio
-from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
-import redis.asyncio
 from redis.asyncio import Redis
 
 from antifraud.alerts.models import Alert

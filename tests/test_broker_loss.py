@@ -27,20 +27,21 @@ def started(stack: EmbeddedStack, folder: Path) -> WorkerProcess:
         "ANTIFRAUD_PARTITIONS": str(PARTITIONS), "ANTIFRAUD_STOP_GRACE_SECONDS": str(GRACE)}).start()
 
 
-@pytest.fixture
-def memory_stack(tmp_path: Path) -> Iterator[EmbeddedStack]:
-    stack = EmbeddedStack(workdir=tmp_path / "stack")
+def _stack(tmp_path: Path, durable: bool) -> Iterator[EmbeddedStack]:
+    stack = EmbeddedStack(workdir=tmp_path / "stack", durable=durable)
     stack.start()
     yield stack
     stack.stop()
+
+
+@pytest.fixture
+def memory_stack(tmp_path: Path) -> Iterator[EmbeddedStack]:
+    yield from _stack(tmp_path, durable=False)
 
 
 @pytest.fixture
 def durable_stack(tmp_path: Path) -> Iterator[EmbeddedStack]:
-    stack = EmbeddedStack(workdir=tmp_path / "stack", durable=True)
-    stack.start()
-    yield stack
-    stack.stop()
+    yield from _stack(tmp_path, durable=True)
 
 
 def test_a_broker_that_lost_its_data_stops_the_worker_with_a_reason(memory_stack: EmbeddedStack,

@@ -2,11 +2,9 @@
 kept in memory, a batch costing its own calls whatever the history, the quiet period and expiry, who
 was warned, and who called whom (the earliest call kept)."""
 
-import asyncio
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 
 import pytest
-import redis.asyncio
 from redis.asyncio import Redis
 
 from antifraud.events.models import CallRecord

@@ -8,7 +8,6 @@ from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import cast
 
-import pytest
 from redis.asyncio import Redis
 
 from antifraud import blocklist
@@ -171,7 +170,7 @@ def test_restart_keeps_state_and_a_crash_replays_without_new_ids(
     os.kill(second.proc.pid, signal.SIGKILL)
     second.proc.wait()
 
-    third = ready(start_worker, stack)
+    ready(start_worker, stack)  # the third worker
     # (numbered from 1000, dated from 20 minutes after the first burst: records ahead of the clock are refused)
     produce(stack, cold_calls(LIMIT, first=1000, start=BASE + timedelta(minutes=20) - timedelta(seconds=10 * 1000),
                               caller=OTHER_CALLER))

@@ -23,7 +23,7 @@ from antifraud.events.types import make_id_number as id_number
 from antifraud.events.codec import decode_any, encode
 from antifraud.events.models import BankTransfer, CallRecord, CardOpening, Event, SmsRecord
 from antifraud.stack.embedded import Endpoints
-from streams import record, replay
+from streams import replay
 from streams.topics import INPUT_TOPICS
 from tests.kafka_helpers import read_all
 

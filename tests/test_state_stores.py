@@ -1,10 +1,7 @@
 """The two kinds of detector state against a real redis-server: owned state written through and read back
 as it was kept in memory, and facts read only the cross-entity delay after their time."""
 
-import asyncio
-from collections.abc import Awaitable, Callable
 
-import redis.asyncio
 from redis.asyncio import Redis
 
 from antifraud.state import keys

@@ -2,14 +2,12 @@
 store round-trips state and keys expire; the call stage scores, intercepts and warns victims once; link
 SMS reach their cell the cross-entity delay later; the same records coming again alert once."""
 
-import asyncio
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import orjson
 import pytest
-import redis.asyncio
 from redis.asyncio import Redis
 
 from antifraud import blocklist

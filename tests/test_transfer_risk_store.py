@@ -3,19 +3,16 @@ engine: stages, pipeline, checkpoint): accounts' own sides read back as they wer
 facts other stages read (calls that reached a payer, flags, inflows) joined a batch later, replays that
 change nothing, bounded keys, and two workers paying one payee."""
 
-import asyncio
 import math
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from datetime import timedelta
 
-import pytest
-import redis.asyncio
 from redis.asyncio import Redis
 
 from antifraud import blocklist
 from antifraud.alerts.models import Alert
 from antifraud.events.codec import encode
-from antifraud.events.models import BankTransfer, CallRecord, Event
+from antifraud.events.models import CallRecord, Event
 from antifraud.state import keys
 from antifraud.state.store import OwnedStore, Store
 from antifraud.state.transfer_risk import account_codec

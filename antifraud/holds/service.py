@@ -23,7 +23,7 @@ its way to the topic, and it must not go out for a hold the ledger then records
 as frozen.
 """
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime, timezone
 from typing import get_args
 
