@@ -13,7 +13,7 @@ import csv
 from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, StringConstraints, TypeAdapter, ValidationError
 from redis.asyncio import Redis
@@ -52,7 +52,7 @@ def valid_number(raw: str) -> str:
 
 async def add(redis: Redis, entries: Iterable[BlockEntry]) -> None:
     """List (or re-list) numbers in one round trip; the latest entry for a number wins."""
-    mapping = {e.number: e.model_dump_json() for e in entries}
+    mapping: dict[Any, str] = {e.number: e.model_dump_json() for e in entries}
     if mapping:
         await redis.hset(KEY, mapping=mapping)
 
@@ -162,7 +162,7 @@ def _run(args: argparse.Namespace) -> int:
     return run_on_redis(_PROG, lambda redis: _command(args, redis))
 
 
-def add_command(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_command(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser(
         "blocklist",
         help="list, unlist and show numbers confirmed as fraud (REDIS_URL)",

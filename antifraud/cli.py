@@ -36,7 +36,7 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_core_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def _add_core_commands(sub: argparse._SubParsersAction) -> None:
     worker = sub.add_parser(
         "worker",
         help="run the stream worker (extra arguments go to Faust, e.g. -l info)",
@@ -56,7 +56,7 @@ def _add_core_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore
     demo.set_defaults(run=_demo)
 
 
-COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [  # type: ignore[type-arg]
+COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
     _add_core_commands,
     add_stack,
     add_simulate,

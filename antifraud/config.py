@@ -144,8 +144,10 @@ def _directory(name: str) -> Path | None:
 
 def _hold_clock() -> Literal["event", "wall"]:
     raw = os.environ.get("ANTIFRAUD_HOLD_CLOCK") or "event"
-    if raw == "event" or raw == "wall":
-        return raw
+    if raw == "event":
+        return "event"
+    if raw == "wall":
+        return "wall"
     raise ConfigError(f"ANTIFRAUD_HOLD_CLOCK={raw!r} is not 'event' or 'wall'")
 
 

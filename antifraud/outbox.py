@@ -18,6 +18,7 @@ stable ids in their payload, so consumers drop the repeats.
 
 import asyncio
 import uuid
+from typing import cast
 from collections.abc import Awaitable, Callable
 
 from redis.asyncio import Redis
@@ -60,12 +61,12 @@ class OutboxRelay:
         """Publish what is queued (up to one batch); return how many records went out."""
         if not await self._lock(keys=[LOCK], args=[self.token, self.lock_ms]):
             return 0
-        entries = await self.redis.xrange(STREAM, count=self.batch)
+        entries = cast(list[tuple[bytes, dict[bytes, bytes]]], await self.redis.xrange(STREAM, count=self.batch))
         if not entries:
             return 0
         # Sent concurrently, so a batch costs one broker round trip; the producer keeps them in order.
         await asyncio.gather(
-            *(self.send(_text(fields[b"topic"]), fields[b"key"] or None, fields[b"value"]) for _, fields in entries)
+            *(self.send(fields[b"topic"].decode(), fields[b"key"] or None, fields[b"value"]) for _, fields in entries)
         )
         await self.redis.xdel(STREAM, *(entry_id for entry_id, _ in entries))
         return len(entries)
@@ -73,6 +74,3 @@ class OutboxRelay:
     async def pending(self) -> int:
         return int(await self.redis.xlen(STREAM))
 
-
-def _text(raw: bytes | str | None) -> str | None:
-    return raw.decode() if isinstance(raw, bytes) else raw

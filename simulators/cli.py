@@ -123,7 +123,7 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_command(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_command(sub: argparse._SubParsersAction) -> None:
     sim = sub.add_parser(
         "simulate", help="simulate a city's events (with fraud and look-alikes) and their ground truth",
         description="Simulate a synthetic city deterministically: everyday life plus fraud and benign look-alike "

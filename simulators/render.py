@@ -189,7 +189,7 @@ def _template(kind: str) -> list[tuple[bytes, Encoder | None, str]]:
 
 _TEMPLATES = {kind: _template(kind) for kind in SCHEMAS}
 
-KEY_FIELD: dict[str, str] = {kind: EVENT_MODELS[kind].key_field for kind in SCHEMAS}  # type: ignore[attr-defined]
+KEY_FIELD: dict[str, str] = {kind: EVENT_MODELS[kind].key_field for kind in SCHEMAS}
 """The column each kind's topic is keyed by."""
 
 

@@ -273,14 +273,14 @@ async def act_on_alerts(stream: faust.StreamT[bytes]) -> None:
     (What alerts mean for holds, a flagged payee's held payment, is the stream's own work: the stage
     that raises an alert tells the payee's side, ``streams/stages.py``.)
     """
-    async for batch in stream.take_events(settings.batch_size, within=settings.batch_within_s):
+    async for batch in stream.take_events(settings.batch_size, within=settings.batch_within_s):  # type: ignore[attr-defined]  # Stream has it; faust's StreamT protocol does not say so
         alerts, rejected = _alerts_of(batch)
         await until_through(lambda: cases.fold_alerts(alerts), topics.ALERTS)
         if rejected:
             await until_through(lambda: _dead_letter(rejected), topics.ALERTS)
 
 
-@app.on_before_shutdown.connect
+@app.on_before_shutdown.connect  # type: ignore[arg-type]  # faust's signal stubs want a positional sender
 async def close_clients(app: faust.App, **kwargs: Any) -> None:
     await lag_reader.close()
     await deliveries.aclose()

@@ -48,7 +48,7 @@ def read_lines(path: Path) -> Iterator[tuple[int, bytes]]:
         try:
             for number, line in enumerate(lines, 1):
                 yield number, line.rstrip(b"\r\n")
-        except (EOFError, gzip.BadGzipFile, isal_zlib.error) as exc:
+        except (EOFError, gzip.BadGzipFile, isal_zlib.error) as exc:  # type: ignore[misc]  # isal's stubs: error is one
             raise EventFileError(f"{path.name} is unreadable after line {number}: {exc}") from None
 
 

@@ -151,7 +151,7 @@ def positive_int(text: str) -> int:
     return value
 
 
-def add_command(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_command(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser(
         "detect",
         help="run the detectors over an events file without Kafka, writing alerts to a file",

@@ -39,6 +39,7 @@ so memory stays bounded by the live records.
 """
 
 import asyncio
+from typing import cast
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
@@ -179,7 +180,7 @@ async def _write(redis: Redis, keys: AuditKeys, before: datetime, directory: Pat
     writer: SegmentWriter | None = None
     try:
         position = 0
-        while raws := await redis.lrange(LOG, position, position + chunk - 1):
+        while raws := cast(list[bytes], await redis.lrange(LOG, position, position + chunk - 1)):  # replies are bytes
             for raw in raws:
                 reason = chain.step(raw)
                 if reason is not None:

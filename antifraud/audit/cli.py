@@ -129,7 +129,7 @@ def _run(args: argparse.Namespace) -> int:
     return run_on_redis(prog, lambda redis: _archive(redis, before, directory), refused=(ArchiveRefused, OSError))
 
 
-def add_command(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_command(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser(
         "audit",
         help="verify the audit trail's hash chain, show its records, archive the oldest",

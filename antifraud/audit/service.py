@@ -316,7 +316,10 @@ class AuditLog:
 
     async def _verify_once(self, archive: Path | None, chunk: int, anchors: dict[int, Anchor]) -> Verdict | None:
         """The verdict, or None when an archive run moved the base during the walk."""
-        snapshot = self.redis.pipeline(transaction=True).get(BASE).get(HEAD).llen(LOG)
+        snapshot = self.redis.pipeline(transaction=True)
+        snapshot.get(BASE)
+        snapshot.get(HEAD)
+        snapshot.llen(LOG)
         raw_base, raw_head, length = await snapshot.execute()
         base, head = parse_base(raw_base), _parse_head(raw_head)
         keys = self._key()
@@ -327,7 +330,9 @@ class AuditLog:
                 return broken
             first, archived = 0, base[0]
         for start in range(0, length, chunk):
-            read = self.redis.pipeline(transaction=True).get(BASE).lrange(LOG, start, min(start + chunk, length) - 1)
+            read = self.redis.pipeline(transaction=True)
+            read.get(BASE)
+            read.lrange(LOG, start, min(start + chunk, length) - 1)
             moved, raws = await read.execute()
             if parse_base(moved) != base:
                 return None

@@ -108,11 +108,14 @@ class FollowUp(BaseModel):
 def kinds_for(case: Case) -> list[FollowUpKind]:
     """What confirming ``case`` sets in motion, by its entity (pure; see the module docstring)."""
     kind = case.entity.kind
-    return [
-        *(["blocklist"] if kind == "phone" else []),
-        *(["credit_listing"] if kind in ("id_number", "account") else []),
-        *(["money_trail", "inbound_holds"] if kind == "account" else []),
-    ]
+    kinds: list[FollowUpKind] = []
+    if kind == "phone":
+        kinds.append("blocklist")
+    if kind in ("id_number", "account"):
+        kinds.append("credit_listing")
+    if kind == "account":
+        kinds += ["money_trail", "inbound_holds"]
+    return kinds
 
 
 def planned(case: Case, *, actor: str, now: datetime) -> list[FollowUp]:

@@ -63,7 +63,7 @@ SCENARIO_BY_DETECTOR: dict[str, str] = {
 
 SEVERITY_RANK: dict[Severity, int] = {"low": 0, "medium": 1, "high": 2, "critical": 3}
 
-_NOT_CLOSED = {s: s for s in STATUSES if s != "closed"}
+_NOT_CLOSED: dict[CaseStatus, CaseStatus] = {s: s for s in STATUSES if s != "closed"}
 TRANSITIONS: dict[Action, dict[CaseStatus, CaseStatus]] = {
     "review": {"new": "in_review"},
     "confirm": {"in_review": "confirmed"},
@@ -94,7 +94,7 @@ class IllegalTransition(ValueError):
 class UnreachableTarget(ValueError):
     """Targets a case cannot be forwarded to (a number's case to the bank): bad input, nothing written."""
 
-    def __init__(self, case_id: str, entity_kind: str, refused: list[str], possible: list[str]) -> None:
+    def __init__(self, case_id: str, entity_kind: str, refused: Sequence[str], possible: Sequence[str]) -> None:
         self.case_id, self.refused = case_id, refused
         super().__init__(f"case {case_id}: a {entity_kind} case cannot go to {', '.join(refused)} "
                          f"(its targets: {', '.join(possible)})")

@@ -59,6 +59,7 @@ from antifraud.holds.service import HoldLedger
 from antifraud.privacy import mask_account
 from antifraud.state.money_trail import TransferIndex
 from antifraud.thresholds import HoldThresholds, load_thresholds
+from antifraud.state.replies import texts
 
 SEEN = "cases:seen"
 STATUS = "cases:status"
@@ -131,7 +132,7 @@ class _Decision:
 
     case: Case
     record: dict[str, Any] = field(default_factory=dict)
-    write: Callable[[Pipeline], None] = _no_writes
+    write: Callable[[Pipeline], object] = _no_writes
     event_id: str | None = None
     """Set when a repeat of the action must change nothing (a double-clicked escalation)."""
 
@@ -375,8 +376,7 @@ class CaseService:
         """Delete up to ``limit`` cases closed or dismissed before ``before``, each in one audited transaction
         (``case.expired``: what it was, for the trail); a case reopened meanwhile stays. How many went."""
         gone = 0
-        for raw in await self.redis.zrangebyscore(ENDED, "-inf", before.timestamp(), start=0, num=limit):
-            case_id = raw.decode()
+        for case_id in texts(await self.redis.zrangebyscore(ENDED, "-inf", before.timestamp(), start=0, num=limit)):
             deliveries, followups = await self.deliveries.ids_of(case_id), await self.followups.ids_of(case_id)
 
             async def decide(pipe: Pipeline, case_id: str = case_id, deliveries: list[str] = deliveries,
@@ -435,7 +435,7 @@ class CaseService:
         ids = await self.redis.zrevrangebyscore(SEEN, "+inf", since.timestamp() if since else "-inf")
         found: list[Case] = []
         for start in range(0, len(ids), 500):
-            for raw in await self.redis.mget([case_key(i.decode()) for i in ids[start:start + 500]]):
+            for raw in await self.redis.mget([case_key(i) for i in texts(ids[start:start + 500])]):
                 case = Case.model_validate_json(raw) if raw is not None else None
                 if case is not None and _matches(case, status, detector, severity, until, escalated):
                     found.append(case)
@@ -448,12 +448,12 @@ class CaseService:
         ids = await self.redis.zrevrangebyscore(ESCALATED, "+inf", f"({since.timestamp()}", start=0, num=limit)
         if not ids:
             return []
-        return [Case.model_validate_json(raw) for raw in await self.redis.mget([case_key(i.decode()) for i in ids])
+        return [Case.model_validate_json(raw) for raw in await self.redis.mget([case_key(i) for i in texts(ids)])
                 if raw is not None]
 
     async def counts(self) -> dict[str, int]:
         """Cases by state, every state present (for the ``antifraud_cases`` gauge)."""
-        by_state = Counter(s.decode() for s in await self.redis.hvals(STATUS))
+        by_state = Counter(texts(await self.redis.hvals(STATUS)))
         return {state: by_state.get(state, 0) for state in STATUSES}
 
     async def timeline(self, case_id: str) -> list[TimelineEntry]:

@@ -19,6 +19,7 @@ from antifraud.audit.service import AuditLog
 from antifraud.case.models import audit_subject
 from antifraud.clock import utcnow
 from antifraud.state.lease_queue import LeaseQueue
+from antifraud.state.replies import data, texts
 
 
 class CaseItem(Protocol):
@@ -75,13 +76,13 @@ class CaseWork(Generic[Item]):
         return str(getattr(item, self._audited[0]))
 
     async def get(self, item_id: str) -> Item:
-        raw = await self.redis.hget(self.queue.key(item_id), "doc")
+        raw = data(await self.redis.hget(self.queue.key(item_id), "doc"))
         if raw is None:
             raise self._not_found(item_id)
         return self._load(raw)
 
     async def ids_of(self, case_id: str) -> list[str]:
-        return sorted(i.decode() for i in await self.redis.smembers(self._index(case_id)))
+        return sorted(texts(await self.redis.smembers(self._index(case_id))))
 
     async def of_case(self, case_id: str) -> list[Item]:
         """A case's items, in id order."""
@@ -116,7 +117,10 @@ class CaseWork(Generic[Item]):
         result: list[Item] = []
 
         async def decide(pipe: Pipeline) -> Change:
-            before = self._load(await pipe.hget(self.queue.key(item_id), "doc"))
+            raw = data(await pipe.hget(self.queue.key(item_id), "doc"))
+            if raw is None:
+                raise self._not_found(item_id)
+            before = self._load(raw)
             after = self._retried(before, now=now or utcnow())
             result[:] = [after]
             return Change(before=self.summary(before), after=self.summary(after), write=lambda tx: self.store(tx, after))

@@ -126,7 +126,7 @@ def _repeated(parser: argparse.ArgumentParser, flag: str, help_text: str, *, req
     parser.add_argument(flag, action="append", default=[], required=required, choices=choices, help=help_text)
 
 
-def add_command(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_command(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser(
         "blacklist",
         help="the credit blacklist: list, show, add, object, decide, repair, expire (REDIS_URL)",

@@ -55,6 +55,7 @@ from antifraud.credit.models import (
 )
 from antifraud.state.keys import BLACKLIST
 from antifraud.thresholds import CreditBlacklistThresholds
+from antifraud.state.replies import texts
 from streams.topics import CREDIT_BLACKLIST
 
 log = logging.getLogger(__name__)
@@ -169,20 +170,20 @@ class CreditBlacklist:
     async def find(self, kind: LookupKind, value: str, *, now: datetime, include_ended: bool = False) -> list[Listing]:
         """Listings naming ``value`` (normalised, see :func:`~antifraud.credit.models.lookup_value`), oldest first;
         only those in force unless ``include_ended``."""
-        ids = sorted(i.decode() for i in await self.redis.smembers(index_key(kind, value)))
+        ids = sorted(texts(await self.redis.smembers(index_key(kind, value))))
         listings = await self._fresh(await self._read(self.redis, ids), now)
         return sorted((x for x in listings if include_ended or x.in_force), key=lambda x: (x.listed_at, x.listing_id))
 
     async def latest(self, count: int, *, now: datetime) -> list[Listing]:
         """The ``count`` most recently listed, newest first."""
-        ids = [i.decode() for i in await self.redis.zrevrange(LISTINGS, 0, count - 1)]
+        ids = texts(await self.redis.zrevrange(LISTINGS, 0, count - 1))
         return await self._fresh(await self._read(self.redis, ids), now)
 
     async def expire_due(self, now: datetime) -> list[Listing]:
         """Expire the listings in force whose period ran out by ``now`` (at most ``sweep_batch``; call again
         for the rest). A listing moved meanwhile by someone else is skipped."""
-        ids = [i.decode() for i in await self.redis.zrangebyscore(EXPIRY, "-inf", now.timestamp(), start=0,
-                                                                  num=self.limits.sweep_batch)]
+        ids = texts(await self.redis.zrangebyscore(EXPIRY, "-inf", now.timestamp(), start=0,
+                                                   num=self.limits.sweep_batch))
         expired = []
         for listing_id in ids:
             try:
@@ -196,8 +197,8 @@ class CreditBlacklist:
         again for the rest),
         each in an audited transaction (``blacklist.purged``, with what it was); how many went."""
         cutoff = policy.years_after(now, -self.limits.keep_ended_years)
-        ids = [i.decode() for i in await self.redis.zrangebyscore(ENDED, "-inf", f"({cutoff.timestamp()!r}", start=0,
-                                                                  num=self.limits.sweep_batch)]
+        ids = texts(await self.redis.zrangebyscore(ENDED, "-inf", f"({cutoff.timestamp()!r}", start=0,
+                                                   num=self.limits.sweep_batch))
         purged = 0
         for listing_id in ids:
             key = listing_key(listing_id)
@@ -246,7 +247,7 @@ class CreditBlacklist:
                               listing_id: str) -> list[Listing]:
         """The party's listings other than ``listing_id``, watched: one changing meanwhile makes the move run
         again on the new state."""
-        ids = sorted(i.decode() for i in await pipe.smembers(index_key(party.kind, party.id)))
+        ids = sorted(texts(await pipe.smembers(index_key(party.kind, party.id))))
         others = [i for i in ids if i != listing_id]
         if others:
             await pipe.watch(*(listing_key(i) for i in others))
@@ -314,7 +315,7 @@ class CreditBlacklist:
         listings are watched, so one ending at the same time makes this transaction run again."""
         if not accounts:
             return set()
-        others = {i.decode() for a in accounts for i in await pipe.smembers(index_key("account", a))} - {listing_id}
+        others = {i for a in accounts for i in texts(await pipe.smembers(index_key("account", a)))} - {listing_id}
         if not others:
             return set()
         await pipe.watch(*(listing_key(i) for i in sorted(others)))

@@ -70,9 +70,9 @@ def _http_errors() -> Iterator[None]:
 def _lookup(id_number: str | None, credit_code: str | None, account: str | None,
             phone: str | None) -> tuple[LookupKind, str]:
     """The one lookup key given, validated; 422 naming the parameter otherwise."""
-    given: list[tuple[LookupKind, str]] = [
-        (kind, value) for kind, value in (("id_number", id_number), ("credit_code", credit_code),
-                                          ("account", account), ("phone", phone)) if value is not None]
+    named: list[tuple[LookupKind, str | None]] = [("id_number", id_number), ("credit_code", credit_code),
+                                                  ("account", account), ("phone", phone)]
+    given = [(kind, value) for kind, value in named if value is not None]
     if len(given) != 1:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
                             "give exactly one of the query parameters id_number, credit_code, account, phone")

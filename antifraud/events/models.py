@@ -22,7 +22,7 @@ from antifraud.events.types import (
     UtcTime,
 )
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION: Literal[1] = 1
 
 
 class Event(BaseModel):

@@ -38,7 +38,7 @@ from antifraud.holds.reports import TrailView
 
 Target = Literal["police", "carrier", "bank"]
 DeliveryState = Literal["pending", "delivered", "failed"]
-SCHEMA_VERSION = 1
+SCHEMA_VERSION: Literal[1] = 1
 
 
 def delivery_id_for(case_id: str, target: Target, case_version: int) -> str:
@@ -48,7 +48,9 @@ def delivery_id_for(case_id: str, target: Target, case_version: int) -> str:
 
 def targets_for(entity: Entity) -> list[Target]:
     """Police always; the carrier for a number (to shut it down), the bank for an account (to freeze or close it)."""
-    return ["police", *(["carrier"] if entity.kind == "phone" else []), *(["bank"] if entity.kind == "account" else [])]
+    carrier: list[Target] = ["carrier"] if entity.kind == "phone" else []
+    bank: list[Target] = ["bank"] if entity.kind == "account" else []
+    return ["police", *carrier, *bank]
 
 
 class _Package(BaseModel):

@@ -53,6 +53,7 @@ from antifraud.forwarding.models import (
     succeeded,
 )
 from antifraud.state.lease_queue import LeaseQueue, backoff_seconds
+from antifraud.state.replies import data
 from streams.topics import FORWARDING
 
 log = logging.getLogger(__name__)
@@ -104,10 +105,10 @@ class DeliveryQueue(CaseWork[Delivery]):
         outbox.queue(pipe, FORWARDING, delivery.case_id, payload)
 
     async def payload(self, delivery_id: str) -> bytes:
-        raw = await self.redis.hget(delivery_key(delivery_id), "payload")
+        raw = data(await self.redis.hget(delivery_key(delivery_id), "payload"))
         if raw is None:
             raise DeliveryNotFound(delivery_id)
-        return bytes(raw)
+        return raw
 
     async def for_case(self, case_id: str) -> list[Delivery]:
         """A case's deliveries, oldest first."""

@@ -92,10 +92,10 @@ async def _command(args: argparse.Namespace, redis: Redis) -> int:
         for hold in await ledger.in_state(args.state, limit=args.limit):
             print(_line(hold, args.show_accounts))
     elif args.action == "show":
-        hold = await ledger.get(args.hold_id)
-        if hold is None:
+        shown = await ledger.get(args.hold_id)
+        if shown is None:
             raise UnknownHold(args.hold_id)
-        print(_line(hold, args.show_accounts))
+        print(_line(shown, args.show_accounts))
         for record in await AuditLog(redis, audit_keys()).about(f"hold:{args.hold_id}"):
             print(f"  {record.at:%Y-%m-%d %H:%M:%S}Z  {record.actor}  {record.action}  {record.after}")
     elif args.action == "report":
@@ -117,7 +117,7 @@ def _run(args: argparse.Namespace) -> int:
                         refused=(UnknownHold, IllegalTransition))
 
 
-def add_command(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_command(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser(
         "holds",
         help="ATM transfer holds: list, show, revoke, freeze, release, return; trace a fraud report (REDIS_URL)",

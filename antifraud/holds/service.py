@@ -25,7 +25,7 @@ as frozen.
 
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timezone
-from typing import get_args
+from typing import Any, get_args
 
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
@@ -36,6 +36,7 @@ from antifraud.audit.service import AuditLog
 from antifraud.holds.models import Actor, Hold, HoldEvent, HoldState, IllegalTransition, PayeeFlagged, transition
 from antifraud.state.store import Lua
 from antifraud.thresholds import HoldThresholds
+from antifraud.state.replies import text, texts
 from streams import topics
 
 WATERMARK = "holds:watermark"
@@ -188,7 +189,7 @@ class HoldLedger:
     async def held_due(self, now: datetime, limit: int) -> list[Hold]:
         """Held holds due by ``now``, soonest first (the wall-clock release's work)."""
         ids = await self.redis.zrangebyscore(DUE, "-inf", now.timestamp(), start=0, num=limit)
-        found = await self.states(i.decode() for i in ids)
+        found = await self.states(texts(ids))
         return [hold for hold in found.values() if hold.state == "held"]
 
     # -- reading ---------------------------------------------------------------------------------
@@ -212,7 +213,7 @@ class HoldLedger:
     async def in_state(self, state: HoldState, *, limit: int, offset: int = 0) -> list[Hold]:
         """Holds in ``state``, soonest due first."""
         ids = await self.redis.zrangebyscore(index_key(state), "-inf", "+inf", start=offset, num=limit)
-        found = await self.states(i.decode() for i in ids)
+        found = await self.states(texts(ids))
         return [hold for hold in found.values() if hold.state == state]
 
     async def of_accounts(self, accounts: Iterable[str]) -> list[Hold]:
@@ -264,7 +265,7 @@ class HoldLedger:
             if hold is None:
                 raise UnknownHold(hold_id)
             stored = await pipe.get(WATERMARK)
-            if hold.state == "held" and stored is not None and float(due) <= float(stored):
+            if hold.state == "held" and stored is not None and float(text(due)) <= float(text(stored)):
                 raise IllegalTransition(hold_id, hold.state, to, actor,
                                         why=f"due {hold.due_at.isoformat()}, the ledger has reached "
                                             f"{_time(stored).isoformat()} and may be releasing it")
@@ -274,7 +275,7 @@ class HoldLedger:
             def write(tx: Pipeline) -> None:
                 tx.hset(key, "state", to)
                 tx.zrem(index_key(hold.state), hold_id)
-                tx.zadd(index_key(to), {hold_id: float(due)})
+                tx.zadd(index_key(to), {hold_id: float(text(due))})
                 tx.hincrby(COUNTS, hold.state, -1)
                 tx.hincrby(COUNTS, to, 1)
                 if to in SETTLED:
@@ -301,7 +302,8 @@ def audit_entry(event: HoldEvent | PayeeFlagged) -> AuditEntry:
                       at=event.at)
 
 
-def _hold(state: bytes | None, doc: bytes | None) -> Hold | None:
+def _hold(state: Any, doc: Any) -> Hold | None:
+    """A hold from its hash's ``state`` and ``doc`` replies (None when either is missing)."""
     if state is None or doc is None:
         return None
-    return Hold.model_validate_json(doc).model_copy(update={"state": state.decode()})
+    return Hold.model_validate_json(doc).model_copy(update={"state": text(state)})

@@ -1,6 +1,7 @@
 """A worker (``antifraud worker``) run as a child process, and reading its metrics."""
 
 import os
+import subprocess
 import sys
 import time
 import urllib.error
@@ -44,7 +45,7 @@ class WorkerProcess:
             "ANTIFRAUD_AUDIT_KEY": audit_key(),
             **(extra_env or {}),
         }
-        self.proc = None
+        self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 60.0) -> "WorkerProcess":
         self.proc = spawn([sys.executable, "-m", "antifraud", "worker"], log_path=self.log_path, env=self.env)

@@ -22,6 +22,7 @@ from antifraud.state.keys import KeyFamily
 from antifraud.state.store import ADD_SCORED, SCORED_ROWS, Lua, pack_scored, parse_scored
 
 T = TypeVar("T")
+T_co = TypeVar("T_co", covariant=True)
 S = TypeVar("S")
 
 SEP = "\x1f"
@@ -39,11 +40,11 @@ class ItemCodec(Protocol[T]):
         ...
 
 
-class LogChange(Protocol[T]):
+class LogChange(Protocol[T_co]):
     """A detector's change of one entity's log."""
 
     @property
-    def added(self) -> Sequence[T]: ...
+    def added(self) -> Sequence[T_co]: ...
 
     @property
     def quiet_until(self) -> float | None: ...

@@ -42,7 +42,7 @@ class Lua:
         self.source = source
         self._sha = ""
 
-    async def __call__(self, redis: Redis, keys: Sequence[str], args: Sequence[str | float | int]) -> Any:
+    async def __call__(self, redis: Redis, keys: Sequence[str], args: Sequence[str | bytes | float | int]) -> Any:
         if self._sha:
             try:
                 return await redis.evalsha(self._sha, len(keys), *keys, *args)
@@ -51,7 +51,7 @@ class Lua:
         self._sha = await redis.script_load(self.source)
         return await redis.evalsha(self._sha, len(keys), *keys, *args)
 
-    def queue(self, pipe: Pipeline, keys: Sequence[str], args: Sequence[str | float | int]) -> None:
+    def queue(self, pipe: Pipeline, keys: Sequence[str], args: Sequence[str | bytes | float | int]) -> None:
         pipe.eval(self.source, len(keys), *keys, *args)
 
 

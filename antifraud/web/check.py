@@ -33,7 +33,7 @@ import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Literal, TypeVar
+from typing import Final, Literal, TypeVar
 
 from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
 from fastapi.exceptions import RequestValidationError
@@ -60,7 +60,7 @@ from detectors.transfer_risk import (
     DETECTOR, MULE_DETECTOR, Account, Call, Flag, Flow, detect, in_force, mule_score, own,
 )
 
-CHECK_EVENT_ID = "pre-transfer-check"
+CHECK_EVENT_ID: Final = "pre-transfer-check"
 """The event id of the transfer a check scores; it is never stored, and no client may choose it (an id of
 a transfer already scored would make the detector skip it as a replay)."""
 
@@ -318,7 +318,7 @@ class _LeanRoute(APIRoute):
     """
 
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["method"] not in self.methods:  # FastAPI's 405
+        if self.methods and scope["method"] not in self.methods:  # FastAPI's 405
             await super().handle(scope, receive, send)
             return
         request = Request(scope, receive, send)

@@ -28,7 +28,7 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_command(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_command(sub: argparse._SubParsersAction) -> None:
     web = sub.add_parser(
         "web",
         help="serve the HTTP API and pages (pre-transfer check, live warnings, holds, cases, blacklist)",

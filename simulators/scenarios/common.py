@@ -39,12 +39,12 @@ class Outcome:
 
     def involve(self, kind: str, values: Iterable[bytes], role: str, target: bool) -> None:
         """List entities once each, in first-seen order."""
-        seen = {(e.kind, e.value) for e in self.entities}
+        seen: set[tuple[str, str]] = {(e.kind, e.value) for e in self.entities}
         for value in values:
             text = value.decode()
             if (kind, text) not in seen:
                 seen.add((kind, text))
-                self.entities.append(TruthEntity(kind=kind, value=text, role=role, target=target))  # type: ignore[arg-type]
+                self.entities.append(TruthEntity(kind=kind, value=text, role=role, target=target))
 
 
 @dataclass(frozen=True)
