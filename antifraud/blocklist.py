@@ -78,8 +78,7 @@ async def lookup(redis: Redis, numbers: Iterable[str]) -> dict[str, BlockEntry]:
 
 async def list_from_case(redis: Redis, number: str, case_id: str, reason: str, action: Action = "block") -> BlockEntry:
     """List a number confirmed as fraud by a case; the case module calls this on confirmation."""
-    entry = BlockEntry(number=number, action=action, reason=reason, source=f"case:{case_id}",
-                       listed_at=utcnow())
+    entry = BlockEntry(number=number, action=action, reason=reason, source=f"case:{case_id}", listed_at=utcnow())
     await add(redis, [entry])
     return entry
 
@@ -108,10 +107,17 @@ def parse_import(text: str, source: str, now: datetime) -> list[BlockEntry]:
         number, action, reason = (*row, "", "")[:3]
         action = action.strip() or "block"
         try:
-            parsed.append(BlockEntry.model_validate({
-                "number": valid_number(number), "action": action,
-                "reason": reason.strip() or f"imported from {source}", "source": source, "listed_at": now,
-            }))
+            parsed.append(
+                BlockEntry.model_validate(
+                    {
+                        "number": valid_number(number),
+                        "action": action,
+                        "reason": reason.strip() or f"imported from {source}",
+                        "source": source,
+                        "listed_at": now,
+                    }
+                )
+            )
         except ValidationError as exc:
             errors.append((line_no, invalid_fields(exc)))
         except ValueError as exc:
@@ -127,8 +133,9 @@ _PROG = "antifraud blocklist"
 async def _command(args: argparse.Namespace, redis: Redis) -> int:
     now = utcnow()
     if args.action == "add":
-        entry = BlockEntry(number=valid_number(args.number), action=args.on_call, reason=args.reason,
-                           source=args.source, listed_at=now)
+        entry = BlockEntry(
+            number=valid_number(args.number), action=args.on_call, reason=args.reason, source=args.source, listed_at=now
+        )
         await add(redis, [entry])
         print(f"listed {mask_phone(entry.number)} ({entry.action})")
     elif args.action == "remove":

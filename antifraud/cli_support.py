@@ -22,8 +22,9 @@ BAD_INPUT = 2
 
 def invalid_fields(exc: ValidationError) -> str:
     """Which fields broke which rule, never the values."""
-    return "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'value'}: {e['msg']}"
-                     for e in exc.errors(include_input=False))
+    return "; ".join(
+        f"{'.'.join(str(p) for p in e['loc']) or 'value'}: {e['msg']}" for e in exc.errors(include_input=False)
+    )
 
 
 def fail(prog: str, message: str) -> None:
@@ -31,8 +32,9 @@ def fail(prog: str, message: str) -> None:
     sys.stderr.write(f"{prog}: {message}\n")
 
 
-def run_on_redis(prog: str, command: Callable[[Redis], Awaitable[int]], *,
-                 refused: tuple[type[Exception], ...] = ()) -> int:
+def run_on_redis(
+    prog: str, command: Callable[[Redis], Awaitable[int]], *, refused: tuple[type[Exception], ...] = ()
+) -> int:
     """Run ``command`` with a client on REDIS_URL, closed after; its exit code, or the error's.
 
     1. an error of ``refused``: exit 1 with its message;

@@ -156,9 +156,13 @@ def audit_keys() -> AuditKeys:
     and ``ANTIFRAUD_AUDIT_OLD_KEYS`` (space-separated, earlier keys that still verify what they signed)."""
     current = os.environ.get("ANTIFRAUD_AUDIT_KEY")
     if not current:
-        raise ConfigError("ANTIFRAUD_AUDIT_KEY is not set: the audit trail is chained under it (32+ random bytes, "
-                          "for example python -c \"import secrets; print(secrets.token_urlsafe(48))\")")
+        raise ConfigError(
+            "ANTIFRAUD_AUDIT_KEY is not set: the audit trail is chained under it (32+ random bytes, "
+            'for example python -c "import secrets; print(secrets.token_urlsafe(48))")'
+        )
     try:
-        return AuditKeys(current.encode(), tuple(k.encode() for k in os.environ.get("ANTIFRAUD_AUDIT_OLD_KEYS", "").split()))
+        return AuditKeys(
+            current.encode(), tuple(k.encode() for k in os.environ.get("ANTIFRAUD_AUDIT_OLD_KEYS", "").split())
+        )
     except ValueError as error:
         raise ConfigError(f"ANTIFRAUD_AUDIT_KEY / ANTIFRAUD_AUDIT_OLD_KEYS: {error}") from None

@@ -22,11 +22,11 @@ from typing import TextIO, get_args
 from antifraud.alerts.models import Alert
 from antifraud.evaluation import EvaluationReport, evaluate, format_table
 from antifraud.evaluation.inputs import read_event_facts
+from antifraud.events.codec import RejectKind, decode_any
 from antifraud.events.types import make_id_number
 from antifraud.privacy import mask_entity
 from antifraud.stack.embedded import EmbeddedStack, StackError
 from antifraud.stack.worker import WorkerProcess, metric_sum
-from antifraud.events.codec import RejectKind, decode_any
 from simulators.engine import Config, simulate
 from simulators.sinks import FileSink
 from streams import topics
@@ -52,8 +52,10 @@ def broken_records() -> list[BrokenRecord]:
         BrokenRecord("call_record", b'{"event_id": "call-x", "caller": "1380', "malformed_json"),
         BrokenRecord(
             "card_opening",
-            (f'{{"event_id": "card-x", "event_time": "2026-01-01T00:00:00Z", "bank": "icbc", "id_number": "{bad_id}",'
-             ' "account": "62220000000001", "branch_id": "br-1", "channel": "counter"}').encode(),
+            (
+                f'{{"event_id": "card-x", "event_time": "2026-01-01T00:00:00Z", "bank": "icbc", "id_number": "{bad_id}",'
+                ' "account": "62220000000001", "branch_id": "br-1", "channel": "counter"}'
+            ).encode(),
             "schema_violation",
         ),
         BrokenRecord(
@@ -124,8 +126,9 @@ def _print_summary(result: DemoResult, out: TextIO) -> None:
     print(format_table(result.evaluation), file=out, flush=True)
 
 
-def run_demo(out: TextIO, *, seed: int = 1, people: int = 2000, days: float = 2.0, timeout: float = 300.0,
-             partitions: int = 4) -> DemoResult:
+def run_demo(
+    out: TextIO, *, seed: int = 1, people: int = 2000, days: float = 2.0, timeout: float = 300.0, partitions: int = 4
+) -> DemoResult:
     """Run the demo; return what it printed, for tests and scripts."""
     config = Config(seed=seed, people=people, days=days)
     broken = broken_records()
@@ -147,13 +150,18 @@ def run_demo(out: TextIO, *, seed: int = 1, people: int = 2000, days: float = 2.
             producer.flush()
             producer.close()
             total = truth.event_count + len(broken)
-            print(f"produced {total} records ({len(broken)} deliberately broken); worker log {worker.log_path}",
-                  file=out, flush=True)
+            print(
+                f"produced {total} records ({len(broken)} deliberately broken); worker log {worker.log_path}",
+                file=out,
+                flush=True,
+            )
 
             deadline = time.monotonic() + timeout
             while (consumed := metric_sum(worker.scrape(), "antifraud_events_consumed_total")) < total:
                 if time.monotonic() > deadline:
-                    raise StackError(f"worker consumed {consumed:.0f} of {total} records in {timeout:.0f}s; see {worker.log_path}")
+                    raise StackError(
+                        f"worker consumed {consumed:.0f} of {total} records in {timeout:.0f}s; see {worker.log_path}"
+                    )
                 time.sleep(0.25)
             samples = worker.scrape()
             time.sleep(1.0)  # let the tail catch the last alerts
@@ -162,11 +170,15 @@ def run_demo(out: TextIO, *, seed: int = 1, people: int = 2000, days: float = 2.
 
     alerts = list(tail.alerts.values())
     result = DemoResult(
-        events_consumed={t: int(metric_sum(samples, "antifraud_events_consumed_total", topic=t))
-                         for t in topics.INPUT_TOPICS.values()},
+        events_consumed={
+            t: int(metric_sum(samples, "antifraud_events_consumed_total", topic=t))
+            for t in topics.INPUT_TOPICS.values()
+        },
         alerts=alerts,
-        dead_letters={reason: int(metric_sum(samples, "antifraud_dead_letters_total", reason=reason))
-                      for reason in get_args(RejectKind)},
+        dead_letters={
+            reason: int(metric_sum(samples, "antifraud_dead_letters_total", reason=reason))
+            for reason in get_args(RejectKind)
+        },
         evaluation=evaluate(truth, alerts, events),
     )
     _print_summary(result, out)

@@ -62,7 +62,8 @@ class LagReader:
         known = await client.topics()
         partitions = [
             TopicPartition(topic, p)
-            for topic in self.topics if topic in known
+            for topic in self.topics
+            if topic in known
             for p in sorted(client.partitions_for_topic(topic) or ())
         ]
         if not partitions:

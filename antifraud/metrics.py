@@ -15,9 +15,7 @@ from antifraud.events.codec import RejectKind
 EVENTS_CONSUMED = Counter(
     "antifraud_events_consumed_total", "Records read from an input topic (valid or not).", ["topic"]
 )
-DEAD_LETTERS = Counter(
-    "antifraud_dead_letters_total", "Records sent to the dead-letter topic.", ["topic", "reason"]
-)
+DEAD_LETTERS = Counter("antifraud_dead_letters_total", "Records sent to the dead-letter topic.", ["topic", "reason"])
 ALERTS = Counter("antifraud_alerts_total", "Alerts produced.", ["detector", "severity"])
 EVENT_TO_ALERT_SECONDS = Histogram(
     "antifraud_event_to_alert_seconds",
@@ -72,11 +70,13 @@ CONSUMER_LAG = Gauge(
     ["topic", "partition"],
 )
 END_OFFSET = Gauge(
-    "antifraud_end_offset", "End offset (high watermark) the broker reports, per input topic and partition.",
+    "antifraud_end_offset",
+    "End offset (high watermark) the broker reports, per input topic and partition.",
     ["topic", "partition"],
 )
 COMMITTED_OFFSET = Gauge(
-    "antifraud_committed_offset", "Offset the worker's consumer group has committed, per topic and partition.",
+    "antifraud_committed_offset",
+    "Offset the worker's consumer group has committed, per topic and partition.",
     ["topic", "partition"],
 )
 STOP_REASONS = ("broker_lost",)
@@ -93,8 +93,9 @@ GAUGE_REFRESH_ERRORS = Counter(
 )
 
 
-def export_known_series(input_topics: Iterable[str], detectors: Iterable[str], targets: Iterable[str],
-                        alerts_topic: str) -> None:
+def export_known_series(
+    input_topics: Iterable[str], detectors: Iterable[str], targets: Iterable[str], alerts_topic: str
+) -> None:
     """Export the counters whose labels are known in advance at 0 from the start. ``rate`` and ``increase``
     only see a counter rise between two scrapes: a series born at 1 would hide the first dead letter,
     alert, delivery or retry."""

@@ -18,8 +18,8 @@ stable ids in their payload, so consumers drop the repeats.
 
 import asyncio
 import uuid
-from typing import cast
 from collections.abc import Awaitable, Callable
+from typing import cast
 
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
@@ -73,4 +73,3 @@ class OutboxRelay:
 
     async def pending(self) -> int:
         return int(await self.redis.xlen(STREAM))
-

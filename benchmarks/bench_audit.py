@@ -42,8 +42,9 @@ def _writer(redis_url: str, writer: int, results: "multiprocessing.Queue[float]"
             return Change({"n": n}, {"n": n + 1}, lambda tx: tx.set(key, n + 1))
 
         for _ in range(ACTIONS):
-            await log.transact(actor=f"w{writer}", action="case.note", subject=f"case:{writer}", watch=[key],
-                               decide=decide)
+            await log.transact(
+                actor=f"w{writer}", action="case.note", subject=f"case:{writer}", watch=[key], decide=decide
+            )
         await redis.aclose()
 
     started = time.process_time()
@@ -63,7 +64,7 @@ def concurrent_writers(redis_url: str, count: int) -> tuple[float, float]:
     """(audited actions per CPU-second, per wall second) with ``count`` writer processes at once, the
     sealing that chains their records (as the worker does) counted in."""
     context = multiprocessing.get_context("spawn")
-    results: "multiprocessing.Queue[float]" = context.Queue()
+    results: multiprocessing.Queue[float] = context.Queue()
     procs = [context.Process(target=_writer, args=(redis_url, i, results)) for i in range(count)]
     started = time.perf_counter()
     for proc in procs:
@@ -87,7 +88,9 @@ async def measure(redis_url: str, batches: int, segments: Path) -> None:
     appended = 0
     for b in range(batches):
         entries = [
-            AuditEntry("system", "hold.held", f"hold:{b}-{i}", None, {"state": "held", "reason": "atm"}, f"ev{b}-{i}", now)
+            AuditEntry(
+                "system", "hold.held", f"hold:{b}-{i}", None, {"state": "held", "reason": "atm"}, f"ev{b}-{i}", now
+            )
             for i in range(BATCH)
         ]
         appended += await log.append_many(entries)
@@ -101,8 +104,10 @@ async def measure(redis_url: str, batches: int, segments: Path) -> None:
     await redis.aclose()
     assert verdict.ok, verdict
     assert result.written is not None and result.base == before + appended, result
-    print(f"audit: {appended} records appended ({appended / append_s:,.0f}/s, batches of {BATCH}), "
-          f"chain verified ({verdict.checked / verify_s:,.0f}/s), archived ({appended / archive_s:,.0f}/s)")
+    print(
+        f"audit: {appended} records appended ({appended / append_s:,.0f}/s, batches of {BATCH}), "
+        f"chain verified ({verdict.checked / verify_s:,.0f}/s), archived ({appended / archive_s:,.0f}/s)"
+    )
 
 
 def main() -> None:
@@ -112,8 +117,10 @@ def main() -> None:
     with EmbeddedStack(kafka=False, workdir=workdir / "stack") as stack:
         for count in (1, 4, 8):
             per_cpu, per_wall = concurrent_writers(stack.redis_url, count)
-            print(f"audit: {count} concurrent writers, {per_cpu:,.0f} audited actions per CPU-second "
-                  f"({per_wall:,.0f}/s wall, 2 cores)")
+            print(
+                f"audit: {count} concurrent writers, {per_cpu:,.0f} audited actions per CPU-second "
+                f"({per_wall:,.0f}/s wall, 2 cores)"
+            )
         asyncio.run(measure(stack.redis_url, batches, workdir / "segments"))
 
 

@@ -20,8 +20,8 @@ from antifraud.alerts.models import Alert, Audience, Entity, Reason
 from antifraud.audit.models import AuditKeys
 from antifraud.audit.service import AuditLog
 from antifraud.case.service import CaseService
-from antifraud.stack.embedded import EmbeddedStack, audit_key
 from antifraud.events.codec import decode
+from antifraud.stack.embedded import EmbeddedStack, audit_key
 
 BATCH = 2000
 START = datetime(2026, 3, 2, tzinfo=timezone.utc)
@@ -31,11 +31,18 @@ DETECTORS = ("fraud_number", "interception")
 def records(count: int, per_case: int) -> list[bytes]:
     """The alerts topic as the detectors write it: alert ``i`` is on number ``i // per_case``."""
     alerts = [
-        Alert.create(detector=DETECTORS[i % 2], entity=Entity(kind="phone", value=f"170{i // per_case:08d}"),
-                     trigger=f"call-{i}",
-                     window_start=START + timedelta(minutes=i), window_end=START + timedelta(minutes=i + 10),
-                     severity="high", score=0.8, reasons=[Reason(feature="distinct_callees", value=25, threshold=20)],
-                     evidence_event_ids=[f"call-{i}"], audience=[Audience(kind="police")])
+        Alert.create(
+            detector=DETECTORS[i % 2],
+            entity=Entity(kind="phone", value=f"170{i // per_case:08d}"),
+            trigger=f"call-{i}",
+            window_start=START + timedelta(minutes=i),
+            window_end=START + timedelta(minutes=i + 10),
+            severity="high",
+            score=0.8,
+            reasons=[Reason(feature="distinct_callees", value=25, threshold=20)],
+            evidence_event_ids=[f"call-{i}"],
+            audience=[Audience(kind="police")],
+        )
         for i in range(count)
     ]
     return [a.model_dump_json().encode() for a in alerts]
@@ -61,8 +68,10 @@ async def measure(redis_url: str, count: int, per_case: int) -> None:
     verdict = await cases.audit.verify()
     await redis.aclose()
     assert verdict.ok, verdict
-    print(f"cases: {count} alerts on {-(-count // per_case)} cases folded ({rates[0]:,.0f} alerts/s, batches of "
-          f"{BATCH}), replayed ({rates[1]:,.0f} alerts/s, nothing new)")
+    print(
+        f"cases: {count} alerts on {-(-count // per_case)} cases folded ({rates[0]:,.0f} alerts/s, batches of "
+        f"{BATCH}), replayed ({rates[1]:,.0f} alerts/s, nothing new)"
+    )
 
 
 def main() -> None:

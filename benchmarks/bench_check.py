@@ -37,11 +37,11 @@ from typing import cast
 import uvloop
 from redis.asyncio import Redis
 
+from antifraud.stack.embedded import EmbeddedStack, audit_key
+from antifraud.stack.process import free_port, spawn, stop
 from antifraud.state import keys
 from antifraud.state.accounts import FlaggedCodec, OpenedCodec
 from antifraud.state.transfer_risk import CallCodec, InflowCodec, OutflowCodec
-from antifraud.stack.embedded import EmbeddedStack, audit_key
-from antifraud.stack.process import free_port, spawn, stop
 from antifraud.web.auth import token_sha256
 from detectors.accounts import AccountInfo
 from detectors.transfer_risk import Call, Flow
@@ -73,8 +73,17 @@ async def seed(redis_url: str) -> None:
     now = time.time()
     async with client.pipeline(transaction=False) as pipe:
         for i in range(PAYERS):
-            flows = [Flow(f"e{i}-{k}", now - 86400 * (k + 1) / 2, payee((i + k) % PAYERS), 200_000 + 1000 * k,
-                          "counter", False) for k in reversed(range(OUTFLOWS))]
+            flows = [
+                Flow(
+                    f"e{i}-{k}",
+                    now - 86400 * (k + 1) / 2,
+                    payee((i + k) % PAYERS),
+                    200_000 + 1000 * k,
+                    "counter",
+                    False,
+                )
+                for k in reversed(range(OUTFLOWS))
+            ]
             pipe.zadd(keys.TRANSFER_OUT.key(payer(i)), {OutflowCodec().encode(f): f.at for f in flows})
             inflow = Flow(f"e{i}-in", now - 3600, payer(i), 300_000, "counter", False)
             pipe.zadd(keys.INFLOWS.key(payee(i)), {InflowCodec().encode(inflow): inflow.at})
@@ -96,13 +105,21 @@ async def seed(redis_url: str) -> None:
 def requests(count: int, port: int) -> list[bytes]:
     """``count`` distinct pre-encoded check requests."""
     out = []
-    for n in range(count):
+    for _ in range(count):
         i = random.randrange(PAYERS)
-        body = json.dumps({
-            "channel": "counter", "branch_id": "B001", "payer_account": payer(i), "payer_name": "王芳",
-            "payer_id_number": ID_NUMBER, "payee_account": payee(random.randrange(PAYERS)), "payee_name": "李强",
-            "amount_fen": random.choice([50_000, 300_000, 3_000_000]), "payer_phone": phone(i),
-        }).encode()
+        body = json.dumps(
+            {
+                "channel": "counter",
+                "branch_id": "B001",
+                "payer_account": payer(i),
+                "payer_name": "王芳",
+                "payer_id_number": ID_NUMBER,
+                "payee_account": payee(random.randrange(PAYERS)),
+                "payee_name": "李强",
+                "amount_fen": random.choice([50_000, 300_000, 3_000_000]),
+                "payer_phone": phone(i),
+            }
+        ).encode()
         out.append(
             b"POST /api/check HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nAuthorization: Bearer %s\r\n"
             b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (port, TOKEN.encode(), len(body), body)
@@ -181,8 +198,10 @@ async def load(port: int, rate: float, seconds: float) -> tuple[list[float], int
         if not answered.done():
             answered.set_exception(ConnectionError(f"the server closed a connection ({exc or 'EOF'})"))
 
-    connections = [(await loop.create_connection(lambda: _Connection(done, lost), "127.0.0.1", port))[1]
-                   for _ in range(CONNECTIONS)]
+    connections = [
+        (await loop.create_connection(lambda: _Connection(done, lost), "127.0.0.1", port))[1]
+        for _ in range(CONNECTIONS)
+    ]
     free.extend(connections)
     start = time.perf_counter() + 0.1
     for n in range(total):
@@ -233,11 +252,22 @@ def main(rate: float, seconds: float, workers: int) -> None:
         topics.ensure_topics(endpoints.kafka_bootstrap, 2)
         asyncio.run(seed(endpoints.redis_url))
         port = free_port()
-        users = {"users": [{"name": "bench", "role": "teller", "branch_id": "B001", "token_sha256": token_sha256(TOKEN)}]}
-        env = {**os.environ, "KAFKA_BOOTSTRAP": endpoints.kafka_bootstrap, "REDIS_URL": endpoints.redis_url,
-               "ANTIFRAUD_SECRET_KEY": "b" * 32, "ANTIFRAUD_USERS": json.dumps(users), "ANTIFRAUD_AUDIT_KEY": audit_key()}
-        server = spawn([sys.executable, "-m", "antifraud", "web", "--port", str(port), "--workers", str(workers)],
-                       log_path=Path(tmp) / "web.log", env=env)
+        users = {
+            "users": [{"name": "bench", "role": "teller", "branch_id": "B001", "token_sha256": token_sha256(TOKEN)}]
+        }
+        env = {
+            **os.environ,
+            "KAFKA_BOOTSTRAP": endpoints.kafka_bootstrap,
+            "REDIS_URL": endpoints.redis_url,
+            "ANTIFRAUD_SECRET_KEY": "b" * 32,
+            "ANTIFRAUD_USERS": json.dumps(users),
+            "ANTIFRAUD_AUDIT_KEY": audit_key(),
+        }
+        server = spawn(
+            [sys.executable, "-m", "antifraud", "web", "--port", str(port), "--workers", str(workers)],
+            log_path=Path(tmp) / "web.log",
+            env=env,
+        )
         try:
             deadline = time.monotonic() + 30
             while True:
@@ -258,17 +288,24 @@ def main(rate: float, seconds: float, workers: int) -> None:
             stop(server)
     latencies.sort()
     sent = int(rate * seconds)
-    print(f"pre-transfer check, {PAYERS} payers in Redis, {workers} uvicorn process(es), {CONNECTIONS} keep-alive connections"
-          f" (machine load average {load_before:.2f} before the run, {os.cpu_count()} CPUs)")
-    print(f"  {sent} requests at {rate:.0f}/s scheduled, {sent / elapsed:.0f}/s achieved, {errors} errors;"
-          f" CPU per request: server {server_cpu / sent * 1e6:.0f} us, this client {client_cpu / sent * 1e6:.0f} us")
+    print(
+        f"pre-transfer check, {PAYERS} payers in Redis, {workers} uvicorn process(es), {CONNECTIONS} keep-alive connections"
+        f" (machine load average {load_before:.2f} before the run, {os.cpu_count()} CPUs)"
+    )
+    print(
+        f"  {sent} requests at {rate:.0f}/s scheduled, {sent / elapsed:.0f}/s achieved, {errors} errors;"
+        f" CPU per request: server {server_cpu / sent * 1e6:.0f} us, this client {client_cpu / sent * 1e6:.0f} us"
+    )
     print(f"  latency after {WARMUP:.0f} s warm-up ({len(latencies)} requests, client-side, from the scheduled time):")
-    print("  " + "  ".join(f"p{int(q * 100)} {percentile(latencies, q) * 1000:.2f} ms" for q in (0.5, 0.9, 0.99))
-          + f"  max {latencies[-1] * 1000:.2f} ms")
+    print(
+        "  "
+        + "  ".join(f"p{int(q * 100)} {percentile(latencies, q) * 1000:.2f} ms" for q in (0.5, 0.9, 0.99))
+        + f"  max {latencies[-1] * 1000:.2f} ms"
+    )
 
 
 if __name__ == "__main__":
     random.seed(1)
     arguments = [float(a) for a in sys.argv[1:4]]
-    rate, seconds, workers = arguments + [1000.0, 20.0, 2.0][len(arguments):]
+    rate, seconds, workers = arguments + [1000.0, 20.0, 2.0][len(arguments) :]
     main(rate, seconds, int(workers))

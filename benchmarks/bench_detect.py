@@ -16,13 +16,13 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import redis.asyncio
+from cities import add_city_arguments, city_events  # benchmarks/cities.py, beside this script
 
 from antifraud.events.codec import encode
 from antifraud.events.models import CallRecord
 from antifraud.stack.embedded import EmbeddedStack
 from antifraud.thresholds import load_thresholds
 from streams.offline import detect_file
-from cities import add_city_arguments, city_events  # benchmarks/cities.py, beside this script
 
 START = datetime(2026, 3, 2, tzinfo=timezone.utc)
 
@@ -34,9 +34,16 @@ def long_histories(path: Path, numbers: int = 400, calls: int = 600) -> None:
         for k in range(calls):
             for n in sorted(range(numbers), key=lambda n: n % 200):  # in event-time order, as files are
                 at = START + k * step + timedelta(seconds=n % 200)
-                call = CallRecord(event_id=f"h{n}-{k}", event_time=at, caller=f"139{n:08d}",
-                                  callee=f"138{(n * 31 + k % 250):08d}", start=at - timedelta(seconds=120),
-                                  duration_s=120, cell_id="cell-1", imei=f"8600000{n:08d}")
+                call = CallRecord(
+                    event_id=f"h{n}-{k}",
+                    event_time=at,
+                    caller=f"139{n:08d}",
+                    callee=f"138{(n * 31 + k % 250):08d}",
+                    start=at - timedelta(seconds=120),
+                    duration_s=120,
+                    cell_id="cell-1",
+                    imei=f"8600000{n:08d}",
+                )
                 out.write(encode(call) + b"\n")
 
 

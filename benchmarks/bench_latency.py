@@ -28,6 +28,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import orjson
+from cities import add_city_arguments, city_events  # benchmarks/cities.py, beside this script
 
 from antifraud.alerts.models import Alert
 from antifraud.events.codec import decode_any
@@ -37,7 +38,6 @@ from antifraud.thresholds import load_thresholds
 from streams import topics
 from streams.eventfile import read_lines
 from streams.io import read_until_idle
-from cities import add_city_arguments, city_events  # benchmarks/cities.py, beside this script
 
 PARTITIONS = 4
 LEAD_SECONDS = 6.0
@@ -120,32 +120,45 @@ def main() -> None:
                 total = len(event_times)
                 cpu_before = _worker_cpu(worker)
                 env = {**os.environ, "KAFKA_BOOTSTRAP": endpoints.kafka_bootstrap}
-                sent = subprocess.run([sys.executable, __file__, "--child-produce", str(live)], env=env, check=True,
-                                      capture_output=True, text=True)
+                sent = subprocess.run(
+                    [sys.executable, __file__, "--child-produce", str(live)],
+                    env=env,
+                    check=True,
+                    capture_output=True,
+                    text=True,
+                )
                 behind = json.loads(sent.stdout.strip().splitlines()[-1])["behind_s"]
                 lag_at_end = total - metric_sum(worker.scrape(), "antifraud_events_consumed_total")
                 while metric_sum(worker.scrape(), "antifraud_events_consumed_total") < total:
                     time.sleep(0.2)
                 time.sleep(delay / 10)
                 cpu = _worker_cpu(worker) - cpu_before
-            alerts = [Alert.model_validate_json(r.value)
-                      for r in read_until_idle(endpoints.kafka_bootstrap, topics.ALERTS, idle=2, timeout=60)]
+            alerts = [
+                Alert.model_validate_json(r.value)
+                for r in read_until_idle(endpoints.kafka_bootstrap, topics.ALERTS, idle=2, timeout=60)
+            ]
     by_detector: dict[str, list[float]] = {}
     for alert in alerts:
         assert alert.raised_at is not None
         at = event_times.get(alert.trigger, alert.window_end.timestamp())
         by_detector.setdefault(alert.detector, []).append(alert.raised_at.timestamp() - at)
-    print(f"{total} events sent at {args.rate:,.0f}/s (the producer at most {behind * 1000:.0f} ms behind); "
-          f"{lag_at_end:,.0f} not yet consumed when the last was sent; worker {cpu:.1f} CPU-s "
-          f"({total / max(cpu, 1e-9):,.0f} events per CPU-second)")
+    print(
+        f"{total} events sent at {args.rate:,.0f}/s (the producer at most {behind * 1000:.0f} ms behind); "
+        f"{lag_at_end:,.0f} not yet consumed when the last was sent; worker {cpu:.1f} CPU-s "
+        f"({total / max(cpu, 1e-9):,.0f} events per CPU-second)"
+    )
     direct = [v for d, vs in by_detector.items() if d not in TIMER_DETECTORS for v in vs]
     if direct:
-        print(f"event to alert, {len(direct)} alerts raised by their own event: p50 {_quantile(direct, 0.5) * 1000:.0f} ms, "
-              f"p99 {_quantile(direct, 0.99) * 1000:.0f} ms, worst {max(direct) * 1000:.0f} ms")
+        print(
+            f"event to alert, {len(direct)} alerts raised by their own event: p50 {_quantile(direct, 0.5) * 1000:.0f} ms, "
+            f"p99 {_quantile(direct, 0.99) * 1000:.0f} ms, worst {max(direct) * 1000:.0f} ms"
+        )
     for detector, values in sorted(by_detector.items()):
         kind = f" (a timer, due {delay:.0f} s after its event)" if detector in TIMER_DETECTORS else ""
-        print(f"  {detector:<22} {len(values):>5} alerts  p50 {_quantile(values, 0.5) * 1000:>8.0f} ms  "
-              f"p99 {_quantile(values, 0.99) * 1000:>8.0f} ms{kind}")
+        print(
+            f"  {detector:<22} {len(values):>5} alerts  p50 {_quantile(values, 0.5) * 1000:>8.0f} ms  "
+            f"p99 {_quantile(values, 0.99) * 1000:>8.0f} ms{kind}"
+        )
 
 
 if __name__ == "__main__":

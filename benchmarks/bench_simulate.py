@@ -39,8 +39,10 @@ def main() -> None:
             profiler.disable()
         seconds = time.perf_counter() - began
         size = out.stat().st_size
-    print(f"{truth.event_count:,} events in {seconds:.2f} s: {truth.event_count / seconds:,.0f} events/s "
-          f"({size / 1e6:.0f} MB gzip, {size / truth.event_count:.0f} bytes/event)")
+    print(
+        f"{truth.event_count:,} events in {seconds:.2f} s: {truth.event_count / seconds:,.0f} events/s "
+        f"({size / 1e6:.0f} MB gzip, {size / truth.event_count:.0f} bytes/event)"
+    )
     if profiler:
         pstats.Stats(profiler).sort_stats("cumulative").print_stats(25)
 

@@ -32,9 +32,14 @@ AT = datetime(2026, 3, 2, tzinfo=timezone.utc)
 
 def alert(n: int, branch: str) -> Alert:
     return Alert.create(
-        detector="transfer_risk", entity=Entity(kind="account", value=f"6222{n:012d}"),
-        window_start=AT + timedelta(seconds=n), window_end=AT + timedelta(seconds=n), severity="critical", score=1.0,
-        reasons=[Reason(feature="blacklisted_payee", value=1, threshold=1)], evidence_event_ids=[f"pay-{n}"],
+        detector="transfer_risk",
+        entity=Entity(kind="account", value=f"6222{n:012d}"),
+        window_start=AT + timedelta(seconds=n),
+        window_end=AT + timedelta(seconds=n),
+        severity="critical",
+        score=1.0,
+        reasons=[Reason(feature="blacklisted_payee", value=1, threshold=1)],
+        evidence_event_ids=[f"pay-{n}"],
         audience=[Audience(kind="branch", id=branch), Audience(kind="bank_risk")],
     )
 
@@ -88,9 +93,13 @@ def main(count: int, interval: float) -> None:
         with WebProcess(endpoints, Path(tmp), users) as web:
             latencies, foreign = asyncio.run(measure(web.base_url, endpoints.kafka_bootstrap, count, interval))
     latencies.sort()
-    figures = "  ".join(f"p{int(q * 100)} {latencies[min(len(latencies) - 1, int(q * len(latencies)))] * 1000:.1f} ms"
-                        for q in (0.5, 0.9, 0.99))
-    print(f"live warnings: {len(latencies)} alerts for {BRANCH} (and {count} for {OTHER}, {foreign} of them wrongly received)")
+    figures = "  ".join(
+        f"p{int(q * 100)} {latencies[min(len(latencies) - 1, int(q * len(latencies)))] * 1000:.1f} ms"
+        for q in (0.5, 0.9, 0.99)
+    )
+    print(
+        f"live warnings: {len(latencies)} alerts for {BRANCH} (and {count} for {OTHER}, {foreign} of them wrongly received)"
+    )
     print(f"  broker ack -> event read by the teller's stream: {figures}  max {latencies[-1] * 1000:.1f} ms")
 
 

@@ -23,10 +23,11 @@ import tempfile
 import time
 from pathlib import Path
 
+from cities import add_city_arguments, city_events  # benchmarks/cities.py, beside this script
+
 from antifraud.stack.embedded import EmbeddedStack
 from streams import topics
 from streams.eventfile import read_lines
-from cities import add_city_arguments, city_events  # benchmarks/cities.py, beside this script
 
 PARTITIONS = 4
 
@@ -34,8 +35,13 @@ PARTITIONS = 4
 async def _bare(bootstrap: str, total: int) -> dict[str, float]:
     from aiokafka import AIOKafkaConsumer
 
-    consumer = AIOKafkaConsumer(*topics.INPUT_TOPICS.values(), bootstrap_servers=bootstrap, group_id="bench-bare",
-                                auto_offset_reset="earliest", enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(
+        *topics.INPUT_TOPICS.values(),
+        bootstrap_servers=bootstrap,
+        group_id="bench-bare",
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
     await consumer.start()
     seen, started = 0, time.process_time()
     try:
@@ -71,8 +77,13 @@ async def _worker(total: int) -> dict[str, float]:
 
 
 def _child(role: str, total: int, env: dict[str, str]) -> dict[str, float]:
-    out = subprocess.run([sys.executable, __file__, "--child", role, "--total", str(total)], env=env, check=True,
-                         capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, __file__, "--child", role, "--total", str(total)],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     return dict(json.loads(out.stdout.strip().splitlines()[-1]))
 
 
@@ -108,11 +119,18 @@ def main() -> None:
         events = city_events(args, Path(folder))
         with EmbeddedStack(workdir=Path(folder) / "stack") as endpoints:
             topics.ensure_topics(endpoints.kafka_bootstrap, PARTITIONS)
-            subprocess.run([sys.executable, "-m", "antifraud", "replay", str(events), "--bootstrap",
-                            endpoints.kafka_bootstrap], check=True, capture_output=True)
+            subprocess.run(
+                [sys.executable, "-m", "antifraud", "replay", str(events), "--bootstrap", endpoints.kafka_bootstrap],
+                check=True,
+                capture_output=True,
+            )
             total = sum(1 for _ in read_lines(events))
-            env = {**os.environ, "KAFKA_BOOTSTRAP": endpoints.kafka_bootstrap, "REDIS_URL": endpoints.redis_url,
-                   "ANTIFRAUD_PARTITIONS": str(PARTITIONS)}
+            env = {
+                **os.environ,
+                "KAFKA_BOOTSTRAP": endpoints.kafka_bootstrap,
+                "REDIS_URL": endpoints.redis_url,
+                "ANTIFRAUD_PARTITIONS": str(PARTITIONS),
+            }
             bare = _child("bare", total, env)
             redis_pid = _redis_pid(int(endpoints.redis_url.rsplit(":", 1)[1].split("/")[0]))
             redis_before = _cpu_of(redis_pid) if redis_pid else 0.0
@@ -122,8 +140,10 @@ def main() -> None:
     worker_rate = worker["events"] / worker["cpu_s"]
     print(f"{total} input records, {PARTITIONS} partitions per topic")
     print(f"bare aiokafka group: {bare_rate:,.0f} events per CPU-second ({bare['cpu_s']:.1f} CPU-s)")
-    print(f"worker input loop:   {worker_rate:,.0f} events per CPU-second ({worker['cpu_s']:.1f} CPU-s; "
-          f"redis-server {redis_cpu:.1f} CPU-s more)")
+    print(
+        f"worker input loop:   {worker_rate:,.0f} events per CPU-second ({worker['cpu_s']:.1f} CPU-s; "
+        f"redis-server {redis_cpu:.1f} CPU-s more)"
+    )
     print(f"ratio worker/bare:   {worker_rate / bare_rate:.3f}")
 
 

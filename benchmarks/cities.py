@@ -18,6 +18,22 @@ def city_events(args: argparse.Namespace, folder: Path) -> Path:
     if args.events is not None:
         return Path(args.events)
     events = folder / "city.jsonl.gz"
-    subprocess.run([sys.executable, "-m", "antifraud", "simulate", "--seed", str(args.seed), "--people",
-                    str(args.people), "--days", str(args.days), "-o", str(events), "-q"], check=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "antifraud",
+            "simulate",
+            "--seed",
+            str(args.seed),
+            "--people",
+            str(args.people),
+            "--days",
+            str(args.days),
+            "-o",
+            str(events),
+            "-q",
+        ],
+        check=True,
+    )
     return events

@@ -48,8 +48,11 @@ def _reasons(held: Mapping[str, Seen], now: float, limits: CardOpeningThresholds
     counter_per_bank = Counter(_bank(s) for s in held.values() if s.detail.startswith("counter" + _SEP))
     return [
         Reason(feature=f"cards_{limits.burst_days}d", value=len(burst), threshold=limits.max_cards_burst),
-        Reason(feature=f"banks_{limits.burst_days}d", value=len({_bank(s) for s in burst}),
-               threshold=limits.max_banks_burst),
+        Reason(
+            feature=f"banks_{limits.burst_days}d",
+            value=len({_bank(s) for s in burst}),
+            threshold=limits.max_banks_burst,
+        ),
         Reason(feature=f"cards_{limits.window_days}d", value=len(window), threshold=limits.max_cards_window),
         Reason(feature=f"cards_{limits.history_days}d", value=len(held), threshold=limits.max_cards_history),
         Reason(
@@ -62,11 +65,17 @@ def _reasons(held: Mapping[str, Seen], now: float, limits: CardOpeningThresholds
 
 def _judge(tracker: Tracker, opening: CardOpening, limits: CardOpeningThresholds) -> Alert | None:
     return id_history_alert(
-        DETECTOR, tracker, _OPENINGS, opening.id_number,
+        DETECTOR,
+        tracker,
+        _OPENINGS,
+        opening.id_number,
         Seen(opening.event_time.timestamp(), opening.event_id, _detail(opening)),
-        lambda held, at: _reasons(held, at, limits), limits,
-        lambda evidence: [Audience(kind="police")]
-        + [Audience(kind="bank_risk", id=bank) for bank in sorted({_bank(s) for s in evidence})],
+        lambda held, at: _reasons(held, at, limits),
+        limits,
+        lambda evidence: (
+            [Audience(kind="police")]
+            + [Audience(kind="bank_risk", id=bank) for bank in sorted({_bank(s) for s in evidence})]
+        ),
     )
 
 
@@ -85,5 +94,11 @@ def detect(
     limits: CardOpeningThresholds,
 ) -> WindowResult:
     """Fold a batch of card openings (any order) into per-ID histories; alert on crossings."""
-    return fold_id_histories(openings, prior, _OPENINGS, limits, limits.max_tracked,
-                             lambda tracker, opening: _judge(tracker, opening, limits))
+    return fold_id_histories(
+        openings,
+        prior,
+        _OPENINGS,
+        limits,
+        limits.max_tracked,
+        lambda tracker, opening: _judge(tracker, opening, limits),
+    )

@@ -48,12 +48,16 @@ class Receipt:
 def is_receipt(transfer: BankTransfer, info: AccountInfo | None, limits: CardTradeThresholds) -> bool:
     """A transfer into an account opened within ``new_account_days`` from someone other than its holder:
     what the payer's side tells the account (the payee's opening as known at the transfer)."""
-    return (info is not None and info.opened_within(transfer.event_time.timestamp(), limits.new_account_days)
-            and transfer.payer_id_number != info.holder_id_number)
+    return (
+        info is not None
+        and info.opened_within(transfer.event_time.timestamp(), limits.new_account_days)
+        and transfer.payer_id_number != info.holder_id_number
+    )
 
 
-def _reasons(payers: set[str], info: AccountInfo, now: float, holder_flagged: bool,
-             limits: CardTradeThresholds) -> list[Reason]:
+def _reasons(
+    payers: set[str], info: AccountInfo, now: float, holder_flagged: bool, limits: CardTradeThresholds
+) -> list[Reason]:
     """The payer count against the limit for the holder; a flagged holder is listed as a reason."""
     limit = limits.max_unrelated_payers_bulk_opener if holder_flagged else limits.max_unrelated_payers
     flag = [Reason(feature="holder_flagged_bulk_opener", value=1, threshold=1)] if holder_flagged else []
@@ -64,21 +68,29 @@ def _reasons(payers: set[str], info: AccountInfo, now: float, holder_flagged: bo
     ]
 
 
-def _judge(tracker: Tracker, receipt: Receipt, flagged: Mapping[str, float], limits: CardTradeThresholds
-           ) -> Alert | None:
+def _judge(
+    tracker: Tracker, receipt: Receipt, flagged: Mapping[str, float], limits: CardTradeThresholds
+) -> Alert | None:
     now, info = receipt.paid_at, receipt.opening
     holder_flagged = flagged.get(info.holder_id_number, float("inf")) <= now
-    verdict = judge(tracker, _RECEIPTS, Seen(now, receipt.event_id, receipt.payer_id_number),
-                    lambda held, at: _reasons({s.detail for s in held.values()}, info, at, holder_flagged, limits),
-                    info.opened_at + limits.new_account_days * DAY)
+    verdict = judge(
+        tracker,
+        _RECEIPTS,
+        Seen(now, receipt.event_id, receipt.payer_id_number),
+        lambda held, at: _reasons({s.detail for s in held.values()}, info, at, holder_flagged, limits),
+        info.opened_at + limits.new_account_days * DAY,
+    )
     if verdict is None:
         return None
     held, reasons = verdict
     return limit_alert(
-        DETECTOR, Entity(kind="account", value=receipt.account),
-        (datetime.fromtimestamp(info.opened_at, timezone.utc), now), reasons,
+        DETECTOR,
+        Entity(kind="account", value=receipt.account),
+        (datetime.fromtimestamp(info.opened_at, timezone.utc), now),
+        reasons,
         [info.event_id] + [s.event_id for s in sorted(held.values())],
-        [Audience(kind="bank_risk", id=info.bank), Audience(kind="police")], receipt.event_id,
+        [Audience(kind="bank_risk", id=info.bank), Audience(kind="police")],
+        receipt.event_id,
     )
 
 
@@ -91,7 +103,8 @@ def detect(
     """Fold a piece's receipts (in batch order) into per-account payers; alert on crossings.
 
     ``flagged`` maps holder ID numbers to when they were first flagged for bulk card opening."""
-    tracked = trackers({r.account for r in receipts}, prior, {_RECEIPTS: limits.new_account_days * DAY},
-                       limits.max_tracked)
+    tracked = trackers(
+        {r.account for r in receipts}, prior, {_RECEIPTS: limits.new_account_days * DAY}, limits.max_tracked
+    )
     alerts = [alert for r in receipts if (alert := _judge(tracked[r.account], r, flagged, limits)) is not None]
     return result_of(alerts, tracked)

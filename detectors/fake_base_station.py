@@ -84,8 +84,9 @@ def _registered(registry: CellRegistry | None, cell_id: str, at: float) -> Regis
     return cell
 
 
-def anomalous(observations: Sequence[CellObservation], registry: CellRegistry | None,
-              limits: FakeBaseStationThresholds) -> np.ndarray:
+def anomalous(
+    observations: Sequence[CellObservation], registry: CellRegistry | None, limits: FakeBaseStationThresholds
+) -> np.ndarray:
     """Which observations could belong to a fake station (the rest is ordinary traffic)."""
     n = len(observations)
     level = np.fromiter((o.encryption_level for o in observations), np.int64, n)
@@ -130,8 +131,9 @@ class _Verdict:
     carriers: set[str]
 
 
-def _judge_cell(tracker: Tracker, site: RegisteredCell | None, registry_known: bool, now: float,
-                limits: FakeBaseStationThresholds) -> _Verdict:
+def _judge_cell(
+    tracker: Tracker, site: RegisteredCell | None, registry_known: bool, now: float, limits: FakeBaseStationThresholds
+) -> _Verdict:
     handsets = _Handsets.of(tracker.upto(_HANDSETS, now))
     link_sms = len(tracker.upto(_SMS, now))
     count = len(handsets.weak)
@@ -151,16 +153,18 @@ def _judge_cell(tracker: Tracker, site: RegisteredCell | None, registry_known: b
         anomaly |= unknown
         if site is not None and place is not None:
             off = float(distance_km(np.array(place.lat), np.array(place.lon), np.array(site.lat), np.array(site.lon)))
-            reasons.append(Reason(feature="km_from_registered_site", value=round(off, 3),
-                                  threshold=limits.max_distance_km))
+            reasons.append(
+                Reason(feature="km_from_registered_site", value=round(off, 3), threshold=limits.max_distance_km)
+            )
             anomaly |= off > limits.max_distance_km and count >= limits.min_anomaly_handsets
     activity = count >= limits.min_handsets or link_sms >= limits.min_link_sms
     carriers = handsets.operators | ({site.operator} if site is not None else set())
     return _Verdict(suspect=anomaly and activity, reasons=reasons, place=place, carriers=carriers)
 
 
-def _cell_alert(cell_id: str, tracker: Tracker, verdict: _Verdict, now: float,
-                limits: FakeBaseStationThresholds, trigger: str) -> Alert:
+def _cell_alert(
+    cell_id: str, tracker: Tracker, verdict: _Verdict, now: float, limits: FakeBaseStationThresholds, trigger: str
+) -> Alert:
     window_end = datetime.fromtimestamp(now, timezone.utc)
     seen = sorted([*tracker.upto(_HANDSETS, now).values(), *tracker.upto(_SMS, now).values()])
     score = max(ratio(r) for r in verdict.reasons)
@@ -192,19 +196,26 @@ def _sender_alerts(tracker: Tracker, now: float, limits: FakeBaseStationThreshol
             continue
         texts.sort()
         tracker.see(_ALERTED, sender, Seen(now + limits.window_seconds, texts[-1].event_id))
-        alerts.append(Alert.create(
-            detector=DETECTOR,
-            entity=Entity(kind="phone", value=sender),
-            trigger=trigger,
-            window_start=window_end - timedelta(seconds=limits.window_seconds),
-            window_end=window_end,
-            severity="high",
-            score=round(len(texts) / limits.min_sender_sms, 4),
-            reasons=[Reason(feature=f"link_sms_via_suspect_cell_{limits.window_seconds}s", value=len(texts),
-                            threshold=limits.min_sender_sms)],
-            evidence_event_ids=[s.event_id for s in texts[-MAX_EVIDENCE:]],
-            audience=[Audience(kind="police")],
-        ))
+        alerts.append(
+            Alert.create(
+                detector=DETECTOR,
+                entity=Entity(kind="phone", value=sender),
+                trigger=trigger,
+                window_start=window_end - timedelta(seconds=limits.window_seconds),
+                window_end=window_end,
+                severity="high",
+                score=round(len(texts) / limits.min_sender_sms, 4),
+                reasons=[
+                    Reason(
+                        feature=f"link_sms_via_suspect_cell_{limits.window_seconds}s",
+                        value=len(texts),
+                        threshold=limits.min_sender_sms,
+                    )
+                ],
+                evidence_event_ids=[s.event_id for s in texts[-MAX_EVIDENCE:]],
+                audience=[Audience(kind="police")],
+            )
+        )
     return alerts
 
 

@@ -29,8 +29,14 @@ from antifraud.thresholds import FeatureRule, FraudNumberThresholds
 DETECTOR = "fraud_number"
 MAX_EVIDENCE = 50
 FEATURES = (
-    "burst_calls", "short_call_share", "one_ring_share", "international_share",
-    "night_share", "imei_changes", "callback_ratio_max", "repeat_callee_ratio_max",
+    "burst_calls",
+    "short_call_share",
+    "one_ring_share",
+    "international_share",
+    "night_share",
+    "imei_changes",
+    "callback_ratio_max",
+    "repeat_callee_ratio_max",
 )
 """Scored features; a name ending ``_max`` must stay at or under its threshold."""
 
@@ -49,8 +55,9 @@ class OutCall:
 
 
 def out_call(call: CallRecord) -> OutCall:
-    return OutCall(call.event_time.timestamp(), call.event_id, call.callee, call.duration_s, call.international,
-                   call.imei)
+    return OutCall(
+        call.event_time.timestamp(), call.event_id, call.callee, call.duration_s, call.international, call.imei
+    )
 
 
 def _is_night(at: float, limits: FraudNumberThresholds) -> bool:
@@ -68,7 +75,9 @@ class Profile:
     newest (a late record) rebuilds the window, which is rare and costs its length once.
     """
 
-    def __init__(self, limits: FraudNumberThresholds, calls: Iterable[OutCall] = (), alerted_until: float = 0.0) -> None:
+    def __init__(
+        self, limits: FraudNumberThresholds, calls: Iterable[OutCall] = (), alerted_until: float = 0.0
+    ) -> None:
         self.limits = limits
         self.alerted_until = alerted_until
         self._reset(sorted(calls, key=lambda c: (c.at, c.event_id)))
@@ -88,15 +97,19 @@ class Profile:
 
     @property
     def window(self) -> list[OutCall]:
-        return self.calls[self.lo:]
+        return self.calls[self.lo :]
 
     def __len__(self) -> int:
         return len(self.calls) - self.lo
 
     def _flags(self, call: OutCall) -> tuple[int, int, int, int]:
         limits = self.limits
-        return (call.duration_s < limits.short_call_seconds, call.duration_s <= limits.one_ring_seconds,
-                call.international, _is_night(call.at, limits))
+        return (
+            call.duration_s < limits.short_call_seconds,
+            call.duration_s <= limits.one_ring_seconds,
+            call.international,
+            _is_night(call.at, limits),
+        )
 
     def _append(self, call: OutCall) -> None:
         changed = len(self) > 0 and self.calls[-1].imei != call.imei
@@ -193,13 +206,18 @@ def score(values: Mapping[str, float], limits: FraudNumberThresholds) -> float:
     return round(total, 4)
 
 
-def _alert(number: str, profile: Profile, values: Mapping[str, float], total: float,
-           limits: FraudNumberThresholds) -> Alert:
+def _alert(
+    number: str, profile: Profile, values: Mapping[str, float], total: float, limits: FraudNumberThresholds
+) -> Alert:
     newest = profile.calls[-1]
     window_end = datetime.fromtimestamp(newest.at, timezone.utc)
-    reasons = [Reason(feature="distinct_callees", value=values["distinct_callees"], threshold=limits.min_distinct_callees)]
-    reasons += [Reason(feature=name, value=round(values[name], 4), threshold=rule.threshold)
-                for name, rule in rules(limits).items()]
+    reasons = [
+        Reason(feature="distinct_callees", value=values["distinct_callees"], threshold=limits.min_distinct_callees)
+    ]
+    reasons += [
+        Reason(feature=name, value=round(values[name], 4), threshold=rule.threshold)
+        for name, rule in rules(limits).items()
+    ]
     reasons.append(Reason(feature="score", value=total, threshold=limits.alert_score))
     return Alert.create(
         detector=DETECTOR,
@@ -235,8 +253,9 @@ Callbacks = Callable[[str, float], Mapping[str, float]]
 """(number, time) -> who had called the number by then (as the facts show then): caller -> earliest call."""
 
 
-def detect(calls: Sequence[CallRecord], profiles: Mapping[str, Profile], callbacks: Callbacks,
-           limits: FraudNumberThresholds) -> FraudNumberResult:
+def detect(
+    calls: Sequence[CallRecord], profiles: Mapping[str, Profile], callbacks: Callbacks, limits: FraudNumberThresholds
+) -> FraudNumberResult:
     """Score a piece's calls (in batch order) against their callers' windows, advancing the profiles
     (``profiles`` has one per caller); alert on crossings."""
     alerts: list[Alert] = []
@@ -265,6 +284,7 @@ def detect(calls: Sequence[CallRecord], profiles: Mapping[str, Profile], callbac
             alerts.append(_alert(number, profile, values, total, limits))
             profile.alerted_until = change.quiet_until = kept.at + limits.profile_window_seconds
     return FraudNumberResult(
-        alerts=alerts, changes=changes,
+        alerts=alerts,
+        changes=changes,
         called_by=[(c.callee, c.caller, c.event_time.timestamp()) for c in calls],
     )

@@ -43,21 +43,36 @@ def _basis(call: CallRecord, listed: Mapping[str, BlockEntry], flags: Mapping[st
     return "fraud_score" if flag is not None and flag.since <= at < flag.until else None
 
 
-def decide(call: CallRecord, basis: Basis, listed: Mapping[str, BlockEntry], flags: Mapping[str, Flag]) -> InterceptionDecision:
+def decide(
+    call: CallRecord, basis: Basis, listed: Mapping[str, BlockEntry], flags: Mapping[str, Flag]
+) -> InterceptionDecision:
     if basis == "block_list":
         entry = listed[call.caller]
-        action, reason = entry.action, f"listed since {entry.listed_at.date().isoformat()} by {entry.source}: {entry.reason}"
+        action, reason = (
+            entry.action,
+            f"listed since {entry.listed_at.date().isoformat()} by {entry.source}: {entry.reason}",
+        )
     else:
         since = datetime.fromtimestamp(flags[call.caller].since, timezone.utc)
         action, reason = "warn", f"fraud_number alert at {since.isoformat()}, not yet confirmed"
     return InterceptionDecision(
-        decision_id=decision_id_for(call.event_id), call_event_id=call.event_id, number=call.caller,
-        callee=call.callee, action=action, basis=basis, reason=reason, call_time=call.event_time,
+        decision_id=decision_id_for(call.event_id),
+        call_event_id=call.event_id,
+        number=call.caller,
+        callee=call.callee,
+        action=action,
+        basis=basis,
+        reason=reason,
+        call_time=call.event_time,
     )
 
 
 def victims(
-    number: str, calls: Sequence[OutCall], called_by: Mapping[str, float], warned: frozenset[str], basis: Basis,
+    number: str,
+    calls: Sequence[OutCall],
+    called_by: Mapping[str, float],
+    warned: frozenset[str],
+    basis: Basis,
     cap: int,
 ) -> list[VictimWarning]:
     """The reached subscribers not yet warned, most at risk first, within what is left of the cap."""
@@ -73,8 +88,13 @@ def victims(
     ranked = sorted(by_victim.items(), key=risk)[: max(0, cap - len(warned))]
     return [
         VictimWarning(
-            warning_id=warning_id_for(number, victim), number=number, victim=victim, basis=basis, rank=rank,
-            longest_call_s=max(c.duration_s for c in reached), calls=len(reached),
+            warning_id=warning_id_for(number, victim),
+            number=number,
+            victim=victim,
+            basis=basis,
+            rank=rank,
+            longest_call_s=max(c.duration_s for c in reached),
+            calls=len(reached),
             last_call_at=datetime.fromtimestamp(max(c.at for c in reached), timezone.utc),
             called_back=victim in called_by,
         )
@@ -111,6 +131,12 @@ def intercept(
         by_number.setdefault(decision.number, decision.basis)
     warnings = []
     for number, basis in sorted(by_number.items()):
-        warnings += victims(number, windows.get(number, ()), called_by.get(number, {}),
-                            warned.get(number, frozenset()), basis, limits.max_victim_warnings_per_number)
+        warnings += victims(
+            number,
+            windows.get(number, ()),
+            called_by.get(number, {}),
+            warned.get(number, frozenset()),
+            basis,
+            limits.max_victim_warnings_per_number,
+        )
     return InterceptionResult(decisions=decisions, warnings=warnings)

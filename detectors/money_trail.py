@@ -121,15 +121,17 @@ def trace(
         if not pieces:
             continue
         is_stopped = transfer.event_id in stopped
-        tainted.append(TaintedTransfer(transfer, sum(fen for _, fen in pieces), min(hop for hop, _ in pieces),
-                                       is_stopped))
+        tainted.append(
+            TaintedTransfer(transfer, sum(fen for _, fen in pieces), min(hop for hop, _ in pieces), is_stopped)
+        )
         if not is_stopped:
             lots.setdefault(transfer.payee, []).extend(_Lot(transfer.at, hop, fen) for hop, fen in pieces)
     return Trail(
         accounts=_accounts(tainted, victim_ids),
         transfers=tainted,
         unexplored=frozenset(
-            account for account, held in lots.items()
+            account
+            for account, held in lots.items()
             if account not in outflows and any(lot.hop < max_hops and lot.amount for lot in held)
         ),
     )
@@ -149,7 +151,8 @@ def _accounts(tainted: Sequence[TaintedTransfer], victim_ids: set[str]) -> dict[
             hops[t.payee] = min(hops.get(t.payee, item.hop), item.hop)
             evidence.setdefault(t.payee, []).append(t.event_id)
     return {
-        account: AccountAtRisk(account, hops[account], received[account], passed.get(account, 0),
-                               tuple(evidence[account]))
+        account: AccountAtRisk(
+            account, hops[account], received[account], passed.get(account, 0), tuple(evidence[account])
+        )
         for account in sorted(received, key=lambda a: (hops[a], a))
     }

@@ -130,16 +130,30 @@ class DomainJudge:
         return None
 
 
-def _alert(sender: str, reached: Mapping[str, Seen], now: float, judge: DomainJudge,
-           limits: PhishingSmsThresholds, trigger: str) -> Alert:
+def _alert(
+    sender: str,
+    reached: Mapping[str, Seen],
+    now: float,
+    judge: DomainJudge,
+    limits: PhishingSmsThresholds,
+    trigger: str,
+) -> Alert:
     window_end = datetime.fromtimestamp(now, timezone.utc)
     texts = sorted(reached.values())
-    reasons = [Reason(feature=f"phishing_receivers_{limits.window_seconds}s", value=len(reached),
-                      threshold=limits.min_receivers)]
+    reasons = [
+        Reason(
+            feature=f"phishing_receivers_{limits.window_seconds}s", value=len(reached), threshold=limits.min_receivers
+        )
+    ]
     verdicts = {domain: judge.judge(domain) for domain in sorted({s.detail for s in texts})}
     for domain, verdict in [(d, v) for d, v in verdicts.items() if v is not None][:5]:
-        reasons.append(Reason(feature=f"link {domain} {verdict.how} of {verdict.imitates}", value=verdict.edits,
-                              threshold=limits.max_edits))
+        reasons.append(
+            Reason(
+                feature=f"link {domain} {verdict.how} of {verdict.imitates}",
+                value=verdict.edits,
+                threshold=limits.max_edits,
+            )
+        )
     return Alert.create(
         detector=DETECTOR,
         entity=Entity(kind="phone", value=sender),
@@ -162,8 +176,9 @@ def detect(
 ) -> WindowResult:
     """Fold a batch of SMS (any order) into per-sender receivers of phishing links; alert on crossings."""
     phishing = [(sms, link) for sms in texts if sms.link_domains and (link := judge.phishing_link(sms))]
-    tracked = trackers({sms.sender for sms, _ in phishing}, prior, {_RECEIVERS: limits.window_seconds},
-                       limits.max_tracked)
+    tracked = trackers(
+        {sms.sender for sms, _ in phishing}, prior, {_RECEIVERS: limits.window_seconds}, limits.max_tracked
+    )
     alerts: list[Alert] = []
     for sms, (domain, _) in sorted(phishing, key=lambda p: (p[0].event_time, p[0].event_id)):
         tracker = tracked[sms.sender]

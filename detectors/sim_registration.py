@@ -61,14 +61,21 @@ def _reasons(held: Mapping[str, Seen], now: float, limits: SimRegistrationThresh
     ]
 
 
-def _judge(tracker: Tracker, id_number: str, registration: SimRegistration,
-           limits: SimRegistrationThresholds) -> Alert | None:
+def _judge(
+    tracker: Tracker, id_number: str, registration: SimRegistration, limits: SimRegistrationThresholds
+) -> Alert | None:
     return id_history_alert(
-        DETECTOR, tracker, _REGISTRATIONS, id_number,
+        DETECTOR,
+        tracker,
+        _REGISTRATIONS,
+        id_number,
         Seen(registration.event_time.timestamp(), registration.event_id, _detail(registration)),
-        lambda held, at: _reasons(held, at, limits), limits,
-        lambda evidence: [Audience(kind="police")]
-        + [Audience(kind="carrier", id=carrier) for carrier in sorted({_carrier(s) for s in evidence})],
+        lambda held, at: _reasons(held, at, limits),
+        limits,
+        lambda evidence: (
+            [Audience(kind="police")]
+            + [Audience(kind="carrier", id=carrier) for carrier in sorted({_carrier(s) for s in evidence})]
+        ),
     )
 
 
@@ -78,5 +85,11 @@ def detect(
     limits: SimRegistrationThresholds,
 ) -> WindowResult:
     """Fold a batch of registrations (any order) into per-ID histories; alert on crossings."""
-    return fold_id_histories(registrations, prior, _REGISTRATIONS, limits, limits.max_tracked,
-                             lambda tracker, registration: _judge(tracker, registration.id_number, registration, limits))
+    return fold_id_histories(
+        registrations,
+        prior,
+        _REGISTRATIONS,
+        limits,
+        limits.max_tracked,
+        lambda tracker, registration: _judge(tracker, registration.id_number, registration, limits),
+    )

@@ -163,8 +163,9 @@ def in_force(flags: Sequence[Flag], at: float) -> bool:
     return any(f.at <= at < f.until for f in flags)
 
 
-def payer_features(transfer: BankTransfer, payer: Account, view: View, limits: TransferRiskThresholds
-                   ) -> dict[str, float]:
+def payer_features(
+    transfer: BankTransfer, payer: Account, view: View, limits: TransferRiskThresholds
+) -> dict[str, float]:
     """Payer-side features of a transfer, from the payer's outflows before it and calls it received."""
     at = transfer.event_time.timestamp()
     past = [f for f in payer.outflows if f.at < at and not f.own]
@@ -241,8 +242,9 @@ def _audience(transfer: BankTransfer, police: bool) -> list[Audience]:
     return audience
 
 
-def score_transfer(transfer: BankTransfer, payer: Account, view: View, limits: TransferRiskThresholds
-                   ) -> tuple[float, list[Reason]] | None:
+def score_transfer(
+    transfer: BankTransfer, payer: Account, view: View, limits: TransferRiskThresholds
+) -> tuple[float, list[Reason]] | None:
     """The transfer's score and the features past their thresholds; None for a small transfer to a payee
     not blacklisted (not scored). Only the payer's outflows before the transfer count."""
     if transfer.amount_fen < limits.min_amount_fen and not view.blacklisted(transfer.payee_account):
@@ -251,8 +253,9 @@ def score_transfer(transfer: BankTransfer, payer: Account, view: View, limits: T
     payee = transfer.payee_account
     values = payer_features(transfer, payer, view, limits)
     values["blacklisted_payee"] = float(view.blacklisted(payee))
-    values["payee_fan_in"] = float(fan_in(view.inflows(payee, at), at, limits,
-                                          None if own(transfer) else transfer.payer_account))
+    values["payee_fan_in"] = float(
+        fan_in(view.inflows(payee, at), at, limits, None if own(transfer) else transfer.payer_account)
+    )
     values["payee_flagged"] = float(in_force(view.flags(payee, at), at))
     values["payer_flagged"] = float(at < payer.quiet_until or in_force(view.flags(transfer.payer_account, at), at))
     if (age := payee_age_days(transfer, view)) is not None:
@@ -260,33 +263,58 @@ def score_transfer(transfer: BankTransfer, payer: Account, view: View, limits: T
     return _score(values, limits)
 
 
-def transfer_alert(transfer: BankTransfer, total: float, reasons: list[Reason], limits: TransferRiskThresholds
-                   ) -> Alert:
+def transfer_alert(
+    transfer: BankTransfer, total: float, reasons: list[Reason], limits: TransferRiskThresholds
+) -> Alert:
     strongest = {r.feature for r in reasons} & {"call_before_hours_max", "blacklisted_payee"}
     severity = "critical" if strongest else "high" if total >= limits.alert_score + 0.25 else "medium"
     reasons = [*reasons, Reason(feature="score", value=total, threshold=limits.alert_score)]
     return Alert.create(
-        detector=DETECTOR, entity=Entity(kind="account", value=transfer.payee_account), trigger=transfer.event_id,
-        window_start=transfer.event_time, window_end=transfer.event_time, severity=severity, score=total,
-        reasons=reasons, evidence_event_ids=[transfer.event_id],
+        detector=DETECTOR,
+        entity=Entity(kind="account", value=transfer.payee_account),
+        trigger=transfer.event_id,
+        window_start=transfer.event_time,
+        window_end=transfer.event_time,
+        severity=severity,
+        score=total,
+        reasons=reasons,
+        evidence_event_ids=[transfer.event_id],
         audience=_audience(transfer, police=severity in ("critical", "high")),
     )
 
 
-def mule_score(inflows: Sequence[Flow], account: Account, at: float, limits: TransferRiskThresholds
-               ) -> tuple[float, list[Reason]]:
-    return _score({"pass_through_share": pass_through(inflows, account.outflows, at, limits),
-                   "fan_in_payers": float(fan_in(inflows, at, limits))}, limits)
+def mule_score(
+    inflows: Sequence[Flow], account: Account, at: float, limits: TransferRiskThresholds
+) -> tuple[float, list[Reason]]:
+    return _score(
+        {
+            "pass_through_share": pass_through(inflows, account.outflows, at, limits),
+            "fan_in_payers": float(fan_in(inflows, at, limits)),
+        },
+        limits,
+    )
 
 
-def _mule_alert(name: str, inflows: Sequence[Flow], account: Account, at: float, total: float,
-                reasons: list[Reason], trigger: str, limits: TransferRiskThresholds) -> Alert:
+def _mule_alert(
+    name: str,
+    inflows: Sequence[Flow],
+    account: Account,
+    at: float,
+    total: float,
+    reasons: list[Reason],
+    trigger: str,
+    limits: TransferRiskThresholds,
+) -> Alert:
     since = at - limits.fan_in_window_seconds
     flows = sorted((f for f in (*inflows, *account.outflows) if since < f.at <= at), key=lambda f: (f.at, f.event_id))
     return Alert.create(
-        detector=MULE_DETECTOR, entity=Entity(kind="account", value=name), trigger=trigger,
-        window_start=datetime.fromtimestamp(since, timezone.utc), window_end=datetime.fromtimestamp(at, timezone.utc),
-        severity="high", score=total,
+        detector=MULE_DETECTOR,
+        entity=Entity(kind="account", value=name),
+        trigger=trigger,
+        window_start=datetime.fromtimestamp(since, timezone.utc),
+        window_end=datetime.fromtimestamp(at, timezone.utc),
+        severity="high",
+        score=total,
         reasons=[*reasons, Reason(feature="score", value=total, threshold=limits.mule_alert_score)],
         evidence_event_ids=[f.event_id for f in flows[-MAX_EVIDENCE:]],
         audience=[Audience(kind="bank_risk"), Audience(kind="police")],
@@ -322,8 +350,9 @@ class _Run:
         return change
 
     def flag(self, name: str, alert: Alert, at: float) -> None:
-        self.result.flags.append((name, Flag(alert.alert_id, alert.detector, alert.score, at,
-                                             at + self.limits.quiet_seconds)))
+        self.result.flags.append(
+            (name, Flag(alert.alert_id, alert.detector, alert.score, at, at + self.limits.quiet_seconds))
+        )
 
     def mule_check(self, name: str, at: float, trigger: str) -> None:
         """A mule alert on ``name`` (an account this run owns) if its pattern at ``at`` scores and it is
@@ -361,8 +390,12 @@ class _Run:
             self.flag(transfer.payee_account, alert, at)
 
 
-def detect(items: Sequence[BankTransfer | InflowCheck], accounts: Mapping[str, Account], view: View,
-           limits: TransferRiskThresholds) -> TransferRiskResult:
+def detect(
+    items: Sequence[BankTransfer | InflowCheck],
+    accounts: Mapping[str, Account],
+    view: View,
+    limits: TransferRiskThresholds,
+) -> TransferRiskResult:
     """A piece's transfers (of the payers it owns) and inflow checks (of the payees it owns), in batch
     order, advancing ``accounts`` (one per payer and checked payee); alert on the suspicious party.
     An inflow check's ``at`` is when it is delivered; the checks the run sends carry the payment's time,

@@ -113,8 +113,9 @@ class Tracker:
 
     def state(self) -> EntityState:
         """The entity's state now."""
-        return EntityState(groups={g: dict(live) for g, live in self.live.items() if live},
-                           alerted_until=self.alerted_until)
+        return EntityState(
+            groups={g: dict(live) for g, live in self.live.items() if live}, alerted_until=self.alerted_until
+        )
 
 
 def trackers(
@@ -127,13 +128,19 @@ def trackers(
 def result_of(alerts: list[Alert], tracked: Mapping[str, Tracker]) -> WindowResult:
     """The alerts with the non-empty changes to write back, and the states they lead to, by entity."""
     changed = {entity: tracker for entity, tracker in tracked.items() if tracker.change}
-    return WindowResult(alerts=alerts, changes={e: t.change for e, t in changed.items()},
-                        states={e: t.state() for e, t in changed.items()})
+    return WindowResult(
+        alerts=alerts,
+        changes={e: t.change for e, t in changed.items()},
+        states={e: t.state() for e, t in changed.items()},
+    )
 
 
 def judge(
-    tracker: Tracker, group: str, seen: Seen,
-    reasons_of: Callable[[Mapping[str, Seen], float], list[Reason]], quiet_until: float,
+    tracker: Tracker,
+    group: str,
+    seen: Seen,
+    reasons_of: Callable[[Mapping[str, Seen], float], list[Reason]],
+    quiet_until: float,
 ) -> tuple[dict[str, Seen], list[Reason]] | None:
     """Keep ``seen``, then judge the entity on its sightings up to it (on replay the state may
     already hold later ones): the sightings and reasons when a limit is crossed outside a quiet
@@ -149,8 +156,13 @@ def judge(
 
 
 def limit_alert(
-    detector: str, entity: Entity, window: tuple[datetime, float], reasons: list[Reason],
-    evidence: Sequence[str], audience: list[Audience], trigger: str,
+    detector: str,
+    entity: Entity,
+    window: tuple[datetime, float],
+    reasons: list[Reason],
+    evidence: Sequence[str],
+    audience: list[Audience],
+    trigger: str,
 ) -> Alert:
     """An alert on crossed limits: scored by the feature furthest past its threshold, high when
     two limits are crossed or one is doubled. ``window`` is its start and the judged epoch;
@@ -173,8 +185,13 @@ def limit_alert(
 
 
 def id_history_alert(
-    detector: str, tracker: Tracker, group: str, id_number: str, seen: Seen,
-    reasons_of: Callable[[Mapping[str, Seen], float], list[Reason]], limits: PerIdWindows,
+    detector: str,
+    tracker: Tracker,
+    group: str,
+    id_number: str,
+    seen: Seen,
+    reasons_of: Callable[[Mapping[str, Seen], float], list[Reason]],
+    limits: PerIdWindows,
     audience_of: Callable[[list[Seen]], list[Audience]],
 ) -> Alert | None:
     """The verdict of a per-ID-number history (SIM registrations, card openings) on one sighting:
@@ -185,23 +202,29 @@ def id_history_alert(
     held, reasons = verdict
     evidence = sorted(held.values())
     end = datetime.fromtimestamp(seen.at, timezone.utc)
-    return limit_alert(detector, Entity(kind="id_number", value=id_number),
-                       (end - timedelta(days=limits.window_days), seen.at), reasons,
-                       [s.event_id for s in evidence], audience_of(evidence), seen.event_id)
+    return limit_alert(
+        detector,
+        Entity(kind="id_number", value=id_number),
+        (end - timedelta(days=limits.window_days), seen.at),
+        reasons,
+        [s.event_id for s in evidence],
+        audience_of(evidence),
+        seen.event_id,
+    )
 
 
 Identified = TypeVar("Identified", SimRegistration, CardOpening)
 
 
 def fold_id_histories(
-    events: Sequence[Identified], prior: Mapping[str, EntityState], group: str, limits: PerIdWindows,
-    max_tracked: int, judge_one: Callable[[Tracker, Identified], Alert | None],
+    events: Sequence[Identified],
+    prior: Mapping[str, EntityState],
+    group: str,
+    limits: PerIdWindows,
+    max_tracked: int,
+    judge_one: Callable[[Tracker, Identified], Alert | None],
 ) -> WindowResult:
     """Fold a piece's per-ID-number events (in batch order) into their histories; alert on crossings."""
     tracked = trackers({e.id_number for e in events}, prior, {group: limits.history_days * DAY}, max_tracked)
-    alerts = [
-        alert
-        for event in events
-        if (alert := judge_one(tracked[event.id_number], event)) is not None
-    ]
+    alerts = [alert for event in events if (alert := judge_one(tracked[event.id_number], event)) is not None]
     return result_of(alerts, tracked)

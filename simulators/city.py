@@ -42,15 +42,40 @@ MNC = ("00", "01", "11")
 """Mobile network codes of the three carriers, as in their cell ids ``460-MNC-LAC-CI``."""
 
 SERVICES: tuple[tuple[str, str], ...] = (
-    ("95588", "icbc.com.cn"), ("95599", "abchina.com"), ("95566", "boc.cn"), ("95533", "ccb.com"),
-    ("95559", "bankcomm.com"), ("95555", "cmbchina.com"), ("10086", "10086.cn"), ("10010", "10010.com"),
-    ("10000", "189.cn"), ("12345", "taicang.gov.cn"), ("12306", "12306.cn"), ("12366", "jiangsu.chinatax.gov.cn"),
-    ("95338", "sf-express.com"), ("96110", "suzhou.gov.cn"),
+    ("95588", "icbc.com.cn"),
+    ("95599", "abchina.com"),
+    ("95566", "boc.cn"),
+    ("95533", "ccb.com"),
+    ("95559", "bankcomm.com"),
+    ("95555", "cmbchina.com"),
+    ("10086", "10086.cn"),
+    ("10010", "10010.com"),
+    ("10000", "189.cn"),
+    ("12345", "taicang.gov.cn"),
+    ("12306", "12306.cn"),
+    ("12366", "jiangsu.chinatax.gov.cn"),
+    ("95338", "sf-express.com"),
+    ("96110", "suzhou.gov.cn"),
 )
 """Service numbers people call and receive texts from, with the domain their links point to."""
 
-MERCHANT_KINDS = ("超市", "餐饮店", "便利店", "大药房", "五金店", "服装店", "电器商行", "水果店", "物业管理有限公司",
-                  "燃气有限公司", "自来水有限公司", "汽车维修中心", "幼儿园", "培训中心", "家具城")
+MERCHANT_KINDS = (
+    "超市",
+    "餐饮店",
+    "便利店",
+    "大药房",
+    "五金店",
+    "服装店",
+    "电器商行",
+    "水果店",
+    "物业管理有限公司",
+    "燃气有限公司",
+    "自来水有限公司",
+    "汽车维修中心",
+    "幼儿园",
+    "培训中心",
+    "家具城",
+)
 
 
 @dataclass(frozen=True)
@@ -93,10 +118,22 @@ class Cells:
     def registry(self) -> list[dict[str, object]]:
         """The carrier cell registry as plain records (what a detector is given)."""
         return [
-            {"cell_id": c.decode(), "operator": CARRIERS[o], "lac": int(lac), "lat": la / MICRO, "lon": lo / MICRO,
-             "district": DISTRICTS[d][0]}
-            for c, o, lac, la, lo, d in zip(self.cell_id.tolist(), self.operator.tolist(), self.lac.tolist(),
-                                            self.lat_u.tolist(), self.lon_u.tolist(), self.district.tolist())
+            {
+                "cell_id": c.decode(),
+                "operator": CARRIERS[o],
+                "lac": int(lac),
+                "lat": la / MICRO,
+                "lon": lo / MICRO,
+                "district": DISTRICTS[d][0],
+            }
+            for c, o, lac, la, lo, d in zip(
+                self.cell_id.tolist(),
+                self.operator.tolist(),
+                self.lac.tolist(),
+                self.lat_u.tolist(),
+                self.lon_u.tolist(),
+                self.district.tolist(),
+            )
         ]
 
 
@@ -177,13 +214,15 @@ def _cells(rng: np.random.Generator, per_area: int) -> Cells:
     lat_u = np.round((centre[:, 0] + rng.normal(0, 0.012, len(area))) * MICRO).astype(np.int64)
     lon_u = np.round((centre[:, 1] + rng.normal(0, 0.014, len(area))) * MICRO).astype(np.int64)
     lac = 20000 + operator * 1000 + district * 10 + (np.arange(len(area)) % per_area) // 40
-    ci = np.concatenate([rng.choice(np.arange(10000, 65536), per_area * len(DISTRICTS), replace=False)
-                         for _ in CARRIERS])
+    ci = np.concatenate(
+        [rng.choice(np.arange(10000, 65536), per_area * len(DISTRICTS), replace=False) for _ in CARRIERS]
+    )
     mnc = np.array([m.encode() for m in MNC])[operator]
     cell_id = concat(b"460-", mnc, b"-", lac.astype("S5"), b"-", ci.astype("S5"))
     encryption = np.where(rng.random(len(area)) < 0.7, 3, 2).astype(np.int64)
-    return Cells(cell_id, operator.astype(np.int64), lac.astype(np.int64), lat_u, lon_u, district.astype(np.int64),
-                 encryption)
+    return Cells(
+        cell_id, operator.astype(np.int64), lac.astype(np.int64), lat_u, lon_u, district.astype(np.int64), encryption
+    )
 
 
 def _contacts(rng: np.random.Generator, district: np.ndarray) -> Groups:

@@ -54,8 +54,9 @@ def _typed(owner: Any, field: str, value: str) -> Any:
     """``value`` parsed as the type of the dataclass field it sets."""
     fields = {f.name: f for f in dataclasses.fields(owner)}
     if field not in fields:
-        raise ValueError(f"{type(owner).__module__.split('.')[-1]} has no parameter {field!r} "
-                         f"(known: {', '.join(fields)})")
+        raise ValueError(
+            f"{type(owner).__module__.split('.')[-1]} has no parameter {field!r} (known: {', '.join(fields)})"
+        )
     kind = type(getattr(owner, field))
     try:
         if kind is bool:
@@ -92,8 +93,9 @@ def config_from(args: argparse.Namespace) -> Config:
             raise ValueError(f"--set {key}: expected {EVERYDAY}.FIELD or SCENARIO.FIELD")
     if args.people < 100:
         raise ValueError("--people must be at least 100")
-    return Config(seed=args.seed, people=args.people, days=args.days, start=args.start, rates=rates, counts=counts,
-                  params=params)
+    return Config(
+        seed=args.seed, people=args.people, days=args.days, start=args.start, rates=rates, counts=counts, params=params
+    )
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -118,28 +120,48 @@ def _run(args: argparse.Namespace) -> int:
     truth = simulate(config, sinks[0] if len(sinks) == 1 else Tee(*sinks), registry, progress=not args.quiet)
     if truth_file:
         truth.write(truth_file)
-    sys.stderr.write(f"{truth.event_count} events, {len(truth.scenarios)} scenarios"
-                     + (f"; truth {truth_file}, cell registry {registry}" if truth_file else "") + "\n")
+    sys.stderr.write(
+        f"{truth.event_count} events, {len(truth.scenarios)} scenarios"
+        + (f"; truth {truth_file}, cell registry {registry}" if truth_file else "")
+        + "\n"
+    )
     return 0
 
 
 def add_command(sub: argparse._SubParsersAction) -> None:
     sim = sub.add_parser(
-        "simulate", help="simulate a city's events (with fraud and look-alikes) and their ground truth",
+        "simulate",
+        help="simulate a city's events (with fraud and look-alikes) and their ground truth",
         description="Simulate a synthetic city deterministically: everyday life plus fraud and benign look-alike "
-                    "scenarios. Writes the events (gzip JSON lines), NAME.truth.json and the carrier's cell registry "
-                    "NAME.cells.json; or produces the events to Kafka.",
+        "scenarios. Writes the events (gzip JSON lines), NAME.truth.json and the carrier's cell registry "
+        "NAME.cells.json; or produces the events to Kafka.",
     )
     sim.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
     sim.add_argument("--people", type=int, default=Config.people, help=f"residents (default {Config.people})")
     sim.add_argument("--days", type=float, default=Config.days, help=f"simulated days (default {Config.days:g})")
-    sim.add_argument("--start", type=_start, default=DEFAULT_START,
-                     help=f"start, ISO date/time, local UTC+8 unless a zone is given (default {DEFAULT_START:%Y-%m-%d})")
-    sim.add_argument("--count", type=_pair, action="append", default=[], metavar="SCENARIO=N",
-                     help="instances of a scenario (repeatable); scenarios and defaults: "
-                          + ", ".join(f"{k}={v}" for k, v in default_counts().items()))
-    sim.add_argument("--set", type=_pair, action="append", default=[], metavar="SCENARIO.PARAM=VALUE",
-                     help=f"a scenario parameter or an everyday rate ({EVERYDAY}.calls=5), repeatable")
+    sim.add_argument(
+        "--start",
+        type=_start,
+        default=DEFAULT_START,
+        help=f"start, ISO date/time, local UTC+8 unless a zone is given (default {DEFAULT_START:%Y-%m-%d})",
+    )
+    sim.add_argument(
+        "--count",
+        type=_pair,
+        action="append",
+        default=[],
+        metavar="SCENARIO=N",
+        help="instances of a scenario (repeatable); scenarios and defaults: "
+        + ", ".join(f"{k}={v}" for k, v in default_counts().items()),
+    )
+    sim.add_argument(
+        "--set",
+        type=_pair,
+        action="append",
+        default=[],
+        metavar="SCENARIO.PARAM=VALUE",
+        help=f"a scenario parameter or an everyday rate ({EVERYDAY}.calls=5), repeatable",
+    )
     sim.add_argument("-o", "--output", type=Path, help="events file, .jsonl.gz (or .jsonl for plain text)")
     sim.add_argument("--kafka", metavar="BOOTSTRAP", help="produce the events to Kafka at this bootstrap address")
     sim.add_argument("--truth", type=Path, help="ground truth file (default: next to --output)")

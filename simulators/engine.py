@@ -72,8 +72,12 @@ class Config:
     def describe(self) -> dict[str, Any]:
         """The parameters as plain JSON values, for the truth file."""
         return {
-            "people": self.people, "days": self.days, "start": self.start.isoformat(), "rates": asdict(self.rates),
-            "counts": dict(self.counts), "scenario_params": {k: asdict(v) for k, v in self.params.items()},
+            "people": self.people,
+            "days": self.days,
+            "start": self.start.isoformat(),
+            "rates": asdict(self.rates),
+            "counts": dict(self.counts),
+            "scenario_params": {k: asdict(v) for k, v in self.params.items()},
         }
 
 
@@ -187,8 +191,9 @@ def write_slice(batches: list[EventBatch], seed: int, first_seq: int, sink: Sink
     return len(time)
 
 
-def _truth(config: Config, scheduled: Scheduled, written: Written, t0: int, t1: int, count: int,
-           extra_params: dict[str, Any]) -> GroundTruth:
+def _truth(
+    config: Config, scheduled: Scheduled, written: Written, t0: int, t1: int, count: int, extra_params: dict[str, Any]
+) -> GroundTruth:
     scenario = np.concatenate(written.scenario) if written.scenario else np.empty(0, np.int32)
     seq = np.concatenate(written.seq) if written.seq else np.empty(0, np.int64)
     time = np.concatenate(written.time) if written.time else np.empty(0, np.int64)
@@ -198,13 +203,25 @@ def _truth(config: Config, scheduled: Scheduled, written: Written, t0: int, t1: 
     truths = []
     for index, ((scenario_id, name, benign), outcome) in enumerate(zip(scheduled.names, scheduled.outcomes)):
         lo, hi = bounds[index], bounds[index + 1]
-        truths.append(ScenarioTruth(
-            scenario_id=scenario_id, scenario=name, benign=benign, start=iso(int(time[lo])),
-            end=iso(int(time[lo:hi].max())), entities=outcome.entities,
-            event_ids=[x.decode() for x in as_strings(event_ids(config.seed, seq[lo:hi])).tolist()],
-        ))
-    return GroundTruth(seed=config.seed, params={**config.describe(), **extra_params}, start=iso(t0), end=iso(t1),
-                       event_count=count, scenarios=truths)
+        truths.append(
+            ScenarioTruth(
+                scenario_id=scenario_id,
+                scenario=name,
+                benign=benign,
+                start=iso(int(time[lo])),
+                end=iso(int(time[lo:hi].max())),
+                entities=outcome.entities,
+                event_ids=[x.decode() for x in as_strings(event_ids(config.seed, seq[lo:hi])).tolist()],
+            )
+        )
+    return GroundTruth(
+        seed=config.seed,
+        params={**config.describe(), **extra_params},
+        start=iso(t0),
+        end=iso(t1),
+        event_count=count,
+        scenarios=truths,
+    )
 
 
 def cell_registry(city: City, scheduled: Scheduled) -> list[dict[str, object]]:

@@ -70,5 +70,3 @@ def truth_path(events_path: Path) -> Path:
             name = name[: -len(suffix)]
             break
     return events_path.with_name(name + ".truth.json")
-
-

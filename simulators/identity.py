@@ -25,8 +25,30 @@ OTHER_REGIONS = ("340104", "410105", "420106", "430102", "452122", "510107", "35
 CARRIERS = ("cmcc", "unicom", "telecom")
 CARRIER_SHARE = (0.6, 0.22, 0.18)
 CARRIER_PREFIXES: tuple[tuple[str, ...], ...] = (
-    ("134", "135", "136", "137", "138", "139", "147", "150", "151", "152", "157", "158", "159", "172", "178",
-     "182", "183", "184", "187", "188", "195", "198"),
+    (
+        "134",
+        "135",
+        "136",
+        "137",
+        "138",
+        "139",
+        "147",
+        "150",
+        "151",
+        "152",
+        "157",
+        "158",
+        "159",
+        "172",
+        "178",
+        "182",
+        "183",
+        "184",
+        "187",
+        "188",
+        "195",
+        "198",
+    ),
     ("130", "131", "132", "145", "155", "156", "166", "167", "171", "175", "176", "185", "186", "196"),
     ("133", "149", "153", "162", "173", "177", "180", "181", "189", "190", "191", "193", "199"),
 )
@@ -42,22 +64,48 @@ class Bank:
 
 
 BANKS: tuple[Bank, ...] = (
-    Bank("icbc", "622202", 19), Bank("abc", "622848", 19), Bank("boc", "621661", 19),
-    Bank("ccb", "621700", 19), Bank("bocom", "622262", 17), Bank("cmb", "621483", 16),
-    Bank("tcrcb", "623160", 19), Bank("bosz", "622883", 16),
+    Bank("icbc", "622202", 19),
+    Bank("abc", "622848", 19),
+    Bank("boc", "621661", 19),
+    Bank("ccb", "621700", 19),
+    Bank("bocom", "622262", 17),
+    Bank("cmb", "621483", 16),
+    Bank("tcrcb", "623160", 19),
+    Bank("bosz", "622883", 16),
 )
 BANK_SHARE = (0.2, 0.17, 0.12, 0.16, 0.08, 0.07, 0.13, 0.07)
 
 SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡余杜叶程苏魏吕丁任沈姚卢姜崔钟谭陆汪范金石廖贾夏韦付方白邹孟熊秦邱江尹薛闫段雷侯龙史陶黎贺顾毛郝龚邵万钱严覃武戴莫孔向汤"
 GIVEN = "伟芳娜秀英敏静丽强磊军洋勇艳杰娟涛明超秀兰霞平刚桂英华建国志红玉梅立新文斌宇浩凯鹏丹萍鑫晨雪琳晶欣怡佳婷俊峰海燕波辉亮振东雨轩梓涵子豪博文思远嘉怡浩然"
 
-_TACS = ("35316209", "35824005", "86085303", "86101704", "86260304", "86389903", "86467105", "86570802",
-         "86691903", "86742205", "86864404", "86983305", "35467810", "35294211", "35917110", "86133106")
+_TACS = (
+    "35316209",
+    "35824005",
+    "86085303",
+    "86101704",
+    "86260304",
+    "86389903",
+    "86467105",
+    "86570802",
+    "86691903",
+    "86742205",
+    "86864404",
+    "86983305",
+    "35467810",
+    "35294211",
+    "35917110",
+    "86133106",
+)
 """Type allocation codes of common handset models (first 8 digits of an IMEI)."""
 
 
-def id_numbers(rng: np.random.Generator, n: int, regions: tuple[str, ...], share: np.ndarray | None = None,
-               born: tuple[str, str] = ("1945-01-01", "2006-12-31")) -> np.ndarray:
+def id_numbers(
+    rng: np.random.Generator,
+    n: int,
+    regions: tuple[str, ...],
+    share: np.ndarray | None = None,
+    born: tuple[str, str] = ("1945-01-01", "2006-12-31"),
+) -> np.ndarray:
     """18-character resident ID numbers: region, birth date, sequence, GB 11643 check character."""
     region = np.array([r.encode() for r in regions], dtype="S6")[rng.choice(len(regions), n, p=share)]
     lo, hi = np.datetime64(born[0], "D"), np.datetime64(born[1], "D")
@@ -78,8 +126,9 @@ def names(rng: np.random.Generator, n: int) -> np.ndarray:
     surnames = np.array([c.encode() for c in SURNAMES])
     given = np.array([c.encode() for c in GIVEN])
     rank_weight = 1.0 / np.arange(1, len(surnames) + 1) ** 0.9
-    out = concat(surnames[rng.choice(len(surnames), n, p=rank_weight / rank_weight.sum())],
-                 given[rng.integers(0, len(given), n)])
+    out = concat(
+        surnames[rng.choice(len(surnames), n, p=rank_weight / rank_weight.sum())], given[rng.integers(0, len(given), n)]
+    )
     two = rng.random(n) < 0.7
     out[two] = concat(out[two], given[rng.integers(0, len(given), int(two.sum()))])
     return out
@@ -102,8 +151,10 @@ def card_numbers(rng: np.random.Generator, bank: np.ndarray) -> np.ndarray:
         rows = np.flatnonzero(bank == b)
         body_len = spec.length - len(spec.bin) - 1
         body = np.concatenate(
-            [np.broadcast_to(np.frombuffer(spec.bin.encode(), np.uint8), (len(rows), len(spec.bin))),
-             digits(rng.integers(0, 10**body_len, len(rows)), body_len)],
+            [
+                np.broadcast_to(np.frombuffer(spec.bin.encode(), np.uint8), (len(rows), len(spec.bin))),
+                digits(rng.integers(0, 10**body_len, len(rows)), body_len),
+            ],
             axis=1,
         )
         out[rows] = as_strings(np.concatenate([body, luhn_digit(body)[:, None]], axis=1))
@@ -163,13 +214,15 @@ class Identities:
 
     def new_phones(self, rng: np.random.Generator, carrier: np.ndarray) -> np.ndarray:
         """Fresh numbers, one per row of ``carrier``, each in its carrier's ranges."""
-        return _per_group(carrier, len(CARRIERS), "S11", lambda c, n: self.phones.take(
-            lambda k: phones(rng, np.full(k, c)), n))
+        return _per_group(
+            carrier, len(CARRIERS), "S11", lambda c, n: self.phones.take(lambda k: phones(rng, np.full(k, c)), n)
+        )
 
     def new_accounts(self, rng: np.random.Generator, bank: np.ndarray) -> np.ndarray:
         """Fresh card numbers, one per row of ``bank``."""
-        return _per_group(bank, len(BANKS), "S19", lambda b, n: self.accounts.take(
-            lambda k: card_numbers(rng, np.full(k, b)), n))
+        return _per_group(
+            bank, len(BANKS), "S19", lambda b, n: self.accounts.take(lambda k: card_numbers(rng, np.full(k, b)), n)
+        )
 
     def new_imeis(self, rng: np.random.Generator, n: int) -> np.ndarray:
         return self.imeis.take(lambda k: imeis(rng, k), n)

@@ -69,8 +69,14 @@ def _calls(city: City, rng: np.random.Generator, t0: int, t1: int, rate: float) 
     duration = np.where(service, durations(rng, n, 150), durations(rng, n, 45))
     duration[rng.random(n) < 0.06] = 0  # not answered
     start = end - duration
-    return call_records(start, caller=p.phone[caller], callee=callee, duration_s=duration,
-                        cell_id=city.cells.cell_id[serving_cell(city, caller, start)], imei=p.imei[caller])
+    return call_records(
+        start,
+        caller=p.phone[caller],
+        callee=callee,
+        duration_s=duration,
+        cell_id=city.cells.cell_id[serving_cell(city, caller, start)],
+        imei=p.imei[caller],
+    )
 
 
 def _sms(city: City, rng: np.random.Generator, t0: int, t1: int, rate: float, service_rate: float) -> list[EventBatch]:
@@ -79,20 +85,31 @@ def _sms(city: City, rng: np.random.Generator, t0: int, t1: int, rate: float, se
     sender = p.sample(rng, n)
     time = uniform(rng, n, t0, t1)
     receiver = np.where(rng.random(n) < 0.9, city.contacts.pick(rng, sender), rng.integers(0, len(p), n))
-    personal = sms_records(time, sender=p.phone[sender], receiver=p.phone[receiver],
-                           cell_id=city.cells.cell_id[serving_cell(city, sender, time)])
+    personal = sms_records(
+        time,
+        sender=p.phone[sender],
+        receiver=p.phone[receiver],
+        cell_id=city.cells.cell_id[serving_cell(city, sender, time)],
+    )
     m = rng.poisson(expected(service_rate, len(p), t0, t1, "sms"))
     service = rng.integers(0, len(city.service_number), m)
     to = rng.integers(0, len(p), m)
     at = uniform(rng, m, t0, t1)
     links = np.concatenate([json_lists([[d] for d in city.service_domain.tolist()]), [b"[]"]])
     link = np.where(rng.random(m) < 0.3, service, len(city.service_domain))
-    notices = sms_records(at, sender=city.service_number[service], receiver=p.phone[to],
-                          cell_id=city.cells.cell_id[serving_cell(city, to, at)], link_domains=links[link])
+    notices = sms_records(
+        at,
+        sender=city.service_number[service],
+        receiver=p.phone[to],
+        cell_id=city.cells.cell_id[serving_cell(city, to, at)],
+        link_domains=links[link],
+    )
     return [personal, notices]
 
 
-def places(city: City, rng: np.random.Generator, channel: np.ndarray, bank: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def places(
+    city: City, rng: np.random.Generator, channel: np.ndarray, bank: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """``branch_id`` for counter and ``atm_id`` for ATM transfers (``b""`` otherwise), at the payer's bank."""
     branch = np.where(channel == b"counter", city.branch_id[city.branches_by_bank.pick(rng, bank)], b"")
     atm = np.where(channel == b"atm", city.atm_id[city.atms_by_bank.pick(rng, bank)], b"")
@@ -109,40 +126,73 @@ def _transfers(city: City, rng: np.random.Generator, t0: int, t1: int, rate: flo
     channel = CHANNELS[rng.choice(len(CHANNELS), n, p=CHANNEL_SHARE)]
     branch, atm = places(city, rng, channel, p.bank[payer])
     return bank_transfers(
-        uniform(rng, n, t0, t1), channel=channel, payer_account=p.account[payer], payer_name=p.name[payer],
+        uniform(rng, n, t0, t1),
+        channel=channel,
+        payer_account=p.account[payer],
+        payer_name=p.name[payer],
         payer_id_number=p.id_number[payer],
         payee_account=np.where(to_shop, shops.account[shop], p.account[friend]),
         payee_name=np.where(to_shop, shops.name[shop], p.name[friend]),
-        amount_fen=np.where(to_shop, amounts(rng, n, 12_000), amounts(rng, n, 80_000)), branch_id=branch, atm_id=atm,
+        amount_fen=np.where(to_shop, amounts(rng, n, 12_000), amounts(rng, n, 80_000)),
+        branch_id=branch,
+        atm_id=atm,
         payer_phone=p.phone[payer],
     )
 
 
-def open_cards(city: City, rng: np.random.Generator, time: np.ndarray, person: np.ndarray,
-               bank: np.ndarray, channel: np.ndarray) -> EventBatch:
+def open_cards(
+    city: City, rng: np.random.Generator, time: np.ndarray, person: np.ndarray, bank: np.ndarray, channel: np.ndarray
+) -> EventBatch:
     """New cards for people (fresh numbers, a branch of the bank)."""
-    return card_openings(time, bank=city.bank_codes[bank], id_number=city.people.id_number[person],
-                         account=city.ids.new_accounts(rng, bank),
-                         branch_id=city.branch_id[city.branches_by_bank.pick(rng, bank)], channel=channel)
+    return card_openings(
+        time,
+        bank=city.bank_codes[bank],
+        id_number=city.people.id_number[person],
+        account=city.ids.new_accounts(rng, bank),
+        branch_id=city.branch_id[city.branches_by_bank.pick(rng, bank)],
+        channel=channel,
+    )
 
 
-def register_sims(city: City, rng: np.random.Generator, time: np.ndarray, id_number: np.ndarray,
-                  carrier: np.ndarray, verified: np.ndarray) -> EventBatch:
+def register_sims(
+    city: City,
+    rng: np.random.Generator,
+    time: np.ndarray,
+    id_number: np.ndarray,
+    carrier: np.ndarray,
+    verified: np.ndarray,
+) -> EventBatch:
     """New SIMs with fresh numbers, registered at an outlet of the carrier."""
-    return sim_registrations(time, carrier=np.array([c.encode() for c in CARRIERS])[carrier], id_number=id_number,
-                             msisdn=city.ids.new_phones(rng, carrier), real_name_verified=verified,
-                             outlet=city.outlet_id[city.outlets_by_carrier.pick(rng, carrier)])
+    return sim_registrations(
+        time,
+        carrier=np.array([c.encode() for c in CARRIERS])[carrier],
+        id_number=id_number,
+        msisdn=city.ids.new_phones(rng, carrier),
+        real_name_verified=verified,
+        outlet=city.outlet_id[city.outlets_by_carrier.pick(rng, carrier)],
+    )
 
 
 def _openings(city: City, rng: np.random.Generator, t0: int, t1: int, rates: Rates) -> list[EventBatch]:
     p = city.people
     n = rng.poisson(expected(rates.card_openings, len(p), t0, t1, "transfer"))
-    cards = open_cards(city, rng, uniform(rng, n, t0, t1), rng.integers(0, len(p), n),
-                       rng.choice(len(BANKS), n, p=BANK_SHARE),
-                       OPENING_CHANNELS[rng.choice(3, n, p=(0.7, 0.2, 0.1))])
+    cards = open_cards(
+        city,
+        rng,
+        uniform(rng, n, t0, t1),
+        rng.integers(0, len(p), n),
+        rng.choice(len(BANKS), n, p=BANK_SHARE),
+        OPENING_CHANNELS[rng.choice(3, n, p=(0.7, 0.2, 0.1))],
+    )
     m = rng.poisson(expected(rates.sim_registrations, len(p), t0, t1, "transfer"))
-    sims = register_sims(city, rng, uniform(rng, m, t0, t1), p.id_number[rng.integers(0, len(p), m)],
-                         rng.choice(len(CARRIERS), m, p=CARRIER_SHARE), rng.random(m) > 0.01)
+    sims = register_sims(
+        city,
+        rng,
+        uniform(rng, m, t0, t1),
+        p.id_number[rng.integers(0, len(p), m)],
+        rng.choice(len(CARRIERS), m, p=CARRIER_SHARE),
+        rng.random(m) > 0.01,
+    )
     return [cards, sims]
 
 
@@ -152,10 +202,16 @@ def observe(city: City, rng: np.random.Generator, time: np.ndarray, cell: np.nda
     n = len(time)
     signal = np.clip(np.round(rng.normal(-88, 9, n)), -125, -55).astype(np.int64)
     jitter = np.round(rng.normal(0, 1500, (n, 2))).astype(np.int64)
-    return cell_observations(time, cell_id=c.cell_id[cell], lac=c.lac[cell],
-                             operator=np.array([o.encode() for o in CARRIERS])[c.operator[cell]], signal_dbm=signal,
-                             encryption_level=c.encryption[cell], handset_imei=imei,
-                             location=np.stack([c.lat_u[cell], c.lon_u[cell]], axis=1) + jitter)
+    return cell_observations(
+        time,
+        cell_id=c.cell_id[cell],
+        lac=c.lac[cell],
+        operator=np.array([o.encode() for o in CARRIERS])[c.operator[cell]],
+        signal_dbm=signal,
+        encryption_level=c.encryption[cell],
+        handset_imei=imei,
+        location=np.stack([c.lat_u[cell], c.lon_u[cell]], axis=1) + jitter,
+    )
 
 
 def _observations(city: City, rng: np.random.Generator, t0: int, t1: int, rate: float) -> EventBatch:

@@ -121,7 +121,9 @@ def timestamp(col: np.ndarray) -> np.ndarray:
         return np.zeros((0, 20), dtype=np.uint8)
     day, second = np.divmod(seconds, 86400)
     first = int(day.min())
-    dates = [(_EPOCH + timedelta(days=first + i)).strftime("%Y-%m-%dT").encode() for i in range(int(day.max()) - first + 1)]
+    dates = [
+        (_EPOCH + timedelta(days=first + i)).strftime("%Y-%m-%dT").encode() for i in range(int(day.max()) - first + 1)
+    ]
     out = np.empty((len(seconds), 20), dtype=np.uint8)
     out[:, :11] = as_matrix(np.array(dates, dtype="S11"))[day - first]
     out[:, 11:19] = _as_bytes(_clock()[second])
@@ -142,8 +144,13 @@ def location(col: np.ndarray) -> np.ndarray:
     """``{"lat":..,"lon":..}`` of an ``(n, 2)`` micro-degree array."""
     n = len(col)
     return np.concatenate(
-        [_literal(b'{"lat":', n), _micro_degrees(col[:, 0]), _literal(b',"lon":', n), _micro_degrees(col[:, 1]),
-         _literal(b"}", n)],
+        [
+            _literal(b'{"lat":', n),
+            _micro_degrees(col[:, 0]),
+            _literal(b',"lon":', n),
+            _micro_degrees(col[:, 1]),
+            _literal(b"}", n),
+        ],
         axis=1,
     )
 
@@ -153,22 +160,62 @@ def _literal(text: bytes, n: int) -> np.ndarray:
 
 
 SCHEMAS: dict[str, tuple[tuple[str, Encoder], ...]] = {
-    "bank_transfer": (("channel", string), ("payer_account", string), ("payer_name", string),
-                      ("payer_id_number", string), ("payee_account", string), ("payee_name", string),
-                      ("amount_fen", integer), ("currency", string), ("branch_id", optional_string),
-                      ("atm_id", optional_string), ("payer_phone", optional_string)),
-    "card_opening": (("bank", string), ("id_number", string), ("account", string), ("branch_id", string),
-                     ("channel", string)),
-    "sim_registration": (("carrier", string), ("id_number", string), ("msisdn", string),
-                         ("real_name_verified", boolean), ("outlet", string)),
-    "call_record": (("caller", string), ("callee", string), ("start", timestamp), ("duration_s", integer),
-                    ("cell_id", string), ("imei", string), ("international", boolean)),
+    "bank_transfer": (
+        ("channel", string),
+        ("payer_account", string),
+        ("payer_name", string),
+        ("payer_id_number", string),
+        ("payee_account", string),
+        ("payee_name", string),
+        ("amount_fen", integer),
+        ("currency", string),
+        ("branch_id", optional_string),
+        ("atm_id", optional_string),
+        ("payer_phone", optional_string),
+    ),
+    "card_opening": (
+        ("bank", string),
+        ("id_number", string),
+        ("account", string),
+        ("branch_id", string),
+        ("channel", string),
+    ),
+    "sim_registration": (
+        ("carrier", string),
+        ("id_number", string),
+        ("msisdn", string),
+        ("real_name_verified", boolean),
+        ("outlet", string),
+    ),
+    "call_record": (
+        ("caller", string),
+        ("callee", string),
+        ("start", timestamp),
+        ("duration_s", integer),
+        ("cell_id", string),
+        ("imei", string),
+        ("international", boolean),
+    ),
     "sms_record": (("sender", string), ("receiver", string), ("cell_id", string), ("link_domains", raw)),
-    "cell_observation": (("cell_id", string), ("lac", integer), ("operator", string), ("signal_dbm", integer),
-                         ("encryption_level", integer), ("handset_imei", string), ("location", location)),
-    "fraud_report": (("victim_id_number", string), ("victim_phone", string), ("reported_numbers", raw),
-                     ("payee_accounts", raw), ("amount_fen", integer), ("fraud_time", timestamp), ("source", string),
-                     ("victim_account", optional_string)),
+    "cell_observation": (
+        ("cell_id", string),
+        ("lac", integer),
+        ("operator", string),
+        ("signal_dbm", integer),
+        ("encryption_level", integer),
+        ("handset_imei", string),
+        ("location", location),
+    ),
+    "fraud_report": (
+        ("victim_id_number", string),
+        ("victim_phone", string),
+        ("reported_numbers", raw),
+        ("payee_accounts", raw),
+        ("amount_fen", integer),
+        ("fraud_time", timestamp),
+        ("source", string),
+        ("victim_account", optional_string),
+    ),
 }
 """Each kind's fields after ``kind``, in model order, with how their values are written."""
 

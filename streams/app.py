@@ -11,6 +11,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta, timezone
+from functools import partial
 from typing import Any, get_args
 
 import faust
@@ -72,8 +73,9 @@ def _raw_topic(name: str) -> faust.TopicT:
 
 alerts_topic = _raw_topic(topics.ALERTS)
 dead_letter_topic = _raw_topic(topics.DEAD_LETTERS)
-export_known_series(list(topics.INPUT_TOPICS.values()), [*SCENARIO_BY_DETECTOR, WARNING_DETECTOR], get_args(Target),
-                    topics.ALERTS)
+export_known_series(
+    list(topics.INPUT_TOPICS.values()), [*SCENARIO_BY_DETECTOR, WARNING_DETECTOR], get_args(Target), topics.ALERTS
+)
 
 inputs = InputLoop(settings, thresholds)
 redis = TimedRedis.from_url(settings.redis_url)
@@ -143,8 +145,15 @@ async def release_by_wall_clock() -> None:
     now = utcnow() - timedelta(seconds=thresholds.holds.wall_clock_lag_seconds)
     for hold in await holds.held_due(now, thresholds.holds.max_releases_per_batch):
         try:
-            await holds.move(audit, hold.hold_id, "released", actor="system", by="system:wall-clock",
-                             reason="hold period elapsed", at=hold.due_at)
+            await holds.move(
+                audit,
+                hold.hold_id,
+                "released",
+                actor="system",
+                by="system:wall-clock",
+                reason="hold period elapsed",
+                at=hold.due_at,
+            )
         except (IllegalTransition, UnknownHold):
             continue  # the stream released it meanwhile, or it expired
 
@@ -210,14 +219,14 @@ async def archive_audit() -> None:
     if settings.audit_archive_dir is None:
         return
     try:
-        result = await archive(redis, chain_keys, utcnow() - timedelta(days=settings.audit_retain_days),
-                               settings.audit_archive_dir)
+        result = await archive(
+            redis, chain_keys, utcnow() - timedelta(days=settings.audit_retain_days), settings.audit_archive_dir
+        )
     except ArchiveRefused as refused:
         log.warning("audit archive refused: %s", refused)
         return
     if result.written is not None:
-        log.info("archived audit records %d..%d to %s", result.written.first, result.written.last,
-                 result.written.path)
+        log.info("archived audit records %d..%d to %s", result.written.first, result.written.last, result.written.path)
 
 
 @periodic(settings.audit_archive_s, "case expiry")
@@ -230,11 +239,13 @@ async def expire_cases() -> None:
 @app.timer(interval=gauges.INTERVAL_S)
 async def refresh_gauges() -> None:
     """Consumer lag, holds and cases: state that batches do not report (``streams/gauges.py``)."""
-    await gauges.refresh({
-        "lag": lambda: gauges.refresh_lag(lag_reader),
-        "holds": lambda: gauges.refresh_holds(holds, settings.hold_clock, thresholds.holds.wall_clock_lag_seconds),
-        "cases": lambda: gauges.refresh_cases(cases),
-    })
+    await gauges.refresh(
+        {
+            "lag": lambda: gauges.refresh_lag(lag_reader),
+            "holds": lambda: gauges.refresh_holds(holds, settings.hold_clock, thresholds.holds.wall_clock_lag_seconds),
+            "cases": lambda: gauges.refresh_cases(cases),
+        }
+    )
 
 
 def _alerts_of(batch: list[faust.EventT]) -> tuple[list[Alert], list[Rejected]]:
@@ -275,9 +286,9 @@ async def act_on_alerts(stream: faust.StreamT[bytes]) -> None:
     """
     async for batch in stream.take_events(settings.batch_size, within=settings.batch_within_s):  # type: ignore[attr-defined]  # Stream has it; faust's StreamT protocol does not say so
         alerts, rejected = _alerts_of(batch)
-        await until_through(lambda: cases.fold_alerts(alerts), topics.ALERTS)
+        await until_through(partial(cases.fold_alerts, alerts), topics.ALERTS)
         if rejected:
-            await until_through(lambda: _dead_letter(rejected), topics.ALERTS)
+            await until_through(partial(_dead_letter, rejected), topics.ALERTS)
 
 
 @app.on_before_shutdown.connect  # type: ignore[arg-type]  # faust's signal stubs want a positional sender

@@ -99,8 +99,11 @@ def dead_letter(rejected: Rejected, max_bytes: int) -> tuple[OutRecord, Headers]
     record, error = rejected.record, rejected.error
     value = record.value or b""
     headers: Headers = [
-        (DLQ_REASON, error.kind.encode()), (DLQ_DETAIL, error.detail.encode()), (DLQ_TOPIC, record.topic.encode()),
-        (DLQ_PARTITION, str(record.partition).encode()), (DLQ_OFFSET, str(record.offset).encode()),
+        (DLQ_REASON, error.kind.encode()),
+        (DLQ_DETAIL, error.detail.encode()),
+        (DLQ_TOPIC, record.topic.encode()),
+        (DLQ_PARTITION, str(record.partition).encode()),
+        (DLQ_OFFSET, str(record.offset).encode()),
     ]
     if len(value) > max_bytes:
         headers += [(DLQ_SIZE, str(len(value)).encode()), (DLQ_SHA256, hashlib.sha256(value).hexdigest().encode())]
@@ -113,15 +116,30 @@ def _log_alerts(alerts: Sequence[Alert]) -> None:
         metrics.ALERTS.labels(detector=alert.detector, severity=alert.severity).inc()
         raised = alert.raised_at.timestamp() if alert.raised_at is not None else time.time()
         metrics.EVENT_TO_ALERT_SECONDS.labels(detector=alert.detector).observe(
-            max(0.0, raised - alert.window_end.timestamp()))
-        log.info("alert %s %s %s %s score=%.2f", alert.alert_id[:12], alert.detector, alert.severity,
-                 mask_entity(alert.entity.kind, alert.entity.value), alert.score)
+            max(0.0, raised - alert.window_end.timestamp())
+        )
+        log.info(
+            "alert %s %s %s %s score=%.2f",
+            alert.alert_id[:12],
+            alert.detector,
+            alert.severity,
+            mask_entity(alert.entity.kind, alert.entity.value),
+            alert.score,
+        )
 
 
 class Checkpoint:
-    def __init__(self, redis: Redis, progress: Progress, stores: Sequence[Store], sink: Sink,
-                 partitioning: Partitioning, *, dead_letter_max_bytes: int,
-                 commit_offsets: Callable[[dict[TopicPartition, int]], Awaitable[None]] | None = None) -> None:
+    def __init__(
+        self,
+        redis: Redis,
+        progress: Progress,
+        stores: Sequence[Store],
+        sink: Sink,
+        partitioning: Partitioning,
+        *,
+        dead_letter_max_bytes: int,
+        commit_offsets: Callable[[dict[TopicPartition, int]], Awaitable[None]] | None = None,
+    ) -> None:
         self.redis = redis
         self.progress = progress
         self.stores = list(stores)
@@ -135,12 +153,18 @@ class Checkpoint:
         raised = utcnow()
         alerts = [alert.model_copy(update={"raised_at": raised}) for alert in result.outcome.alerts]
         records: list[tuple[OutRecord, Headers]] = [
-            (OutRecord.of(ALERTS, a.entity.value, a.model_dump_json()), []) for a in alerts]
+            (OutRecord.of(ALERTS, a.entity.value, a.model_dump_json()), []) for a in alerts
+        ]
         records += [(r, []) for r in result.outcome.records]
         records += [dead_letter(r, self.dead_letter_max_bytes) for r in result.dead_letters]
         for rejected in result.dead_letters:
-            log.warning("dead-lettered %s[%d]@%d: %s", rejected.record.topic, rejected.record.partition,
-                        rejected.record.offset, rejected.error)
+            log.warning(
+                "dead-lettered %s[%d]@%d: %s",
+                rejected.record.topic,
+                rejected.record.partition,
+                rejected.record.offset,
+                rejected.error,
+            )
         if records:
             await until_through(lambda: self.sink.produce(records), "produce")
         for rejected in result.dead_letters:
@@ -178,13 +202,15 @@ class Checkpoint:
                         store.queue(pipe)
                     self.progress.queue_timers(pipe, added, done)
                     queue_inbox(pipe, result.outcome.audit)
-                    self.progress.queue_positions(pipe, result.offsets, {tp: result.bound for tp in owned},
-                                                  result.newest)
+                    self.progress.queue_positions(
+                        pipe, result.offsets, {tp: result.bound for tp in owned}, result.newest
+                    )
                     replies = await pipe.execute(raise_on_error=False)
                     failed = [r for r in replies if isinstance(r, Exception)]
                     if failed:  # a script failing inside the transaction: the code's fault, and the rest applied
-                        raise CheckpointBroken(f"{len(failed)} write(s) of the checkpoint failed: "
-                                           f"{type(failed[0]).__name__}")
+                        raise CheckpointBroken(
+                            f"{len(failed)} write(s) of the checkpoint failed: {type(failed[0]).__name__}"
+                        )
                     return
                 except WatchError:
                     continue

@@ -20,18 +20,35 @@ from streams.stages import build_stages
 
 
 class Engine:
-    def __init__(self, redis: Redis, thresholds: Thresholds, sink: Sink, partitioning: Partitioning, *,
-                 dead_letter_max_bytes: int,
-                 commit_offsets: Callable[[dict[TopicPartition, int]], Awaitable[None]] | None = None,
-                 stages: Sequence[Stage] | None = None) -> None:
+    def __init__(
+        self,
+        redis: Redis,
+        thresholds: Thresholds,
+        sink: Sink,
+        partitioning: Partitioning,
+        *,
+        dead_letter_max_bytes: int,
+        commit_offsets: Callable[[dict[TopicPartition, int]], Awaitable[None]] | None = None,
+        stages: Sequence[Stage] | None = None,
+    ) -> None:
         self.redis = redis
         self.partitioning = partitioning
         self.progress = Progress(redis)
         self.owned: frozenset[TopicPartition] = frozenset()
-        self.pipeline = BatchPipeline(stages if stages is not None else build_stages(redis, thresholds),
-                                      thresholds.stream.cross_entity_delay_seconds, self._owner)
-        self.checkpoint = Checkpoint(redis, self.progress, self.pipeline.stores, sink, partitioning,
-                                     dead_letter_max_bytes=dead_letter_max_bytes, commit_offsets=commit_offsets)
+        self.pipeline = BatchPipeline(
+            stages if stages is not None else build_stages(redis, thresholds),
+            thresholds.stream.cross_entity_delay_seconds,
+            self._owner,
+        )
+        self.checkpoint = Checkpoint(
+            redis,
+            self.progress,
+            self.pipeline.stores,
+            sink,
+            partitioning,
+            dead_letter_max_bytes=dead_letter_max_bytes,
+            commit_offsets=commit_offsets,
+        )
         self.since = -math.inf
         """The bound of the last batch: a record older than it is late."""
 

@@ -93,13 +93,15 @@ class KafkaSink:
     producer: AIOKafkaProducer
 
     async def produce(self, records: Sequence[tuple[OutRecord, Headers]]) -> None:
-        sent = [await self.producer.send(r.topic, r.value, key=r.key, headers=headers or None)
-                for r, headers in records]
+        sent = [
+            await self.producer.send(r.topic, r.value, key=r.key, headers=headers or None) for r, headers in records
+        ]
         await asyncio.gather(*sent)
 
 
-def decode_record(message: ConsumerRecord, partitioning: Partitioning, max_bytes: int, after: float,
-                  latest: float) -> Pending:
+def decode_record(
+    message: ConsumerRecord, partitioning: Partitioning, max_bytes: int, after: float, latest: float
+) -> Pending:
     """A fetched record as an :class:`Input`, or a :class:`Rejected` with why: empty, too big, not an
     event of its topic, or on a partition its entity's key does not map to (another worker may own that
     entity: processing it here would give the entity two writers). ``after``: the event time of the
@@ -114,13 +116,25 @@ def decode_record(message: ConsumerRecord, partitioning: Partitioning, max_bytes
     except InvalidEvent as error:
         return Rejected(after, record, error)
     if not EARLIEST_EVENT_TIME <= event.event_time or event.event_time.timestamp() > latest:
-        return Rejected(after, record, InvalidEvent(
-            "event_time_out_of_range", f"event_time is before {EARLIEST_EVENT_TIME.date()} or further ahead of the "
-                                       "wall clock than [holds] max_event_time_ahead_minutes allows"))
+        return Rejected(
+            after,
+            record,
+            InvalidEvent(
+                "event_time_out_of_range",
+                f"event_time is before {EARLIEST_EVENT_TIME.date()} or further ahead of the "
+                "wall clock than [holds] max_event_time_ahead_minutes allows",
+            ),
+        )
     if partitioning.of(message.topic, event.partition_key()) != (message.topic, message.partition):
-        return Rejected(after, record, InvalidEvent(
-            "wrong_partition", f"the record's {event.key_field} belongs to another partition of its topic "
-                               "(producers key records by it, streams/topics.py)"))
+        return Rejected(
+            after,
+            record,
+            InvalidEvent(
+                "wrong_partition",
+                f"the record's {event.key_field} belongs to another partition of its topic "
+                "(producers key records by it, streams/topics.py)",
+            ),
+        )
     return Input.of(event, record)
 
 
@@ -137,8 +151,14 @@ class InputLoop(ConsumerRebalanceListener):
         """Held while a batch runs and while partitions move, so a batch never sees its partitions change."""
         self.redis = TimedRedis.from_url(settings.redis_url)
         self.sink = KafkaSink()
-        self.engine = Engine(self.redis, thresholds, self.sink, self.partitioning,
-                             dead_letter_max_bytes=settings.dead_letter_max_bytes, commit_offsets=self._commit)
+        self.engine = Engine(
+            self.redis,
+            thresholds,
+            self.sink,
+            self.partitioning,
+            dead_letter_max_bytes=settings.dead_letter_max_bytes,
+            commit_offsets=self._commit,
+        )
         self.consumer: AIOKafkaConsumer
         """Made in :meth:`run` (aiokafka clients belong to the running event loop)."""
         self._next: dict[TopicPartition, int] = {}
@@ -181,14 +201,22 @@ class InputLoop(ConsumerRebalanceListener):
         tune_gc()
         settings = self.settings
         producer = AIOKafkaProducer(
-            bootstrap_servers=settings.kafka_bootstrap, acks="all", linger_ms=5,
-            max_request_size=settings.dead_letter_max_bytes + MAX_ALERT_BYTES)
+            bootstrap_servers=settings.kafka_bootstrap,
+            acks="all",
+            linger_ms=5,
+            max_request_size=settings.dead_letter_max_bytes + MAX_ALERT_BYTES,
+        )
         self.consumer = AIOKafkaConsumer(
-            bootstrap_servers=settings.kafka_bootstrap, group_id=f"{settings.app_id}-inputs",
-            enable_auto_commit=False, auto_offset_reset="earliest",
+            bootstrap_servers=settings.kafka_bootstrap,
+            group_id=f"{settings.app_id}-inputs",
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
             partition_assignment_strategy=(RangePartitionAssignor,),
-            session_timeout_ms=6000, heartbeat_interval_ms=1000, rebalance_timeout_ms=3000,
-            max_partition_fetch_bytes=max(2 * settings.max_record_bytes, 1 << 20))
+            session_timeout_ms=6000,
+            heartbeat_interval_ms=1000,
+            rebalance_timeout_ms=3000,
+            max_partition_fetch_bytes=max(2 * settings.max_record_bytes, 1 << 20),
+        )
         self.sink.producer = producer
         wake = self.redis.pubsub()
         await until_through(lambda: wake.subscribe(STREAM_WAKE.key()), "progress")
@@ -201,8 +229,9 @@ class InputLoop(ConsumerRebalanceListener):
             while True:
                 if state is Round.HELD_BACK:  # until another worker's checkpoint moves its watermark
                     await self._woken(wake)
-                fetched = await self.consumer.getmany(timeout_ms=POLL_MS if state is Round.IDLE else 0,
-                                                      max_records=self.settings.batch_size)
+                fetched = await self.consumer.getmany(
+                    timeout_ms=POLL_MS if state is Round.IDLE else 0, max_records=self.settings.batch_size
+                )
                 if time.monotonic() >= next_check:
                     await self._check_topics()
                     next_check = time.monotonic() + TOPIC_CHECK_SECONDS
@@ -246,7 +275,8 @@ class InputLoop(ConsumerRebalanceListener):
         if (highwater is not None and highwater < self._next[tp]) or (first is not None and first < self._next[tp]):
             raise BrokerLost(
                 f"{tp[0]}[{tp[1]}] ends at offset {highwater if first is None else first} on the broker, before "
-                f"offset {self._next[tp]} this worker had read up to: the broker lost records")
+                f"offset {self._next[tp]} this worker had read up to: the broker lost records"
+            )
 
     def _push(self, fetched: dict[KafkaPartition, list[ConsumerRecord]]) -> None:
         for tp in self._to_seek:

@@ -83,7 +83,7 @@ def batches(path: Path, size: int, delay: float, report: DetectReport) -> Iterat
         if event.event_time < EARLIEST_EVENT_TIME:  # as the worker dead-letters it
             report.bad_lines += 1
             continue
-        item = Input.of(event, Record(INPUT_TOPICS[getattr(event, "kind")], 0, number, None, raw))
+        item = Input.of(event, Record(INPUT_TOPICS[getattr(event, "kind")], 0, number, None, raw))  # noqa: B009
         if len(batch) >= size and item.at > newest:
             yield batch, item.at
             batch = []
@@ -99,13 +99,24 @@ def file_partitioning() -> Partitioning:
     return Partitioning({topic: 1 for topic in INPUT_TOPICS.values()})
 
 
-async def detect_file(path: Path, redis_client: redis.asyncio.Redis, thresholds: Thresholds,
-                      on_alert: Callable[[bytes], None], chunk_size: int = 5000,
-                      stages: Sequence[Stage] | None = None) -> DetectReport:
+async def detect_file(
+    path: Path,
+    redis_client: redis.asyncio.Redis,
+    thresholds: Thresholds,
+    on_alert: Callable[[bytes], None],
+    chunk_size: int = 5000,
+    stages: Sequence[Stage] | None = None,
+) -> DetectReport:
     tune_gc()
     report = DetectReport()
-    engine = Engine(redis_client, thresholds, FileSink(on_alert, report), file_partitioning(),
-                    dead_letter_max_bytes=DEAD_LETTER_MAX_BYTES, stages=stages)
+    engine = Engine(
+        redis_client,
+        thresholds,
+        FileSink(on_alert, report),
+        file_partitioning(),
+        dead_letter_max_bytes=DEAD_LETTER_MAX_BYTES,
+        stages=stages,
+    )
     await engine.claim(engine.partitioning.all())
     started = time.perf_counter()
     for batch, bound in batches(path, chunk_size, thresholds.stream.cross_entity_delay_seconds, report):
@@ -119,6 +130,7 @@ async def _detect(args: argparse.Namespace, redis_url: str) -> DetectReport:
     try:
         thresholds = load_thresholds(Settings.from_env().thresholds_path)
         with open(args.output, "wb") as out:
+
             def write(alert: bytes) -> None:
                 out.write(alert + b"\n")
 
@@ -134,8 +146,10 @@ def _run(args: argparse.Namespace) -> int:
     with EmbeddedStack(kafka=False) as endpoints:
         report = asyncio.run(_detect(args, endpoints.redis_url))
     total = sum(report.events.values())
-    print(f"{total} events ({report.bad_lines} bad lines skipped) in {report.seconds:.1f} s, "
-          f"{total / max(report.seconds, 1e-9):,.0f} events/s; alerts written to {args.output}")
+    print(
+        f"{total} events ({report.bad_lines} bad lines skipped) in {report.seconds:.1f} s, "
+        f"{total / max(report.seconds, 1e-9):,.0f} events/s; alerts written to {args.output}"
+    )
     for detector, count in sorted(report.alerts.items()):
         print(f"  {detector:<24} {count} alerts")
     return 0

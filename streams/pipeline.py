@@ -113,8 +113,13 @@ SYSTEMIC_AFTER = 20
 like an outage, so it alerts) instead of dead-lettering the whole stream."""
 
 _REDIS_DOWN = (
-    redis_errors.ConnectionError, redis_errors.TimeoutError, redis_errors.ReadOnlyError, redis_errors.MasterDownError,
-    redis_errors.TryAgainError, redis_errors.OutOfMemoryError, redis_errors.ClusterDownError,
+    redis_errors.ConnectionError,
+    redis_errors.TimeoutError,
+    redis_errors.ReadOnlyError,
+    redis_errors.MasterDownError,
+    redis_errors.TryAgainError,
+    redis_errors.OutOfMemoryError,
+    redis_errors.ClusterDownError,
 )
 """Redis away, failing over, loading or full; any other Redis error (WRONGTYPE, a script failing on
 odd data, a value redis-py refuses) is the data's or the code's."""
@@ -172,8 +177,9 @@ class BatchPipeline:
         for store in self.stores:
             store.discard()
 
-    async def run(self, taken: Sequence[Pending], stored_timers: Sequence[Timer], bound: float,
-                  since: float = -math.inf) -> BatchResult:
+    async def run(
+        self, taken: Sequence[Pending], stored_timers: Sequence[Timer], bound: float, since: float = -math.inf
+    ) -> BatchResult:
         """The batch's conclusions. ``taken``: its records in merge order (dead letters among them);
         ``stored_timers``: its partitions' timers due before ``bound``; ``since``: the bound of the batch
         before (records older than it are late)."""
@@ -207,11 +213,18 @@ class BatchPipeline:
                 excluded.add(index)
                 self._failing_in_a_row += 1
                 if self._failing_in_a_row > SYSTEMIC_AFTER:
-                    raise SystemicFailure(f"{self._failing_in_a_row} records in a row failed alone, the last with "
-                                          f"{failure_of(error).detail}: the fault looks like the code's") from error
+                    raise SystemicFailure(
+                        f"{self._failing_in_a_row} records in a row failed alone, the last with "
+                        f"{failure_of(error).detail}: the fault looks like the code's"
+                    ) from error
                 reason = failure_of(error)
-                log.error("a stage fails on %s[%d]@%d (%s); dead-lettering it", bad.record.topic,
-                          bad.record.partition, bad.record.offset, reason.detail)
+                log.error(
+                    "a stage fails on %s[%d]@%d (%s); dead-lettering it",
+                    bad.record.topic,
+                    bad.record.partition,
+                    bad.record.offset,
+                    reason.detail,
+                )
                 result.dead_letters.append(Rejected(bad.at, bad.record, reason))
                 continue
             if kept:
@@ -248,8 +261,9 @@ class BatchPipeline:
             self.discard()
         return inputs[hi - 1]
 
-    async def _attempt(self, inputs: Sequence[Input], stored_timers: Sequence[Timer], bound: float
-                       ) -> tuple[StageResult, list[Timer]]:
+    async def _attempt(
+        self, inputs: Sequence[Input], stored_timers: Sequence[Timer], bound: float
+    ) -> tuple[StageResult, list[Timer]]:
         for stage in self.stages:
             await stage.prefetch(inputs, [t for t in stored_timers if self.by_timer.get(t.kind) is stage], bound)
         items: list[Item] = sorted([*inputs, *stored_timers], key=order_key)  # nearly sorted already: linear

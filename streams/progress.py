@@ -130,8 +130,13 @@ class Progress:
         raw = await self.redis.hvals(STREAM_NEWEST.key())
         return max((float(v) for v in raw), default=-math.inf)
 
-    def queue_positions(self, pipe: Pipeline, offsets: Mapping[TopicPartition, int],
-                        watermarks: Mapping[TopicPartition, float], newest: Mapping[TopicPartition, float]) -> None:
+    def queue_positions(
+        self,
+        pipe: Pipeline,
+        offsets: Mapping[TopicPartition, int],
+        watermarks: Mapping[TopicPartition, float],
+        newest: Mapping[TopicPartition, float],
+    ) -> None:
         if offsets:
             pipe.hset(STREAM_OFFSETS.key(), mapping={field_of(tp): o for tp, o in offsets.items()})
         if watermarks:
@@ -168,8 +173,12 @@ class Progress:
         rows = await _EARLIEST(self.redis, [TIMERS.key(field_of(tp)) for tp in partitions], [])
         return min((float(r) for r in rows if r), default=math.inf)
 
-    def queue_timers(self, pipe: Pipeline, added: Iterable[tuple[TopicPartition, Timer]],
-                     done: Iterable[tuple[TopicPartition, Timer]]) -> None:
+    def queue_timers(
+        self,
+        pipe: Pipeline,
+        added: Iterable[tuple[TopicPartition, Timer]],
+        done: Iterable[tuple[TopicPartition, Timer]],
+    ) -> None:
         adds: dict[str, dict[str, float]] = {}
         for tp, timer in added:
             adds.setdefault(TIMERS.key(field_of(tp)), {})[encode_timer(timer)] = timer.at

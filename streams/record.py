@@ -133,8 +133,15 @@ class Recorder:
             self.counts.written[topic] += 1
 
 
-def record(consumer: KafkaConsumer, recorder: Recorder, stop: StopFlag, progress: "tqdm[Any]", *,
-           max_records: int | None, idle_timeout: float | None) -> None:
+def record(
+    consumer: KafkaConsumer,
+    recorder: Recorder,
+    stop: StopFlag,
+    progress: "tqdm[Any]",
+    *,
+    max_records: int | None,
+    idle_timeout: float | None,
+) -> None:
     """Poll until a stop is requested, ``max_records`` were read or nothing came for ``idle_timeout`` s."""
     idle_since = time.monotonic()
     while stop.reason is None:
@@ -172,12 +179,20 @@ def run_record(args: argparse.Namespace) -> int:
         with stop_on_signals(stop):
             with EventFileWriter(args.file) as out:
                 recorder = Recorder(out, args.reorder_window, warn)
-                warn(f"recording {len(topics)} topic(s) from the {'end' if args.from_end else 'beginning'}"
-                     f" to {args.file}; Ctrl-C stops")
+                warn(
+                    f"recording {len(topics)} topic(s) from the {'end' if args.from_end else 'beginning'}"
+                    f" to {args.file}; Ctrl-C stops"
+                )
                 try:
                     with progress_bar("record") as progress:
-                        record(consumer, recorder, stop, progress,
-                               max_records=args.max_records, idle_timeout=args.idle_timeout)
+                        record(
+                            consumer,
+                            recorder,
+                            stop,
+                            progress,
+                            max_records=args.max_records,
+                            idle_timeout=args.idle_timeout,
+                        )
                 finally:
                     recorder.finish()
     finally:
@@ -200,17 +215,24 @@ def positive_int(text: str) -> int:
 
 def add_command(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
     parser = sub.add_parser(
-        "record", help="write live topics to an events file that replay accepts",
+        "record",
+        help="write live topics to an events file that replay accepts",
         description="Read TOPIC(s) (manually assigned partitions, no consumer group) and write their valid events to"
-                    " FILE: gzip JSON lines, or plain when FILE ends in .jsonl. Ctrl-C stops cleanly.",
+        " FILE: gzip JSON lines, or plain when FILE ends in .jsonl. Ctrl-C stops cleanly.",
     )
-    parser.add_argument("topics", nargs="+", metavar="TOPIC", help=f"topic to record; '{ALL_INPUTS}' for every input topic")
+    parser.add_argument(
+        "topics", nargs="+", metavar="TOPIC", help=f"topic to record; '{ALL_INPUTS}' for every input topic"
+    )
     parser.add_argument("file", type=Path, metavar="FILE", help="events file to write (replaced if it exists)")
     start = parser.add_mutually_exclusive_group()
-    start.add_argument("--from-beginning", dest="from_end", action="store_false", help="start at the oldest record (default)")
+    start.add_argument(
+        "--from-beginning", dest="from_end", action="store_false", help="start at the oldest record (default)"
+    )
     start.add_argument("--from-end", dest="from_end", action="store_true", help="record only what arrives from now on")
     parser.add_argument("--max-records", type=positive_int, metavar="N", help="stop after reading N records")
-    parser.add_argument("--idle-timeout", type=positive_float, metavar="S", help="stop after S seconds without a new record")
+    parser.add_argument(
+        "--idle-timeout", type=positive_float, metavar="S", help="stop after S seconds without a new record"
+    )
     add_reorder_window_option(parser, math.inf)
     add_bootstrap_option(parser)
     parser.set_defaults(run=run_record, from_end=False)

@@ -93,7 +93,9 @@ def stop_on_signals(stop: StopFlag) -> Iterator[None]:
 
 
 def add_bootstrap_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--bootstrap", metavar="HOST:PORT[,...]", help="Kafka bootstrap servers (default: $KAFKA_BOOTSTRAP)")
+    parser.add_argument(
+        "--bootstrap", metavar="HOST:PORT[,...]", help="Kafka bootstrap servers (default: $KAFKA_BOOTSTRAP)"
+    )
 
 
 def bootstrap_from(args: argparse.Namespace) -> str:
@@ -128,9 +130,12 @@ def window_seconds(text: str) -> float:
 
 def add_reorder_window_option(parser: argparse.ArgumentParser, default: float) -> None:
     parser.add_argument(
-        "--reorder-window", type=window_seconds, default=default, metavar="SECONDS",
+        "--reorder-window",
+        type=window_seconds,
+        default=default,
+        metavar="SECONDS",
         help=f"put events up to this much event time out of order back in order, holding that much in memory"
-             f" (default {default:g}; 'inf' sorts everything in memory; 0 keeps the input order)",
+        f" (default {default:g}; 'inf' sorts everything in memory; 0 keeps the input order)",
     )
 
 
@@ -268,8 +273,9 @@ class LastSent:
     event_time: datetime
 
 
-def replay(events: Iterator[tuple[int, Event]], sender: TopicSender, pacer: Pacer, stop: StopFlag,
-           progress: "tqdm[Any]") -> LastSent | None:
+def replay(
+    events: Iterator[tuple[int, Event]], sender: TopicSender, pacer: Pacer, stop: StopFlag, progress: "tqdm[Any]"
+) -> LastSent | None:
     """Send events as they come, each when the pacer says; return the last one handed to the producer."""
     last: LastSent | None = None
     for line, event in events:
@@ -320,25 +326,36 @@ def run_replay(args: argparse.Namespace) -> int:
     if sender.failed:
         warn(f"{sender.failed} sends failed, the last with {sender.last_error}")
     if stop.reason:
-        where = f"at line {last.line}, event time {iso(last.event_time)} (the last event sent)" if last else "before sending any event"
-        print(f"stopped by {stop.reason} {where}: {sent} sent; read up to line {events.lines_read},"
-              f" {events.held} events read but not sent")
+        where = (
+            f"at line {last.line}, event time {iso(last.event_time)} (the last event sent)"
+            if last
+            else "before sending any event"
+        )
+        print(
+            f"stopped by {stop.reason} {where}: {sent} sent; read up to line {events.lines_read},"
+            f" {events.held} events read but not sent"
+        )
         return stop.exit_code
     return EXIT_BAD_INPUT if sender.failed else 0
 
 
 def add_command(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
     parser = sub.add_parser(
-        "replay", help="send a recorded event file to Kafka, paced by event time",
+        "replay",
+        help="send a recorded event file to Kafka, paced by event time",
         description="Send the events of FILE (gzip or plain JSON lines, one event with its kind per line) to their"
-                    " kinds' topics in event-time order. Ctrl-C stops cleanly and says how far it got.",
+        " kinds' topics in event-time order. Ctrl-C stops cleanly and says how far it got.",
     )
     parser.add_argument("file", type=Path, metavar="FILE", help="events file, as written by simulate or record")
     pace = parser.add_mutually_exclusive_group()
     pace.add_argument("--max", dest="speed", action="store_const", const=None, help="as fast as possible (default)")
-    pace.add_argument("--realtime", dest="speed", action="store_const", const=1.0, help="at the pace the events happened")
+    pace.add_argument(
+        "--realtime", dest="speed", action="store_const", const=1.0, help="at the pace the events happened"
+    )
     pace.add_argument("--speed", dest="speed", type=positive_float, metavar="N", help="N times faster than real time")
     add_reorder_window_option(parser, DEFAULT_REORDER_WINDOW_S)
-    parser.add_argument("--strict", action="store_true", help="stop at the first bad line (exit 1) instead of skipping it")
+    parser.add_argument(
+        "--strict", action="store_true", help="stop at the first bad line (exit 1) instead of skipping it"
+    )
     add_bootstrap_option(parser)
     parser.set_defaults(run=run_replay, speed=None)

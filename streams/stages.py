@@ -107,10 +107,15 @@ class _Flags:
 
     def raised(self, account: str, flag: Flag, result: StageResult) -> None:
         result.changes.append(self.table.add(account, flag.at, flag))
-        payee_flag = PayeeFlag(alert_id=flag.alert_id, detector=flag.detector, score=flag.score,
-                               at=datetime.fromtimestamp(flag.at, timezone.utc))
-        result.timers.append(_timer("hold.flag", TRANSFERS, account, flag.at + self.delay,
-                                    payee_flag.model_dump_json(), flag.alert_id))
+        payee_flag = PayeeFlag(
+            alert_id=flag.alert_id,
+            detector=flag.detector,
+            score=flag.score,
+            at=datetime.fromtimestamp(flag.at, timezone.utc),
+        )
+        result.timers.append(
+            _timer("hold.flag", TRANSFERS, account, flag.at + self.delay, payee_flag.model_dump_json(), flag.alert_id)
+        )
 
     def of(self, alert: Alert, at: float) -> Flag:
         return Flag(alert.alert_id, alert.detector, alert.score, at, at + self.quiet_seconds)
@@ -137,8 +142,15 @@ class CallStage:
         self.profiles = OwnedStore(redis, profile_codec(limits))
         self.warned = OwnedStore(redis, WarnedCodec(ttl))
         self.called_by: FactTable[tuple[str, float]] = FactTable(
-            redis, keys.CALLED_BY, CalledByCodec(), delay=delay, keep_seconds=ttl, margin_seconds=2 * delay,
-            ttl_seconds=ttl, earliest=True)
+            redis,
+            keys.CALLED_BY,
+            CalledByCodec(),
+            delay=delay,
+            keep_seconds=ttl,
+            margin_seconds=2 * delay,
+            ttl_seconds=ttl,
+            earliest=True,
+        )
         self.reached = reached
         self.stores: Sequence[Store] = (self.profiles, self.warned, self.called_by, reached)
         self._listed: dict[str, blocklist.BlockEntry] = {}
@@ -181,13 +193,17 @@ class CallStage:
         await self._trace(calls, profiles, result)
         return result
 
-    async def _trace(self, calls: Sequence[CallRecord], profiles: dict[str, fraud_number.Profile],
-                     result: StageResult) -> None:
+    async def _trace(
+        self, calls: Sequence[CallRecord], profiles: dict[str, fraud_number.Profile], result: StageResult
+    ) -> None:
         """Interception decisions for calls of listed or flagged numbers, warnings for whom they reached."""
         listed = {n: e for n, e in self._listed.items() if n in profiles}
         window = self.limits.profile_window_seconds
-        flags = {n: interception.Flag(p.alerted_until - window, p.alerted_until) for n, p in profiles.items()
-                 if self.interception_limits.warn_on_alert and p.alerted_until > 0}
+        flags = {
+            n: interception.Flag(p.alerted_until - window, p.alerted_until)
+            for n, p in profiles.items()
+            if self.interception_limits.warn_on_alert and p.alerted_until > 0
+        }
         acted = interception.acted_on(calls, listed, flags)
         if not acted:
             return
@@ -195,22 +211,30 @@ class CallStage:
         await self.called_by.ensure(acted)
         newest = {n: profiles[n].times[-1] for n in acted}
         traced = interception.intercept(
-            calls, listed, flags, {n: profiles[n].window for n in acted},
+            calls,
+            listed,
+            flags,
+            {n: profiles[n].window for n in acted},
             {n: dict(self.called_by.visible(n, newest[n])) for n in acted},
-            self.warned.states(acted), self.interception_limits,
+            self.warned.states(acted),
+            self.interception_limits,
         )
         decided = {d.call_event_id for d in traced.decisions}
         by_number: dict[str, set[str]] = {}
         for warning in traced.warnings:
             by_number.setdefault(warning.number, set()).add(warning.victim)
             at = warning.last_call_at.timestamp()
-            result.changes.append(self.reached.add(
-                warning.victim, at, Call(warning.number, at, warning.longest_call_s, warning.warning_id)))
+            result.changes.append(
+                self.reached.add(
+                    warning.victim, at, Call(warning.number, at, warning.longest_call_s, warning.warning_id)
+                )
+            )
         for call in calls:
             if call.event_id in decided:
                 at = call.event_time.timestamp()
-                result.changes.append(self.reached.add(call.callee, at, Call(call.caller, at, call.duration_s,
-                                                                             call.event_id)))
+                result.changes.append(
+                    self.reached.add(call.callee, at, Call(call.caller, at, call.duration_s, call.event_id))
+                )
         for number, victims in by_number.items():
             known = self.warned.get(number)
             result.changes.append(self.warned.stage(number, known | victims, frozenset(victims)))
@@ -223,8 +247,7 @@ class WindowStage:
 
     timer_kinds: frozenset[str] = frozenset()
 
-    def __init__(self, name: str, kind: str, store: OwnedStore[EntityState, Any], entity: str,
-                 detect: Any) -> None:
+    def __init__(self, name: str, kind: str, store: OwnedStore[EntityState, Any], entity: str, detect: Any) -> None:
         self.name = name
         self.kinds = frozenset({kind})
         self.store = store
@@ -247,12 +270,17 @@ class CardOpeningStage(WindowStage):
     """Bulk card opening per ID number; each opening is also a fact of the account registry, and an ID
     that is alerted on a fact that its holder is a bulk opener (card trade reads both)."""
 
-    def __init__(self, redis: Redis, thresholds: Thresholds, opened: FactTable[AccountInfo],
-                 bulk_openers: FactTable[float]) -> None:
+    def __init__(
+        self, redis: Redis, thresholds: Thresholds, opened: FactTable[AccountInfo], bulk_openers: FactTable[float]
+    ) -> None:
         limits = thresholds.card_opening
-        super().__init__("card_opening", "card_opening",
-                         OwnedStore(redis, WindowCodec(keys.WINDOWS_CARD, ttl_seconds=limits.history_days * 86400)),
-                         "id_number", lambda events, prior: card_opening.detect(events, prior, limits))
+        super().__init__(
+            "card_opening",
+            "card_opening",
+            OwnedStore(redis, WindowCodec(keys.WINDOWS_CARD, ttl_seconds=limits.history_days * 86400)),
+            "id_number",
+            lambda events, prior: card_opening.detect(events, prior, limits),
+        )
         self.opened = opened
         self.bulk_openers = bulk_openers
         self.stores = (self.store, opened, bulk_openers)
@@ -262,8 +290,9 @@ class CardOpeningStage(WindowStage):
         openings: list[CardOpening] = _events(items)
         for o in openings:
             at = o.event_time.timestamp()
-            result.changes.append(self.opened.add(o.account, at, AccountInfo(at, o.id_number, o.bank, o.branch_id,
-                                                                             o.event_id)))
+            result.changes.append(
+                self.opened.add(o.account, at, AccountInfo(at, o.id_number, o.bank, o.branch_id, o.event_id))
+            )
         for id_number, at in card_opening.flagged(result.alerts).items():
             result.changes.append(self.bulk_openers.add(id_number, at, at))
         return result
@@ -381,8 +410,14 @@ class TransferStage:
         """The blacklisted accounts among those looked up in this batch (:attr:`looked_up`)."""
         self.looked_up: set[str] = set()
         self.view = _TransferView(self)
-        self.stores: Sequence[Store] = (self.accounts, self.inflows, facts.flags.table, facts.reached, facts.opened,
-                                        facts.trail)
+        self.stores: Sequence[Store] = (
+            self.accounts,
+            self.inflows,
+            facts.flags.table,
+            facts.reached,
+            facts.opened,
+            facts.trail,
+        )
 
     async def _ensure(self, transfers: Sequence[BankTransfer], checked: Iterable[str]) -> None:
         payers = {t.payer_account for t in transfers}
@@ -416,30 +451,50 @@ class TransferStage:
         named = {t.payer_account for t in transfers} | {c.account for c in checks}
         accounts = self.accounts.states(named)
         ordered: list[BankTransfer | InflowCheck] = [
-            item.event if isinstance(item, Input) else InflowCheck(item.at, item.key, item.data) for item in items]
+            item.event if isinstance(item, Input) else InflowCheck(item.at, item.key, item.data) for item in items
+        ]
         scored = transfer_risk.detect(ordered, accounts, self.view, self.limits)
         result = StageResult(alerts=scored.alerts)
         result.changes += [self.accounts.stage(a, accounts[a], change) for a, change in scored.changes.items()]
         result.changes += [self.inflows.add(payee, flow.at, flow) for payee, flow in scored.inflows]
         for account, flag in scored.flags:
             self.flags.raised(account, flag, result)
-        result.timers += [_timer("transfer.inflow", TRANSFERS, c.account, c.at + self.delay, c.event_id, c.event_id)
-                          for c in scored.checks]
+        result.timers += [
+            _timer("transfer.inflow", TRANSFERS, c.account, c.at + self.delay, c.event_id, c.event_id)
+            for c in scored.checks
+        ]
         for t in transfers:
             self._tell_others(t, result)
         return result
 
     def _tell_others(self, transfer: BankTransfer, result: StageResult) -> None:
         at = transfer.event_time.timestamp()
-        entry = TrailEntry(money_trail.Transfer(transfer.event_id, transfer.payer_account, transfer.payee_account,
-                                                transfer.amount_fen, at), policy.needs_hold(transfer))
+        entry = TrailEntry(
+            money_trail.Transfer(
+                transfer.event_id, transfer.payer_account, transfer.payee_account, transfer.amount_fen, at
+            ),
+            policy.needs_hold(transfer),
+        )
         result.changes.append(self.trail.add(transfer.payer_account, at, entry))
         info = self.view.opened(transfer.payee_account, at)
         if info is not None and card_trade.is_receipt(transfer, info, self.card_trade_limits):
-            data = orjson.dumps([at, transfer.event_id, transfer.payer_id_number, info.opened_at,
-                                 info.holder_id_number, info.bank, info.branch_id, info.event_id]).decode()
-            result.timers.append(_timer("card_trade.receipt", TRANSFERS, transfer.payee_account, at + self.delay,
-                                        data, transfer.event_id))
+            data = orjson.dumps(
+                [
+                    at,
+                    transfer.event_id,
+                    transfer.payer_id_number,
+                    info.opened_at,
+                    info.holder_id_number,
+                    info.bank,
+                    info.branch_id,
+                    info.event_id,
+                ]
+            ).decode()
+            result.timers.append(
+                _timer(
+                    "card_trade.receipt", TRANSFERS, transfer.payee_account, at + self.delay, data, transfer.event_id
+                )
+            )
 
 
 class CardTradeStage:
@@ -451,8 +506,9 @@ class CardTradeStage:
 
     def __init__(self, redis: Redis, thresholds: Thresholds, facts: "BankingFacts") -> None:
         self.limits = thresholds.card_trade
-        self.store = OwnedStore(redis, WindowCodec(keys.WINDOWS_CARD_TRADE,
-                                                   ttl_seconds=2 * self.limits.new_account_days * 86400))
+        self.store = OwnedStore(
+            redis, WindowCodec(keys.WINDOWS_CARD_TRADE, ttl_seconds=2 * self.limits.new_account_days * 86400)
+        )
         self.bulk_openers = facts.bulk_openers
         self.flags = facts.flags
         self.stores: Sequence[Store] = (self.store, facts.bulk_openers, facts.flags.table)
@@ -460,8 +516,9 @@ class CardTradeStage:
     @staticmethod
     def _receipt(timer: Timer) -> card_trade.Receipt:
         paid_at, event_id, payer, opened_at, holder, bank, branch, opening = orjson.loads(timer.data)
-        return card_trade.Receipt(timer.at, timer.key, paid_at, event_id, payer,
-                                  AccountInfo(opened_at, holder, bank, branch, opening))
+        return card_trade.Receipt(
+            timer.at, timer.key, paid_at, event_id, payer, AccountInfo(opened_at, holder, bank, branch, opening)
+        )
 
     async def prefetch(self, inputs: Sequence[Input], timers: Sequence[Timer], bound: float) -> None:
         receipts = [self._receipt(t) for t in timers]
@@ -492,23 +549,68 @@ class BankingFacts:
         margin = 2 * delay
         history = risk.history_days * 86400
         profile = 2 * thresholds.fraud_number.profile_window_seconds
-        self.inflows = FactTable(redis, keys.INFLOWS, InflowCodec(), delay=delay, keep_seconds=risk.fan_in_window_seconds,
-                                 margin_seconds=margin, ttl_seconds=history)
-        self.flags = _Flags(FactTable(redis, keys.FLAGS, FlagCodec(), delay=delay, keep_seconds=risk.quiet_seconds,
-                                      margin_seconds=margin, ttl_seconds=risk.quiet_seconds + history),
-                            delay, risk.quiet_seconds)
-        self.reached = FactTable(redis, keys.REACHED, CallCodec(), delay=delay,
-                                 keep_seconds=max(risk.call_window_seconds, profile), margin_seconds=margin,
-                                 ttl_seconds=max(risk.call_window_seconds, profile))
+        self.inflows = FactTable(
+            redis,
+            keys.INFLOWS,
+            InflowCodec(),
+            delay=delay,
+            keep_seconds=risk.fan_in_window_seconds,
+            margin_seconds=margin,
+            ttl_seconds=history,
+        )
+        self.flags = _Flags(
+            FactTable(
+                redis,
+                keys.FLAGS,
+                FlagCodec(),
+                delay=delay,
+                keep_seconds=risk.quiet_seconds,
+                margin_seconds=margin,
+                ttl_seconds=risk.quiet_seconds + history,
+            ),
+            delay,
+            risk.quiet_seconds,
+        )
+        self.reached = FactTable(
+            redis,
+            keys.REACHED,
+            CallCodec(),
+            delay=delay,
+            keep_seconds=max(risk.call_window_seconds, profile),
+            margin_seconds=margin,
+            ttl_seconds=max(risk.call_window_seconds, profile),
+        )
         horizon = thresholds.account_registry.horizon_days * 86400
-        self.opened = FactTable(redis, keys.OPENED, OpenedCodec(), delay=delay, keep_seconds=horizon,
-                                margin_seconds=margin, ttl_seconds=horizon)
+        self.opened = FactTable(
+            redis,
+            keys.OPENED,
+            OpenedCodec(),
+            delay=delay,
+            keep_seconds=horizon,
+            margin_seconds=margin,
+            ttl_seconds=horizon,
+        )
         openers = thresholds.card_opening.history_days * 86400
-        self.bulk_openers = FactTable(redis, keys.BULK_OPENERS, FlaggedCodec(), delay=delay, keep_seconds=openers,
-                                      margin_seconds=margin, ttl_seconds=openers, earliest=True)
+        self.bulk_openers = FactTable(
+            redis,
+            keys.BULK_OPENERS,
+            FlaggedCodec(),
+            delay=delay,
+            keep_seconds=openers,
+            margin_seconds=margin,
+            ttl_seconds=openers,
+            earliest=True,
+        )
         trail = thresholds.holds.trail.index_hours * 3600
-        self.trail = FactTable(redis, keys.TRAIL, TrailCodec(), delay=delay, keep_seconds=trail,
-                               margin_seconds=margin, ttl_seconds=int(trail))
+        self.trail = FactTable(
+            redis,
+            keys.TRAIL,
+            TrailCodec(),
+            delay=delay,
+            keep_seconds=trail,
+            margin_seconds=margin,
+            ttl_seconds=int(trail),
+        )
 
 
 # -- holds -----------------------------------------------------------------------------------------
@@ -534,8 +636,9 @@ class HoldMoves:
 
     def queue(self, pipe: Any) -> None:
         if self._created or self._released or self._frozen:
-            self.ledger.queue_moves(pipe, self._created, self._released, self._frozen,
-                                    datetime.fromtimestamp(self._latest, timezone.utc))
+            self.ledger.queue_moves(
+                pipe, self._created, self._released, self._frozen, datetime.fromtimestamp(self._latest, timezone.utc)
+            )
 
     def committed(self) -> None:
         self.discard()
@@ -625,10 +728,12 @@ class HoldStage:
             return  # the same transfer twice in the input
         self._moved("created", creation(hold), result)
         at = transfer.event_time.timestamp()
-        result.timers.append(_timer("hold.release", TRANSFERS, hold.payer_account, hold.due_at.timestamp(),
-                                    hold.hold_id, hold.hold_id))
-        result.timers.append(_timer("hold.held", TRANSFERS, hold.payee_account, at + self.delay,
-                                    hold.model_dump_json(), hold.hold_id))
+        result.timers.append(
+            _timer("hold.release", TRANSFERS, hold.payer_account, hold.due_at.timestamp(), hold.hold_id, hold.hold_id)
+        )
+        result.timers.append(
+            _timer("hold.held", TRANSFERS, hold.payee_account, at + self.delay, hold.model_dump_json(), hold.hold_id)
+        )
 
     def _release(self, timer: Timer, result: StageResult) -> None:
         hold = self.moves.book.get(timer.data)
@@ -649,9 +754,17 @@ class HoldStage:
         self._moved("frozen", event, result)
         request = FreezeRequest(
             request_id=stable_id("freeze-request", report_id, "stop_payment", hold.payee_account, hold_id),
-            report_id=report_id, kind="stop_payment", account=hold.payee_account, amount_fen=hold.amount_fen,
-            hop=hop, hold_id=hold_id, evidence_event_ids=[hold.transfer_event_id], requested_at=now,
-            requested_by=by, reason=reason)
+            report_id=report_id,
+            kind="stop_payment",
+            account=hold.payee_account,
+            amount_fen=hold.amount_fen,
+            hop=hop,
+            hold_id=hold_id,
+            evidence_event_ids=[hold.transfer_event_id],
+            requested_at=now,
+            requested_by=by,
+            reason=reason,
+        )
         result.records.append(OutRecord.of(topics.FREEZE_REQUESTS, request.account, request.model_dump_json()))
 
     def _payee(self, timer: Timer, sides: dict[str, policy.PayeeSide], result: StageResult) -> None:
@@ -730,8 +843,9 @@ class FraudReportStage:
         victim = outflows(request.victim_account, start, end)
         known: dict[str, list[money_trail.Transfer]] = {}
         while True:
-            trail = money_trail.trace(victim, known, max_hops=self.limits.max_hops, hop_seconds=hop,
-                                      stopped=frozenset(held))
+            trail = money_trail.trace(
+                victim, known, max_hops=self.limits.max_hops, hop_seconds=hop, stopped=frozenset(held)
+            )
             if not trail.unexplored:
                 return trail, held
             await self.trail.ensure(trail.unexplored)
@@ -750,22 +864,47 @@ class FraudReportStage:
                 hold_id = policy.hold_id_for(item.transfer.event_id)
                 freezes.append(hold_id)
                 data = orjson.dumps([hold_id, report_id, by, why, item.hop]).decode()
-                result.timers.append(_timer("hold.freeze", TRANSFERS, item.transfer.payer, timer.at + self.delay,
-                                            data, report_id, hold_id))
+                result.timers.append(
+                    _timer(
+                        "hold.freeze", TRANSFERS, item.transfer.payer, timer.at + self.delay, data, report_id, hold_id
+                    )
+                )
         requests = [
-            FreezeRequest(request_id=stable_id("freeze-request", report_id, "freeze", a.account, ""),
-                          report_id=report_id, kind="freeze", account=a.account, amount_fen=a.retained_fen, hop=a.hop,
-                          evidence_event_ids=list(a.evidence), requested_at=now, requested_by=by, reason=why)
-            for a in trail.accounts.values() if a.retained_fen > 0
+            FreezeRequest(
+                request_id=stable_id("freeze-request", report_id, "freeze", a.account, ""),
+                report_id=report_id,
+                kind="freeze",
+                account=a.account,
+                amount_fen=a.retained_fen,
+                hop=a.hop,
+                evidence_event_ids=list(a.evidence),
+                requested_at=now,
+                requested_by=by,
+                reason=why,
+            )
+            for a in trail.accounts.values()
+            if a.retained_fen > 0
         ]
         result.records += [OutRecord.of(topics.FREEZE_REQUESTS, r.account, r.model_dump_json()) for r in requests]
-        result.audit.append(AuditEntry(
-            by, "holds.report", f"report:{report_id}",
-            after={"victim_account": request.victim_account, "start": request.start.isoformat(),
-                   "end": request.end.isoformat(), "freezing_holds": freezes,
-                   "requests": [{"kind": r.kind, "account": r.account, "amount_fen": r.amount_fen, "hop": r.hop}
-                                for r in requests]},
-            event_id=stable_id("fraud-report-trace", report_id), at=now))
+        result.audit.append(
+            AuditEntry(
+                by,
+                "holds.report",
+                f"report:{report_id}",
+                after={
+                    "victim_account": request.victim_account,
+                    "start": request.start.isoformat(),
+                    "end": request.end.isoformat(),
+                    "freezing_holds": freezes,
+                    "requests": [
+                        {"kind": r.kind, "account": r.account, "amount_fen": r.amount_fen, "hop": r.hop}
+                        for r in requests
+                    ],
+                },
+                event_id=stable_id("fraud-report-trace", report_id),
+                at=now,
+            )
+        )
 
 
 # -- all of them -----------------------------------------------------------------------------------
@@ -780,14 +919,22 @@ def build_stages(redis: Redis, thresholds: Thresholds) -> list[Stage]:
     judge = phishing_sms.DomainJudge(phishing)
     stages: list[Stage] = [
         CallStage(redis, thresholds, facts.reached, delay),
-        WindowStage("sim_registration", "sim_registration",
-                    OwnedStore(redis, WindowCodec(keys.WINDOWS_SIM, ttl_seconds=sims.history_days * 86400)),
-                    "id_number", lambda events, prior: sim_registration.detect(events, prior, sims)),
+        WindowStage(
+            "sim_registration",
+            "sim_registration",
+            OwnedStore(redis, WindowCodec(keys.WINDOWS_SIM, ttl_seconds=sims.history_days * 86400)),
+            "id_number",
+            lambda events, prior: sim_registration.detect(events, prior, sims),
+        ),
         CardOpeningStage(redis, thresholds, facts.opened, facts.bulk_openers),
         SmsLinkStage(delay),
-        WindowStage("phishing_sms", "sms_record",
-                    OwnedStore(redis, WindowCodec(keys.WINDOWS_PHISHING, ttl_seconds=2 * phishing.window_seconds)),
-                    "sender", lambda texts, prior: phishing_sms.detect(texts, prior, judge, phishing)),
+        WindowStage(
+            "phishing_sms",
+            "sms_record",
+            OwnedStore(redis, WindowCodec(keys.WINDOWS_PHISHING, ttl_seconds=2 * phishing.window_seconds)),
+            "sender",
+            lambda texts, prior: phishing_sms.detect(texts, prior, judge, phishing),
+        ),
         CellStage(redis, thresholds),
         TransferStage(redis, thresholds, facts, delay),
         CardTradeStage(redis, thresholds, facts),
@@ -795,4 +942,3 @@ def build_stages(redis: Redis, thresholds: Thresholds) -> list[Stage]:
         FraudReportStage(thresholds, facts, delay),
     ]
     return stages
-

@@ -49,8 +49,16 @@ AUDIT_ANCHORS = ANCHORS_TOPIC
 """The audit chain's head now and then (Anchor, ``antifraud/audit/models.py``): ``audit verify --anchors``."""
 
 ALL_TOPICS: tuple[str, ...] = (
-    *INPUT_TOPICS.values(), ALERTS, DEAD_LETTERS, INTERCEPTIONS, VICTIM_WARNINGS, HOLDS, FREEZE_REQUESTS, FORWARDING,
-    CREDIT_BLACKLIST, AUDIT_ANCHORS,
+    *INPUT_TOPICS.values(),
+    ALERTS,
+    DEAD_LETTERS,
+    INTERCEPTIONS,
+    VICTIM_WARNINGS,
+    HOLDS,
+    FREEZE_REQUESTS,
+    FORWARDING,
+    CREDIT_BLACKLIST,
+    AUDIT_ANCHORS,
 )
 
 

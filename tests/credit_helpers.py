@@ -17,12 +17,20 @@ ACCOUNT = "6222000000000999"
 PHONE = "17012340001"
 
 
-def listing_fields(party_id: str = PERSON, kind: str = "id_number", case_id: str = "case-1",
-                   **changes: Any) -> dict[str, Any]:
+def listing_fields(
+    party_id: str = PERSON, kind: str = "id_number", case_id: str = "case-1", **changes: Any
+) -> dict[str, Any]:
     """A listing as the API takes it: a party who sold bank cards to a fraud team, with an account and a phone."""
-    return {"party": {"kind": kind, "id": party_id}, "case_id": case_id, "reason_code": "card_account_trade",
-            "reason": "sold bank cards to a fraud team", "evidence": ["alert:a1"], "accounts": [ACCOUNT],
-            "phones": [PHONE], **changes}
+    return {
+        "party": {"kind": kind, "id": party_id},
+        "case_id": case_id,
+        "reason_code": "card_account_trade",
+        "reason": "sold bank cards to a fraud team",
+        "evidence": ["alert:a1"],
+        "accounts": [ACCOUNT],
+        "phones": [PHONE],
+        **changes,
+    }
 
 
 def draft(party_id: str = PERSON, kind: str = "id_number", case_id: str = "case-1", **changes: Any) -> ListingDraft:

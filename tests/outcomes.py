@@ -47,7 +47,9 @@ def content(raw: bytes) -> tuple[str, dict[str, object]]:
     return str(doc["alert_id"]), doc
 
 
-async def held_and_cases(redis_url: str, alerts: list[Alert] | None) -> tuple[dict[str, str], dict[str, frozenset[str]]]:
+async def held_and_cases(
+    redis_url: str, alerts: list[Alert] | None
+) -> tuple[dict[str, str], dict[str, frozenset[str]]]:
     """Holds and cases in a Redis; with ``alerts``, fold them into cases first (the offline reference)."""
     client = redis.asyncio.Redis.from_url(redis_url)
     try:
@@ -56,10 +58,13 @@ async def held_and_cases(redis_url: str, alerts: list[Alert] | None) -> tuple[di
         if alerts is not None:
             await cases.fold_alerts(alerts)
         ledger = HoldLedger.configured(client, thresholds.holds)
-        holds = {h.hold_id: h.state for state in get_args(HoldState)
-                 for h in await ledger.in_state(state, limit=1_000_000)}
-        found = {c.case_id: frozenset(a.alert_id for a in await cases.alerts(c.case_id))
-                 for c in await cases.find(limit=1_000_000)}
+        holds = {
+            h.hold_id: h.state for state in get_args(HoldState) for h in await ledger.in_state(state, limit=1_000_000)
+        }
+        found = {
+            c.case_id: frozenset(a.alert_id for a in await cases.alerts(c.case_id))
+            for c in await cases.find(limit=1_000_000)
+        }
         return holds, found
     finally:
         await client.aclose()
@@ -69,8 +74,25 @@ async def held_and_cases(redis_url: str, alerts: list[Alert] | None) -> tuple[di
 def world(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("world")
     path = folder / "city.jsonl.gz"
-    subprocess.run([sys.executable, "-m", "antifraud", "simulate", "--seed", str(SEED), "--people", "800",
-                    "--days", "1", "-o", str(path), "-q"], check=True, capture_output=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "antifraud",
+            "simulate",
+            "--seed",
+            str(SEED),
+            "--people",
+            "800",
+            "--days",
+            "1",
+            "-o",
+            str(path),
+            "-q",
+        ],
+        check=True,
+        capture_output=True,
+    )
     return path
 
 
@@ -123,8 +145,11 @@ def processed(stack: Endpoints) -> int:
 def settled(stack: Endpoints, records: int, until: float, expected: Outcome) -> Outcome:
     """Once ``records`` are processed and time has passed ``until``: what the stack holds (cases are waited
     for: the alerts agent folds them behind the input loop)."""
-    wait_for(lambda: (lambda p: p[0] >= records and p[1] > until)(asyncio.run(progress(stack.redis_url))),
-             timeout=400, what="every record processed and the final timers run")
+    wait_for(
+        lambda: (lambda p: p[0] >= records and p[1] > until)(asyncio.run(progress(stack.redis_url))),
+        timeout=400,
+        what="every record processed and the final timers run",
+    )
     alerts = dict(content(r.value) for r in read_all(stack.kafka_bootstrap, ALERTS, settle=3))
     holds, cases = asyncio.run(held_and_cases(stack.redis_url, None))
     deadline = time.monotonic() + 60
@@ -137,7 +162,8 @@ def settled(stack: Endpoints, records: int, until: float, expected: Outcome) -> 
 def assert_same(got: Outcome, expected: Outcome) -> None:
     assert got.alerts.keys() == expected.alerts.keys(), (
         f"only in the worker: {sorted(got.alerts.keys() - expected.alerts.keys())[:5]}; "
-        f"only offline: {sorted(expected.alerts.keys() - got.alerts.keys())[:5]}")
+        f"only offline: {sorted(expected.alerts.keys() - got.alerts.keys())[:5]}"
+    )
     assert got.alerts == expected.alerts
     assert got.holds == expected.holds
     assert got.cases == expected.cases

@@ -23,9 +23,26 @@ class AofRedis:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        self.proc = spawn([redis_server_binary(), "--port", str(self.port), "--bind", "127.0.0.1",
-                           "--dir", str(self.folder), "--appendonly", "yes", "--appendfsync", "always",
-                           "--save", "", "--daemonize", "no"], log_path=self.folder / "redis.log")
+        self.proc = spawn(
+            [
+                redis_server_binary(),
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--dir",
+                str(self.folder),
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "always",
+                "--save",
+                "",
+                "--daemonize",
+                "no",
+            ],
+            log_path=self.folder / "redis.log",
+        )
         wait_for(lambda: redis_answers(self.url), timeout=30, what="redis-server up")
 
     def crash(self) -> None:

@@ -29,8 +29,9 @@ class ListSink:
         return [r.value for r in self.records if r.topic == topic]
 
 
-async def run_stream(redis: Redis, events: Sequence[Event], *, until: float | None = None,
-                     stages: Sequence[Stage] | None = None) -> ListSink:
+async def run_stream(
+    redis: Redis, events: Sequence[Event], *, until: float | None = None, stages: Sequence[Stage] | None = None
+) -> ListSink:
     """One batch of ``events`` (in event-time order) up to ``until`` (default: just past the newest event),
     committed as the worker commits it; returns what it produced."""
     sink = ListSink()

@@ -14,10 +14,10 @@ from antifraud.thresholds import load_thresholds
 from detectors import card_opening, card_trade
 from streams.stages import BankingFacts
 from streams.topics import ALERTS
+from tests.redis_helpers import on_redis
 from tests.stream_helpers import ListSink, run_stream
 from tests.test_card_opening import BANKS, ID, card
 from tests.test_card_trade import CARD, HOLDER, OLD, OPENING, T0, info_of, paid, person
-from tests.redis_helpers import on_redis
 
 THRESHOLDS = load_thresholds()
 DELAY = THRESHOLDS.stream.cross_entity_delay_seconds
@@ -105,13 +105,19 @@ def test_stages_turn_openings_and_receipts_into_alerts_once_even_on_replay(redis
         state_keys = [keys.WINDOWS_CARD.key(ID), keys.WINDOWS_CARD_TRADE.key(CARD)]
         snapshot = {key: await client.hgetall(key) for key in state_keys}
         assert all(snapshot.values())
-        facts_before = {key: await client.zrange(key, 0, -1, withscores=True)
-                        for key in (keys.BULK_OPENERS.key(ID), keys.FLAGS.key(CARD), keys.OPENED.key(CARD))}
+        facts_before = {
+            key: await client.zrange(key, 0, -1, withscores=True)
+            for key in (keys.BULK_OPENERS.key(ID), keys.FLAGS.key(CARD), keys.OPENED.key(CARD))
+        }
         assert alerts_of(await run_stream(client, openings, until=paid_until + 1), card_opening.DETECTOR) == []
         assert alerts_of(await run_stream(client, receipts, until=paid_until + 2), card_trade.DETECTOR) == []
         assert {key: await client.hgetall(key) for key in state_keys} == snapshot
         assert {key: await client.zrange(key, 0, -1, withscores=True) for key in facts_before} == facts_before
-        assert 0 < await client.ttl(keys.WINDOWS_CARD_TRADE.key(CARD)) <= 2 * THRESHOLDS.card_trade.new_account_days * 86400
+        assert (
+            0
+            < await client.ttl(keys.WINDOWS_CARD_TRADE.key(CARD))
+            <= 2 * THRESHOLDS.card_trade.new_account_days * 86400
+        )
         assert 0 < await client.ttl(keys.WINDOWS_CARD.key(openings[1].id_number)) <= OPENERS
 
     on_redis(redis_url, body)

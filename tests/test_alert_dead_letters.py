@@ -19,7 +19,9 @@ from tests.test_forwarding_worker import with_cases
 KEY = ACCOUNT.value.encode()
 """Every record on one key, so one partition: the good alert comes after the broken ones for both agents."""
 MALFORMED = b'{"alert_id": "0f", "detector": "mule_acc'
-NOT_AN_ALERT = orjson.dumps({**alert("mule_account", entity=ACCOUNT, minutes=5).model_dump(mode="json"), "score": "high"})
+NOT_AN_ALERT = orjson.dumps(
+    {**alert("mule_account", entity=ACCOUNT, minutes=5).model_dump(mode="json"), "score": "high"}
+)
 
 
 def test_unreadable_alert_records_are_dead_lettered_once_and_the_alerts_agent_carries_on(
@@ -34,8 +36,10 @@ def test_unreadable_alert_records_are_dead_lettered_once_and_the_alerts_agent_ca
     producer.close()
 
     case_id = case_id_for(ACCOUNT, "mule")
-    wait_for(lambda: with_cases(stack, lambda cases: cases.redis.hlen(f"case:{case_id}:alerts")) == 1,
-             what="the good alert in its case")
+    wait_for(
+        lambda: with_cases(stack, lambda cases: cases.redis.hlen(f"case:{case_id}:alerts")) == 1,
+        what="the good alert in its case",
+    )
 
     dead = read_all(stack.kafka_bootstrap, topics.DEAD_LETTERS)
     assert sorted(r.value for r in dead) == sorted([MALFORMED, NOT_AN_ALERT]), "each once, bytes as produced"

@@ -8,7 +8,6 @@ import json
 import os
 import subprocess
 import sys
-
 from collections.abc import Callable
 from datetime import datetime, timezone
 
@@ -45,7 +44,9 @@ def test_records_chain_and_verify(redis_url: str) -> None:
         assert (first.seq, second.seq) == (0, 1)
         assert first.prev_hash == GENESIS and second.prev_hash == first.hash
         assert first.key_id == second.key_id == AUDIT_KEYS.current_id
-        assert first.hash == chain_hash(GENESIS, json.loads(await redis.lindex(LOG, 0)), AUDIT_KEYS.current) != second.hash
+        assert (
+            first.hash == chain_hash(GENESIS, json.loads(await redis.lindex(LOG, 0)), AUDIT_KEYS.current) != second.hash
+        )
         assert await redis.xlen(INBOX) == 0, "sealed before append returned"
         verdict = await log.verify()
         assert verdict.ok and verdict.checked == 2
@@ -119,8 +120,9 @@ def test_an_audited_write_without_the_key_changes_nothing(redis_url: str) -> Non
         redis = Redis.from_url(redis_url)
         await redis.set("thing", "held")
         with pytest.raises(AuditKeyMissing, match="ANTIFRAUD_AUDIT_KEY"):
-            await AuditLog(redis).transact(actor="ana", action="freeze", subject="thing", watch=["thing"],
-                                           decide=lambda pipe: _frozen())
+            await AuditLog(redis).transact(
+                actor="ana", action="freeze", subject="thing", watch=["thing"], decide=lambda pipe: _frozen()
+            )
         assert await redis.get("thing") == b"held" and await redis.llen(LOG) == 0 and await redis.xlen(INBOX) == 0
         await redis.aclose()
 
@@ -174,14 +176,19 @@ def test_rewritten_tail_is_caught_by_the_head(redis_url: str) -> None:
 def test_a_record_rewritten_and_the_chain_rehashed_without_the_key_is_caught(redis_url: str, guess: bytes) -> None:
     """Someone who can write to Redis rewrites record 2 and re-hashes the chain from it to the head (with
     plain SHA-256 or a key of their own): verify, with the audit key, names record 2."""
+
     async def rewrite(redis: Redis) -> None:
         docs = [json.loads(raw) for raw in await redis.lrange(LOG, 0, -1)]
         docs[2]["actor"] = "mallory"
         prev = docs[1]["hash"]
         for n in range(2, len(docs)):
             docs[n]["prev_hash"] = prev
-            body = json.dumps({k: v for k, v in docs[n].items() if k not in ("prev_hash", "hash")},
-                              sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+            body = json.dumps(
+                {k: v for k, v in docs[n].items() if k not in ("prev_hash", "hash")},
+                sort_keys=True,
+                separators=(",", ":"),
+                ensure_ascii=False,
+            ).encode()
             material = prev.encode() + b"\n" + body
             docs[n]["hash"] = prev = chain_hash(prev, docs[n], guess) if guess else hashlib.sha256(material).hexdigest()
             await redis.lset(LOG, n, json.dumps(docs[n]))
@@ -230,10 +237,17 @@ def test_cli_verify_exit_codes(redis_url: str) -> None:
     run(seed(tamper=True))
     bad = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60)
     assert bad.returncode == 1 and "BROKEN at record 0" in bad.stderr
-    shown = subprocess.run([*cmd[:-1], "show", "--subject", "case:c"], env=env, capture_output=True, text=True, timeout=60)
+    shown = subprocess.run(
+        [*cmd[:-1], "show", "--subject", "case:c"], env=env, capture_output=True, text=True, timeout=60
+    )
     assert shown.returncode == 0 and shown.stdout.count("note") == 2
-    keyless = subprocess.run(cmd, env={k: v for k, v in env.items() if k != "ANTIFRAUD_AUDIT_KEY"},
-                             capture_output=True, text=True, timeout=60)
+    keyless = subprocess.run(
+        cmd,
+        env={k: v for k, v in env.items() if k != "ANTIFRAUD_AUDIT_KEY"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert keyless.returncode == 2 and "ANTIFRAUD_AUDIT_KEY is not set" in keyless.stderr
 
 
@@ -267,8 +281,9 @@ def test_an_insider_with_the_key_rewriting_the_chain_is_caught_by_an_earlier_anc
     run(go())
 
 
-def test_the_worker_publishes_anchors_that_verify_checks(stack: Endpoints,
-                                                         start_worker: Callable[..., WorkerProcess]) -> None:
+def test_the_worker_publishes_anchors_that_verify_checks(
+    stack: Endpoints, start_worker: Callable[..., WorkerProcess]
+) -> None:
     async def append() -> tuple[int, str]:
         redis, log = await _log(stack.redis_url)
         for i in range(3):
@@ -279,10 +294,18 @@ def test_the_worker_publishes_anchors_that_verify_checks(stack: Endpoints,
 
     start_worker(ANTIFRAUD_AUDIT_ANCHOR_SECONDS="1")
     seq, digest = run(append())
-    wait_for(lambda: any(a.seq == seq for a in published_anchors(stack.kafka_bootstrap, 2)), timeout=60,
-             what="the worker's anchor of the head")
+    wait_for(
+        lambda: any(a.seq == seq for a in published_anchors(stack.kafka_bootstrap, 2)),
+        timeout=60,
+        what="the worker's anchor of the head",
+    )
     assert [(a.seq, a.hash) for a in published_anchors(stack.kafka_bootstrap, 2) if a.seq == seq] == [(seq, digest)]
     env = {**os.environ, "REDIS_URL": stack.redis_url, "KAFKA_BOOTSTRAP": stack.kafka_bootstrap}
-    checked = subprocess.run([sys.executable, "-m", "antifraud", "audit", "verify", "--anchors"], env=env,
-                             capture_output=True, text=True, timeout=60)
+    checked = subprocess.run(
+        [sys.executable, "-m", "antifraud", "audit", "verify", "--anchors"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert checked.returncode == 0 and "published anchors hold" in checked.stdout, checked.stderr

@@ -47,10 +47,12 @@ def day(n: int) -> datetime:
 
 async def seed(redis: Redis, days: list[int]) -> list[bytes]:
     """One record a day offset, on three cases in turn, each with an event id; the records as stored."""
-    entries = [AuditEntry("ana", "note", f"case:{i % 3}", after={"n": i}, event_id=f"ev{i}", at=day(d))
-               for i, d in enumerate(days)]
+    entries = [
+        AuditEntry("ana", "note", f"case:{i % 3}", after={"n": i}, event_id=f"ev{i}", at=day(d))
+        for i, d in enumerate(days)
+    ]
     for start in range(0, len(entries), 2000):
-        await AuditLog(redis, AUDIT_KEYS).append_many(entries[start:start + 2000])
+        await AuditLog(redis, AUDIT_KEYS).append_many(entries[start : start + 2000])
     return list(await redis.lrange(LOG, 0, -1))
 
 
@@ -155,21 +157,31 @@ def _changed_actor(lines: list[bytes]) -> list[bytes]:
 
 TAMPERING = {
     # name: (what is done, the seq named, words of the reason)
-    "record changed in a segment": (lambda d, r: _rewrite(d / segment_name(5, 8), _changed_actor), 6,
-                                    "segment audit-000000000005-000000000008.jsonl.gz: its hash does not match"),
-    "record removed from a segment": (lambda d, r: _rewrite(d / segment_name(0, 4), lambda ls: ls[:3] + ls[4:]), 2,
-                                      "carries seq 3 at position 2"),
+    "record changed in a segment": (
+        lambda d, r: _rewrite(d / segment_name(5, 8), _changed_actor),
+        6,
+        "segment audit-000000000005-000000000008.jsonl.gz: its hash does not match",
+    ),
+    "record removed from a segment": (
+        lambda d, r: _rewrite(d / segment_name(0, 4), lambda ls: ls[:3] + ls[4:]),
+        2,
+        "carries seq 3 at position 2",
+    ),
     "first segment missing": (lambda d, r: (d / segment_name(0, 4)).unlink(), 0, "records 0..4 are missing"),
     "last segment missing": (lambda d, r: (d / segment_name(5, 8)).unlink(), 5, "records 5..8 are neither in Redis"),
-    "segment cut short": (lambda d, r: (d / segment_name(5, 8)).write_bytes((d / segment_name(5, 8)).read_bytes()[:60]),
-                          5, "segment audit-000000000005-000000000008.jsonl.gz: unreadable"),
+    "segment cut short": (
+        lambda d, r: (d / segment_name(5, 8)).write_bytes((d / segment_name(5, 8)).read_bytes()[:60]),
+        5,
+        "segment audit-000000000005-000000000008.jsonl.gz: unreadable",
+    ),
     "base rewritten": (lambda d, r: r.set(BASE, "9 " + "f" * 64), 9, "audit:base"),
 }
 
 
 @pytest.mark.parametrize("tampering", TAMPERING)
-def test_verify_names_the_first_broken_record_across_segments(redis_url: str, archive_dir: Path,
-                                                              tampering: str) -> None:
+def test_verify_names_the_first_broken_record_across_segments(
+    redis_url: str, archive_dir: Path, tampering: str
+) -> None:
     tamper, seq, reason = TAMPERING[tampering]
 
     async def go() -> None:
@@ -187,8 +199,9 @@ def test_verify_names_the_first_broken_record_across_segments(redis_url: str, ar
     run(go())
 
 
-def test_leftovers_of_crashed_runs_pass_verify_and_the_next_run_replaces_them(redis_url: str,
-                                                                              archive_dir: Path) -> None:
+def test_leftovers_of_crashed_runs_pass_verify_and_the_next_run_replaces_them(
+    redis_url: str, archive_dir: Path
+) -> None:
     """A crash while writing leaves a ``.partial`` file; after writing (or reading back), a complete segment
     whose records were never trimmed. Neither troubles verify; the next run deletes both and archives."""
 
@@ -205,8 +218,9 @@ def test_leftovers_of_crashed_runs_pass_verify_and_the_next_run_replaces_them(re
             assert (await log.verify(archive_dir)).checked == 12
 
             result = await archive(redis, AUDIT_KEYS, day(8), archive_dir)
-            assert sorted(p.name for p in result.removed) == sorted([".audit-000000000000-0badc0de.partial",
-                                                                      orphan.path.name])
+            assert sorted(p.name for p in result.removed) == sorted(
+                [".audit-000000000000-0badc0de.partial", orphan.path.name]
+            )
             assert sorted(p.name for p in archive_dir.iterdir()) == [segment_name(0, 7)]
             assert (await log.verify(archive_dir)).checked == 12 and (await log.base())[0] == 8
 
@@ -259,17 +273,25 @@ def test_readers_see_whole_records_while_a_run_trims(redis_url: str, archive_dir
 
 
 def _cli(redis_url: str, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "antifraud", "audit", *args],
-                          env={**os.environ, "REDIS_URL": redis_url}, capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "antifraud", "audit", *args],
+        env={**os.environ, "REDIS_URL": redis_url},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
-@pytest.mark.parametrize(("args", "named"), [
-    (["archive", "--before", "last tuesday", "--to", "."], "--before"),
-    (["archive", "--before", "2999-01-01", "--to", "."], "--before"),
-    (["archive", "--before", "2024-01-01T00:00:00", "--to", "."], "--before"),
-    (["archive", "--before", "2024-01-01", "--to", "/no/such/dir"], "--to"),
-    (["verify", "--archive", "/no/such/dir"], "--archive"),
-])
+@pytest.mark.parametrize(
+    ("args", "named"),
+    [
+        (["archive", "--before", "last tuesday", "--to", "."], "--before"),
+        (["archive", "--before", "2999-01-01", "--to", "."], "--before"),
+        (["archive", "--before", "2024-01-01T00:00:00", "--to", "."], "--before"),
+        (["archive", "--before", "2024-01-01", "--to", "/no/such/dir"], "--to"),
+        (["verify", "--archive", "/no/such/dir"], "--archive"),
+    ],
+)
 def test_cli_bad_arguments_are_one_line_naming_the_argument(redis_url: str, args: list[str], named: str) -> None:
     done = _cli(redis_url, *args)
     assert done.returncode == 2 and done.stdout == ""
@@ -311,8 +333,9 @@ RECORDS = 12_000
 
 
 @pytest.mark.parametrize("paused_at", [LOCK, BASE])
-def test_a_run_killed_before_or_during_the_trim_is_finished_by_the_next(redis_url: str, archive_dir: Path,
-                                                                         paused_at: str) -> None:
+def test_a_run_killed_before_or_during_the_trim_is_finished_by_the_next(
+    redis_url: str, archive_dir: Path, paused_at: str
+) -> None:
     """SIGKILL a real ``antifraud audit archive`` with Redis writes paused once it took the lock (its segment
     written, nothing trimmed) or once its first trim transaction landed (the base inside the segment).
     Verify accepts what is left, with and without the archive; the next run into the same DIR finishes."""
@@ -320,10 +343,22 @@ def test_a_run_killed_before_or_during_the_trim_is_finished_by_the_next(redis_ur
     endpoints = Endpoints(kafka_bootstrap="", redis_url=redis_url)
     segment = archive_dir / segment_name(0, RECORDS - 1)
     with writes_paused_when_written(endpoints, paused_at) as paused:
-        runner = subprocess.Popen([sys.executable, "-m", "antifraud", "audit", "archive", "--before",
-                                   CUT.date().isoformat(), "--to", str(archive_dir)],
-                                  env={**os.environ, "REDIS_URL": redis_url}, stdout=subprocess.PIPE,
-                                  stderr=subprocess.PIPE)
+        runner = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "antifraud",
+                "audit",
+                "archive",
+                "--before",
+                CUT.date().isoformat(),
+                "--to",
+                str(archive_dir),
+            ],
+            env={**os.environ, "REDIS_URL": redis_url},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
         wait_for(paused, timeout=60, what="writes paused")
         wait_for(segment.exists, timeout=60, what="the segment written")
         runner.send_signal(signal.SIGKILL)
@@ -362,7 +397,8 @@ def test_a_run_killed_before_or_during_the_trim_is_finished_by_the_next(redis_ur
 
 
 def test_the_worker_archives_records_past_the_retention_by_itself(
-        stack: Endpoints, start_worker: Callable[..., WorkerProcess], tmp_path: Path) -> None:
+    stack: Endpoints, start_worker: Callable[..., WorkerProcess], tmp_path: Path
+) -> None:
     """With ANTIFRAUD_AUDIT_ARCHIVE_DIR, a worker moves the records older than ANTIFRAUD_AUDIT_RETAIN_DAYS into a
     segment there on its own, and the chain still verifies as one with the archive."""
     segments = tmp_path / "segments"
@@ -382,8 +418,9 @@ def test_the_worker_archives_records_past_the_retention_by_itself(
             return (await log.base())[0], verdict.ok, verdict.checked
 
     run(seed())
-    start_worker(ANTIFRAUD_AUDIT_ARCHIVE_DIR=str(segments), ANTIFRAUD_AUDIT_RETAIN_DAYS="30",
-                 ANTIFRAUD_AUDIT_ARCHIVE_SECONDS="1")
+    start_worker(
+        ANTIFRAUD_AUDIT_ARCHIVE_DIR=str(segments), ANTIFRAUD_AUDIT_RETAIN_DAYS="30", ANTIFRAUD_AUDIT_ARCHIVE_SECONDS="1"
+    )
     wait_for(lambda: run(state())[0] == 5, timeout=60, what="the worker archiving the five old records")
     assert run(state()) == (5, True, 8)
     assert [s.name for s in segments.iterdir()] == ["audit-000000000000-000000000004.jsonl.gz"]

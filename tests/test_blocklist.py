@@ -86,7 +86,9 @@ def test_cli_add_list_remove_import(redis_url: str, tmp_path: Path, capsys: pyte
         (["blocklist", "import", "/nonexistent/file.csv"], "cannot read"),
     ],
 )
-def test_cli_errors_are_clear(redis_url: str, argv: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_errors_are_clear(
+    redis_url: str, argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert main(argv) == 2
     assert message in capsys.readouterr().err
     assert listed(redis_url) == []

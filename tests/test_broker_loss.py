@@ -23,8 +23,11 @@ GRACE = 3.0
 def started(stack: EmbeddedStack, folder: Path) -> WorkerProcess:
     assert stack.endpoints is not None
     topics.ensure_topics(stack.endpoints.kafka_bootstrap, PARTITIONS)
-    return WorkerProcess(stack.endpoints, folder, extra_env={
-        "ANTIFRAUD_PARTITIONS": str(PARTITIONS), "ANTIFRAUD_STOP_GRACE_SECONDS": str(GRACE)}).start()
+    return WorkerProcess(
+        stack.endpoints,
+        folder,
+        extra_env={"ANTIFRAUD_PARTITIONS": str(PARTITIONS), "ANTIFRAUD_STOP_GRACE_SECONDS": str(GRACE)},
+    ).start()
 
 
 def _stack(tmp_path: Path, durable: bool) -> Iterator[EmbeddedStack]:
@@ -44,16 +47,20 @@ def durable_stack(tmp_path: Path) -> Iterator[EmbeddedStack]:
     yield from _stack(tmp_path, durable=True)
 
 
-def test_a_broker_that_lost_its_data_stops_the_worker_with_a_reason(memory_stack: EmbeddedStack,
-                                                                     tmp_path: Path) -> None:
+def test_a_broker_that_lost_its_data_stops_the_worker_with_a_reason(
+    memory_stack: EmbeddedStack, tmp_path: Path
+) -> None:
     assert memory_stack.endpoints is not None
     worker = started(memory_stack, tmp_path)
     try:
         produce(memory_stack.endpoints, cold_calls(40))
         wait_consumed(worker, 40)
         memory_stack.restart_broker()
-        wait_for(lambda: metric_sum(worker.scrape(), "antifraud_input_stopped", reason="broker_lost") == 1,
-                 timeout=60, what=f"the worker to report the broker's loss (log {worker.log_path})")
+        wait_for(
+            lambda: metric_sum(worker.scrape(), "antifraud_input_stopped", reason="broker_lost") == 1,
+            timeout=60,
+            what=f"the worker to report the broker's loss (log {worker.log_path})",
+        )
         assert worker.proc is not None
         code = worker.proc.wait(timeout=GRACE + 30)
         assert code != 0

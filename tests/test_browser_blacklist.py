@@ -1,7 +1,6 @@
 """The blacklist page in headless Chromium: a credit officer takes an objection, corrects the listing, and
 is told why a repair is refused; the login page refuses a wrong token."""
 
-
 import httpx
 
 from antifraud.stack.embedded import Endpoints
@@ -12,12 +11,16 @@ PARTY = "320585199001011235"
 ACCOUNT = "6222000000000666"
 
 
-def test_an_officer_corrects_a_listing_on_objection_and_sees_why_a_repair_is_refused(
-    stack: Endpoints
-) -> None:
+def test_an_officer_corrects_a_listing_on_objection_and_sees_why_a_repair_is_refused(stack: Endpoints) -> None:
     with serve(stack) as base_url, browser() as context:
-        draft = {"party": {"kind": "id_number", "id": PARTY}, "case_id": "case-1", "reason_code": "telecom_fraud",
-                 "reason": "sold the mule account", "evidence": ["alert-1"], "accounts": [ACCOUNT]}
+        draft = {
+            "party": {"kind": "id_number", "id": PARTY},
+            "case_id": "case-1",
+            "reason_code": "telecom_fraud",
+            "reason": "sold the mule account",
+            "evidence": ["alert-1"],
+            "accounts": [ACCOUNT],
+        }
         listed = httpx.post(f"{base_url}/api/blacklist", json=draft, headers=as_user("credit_officer"))
         assert listed.status_code == 201, listed.text
 
@@ -39,10 +42,14 @@ def test_an_officer_corrects_a_listing_on_objection_and_sees_why_a_repair_is_ref
 
         page.fill("#repair [name=evidence]", "certificate-7")
         page.fill("#repair [name=note]", "asks for repair")
-        page.select_option("#repair [name=conditions]", ["behaviour_corrected", "effects_removed", "training_completed"])
+        page.select_option(
+            "#repair [name=conditions]", ["behaviour_corrected", "effects_removed", "training_completed"]
+        )
         page.click("#repair button[type=submit]")
         page.wait_for_selector("#error:not([hidden])")
-        assert "listed for less than 1 year(s)" in page.inner_text("#error")  # listed too recently: refused, nothing changed
+        assert "listed for less than 1 year(s)" in page.inner_text(
+            "#error"
+        )  # listed too recently: refused, nothing changed
         assert "(listed)" in page.inner_text("#listing-title")
 
         page.fill("#objection [name=party_id]", "320585198609013410")  # not the listed party's document
@@ -57,7 +64,6 @@ def test_an_officer_corrects_a_listing_on_objection_and_sees_why_a_repair_is_ref
         page.wait_for_selector("#listing-title:has-text('(removed)')")
         assert page.locator("#history tbody tr").count() == 3  # listed, objected, removed
         screenshot(page, "blacklist-objection-corrected")
-
 
 
 def test_a_teller_is_sent_to_the_counter_page_and_has_no_console(stack: Endpoints) -> None:

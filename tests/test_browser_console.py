@@ -27,20 +27,60 @@ MULE_HOLDER = "320585199001011235"
 def scam(now: datetime) -> list[BankTransfer | CallRecord | CardOpening]:
     """A card dealer opens the mule account; a listed number keeps the victim on the line; the victim pays
     the mule at the counter and by ATM; the mule moves most of it on."""
-    payer = dict(payer_account=VICTIM, payer_name="王芳", payer_id_number="320585198609013410",
-                 payer_phone=VICTIM_PHONE)
+    payer = dict(
+        payer_account=VICTIM, payer_name="王芳", payer_id_number="320585198609013410", payer_phone=VICTIM_PHONE
+    )
     return [
-        CardOpening(event_id="open-1", event_time=now - timedelta(days=3), bank="icbc", id_number=MULE_HOLDER,
-                    account=MULE, branch_id="B009", channel="counter"),
-        CallRecord(event_id="call-1", event_time=now - timedelta(minutes=40), caller=LISTED, callee=VICTIM_PHONE,
-                   start=now - timedelta(minutes=60), duration_s=1200, cell_id="cell-1", imei="860000000000001"),
-        BankTransfer(event_id="pay-1", event_time=now - timedelta(minutes=30), channel="counter", payee_account=MULE,
-                     payee_name="李强", amount_fen=3_000_000, branch_id=BRANCH, **payer),
-        BankTransfer(event_id="pay-2", event_time=now - timedelta(minutes=25), channel="atm", payee_account=MULE,
-                     payee_name="李强", amount_fen=1_000_000, atm_id="atm-7", **payer),
-        BankTransfer(event_id="hop-1", event_time=now - timedelta(minutes=20), channel="mobile", payer_account=MULE,
-                     payer_name="李强", payer_id_number=MULE_HOLDER, payee_account=NEXT_HOP,
-                     payee_name="赵六", amount_fen=2_500_000),
+        CardOpening(
+            event_id="open-1",
+            event_time=now - timedelta(days=3),
+            bank="icbc",
+            id_number=MULE_HOLDER,
+            account=MULE,
+            branch_id="B009",
+            channel="counter",
+        ),
+        CallRecord(
+            event_id="call-1",
+            event_time=now - timedelta(minutes=40),
+            caller=LISTED,
+            callee=VICTIM_PHONE,
+            start=now - timedelta(minutes=60),
+            duration_s=1200,
+            cell_id="cell-1",
+            imei="860000000000001",
+        ),
+        BankTransfer(
+            event_id="pay-1",
+            event_time=now - timedelta(minutes=30),
+            channel="counter",
+            payee_account=MULE,
+            payee_name="李强",
+            amount_fen=3_000_000,
+            branch_id=BRANCH,
+            **payer,
+        ),
+        BankTransfer(
+            event_id="pay-2",
+            event_time=now - timedelta(minutes=25),
+            channel="atm",
+            payee_account=MULE,
+            payee_name="李强",
+            amount_fen=1_000_000,
+            atm_id="atm-7",
+            **payer,
+        ),
+        BankTransfer(
+            event_id="hop-1",
+            event_time=now - timedelta(minutes=20),
+            channel="mobile",
+            payer_account=MULE,
+            payer_name="李强",
+            payer_id_number=MULE_HOLDER,
+            payee_account=NEXT_HOP,
+            payee_name="赵六",
+            amount_fen=2_500_000,
+        ),
     ]
 
 
@@ -99,7 +139,10 @@ def test_an_analyst_confirms_a_case_in_the_console_and_the_forwarding_follows(
         wait_for(delivered, timeout=60, what="both deliveries delivered and the case forwarded")
         screenshot(page, "console-forwarded")
 
-        packages = [ForwardingPackage.model_validate_json(r.value).root for r in read_all(stack.kafka_bootstrap, topics.FORWARDING)]
+        packages = [
+            ForwardingPackage.model_validate_json(r.value).root
+            for r in read_all(stack.kafka_bootstrap, topics.FORWARDING)
+        ]
         assert {p.kind for p in packages} == {"police_case", "bank_order"}
         assert all(p.case_id == packages[0].case_id and p.decided_by == "analyst" for p in packages)
 

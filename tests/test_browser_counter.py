@@ -25,8 +25,14 @@ def test_a_teller_is_told_to_block_then_sees_the_live_warning_when_the_transfer_
     worker = start_worker()
     now = datetime.now(timezone.utc).replace(microsecond=0)
     call = CallRecord(
-        event_id="call-1", event_time=now - timedelta(minutes=10), caller=LISTED, callee=VICTIM_PHONE,
-        start=now - timedelta(minutes=30), duration_s=1200, cell_id="cell-1", imei="860000000000001",
+        event_id="call-1",
+        event_time=now - timedelta(minutes=10),
+        caller=LISTED,
+        callee=VICTIM_PHONE,
+        start=now - timedelta(minutes=30),
+        duration_s=1200,
+        cell_id="cell-1",
+        imei="860000000000001",
     )
     produce(stack, [call])
     wait_consumed(worker, 1)
@@ -53,9 +59,17 @@ def test_a_teller_is_told_to_block_then_sees_the_live_warning_when_the_transfer_
         screenshot(page, "counter-check-block")
 
         paid = BankTransfer(
-            event_id="pay-1", event_time=now, channel="counter", payer_account=VICTIM_ACCOUNT, payer_name="王芳",
-            payer_id_number="320585198609013410", payee_account=MULE, payee_name="李强", amount_fen=3_000_000,
-            branch_id=BRANCH, payer_phone=VICTIM_PHONE,
+            event_id="pay-1",
+            event_time=now,
+            channel="counter",
+            payer_account=VICTIM_ACCOUNT,
+            payer_name="王芳",
+            payer_id_number="320585198609013410",
+            payee_account=MULE,
+            payee_name="李强",
+            amount_fen=3_000_000,
+            branch_id=BRANCH,
+            payer_phone=VICTIM_PHONE,
         )
         produce(stack, [paid])
         page.wait_for_selector("#warnings li.fresh", timeout=60_000)

@@ -19,8 +19,13 @@ BANKS = ["icbc", "ccb", "abc", "boc", "bocom", "cmb"]
 
 def card(n: int, days: float, bank: str, channel: str = "counter", id_number: str = ID) -> CardOpening:
     return CardOpening(
-        event_id=f"card-{id_number[-6:]}-{n:03d}", event_time=T0 + timedelta(days=days), bank=bank,
-        id_number=id_number, account=f"62220000{n:08d}", branch_id=f"{bank}-br-{n}", channel=channel,
+        event_id=f"card-{id_number[-6:]}-{n:03d}",
+        event_time=T0 + timedelta(days=days),
+        bank=bank,
+        id_number=id_number,
+        account=f"62220000{n:08d}",
+        branch_id=f"{bank}-br-{n}",
+        channel=channel,
     )
 
 
@@ -46,7 +51,10 @@ def test_dealer_opening_at_five_banks_within_three_days_alerts_banks_and_police(
     # Crossed at the third card: three cards at three banks within the week.
     assert alert.window_end == openings[2].event_time
     assert features(result) == {
-        "cards_7d": (3, 2), "banks_7d": (3, 2), "cards_30d": (3, 4), "cards_365d": (3, 6),
+        "cards_7d": (3, 2),
+        "banks_7d": (3, 2),
+        "cards_30d": (3, 4),
+        "cards_365d": (3, 6),
         "counter_cards_one_bank_365d": (1, 1),
     }
     assert alert.severity == "high"

@@ -19,13 +19,21 @@ T0 = datetime(2026, 3, 1, 9, 0, tzinfo=timezone.utc)
 HOLDER = make_id_number("320585", "19900101", 123)
 CARD = "6222000011112222"
 OLD = "6222000099990000"
-OPENING = CardOpening(event_id="open-1", event_time=T0, bank="icbc", id_number=HOLDER, account=CARD,
-                      branch_id="icbc-br-1", channel="counter")
+OPENING = CardOpening(
+    event_id="open-1",
+    event_time=T0,
+    bank="icbc",
+    id_number=HOLDER,
+    account=CARD,
+    branch_id="icbc-br-1",
+    channel="counter",
+)
 
 
 def info_of(opening: CardOpening) -> AccountInfo:
-    return AccountInfo(opening.event_time.timestamp(), opening.id_number, opening.bank, opening.branch_id,
-                       opening.event_id)
+    return AccountInfo(
+        opening.event_time.timestamp(), opening.id_number, opening.bank, opening.branch_id, opening.event_id
+    )
 
 
 ACCOUNTS = {CARD: info_of(OPENING)}
@@ -37,21 +45,35 @@ def person(n: int) -> str:
 
 def paid(n: int, days: float, payer_id: str, payee: str = CARD) -> BankTransfer:
     return BankTransfer(
-        event_id=f"tx-{n:03d}", event_time=T0 + timedelta(days=days), channel="mobile",
-        payer_account=f"6228{n:012d}", payer_name=f"payer {n}", payer_id_number=payer_id,
-        payee_account=payee, payee_name="holder", amount_fen=1_500_000,
+        event_id=f"tx-{n:03d}",
+        event_time=T0 + timedelta(days=days),
+        channel="mobile",
+        payer_account=f"6228{n:012d}",
+        payer_name=f"payer {n}",
+        payer_id_number=payer_id,
+        payee_account=payee,
+        payee_name="holder",
+        amount_fen=1_500_000,
     )
 
 
 def receipts_of(transfers: Sequence[BankTransfer], accounts: Mapping[str, AccountInfo]) -> list[Receipt]:
     """What the payers' side tells each new account (the transfer stage): its receipts, told at payment time."""
-    return [Receipt(t.event_time.timestamp(), t.payee_account, t.event_time.timestamp(), t.event_id, t.payer_id_number,
-                    info)
-            for t in transfers if (info := accounts.get(t.payee_account)) is not None and is_receipt(t, info, LIMITS)]
+    return [
+        Receipt(
+            t.event_time.timestamp(), t.payee_account, t.event_time.timestamp(), t.event_id, t.payer_id_number, info
+        )
+        for t in transfers
+        if (info := accounts.get(t.payee_account)) is not None and is_receipt(t, info, LIMITS)
+    ]
 
 
-def run(events: Sequence[BankTransfer], prior: Mapping[str, EntityState] | None = None,
-        accounts: Mapping[str, AccountInfo] = ACCOUNTS, flagged: Mapping[str, float] | None = None) -> WindowResult:
+def run(
+    events: Sequence[BankTransfer],
+    prior: Mapping[str, EntityState] | None = None,
+    accounts: Mapping[str, AccountInfo] = ACCOUNTS,
+    flagged: Mapping[str, float] | None = None,
+) -> WindowResult:
     return detect(receipts_of(events, accounts), prior or {}, flagged or {}, LIMITS)
 
 
@@ -63,15 +85,22 @@ def test_new_card_paid_by_three_strangers_within_days_alerts_its_bank_and_police
     assert alert.detector == DETECTOR and alert.entity.kind == "account" and alert.entity.value == CARD
     assert alert.window_start == T0 and alert.window_end == transfers[2].event_time
     assert {r.feature: (r.value, r.threshold) for r in alert.reasons} == {
-        "unrelated_payers_30d": (3, 2), "account_age_days": (2.6, 30),
+        "unrelated_payers_30d": (3, 2),
+        "account_age_days": (2.6, 30),
     }
     assert alert.evidence_event_ids == ["open-1"] + [t.event_id for t in transfers[:3]]
     assert set(alert.audience) == {Audience(kind="bank_risk", id="icbc"), Audience(kind="police")}
 
 
 def test_holder_and_two_relatives_funding_a_new_card_stay_quiet() -> None:
-    transfers = [paid(1, 0.1, HOLDER), paid(2, 1, HOLDER), paid(3, 2, person(1)), paid(4, 5, person(2)),
-                 paid(5, 9, person(1)), paid(6, 20, person(2))]
+    transfers = [
+        paid(1, 0.1, HOLDER),
+        paid(2, 1, HOLDER),
+        paid(3, 2, person(1)),
+        paid(4, 5, person(2)),
+        paid(5, 9, person(1)),
+        paid(6, 20, person(2)),
+    ]
     assert run(transfers).alerts == []
 
 
@@ -122,15 +151,24 @@ def test_first_receipt_from_a_stranger_on_a_flagged_dealers_card_alerts() -> Non
     alert = result.alerts[0]
     assert alert.entity.value == CARD and alert.window_end == transfers[0].event_time
     assert {r.feature: (r.value, r.threshold) for r in alert.reasons} == {
-        "unrelated_payers_30d": (1, 0), "holder_flagged_bulk_opener": (1, 1), "account_age_days": (2.0, 30),
+        "unrelated_payers_30d": (1, 0),
+        "holder_flagged_bulk_opener": (1, 1),
+        "account_age_days": (2.0, 30),
     }
     assert alert.evidence_event_ids == ["open-1", "tx-001"]
 
 
 def test_first_receipt_on_an_unflagged_holders_card_stays_quiet() -> None:
     """The two_cards look-alike (two cards, never flagged) and anyone else's flag leave the limit at its default."""
-    second = CardOpening(event_id="open-2", event_time=T0 + timedelta(days=3), bank="ccb", id_number=HOLDER,
-                         account=OLD, branch_id="ccb-br-1", channel="counter")
+    second = CardOpening(
+        event_id="open-2",
+        event_time=T0 + timedelta(days=3),
+        bank="ccb",
+        id_number=HOLDER,
+        account=OLD,
+        branch_id="ccb-br-1",
+        channel="counter",
+    )
     two_cards = {CARD: info_of(OPENING), OLD: info_of(second)}
     transfers = [paid(1, 4, person(1)), paid(2, 5, person(2), payee=OLD), paid(3, 6, person(3))]
     assert run(transfers, accounts=two_cards).alerts == []
@@ -143,5 +181,6 @@ def test_flag_after_the_receipt_or_the_holders_own_receipt_does_not_alert() -> N
 
 
 def test_replay_safe_for_a_flagged_dealers_card() -> None:
-    replay_checks(lambda events, prior: run(events, prior, flagged=FLAGGED),
-                  [paid(i, 2 + i * 0.01, person(i)) for i in range(4)])
+    replay_checks(
+        lambda events, prior: run(events, prior, flagged=FLAGGED), [paid(i, 2 + i * 0.01, person(i)) for i in range(4)]
+    )

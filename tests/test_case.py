@@ -11,10 +11,10 @@ from typing import TypeVar
 import pytest
 from redis.asyncio import Redis
 
-from tests.conftest import AUDIT_KEYS
 from antifraud import blocklist
 from antifraud.alerts.models import Alert, Entity
 from antifraud.audit.service import AuditLog
+from antifraud.case.followups import FollowUpRunner, performers
 from antifraud.case.models import (
     TRANSITIONS,
     Case,
@@ -25,7 +25,6 @@ from antifraud.case.models import (
     scenario_of,
     transition,
 )
-from antifraud.case.followups import FollowUpRunner, performers
 from antifraud.case.service import CaseNotFound, CaseService
 from antifraud.credit.service import CreditBlacklist
 from antifraud.events.models import CardOpening
@@ -34,9 +33,10 @@ from antifraud.forwarding.models import ForwardingPackage, delivery_id_for
 from antifraud.outbox import STREAM
 from antifraud.state.accounts import OpenedCodec
 from antifraud.state.keys import OPENED
-from detectors.accounts import AccountInfo
 from antifraud.thresholds import load_thresholds
+from detectors.accounts import AccountInfo
 from streams.topics import FORWARDING
+from tests.conftest import AUDIT_KEYS
 from tests.test_alert_model import START, make_alert
 
 T = TypeVar("T")
@@ -47,25 +47,36 @@ ACCOUNT = Entity(kind="account", value="6222000011112222")
 
 def alert(detector: str = "fraud_number", entity: Entity = PHONE, minutes: int = 0, **changes: object) -> Alert:
     start = START + timedelta(minutes=minutes)
-    return make_alert(detector=detector, entity=entity, window_start=start, window_end=start + timedelta(minutes=10),
-                      **changes)
+    return make_alert(
+        detector=detector, entity=entity, window_start=start, window_end=start + timedelta(minutes=10), **changes
+    )
 
 
 def runner(cases: CaseService, redis: Redis) -> FollowUpRunner:
     """The worker's follow-up round over the test's Redis, at the tests' clock."""
-    return FollowUpRunner(cases.followups, cases, performers(redis, cases.audit, load_thresholds(), clock=lambda: NOW),
-                          clock=lambda: NOW)
+    return FollowUpRunner(
+        cases.followups, cases, performers(redis, cases.audit, load_thresholds(), clock=lambda: NOW), clock=lambda: NOW
+    )
 
 
 # -- pure -------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("detector", "scenario"), [
-    ("fraud_number", "fraud_number"), ("interception", "fraud_number"), ("card_opening", "bulk_opening"),
-    ("card_trade", "bulk_opening"), ("sim_registration", "bulk_opening"), ("transfer_risk", "mule"),
-    ("mule_account", "mule"), ("fake_base_station", "fake_base_station"), ("phishing_sms", "fake_base_station"),
-    ("some_new_detector", "some_new_detector"),
-])
+@pytest.mark.parametrize(
+    ("detector", "scenario"),
+    [
+        ("fraud_number", "fraud_number"),
+        ("interception", "fraud_number"),
+        ("card_opening", "bulk_opening"),
+        ("card_trade", "bulk_opening"),
+        ("sim_registration", "bulk_opening"),
+        ("transfer_risk", "mule"),
+        ("mule_account", "mule"),
+        ("fake_base_station", "fake_base_station"),
+        ("phishing_sms", "fake_base_station"),
+        ("some_new_detector", "some_new_detector"),
+    ],
+)
 def test_scenario_of_detector(detector: str, scenario: str) -> None:
     assert scenario_of(detector) == scenario
 
@@ -104,13 +115,25 @@ def test_lifecycle_happy_path() -> None:
     assert _walk("review", "dismiss", "close").status == "closed"
 
 
-@pytest.mark.parametrize(("path", "action"), [
-    ((), "confirm"), ((), "dismiss"), ((), "close"), ((), "forward"),
-    (("review",), "review"), (("review",), "close"), (("review",), "forward"),
-    (("review", "confirm"), "dismiss"), (("review", "confirm"), "confirm"), (("review", "dismiss"), "confirm"),
-    (("review", "dismiss"), "forward"), (("review", "dismiss", "close"), "review"),
-    (("review", "dismiss", "close"), "assign"), (("review", "confirm", "close"), "close"),
-])
+@pytest.mark.parametrize(
+    ("path", "action"),
+    [
+        ((), "confirm"),
+        ((), "dismiss"),
+        ((), "close"),
+        ((), "forward"),
+        (("review",), "review"),
+        (("review",), "close"),
+        (("review",), "forward"),
+        (("review", "confirm"), "dismiss"),
+        (("review", "confirm"), "confirm"),
+        (("review", "dismiss"), "confirm"),
+        (("review", "dismiss"), "forward"),
+        (("review", "dismiss", "close"), "review"),
+        (("review", "dismiss", "close"), "assign"),
+        (("review", "confirm", "close"), "close"),
+    ],
+)
 def test_refused_transitions_name_case_state_and_action(path: tuple[str, ...], action: str) -> None:
     case = _walk(*path)
     with pytest.raises(IllegalTransition) as refused:
@@ -158,8 +181,14 @@ def test_duplicate_alerts_fold_into_one_case(redis_url: str) -> None:
         assert [a.alert_id for a in await cases.alerts(opened.case_id)] == [first.alert_id, second.alert_id]
         elsewhere = await cases.fold_alert(other_scenario)
         assert elsewhere is not None and elsewhere.case_id != opened.case_id, "same number, other scenario"
-        assert await cases.counts() == {"new": 2, "in_review": 0, "confirmed": 0, "dismissed": 0,
-                                        "forwarded": 0, "closed": 0}
+        assert await cases.counts() == {
+            "new": 2,
+            "in_review": 0,
+            "confirmed": 0,
+            "dismissed": 0,
+            "forwarded": 0,
+            "closed": 0,
+        }
         history = await cases.audit.about(f"case:{opened.case_id}")
         assert [(r.actor, r.action) for r in history] == [("system", "case.alert")] * 2
 
@@ -177,11 +206,18 @@ def test_actions_are_audited_and_refusals_change_nothing(redis_url: str) -> None
         reviewed = await cases.review(case.case_id, actor="bo")
         note = await cases.add_note(case.case_id, actor="bo", text="called the victim back")
         dismissed = await cases.dismiss(case.case_id, actor="bo", reason="a courier's calls")
-        assert (reviewed.assignee, dismissed.status, dismissed.decision_reason) == ("bo", "dismissed", "a courier's calls")
+        assert (reviewed.assignee, dismissed.status, dismissed.decision_reason) == (
+            "bo",
+            "dismissed",
+            "a courier's calls",
+        )
         assert await cases.notes(case.case_id) == [note]
         history = await cases.audit.about(f"case:{case.case_id}")
         assert [(r.actor, r.action) for r in history] == [
-            ("system", "case.alert"), ("lead", "case.assign"), ("bo", "case.review"), ("bo", "case.note"),
+            ("system", "case.alert"),
+            ("lead", "case.assign"),
+            ("bo", "case.review"),
+            ("bo", "case.note"),
             ("bo", "case.dismiss"),
         ]
         assert history[-1].before is not None and history[-1].before["status"] == "in_review"
@@ -229,7 +265,9 @@ def test_confirming_creates_deliveries_lists_the_number_and_queues_packages(redi
 
         await cases.add_note(case.case_id, actor="ana", text="victim statement attached")
         resent = await cases.forward(case.case_id, actor="ana", targets=["police"])
-        assert [d.target for d in resent] == ["police"] and resent[0].delivery_id not in {d.delivery_id for d in deliveries}
+        assert [d.target for d in resent] == ["police"] and resent[0].delivery_id not in {
+            d.delivery_id for d in deliveries
+        }
         assert len(await cases.deliveries.for_case(case.case_id)) == 3
 
     on_redis(redis_url, body)
@@ -255,16 +293,24 @@ def test_find_filters(redis_url: str) -> None:
 
 
 def info_of(opening: CardOpening) -> AccountInfo:
-    return AccountInfo(opening.event_time.timestamp(), opening.id_number, opening.bank, opening.branch_id,
-                       opening.event_id)
+    return AccountInfo(
+        opening.event_time.timestamp(), opening.id_number, opening.bank, opening.branch_id, opening.event_id
+    )
 
 
 def test_confirming_lists_the_responsible_person_on_the_credit_blacklist(redis_url: str) -> None:
     """A bulk-opening case lists its ID number; a mule case the account's holder when the registry knows
     them; a number's case nobody (no person behind it is known)."""
     holder = make_id_number("320585", "19900101", 7)
-    opening = CardOpening(event_id="open-1", event_time=START, bank="icbc", id_number=holder,
-                          account=ACCOUNT.value, branch_id="B001", channel="counter")
+    opening = CardOpening(
+        event_id="open-1",
+        event_time=START,
+        bank="icbc",
+        id_number=holder,
+        account=ACCOUNT.value,
+        branch_id="B001",
+        channel="counter",
+    )
 
     async def body(plain: CaseService, redis: Redis) -> None:
         limits = load_thresholds()
@@ -281,8 +327,8 @@ def test_confirming_lists_the_responsible_person_on_the_credit_blacklist(redis_u
             pass
         by_dealer = await blacklist.find("id_number", dealer.value, now=NOW)
         by_holder = await blacklist.find("id_number", holder, now=NOW)
-        assert [(l.case_id, l.accounts) for l in by_dealer] == [(case_id_for(dealer, "bulk_opening"), ())]
-        assert [(l.case_id, l.accounts) for l in by_holder] == [(case_id_for(ACCOUNT, "mule"), (ACCOUNT.value,))]
+        assert [(x.case_id, x.accounts) for x in by_dealer] == [(case_id_for(dealer, "bulk_opening"), ())]
+        assert [(x.case_id, x.accounts) for x in by_holder] == [(case_id_for(ACCOUNT, "mule"), (ACCOUNT.value,))]
         assert len(await blacklist.latest(10, now=NOW)) == 2
 
     on_redis(redis_url, body)
@@ -326,10 +372,12 @@ def test_a_batch_folds_each_case_in_one_transaction_whatever_its_alerts(redis_ur
 
         history = await cases.audit.about(f"case:{case.case_id}")
         assert [(r.action, r.before and r.before["version"], r.after and r.after["version"]) for r in history] == [
-            ("case.alert", None, 3), ("case.alert", 3, 30)
+            ("case.alert", None, 3),
+            ("case.alert", 3, 30),
         ], "one audit record per case and batch"
         assert [[a["alert_id"] for a in r.after["alerts"]] for r in history if r.after] == [
-            [a.alert_id for a in storm[:3]], [a.alert_id for a in storm[3:]]
+            [a.alert_id for a in storm[:3]],
+            [a.alert_id for a in storm[3:]],
         ], "each record names the alerts it folded"
         assert (await cases.audit.verify()).ok
 
@@ -364,7 +412,9 @@ def test_cases_ended_past_the_retention_expire_with_their_work_and_stay_in_the_a
                 await cases.get(gone.case_id)
             assert await cases.alerts(gone.case_id) == []
         assert [k for k in await redis.keys("*") if closed.case_id.encode() in k and not k.startswith(b"audit:")] == []
-        assert not await redis.exists(*(f"delivery:{i}".encode() for i in work), *(f"followup:{i}".encode() for i in work))
+        assert not await redis.exists(
+            *(f"delivery:{i}".encode() for i in work), *(f"followup:{i}".encode() for i in work)
+        )
         assert {c.case_id for c in await cases.find(limit=100)} == {open_.case_id, reopened.case_id}
         assert sum((await cases.counts()).values()) == 2
         expired = [r for r in await cases.audit.records() if r.action == "case.expired"]

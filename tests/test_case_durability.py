@@ -36,8 +36,10 @@ def test_cases_and_deliveries_survive_killing_worker_and_redis(
     case_id = case_id_for(ACCOUNT, "mule")
     worker = start_worker(**delivery_env(webhook))
     produce_alerts(stack, alerts)
-    wait_for(lambda: with_cases(stack, lambda cases: cases.redis.hlen(f"case:{case_id}:alerts")) == 2,
-             what="both alerts in the case")
+    wait_for(
+        lambda: with_cases(stack, lambda cases: cases.redis.hlen(f"case:{case_id}:alerts")) == 2,
+        what="both alerts in the case",
+    )
 
     async def decide(cases: CaseService) -> Case:
         await cases.review(case_id, actor="ana")
@@ -49,14 +51,20 @@ def test_cases_and_deliveries_survive_killing_worker_and_redis(
     kill(worker)
 
     async def snapshot(cases: CaseService) -> tuple[object, ...]:
-        return (await cases.get(case_id), await cases.alerts(case_id), await cases.notes(case_id),
-                await cases.deliveries.for_case(case_id), await cases.audit.about(f"case:{case_id}"),
-                await cases.counts())
+        return (
+            await cases.get(case_id),
+            await cases.alerts(case_id),
+            await cases.notes(case_id),
+            await cases.deliveries.for_case(case_id),
+            await cases.audit.about(f"case:{case_id}"),
+            await cases.counts(),
+        )
 
     before = with_cases(stack, snapshot)
     assert police_delivery(stack, case_id).state == "pending"
     assert sorted(d.target for d in with_cases(stack, lambda cases: cases.deliveries.for_case(case_id))) == [
-        "bank", "police"
+        "bank",
+        "police",
     ]
 
     aof_redis.crash()

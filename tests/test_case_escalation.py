@@ -7,13 +7,14 @@ import asyncio
 import pytest
 from redis.asyncio import Redis
 
-from tests.conftest import AUDIT_KEYS
 from antifraud.alerts.models import Audience
 from antifraud.audit.service import AuditLog
 from antifraud.case.models import open_case, transition
 from antifraud.stack.embedded import Endpoints
 from antifraud.web.warnings import WarningHub
-from tests.test_case import NOW, alert as case_alert
+from tests.conftest import AUDIT_KEYS
+from tests.test_case import NOW
+from tests.test_case import alert as case_alert
 from tests.test_case_views import fold
 from tests.test_web_warnings import alert as warning_alert
 from tests.web_helpers import BRANCH, OTHER_BRANCH, as_user, web_client
@@ -22,12 +23,19 @@ ANALYST = as_user("analyst")
 TELLER = as_user("teller")
 
 
-@pytest.mark.parametrize(("path", "expected"), [
-    ((), "new"), (("review",), "in_review"), (("review", "confirm"), "confirmed"),
-    (("review", "dismiss"), "new"), (("review", "dismiss", "close"), "new"),
-])
-def test_escalating_keeps_an_open_case_where_it_is_and_reopens_a_finished_one(path: tuple[str, ...], expected: str
-                                                                               ) -> None:
+@pytest.mark.parametrize(
+    ("path", "expected"),
+    [
+        ((), "new"),
+        (("review",), "in_review"),
+        (("review", "confirm"), "confirmed"),
+        (("review", "dismiss"), "new"),
+        (("review", "dismiss", "close"), "new"),
+    ],
+)
+def test_escalating_keeps_an_open_case_where_it_is_and_reopens_a_finished_one(
+    path: tuple[str, ...], expected: str
+) -> None:
     case = open_case(case_alert(), NOW)
     for action in path:
         case = transition(case, action, actor="ana", now=NOW)  # type: ignore[arg-type]
@@ -89,8 +97,11 @@ def test_an_escalated_case_and_its_note_survive_in_the_audit_log(stack: Endpoint
     shown = warning_alert("6222000000000888")
     with web_client(stack) as client:
         client.app.state.warnings.publish(shown)  # type: ignore[attr-defined]
-        case_id = client.post(f"/api/places/{BRANCH}/warnings/{shown.alert_id}/escalate",
-                              json={"note": "elderly customer, on the phone with 'police'"}, headers=TELLER).json()["case_id"]
+        case_id = client.post(
+            f"/api/places/{BRANCH}/warnings/{shown.alert_id}/escalate",
+            json={"note": "elderly customer, on the phone with 'police'"},
+            headers=TELLER,
+        ).json()["case_id"]
 
     async def records() -> list[tuple[str, str]]:
         client = Redis.from_url(stack.redis_url)

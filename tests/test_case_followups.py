@@ -14,7 +14,6 @@ import pytest
 from pydantic import TypeAdapter, ValidationError
 from redis.asyncio import Redis
 
-from tests.conftest import AUDIT_KEYS
 from antifraud.alerts.models import Alert, Entity
 from antifraud.audit.service import AuditLog
 from antifraud.case.followups import (
@@ -39,10 +38,11 @@ from antifraud.holds.reports import FreezeRequest
 from antifraud.holds.service import HoldLedger
 from antifraud.thresholds import load_thresholds
 from streams import topics
+from tests.conftest import AUDIT_KEYS
 from tests.stream_helpers import run_stream
 from tests.test_alert_model import make_alert
 from tests.test_holds import atm_transfer
-from tests.test_money_trail import A, B2, C, D, E, F, STREAM, T0, B, _outbox_records
+from tests.test_money_trail import B2, STREAM, T0, A, B, C, D, E, F, _outbox_records
 
 THRESHOLDS = load_thresholds()
 LIMITS = THRESHOLDS.holds
@@ -73,8 +73,13 @@ def on_redis(redis_url: str, body: Callable[[CaseService, Redis, Clock], Awaitab
 
 
 def runner(cases: CaseService, redis: Redis, clock: Clock, **override: Perform) -> FollowUpRunner:
-    return FollowUpRunner(cases.followups, cases, {**performers(redis, cases.audit, THRESHOLDS, clock=clock), **override},
-                          clock=clock, rng=random.Random(7))
+    return FollowUpRunner(
+        cases.followups,
+        cases,
+        {**performers(redis, cases.audit, THRESHOLDS, clock=clock), **override},
+        clock=clock,
+        rng=random.Random(7),
+    )
 
 
 async def confirmed(cases: CaseService, alert: Alert) -> Case:
@@ -149,7 +154,11 @@ def test_a_follow_up_that_cannot_pass_fails_without_personal_data_until_retried(
         assert await run.run_once() == 1
         [failed] = await cases.followups.for_case(case.case_id)
         assert (failed.kind, failed.state, failed.attempts, failed.next_attempt_at) == (
-            "credit_listing", "failed", 1, None)
+            "credit_listing",
+            "failed",
+            1,
+            None,
+        )
         assert failed.last_error == f"ValidationError: id_number.id: {CHECK_DIGIT}"
         assert BAD_ID.encode() not in await redis.hget(FOLLOWUP_QUEUE.key(failed.followup_id), "doc")
 
@@ -157,7 +166,8 @@ def test_a_follow_up_that_cannot_pass_fails_without_personal_data_until_retried(
         shown = [e for e in timeline if e.kind in ("follow_up", "action")]
         assert BAD_ID not in "".join(e.model_dump_json() for e in shown), "no ID number in the follow-up's story"
         assert [e.title for e in timeline if e.kind == "follow_up"] == [
-            f"follow-up credit_listing: failed, needs an analyst (retry once fixed): {failed.last_error}"]
+            f"follow-up credit_listing: failed, needs an analyst (retry once fixed): {failed.last_error}"
+        ]
         assert "followup.failed by system" in [e.title for e in shown]
 
         clock.now += timedelta(days=1)
@@ -199,25 +209,39 @@ def test_a_confirmed_mule_case_freezes_its_held_transfers_and_requests_the_amoun
 
     async def body(cases: CaseService, redis: Redis, clock: Clock) -> None:
         await run_chain(redis)
-        case = await confirmed(cases, make_alert(detector="mule_account", entity=mule, window_start=T0,
-                                                 window_end=T0 + timedelta(minutes=5)))
+        case = await confirmed(
+            cases,
+            make_alert(detector="mule_account", entity=mule, window_start=T0, window_end=T0 + timedelta(minutes=5)),
+        )
         assert [(f.kind, f.state) for f in await cases.followups.for_case(case.case_id)] == [
-            ("credit_listing", "pending"), ("inbound_holds", "pending"), ("money_trail", "pending")]
+            ("credit_listing", "pending"),
+            ("inbound_holds", "pending"),
+            ("money_trail", "pending"),
+        ]
 
-        packages = [ForwardingPackage.model_validate_json(v).root for v in await _outbox_records(redis, topics.FORWARDING)]
+        packages = [
+            ForwardingPackage.model_validate_json(v).root for v in await _outbox_records(redis, topics.FORWARDING)
+        ]
         police = next(p for p in packages if isinstance(p, PoliceCase))
         assert [(h.hold_id, h.state) for h in police.holds] == [(hold_id_for("b-e"), "held")]
         assert police.money_trail is not None
         nodes = {n.account: (n.hop, n.received_fen // 100, n.retained_fen // 100) for n in police.money_trail.nodes}
         assert nodes == {B: (0, 0, 0), C: (1, 600, 200), F: (1, 500, 500), D: (2, 400, 400)}
         assert [(e.event_id, e.stopped) for e in police.money_trail.edges] == [
-            ("b-c", False), ("b-e", True), ("b-f", False), ("c-d", False)]
+            ("b-c", False),
+            ("b-e", True),
+            ("b-f", False),
+            ("c-d", False),
+        ]
 
         while await runner(cases, redis, clock).run_once():
             pass
         assert await state_of(redis, hold_id_for("b-e")) == "frozen"
         assert requests_of(await _outbox_records(redis, topics.FREEZE_REQUESTS)) == {
-            ("stop_payment", E, 300, 1), ("freeze", C, 200, 1), ("freeze", F, 500, 1), ("freeze", D, 400, 2),
+            ("stop_payment", E, 300, 1),
+            ("freeze", C, 200, 1),
+            ("freeze", F, 500, 1),
+            ("freeze", D, 400, 2),
         }
         trail = next(f for f in await cases.followups.for_case(case.case_id) if f.kind == "money_trail")
         assert (trail.state, trail.result["frozen_holds"]) == ("done", [hold_id_for("b-e")])
@@ -226,13 +250,17 @@ def test_a_confirmed_mule_case_freezes_its_held_transfers_and_requests_the_amoun
         kinds = {e.kind for e in timeline}
         assert {"alert", "action", "delivery", "follow_up", "hold", "trail"} <= kinds
         [trail_entry] = [e for e in timeline if e.kind == "trail"]
-        assert trail_entry.title == "money trail: 3 account(s) reached, 1400 yuan at risk, 1 hold(s) frozen, 4 request(s)"
+        assert (
+            trail_entry.title == "money trail: 3 account(s) reached, 1400 yuan at risk, 1 hold(s) frozen, 4 request(s)"
+        )
         holds = [e.title for e in timeline if e.kind == "hold"]
         assert holds[0].startswith("ATM transfer held: 300 yuan") and holds[0].endswith("(now frozen)")
         assert "hold.frozen by ana" in holds
         assert [e.title for e in timeline if e.kind == "follow_up"] == [
-            "follow-up credit_listing: done after 1 attempt(s)", "follow-up inbound_holds: done after 1 attempt(s)",
-            "follow-up money_trail: done after 1 attempt(s)"]
+            "follow-up credit_listing: done after 1 attempt(s)",
+            "follow-up inbound_holds: done after 1 attempt(s)",
+            "follow-up money_trail: done after 1 attempt(s)",
+        ]
 
     on_redis(redis_url, body)
 
@@ -247,15 +275,32 @@ def test_a_confirmed_mule_case_freezes_the_victims_transfers_still_held_on_their
     async def body(cases: CaseService, redis: Redis, clock: Clock) -> None:
         ledger = HoldLedger.configured(redis, LIMITS)
         await run_stream(redis, [*victims, own])
-        await ledger.move(cases.audit, hold_id_for("v-3"), "revoked", actor="sender", by="counter B001",
-                          reason="the sender changed their mind", at=clock())
-        case = await confirmed(cases, make_alert(detector="mule_account", entity=Entity(kind="account", value=mule),
-                                                 window_start=T0, window_end=T0 + timedelta(minutes=30)))
+        await ledger.move(
+            cases.audit,
+            hold_id_for("v-3"),
+            "revoked",
+            actor="sender",
+            by="counter B001",
+            reason="the sender changed their mind",
+            at=clock(),
+        )
+        case = await confirmed(
+            cases,
+            make_alert(
+                detector="mule_account",
+                entity=Entity(kind="account", value=mule),
+                window_start=T0,
+                window_end=T0 + timedelta(minutes=30),
+            ),
+        )
         while await runner(cases, redis, clock).run_once():
             pass
         states = await ledger.states([hold_id_for(t.event_id) for t in [*victims, own]])
         assert {h: s.state for h, s in states.items()} == {
-            hold_id_for("v-1"): "frozen", hold_id_for("v-2"): "frozen", hold_id_for("v-3"): "revoked"}
+            hold_id_for("v-1"): "frozen",
+            hold_id_for("v-2"): "frozen",
+            hold_id_for("v-3"): "revoked",
+        }
         [inbound] = [f for f in await cases.followups.for_case(case.case_id) if f.kind == "inbound_holds"]
         assert inbound.state == "done"
         assert inbound.result == {"frozen_holds": [hold_id_for("v-1"), hold_id_for("v-2")], "refused": []}
@@ -266,21 +311,32 @@ def test_a_confirmed_mule_case_freezes_the_victims_transfers_still_held_on_their
         again = await performers(redis, cases.audit, THRESHOLDS, clock=clock)["inbound_holds"](case, [], inbound)
         assert again == inbound.result, "done twice changes nothing more, and says the same"
         assert [(r.action, r.actor) for r in await cases.audit.about(f"hold:{hold_id_for('v-1')}")][-1] == (
-            "hold.frozen", "ana") and len(await cases.audit.about(f"hold:{hold_id_for('v-1')}")) == len(history)
+            "hold.frozen",
+            "ana",
+        ) and len(await cases.audit.about(f"hold:{hold_id_for('v-1')}")) == len(history)
 
     on_redis(redis_url, body)
 
 
 EXPECTED_REQUESTS = {
-    ("stop_payment", B2, 200, 1), ("stop_payment", E, 300, 2), ("freeze", C, 200, 2), ("freeze", F, 100, 2),
+    ("stop_payment", B2, 200, 1),
+    ("stop_payment", E, 300, 2),
+    ("freeze", C, 200, 2),
+    ("freeze", F, 100, 2),
     ("freeze", D, 400, 3),
 }
 
 
 def test_a_fraud_report_event_naming_the_victims_account_traces_and_freezes(redis_url: str) -> None:
     victim_id = "11010519491231002X"
-    report = FraudReport(event_id="fr-1", event_time=T0 + timedelta(hours=3), victim_id_number=victim_id,
-                         fraud_time=T0 + timedelta(minutes=2), source="110", victim_account=A)
+    report = FraudReport(
+        event_id="fr-1",
+        event_time=T0 + timedelta(hours=3),
+        victim_id_number=victim_id,
+        fraud_time=T0 + timedelta(minutes=2),
+        source="110",
+        victim_account=A,
+    )
     anonymous = report.model_copy(update={"event_id": "fr-2", "victim_account": None})
 
     async def go() -> None:

@@ -39,8 +39,10 @@ def test_a_worker_killed_before_the_follow_up_lists_the_party_after_restart(
     case_id = case_id_for(DEALER, "bulk_opening")
     worker = start_worker()
     produce_alerts(stack, [make_alert(detector="card_opening", entity=DEALER)])
-    wait_for(lambda: with_cases(stack, lambda cases: cases.redis.exists(f"case:{case_id}")) == 1,
-             what="the alert folded into its case")
+    wait_for(
+        lambda: with_cases(stack, lambda cases: cases.redis.exists(f"case:{case_id}")) == 1,
+        what="the alert folded into its case",
+    )
     kill(worker)
 
     async def confirm(cases: CaseService) -> list[FollowUp]:

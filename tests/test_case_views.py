@@ -6,7 +6,6 @@ import asyncio
 from fastapi.testclient import TestClient
 from redis.asyncio import Redis
 
-from tests.conftest import AUDIT_KEYS
 from antifraud.alerts.models import Entity
 from antifraud.audit.service import AuditLog
 from antifraud.case.followups import FollowUp
@@ -14,6 +13,7 @@ from antifraud.case.models import Case
 from antifraud.case.service import CaseService, case_key
 from antifraud.stack.embedded import Endpoints
 from antifraud.web.app import create_app
+from tests.conftest import AUDIT_KEYS
 from tests.test_case import ACCOUNT, NOW, alert, runner
 from tests.test_case_followups import BAD_ID
 from tests.web_helpers import as_user, make_auth, settings_for, web_client
@@ -34,8 +34,9 @@ def fold(endpoints: Endpoints, *alerts: object) -> list[Case]:
 
 
 def test_cases_over_http(stack: Endpoints) -> None:
-    number, mule = fold(stack, alert(severity="medium"), alert("mule_account", entity=ACCOUNT, minutes=600,
-                                                                severity="high"))
+    number, mule = fold(
+        stack, alert(severity="medium"), alert("mule_account", entity=ACCOUNT, minutes=600, severity="high")
+    )
     with web_client(stack) as client:
         assert client.get("/api/cases").status_code == 401
         assert client.get("/api/cases", headers=as_user("teller")).status_code == 403
@@ -79,7 +80,10 @@ def test_cases_over_http(stack: Endpoints) -> None:
         kinds = [e["kind"] for e in shown["timeline"]]
         assert kinds.count("alert") == 1 and kinds.count("delivery") == 2
         assert [e["title"] for e in shown["timeline"] if e["kind"] == "action"] == [
-            "case.assign by analyst", "case.review by analyst", "case.note by analyst", "case.confirm by analyst",
+            "case.assign by analyst",
+            "case.review by analyst",
+            "case.note by analyst",
+            "case.confirm by analyst",
             "case.forward by analyst",
         ]
         assert client.post(f"{url}/close", headers=ANALYST).json()["status"] == "closed"

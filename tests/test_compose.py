@@ -31,9 +31,24 @@ def compose_config(tmp_path: Path, **variables: str) -> subprocess.CompletedProc
     env_file.write_text("")
     env = {k: v for k, v in os.environ.items() if k not in REQUIRED} | variables
     return subprocess.run(
-        [docker_compose(), "--project-directory", str(ROOT), "-f", str(COMPOSE), "--env-file", str(env_file),
-         "--profile", "simulate", "config", "--format", "json"],
-        capture_output=True, text=True, env=env, timeout=60,
+        [
+            docker_compose(),
+            "--project-directory",
+            str(ROOT),
+            "-f",
+            str(COMPOSE),
+            "--env-file",
+            str(env_file),
+            "--profile",
+            "simulate",
+            "config",
+            "--format",
+            "json",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
     )
 
 
@@ -41,8 +56,9 @@ def compose_config(tmp_path: Path, **variables: str) -> subprocess.CompletedProc
 def resolved(tmp_path: Path) -> dict[str, Any]:
     users = tmp_path / "users.toml"
     users.write_text("[[users]]\n")
-    result = compose_config(tmp_path, ANTIFRAUD_SECRET_KEY="k" * 32, ANTIFRAUD_USERS_FILE=str(users),
-                            GRAFANA_ADMIN_PASSWORD="secret")
+    result = compose_config(
+        tmp_path, ANTIFRAUD_SECRET_KEY="k" * 32, ANTIFRAUD_USERS_FILE=str(users), GRAFANA_ADMIN_PASSWORD="secret"
+    )
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)
 
@@ -68,8 +84,11 @@ def test_compose_validates_and_has_the_production_stack(resolved: dict[str, Any]
 def test_secrets_are_required_from_the_environment_and_named_when_missing(tmp_path: Path) -> None:
     result = compose_config(tmp_path)
     assert result.returncode != 0
-    assert re.search(r"required variable (ANTIFRAUD_SECRET_KEY|ANTIFRAUD_USERS_FILE|GRAFANA_ADMIN_PASSWORD)"
-                     r" is missing a value: set \w+", result.stderr), result.stderr
+    assert re.search(
+        r"required variable (ANTIFRAUD_SECRET_KEY|ANTIFRAUD_USERS_FILE|GRAFANA_ADMIN_PASSWORD)"
+        r" is missing a value: set \w+",
+        result.stderr,
+    ), result.stderr
 
 
 def test_compose_rejects_a_misspelt_key(tmp_path: Path) -> None:
@@ -80,15 +99,19 @@ def test_compose_rejects_a_misspelt_key(tmp_path: Path) -> None:
     users.write_text("")
     result = subprocess.run(
         [docker_compose(), "--project-directory", str(ROOT), "-f", str(broken), "config", "--quiet"],
-        capture_output=True, text=True, timeout=60,
-        env=os.environ | {"ANTIFRAUD_SECRET_KEY": "k" * 32, "ANTIFRAUD_USERS_FILE": str(users),
-                          "GRAFANA_ADMIN_PASSWORD": "x"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=os.environ
+        | {"ANTIFRAUD_SECRET_KEY": "k" * 32, "ANTIFRAUD_USERS_FILE": str(users), "GRAFANA_ADMIN_PASSWORD": "x"},
     )
     assert result.returncode != 0 and "helthcheck" in result.stderr
 
 
 def test_every_mounted_repository_path_exists(resolved: dict[str, Any]) -> None:
-    mounts = [(name, v) for name, s in resolved["services"].items() for v in s.get("volumes", []) if v["type"] == "bind"]
+    mounts = [
+        (name, v) for name, s in resolved["services"].items() for v in s.get("volumes", []) if v["type"] == "bind"
+    ]
     in_repo = [(name, Path(v["source"])) for name, v in mounts if Path(v["source"]).is_relative_to(ROOT)]
     assert len(in_repo) >= 3, "the Prometheus and Grafana folders are mounted from the repository"
     missing = [(name, str(path)) for name, path in in_repo if not path.exists()]
@@ -104,12 +127,16 @@ def test_monitoring_files_agree_with_the_compose_services(resolved: dict[str, An
     prometheus = yaml.safe_load((ROOT / "dashboards" / "prometheus" / "prometheus.yml").read_text())
     job = next(j for j in prometheus["scrape_configs"] if j["job_name"] == "antifraud-worker")
     targets = {t for c in job["static_configs"] for t in c["targets"]}
-    assert targets == {f"{name}:{services[name]['environment']['ANTIFRAUD_WEB_PORT']}" for name in ("worker-1", "worker-2")}
+    assert targets == {
+        f"{name}:{services[name]['environment']['ANTIFRAUD_WEB_PORT']}" for name in ("worker-1", "worker-2")
+    }
     # Prometheus reads its config and rules where the folder is mounted.
     prom = services["prometheus"]
     config_arg = next(a for a in prom["command"] if a.startswith("--config.file="))
     config_dir = Path(config_arg.split("=", 1)[1]).parent
-    assert any(v["target"] == str(config_dir) and v["source"].endswith("dashboards/prometheus") for v in prom["volumes"])
+    assert any(
+        v["target"] == str(config_dir) and v["source"].endswith("dashboards/prometheus") for v in prom["volumes"]
+    )
     # Grafana: the provider loads dashboards from where they are mounted; the datasource is the compose Prometheus.
     grafana = services["grafana"]
     provider = yaml.safe_load((ROOT / "dashboards/grafana/provisioning/dashboards/antifraud.yml").read_text())

@@ -33,11 +33,13 @@ def listed(**changes: object) -> Listing:
 
 
 def objected(at: datetime = T0 + timedelta(days=1)) -> Listing:
-    return policy.file_objection(listed(), ObjectionFiling(party_id=PERSON, grounds="my ID card was stolen"),
-                                 actor="teller", now=at)
+    return policy.file_objection(
+        listed(), ObjectionFiling(party_id=PERSON, grounds="my ID card was stolen"), actor="teller", now=at
+    )
 
 
 # --- party ids ---------------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("code", ["91110108551385082Q", "911100007109311097", "91350100M000100Y43"])
 def test_published_credit_codes_pass_the_gb32100_check(code: str) -> None:
@@ -45,11 +47,14 @@ def test_published_credit_codes_pass_the_gb32100_check(code: str) -> None:
     assert PARTY.validate_python({"kind": "credit_code", "id": code}).id == code
 
 
-@pytest.mark.parametrize(("raw", "why"), [
-    ("91110108551385082R", "check character"),   # one character off
-    ("91110108551385O82Q", "pattern"),           # letter O is not in the code's alphabet
-    ("9111010855138508Q", "pattern"),            # 17 characters
-])
+@pytest.mark.parametrize(
+    ("raw", "why"),
+    [
+        ("91110108551385082R", "check character"),  # one character off
+        ("91110108551385O82Q", "pattern"),  # letter O is not in the code's alphabet
+        ("9111010855138508Q", "pattern"),  # 17 characters
+    ],
+)
 def test_bad_credit_codes_are_refused_naming_the_rule(raw: str, why: str) -> None:
     with pytest.raises(ValidationError) as caught:
         PARTY.validate_python({"kind": "credit_code", "id": raw})
@@ -75,11 +80,14 @@ def test_lookup_values_name_the_kind_without_echoing_the_value() -> None:
 
 # --- listing -----------------------------------------------------------------------------------------------
 
+
 def test_a_listing_runs_for_its_reason_codes_period() -> None:
     listing = listed()
     assert (listing.state, listing.version, listing.listed_at) == ("listed", 1, T0)
     assert listing.expires_at == T0.replace(year=T0.year + LIMITS.period_years["card_account_trade"])
-    assert listed(reason_code="telecom_fraud").expires_at == T0.replace(year=T0.year + LIMITS.period_years["telecom_fraud"])
+    assert listed(reason_code="telecom_fraud").expires_at == T0.replace(
+        year=T0.year + LIMITS.period_years["telecom_fraud"]
+    )
 
 
 def test_periods_are_calendar_years_ending_on_the_corresponding_day() -> None:
@@ -109,6 +117,7 @@ def test_duplicate_accounts_and_phones_are_kept_once() -> None:
 
 # --- objection, review -------------------------------------------------------------------------------------
 
+
 def test_an_objection_needs_the_listed_partys_id() -> None:
     with pytest.raises(PartyMismatch, match="listing L1"):
         policy.file_objection(listed(), ObjectionFiling(party_id=COMPANY, grounds="not me"), actor="teller", now=T0)
@@ -116,38 +125,57 @@ def test_an_objection_needs_the_listed_partys_id() -> None:
 
 def test_objection_upheld_returns_the_listing_in_force() -> None:
     decision = ObjectionDecision(decision="uphold", note="evidence holds")
-    listing = policy.decide_objection(objected(), 1, decision, actor="officer", now=T0 + timedelta(days=3),
-                                      limits=LIMITS, history=())
+    listing = policy.decide_objection(
+        objected(), 1, decision, actor="officer", now=T0 + timedelta(days=3), limits=LIMITS, history=()
+    )
     assert (policy.review_move(decision), listing.state, listing.version) == ("uphold", "listed", 3)
     assert (listing.objections[0].state, listing.objections[0].decided_by) == ("upheld", "officer")
 
 
 def test_correction_without_amendment_removes_the_listing() -> None:
     decision = ObjectionDecision(decision="correct", note="ID was stolen")
-    listing = policy.decide_objection(objected(), 1, decision, actor="officer", now=T0 + timedelta(days=3),
-                                      limits=LIMITS, history=())
-    assert (policy.review_move(decision), listing.state, listing.ended_at) == ("remove", "removed", T0 + timedelta(days=3))
+    listing = policy.decide_objection(
+        objected(), 1, decision, actor="officer", now=T0 + timedelta(days=3), limits=LIMITS, history=()
+    )
+    assert (policy.review_move(decision), listing.state, listing.ended_at) == (
+        "remove",
+        "removed",
+        T0 + timedelta(days=3),
+    )
     assert listing.objections[0].state == "corrected"
 
 
 def test_correction_with_amendment_keeps_the_listing_amended() -> None:
     amend = Amendment(accounts=(), reason="sold one card, not two")
     decision = ObjectionDecision(decision="correct", note="one card only", amend=amend)
-    listing = policy.decide_objection(objected(), 1, decision, actor="officer", now=T0 + timedelta(days=3),
-                                      limits=LIMITS, history=())
+    listing = policy.decide_objection(
+        objected(), 1, decision, actor="officer", now=T0 + timedelta(days=3), limits=LIMITS, history=()
+    )
     assert (policy.review_move(decision), listing.state, listing.accounts, listing.phones) == (
-        "amend", "listed", (), (PHONE,))
+        "amend",
+        "listed",
+        (),
+        (PHONE,),
+    )
     assert listing.reason == "sold one card, not two" and listing.objections[0].amendment == amend
 
 
 def test_amended_expiry_stays_within_the_cap() -> None:
     amend = Amendment(expires_at=cap_from(T0) + timedelta(days=1))
     with pytest.raises(BadPeriod):
-        policy.decide_objection(objected(), 1, ObjectionDecision(decision="correct", note="n", amend=amend),
-                                actor="officer", now=T0, limits=LIMITS, history=())
+        policy.decide_objection(
+            objected(),
+            1,
+            ObjectionDecision(decision="correct", note="n", amend=amend),
+            actor="officer",
+            now=T0,
+            limits=LIMITS,
+            history=(),
+        )
 
 
 # --- the cap on an unbroken run of listings (joint punishment measures: 5 years in a row at most) -------------
+
 
 def cap_from(start: datetime) -> datetime:
     return policy.years_after(start, LIMITS.max_period_years)
@@ -160,16 +188,27 @@ def fraud_from(start: datetime) -> datetime:
 
 def again(listing_id: str, now: datetime, history: tuple[Listing, ...], **changes: object) -> Listing:
     """The party listed once more, on another case."""
-    return policy.open_listing(draft(case_id=listing_id, reason_code="telecom_fraud", **changes), listing_id=listing_id,
-                               actor="officer", now=now, limits=LIMITS, history=history)
+    return policy.open_listing(
+        draft(case_id=listing_id, reason_code="telecom_fraud", **changes),
+        listing_id=listing_id,
+        actor="officer",
+        now=now,
+        limits=LIMITS,
+        history=history,
+    )
 
 
 def test_a_listing_made_while_another_binds_ends_at_the_cap_from_the_first() -> None:
     first = again("L1", T0, ())
     second = again("L2", fraud_from(T0) - timedelta(days=30), (first,))
     assert first.expires_at == fraud_from(T0) and second.expires_at == cap_from(T0)  # not its own full period
-    with pytest.raises(BadPeriod, match=re.escape(f"at most {LIMITS.max_period_years} years after the party's listing "
-                                                  f"without a break began ({T0.isoformat()})")):
+    with pytest.raises(
+        BadPeriod,
+        match=re.escape(
+            f"at most {LIMITS.max_period_years} years after the party's listing "
+            f"without a break began ({T0.isoformat()})"
+        ),
+    ):
         again("L2", T0 + timedelta(days=400), (first,), expires_at=cap_from(T0) + timedelta(seconds=1))
     # Listed again the moment the run reaches the cap: refused, nothing more to run.
     with pytest.raises(CapReached, match=re.escape(f"since {T0.isoformat()}")):
@@ -180,10 +219,15 @@ def test_after_a_break_or_beside_a_removed_listing_a_listing_runs_its_full_perio
     first = again("L1", T0, ())
     later = fraud_from(T0) + timedelta(days=1)
     assert again("L2", later, (policy.expire(first, later),)).expires_at == fraud_from(later)
-    wrong = policy.decide_objection(policy.file_objection(first, ObjectionFiling(party_id=PERSON, grounds="not me"),
-                                                          actor="teller", now=T0),
-                                    1, ObjectionDecision(decision="correct", note="ID stolen"), actor="officer",
-                                    now=T0 + timedelta(days=900), limits=LIMITS, history=())
+    wrong = policy.decide_objection(
+        policy.file_objection(first, ObjectionFiling(party_id=PERSON, grounds="not me"), actor="teller", now=T0),
+        1,
+        ObjectionDecision(decision="correct", note="ID stolen"),
+        actor="officer",
+        now=T0 + timedelta(days=900),
+        limits=LIMITS,
+        history=(),
+    )
     meanwhile = T0 + timedelta(days=800)
     assert again("L2", meanwhile, (wrong,)).expires_at == fraud_from(meanwhile)
 
@@ -198,15 +242,19 @@ def test_the_run_goes_back_through_overlapping_listings_and_an_expiry_not_its_la
 def test_an_amended_expiry_stays_within_the_cap_on_the_run_the_listing_began_in() -> None:
     first = again("L1", T0, ())
     second = again("L2", T0 + timedelta(days=400), (first,))
-    objection = policy.file_objection(second, ObjectionFiling(party_id=PERSON, grounds="g"), actor="t",
-                                      now=T0 + timedelta(days=401))
-    longer = ObjectionDecision(decision="correct", note="n",
-                               amend=Amendment(expires_at=cap_from(T0) + timedelta(days=1)))
+    objection = policy.file_objection(
+        second, ObjectionFiling(party_id=PERSON, grounds="g"), actor="t", now=T0 + timedelta(days=401)
+    )
+    longer = ObjectionDecision(
+        decision="correct", note="n", amend=Amendment(expires_at=cap_from(T0) + timedelta(days=1))
+    )
     with pytest.raises(BadPeriod, match=re.escape(f"began ({T0.isoformat()})")):
-        policy.decide_objection(objection, 1, longer, actor="o", now=T0 + timedelta(days=402), limits=LIMITS,
-                                history=(first,))
-    alone = policy.decide_objection(objection, 1, longer, actor="o", now=T0 + timedelta(days=402), limits=LIMITS,
-                                    history=())
+        policy.decide_objection(
+            objection, 1, longer, actor="o", now=T0 + timedelta(days=402), limits=LIMITS, history=(first,)
+        )
+    alone = policy.decide_objection(
+        objection, 1, longer, actor="o", now=T0 + timedelta(days=402), limits=LIMITS, history=()
+    )
     assert alone.expires_at == cap_from(T0) + timedelta(days=1)
 
 
@@ -219,10 +267,13 @@ def test_review_requests_are_validated() -> None:
 
 
 def test_refused_moves_name_the_listing_its_state_and_the_move() -> None:
-    with pytest.raises(IllegalTransition, match=r"listing L1: object \(objected -> objected\) refused; only from listed"):
+    with pytest.raises(
+        IllegalTransition, match=r"listing L1: object \(objected -> objected\) refused; only from listed"
+    ):
         policy.file_objection(objected(), ObjectionFiling(party_id=PERSON, grounds="again"), actor="t", now=T0)
-    removed = policy.decide_objection(objected(), 1, ObjectionDecision(decision="correct", note="n"),
-                                         actor="o", now=T0, limits=LIMITS, history=())
+    removed = policy.decide_objection(
+        objected(), 1, ObjectionDecision(decision="correct", note="n"), actor="o", now=T0, limits=LIMITS, history=()
+    )
     late = cap_from(T0)
     for refused in (
         lambda: policy.file_objection(removed, ObjectionFiling(party_id=PERSON, grounds="g"), actor="t", now=late),
@@ -234,22 +285,28 @@ def test_refused_moves_name_the_listing_its_state_and_the_move() -> None:
 
 
 def test_a_decided_or_unknown_objection_is_refused() -> None:
-    upheld = policy.decide_objection(objected(), 1, ObjectionDecision(decision="uphold", note="n"),
-                                        actor="o", now=T0, limits=LIMITS, history=())
+    upheld = policy.decide_objection(
+        objected(), 1, ObjectionDecision(decision="uphold", note="n"), actor="o", now=T0, limits=LIMITS, history=()
+    )
     again = policy.file_objection(upheld, ObjectionFiling(party_id=PERSON, grounds="new facts"), actor="t", now=T0)
     assert [o.objection_id for o in again.objections] == [1, 2] and again.state == "objected"
     with pytest.raises(ObjectionClosed, match="objection 1 is already upheld"):
-        policy.decide_objection(again, 1, ObjectionDecision(decision="correct", note="n"),
-                                actor="o", now=T0, limits=LIMITS, history=())
+        policy.decide_objection(
+            again, 1, ObjectionDecision(decision="correct", note="n"), actor="o", now=T0, limits=LIMITS, history=()
+        )
     with pytest.raises(ObjectionNotFound):
-        policy.decide_objection(again, 3, ObjectionDecision(decision="uphold", note="n"),
-                                actor="o", now=T0, limits=LIMITS, history=())
+        policy.decide_objection(
+            again, 3, ObjectionDecision(decision="uphold", note="n"), actor="o", now=T0, limits=LIMITS, history=()
+        )
 
 
 # --- repair, expiry ----------------------------------------------------------------------------------------
 
-REPAIR = RepairRequest(conditions=("behaviour_corrected", "effects_removed", "training_completed"),
-                       evidence=("doc:repaid-victims", "doc:training-cert"), note="victims repaid, course done")
+REPAIR = RepairRequest(
+    conditions=("behaviour_corrected", "effects_removed", "training_completed"),
+    evidence=("doc:repaid-victims", "doc:training-cert"),
+    note="victims repaid, course done",
+)
 
 
 def test_repair_after_the_minimum_time_with_every_condition_ends_the_listing() -> None:

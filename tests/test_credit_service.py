@@ -10,7 +10,6 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
-from tests.conftest import AUDIT_KEYS
 from antifraud.audit.service import AuditLog
 from antifraud.credit.models import (
     Amendment,
@@ -30,11 +29,15 @@ from antifraud.credit.service import CreditBlacklist, list_from_case
 from antifraud.outbox import STREAM
 from antifraud.state.keys import BLACKLIST
 from streams.topics import CREDIT_BLACKLIST
+from tests.conftest import AUDIT_KEYS
 from tests.credit_helpers import ACCOUNT, COMPANY, LIMITS, OTHER_PERSON, PERSON, PHONE, T0, draft
 
 SHARED_ACCOUNT = "6222000000000777"
-REPAIR = RepairRequest(conditions=("behaviour_corrected", "effects_removed", "training_completed"),
-                       evidence=("doc:repaid",), note="victims repaid, training done")
+REPAIR = RepairRequest(
+    conditions=("behaviour_corrected", "effects_removed", "training_completed"),
+    evidence=("doc:repaid",),
+    note="victims repaid, training done",
+)
 
 
 class World:
@@ -76,8 +79,11 @@ def run(redis_url: str, scenario: Callable[[World], Awaitable[None]]) -> None:
 def test_a_listing_is_found_by_party_account_and_phone_feeds_the_detector_and_is_published(redis_url: str) -> None:
     async def scenario(w: World) -> None:
         listing, created = await w.blacklist.add(draft(), actor="officer", now=T0)
-        company, _ = await w.blacklist.add(draft(COMPANY, "credit_code", accounts=[SHARED_ACCOUNT], phones=[]),
-                                           actor="officer", now=T0 + timedelta(hours=1))
+        company, _ = await w.blacklist.add(
+            draft(COMPANY, "credit_code", accounts=[SHARED_ACCOUNT], phones=[]),
+            actor="officer",
+            now=T0 + timedelta(hours=1),
+        )
         assert created and listing.state == "listed" and listing.listed_by == "officer"
         assert [x.listing_id for x in await w.blacklist.find("id_number", PERSON, now=T0)] == [listing.listing_id]
         assert [x.listing_id for x in await w.blacklist.find("account", ACCOUNT, now=T0)] == [listing.listing_id]
@@ -98,10 +104,19 @@ def test_a_listing_is_found_by_party_account_and_phone_feeds_the_detector_and_is
 
 def test_listing_again_from_the_same_case_is_idempotent_and_a_different_one_refused(redis_url: str) -> None:
     async def scenario(w: World) -> None:
-        listing = await list_from_case(w.blacklist, party_id=PERSON.lower(), kind="id_number",
-                                       reason="sold bank cards to a fraud team", evidence=["alert:a1"],
-                                       case_id="case-1", actor="analyst-7", accounts=[ACCOUNT], phones=[PHONE],
-                                       reason_code="card_account_trade", now=T0)
+        listing = await list_from_case(
+            w.blacklist,
+            party_id=PERSON.lower(),
+            kind="id_number",
+            reason="sold bank cards to a fraud team",
+            evidence=["alert:a1"],
+            case_id="case-1",
+            actor="analyst-7",
+            accounts=[ACCOUNT],
+            phones=[PHONE],
+            reason_code="card_account_trade",
+            now=T0,
+        )
         again, created = await w.blacklist.add(draft(), actor="officer", now=T0 + timedelta(hours=1))
         assert again == listing and not created
         with pytest.raises(ListingExists, match=f"listing {listing.listing_id} \\(listed\\)"):
@@ -117,22 +132,39 @@ def test_objection_then_correction_removes_the_listing_end_to_end(redis_url: str
     async def scenario(w: World) -> None:
         listing, _ = await w.blacklist.add(draft(), actor="officer", now=T0)
         lid = listing.listing_id
-        objected = await w.blacklist.object(lid, ObjectionFiling(party_id=PERSON, grounds="my ID card was stolen",
-                                                                 evidence=("doc:police-report-loss",)),
-                                            actor="teller-b001", now=T0 + timedelta(days=2))
+        objected = await w.blacklist.object(
+            lid,
+            ObjectionFiling(party_id=PERSON, grounds="my ID card was stolen", evidence=("doc:police-report-loss",)),
+            actor="teller-b001",
+            now=T0 + timedelta(days=2),
+        )
         assert objected.state == "objected" and await w.feed() == {ACCOUNT}  # in force while under review
-        assert [x.state for x in await w.blacklist.find("id_number", PERSON, now=T0 + timedelta(days=2))] == ["objected"]
-        removed = await w.blacklist.decide(lid, 1, ObjectionDecision(decision="correct", note="theft confirmed"),
-                                           actor="officer", now=T0 + timedelta(days=5))
+        assert [x.state for x in await w.blacklist.find("id_number", PERSON, now=T0 + timedelta(days=2))] == [
+            "objected"
+        ]
+        removed = await w.blacklist.decide(
+            lid,
+            1,
+            ObjectionDecision(decision="correct", note="theft confirmed"),
+            actor="officer",
+            now=T0 + timedelta(days=5),
+        )
         assert (removed.state, removed.objections[0].state, removed.version) == ("removed", "corrected", 3)
         assert await w.feed() == set()
         assert await w.blacklist.find("id_number", PERSON, now=T0 + timedelta(days=5)) == []
-        assert [x.state for x in await w.blacklist.find("account", ACCOUNT, now=T0 + timedelta(days=5),
-                                                        include_ended=True)] == ["removed"]
+        assert [
+            x.state for x in await w.blacklist.find("account", ACCOUNT, now=T0 + timedelta(days=5), include_ended=True)
+        ] == ["removed"]
         assert [(r["move"], r["from_state"], r["to_state"]) for r in await w.published()] == [
-            ("list", None, "listed"), ("object", "listed", "objected"), ("remove", "objected", "removed")]
-        assert await w.actions(lid) == [("blacklist.list", "officer"), ("blacklist.object", "teller-b001"),
-                                        ("blacklist.remove", "officer")]
+            ("list", None, "listed"),
+            ("object", "listed", "objected"),
+            ("remove", "objected", "removed"),
+        ]
+        assert await w.actions(lid) == [
+            ("blacklist.list", "officer"),
+            ("blacklist.object", "teller-b001"),
+            ("blacklist.remove", "officer"),
+        ]
         [*_, last] = await w.audit.about(f"listing:{lid}")
         assert (last.before["state"], last.after["state"], last.event_id) == ("objected", "removed", f"{lid}.v3")
         with pytest.raises(ObjectionClosed):
@@ -150,14 +182,24 @@ def test_objection_upheld_then_amended_drops_only_the_corrected_account(redis_ur
         lid = listing.listing_id
         filing = ObjectionFiling(party_id=PERSON, grounds="one card is my salary card")
         await w.blacklist.object(lid, filing, actor="teller", now=T0 + timedelta(days=1))
-        upheld = await w.blacklist.decide(lid, 1, ObjectionDecision(decision="uphold", note="the evidence holds"),
-                                          actor="officer", now=T0 + timedelta(days=2))
+        upheld = await w.blacklist.decide(
+            lid,
+            1,
+            ObjectionDecision(decision="uphold", note="the evidence holds"),
+            actor="officer",
+            now=T0 + timedelta(days=2),
+        )
         assert upheld.state == "listed"
-        await w.blacklist.object(lid, filing.model_copy(update={"grounds": "payslips attached"}),
-                                 actor="teller", now=T0 + timedelta(days=3))
+        await w.blacklist.object(
+            lid, filing.model_copy(update={"grounds": "payslips attached"}), actor="teller", now=T0 + timedelta(days=3)
+        )
         amended = await w.blacklist.decide(
-            lid, 2, ObjectionDecision(decision="correct", note="salary card", amend=Amendment(accounts=(ACCOUNT,))),
-            actor="officer", now=T0 + timedelta(days=4))
+            lid,
+            2,
+            ObjectionDecision(decision="correct", note="salary card", amend=Amendment(accounts=(ACCOUNT,))),
+            actor="officer",
+            now=T0 + timedelta(days=4),
+        )
         assert (amended.state, amended.accounts, amended.version) == ("listed", (ACCOUNT,), 5)
         assert await w.feed() == {ACCOUNT}
         assert await w.blacklist.find("account", SHARED_ACCOUNT, now=T0, include_ended=True) == []
@@ -185,10 +227,14 @@ def test_repair_refused_then_granted_ends_the_listing(redis_url: str) -> None:
 
 def test_expiry_applies_on_read_and_by_sweep_and_a_shared_account_stays_while_named(redis_url: str) -> None:
     async def scenario(w: World) -> None:
-        short, _ = await w.blacklist.add(draft(accounts=[SHARED_ACCOUNT], expires_at=T0 + timedelta(days=10)),
-                                         actor="officer", now=T0)
-        long, _ = await w.blacklist.add(draft(OTHER_PERSON, accounts=[SHARED_ACCOUNT, ACCOUNT],
-                                              expires_at=T0 + timedelta(days=20)), actor="officer", now=T0)
+        short, _ = await w.blacklist.add(
+            draft(accounts=[SHARED_ACCOUNT], expires_at=T0 + timedelta(days=10)), actor="officer", now=T0
+        )
+        long, _ = await w.blacklist.add(
+            draft(OTHER_PERSON, accounts=[SHARED_ACCOUNT, ACCOUNT], expires_at=T0 + timedelta(days=20)),
+            actor="officer",
+            now=T0,
+        )
         assert await w.blacklist.expire_due(T0 + timedelta(days=9)) == []
         read = await w.blacklist.get(short.listing_id, now=T0 + timedelta(days=10))  # lazily, on read
         assert read.state == "expired"
@@ -197,7 +243,10 @@ def test_expiry_applies_on_read_and_by_sweep_and_a_shared_account_stays_while_na
         assert (swept.listing_id, swept.state) == (long.listing_id, "expired")
         assert await w.feed() == set()
         assert await w.blacklist.expire_due(T0 + timedelta(days=30)) == []
-        assert await w.actions(short.listing_id) == [("blacklist.list", "officer"), ("blacklist.expire", "system:expiry")]
+        assert await w.actions(short.listing_id) == [
+            ("blacklist.list", "officer"),
+            ("blacklist.expire", "system:expiry"),
+        ]
         assert [r["move"] for r in await w.published()] == ["list", "list", "expire", "expire"]
 
     run(redis_url, scenario)
@@ -205,12 +254,15 @@ def test_expiry_applies_on_read_and_by_sweep_and_a_shared_account_stays_while_na
 
 def test_lookups_by_account_and_phone_do_not_return_ended_listings_as_current(redis_url: str) -> None:
     """Ended listings stay in the indexes as the party's history, but a lookup gives them only when asked."""
+
     async def scenario(w: World) -> None:
         swept, _ = await w.blacklist.add(draft(expires_at=T0 + timedelta(days=10)), actor="officer", now=T0)
-        lazily, _ = await w.blacklist.add(draft(OTHER_PERSON, expires_at=T0 + timedelta(days=20)), actor="officer",
-                                          now=T0)
-        repaired, _ = await w.blacklist.add(draft(case_id="case-2", expires_at=T0 + timedelta(days=700)),
-                                            actor="officer", now=T0)
+        lazily, _ = await w.blacklist.add(
+            draft(OTHER_PERSON, expires_at=T0 + timedelta(days=20)), actor="officer", now=T0
+        )
+        repaired, _ = await w.blacklist.add(
+            draft(case_id="case-2", expires_at=T0 + timedelta(days=700)), actor="officer", now=T0
+        )
         when = years_after(T0, LIMITS.min_listed_years_before_repair)
         await w.blacklist.expire_due(T0 + timedelta(days=15))
         await w.blacklist.repair(repaired.listing_id, REPAIR, actor="officer", now=when)
@@ -219,7 +271,10 @@ def test_lookups_by_account_and_phone_do_not_return_ended_listings_as_current(re
             assert await w.blacklist.find(kind, value, now=when) == []  # the unswept one expired on read
             ended = await w.blacklist.find(kind, value, now=when, include_ended=True)
             assert {(x.listing_id, x.state) for x in ended} == {
-                (swept.listing_id, "expired"), (lazily.listing_id, "expired"), (repaired.listing_id, "repaired")}
+                (swept.listing_id, "expired"),
+                (lazily.listing_id, "expired"),
+                (repaired.listing_id, "repaired"),
+            }
         assert await w.feed() == set()
 
     run(redis_url, scenario)
@@ -230,15 +285,21 @@ def test_the_cap_runs_across_a_partys_listings_without_a_break(redis_url: str) -
 
     async def scenario(w: World) -> None:
         first, _ = await w.blacklist.add(draft(reason_code="telecom_fraud"), actor="officer", now=T0)
-        second, _ = await w.blacklist.add(draft(case_id="case-2", reason_code="telecom_fraud"), actor="officer",
-                                          now=first.expires_at - timedelta(days=30))
-        other, _ = await w.blacklist.add(draft(OTHER_PERSON, reason_code="telecom_fraud"), actor="officer",
-                                         now=first.expires_at - timedelta(days=30))
+        second, _ = await w.blacklist.add(
+            draft(case_id="case-2", reason_code="telecom_fraud"),
+            actor="officer",
+            now=first.expires_at - timedelta(days=30),
+        )
+        other, _ = await w.blacklist.add(
+            draft(OTHER_PERSON, reason_code="telecom_fraud"), actor="officer", now=first.expires_at - timedelta(days=30)
+        )
         assert second.expires_at == cap_end  # cut at 5 years from the first, not its own 3
         assert other.expires_at == years_after(other.listed_at, LIMITS.period_years["telecom_fraud"])
         filing = ObjectionFiling(party_id=PERSON, grounds="g")
         await w.blacklist.object(second.listing_id, filing, actor="teller", now=second.listed_at)
-        longer = ObjectionDecision(decision="correct", note="n", amend=Amendment(expires_at=cap_end + timedelta(days=1)))
+        longer = ObjectionDecision(
+            decision="correct", note="n", amend=Amendment(expires_at=cap_end + timedelta(days=1))
+        )
         with pytest.raises(BadPeriod, match="without a break began"):
             await w.blacklist.decide(second.listing_id, 1, longer, actor="officer", now=second.listed_at)
         with pytest.raises(CapReached):
@@ -261,17 +322,21 @@ def test_an_unknown_listing_is_not_found(redis_url: str) -> None:
 
 def test_two_officers_deciding_one_objection_at_once_one_wins(redis_url: str) -> None:
     """WATCH makes the second decision re-read the listing and find the objection decided."""
+
     async def scenario(w: World) -> None:
         listing, _ = await w.blacklist.add(draft(), actor="officer", now=T0)
         await w.blacklist.object(listing.listing_id, ObjectionFiling(party_id=PERSON, grounds="g"), actor="t", now=T0)
         second = Redis.from_url(redis_url)
         other = CreditBlacklist(second, AuditLog(second, AUDIT_KEYS), LIMITS)
         results = await asyncio.gather(
-            w.blacklist.decide(listing.listing_id, 1, ObjectionDecision(decision="uphold", note="a"),
-                               actor="officer-a", now=T0),
-            other.decide(listing.listing_id, 1, ObjectionDecision(decision="correct", note="b"),
-                         actor="officer-b", now=T0),
-            return_exceptions=True)
+            w.blacklist.decide(
+                listing.listing_id, 1, ObjectionDecision(decision="uphold", note="a"), actor="officer-a", now=T0
+            ),
+            other.decide(
+                listing.listing_id, 1, ObjectionDecision(decision="correct", note="b"), actor="officer-b", now=T0
+            ),
+            return_exceptions=True,
+        )
         await second.aclose()
         assert sorted(type(r).__name__ for r in results) == ["Listing", "ObjectionClosed"]
         assert len([r for r in await w.published() if r["move"] in ("uphold", "remove")]) == 1
@@ -280,16 +345,38 @@ def test_two_officers_deciding_one_objection_at_once_one_wins(redis_url: str) ->
     run(redis_url, scenario)
 
 
-def test_cli_add_object_correct_list_and_expire(redis_url: str, monkeypatch: pytest.MonkeyPatch,
-                                                capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_add_object_correct_list_and_expire(
+    redis_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     from antifraud.cli import main
 
     monkeypatch.setenv("REDIS_URL", redis_url)
     expires_at = datetime.now(timezone.utc) + timedelta(seconds=5)
     expires = expires_at.isoformat()
-    assert main(["blacklist", "add", PERSON, "--case-id", "case-1", "--reason-code", "card_account_trade",
-                 "--reason", "sold cards", "--evidence", "alert:a1", "--account", ACCOUNT, "--actor", "officer",
-                 "--expires", expires]) == 0
+    assert (
+        main(
+            [
+                "blacklist",
+                "add",
+                PERSON,
+                "--case-id",
+                "case-1",
+                "--reason-code",
+                "card_account_trade",
+                "--reason",
+                "sold cards",
+                "--evidence",
+                "alert:a1",
+                "--account",
+                ACCOUNT,
+                "--actor",
+                "officer",
+                "--expires",
+                expires,
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert out.startswith("listed: ") and PERSON not in out and ACCOUNT not in out
     lid = out.split()[1]
@@ -300,7 +387,11 @@ def test_cli_add_object_correct_list_and_expire(redis_url: str, monkeypatch: pyt
     assert "objection 1 corrected" in capsys.readouterr().out
     assert main(["blacklist", "show", lid]) == 0
     shown = json.loads(capsys.readouterr().out)
-    assert (shown["state"], shown["accounts"], shown["party"]["id"]) == ("listed", [], PERSON[:4] + "*" * 10 + PERSON[-4:])
+    assert (shown["state"], shown["accounts"], shown["party"]["id"]) == (
+        "listed",
+        [],
+        PERSON[:4] + "*" * 10 + PERSON[-4:],
+    )
     time.sleep(max(0.0, (expires_at - datetime.now(timezone.utc)).total_seconds()) + 0.1)
     assert main(["blacklist", "expire"]) == 0
     assert "expired 1 listings" in capsys.readouterr().out
@@ -308,22 +399,41 @@ def test_cli_add_object_correct_list_and_expire(redis_url: str, monkeypatch: pyt
     assert main(["blacklist", "list", "--all"]) == 0 and "\texpired\t" in capsys.readouterr().out
 
     bad_id = PERSON[:17] + ("1" if PERSON[17] != "1" else "2")
-    assert main(["blacklist", "add", bad_id, "--case-id", "c", "--reason-code", "telecom_fraud", "--reason", "r",
-                 "--evidence", "e"]) == 2
+    assert (
+        main(
+            [
+                "blacklist",
+                "add",
+                bad_id,
+                "--case-id",
+                "c",
+                "--reason-code",
+                "telecom_fraud",
+                "--reason",
+                "r",
+                "--evidence",
+                "e",
+            ]
+        )
+        == 2
+    )
     err = capsys.readouterr().err
     assert "party.id_number.id" in err and bad_id not in err
     assert main(["blacklist", "show", "nope"]) == 1 and "no listing nope" in capsys.readouterr().err
-    assert main(["blacklist", "repair", lid, "--condition", "behaviour_corrected", "--evidence", "e",
-                 "--note", "n"]) == 2
+    assert (
+        main(["blacklist", "repair", lid, "--condition", "behaviour_corrected", "--evidence", "e", "--note", "n"]) == 2
+    )
     assert "repair (expired -> repaired) refused" in capsys.readouterr().err
 
 
 def test_an_ended_listing_is_deleted_five_years_after_it_ended_and_the_audit_keeps_it(redis_url: str) -> None:
     """Credit Investigation Regulation art. 16: negative information is kept 5 years from its end, then
     deleted. A listing in force, and one ended less than 5 years ago, stay."""
+
     async def scenario(w: World) -> None:
-        ended, _ = await w.blacklist.add(draft(accounts=[ACCOUNT], expires_at=T0 + timedelta(days=10)),
-                                         actor="officer", now=T0)
+        ended, _ = await w.blacklist.add(
+            draft(accounts=[ACCOUNT], expires_at=T0 + timedelta(days=10)), actor="officer", now=T0
+        )
         await w.blacklist.add(draft(OTHER_PERSON, expires_at=years_after(T0, 2)), actor="officer", now=T0)
         [expired] = await w.blacklist.expire_due(T0 + timedelta(days=11))
         end = expired.ended_at
@@ -335,8 +445,11 @@ def test_an_ended_listing_is_deleted_five_years_after_it_ended_and_the_audit_kee
         named = await w.blacklist.find("account", ACCOUNT, include_ended=True, now=later)
         assert ended.listing_id not in {x.listing_id for x in named}
         assert len(await w.blacklist.latest(10, now=later)) == 1
-        assert await w.actions(ended.listing_id) == [("blacklist.list", "officer"), ("blacklist.expire", "system:expiry"),
-                                                     ("blacklist.purged", "system:expiry")]
+        assert await w.actions(ended.listing_id) == [
+            ("blacklist.list", "officer"),
+            ("blacklist.expire", "system:expiry"),
+            ("blacklist.purged", "system:expiry"),
+        ]
         assert (await w.audit.verify()).ok
         assert await w.blacklist.purge_ended(later) == 0
 

@@ -12,8 +12,11 @@ from antifraud.stack.embedded import Endpoints
 from tests.credit_helpers import ACCOUNT, OTHER_PERSON, PERSON, PHONE, listing_fields
 from tests.web_helpers import as_user, web_client
 
-REPAIR = {"conditions": ["behaviour_corrected", "effects_removed", "training_completed"],
-          "evidence": ["doc:repaid"], "note": "victims repaid, course done"}
+REPAIR = {
+    "conditions": ["behaviour_corrected", "effects_removed", "training_completed"],
+    "evidence": ["doc:repaid"],
+    "note": "victims repaid, course done",
+}
 
 
 @pytest.fixture
@@ -40,25 +43,34 @@ def test_listing_objection_correction_over_http(client: TestClient) -> None:
     assert check["subject"] == PERSON[:4] + "*" * 10 + PERSON[-4:] and check["until"] == listing["expires_at"]
     assert client.get("/api/blacklist/check", params={"account": ACCOUNT}, headers=teller).json()["listed"]
 
-    receipt = client.post(f"/api/blacklist/{lid}/objections", headers=teller,
-                          json={"party_id": PERSON.lower(), "grounds": "my ID card was stolen"})
+    receipt = client.post(
+        f"/api/blacklist/{lid}/objections",
+        headers=teller,
+        json={"party_id": PERSON.lower(), "grounds": "my ID card was stolen"},
+    )
     assert receipt.status_code == 201, receipt.text
     assert (receipt.json()["objection_id"], receipt.json()["listing_state"]) == (1, "objected")
 
-    decided = client.post(f"/api/blacklist/{lid}/objections/1/decision", headers=officer,
-                          json={"decision": "correct", "note": "theft confirmed by police"})
+    decided = client.post(
+        f"/api/blacklist/{lid}/objections/1/decision",
+        headers=officer,
+        json={"decision": "correct", "note": "theft confirmed by police"},
+    )
     assert decided.status_code == 200, decided.text
     assert (decided.json()["state"], decided.json()["objections"][0]["state"]) == ("removed", "corrected")
 
     assert not client.get("/api/blacklist/check", params={"phone": PHONE}, headers=teller).json()["listed"]
     assert client.get("/api/blacklist", params={"id_number": PERSON}, headers=as_user("analyst")).json() == []
-    ended = client.get("/api/blacklist", params={"id_number": PERSON, "include_ended": "true"},
-                       headers=as_user("analyst")).json()
+    ended = client.get(
+        "/api/blacklist", params={"id_number": PERSON, "include_ended": "true"}, headers=as_user("analyst")
+    ).json()
     assert [x["state"] for x in ended] == ["removed"]
     history = client.get(f"/api/blacklist/{lid}/history", headers=as_user("analyst")).json()
     assert [(h["action"], h["actor"], h["state"]) for h in history] == [
-        ("blacklist.list", "credit_officer", "listed"), ("blacklist.object", "teller", "objected"),
-        ("blacklist.remove", "credit_officer", "removed")]
+        ("blacklist.list", "credit_officer", "listed"),
+        ("blacklist.object", "teller", "objected"),
+        ("blacklist.remove", "credit_officer", "removed"),
+    ]
 
 
 def test_objection_upheld_then_amended_over_http(client: TestClient) -> None:
@@ -66,27 +78,38 @@ def test_objection_upheld_then_amended_over_http(client: TestClient) -> None:
     lid = listed(client, accounts=[ACCOUNT, "6222000000000777"])["listing_id"]
     objection = {"party_id": PERSON, "grounds": "one account is my salary account"}
     assert client.post(f"/api/blacklist/{lid}/objections", json=objection, headers=officer).status_code == 201
-    upheld = client.post(f"/api/blacklist/{lid}/objections/1/decision", headers=officer,
-                         json={"decision": "uphold", "note": "evidence holds"})
+    upheld = client.post(
+        f"/api/blacklist/{lid}/objections/1/decision",
+        headers=officer,
+        json={"decision": "uphold", "note": "evidence holds"},
+    )
     assert upheld.json()["state"] == "listed"
     assert client.post(f"/api/blacklist/{lid}/objections", json=objection, headers=officer).json()["objection_id"] == 2
-    amended = client.post(f"/api/blacklist/{lid}/objections/2/decision", headers=officer,
-                          json={"decision": "correct", "note": "salary account", "amend": {"accounts": [ACCOUNT]}})
+    amended = client.post(
+        f"/api/blacklist/{lid}/objections/2/decision",
+        headers=officer,
+        json={"decision": "correct", "note": "salary account", "amend": {"accounts": [ACCOUNT]}},
+    )
     assert (amended.json()["state"], amended.json()["accounts"]) == ("listed", [ACCOUNT])
-    assert not client.get("/api/blacklist/check", params={"account": "6222000000000777"},
-                          headers=as_user("teller")).json()["listed"]
+    assert not client.get(
+        "/api/blacklist/check", params={"account": "6222000000000777"}, headers=as_user("teller")
+    ).json()["listed"]
 
 
-def test_repair_over_http_once_the_minimum_time_is_configured_away(stack: Endpoints, tmp_path: Path,
-                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+def test_repair_over_http_once_the_minimum_time_is_configured_away(
+    stack: Endpoints, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     packaged = (Path(antifraud.__file__).parent / "thresholds.toml").read_text(encoding="utf-8")
     custom = tmp_path / "thresholds.toml"
     custom.write_text(packaged.replace("min_listed_years_before_repair = 1", "min_listed_years_before_repair = 0"))
     monkeypatch.setenv("ANTIFRAUD_THRESHOLDS", str(custom))
     with web_client(stack) as client:
         lid = listed(client)["listing_id"]
-        missing = client.post(f"/api/blacklist/{lid}/repair", headers=as_user("credit_officer"),
-                              json={**REPAIR, "conditions": ["behaviour_corrected"]})
+        missing = client.post(
+            f"/api/blacklist/{lid}/repair",
+            headers=as_user("credit_officer"),
+            json={**REPAIR, "conditions": ["behaviour_corrected"]},
+        )
         assert missing.status_code == 409
         assert "conditions not met: effects_removed, training_completed" in missing.json()["detail"]
         repaired = client.post(f"/api/blacklist/{lid}/repair", json=REPAIR, headers=as_user("credit_officer"))
@@ -99,17 +122,21 @@ def test_repair_too_early_is_refused_with_the_date(client: TestClient) -> None:
     assert refused.status_code == 409 and "listed for less than 1 year(s) (repair possible from" in refused.text
 
 
-@pytest.mark.parametrize(("body", "names"), [
-    (listing_fields(party={"kind": "id_number", "id": PERSON[:17] + "0"}), "party.id_number.id"),
-    (listing_fields(party={"kind": "credit_code", "id": "91110108551385082R"}), "party.credit_code.id"),
-    (listing_fields(evidence=[]), "evidence"),
-    (listing_fields(accounts=["6222-0000"]), "accounts.0"),
-    (listing_fields(reason_code="gossip"), "reason_code"),
-    (listing_fields(expires_at="2020-01-01T00:00:00Z"), "not in the future"),
-    (listing_fields(expires_at="2099-01-01T00:00:00Z"), "at most 5 years"),
-])
-def test_bad_listings_are_refused_with_422_naming_the_field(client: TestClient, body: dict[str, Any],
-                                                            names: str) -> None:
+@pytest.mark.parametrize(
+    ("body", "names"),
+    [
+        (listing_fields(party={"kind": "id_number", "id": PERSON[:17] + "0"}), "party.id_number.id"),
+        (listing_fields(party={"kind": "credit_code", "id": "91110108551385082R"}), "party.credit_code.id"),
+        (listing_fields(evidence=[]), "evidence"),
+        (listing_fields(accounts=["6222-0000"]), "accounts.0"),
+        (listing_fields(reason_code="gossip"), "reason_code"),
+        (listing_fields(expires_at="2020-01-01T00:00:00Z"), "not in the future"),
+        (listing_fields(expires_at="2099-01-01T00:00:00Z"), "at most 5 years"),
+    ],
+)
+def test_bad_listings_are_refused_with_422_naming_the_field(
+    client: TestClient, body: dict[str, Any], names: str
+) -> None:
     response = client.post("/api/blacklist", json=body, headers=as_user("credit_officer"))
     assert response.status_code == 422 and names in response.text
     assert client.get("/api/blacklist", params={"id_number": PERSON}, headers=as_user("analyst")).json() == []
@@ -124,21 +151,33 @@ def test_bad_queries_unknown_ids_and_refused_moves(client: TestClient) -> None:
     bad_phone = client.get("/api/blacklist", params={"phone": "call-me"}, headers=analyst)
     assert bad_phone.status_code == 422 and "phone is not valid" in bad_phone.text and "call-me" not in bad_phone.text
     assert client.get("/api/blacklist/nope", headers=analyst).status_code == 404
-    assert client.post("/api/blacklist/nope/objections", json={"party_id": PERSON, "grounds": "g"},
-                       headers=officer).status_code == 404
-    wrong_party = client.post(f"/api/blacklist/{lid}/objections", json={"party_id": OTHER_PERSON, "grounds": "g"},
-                              headers=officer)
+    assert (
+        client.post(
+            "/api/blacklist/nope/objections", json={"party_id": PERSON, "grounds": "g"}, headers=officer
+        ).status_code
+        == 404
+    )
+    wrong_party = client.post(
+        f"/api/blacklist/{lid}/objections", json={"party_id": OTHER_PERSON, "grounds": "g"}, headers=officer
+    )
     assert wrong_party.status_code == 422 and "does not match the listed party" in wrong_party.text
-    no_objection = client.post(f"/api/blacklist/{lid}/objections/1/decision", headers=officer,
-                               json={"decision": "uphold", "note": "n"})
+    no_objection = client.post(
+        f"/api/blacklist/{lid}/objections/1/decision", headers=officer, json={"decision": "uphold", "note": "n"}
+    )
     assert no_objection.status_code == 404
-    assert client.post(f"/api/blacklist/{lid}/objections", json={"party_id": PERSON, "grounds": "g"},
-                       headers=officer).status_code == 201
-    twice = client.post(f"/api/blacklist/{lid}/objections", json={"party_id": PERSON, "grounds": "g"},
-                        headers=officer)
+    assert (
+        client.post(
+            f"/api/blacklist/{lid}/objections", json={"party_id": PERSON, "grounds": "g"}, headers=officer
+        ).status_code
+        == 201
+    )
+    twice = client.post(f"/api/blacklist/{lid}/objections", json={"party_id": PERSON, "grounds": "g"}, headers=officer)
     assert twice.status_code == 409 and "object (objected -> objected) refused" in twice.text
-    uphold_amended = client.post(f"/api/blacklist/{lid}/objections/1/decision", headers=officer,
-                                 json={"decision": "uphold", "note": "n", "amend": {"reason": "r"}})
+    uphold_amended = client.post(
+        f"/api/blacklist/{lid}/objections/1/decision",
+        headers=officer,
+        json={"decision": "uphold", "note": "n", "amend": {"reason": "r"}},
+    )
     assert uphold_amended.status_code == 422 and "decide 'correct' to amend" in uphold_amended.text
     other_case = client.post("/api/blacklist", json=listing_fields(reason="changed"), headers=officer)
     assert other_case.status_code == 409 and lid in other_case.text
@@ -155,13 +194,25 @@ def test_roles(client: TestClient) -> None:
     assert client.get("/api/blacklist", params={"id_number": PERSON}, headers=teller).status_code == 403
     assert client.get(f"/api/blacklist/{lid}", headers=teller).status_code == 403
     assert client.get(f"/api/blacklist/{lid}", headers=analyst).status_code == 200
-    assert client.post(f"/api/blacklist/{lid}/objections", json={"party_id": PERSON, "grounds": "g"},
-                       headers=analyst).status_code == 403
-    assert client.post(f"/api/blacklist/{lid}/objections", json={"party_id": PERSON, "grounds": "g"},
-                       headers=teller).status_code == 201
+    assert (
+        client.post(
+            f"/api/blacklist/{lid}/objections", json={"party_id": PERSON, "grounds": "g"}, headers=analyst
+        ).status_code
+        == 403
+    )
+    assert (
+        client.post(
+            f"/api/blacklist/{lid}/objections", json={"party_id": PERSON, "grounds": "g"}, headers=teller
+        ).status_code
+        == 201
+    )
     for who in (teller, analyst):
-        assert client.post(f"/api/blacklist/{lid}/objections/1/decision", headers=who,
-                           json={"decision": "uphold", "note": "n"}).status_code == 403
+        assert (
+            client.post(
+                f"/api/blacklist/{lid}/objections/1/decision", headers=who, json={"decision": "uphold", "note": "n"}
+            ).status_code
+            == 403
+        )
         assert client.post(f"/api/blacklist/{lid}/repair", json=REPAIR, headers=who).status_code == 403
     assert client.get("/api/blacklist/check", params={"id_number": PERSON}).status_code == 401
     assert client.get(f"/api/blacklist/{lid}").status_code == 401

@@ -28,22 +28,33 @@ SHORT_ACCOUNT, WRONG_ACCOUNT = "6222000000000111", "6222000000000222"
 
 
 def _draft(party_id: str, case_id: str, account: str, expires_at: datetime | None = None) -> ListingDraft:
-    return ListingDraft.model_validate({
-        "party": {"kind": "id_number", "id": party_id}, "case_id": case_id, "reason_code": "card_account_trade",
-        "reason": "sold cards", "evidence": ["alert:a"], "accounts": [account], "expires_at": expires_at})
+    return ListingDraft.model_validate(
+        {
+            "party": {"kind": "id_number", "id": party_id},
+            "case_id": case_id,
+            "reason_code": "card_account_trade",
+            "reason": "sold cards",
+            "evidence": ["alert:a"],
+            "accounts": [account],
+            "expires_at": expires_at,
+        }
+    )
 
 
 async def _changes(redis_url: str, thresholds: Path) -> tuple[str, str]:
     async with Redis.from_url(redis_url) as redis:
         blacklist = CreditBlacklist(redis, AuditLog(redis, AUDIT_KEYS), load_thresholds(thresholds).credit_blacklist)
         now = datetime.now(timezone.utc)
-        short, _ = await blacklist.add(_draft(PERSON, "case-1", SHORT_ACCOUNT, now + timedelta(seconds=3)),
-                                       actor="officer", now=now)
+        short, _ = await blacklist.add(
+            _draft(PERSON, "case-1", SHORT_ACCOUNT, now + timedelta(seconds=3)), actor="officer", now=now
+        )
         wrong, _ = await blacklist.add(_draft(OTHER_PERSON, "case-2", WRONG_ACCOUNT), actor="officer", now=now)
-        await blacklist.object(wrong.listing_id, ObjectionFiling(party_id=OTHER_PERSON, grounds="not me"),
-                               actor="teller", now=now)
-        await blacklist.decide(wrong.listing_id, 1, ObjectionDecision(decision="correct", note="wrong person"),
-                               actor="officer", now=now)
+        await blacklist.object(
+            wrong.listing_id, ObjectionFiling(party_id=OTHER_PERSON, grounds="not me"), actor="teller", now=now
+        )
+        await blacklist.decide(
+            wrong.listing_id, 1, ObjectionDecision(decision="correct", note="wrong person"), actor="officer", now=now
+        )
         return short.listing_id, wrong.listing_id
 
 
@@ -68,7 +79,8 @@ def test_changes_reach_the_topic_and_the_sweep_expires_a_listing(
     wait_for(lambda: len(published()) >= 5, timeout=90, what="5 listing changes on the blacklist topic")
     records = list({r["change_id"]: r for r in published()}.values())  # at least once: drop repeats by id
     assert sorted((r["listing_id"], r["move"]) for r in records) == sorted(
-        [(short, "list"), (short, "expire"), (wrong, "list"), (wrong, "object"), (wrong, "remove")])
+        [(short, "list"), (short, "expire"), (wrong, "list"), (wrong, "object"), (wrong, "remove")]
+    )
     [expiry] = [r for r in records if r["move"] == "expire"]
     assert expiry["actor"] == "system:expiry"
     assert asyncio.run(_feed(stack.redis_url)) == set()

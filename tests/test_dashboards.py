@@ -65,7 +65,9 @@ def dashboard_expressions() -> list[tuple[str, str]]:
 
 
 def alert_rules() -> list[dict[str, Any]]:
-    return [rule for group in yaml.safe_load((PROMETHEUS / "alerts.yml").read_text())["groups"] for rule in group["rules"]]
+    return [
+        rule for group in yaml.safe_load((PROMETHEUS / "alerts.yml").read_text())["groups"] for rule in group["rules"]
+    ]
 
 
 def rule_signals() -> list[tuple[str, str]]:
@@ -88,7 +90,10 @@ def test_promtool_accepts_the_scrape_config_and_the_rules() -> None:
     assert rules.returncode == 0, rules.stdout + rules.stderr
     assert f"{len(alert_rules())} rules found" in rules.stdout
     assert {r["alert"] for r in alert_rules()} >= {
-        "AntifraudWorkerDown", "AntifraudConsumerLagGrowing", "AntifraudDeadLettersRising", "AntifraudHoldReleasesOverdue",
+        "AntifraudWorkerDown",
+        "AntifraudConsumerLagGrowing",
+        "AntifraudDeadLettersRising",
+        "AntifraudHoldReleasesOverdue",
     }
 
 
@@ -122,8 +127,11 @@ def test_dashboards_are_grafana_json_over_the_provisioned_datasource() -> None:
 def test_dashboards_and_rules_use_only_series_the_code_exports() -> None:
     exported = {m._name for m in vars(metrics).values() if isinstance(m, MetricWrapperBase)}
     suffixes = re.compile(r"_(bucket|sum|count|total)$")
-    used = {suffixes.sub("", name) for _, expr in dashboard_expressions() + rule_signals()
-            for name in re.findall(r"\bantifraud_[a-z_]+", expr)}
+    used = {
+        suffixes.sub("", name)
+        for _, expr in dashboard_expressions() + rule_signals()
+        for name in re.findall(r"\bantifraud_[a-z_]+", expr)
+    }
     assert len(used) > 10, "too few antifraud_ series found: the extraction is broken"
     assert used <= exported, used - exported
 
@@ -140,19 +148,27 @@ class Prometheus:
         config = {
             "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
             "rule_files": [str(PROMETHEUS / name) for name in shipped["rule_files"]],
-            "scrape_configs": [{
-                "job_name": job["job_name"], "metrics_path": job["metrics_path"],
-                "static_configs": [{"targets": [f"127.0.0.1:{worker_port}"]}],
-            }],
+            "scrape_configs": [
+                {
+                    "job_name": job["job_name"],
+                    "metrics_path": job["metrics_path"],
+                    "static_configs": [{"targets": [f"127.0.0.1:{worker_port}"]}],
+                }
+            ],
         }
         workdir.mkdir(parents=True, exist_ok=True)
         (workdir / "prometheus.yml").write_text(yaml.safe_dump(config))
         self.port = free_port()
         self.log_path = workdir / "prometheus.log"
-        self.proc = spawn([
-            tool("prometheus"), f"--config.file={workdir / 'prometheus.yml'}", f"--storage.tsdb.path={workdir / 'data'}",
-            f"--web.listen-address=127.0.0.1:{self.port}",
-        ], log_path=self.log_path)
+        self.proc = spawn(
+            [
+                tool("prometheus"),
+                f"--config.file={workdir / 'prometheus.yml'}",
+                f"--storage.tsdb.path={workdir / 'data'}",
+                f"--web.listen-address=127.0.0.1:{self.port}",
+            ],
+            log_path=self.log_path,
+        )
         wait_for(self._ready, 30, f"Prometheus ready (log {self.log_path})")
 
     def _ready(self) -> bool:

@@ -13,8 +13,15 @@ def test_demo_streams_a_city_through_the_worker_and_evaluates_it() -> None:
     result = run_demo(out, people=600, days=1.0, timeout=240)
     printed = out.getvalue()
 
-    assert result.dead_letters == {"empty": 0, "oversized": 0, "malformed_json": 1, "schema_violation": 2,
-                                   "event_time_out_of_range": 0, "wrong_partition": 0, "processing_failed": 0}
+    assert result.dead_letters == {
+        "empty": 0,
+        "oversized": 0,
+        "malformed_json": 1,
+        "schema_violation": 2,
+        "event_time_out_of_range": 0,
+        "wrong_partition": 0,
+        "processing_failed": 0,
+    }
     consumed = int(re.search(r"produced (\d+) records", printed).group(1))  # type: ignore[union-attr]
     assert sum(result.events_consumed.values()) == consumed
     assert all(result.events_consumed.values()), "every input topic carries simulated events"
@@ -30,7 +37,10 @@ def test_demo_streams_a_city_through_the_worker_and_evaluates_it() -> None:
 
 def run_cli(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "antifraud", *args], capture_output=True, text=True, timeout=60,
+        [sys.executable, "-m", "antifraud", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
         env={"PATH": "/usr/bin:/bin", **env},
     )
 

@@ -27,7 +27,15 @@ from antifraud.stack.embedded import Endpoints
 from antifraud.stack.worker import WorkerProcess
 from tests.conftest import wait_for
 from tests.outcomes import (  # noqa: F401 - world and reference are fixtures
-    SEED, Outcome, assert_same, done_at, events_in, processed, reference, settled, world,
+    SEED,
+    Outcome,
+    assert_same,
+    done_at,
+    events_in,
+    processed,
+    reference,
+    settled,
+    world,
 )
 
 pytestmark = pytest.mark.integration
@@ -44,8 +52,11 @@ def _processed(stack: Endpoints, count: int) -> None:
 
 
 def _replay(stack: Endpoints, world: Path) -> None:
-    subprocess.run([sys.executable, "-m", "antifraud", "replay", str(world), "--bootstrap", stack.kafka_bootstrap],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [sys.executable, "-m", "antifraud", "replay", str(world), "--bootstrap", stack.kafka_bootstrap],
+        check=True,
+        capture_output=True,
+    )
 
 
 def _kill(worker: WorkerProcess) -> None:
@@ -64,14 +75,16 @@ def replayed(stack: Endpoints, world: Path) -> Iterator[Endpoints]:
 
 
 @pytest.mark.parametrize("run", ["first", "again"])
-def test_one_worker_concludes_what_detect_does(replayed: Endpoints, start_worker: Start, world: Path,
-                                               reference: Outcome, run: str) -> None:
+def test_one_worker_concludes_what_detect_does(
+    replayed: Endpoints, start_worker: Start, world: Path, reference: Outcome, run: str
+) -> None:
     start_worker()
     assert_same(_outcome(replayed, world, reference), reference)
 
 
-def test_a_worker_killed_four_times_concludes_the_same(replayed: Endpoints, start_worker: Start, world: Path,
-                                                       reference: Outcome) -> None:
+def test_a_worker_killed_four_times_concludes_the_same(
+    replayed: Endpoints, start_worker: Start, world: Path, reference: Outcome
+) -> None:
     rng, total = random.Random(SEED), events_in(world)
     worker = start_worker()
     for kill in range(1, KILLS + 1):  # spread over the work: after a share of the records, at a random moment
@@ -82,8 +95,9 @@ def test_a_worker_killed_four_times_concludes_the_same(replayed: Endpoints, star
     assert_same(_outcome(replayed, world, reference), reference)
 
 
-def test_two_workers_one_killed_conclude_the_same(replayed: Endpoints, start_worker: Start, world: Path,
-                                                  reference: Outcome) -> None:
+def test_two_workers_one_killed_conclude_the_same(
+    replayed: Endpoints, start_worker: Start, world: Path, reference: Outcome
+) -> None:
     rng = random.Random(SEED + 1)
     first, second = start_worker(), start_worker()
     _processed(replayed, events_in(world) // 3)

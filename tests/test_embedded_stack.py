@@ -95,8 +95,9 @@ def test_reports_a_service_that_exits(tmp_path: Path, monkeypatch: pytest.Monkey
     monkeypatch.delenv("REDIS_URL", raising=False)
     children: list[subprocess.Popen[bytes]] = []
 
-    def recorded_spawn(argv: list[str], *, log_path: Path, env: dict[str, str] | None = None
-                       ) -> subprocess.Popen[bytes]:
+    def recorded_spawn(
+        argv: list[str], *, log_path: Path, env: dict[str, str] | None = None
+    ) -> subprocess.Popen[bytes]:
         children.append(spawn(argv, log_path=log_path, env=env))
         return children[-1]
 
@@ -109,8 +110,9 @@ def test_reports_a_service_that_exits(tmp_path: Path, monkeypatch: pytest.Monkey
     assert stack.pids == []
 
 
-def test_the_stack_command_keeps_topics_records_and_offsets_across_a_restart(tmp_path: Path,
-                                                                             no_env_services: None) -> None:
+def test_the_stack_command_keeps_topics_records_and_offsets_across_a_restart(
+    tmp_path: Path, no_env_services: None
+) -> None:
     """`antifraud stack` stopped and started again on its data folder: the records and a group's committed
     offset are still there (the broker's in s3rver, Redis's in its AOF)."""
     from kafka import KafkaConsumer, KafkaProducer, TopicPartition
@@ -124,11 +126,28 @@ def test_the_stack_command_keeps_topics_records_and_offsets_across_a_restart(tmp
     partition = TopicPartition(topics.ALERTS, 0)
 
     def run_stack() -> "subprocess.Popen[bytes]":
-        proc = spawn([sys.executable, "-m", "antifraud", "stack", "--data", str(tmp_path / "data"), "--kafka-port",
-                      str(kafka_port), "--redis-port", str(redis_port), "--partitions", "1"],
-                     log_path=tmp_path / "stack.log")
-        wait_for(lambda: "export KAFKA_BOOTSTRAP" in (tmp_path / "stack.log").read_text(), timeout=60,
-                 what="the stack to print its endpoints")
+        proc = spawn(
+            [
+                sys.executable,
+                "-m",
+                "antifraud",
+                "stack",
+                "--data",
+                str(tmp_path / "data"),
+                "--kafka-port",
+                str(kafka_port),
+                "--redis-port",
+                str(redis_port),
+                "--partitions",
+                "1",
+            ],
+            log_path=tmp_path / "stack.log",
+        )
+        wait_for(
+            lambda: "export KAFKA_BOOTSTRAP" in (tmp_path / "stack.log").read_text(),
+            timeout=60,
+            what="the stack to print its endpoints",
+        )
         return proc
 
     first = run_stack()
@@ -146,8 +165,13 @@ def test_the_stack_command_keeps_topics_records_and_offsets_across_a_restart(tmp
 
     second = run_stack()
     try:
-        reader = KafkaConsumer(bootstrap_servers=bootstrap, group_id="reader", enable_auto_commit=False,
-                               auto_offset_reset="earliest", consumer_timeout_ms=5000)
+        reader = KafkaConsumer(
+            bootstrap_servers=bootstrap,
+            group_id="reader",
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            consumer_timeout_ms=5000,
+        )
         reader.assign([partition])
         assert reader.committed(partition) == 20
         reader.seek(partition, 0)

@@ -52,16 +52,38 @@ ALL_IDENTIFIERS = (P1, P2, P3, W1, V1, V2, C1, C2, A1, A2, A3, R1, D1)
 
 EVENT_SECONDS = {
     **{f"e{i}": 60.0 * i for i in range(5)},
-    "f0": 1000.0, "f1": 1030.0, "f2": 1060.0, "f3": 1090.0,
-    "c0": 500.0, "c1": 600.0, "c2": 700.0,
-    "g0": 2000.0, "g1": 2010.0,
+    "f0": 1000.0,
+    "f1": 1030.0,
+    "f2": 1060.0,
+    "f3": 1090.0,
+    "c0": 500.0,
+    "c1": 600.0,
+    "c2": 700.0,
+    "g0": 2000.0,
+    "g1": 2010.0,
     "w0": 3000.0,
-    "b0": 200.0, "b1": 260.0,
+    "b0": 200.0,
+    "b1": 260.0,
 }
 EVENT_TIMES = {event_id: T0 + timedelta(seconds=s) for event_id, s in EVENT_SECONDS.items()}
 ACTORS = {
-    "e0": P1, "e1": P1, "e2": P1, "e3": V1, "e4": A1, "f0": P2, "f1": P2, "f2": V2, "f3": A2,
-    "c0": D1, "c1": D1, "c2": D1, "g0": P3, "g1": P3, "w0": W1, "b0": C1, "b1": C1,
+    "e0": P1,
+    "e1": P1,
+    "e2": P1,
+    "e3": V1,
+    "e4": A1,
+    "f0": P2,
+    "f1": P2,
+    "f2": V2,
+    "f3": A2,
+    "c0": D1,
+    "c1": D1,
+    "c2": D1,
+    "g0": P3,
+    "g1": P3,
+    "w0": W1,
+    "b0": C1,
+    "b1": C1,
 }
 """Who made each event (caller, payer, registrant): P1 calls at 0-120, the mule A2 pays on at 1090."""
 EVENTS = {event_id: EventFact(time, ACTORS[event_id]) for event_id, time in EVENT_TIMES.items()}
@@ -75,11 +97,18 @@ def entity(kind: str, value: str, role: str, target: bool) -> TruthEntity:
     return TruthEntity(kind=kind, value=value, role=role, target=target)  # type: ignore[arg-type]
 
 
-def scenario(scenario_id: str, entities: list[TruthEntity], event_ids: list[str], *, benign: bool = False) -> ScenarioTruth:
+def scenario(
+    scenario_id: str, entities: list[TruthEntity], event_ids: list[str], *, benign: bool = False
+) -> ScenarioTruth:
     times = [EVENT_TIMES[e] for e in event_ids]
     return ScenarioTruth(
-        scenario_id=scenario_id, scenario=scenario_id.rsplit("-", 1)[0], benign=benign,
-        start=times[0], end=times[-1], entities=entities, event_ids=event_ids,
+        scenario_id=scenario_id,
+        scenario=scenario_id.rsplit("-", 1)[0],
+        benign=benign,
+        start=times[0],
+        end=times[-1],
+        entities=entities,
+        event_ids=event_ids,
     )
 
 
@@ -97,25 +126,36 @@ def ground_truth() -> GroundTruth:
         fraud_team(3, P3, A3, ["g0", "g1"]),
         scenario("card_dealer-1", [entity("id_number", D1, "dealer_id", True)], ["c0", "c1", "c2"]),
         scenario("wangiri-1", [entity("phone", W1, "fraud_number", True)], ["w0"]),
-        scenario("courier_calls-1", [entity("phone", C1, "courier", False), entity("phone", C2, "customer", False)],
-                 ["b0", "b1"], benign=True),
+        scenario(
+            "courier_calls-1",
+            [entity("phone", C1, "courier", False), entity("phone", C2, "customer", False)],
+            ["b0", "b1"],
+            benign=True,
+        ),
     ]
     return GroundTruth(seed=7, params={}, start=T0, end=at(3600), event_count=len(EVENT_TIMES), scenarios=scenarios)
 
 
 def alert(detector: str, kind: str, value: str, end_s: float) -> Alert:
     return Alert.create(
-        detector=detector, entity=Entity(kind=kind, value=value), trigger=f"event-{end_s}",  # type: ignore[arg-type]
-        window_start=at(end_s - 60), window_end=at(end_s),
-        severity="medium", score=1.0, reasons=[Reason(feature="f", value=2, threshold=1)],
-        evidence_event_ids=["x"], audience=[Audience(kind="police")],
+        detector=detector,
+        entity=Entity(kind=kind, value=value),
+        trigger=f"event-{end_s}",  # type: ignore[arg-type]
+        window_start=at(end_s - 60),
+        window_end=at(end_s),
+        severity="medium",
+        score=1.0,
+        reasons=[Reason(feature="f", value=2, threshold=1)],
+        evidence_event_ids=["x"],
+        audience=[Audience(kind="police")],
     )
 
 
 def alerts() -> list[Alert]:
     first = alert("call_fanout", "phone", P1, 120)
     return [
-        first, first,
+        first,
+        first,
         alert("call_fanout", "phone", P1, 300),
         alert("call_fanout", "phone", C1, 250),
         alert("call_fanout", "phone", V1, 200),
@@ -161,7 +201,12 @@ def test_scenario_type_figures() -> None:
     assert team.undetected == ["fraud_call_team-3"]
     assert {e.value for e in team.missed_targets} == {A1, P2, P3, A3}
 
-    assert (dealer.targets, dealer.alerted_targets, dealer.detectors, dealer.false_positive_entities) == (1, 1, ["account_risk"], 1)
+    assert (dealer.targets, dealer.alerted_targets, dealer.detectors, dealer.false_positive_entities) == (
+        1,
+        1,
+        ["account_risk"],
+        1,
+    )
     assert dealer.precision == 0.5 and dealer.recall == 1.0
     assert dealer.median_seconds_to_detect == 150.0 and dealer.median_events_to_detect == 2.0
 
@@ -186,11 +231,21 @@ def test_detector_figures_and_duplicates() -> None:
     report = evaluate(ground_truth(), alerts(), EVENTS)
     assert (report.alerts.received, report.alerts.distinct, report.alerts.duplicates) == (8, 7, 1)
     fanout, risk = report.detectors["call_fanout"], report.detectors["account_risk"]
-    assert (fanout.alerts, fanout.alerted_entities, fanout.true_positive_entities, fanout.false_positive_entities) == (4, 3, 1, 2)
+    assert (fanout.alerts, fanout.alerted_entities, fanout.true_positive_entities, fanout.false_positive_entities) == (
+        4,
+        3,
+        1,
+        2,
+    )
     assert fanout.precision == pytest.approx(1 / 3)
     assert fanout.caught_targets == {"fraud_call_team": 1}
     assert {e.value for e in fanout.false_positives} == {C1, V1}
-    assert (risk.alerts, risk.alerted_entities, risk.true_positive_entities, risk.false_positive_entities) == (3, 3, 2, 1)
+    assert (risk.alerts, risk.alerted_entities, risk.true_positive_entities, risk.false_positive_entities) == (
+        3,
+        3,
+        2,
+        1,
+    )
     assert risk.precision == pytest.approx(2 / 3)
     assert risk.caught_targets == {"card_dealer": 1, "fraud_call_team": 1}
     assert (report.alerted_entities, report.false_positive_entities) == (6, 3)
@@ -218,7 +273,9 @@ def test_events_to_detect_needs_event_times_of_every_scenario_event() -> None:
     assert report.scenarios["fraud_call_team"].median_seconds_to_detect == 90.0
     assert report.scenarios["fraud_call_team"].median_events_to_detect is None
     partial = {k: v for k, v in EVENTS.items() if k != "f2"}
-    with pytest.raises(EvaluationError, match=r"no event time for 1 scenario events \(first: 'f2' of fraud_call_team-2\)"):
+    with pytest.raises(
+        EvaluationError, match=r"no event time for 1 scenario events \(first: 'f2' of fraud_call_team-2\)"
+    ):
         evaluate(ground_truth(), alerts(), partial)
 
 
@@ -266,13 +323,24 @@ def files(tmp_path: Path) -> dict[str, Path]:
     events = tmp_path / "city.jsonl.gz"
     with gzip.open(events, "wb") as out:
         for event_id, time in sorted(EVENT_TIMES.items(), key=lambda item: item[1]):
-            out.write(orjson.dumps({"kind": "call_record", "event_id": event_id, "event_time": time.isoformat(),
-                                    "caller": ACTORS[event_id]}) + b"\n")
+            out.write(
+                orjson.dumps(
+                    {
+                        "kind": "call_record",
+                        "event_id": event_id,
+                        "event_time": time.isoformat(),
+                        "caller": ACTORS[event_id],
+                    }
+                )
+                + b"\n"
+            )
     return {"truth": truth, "alerts": alerts_path, "events": events}
 
 
 def test_json_output_has_the_promised_shape_and_no_identifiers(cli: Cli, files: dict[str, Path]) -> None:
-    code, out, _ = cli("--truth", str(files["truth"]), "--alerts", str(files["alerts"]), "--events", str(files["events"]), "--json")
+    code, out, _ = cli(
+        "--truth", str(files["truth"]), "--alerts", str(files["alerts"]), "--events", str(files["events"]), "--json"
+    )
     assert code == 0
     data = orjson.loads(out)
     team = data["scenarios"]["fraud_call_team"]
@@ -292,16 +360,24 @@ def test_json_output_has_the_promised_shape_and_no_identifiers(cli: Cli, files: 
 
 
 def test_plots_are_written_as_png_and_their_paths_printed(cli: Cli, files: dict[str, Path], tmp_path: Path) -> None:
-    code, out, _ = cli("--truth", str(files["truth"]), "--alerts", str(files["alerts"]), "--plots", str(tmp_path / "charts"))
+    code, out, _ = cli(
+        "--truth", str(files["truth"]), "--alerts", str(files["alerts"]), "--plots", str(tmp_path / "charts")
+    )
     assert code == 0
-    written = [Path(line.removeprefix("plot written: ")) for line in out.splitlines() if line.startswith("plot written: ")]
+    written = [
+        Path(line.removeprefix("plot written: ")) for line in out.splitlines() if line.startswith("plot written: ")
+    ]
     assert sorted(p.name for p in written) == ["precision_recall.png", "time_to_detect.png"]
     for path in written:
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 5000
     assert "fraud_call_team" in out, "the table is printed too"
 
-    code, out, _ = cli("--truth", str(files["truth"]), "--alerts", str(files["alerts"]), "--json", "--plots", str(tmp_path / "again"))
-    assert code == 0 and orjson.loads(out)["plots"] == [str(tmp_path / "again" / n) for n in ("precision_recall.png", "time_to_detect.png")]
+    code, out, _ = cli(
+        "--truth", str(files["truth"]), "--alerts", str(files["alerts"]), "--json", "--plots", str(tmp_path / "again")
+    )
+    assert code == 0 and orjson.loads(out)["plots"] == [
+        str(tmp_path / "again" / n) for n in ("precision_recall.png", "time_to_detect.png")
+    ]
 
 
 def test_bad_inputs_say_what_is_wrong(cli: Cli, files: dict[str, Path], tmp_path: Path) -> None:
@@ -317,7 +393,10 @@ def test_bad_inputs_say_what_is_wrong(cli: Cli, files: dict[str, Path], tmp_path
     code, _, err = cli("--truth", str(tmp_path / "bad.truth.json"), "--alerts", alerts_path)
     assert code == 2 and "is not a ground truth file: params: Field required" in err
 
-    lines = [a.model_dump_json() for a in alerts()[:2]] + ["", '{"alert_id": "x", "entity": {"kind": "phone", "value": "13812345678"}}']
+    lines = [a.model_dump_json() for a in alerts()[:2]] + [
+        "",
+        '{"alert_id": "x", "entity": {"kind": "phone", "value": "13812345678"}}',
+    ]
     (tmp_path / "bad.jsonl").write_text("\n".join(lines) + "\n")
     code, _, err = cli("--truth", truth, "--alerts", str(tmp_path / "bad.jsonl"))
     assert code == 2 and "bad.jsonl line 4: not an alert: detector: Field required" in err

@@ -5,7 +5,6 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from antifraud.events.types import make_id_number as id_number
 from antifraud.events.codec import InvalidEvent, decode, encode
 from antifraud.events.models import (
     EVENT_MODELS,
@@ -18,6 +17,7 @@ from antifraud.events.models import (
     SimRegistration,
     SmsRecord,
 )
+from antifraud.events.types import make_id_number as id_number
 
 T0 = datetime(2026, 3, 1, 8, 0, tzinfo=timezone.utc)
 VALID_ID = id_number("320585", "19800101", 1)
@@ -28,36 +28,80 @@ OMIT = object()
 
 VALID: dict[type[Event], dict[str, object]] = {
     BankTransfer: {
-        "event_id": "tx-1", "event_time": "2026-03-01T08:00:00Z", "kind": "bank_transfer", "channel": "online",
-        "payer_account": "6222000011112222", "payer_name": "张伟", "payer_id_number": VALID_ID,
-        "payee_account": "6222000033334444", "payee_name": "李娜", "amount_fen": 120_000,
+        "event_id": "tx-1",
+        "event_time": "2026-03-01T08:00:00Z",
+        "kind": "bank_transfer",
+        "channel": "online",
+        "payer_account": "6222000011112222",
+        "payer_name": "张伟",
+        "payer_id_number": VALID_ID,
+        "payee_account": "6222000033334444",
+        "payee_name": "李娜",
+        "amount_fen": 120_000,
     },
     CardOpening: {
-        "event_id": "card-1", "event_time": "2026-03-01T08:00:00Z", "kind": "card_opening", "bank": "icbc",
-        "id_number": VALID_ID, "account": "6222000055556666", "branch_id": "br-1", "channel": "counter",
+        "event_id": "card-1",
+        "event_time": "2026-03-01T08:00:00Z",
+        "kind": "card_opening",
+        "bank": "icbc",
+        "id_number": VALID_ID,
+        "account": "6222000055556666",
+        "branch_id": "br-1",
+        "channel": "counter",
     },
     SimRegistration: {
-        "event_id": "sim-1", "event_time": "2026-03-01T08:00:00Z", "kind": "sim_registration", "carrier": "cmcc",
-        "id_number": X_ID, "msisdn": "13812345678", "real_name_verified": True, "outlet": "outlet-3",
+        "event_id": "sim-1",
+        "event_time": "2026-03-01T08:00:00Z",
+        "kind": "sim_registration",
+        "carrier": "cmcc",
+        "id_number": X_ID,
+        "msisdn": "13812345678",
+        "real_name_verified": True,
+        "outlet": "outlet-3",
     },
     CallRecord: {
-        "event_id": "call-1", "event_time": "2026-03-01T08:00:00Z", "kind": "call_record", "caller": "13812345678",
-        "callee": "+8613987654321", "start": "2026-03-01T07:59:00Z", "duration_s": 60, "cell_id": "cell-4",
-        "imei": "35123456789012", "international": False,
+        "event_id": "call-1",
+        "event_time": "2026-03-01T08:00:00Z",
+        "kind": "call_record",
+        "caller": "13812345678",
+        "callee": "+8613987654321",
+        "start": "2026-03-01T07:59:00Z",
+        "duration_s": 60,
+        "cell_id": "cell-4",
+        "imei": "35123456789012",
+        "international": False,
     },
     SmsRecord: {
-        "event_id": "sms-1", "event_time": "2026-03-01T08:00:00Z", "kind": "sms_record", "sender": "10690000",
-        "receiver": "13812345678", "cell_id": "cell-4", "link_domains": ["icbc-verify.example"],
+        "event_id": "sms-1",
+        "event_time": "2026-03-01T08:00:00Z",
+        "kind": "sms_record",
+        "sender": "10690000",
+        "receiver": "13812345678",
+        "cell_id": "cell-4",
+        "link_domains": ["icbc-verify.example"],
     },
     CellObservation: {
-        "event_id": "cellobs-1", "event_time": "2026-03-01T08:00:00Z", "kind": "cell_observation",
-        "cell_id": "cell-4", "lac": 4101, "operator": "cmcc", "signal_dbm": -71, "encryption_level": 2,
-        "handset_imei": "351234567890123", "location": {"lat": 31.457, "lon": 121.101},
+        "event_id": "cellobs-1",
+        "event_time": "2026-03-01T08:00:00Z",
+        "kind": "cell_observation",
+        "cell_id": "cell-4",
+        "lac": 4101,
+        "operator": "cmcc",
+        "signal_dbm": -71,
+        "encryption_level": 2,
+        "handset_imei": "351234567890123",
+        "location": {"lat": 31.457, "lon": 121.101},
     },
     FraudReport: {
-        "event_id": "report-1", "event_time": "2026-03-01T08:00:00Z", "kind": "fraud_report",
-        "victim_id_number": X_ID, "victim_phone": "13812345678", "reported_numbers": ["17012340001"],
-        "payee_accounts": ["6222000033334444"], "amount_fen": 4_980_000, "fraud_time": "2026-03-01T07:00:00Z",
+        "event_id": "report-1",
+        "event_time": "2026-03-01T08:00:00Z",
+        "kind": "fraud_report",
+        "victim_id_number": X_ID,
+        "victim_phone": "13812345678",
+        "reported_numbers": ["17012340001"],
+        "payee_accounts": ["6222000033334444"],
+        "amount_fen": 4_980_000,
+        "fraud_time": "2026-03-01T07:00:00Z",
         "source": "96110",
     },
 }
@@ -171,7 +215,9 @@ def test_malformed_json(raw: bytes) -> None:
         ),
         pytest.param(CallRecord, {"caller": "1381234567a"}, "caller", id="caller_with_letter"),
         pytest.param(SimRegistration, {"msisdn": "138-1234-5678"}, "msisdn", id="msisdn_with_dashes"),
-        pytest.param(FraudReport, {"reported_numbers": ["17012340001", "call-me"]}, "reported_numbers", id="list_phone"),
+        pytest.param(
+            FraudReport, {"reported_numbers": ["17012340001", "call-me"]}, "reported_numbers", id="list_phone"
+        ),
         pytest.param(CallRecord, {"callee": OMIT}, "callee", id="missing_field"),
         pytest.param(CallRecord, {"event_id": "cdr\x1f7"}, "event_id", id="event_id_with_a_control_character"),
     ],

@@ -19,8 +19,14 @@ from detectors.window import WindowResult
 from tests.windowing import replay_checks
 
 LIMITS = FakeBaseStationThresholds(
-    window_seconds=3600, min_handsets=30, max_weak_level=1, min_anomaly_handsets=10, max_distance_km=3.0,
-    min_link_sms=20, min_sender_sms=5, max_tracked=2000,
+    window_seconds=3600,
+    min_handsets=30,
+    max_weak_level=1,
+    min_anomaly_handsets=10,
+    max_distance_km=3.0,
+    min_link_sms=20,
+    min_sender_sms=5,
+    max_tracked=2000,
 )
 T0 = datetime(2026, 3, 1, 10, 0, tzinfo=timezone.utc)
 SITE = GeoPoint(lat=31.45, lon=121.10)
@@ -34,25 +40,44 @@ SPAMMER = "17100000001"
 
 def obs(n: int, cell: str, at: float, *, level: int = 3, where: GeoPoint = SITE) -> CellObservation:
     return CellObservation(
-        event_id=f"obs-{cell[-1]}-{n:04d}", event_time=T0 + timedelta(seconds=at), cell_id=cell, lac=20000,
-        operator="cmcc", signal_dbm=-50, encryption_level=level, handset_imei=f"8600000{n:07d}", location=where,
+        event_id=f"obs-{cell[-1]}-{n:04d}",
+        event_time=T0 + timedelta(seconds=at),
+        cell_id=cell,
+        lac=20000,
+        operator="cmcc",
+        signal_dbm=-50,
+        encryption_level=level,
+        handset_imei=f"8600000{n:07d}",
+        location=where,
     )
 
 
 def text(n: int, cell: str, at: float, sender: str = SPAMMER, link: str = "icbc-verify.top") -> SmsRecord:
-    return SmsRecord(event_id=f"sms-{cell[-1]}-{n:04d}", event_time=T0 + timedelta(seconds=at), sender=sender,
-                     receiver=f"1390000{n:04d}", cell_id=cell, link_domains=[link])
+    return SmsRecord(
+        event_id=f"sms-{cell[-1]}-{n:04d}",
+        event_time=T0 + timedelta(seconds=at),
+        sender=sender,
+        receiver=f"1390000{n:04d}",
+        cell_id=cell,
+        link_domains=[link],
+    )
 
 
-def handsets(cell: str, count: int, *, level: int = 3, where: GeoPoint = SITE, step: float = 20) -> list[CellObservation]:
+def handsets(
+    cell: str, count: int, *, level: int = 3, where: GeoPoint = SITE, step: float = 20
+) -> list[CellObservation]:
     return [obs(i, cell, i * step, level=level, where=where) for i in range(count)]
 
 
 def as_seen(events: Sequence[CellObservation | SmsRecord]) -> list[CellObservation | SmsSighting]:
     """What the cell stage hands the detector: observations as they are, an SMS with a link as the cell's
     sighting of it (here told at the time it was sent)."""
-    return [SmsSighting(e.event_time.timestamp(), e.cell_id, e.sender, e.event_id, e.event_time.timestamp())
-            if isinstance(e, SmsRecord) else e for e in events]
+    return [
+        SmsSighting(e.event_time.timestamp(), e.cell_id, e.sender, e.event_id, e.event_time.timestamp())
+        if isinstance(e, SmsRecord)
+        else e
+        for e in events
+    ]
 
 
 def run(events: Sequence[CellObservation | SmsRecord], registry: CellRegistry | None = REGISTRY) -> WindowResult:
@@ -147,7 +172,9 @@ def test_handsets_outside_the_window_do_not_count() -> None:
 
 def test_replay_safety() -> None:
     events = sorted(handsets(FAKE, 30) + [text(i, FAKE, i) for i in range(6)], key=lambda e: e.event_time)
-    replay_checks(lambda b, p: detect(as_seen(b), p, REGISTRY, LIMITS), events)  # in batch order, as the pipeline hands them
+    replay_checks(
+        lambda b, p: detect(as_seen(b), p, REGISTRY, LIMITS), events
+    )  # in batch order, as the pipeline hands them
 
 
 def test_distance_km() -> None:
@@ -161,20 +188,30 @@ def write(tmp_path: Path, body: object) -> Path:
 
 
 def test_registry_loads_with_commissioning_times(tmp_path: Path) -> None:
-    path = write(tmp_path, {"cells": [
-        {"cell_id": REAL, "operator": "cmcc", "lac": 1, "lat": 31.45, "lon": 121.1, "district": "x"},
-        {"cell_id": NEW, "operator": "cmcc", "lat": 31.45, "lon": 121.1, "commissioned": 1772380800},
-    ]})
-    assert load_registry(path) == {REAL: RegisteredCell(31.45, 121.1, "cmcc"),
-                                   NEW: RegisteredCell(31.45, 121.1, "cmcc", 1772380800)}
+    path = write(
+        tmp_path,
+        {
+            "cells": [
+                {"cell_id": REAL, "operator": "cmcc", "lac": 1, "lat": 31.45, "lon": 121.1, "district": "x"},
+                {"cell_id": NEW, "operator": "cmcc", "lat": 31.45, "lon": 121.1, "commissioned": 1772380800},
+            ]
+        },
+    )
+    assert load_registry(path) == {
+        REAL: RegisteredCell(31.45, 121.1, "cmcc"),
+        NEW: RegisteredCell(31.45, 121.1, "cmcc", 1772380800),
+    }
 
 
-@pytest.mark.parametrize(("body", "message"), [
-    ("{not json", "is not JSON"),
-    ({"cells": [{"cell_id": REAL, "lat": 91, "lon": 0, "operator": "cmcc"}]}, "invalid cell registry .*lat"),
-    ({"towers": []}, "invalid cell registry .*cells"),
-    ({"cells": [{"cell_id": REAL, "lat": 0, "lon": 0, "operator": "cmcc"}] * 2}, "listed twice"),
-])
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ("{not json", "is not JSON"),
+        ({"cells": [{"cell_id": REAL, "lat": 91, "lon": 0, "operator": "cmcc"}]}, "invalid cell registry .*lat"),
+        ({"towers": []}, "invalid cell registry .*cells"),
+        ({"cells": [{"cell_id": REAL, "lat": 0, "lon": 0, "operator": "cmcc"}] * 2}, "listed twice"),
+    ],
+)
 def test_registry_errors_name_the_file(tmp_path: Path, body: object, message: str) -> None:
     with pytest.raises(ValueError, match=message) as error:
         load_registry(write(tmp_path, body))

@@ -34,7 +34,13 @@ from streams.progress import Partitioning
 from tests.conftest import PARTITIONS, wait_for
 from tests.kafka_helpers import read_all
 from tests.outcomes import (  # noqa: F401 - world and reference are fixtures
-    Outcome, assert_same, done_at, processed, reference, settled, world,
+    Outcome,
+    assert_same,
+    done_at,
+    processed,
+    reference,
+    settled,
+    world,
 )
 from tests.redis_helpers import AofRedis, aof_redis  # noqa: F401 - the fixture
 
@@ -57,9 +63,11 @@ class Hostile:
     reason: str
 
 
-def _hostile(doc: dict[str, object], raw: bytes, topic: str, partition: int, key: bytes, n: int,
-             other: dict[str, str]) -> list[Hostile]:
+def _hostile(
+    doc: dict[str, object], raw: bytes, topic: str, partition: int, key: bytes, n: int, other: dict[str, str]
+) -> list[Hostile]:
     """Hostile records made from one valid event (``doc``, as JSON ``raw``), cycling through the kinds."""
+
     def changed(**fields: object) -> bytes:
         return orjson.dumps({**doc, **fields})
 
@@ -82,8 +90,12 @@ def _hostile(doc: dict[str, object], raw: bytes, topic: str, partition: int, key
         (key, changed(schema_version=2), "schema_violation"),
     ]
     if doc["kind"] == "bank_transfer":
-        made += [(key, amount(b"-100"), "schema_violation"), (key, amount(b"NaN"), "schema_violation"),
-                 (key, amount(b"Infinity"), "schema_violation"), (key, amount(b"1.5"), "schema_violation")]
+        made += [
+            (key, amount(b"-100"), "schema_violation"),
+            (key, amount(b"NaN"), "schema_violation"),
+            (key, amount(b"Infinity"), "schema_violation"),
+            (key, amount(b"1.5"), "schema_violation"),
+        ]
     out = []
     for k in range(HOSTILE_PER_EVENT):
         hostile_key, value, reason = made[(n * HOSTILE_PER_EVENT + k) % len(made)]
@@ -109,8 +121,13 @@ def produce_hostile_city(endpoints: Endpoints, city: Path) -> Produced:
     partitioning = Partitioning({topic: PARTITIONS for topic in topics.INPUT_TOPICS.values()})
     kinds = list(topics.INPUT_TOPICS)
     other = {kind: kinds[(i + 1) % len(kinds)] for i, kind in enumerate(kinds)}
-    producer = KafkaProducer(bootstrap_servers=endpoints.kafka_bootstrap, acks="all", linger_ms=20,
-                             max_request_size=4 << 20, batch_size=256 * 1024)
+    producer = KafkaProducer(
+        bootstrap_servers=endpoints.kafka_bootstrap,
+        acks="all",
+        linger_ms=20,
+        max_request_size=4 << 20,
+        batch_size=256 * 1024,
+    )
     sent: list[tuple[Hostile, object]] = []
     valid = 0
     for n, (_, raw) in enumerate(read_lines(city)):
@@ -122,8 +139,12 @@ def produce_hostile_city(endpoints: Endpoints, city: Path) -> Produced:
             producer.send(topic, key=key, value=raw, partition=partition)
             valid += 1
         for hostile in _hostile(doc, raw, topic, partition, key, n, other):
-            sent.append((hostile, producer.send(hostile.topic, key=hostile.key, value=hostile.value,
-                                                partition=hostile.partition)))
+            sent.append(
+                (
+                    hostile,
+                    producer.send(hostile.topic, key=hostile.key, value=hostile.value, partition=hostile.partition),
+                )
+            )
     producer.flush()
     hostile = {}
     for record, future in sent:
@@ -159,7 +180,8 @@ def _dead_letters_are_the_hostile_records(endpoints: Endpoints, produced: Produc
         found[at] = (record.value, headers)  # a repeat (a batch run again after a kill) says the same
     assert found.keys() == produced.hostile.keys(), (
         f"{len(produced.hostile.keys() - found.keys())} hostile records missing, "
-        f"{len(found.keys() - produced.hostile.keys())} valid ones dead-lettered")
+        f"{len(found.keys() - produced.hostile.keys())} valid ones dead-lettered"
+    )
     reasons: Counter[str] = Counter()
     for at, hostile in produced.hostile.items():
         value, headers = found[at]
@@ -173,8 +195,14 @@ def _dead_letters_are_the_hostile_records(endpoints: Endpoints, produced: Produc
             assert value is not None and hostile.value.startswith(value) and len(value) < MAX_RECORD_BYTES
         else:
             assert (value or b"") == (hostile.value or b""), f"{at}: the dead letter carries the record's bytes"
-    assert set(reasons) == {"malformed_json", "empty", "schema_violation", "event_time_out_of_range",
-                            "wrong_partition", "oversized"}
+    assert set(reasons) == {
+        "malformed_json",
+        "empty",
+        "schema_violation",
+        "event_time_out_of_range",
+        "wrong_partition",
+        "oversized",
+    }
 
 
 Start = Callable[..., WorkerProcess]
@@ -190,13 +218,15 @@ def _run(stack: Endpoints, city: Path, reference: Outcome, disturb: Callable[[in
 
 
 def test_hostile_records_among_a_city_with_the_worker_killed_twice(
-        stack: Endpoints, start_worker: Start, world: Path, reference: Outcome) -> None:
+    stack: Endpoints, start_worker: Start, world: Path, reference: Outcome
+) -> None:
     rng = random.Random(5)
 
     def kill_twice(records: int) -> None:
         worker = start_worker()
         for share in (3, 6):
-            wait_for(lambda: processed(stack) >= records * share // 10, timeout=300, what="progress")
+            done = records * share // 10
+            wait_for(lambda done=done: processed(stack) >= done, timeout=300, what="progress")  # type: ignore[misc]
             time.sleep(rng.uniform(0.0, 0.3))
             _kill(worker)
             worker.start()
@@ -205,7 +235,8 @@ def test_hostile_records_among_a_city_with_the_worker_killed_twice(
 
 
 def test_hostile_records_among_a_city_with_redis_killed_and_restarted(
-        stack: Endpoints, aof_redis: AofRedis, start_worker: Start, world: Path, reference: Outcome) -> None:
+    stack: Endpoints, aof_redis: AofRedis, start_worker: Start, world: Path, reference: Outcome
+) -> None:
     def crash_redis(records: int) -> None:
         start_worker()
         wait_for(lambda: processed(stack) >= records // 2, timeout=300, what="half the records processed")

@@ -15,7 +15,6 @@ from typing import TypeVar
 import pytest
 from redis.asyncio import Redis
 
-from tests.conftest import AUDIT_KEYS
 from antifraud.audit.service import AuditLog
 from antifraud.case.models import Case, open_case
 from antifraud.case.service import CaseService
@@ -30,6 +29,7 @@ from antifraud.forwarding.models import (
 )
 from antifraud.forwarding.service import DELIVERY_QUEUE, DeliveryLoop
 from antifraud.state.lease_queue import backoff_seconds
+from tests.conftest import AUDIT_KEYS
 from tests.test_case import ACCOUNT, NOW, alert
 
 T = TypeVar("T")
@@ -115,15 +115,28 @@ def test_delivery_moves() -> None:
     pending = new_delivery(_case(version=3), "police", actor="ana", now=NOW)
     again = attempt_failed(pending, now=NOW, error="HTTP 503", max_attempts=3, delay=4.0)
     assert (again.state, again.attempts, again.next_attempt_at) == ("pending", 1, NOW + timedelta(seconds=4))
-    failed = attempt_failed(attempt_failed(again, now=NOW, error="HTTP 503", max_attempts=3, delay=8.0),
-                            now=NOW, error="ConnectTimeout", max_attempts=3, delay=16.0)
-    assert (failed.state, failed.attempts, failed.next_attempt_at, failed.last_error) == ("failed", 3, None, "ConnectTimeout")
+    failed = attempt_failed(
+        attempt_failed(again, now=NOW, error="HTTP 503", max_attempts=3, delay=8.0),
+        now=NOW,
+        error="ConnectTimeout",
+        max_attempts=3,
+        delay=16.0,
+    )
+    assert (failed.state, failed.attempts, failed.next_attempt_at, failed.last_error) == (
+        "failed",
+        3,
+        None,
+        "ConnectTimeout",
+    )
     back = retried(failed, now=NOW)
     assert (back.state, back.attempts, back.retries, back.next_attempt_at) == ("pending", 0, 1, NOW)
     done = succeeded(back, now=NOW, webhook=True)
     assert (done.state, done.delivered_at) == ("delivered", NOW)
-    for move in (lambda d: retried(d, now=NOW), lambda d: succeeded(d, now=NOW, webhook=True),
-                 lambda d: attempt_failed(d, now=NOW, error="x", max_attempts=9, delay=1.0)):
+    for move in (
+        lambda d: retried(d, now=NOW),
+        lambda d: succeeded(d, now=NOW, webhook=True),
+        lambda d: attempt_failed(d, now=NOW, error="x", max_attempts=9, delay=1.0),
+    ):
         with pytest.raises(DeliveryRefused, match=f"delivery {done.delivery_id}: .* refused while delivered"):
             move(done)
     with pytest.raises(DeliveryRefused, match="retry refused while pending"):
@@ -148,8 +161,13 @@ def test_the_documented_schema_is_the_models_schema() -> None:
 
 
 def settings(webhook: Webhook, **changes: object) -> ForwardingSettings:
-    base = ForwardingSettings(webhooks={"police": webhook.url("police"), "bank": webhook.url("bank")},
-                              max_attempts=6, backoff_s=0.05, backoff_max_s=0.2, timeout_s=2.0)
+    base = ForwardingSettings(
+        webhooks={"police": webhook.url("police"), "bank": webhook.url("bank")},
+        max_attempts=6,
+        backoff_s=0.05,
+        backoff_max_s=0.2,
+        timeout_s=2.0,
+    )
     return replace(base, **changes)  # type: ignore[arg-type]
 
 
@@ -197,7 +215,9 @@ def test_webhook_failing_then_succeeding_applies_each_package_once(redis_url: st
         assert {k for _, k in webhook.attempts} == set(webhook.applied)
         police = webhook.applied[deliveries["police"].delivery_id]
         assert police["kind"] == "police_case" and police["case_id"] == case.case_id
-        assert webhook.applied[deliveries["bank"].delivery_id]["accounts"] == [{"account": ACCOUNT.value, "action": "freeze"}]
+        assert webhook.applied[deliveries["bank"].delivery_id]["accounts"] == [
+            {"account": ACCOUNT.value, "action": "freeze"}
+        ]
         assert (await cases.get(case.case_id)).status == "forwarded"
         assert await cases.deliveries.redis.zcard(DELIVERY_QUEUE.due) == 0
         actions = [r.action for r in await cases.audit.about(f"case:{case.case_id}")]
@@ -237,8 +257,11 @@ def test_failed_after_max_attempts_then_retried_by_an_analyst(redis_url: str, we
 
     async def body(cases: CaseService) -> None:
         case = await confirmed_mule_case(cases)
-        loop = DeliveryLoop(cases.deliveries, settings(webhook, max_attempts=3, webhooks={"police": webhook.url("p")}),
-                            on_delivered=cases.delivered)
+        loop = DeliveryLoop(
+            cases.deliveries,
+            settings(webhook, max_attempts=3, webhooks={"police": webhook.url("p")}),
+            on_delivered=cases.delivered,
+        )
         try:
             await run_until_idle(loop, cases, case.case_id)
             police = next(d for d in await cases.deliveries.for_case(case.case_id) if d.target == "police")
@@ -246,7 +269,8 @@ def test_failed_after_max_attempts_then_retried_by_an_analyst(redis_url: str, we
             with pytest.raises(DeliveryRefused):
                 await cases.deliveries.retry(
                     next(d for d in await cases.deliveries.for_case(case.case_id) if d.target == "bank").delivery_id,
-                    actor="ana")
+                    actor="ana",
+                )
             back = await cases.deliveries.retry(police.delivery_id, actor="ana")
             assert (back.state, back.retries) == ("pending", 1)
             await run_until_idle(loop, cases, case.case_id)
@@ -255,8 +279,12 @@ def test_failed_after_max_attempts_then_retried_by_an_analyst(redis_url: str, we
         assert (await cases.deliveries.get(police.delivery_id)).state == "delivered"
         assert list(webhook.applied) == [police.delivery_id] and len(webhook.attempts) == 4
         actions = [(r.actor, r.action) for r in await cases.audit.about(f"case:{case.case_id}")]
-        assert actions[-4:] == [("system", "delivery.delivered"), ("system", "delivery.failed"),
-                                ("ana", "delivery.retry"), ("system", "delivery.delivered")]
+        assert actions[-4:] == [
+            ("system", "delivery.delivered"),
+            ("system", "delivery.failed"),
+            ("ana", "delivery.retry"),
+            ("system", "delivery.delivered"),
+        ]
 
     on_redis(redis_url, body)
 
@@ -270,8 +298,11 @@ def test_a_refusing_receiver_fails_the_delivery_at_once(
 
     async def body(cases: CaseService) -> None:
         case = await confirmed_mule_case(cases)
-        loop = DeliveryLoop(cases.deliveries, settings(webhook, webhooks={"police": webhook.url("p")}, max_attempts=3),
-                            on_delivered=cases.delivered)
+        loop = DeliveryLoop(
+            cases.deliveries,
+            settings(webhook, webhooks={"police": webhook.url("p")}, max_attempts=3),
+            on_delivered=cases.delivered,
+        )
         try:
             await run_until_idle(loop, cases, case.case_id)
         finally:
@@ -286,8 +317,13 @@ def test_a_refusing_receiver_fails_the_delivery_at_once(
 def test_an_unreachable_receiver_is_retried_until_max_attempts(redis_url: str) -> None:
     async def body(cases: CaseService) -> None:
         case = await confirmed_mule_case(cases)
-        unreachable = ForwardingSettings(webhooks={"police": "http://127.0.0.1:1/nothing"}, max_attempts=2,
-                                         backoff_s=0.05, backoff_max_s=0.1, timeout_s=1.0)
+        unreachable = ForwardingSettings(
+            webhooks={"police": "http://127.0.0.1:1/nothing"},
+            max_attempts=2,
+            backoff_s=0.05,
+            backoff_max_s=0.1,
+            timeout_s=1.0,
+        )
         loop = DeliveryLoop(cases.deliveries, unreachable, on_delivered=cases.delivered)
         try:
             await run_until_idle(loop, cases, case.case_id)

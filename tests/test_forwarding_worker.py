@@ -29,9 +29,13 @@ FAILURES = 3
 
 
 def delivery_env(webhook: Webhook) -> dict[str, str]:
-    return {"ANTIFRAUD_WEBHOOK_POLICE": webhook.url("police"), "ANTIFRAUD_DELIVERY_BACKOFF": "1",
-            "ANTIFRAUD_DELIVERY_BACKOFF_MAX": "1", "ANTIFRAUD_DELIVERY_TIMEOUT": "1",
-            "ANTIFRAUD_DELIVERY_MAX_ATTEMPTS": "20"}
+    return {
+        "ANTIFRAUD_WEBHOOK_POLICE": webhook.url("police"),
+        "ANTIFRAUD_DELIVERY_BACKOFF": "1",
+        "ANTIFRAUD_DELIVERY_BACKOFF_MAX": "1",
+        "ANTIFRAUD_DELIVERY_TIMEOUT": "1",
+        "ANTIFRAUD_DELIVERY_MAX_ATTEMPTS": "20",
+    }
 
 
 def with_cases(endpoints: Endpoints, body: Callable[[CaseService], Awaitable[T]]) -> T:
@@ -108,9 +112,11 @@ def test_alerts_become_one_case_and_its_package_is_applied_once_across_sigkills(
     assert [key for _, key in webhook.attempts] == [police.delivery_id] * (FAILURES + 2)
     assert with_cases(stack, lambda cases: cases.get(case_id)).status == "forwarded"
     assert [a.alert_id for a in with_cases(stack, lambda cases: cases.alerts(case_id))] == [
-        first_alert.alert_id, second_alert.alert_id
+        first_alert.alert_id,
+        second_alert.alert_id,
     ]
-    packages = [ForwardingPackage.model_validate_json(r.value).root for r in read_all(stack.kafka_bootstrap,
-                                                                                         topics.FORWARDING)]
+    packages = [
+        ForwardingPackage.model_validate_json(r.value).root for r in read_all(stack.kafka_bootstrap, topics.FORWARDING)
+    ]
     assert {(p.kind, p.package_id) for p in packages} >= {("police_case", police.delivery_id)}
     assert {p.case_id for p in packages} == {case_id}

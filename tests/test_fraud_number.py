@@ -26,17 +26,40 @@ def call(
     """A call from ``caller`` to ``callee`` ending ``at`` seconds after T0."""
     end = T0 + timedelta(seconds=at)
     return CallRecord(
-        event_id=eid, event_time=end, caller=caller, callee=callee, start=end - timedelta(seconds=duration),
-        duration_s=duration, cell_id="cell-4", imei=imei, international=international,
+        event_id=eid,
+        event_time=end,
+        caller=caller,
+        callee=callee,
+        start=end - timedelta(seconds=duration),
+        duration_s=duration,
+        cell_id="cell-4",
+        imei=imei,
+        international=international,
     )
 
 
-def cold_calls(count: int, start: float = 0, *, caller: str = FRAUD, step: float = 60, first: int = 0,
-               duration: int = 8, switch_at: int | None = None, international: bool = False) -> list[CallRecord]:
+def cold_calls(
+    count: int,
+    start: float = 0,
+    *,
+    caller: str = FRAUD,
+    step: float = 60,
+    first: int = 0,
+    duration: int = 8,
+    switch_at: int | None = None,
+    international: bool = False,
+) -> list[CallRecord]:
     """A fraud number dialling strangers: distinct callees, ``step`` s apart, short calls."""
     return [
-        call(f"{caller[-4:]}-{first + i}", caller, f"1380000{first + i:04d}", start + i * step, duration,
-             PHONE_B if switch_at is not None and i >= switch_at else PHONE_A, international)
+        call(
+            f"{caller[-4:]}-{first + i}",
+            caller,
+            f"1380000{first + i:04d}",
+            start + i * step,
+            duration,
+            PHONE_B if switch_at is not None and i >= switch_at else PHONE_A,
+            international,
+        )
         for i in range(count)
     ]
 
@@ -134,7 +157,11 @@ def test_fraud_number_alerts_with_every_feature_as_a_reason() -> None:
     batch = cold_calls(25, switch_at=12)
     [alert] = run(batch)[0].alerts
     crossed = batch[LIMITS.min_distinct_callees - 1]
-    assert (alert.detector, alert.entity, alert.audience) == (DETECTOR, Entity(kind="phone", value=FRAUD), [Audience(kind="police")])
+    assert (alert.detector, alert.entity, alert.audience) == (
+        DETECTOR,
+        Entity(kind="phone", value=FRAUD),
+        [Audience(kind="police")],
+    )
     assert alert.window_end == crossed.event_time
     assert alert.window_start == crossed.event_time - timedelta(seconds=LIMITS.profile_window_seconds)
     assert (alert.trigger, alert.alert_id) == (crossed.event_id, alert_id_for(DETECTOR, alert.entity, crossed.event_id))
@@ -147,8 +174,10 @@ def test_fraud_number_alerts_with_every_feature_as_a_reason() -> None:
     assert got["imei_changes"][0] == 1
     assert got["callback_ratio_max"][0] == 0 and got["repeat_callee_ratio_max"][0] == 0
     assert got["one_ring_share"][0] == got["international_share"][0] == got["night_share"][0] == 0
-    expected = sum(LIMITS.__dict__[n].weight for n in ("burst_calls", "short_call_share", "imei_changes",
-                                                         "callback_ratio_max", "repeat_callee_ratio_max"))
+    expected = sum(
+        LIMITS.__dict__[n].weight
+        for n in ("burst_calls", "short_call_share", "imei_changes", "callback_ratio_max", "repeat_callee_ratio_max")
+    )
     assert got["score"] == (pytest.approx(expected), LIMITS.alert_score)
     assert alert.score == pytest.approx(expected)
 
@@ -191,7 +220,11 @@ def test_callbacks_from_an_earlier_batch_count() -> None:
 
 
 def test_repeat_callee_ratio() -> None:
-    calls = cold_calls(19) + [call("again", FRAUD, "13800000000", 19 * 60, 8)] + cold_calls(2, 20 * 60, first=19, switch_at=0)
+    calls = (
+        cold_calls(19)
+        + [call("again", FRAUD, "13800000000", 19 * 60, 8)]
+        + cold_calls(2, 20 * 60, first=19, switch_at=0)
+    )
     [alert] = run(calls)[0].alerts
     assert reasons(alert)["repeat_callee_ratio_max"][0] == pytest.approx(round(1 / 21, 4))
     assert reasons(alert)["distinct_callees"][0] == 20
@@ -199,13 +232,26 @@ def test_repeat_callee_ratio() -> None:
 
 @pytest.mark.parametrize(
     ("name", "value", "hit"),
-    [("short_call_share", 0.6, True), ("short_call_share", 0.59, False),
-     ("callback_ratio_max", 0.05, True), ("callback_ratio_max", 0.06, False),
-     ("imei_changes", 1, True), ("imei_changes", 0, False)],
+    [
+        ("short_call_share", 0.6, True),
+        ("short_call_share", 0.59, False),
+        ("callback_ratio_max", 0.05, True),
+        ("callback_ratio_max", 0.06, False),
+        ("imei_changes", 1, True),
+        ("imei_changes", 0, False),
+    ],
 )
 def test_score_adds_a_weight_only_past_the_threshold(name: str, value: float, hit: bool) -> None:
-    neutral = {"burst_calls": 0, "short_call_share": 0, "one_ring_share": 0, "international_share": 0,
-               "night_share": 0, "imei_changes": 0, "callback_ratio_max": 1, "repeat_callee_ratio_max": 1}
+    neutral = {
+        "burst_calls": 0,
+        "short_call_share": 0,
+        "one_ring_share": 0,
+        "international_share": 0,
+        "night_share": 0,
+        "imei_changes": 0,
+        "callback_ratio_max": 1,
+        "repeat_callee_ratio_max": 1,
+    }
     rule: FeatureRule = getattr(LIMITS, name)
     assert score({**neutral, name: value}, LIMITS) == pytest.approx(rule.weight if hit else 0)
 
@@ -265,8 +311,18 @@ def test_state_is_bounded_by_the_window_and_the_cap() -> None:
 
 def snapshot(profile: Profile) -> tuple[object, ...]:
     """Everything a profile scores from: its window, running counts and quiet period."""
-    return (profile.window, profile.alerted_until, profile.short, profile.ring, profile.intl, profile.night,
-            profile.imei_changes, dict(profile.callees), profile.ids, profile.times[profile.lo:])
+    return (
+        profile.window,
+        profile.alerted_until,
+        profile.short,
+        profile.ring,
+        profile.intl,
+        profile.night,
+        profile.imei_changes,
+        dict(profile.callees),
+        profile.ids,
+        profile.times[profile.lo :],
+    )
 
 
 def no_callbacks(callees: object) -> int:
@@ -281,8 +337,16 @@ def mixed_calls(seed: int, count: int) -> list[OutCall]:
     for i in range(count):
         gap = rng.choices([1, 5, 60, 600, 3 * 3600], weights=[30, 40, 25, 4, 1])[0]
         at += LIMITS.profile_window_seconds + 1 if i % 400 == 399 else gap
-        out.append(OutCall(at, f"m-{seed}-{i}", f"1380000{rng.randrange(40):04d}", rng.choice([0, 2, 8, 29, 30, 400]),
-                           rng.random() < 0.3, rng.choice([PHONE_A, PHONE_A, PHONE_B])))
+        out.append(
+            OutCall(
+                at,
+                f"m-{seed}-{i}",
+                f"1380000{rng.randrange(40):04d}",
+                rng.choice([0, 2, 8, 29, 30, 400]),
+                rng.random() < 0.3,
+                rng.choice([PHONE_A, PHONE_A, PHONE_B]),
+            )
+        )
     return out
 
 
@@ -327,10 +391,10 @@ def test_adding_a_call_does_not_go_over_the_history(monkeypatch: pytest.MonkeyPa
     short.add(calls[3])
     assert seen == [calls[3]]  # the new call's flags, nothing else
     seen.clear()
-    for kept in calls[LIMITS.max_calls_kept:]:
+    for kept in calls[LIMITS.max_calls_kept :]:
         full.add(kept)
     # Per call at the cap: the new call in, the oldest out. Nothing else of the window is looked at.
-    assert seen == [c for k, new in enumerate(calls[LIMITS.max_calls_kept:]) for c in (new, calls[k])]
+    assert seen == [c for k, new in enumerate(calls[LIMITS.max_calls_kept :]) for c in (new, calls[k])]
     assert full.window == calls[20:]
 
 

@@ -16,9 +16,9 @@ from antifraud.thresholds import load_thresholds
 from detectors.fraud_number import NumberChange, OutCall, Profile, detect, out_call
 from streams.stages import BankingFacts, CallStage
 from streams.topics import ALERTS
+from tests.redis_helpers import on_redis
 from tests.stream_helpers import run_stream
 from tests.test_fraud_number import FRAUD, PHONE_A, T0, call, cold_calls, snapshot
-from tests.redis_helpers import on_redis
 
 THRESHOLDS = load_thresholds()
 LIMITS = THRESHOLDS.fraud_number
@@ -41,8 +41,15 @@ class CountingCodec(KeptLog[OutCall, Profile]):
 
     def __init__(self) -> None:
         codec = profile_codec(LIMITS)
-        super().__init__(codec.items, codec.quiet, codec.codec, codec.build, window_seconds=codec.window_seconds,
-                         cap=codec.cap, ttl_seconds=codec.ttl_seconds)
+        super().__init__(
+            codec.items,
+            codec.quiet,
+            codec.codec,
+            codec.build,
+            window_seconds=codec.window_seconds,
+            cap=codec.cap,
+            ttl_seconds=codec.ttl_seconds,
+        )
         self.loaded: list[str] = []
 
     async def load(self, redis: Redis, keys: Sequence[str]) -> dict[str, Profile]:
@@ -50,8 +57,9 @@ class CountingCodec(KeptLog[OutCall, Profile]):
         return await super().load(redis, keys)
 
 
-async def write_calls(client: Redis, store: OwnedStore[Profile, NumberChange], number: str,
-                      calls: Sequence[OutCall]) -> Profile:
+async def write_calls(
+    client: Redis, store: OwnedStore[Profile, NumberChange], number: str, calls: Sequence[OutCall]
+) -> Profile:
     """One batch of one number's calls, added as the detector adds them and written through."""
     await store.ensure([number])
     profile = store.get(number)
@@ -175,8 +183,11 @@ def test_warned_victims_accumulate_and_read_back(redis_url: str) -> None:
         store.apply(store.stage(FRAUD, frozenset({"13600000001"}), frozenset({"13600000001"})).change)
         store.apply(store.stage(FRAUD, frozenset({"13600000001", "13600000002"}), frozenset({"13600000002"})).change)
         await checkpoint(client, store)
-        store.apply(store.stage(FRAUD, frozenset({"13600000001", "13600000002", "13600000003"}),
-                                frozenset({"13600000003"})).change)
+        store.apply(
+            store.stage(
+                FRAUD, frozenset({"13600000001", "13600000002", "13600000003"}), frozenset({"13600000003"})
+            ).change
+        )
         await checkpoint(client, store)
         fresh = OwnedStore(client, WarnedCodec(3600))
         await fresh.ensure([FRAUD, "13900000000"])
@@ -193,8 +204,16 @@ def test_who_called_a_number_keeps_the_earliest_call(redis_url: str, order: str)
     writes = [early, late, early] if order == "earliest_first" else [late, early, late]
 
     def table(client: Redis) -> FactTable[tuple[str, float]]:
-        return FactTable(client, keys.CALLED_BY, CalledByCodec(), delay=DELAY, keep_seconds=2 * WINDOW,
-                         margin_seconds=2 * DELAY, ttl_seconds=2 * WINDOW, earliest=True)
+        return FactTable(
+            client,
+            keys.CALLED_BY,
+            CalledByCodec(),
+            delay=DELAY,
+            keep_seconds=2 * WINDOW,
+            margin_seconds=2 * DELAY,
+            ttl_seconds=2 * WINDOW,
+            earliest=True,
+        )
 
     async def body(client: Redis) -> None:
         for at in writes:  # one checkpoint each: a replay writes the same call again

@@ -13,12 +13,20 @@ T0 = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)
 DAY = timedelta(hours=load_thresholds().holds.period_hours)
 
 
-def atm_transfer(event_id: str, at: datetime, *, payee_name: str = "李四", channel: str = "atm",
-                 payer: str = "6222000000000001") -> BankTransfer:
+def atm_transfer(
+    event_id: str, at: datetime, *, payee_name: str = "李四", channel: str = "atm", payer: str = "6222000000000001"
+) -> BankTransfer:
     return BankTransfer(
-        event_id=event_id, event_time=at, channel=channel, payer_account=payer, payer_name="张三",
-        payer_id_number="11010519491231002X", payee_account="6222000000000777", payee_name=payee_name,
-        amount_fen=500_000, atm_id="atm-1" if channel == "atm" else None,
+        event_id=event_id,
+        event_time=at,
+        channel=channel,
+        payer_account=payer,
+        payer_name="张三",
+        payer_id_number="11010519491231002X",
+        payee_account="6222000000000777",
+        payee_name=payee_name,
+        amount_fen=500_000,
+        atm_id="atm-1" if channel == "atm" else None,
         branch_id="br-1" if channel == "counter" else None,
     )
 
@@ -36,8 +44,14 @@ def test_period_is_24_hours_from_the_transfer_and_the_id_follows_the_transfer() 
 
 @pytest.mark.parametrize(
     ("channel", "payee_name", "held"),
-    [("atm", "李四", True), ("atm", "张三", False), ("atm", " 张三 ", False), ("counter", "李四", False),
-     ("mobile", "李四", False), ("online", "李四", False)],
+    [
+        ("atm", "李四", True),
+        ("atm", "张三", False),
+        ("atm", " 张三 ", False),
+        ("counter", "李四", False),
+        ("mobile", "李四", False),
+        ("online", "李四", False),
+    ],
 )
 def test_only_atm_transfers_to_another_name_are_held(channel: str, payee_name: str, held: bool) -> None:
     assert needs_hold(atm_transfer("t", T0, payee_name=payee_name, channel=channel)) is held
@@ -50,8 +64,13 @@ def test_names_compare_ignoring_case_and_spacing() -> None:
 
 @pytest.mark.parametrize(
     "path",
-    [[("released", "system")], [("revoked", "sender")], [("frozen", "police")],
-     [("frozen", "police"), ("released", "police")], [("frozen", "police"), ("returned", "police")]],
+    [
+        [("released", "system")],
+        [("revoked", "sender")],
+        [("frozen", "police")],
+        [("frozen", "police"), ("released", "police")],
+        [("frozen", "police"), ("returned", "police")],
+    ],
 )
 def test_legal_moves_give_events_with_stable_ids(path: list[tuple[str, str]]) -> None:
     hold = a_hold()
@@ -64,10 +83,19 @@ def test_legal_moves_give_events_with_stable_ids(path: list[tuple[str, str]]) ->
 
 @pytest.mark.parametrize(
     ("start", "to", "actor"),
-    [("released", "released", "system"), ("released", "revoked", "sender"), ("released", "frozen", "police"),
-     ("revoked", "released", "system"), ("returned", "released", "police"), ("held", "returned", "police"),
-     ("frozen", "revoked", "sender"), ("frozen", "released", "system"), ("held", "released", "sender"),
-     ("held", "frozen", "sender"), ("held", "held", "system")],
+    [
+        ("released", "released", "system"),
+        ("released", "revoked", "sender"),
+        ("released", "frozen", "police"),
+        ("revoked", "released", "system"),
+        ("returned", "released", "police"),
+        ("held", "returned", "police"),
+        ("frozen", "revoked", "sender"),
+        ("frozen", "released", "system"),
+        ("held", "released", "sender"),
+        ("held", "frozen", "sender"),
+        ("held", "held", "system"),
+    ],
 )
 def test_illegal_moves_are_refused_naming_hold_and_states(start: str, to: str, actor: str) -> None:
     hold = a_hold().model_copy(update={"state": start})

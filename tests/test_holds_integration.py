@@ -61,8 +61,12 @@ def transfers(prefix: str, start: datetime, n: int, step: timedelta) -> list[Ban
     """Held ATM transfers ``step`` apart, each from a payer and to a payee of its own (both partitions
     used; no detector sees a pattern, so the holds topic carries moves only)."""
     tag = f"{sum(map(ord, prefix)) % 1000:03d}"
-    return [atm_transfer(f"{prefix}-{i}", start + i * step, payer=f"6222{tag}{i:06d}")
-            .model_copy(update={"payee_account": f"6217{tag}{i:06d}"}) for i in range(n)]
+    return [
+        atm_transfer(f"{prefix}-{i}", start + i * step, payer=f"6222{tag}{i:06d}").model_copy(
+            update={"payee_account": f"6217{tag}{i:06d}"}
+        )
+        for i in range(n)
+    ]
 
 
 def closing(prefix: str) -> BankTransfer:
@@ -96,10 +100,13 @@ def read_ledger(endpoints: Endpoints, hold_ids: set[str]) -> Ledger:
         pipe = client.pipeline(transaction=False)
         for hold_id in ids:
             pipe.hget(hold_key(hold_id), "state")
-        return Ledger(states=dict(zip(ids, pipe.execute())),
-                      counts={k: int(v) for k, v in client.hgetall(COUNTS).items()},
-                      due_index=client.zcard(DUE), released_index=client.zcard(index_key("released")),
-                      watermark=float(client.get(WATERMARK) or 0))
+        return Ledger(
+            states=dict(zip(ids, pipe.execute())),
+            counts={k: int(v) for k, v in client.hgetall(COUNTS).items()},
+            due_index=client.zcard(DUE),
+            released_index=client.zcard(index_key("released")),
+            watermark=float(client.get(WATERMARK) or 0),
+        )
 
 
 def audited(endpoints: Endpoints, hold_ids: set[str]) -> tuple[dict[str, list[str]], str | None]:
@@ -117,8 +124,10 @@ def audited(endpoints: Endpoints, hold_ids: set[str]) -> tuple[dict[str, list[st
 def queued_for_audit(endpoints: Endpoints) -> list[tuple[str, str]]:
     """(subject, action) of the audit records the checkpoints queued that no seal has taken off yet."""
     with redis.Redis.from_url(endpoints.redis_url) as client:
-        return [(doc["subject"], doc["action"]) for doc in
-                (orjson.loads(fields[b"entry"]) for _, fields in client.xrange(INBOX))]
+        return [
+            (doc["subject"], doc["action"])
+            for doc in (orjson.loads(fields[b"entry"]) for _, fields in client.xrange(INBOX))
+        ]
 
 
 def wait_sealed(endpoints: Endpoints) -> None:
@@ -143,15 +152,24 @@ def pause_writes_on_change(url: str, key: str, at_least: str = "") -> None:
 
 
 @contextmanager
-def writes_paused_when_written(endpoints: Endpoints, key: str, at_least: float | None = None
-                               ) -> Iterator[Callable[[], bool]]:
+def writes_paused_when_written(
+    endpoints: Endpoints, key: str, at_least: float | None = None
+) -> Iterator[Callable[[], bool]]:
     """Arm a watcher that pauses Redis writes as soon as ``key`` is next written (to at least ``at_least``);
     yields "has it paused?". On exit the pause is lifted. The watcher is a process of its own, so nothing
     here delays it."""
     watcher = subprocess.Popen(
-        [sys.executable, "-c", "import sys; from tests.test_holds_integration import pause_writes_on_change as "
-         "p; p(*sys.argv[1:])", endpoints.redis_url, key, "" if at_least is None else repr(at_least)],
-        cwd=ROOT, stdout=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-c",
+            "import sys; from tests.test_holds_integration import pause_writes_on_change as p; p(*sys.argv[1:])",
+            endpoints.redis_url,
+            key,
+            "" if at_least is None else repr(at_least),
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         assert watcher.stdout is not None and watcher.stdout.readline() == "ready\n", "the watcher did not start"
@@ -192,8 +210,11 @@ def assert_released_exactly_once_when_due(endpoints: Endpoints, expected: set[st
     wait_sealed(endpoints)
     ledger = read_ledger(endpoints, expected)
     assert set(ledger.states.values()) == {"released"}, ledger.states
-    assert (ledger.counts.get("released"), ledger.due_index, ledger.released_index) == (len(expected), 0,
-                                                                                         len(expected)), ledger
+    assert (ledger.counts.get("released"), ledger.due_index, ledger.released_index) == (
+        len(expected),
+        0,
+        len(expected),
+    ), ledger
 
     actions, broken = audited(endpoints, expected)
     assert broken is None, f"audit chain broken: {broken}"
@@ -207,7 +228,8 @@ def assert_released_exactly_once_when_due(endpoints: Endpoints, expected: set[st
     for event in released:
         assert event.at >= event.hold.due_at, f"released before due: {event}"
         assert (event.from_state, event.actor, event.at) == ("held", "system", event.hold.due_at), (
-            f"not the ledger's release at the due time: {event}")
+            f"not the ledger's release at the due time: {event}"
+        )
         first = first_of.setdefault(event.transition_id, event)
         assert event == first, f"a replayed release differs from the first: {first} vs {event}"
     assert sorted(e.hold_id for e in first_of.values()) == sorted(expected)
@@ -260,12 +282,20 @@ def test_kills_after_the_ledgers_clock_is_raised_and_after_the_audit_seal_releas
     assert clock >= past_a_few_due and still_held, f"the killed batch's holds are due by {clock} and held: {states}"
     assert unflushed(stack) <= due_by_clock, (
         "the killed batch may have produced its releases before its checkpoint (they come again, with the same "
-        "ids, when it is run again), but only of holds due by the clock it raised first")
+        "ids, when it is run again), but only of holds due by the clock it raised first"
+    )
 
     async def revoke(hold_id: str) -> None:
         async with Redis.from_url(stack.redis_url) as client:
             await HoldLedger.configured(client, LIMITS).move(
-                AuditLog(client, AUDIT_KEYS), hold_id, "revoked", actor="sender", by="teller:li@B001", reason="too late", at=FAR)
+                AuditLog(client, AUDIT_KEYS),
+                hold_id,
+                "revoked",
+                actor="sender",
+                by="teller:li@B001",
+                reason="too late",
+                at=FAR,
+            )
 
     with pytest.raises(IllegalTransition, match="may be releasing it"):
         asyncio.run(revoke(min(still_held)))
@@ -300,10 +330,15 @@ def random_marks(holds: int, kills: int) -> list[int]:
 def kill_when(endpoints: Endpoints, worker: WorkerProcess, holds: int) -> None:
     """SIGKILL ``worker`` as soon as it has consumed transfers and the ledger has ``holds`` holds: it is then
     partway through the stream, somewhere in its next batch."""
-    wait_for(lambda: metric_sum(worker.scrape(), "antifraud_events_consumed_total",
-                                topic=topics.INPUT_TOPICS["bank_transfer"]) > 0
-             and sum(read_ledger(endpoints, set()).counts.values()) >= holds, timeout=60,
-             what=f"the worker consuming, {holds} holds in the ledger")
+    wait_for(
+        lambda: (
+            metric_sum(worker.scrape(), "antifraud_events_consumed_total", topic=topics.INPUT_TOPICS["bank_transfer"])
+            > 0
+            and sum(read_ledger(endpoints, set()).counts.values()) >= holds
+        ),
+        timeout=60,
+        what=f"the worker consuming, {holds} holds in the ledger",
+    )
     sigkill(worker)
     print(f"killed at {holds} holds: {len(unflushed(endpoints))} released on the topic, not in the ledger")
 
@@ -330,7 +365,8 @@ def assert_the_stream_end_releases_due_holds_and_then_all(stack: Endpoints) -> N
     early = {h for h, s in ledger.states.items() if s == "released"} - due
     assert not early, f"released before due: {sorted(early)[:3]}"
     assert (ledger.counts.get("held"), ledger.counts.get("released")) == (len(expected) - len(due), len(due)), (
-        f"the ledger's counts are off: {ledger.counts}")
+        f"the ledger's counts are off: {ledger.counts}"
+    )
     assert {e.hold_id for e in assert_released_only_when_due(stack, expected)} == due
     produce(stack, [closing("mid")])
     wait_for(lambda: read_ledger(stack, expected).watermark == FAR.timestamp(), what="the closing transfer")

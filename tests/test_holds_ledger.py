@@ -17,7 +17,6 @@ import pytest
 from aiokafka import ConsumerRecord
 from redis.asyncio import Redis
 
-from tests.conftest import AUDIT_KEYS
 from antifraud.audit.service import AuditLog
 from antifraud.events.codec import encode
 from antifraud.events.models import BankTransfer, Event, FraudReport
@@ -33,6 +32,7 @@ from streams.pipeline import Stage
 from streams.progress import Partitioning
 from streams.records import Input, Record, Rejected
 from streams.stages import BankingFacts, FraudReportStage, HoldStage, TransferStage
+from tests.conftest import AUDIT_KEYS
 from tests.stream_helpers import ListSink, run_stream
 from tests.test_holds import DAY, T0, atm_transfer, hold_id_for
 
@@ -52,8 +52,11 @@ async def audited(client: Redis, hold_id: str) -> list[tuple[str, str]]:
 
 def test_creation_once_release_once_when_due_and_the_ledgers_clock_never_goes_back(redis_url: str) -> None:
     held = atm_transfer("t-1", T0)
-    batch = [held, atm_transfer("same", T0, payee_name="张三", payer="6222000000000002"),
-             atm_transfer("counter", T0, channel="counter", payer="6222000000000003")]
+    batch = [
+        held,
+        atm_transfer("same", T0, payee_name="张三", payer="6222000000000002"),
+        atm_transfer("counter", T0, channel="counter", payer="6222000000000003"),
+    ]
     hold_id = hold_id_for("t-1")
 
     async def go() -> None:
@@ -62,21 +65,25 @@ def test_creation_once_release_once_when_due_and_the_ledgers_clock_never_goes_ba
         try:
             first = await run_stream(client, batch, until=(T0 + timedelta(hours=1)).timestamp())
             assert [(e.hold_id, e.to_state) for e in map(HoldEvent.model_validate_json, first.on(topics.HOLDS))] == [
-                (hold_id, "held")], "only the ATM transfer to another name is held"
+                (hold_id, "held")
+            ], "only the ATM transfer to another name is held"
             await run_stream(client, batch, until=(T0 + timedelta(hours=2)).timestamp())
             assert (await ledger.counts())["held"] == 1, "a replayed transfer is not a second hold"
 
-            almost = await run_stream(client, [atm_transfer("t-2", T0 + DAY - timedelta(seconds=1),
-                                                            payer="6222000000000004")])
+            almost = await run_stream(
+                client, [atm_transfer("t-2", T0 + DAY - timedelta(seconds=1), payer="6222000000000004")]
+            )
             assert [HoldEvent.model_validate_json(v).to_state for v in almost.on(topics.HOLDS)] == ["held"]
             assert (hold := await ledger.get(hold_id)) is not None and hold.state == "held", "not released before due"
 
             due = await run_stream(client, [atm_transfer("tick", T0 + DAY, payee_name="张三")])
             released = [HoldEvent.model_validate_json(v) for v in due.on(topics.HOLDS)]
             assert [(e.hold_id, e.from_state, e.to_state, e.at, e.actor) for e in released] == [
-                (hold_id, "held", "released", T0 + DAY, "system")]
-            again = await run_stream(client, [atm_transfer("tick-2", T0 + DAY + timedelta(minutes=1),
-                                                           payee_name="张三")])
+                (hold_id, "held", "released", T0 + DAY, "system")
+            ]
+            again = await run_stream(
+                client, [atm_transfer("tick-2", T0 + DAY + timedelta(minutes=1), payee_name="张三")]
+            )
             assert again.on(topics.HOLDS) == [], "a release comes once"
             await run_stream(client, [atm_transfer("old", T0, payee_name="张三")], until=(T0 + DAY / 2).timestamp())
             assert await ledger.watermark() == T0 + DAY + timedelta(minutes=1), "the ledger's clock never goes back"
@@ -115,8 +122,11 @@ def test_a_batch_run_again_after_a_crash_before_its_checkpoint_releases_once(red
             assert (hold := await ledger.get(hold_id_for("t-1"))) is not None and hold.state == "held"
             replayed = await engine.process(tick, bound)
             assert [r.value for r in crashed.outcome.records] == [r.value for r in replayed.outcome.records] != []
-            assert [HoldEvent.model_validate_json(r.value).to_state for r in replayed.outcome.records
-                    if r.topic == topics.HOLDS] == ["released"]
+            assert [
+                HoldEvent.model_validate_json(r.value).to_state
+                for r in replayed.outcome.records
+                if r.topic == topics.HOLDS
+            ] == ["released"]
             assert await ledger.counts() == {"held": 0, "released": 1, "revoked": 0, "frozen": 0, "returned": 0}
             assert await audited(client, hold_id_for("t-1")) == [("system", "hold.held"), ("system", "hold.released")]
             assert await ledger.due_within(0, since=T0 + 2 * DAY) == 0, "the due index is empty"
@@ -129,8 +139,9 @@ def test_a_batch_run_again_after_a_crash_before_its_checkpoint_releases_once(red
 def test_a_worker_whose_partitions_were_taken_over_writes_no_hold(redis_url: str) -> None:
     """A rebalance hands the partitions to another worker while the old owner still runs its batch: the old
     owner's checkpoint is refused, the new owner's makes each hold once."""
-    batch = inputs_of([atm_transfer(f"t-{i}", T0 + timedelta(minutes=i), payer=f"62220000{i:08d}")
-                       for i in range(20)], 0)
+    batch = inputs_of(
+        [atm_transfer(f"t-{i}", T0 + timedelta(minutes=i), payer=f"62220000{i:08d}") for i in range(20)], 0
+    )
     bound = batch[-1].at + 1
 
     async def go() -> None:
@@ -167,7 +178,12 @@ def test_a_transfer_twice_makes_one_hold_released_once_when_due(redis_url: str) 
                 sink = await run_stream(client, batch, until=until.timestamp())
                 events += [HoldEvent.model_validate_json(v) for v in sink.on(topics.HOLDS)]
             assert await HoldLedger.configured(client, LIMITS).counts() == {
-                "held": 0, "released": 1, "revoked": 0, "frozen": 0, "returned": 0}
+                "held": 0,
+                "released": 1,
+                "revoked": 0,
+                "frozen": 0,
+                "returned": 0,
+            }
             return events
         finally:
             await client.aclose()
@@ -180,8 +196,12 @@ def test_a_transfer_twice_makes_one_hold_released_once_when_due(redis_url: str) 
 def test_a_fast_replay_of_three_days_releases_each_hold_once_at_its_due_time(redis_url: str) -> None:
     # A transfer every 7 minutes for 3 days; every third one to the sender's own name (no hold).
     transfers = [
-        atm_transfer(f"t-{i}", T0 + timedelta(minutes=7 * i), payee_name="张三" if i % 3 == 0 else "李四",
-                     payer=f"62220000000{i % 5:05d}")
+        atm_transfer(
+            f"t-{i}",
+            T0 + timedelta(minutes=7 * i),
+            payee_name="张三" if i % 3 == 0 else "李四",
+            payer=f"62220000000{i % 5:05d}",
+        )
         for i in range(3 * 24 * 60 // 7)
     ]
     held = {hold_id_for(t.event_id): t.event_time + DAY for t in transfers if t.payee_name != "张三"}
@@ -192,9 +212,12 @@ def test_a_fast_replay_of_three_days_releases_each_hold_once_at_its_due_time(red
         client = Redis.from_url(redis_url)
         try:
             for start in range(0, len(transfers), 37):
-                batch = transfers[start: start + 37]
-                following = transfers[start + 37].event_time.timestamp() if start + 37 < len(transfers) else \
-                    math.nextafter(end.timestamp(), math.inf)
+                batch = transfers[start : start + 37]
+                following = (
+                    transfers[start + 37].event_time.timestamp()
+                    if start + 37 < len(transfers)
+                    else math.nextafter(end.timestamp(), math.inf)
+                )
                 sink = await run_stream(client, batch, until=following)
                 for value in sink.on(topics.HOLDS):
                     event = HoldEvent.model_validate_json(value)
@@ -216,8 +239,9 @@ def test_a_transfer_stamped_in_the_future_is_refused_before_it_moves_time() -> N
     transfer = atm_transfer("from-2099", datetime(2099, 1, 1, tzinfo=timezone.utc))
     topic = topics.INPUT_TOPICS["bank_transfer"]
     partitioning = Partitioning({topic: 1})
-    message = ConsumerRecord(topic, 0, 7, 0, 0, transfer.payer_account.encode(), transfer.model_dump_json().encode(),
-                             None, 0, 0, [])
+    message = ConsumerRecord(
+        topic, 0, 7, 0, 0, transfer.payer_account.encode(), transfer.model_dump_json().encode(), None, 0, 0, []
+    )
     latest = time.time() + LIMITS.max_event_time_ahead_minutes * 60
     refused = decode_record(message, partitioning, 1 << 20, -math.inf, latest)
     assert isinstance(refused, Rejected) and refused.error.kind == "event_time_out_of_range"
@@ -228,11 +252,14 @@ def test_a_transfer_stamped_in_the_future_is_refused_before_it_moves_time() -> N
 def test_a_transfer_stamped_before_2000_is_refused() -> None:
     """An unset clock's time (1999, 1970) is no event's: dead-lettered with the reason, as the worker reads it."""
     topic = topics.INPUT_TOPICS["bank_transfer"]
-    for when, kind in ((datetime(1999, 12, 31, 23, 59, tzinfo=timezone.utc), "event_time_out_of_range"),
-                       (datetime(2000, 1, 1, tzinfo=timezone.utc), None)):
+    for when, kind in (
+        (datetime(1999, 12, 31, 23, 59, tzinfo=timezone.utc), "event_time_out_of_range"),
+        (datetime(2000, 1, 1, tzinfo=timezone.utc), None),
+    ):
         transfer = atm_transfer(f"at-{when.year}", when)
-        message = ConsumerRecord(topic, 0, 7, 0, 0, transfer.payer_account.encode(),
-                                 transfer.model_dump_json().encode(), None, 0, 0, [])
+        message = ConsumerRecord(
+            topic, 0, 7, 0, 0, transfer.payer_account.encode(), transfer.model_dump_json().encode(), None, 0, 0, []
+        )
         decoded = decode_record(message, Partitioning({topic: 1}), 1 << 20, -math.inf, time.time())
         assert (decoded.error.kind if isinstance(decoded, Rejected) else None) == kind
 
@@ -246,8 +273,11 @@ def hold_and_report_stages(client: Redis) -> list[Stage]:
     """The transfer stage (it indexes the money trail the report follows), the hold stage and the fraud-report
     stage, sharing their facts as ``build_stages`` has them."""
     facts = BankingFacts(client, THRESHOLDS, DELAY)
-    return [TransferStage(client, THRESHOLDS, facts, DELAY), HoldStage(client, THRESHOLDS, DELAY),
-            FraudReportStage(THRESHOLDS, facts, DELAY)]
+    return [
+        TransferStage(client, THRESHOLDS, facts, DELAY),
+        HoldStage(client, THRESHOLDS, DELAY),
+        FraudReportStage(THRESHOLDS, facts, DELAY),
+    ]
 
 
 def write_events(path: Path, events: list[Event]) -> Path:
@@ -262,8 +292,14 @@ def test_a_fraud_report_read_before_the_atm_transfer_it_covers_still_freezes_its
     """The victim reports a minute after the fraud time; the ATM transfer to the mule comes nine minutes
     after that, within the report's window. Whether the report is read in a batch of its own before the
     transfer, or earlier in the same batch, the trace waits for the window to close and freezes the hold."""
-    report = FraudReport(event_id="fr-early", event_time=T0 + timedelta(minutes=1), victim_id_number="11010519491231002X",
-                         fraud_time=T0, source="110", victim_account=VICTIM)
+    report = FraudReport(
+        event_id="fr-early",
+        event_time=T0 + timedelta(minutes=1),
+        victim_id_number="11010519491231002X",
+        fraud_time=T0,
+        source="110",
+        victim_account=VICTIM,
+    )
     paid = atm_transfer("paid-late", T0 + timedelta(minutes=10), payer=VICTIM)
     other = atm_transfer("unrelated", T0 + timedelta(minutes=10), payer="6222000000000002")
     later = atm_transfer("later", T0 + timedelta(hours=2), payee_name="张三", payer="6222000000000003")
@@ -272,16 +308,26 @@ def test_a_fraud_report_read_before_the_atm_transfer_it_covers_still_freezes_its
     async def go() -> None:
         client = Redis.from_url(redis_url)
         try:
-            done = await detect_file(events, client, THRESHOLDS, lambda alert: None, chunk_size=chunk_size,
-                                     stages=hold_and_report_stages(client))
+            done = await detect_file(
+                events,
+                client,
+                THRESHOLDS,
+                lambda alert: None,
+                chunk_size=chunk_size,
+                stages=hold_and_report_stages(client),
+            )
             assert done.events == {"fraud_report": 1, "bank_transfer": 3}
             ledger = HoldLedger.configured(client, LIMITS)
-            states = {h: hold.state for h, hold in (await ledger.states(
-                [hold_id_for("paid-late"), hold_id_for("unrelated")])).items()}
+            states = {
+                h: hold.state
+                for h, hold in (await ledger.states([hold_id_for("paid-late"), hold_id_for("unrelated")])).items()
+            }
             assert states == {hold_id_for("paid-late"): "frozen", hold_id_for("unrelated"): "held"}
             assert done.records[topics.FREEZE_REQUESTS] >= 1, "the bank is asked to stop the payment"
-            assert await audited(client, hold_id_for("paid-late")) == [("system", "hold.held"),
-                                                                     ("police", "hold.frozen")]
+            assert await audited(client, hold_id_for("paid-late")) == [
+                ("system", "hold.held"),
+                ("police", "hold.frozen"),
+            ]
         finally:
             await client.aclose()
 

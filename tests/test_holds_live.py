@@ -43,8 +43,9 @@ def test_a_live_worker_releases_by_the_wall_clock_warns_about_flagged_payees_and
     # a transfer to the sender's own name afterwards moves event time past the flag's message to the payee.
     shift = now - timedelta(hours=3) - RISK_T0
     flagging = [t.model_copy(update={"event_time": t.event_time + shift}) for t in mule_day()]
-    tick = atm_transfer("tick", max(t.event_time for t in flagging) + timedelta(minutes=5), payee_name="张三",
-                        payer="6222000000000003")
+    tick = atm_transfer(
+        "tick", max(t.event_time for t in flagging) + timedelta(minutes=5), payee_name="张三", payer="6222000000000003"
+    )
     worker = start_worker(ANTIFRAUD_HOLD_CLOCK="wall")
     produce(stack, sorted([soon, later, revoke_me, *flagging, tick], key=lambda t: t.event_time))
     wait_consumed(worker, 4 + len(flagging))
@@ -54,8 +55,14 @@ def test_a_live_worker_releases_by_the_wall_clock_warns_about_flagged_payees_and
         client = Redis.from_url(stack.redis_url)
         try:
             await HoldLedger.configured(client, load_thresholds().holds).move(
-                AuditLog(client, AUDIT_KEYS), hold_id_for("revoke-me"), "revoked", actor="sender", by="teller:li@B001",
-                reason="sender asked", at=datetime.now(timezone.utc))
+                AuditLog(client, AUDIT_KEYS),
+                hold_id_for("revoke-me"),
+                "revoked",
+                actor="sender",
+                by="teller:li@B001",
+                reason="sender asked",
+                at=datetime.now(timezone.utc),
+            )
         finally:
             await client.aclose()
 
@@ -64,9 +71,15 @@ def test_a_live_worker_releases_by_the_wall_clock_warns_about_flagged_payees_and
     def moves() -> set[tuple[str, str]]:
         return {(r.hold_id, r.to_state if isinstance(r, HoldEvent) else r.kind) for r in holds_topic(stack)}
 
-    expected = {(hold_id_for("soon"), "held"), (hold_id_for("later"), "held"), (hold_id_for("revoke-me"), "held"),
-                (hold_id_for("soon"), "released"), (hold_id_for("revoke-me"), "revoked"),
-                (hold_id_for("in0"), "held"), (hold_id_for("in0"), "payee_flagged")}
+    expected = {
+        (hold_id_for("soon"), "held"),
+        (hold_id_for("later"), "held"),
+        (hold_id_for("revoke-me"), "held"),
+        (hold_id_for("soon"), "released"),
+        (hold_id_for("revoke-me"), "revoked"),
+        (hold_id_for("in0"), "held"),
+        (hold_id_for("in0"), "payee_flagged"),
+    }
     wait_for(lambda: moves() >= expected, timeout=60, what=f"hold moves {expected} (worker log {worker.log_path})")
 
     records = holds_topic(stack)

@@ -21,8 +21,16 @@ ENTRY = BlockEntry(number=LISTED, action="block", reason="confirmed", source="ca
 
 def call(eid: str, caller: str, callee: str, at: float, duration: int = 20) -> CallRecord:
     end = T0 + timedelta(seconds=at)
-    return CallRecord(event_id=eid, event_time=end, caller=caller, callee=callee, start=end - timedelta(seconds=duration),
-                      duration_s=duration, cell_id="c1", imei="860000000000001")
+    return CallRecord(
+        event_id=eid,
+        event_time=end,
+        caller=caller,
+        callee=callee,
+        start=end - timedelta(seconds=duration),
+        duration_s=duration,
+        cell_id="c1",
+        imei="860000000000001",
+    )
 
 
 @dataclass(frozen=True)
@@ -37,28 +45,47 @@ def state_of(calls: list[CallRecord], called_by: dict[str, float] | None = None)
     return Window(tuple(out_call(c) for c in calls), called_by or {})
 
 
-def run_intercept(calls: list[CallRecord], listed: Mapping[str, BlockEntry], flags: Mapping[str, Flag],
-                  states: Mapping[str, Window], warned: Mapping[str, set[str]]) -> InterceptionResult:
-    return intercept(calls, listed, flags, {n: w.calls for n, w in states.items()},
-                     {n: w.called_by for n, w in states.items()}, {n: frozenset(v) for n, v in warned.items()}, LIMITS)
+def run_intercept(
+    calls: list[CallRecord],
+    listed: Mapping[str, BlockEntry],
+    flags: Mapping[str, Flag],
+    states: Mapping[str, Window],
+    warned: Mapping[str, set[str]],
+) -> InterceptionResult:
+    return intercept(
+        calls,
+        listed,
+        flags,
+        {n: w.calls for n, w in states.items()},
+        {n: w.called_by for n, w in states.items()},
+        {n: frozenset(v) for n, v in warned.items()},
+        LIMITS,
+    )
 
 
 FLAG = Flag(since=(T0 + timedelta(seconds=100)).timestamp(), until=(T0 + timedelta(days=1)).timestamp())
 
 
 def test_listed_callers_are_blocked_flagged_ones_warned_from_their_alert_on() -> None:
-    batch = [call("l1", LISTED, "13600000001", 10), call("f0", FLAGGED, "13600000002", 50),
-             call("f1", FLAGGED, "13600000003", 150), call("h1", HONEST, "13600000004", 200)]
+    batch = [
+        call("l1", LISTED, "13600000001", 10),
+        call("f0", FLAGGED, "13600000002", 50),
+        call("f1", FLAGGED, "13600000003", 150),
+        call("h1", HONEST, "13600000004", 200),
+    ]
     states = {LISTED: state_of(batch[:1]), FLAGGED: state_of(batch[1:3])}
     result = run_intercept(batch, {LISTED: ENTRY}, {FLAGGED: FLAG}, states, {})
     assert [(d.call_event_id, d.action, d.basis) for d in result.decisions] == [
-        ("l1", "block", "block_list"), ("f1", "warn", "fraud_score")
+        ("l1", "block", "block_list"),
+        ("f1", "warn", "fraud_score"),
     ]
     assert result.decisions[0].decision_id == decision_id_for("l1")
     assert "case:9" in result.decisions[0].reason and "confirmed" in result.decisions[0].reason
     assert acted_on(batch, {LISTED: ENTRY}, {FLAGGED: FLAG}) == {LISTED, FLAGGED}
     assert {(w.number, w.victim) for w in result.warnings} == {
-        (LISTED, "13600000001"), (FLAGGED, "13600000002"), (FLAGGED, "13600000003")
+        (LISTED, "13600000001"),
+        (FLAGGED, "13600000002"),
+        (FLAGGED, "13600000003"),
     }
 
 
@@ -72,15 +99,18 @@ def test_a_warn_listing_warns() -> None:
 def test_victims_ranked_by_longest_call_then_callback_then_recency() -> None:
     reached = [
         call("a", LISTED, "13600000001", 10, duration=30),
-        call("b", LISTED, "13600000002", 20, duration=600),   # the long talk: most at risk
-        call("c", LISTED, "13600000003", 30, duration=30),    # called back: before the same-length others
-        call("d", LISTED, "13600000004", 40, duration=30),    # the most recent of the rest
-        call("e", LISTED, "13600000001", 50, duration=5),     # a second call to the first
+        call("b", LISTED, "13600000002", 20, duration=600),  # the long talk: most at risk
+        call("c", LISTED, "13600000003", 30, duration=30),  # called back: before the same-length others
+        call("d", LISTED, "13600000004", 40, duration=30),  # the most recent of the rest
+        call("e", LISTED, "13600000001", 50, duration=5),  # a second call to the first
     ]
     called_by = {"13600000003": (T0 + timedelta(seconds=90)).timestamp()}
     ranked = victims(LISTED, state_of(reached, called_by).calls, called_by, frozenset(), "block_list", cap=10)
     assert [(w.victim, w.rank) for w in ranked] == [
-        ("13600000002", 1), ("13600000003", 2), ("13600000001", 3), ("13600000004", 4)
+        ("13600000002", 1),
+        ("13600000003", 2),
+        ("13600000001", 3),
+        ("13600000004", 4),
     ]
     first = next(w for w in ranked if w.victim == "13600000001")
     assert (first.calls, first.longest_call_s, first.called_back) == (2, 30, False)
@@ -120,8 +150,12 @@ def test_replay_gives_the_same_ids(warned: dict[str, set[str]]) -> None:
 
 def test_a_flag_covers_calls_from_its_alert_until_it_ends() -> None:
     since, until = FLAG.since - T0.timestamp(), FLAG.until - T0.timestamp()
-    batch = [call("before", FLAGGED, "13600000001", since - 1, duration=300), call("at", FLAGGED, "13600000002", since),
-             call("last", FLAGGED, "13600000003", until - 1), call("ended", FLAGGED, "13600000004", until)]
+    batch = [
+        call("before", FLAGGED, "13600000001", since - 1, duration=300),
+        call("at", FLAGGED, "13600000002", since),
+        call("last", FLAGGED, "13600000003", until - 1),
+        call("ended", FLAGGED, "13600000004", until),
+    ]
     result = run_intercept(batch, {}, {FLAGGED: FLAG}, {FLAGGED: state_of(batch)}, {})
     assert [d.call_event_id for d in result.decisions] == ["at", "last"]
     assert all((d.action, d.basis) == ("warn", "fraud_score") for d in result.decisions)

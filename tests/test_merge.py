@@ -13,8 +13,7 @@ IDLE = 1.0
 
 def inputs(tp: TopicPartition, times: list[float], first_offset: int = 0) -> list[Pending]:
     """Records of ``tp`` at event times ``times`` (the merge looks only at times and positions)."""
-    return [Input(at, None, Record(tp[0], tp[1], first_offset + n, b"k", b"{}"), "test")
-            for n, at in enumerate(times)]
+    return [Input(at, None, Record(tp[0], tp[1], first_offset + n, b"k", b"{}"), "test") for n, at in enumerate(times)]
 
 
 def merger(*partitions: TopicPartition) -> Merger:
@@ -158,8 +157,12 @@ def test_a_rejected_record_leaves_right_after_the_record_before_it() -> None:
     merge.push(TRANSFERS, inputs(TRANSFERS, [3, 9]), now=0.0)
 
     taken = merge.take(9, 100, now=0.0)
-    assert [(i.at, i.record.offset, isinstance(i, Rejected)) for i in taken.items if i.record.topic == CALLS[0]] \
-        == [(1, 0, False), (5, 1, False), (1, 2, True), (8, 3, False)], "a partition's records stay in offset order"
+    assert [(i.at, i.record.offset, isinstance(i, Rejected)) for i in taken.items if i.record.topic == CALLS[0]] == [
+        (1, 0, False),
+        (5, 1, False),
+        (1, 2, True),
+        (8, 3, False),
+    ], "a partition's records stay in offset order"
     assert merge.bound(now=0.0) == 8, "a rejected record moves no partition's time"
 
 

@@ -22,9 +22,9 @@ from antifraud.stack.embedded import Endpoints
 from antifraud.stack.worker import WorkerProcess, metric_sum
 from antifraud.thresholds import load_thresholds
 from streams import gauges, topics
+from streams.loop import BATCH_LABEL
 from tests.conftest import AUDIT_KEYS, PARTITIONS, wait_for
 from tests.test_holds import DAY, T0, atm_transfer
-from streams.loop import BATCH_LABEL
 from tests.test_pipeline_integration import BROKEN, CALLER, LIMIT, cold_calls, produce, wait_inputs, warm_up
 
 CALLS = topics.INPUT_TOPICS["call_record"]
@@ -104,7 +104,12 @@ def test_timed_redis_observes_each_round_trip_by_command_never_by_key(redis_url:
     asyncio.run(scenario())
     # The script's first EVALSHA is refused (NOSCRIPT): redis-py loads it and tries again.
     assert {op: count(op) - before[op] for op in before} == {
-        "hset": 1, "hget": 1, "pipeline": 1, "multi": 1, "evalsha": 2, "script load": 1,
+        "hset": 1,
+        "hget": 1,
+        "pipeline": 1,
+        "multi": 1,
+        "evalsha": 2,
+        "script load": 1,
     }
     assert b"13900001111" not in generate_latest(), "a key leaked into a label"
 
@@ -159,14 +164,25 @@ def test_hold_gauges_follow_the_ledgers_clock(redis_url: str) -> None:
         await created(client, ledger, [fresh], now)
         await gauges.refresh_holds(ledger, "wall", HOLDS.wall_clock_lag_seconds)
         await client.aclose()
-        return {**event, "wall due": sample("antifraud_holds_due_next_hour"),
-                "wall overdue": sample("antifraud_holds_overdue"), "wall held": sample("antifraud_holds", state="held")}
+        return {
+            **event,
+            "wall due": sample("antifraud_holds_due_next_hour"),
+            "wall overdue": sample("antifraud_holds_overdue"),
+            "wall held": sample("antifraud_holds", state="held"),
+        }
 
     figures = asyncio.run(scenario())
     # "soon" is due 20 minutes after the watermark; "late" two days before it.
-    assert figures == {"held": 2, "released": 0, "due": 1, "overdue": 1,
-                       # by the wall clock both T0 holds are long overdue, "fresh" due within the hour
-                       "wall due": 1, "wall overdue": 2, "wall held": 3}
+    assert figures == {
+        "held": 2,
+        "released": 0,
+        "due": 1,
+        "overdue": 1,
+        # by the wall clock both T0 holds are long overdue, "fresh" due within the hour
+        "wall due": 1,
+        "wall overdue": 2,
+        "wall held": 3,
+    }
 
 
 def test_case_gauge_has_every_state(redis_url: str) -> None:
@@ -176,8 +192,12 @@ def test_case_gauge_has_every_state(redis_url: str) -> None:
         await client.aclose()
 
     asyncio.run(scenario())
-    states = {point.labels["state"] for family in REGISTRY.collect() if family.name == "antifraud_cases"
-              for point in family.samples}
+    states = {
+        point.labels["state"]
+        for family in REGISTRY.collect()
+        if family.name == "antifraud_cases"
+        for point in family.samples
+    }
     assert states == set(STATUSES)
     assert sample("antifraud_cases", state="new") == 0
 
@@ -202,17 +222,24 @@ def confirm_every_case(redis_url: str) -> int:
 
 
 def _partition_figures(samples: dict, name: str, topic: str) -> dict[str, float]:
-    return {dict(labels)["partition"]: value for (n, labels), value in samples.items()
-            if n == name and dict(labels).get("topic") == topic}
+    return {
+        dict(labels)["partition"]: value
+        for (n, labels), value in samples.items()
+        if n == name and dict(labels).get("topic") == topic
+    }
 
 
 @pytest.mark.integration
 def test_worker_metrics_move_as_events_flow(stack: Endpoints, start_worker: Callable[..., WorkerProcess]) -> None:
     worker = start_worker()
     partitions = {str(p) for p in range(PARTITIONS)}
-    wait_for(lambda: all(_partition_figures(worker.scrape(), "antifraud_consumer_lag", t).keys() == partitions
-                         for t in topics.INPUT_TOPICS.values()),
-             what="a lag figure for every input topic and partition")
+    wait_for(
+        lambda: all(
+            _partition_figures(worker.scrape(), "antifraud_consumer_lag", t).keys() == partitions
+            for t in topics.INPUT_TOPICS.values()
+        ),
+        what="a lag figure for every input topic and partition",
+    )
     idle = worker.scrape()
     assert metric_sum(idle, "antifraud_consumer_lag") == 0
     assert metric_sum(idle, "antifraud_holds", state="held") == 0
@@ -221,11 +248,18 @@ def test_worker_metrics_move_as_events_flow(stack: Endpoints, start_worker: Call
     # Wave 1: a fraud number's burst, a broken record, and two ATM transfers to others' accounts. Holds are
     # released by event time, which every input topic moves: the calls are dated with the transfers.
     calls = cold_calls(LIMIT + 5, start=T0)
-    transfers = [atm_transfer("t-1", T0), atm_transfer("t-2", T0 + DAY - timedelta(minutes=30), payer="6222000000000002")]
+    transfers = [
+        atm_transfer("t-1", T0),
+        atm_transfer("t-2", T0 + DAY - timedelta(minutes=30), payer="6222000000000002"),
+    ]
     produce(stack, calls + transfers, BROKEN[:1])
     wait_inputs(worker, len(calls) + len(transfers) + 1)
-    wait_for(lambda: sum(_partition_figures(worker.scrape(), "antifraud_committed_offset", CALLS).values())
-             == len(calls) + 1, what="the group's commits on the call topic reported")
+    wait_for(
+        lambda: (
+            sum(_partition_figures(worker.scrape(), "antifraud_committed_offset", CALLS).values()) == len(calls) + 1
+        ),
+        what="the group's commits on the call topic reported",
+    )
     wait_for(lambda: metric_sum(worker.scrape(), "antifraud_holds", state="held") == 2, what="two holds held")
     first = worker.scrape()
     assert metric_sum(first, "antifraud_events_consumed_total", topic=CALLS) == len(calls) + 1
@@ -246,20 +280,35 @@ def test_worker_metrics_move_as_events_flow(stack: Endpoints, start_worker: Call
     # The fraud number's case, confirmed, goes to the police and the carrier (no webhook: topic only).
     wait_for(lambda: metric_sum(worker.scrape(), "antifraud_cases", state="new") == 1, what="the alert's case")
     assert confirm_every_case(stack.redis_url) == 1
-    wait_for(lambda: metric_sum(worker.scrape(), "antifraud_deliveries_total", outcome="delivered") == 2,
-             what="two deliveries")
+    wait_for(
+        lambda: metric_sum(worker.scrape(), "antifraud_deliveries_total", outcome="delivered") == 2,
+        what="two deliveries",
+    )
     delivered = worker.scrape()
-    assert {dict(labels)["target"] for (name, labels), value in delivered.items()
-            if name == "antifraud_deliveries_total" and value} == {"police", "carrier"}
-    wait_for(lambda: metric_sum(worker.scrape(), "antifraud_cases", state="new") == 0
-             and metric_sum(worker.scrape(), "antifraud_cases") == 1, what="the case out of 'new'")
+    assert {
+        dict(labels)["target"]
+        for (name, labels), value in delivered.items()
+        if name == "antifraud_deliveries_total" and value
+    } == {"police", "carrier"}
+    wait_for(
+        lambda: (
+            metric_sum(worker.scrape(), "antifraud_cases", state="new") == 0
+            and metric_sum(worker.scrape(), "antifraud_cases") == 1
+        ),
+        what="the case out of 'new'",
+    )
 
     # Wave 2: more calls and a transfer a day later, which releases t-1.
     more = cold_calls(7, first=1000, start=T0 + DAY)
     produce(stack, more + [atm_transfer("t-3", T0 + DAY + timedelta(minutes=5), payer="6222000000000003")])
     wait_inputs(worker, len(calls) + len(transfers) + 1 + len(more) + 1)
-    wait_for(lambda: sum(_partition_figures(worker.scrape(), "antifraud_committed_offset", CALLS).values())
-             == len(calls) + 1 + len(more), what="the second wave's commits reported")
+    wait_for(
+        lambda: (
+            sum(_partition_figures(worker.scrape(), "antifraud_committed_offset", CALLS).values())
+            == len(calls) + 1 + len(more)
+        ),
+        what="the second wave's commits reported",
+    )
     wait_for(lambda: metric_sum(worker.scrape(), "antifraud_holds", state="released") == 1, what="t-1 released")
     second = worker.scrape()
     assert metric_sum(second, "antifraud_events_consumed_total", topic=CALLS) == len(calls) + 1 + len(more)

@@ -6,7 +6,6 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from redis.asyncio import Redis
 
-from tests.conftest import AUDIT_KEYS
 from antifraud import outbox
 from antifraud.audit.service import AuditLog
 from antifraud.events.models import BankTransfer, FraudReport
@@ -19,6 +18,7 @@ from antifraud.state.money_trail import TransferIndex
 from antifraud.thresholds import MoneyTrailThresholds, load_thresholds
 from detectors.money_trail import AccountAtRisk, Trail, Transfer, trace
 from streams import topics
+from tests.conftest import AUDIT_KEYS
 from tests.stream_helpers import run_stream
 from tests.trail_helpers import index_transfers
 
@@ -40,14 +40,18 @@ CHAIN = {
     C: [flow("c-d", C, D, 400, 60)],
     D: [flow("d-g", D, G, 400, 120)],
     E: [flow("e-h", E, H, 300, 30 * 60)],
-    F: [], G: [], H: [],
+    F: [],
+    G: [],
+    H: [],
 }
 
 
 def at_risk(trail_accounts: dict[str, AccountAtRisk]) -> dict[str, tuple[int, int, int, int]]:
     """account -> (hop, received, passed on, retained) in yuan."""
-    return {a: (r.hop, r.received_fen // 100, r.passed_on_fen // 100, r.retained_fen // 100)
-            for a, r in trail_accounts.items()}
+    return {
+        a: (r.hop, r.received_fen // 100, r.passed_on_fen // 100, r.retained_fen // 100)
+        for a, r in trail_accounts.items()
+    }
 
 
 def chain_trace(max_hops: int, hop_seconds: float = DAY, stopped: frozenset[str] = frozenset()) -> Trail:
@@ -67,7 +71,12 @@ def test_amounts_at_risk_on_a_known_chain_with_splits() -> None:
     }
     assert list(trail.accounts) == [B, C, E, F, D, G], "nearest hop first"
     assert [(t.transfer.event_id, t.tainted_fen // 100, t.hop) for t in trail.transfers] == [
-        ("a-b", 1000, 1), ("b-c", 600, 2), ("b-e", 300, 2), ("b-f", 100, 2), ("c-d", 400, 3), ("d-g", 400, 4),
+        ("a-b", 1000, 1),
+        ("b-c", 600, 2),
+        ("b-e", 300, 2),
+        ("b-f", 100, 2),
+        ("c-d", 400, 3),
+        ("d-g", 400, 4),
     ]
     assert sum(r.retained_fen for r in trail.accounts.values()) == 1000 * 100, "the victim's money is all accounted for"
     assert trail.accounts[F].evidence == ("b-f",)
@@ -126,9 +135,16 @@ TRAIL = MoneyTrailThresholds(max_hops=3, hop_hours=24, index_hours=72)
 
 def transfer(event_id: str, payer: str, payee: str, yuan: int, minutes: float, channel: str = "online") -> BankTransfer:
     return BankTransfer(
-        event_id=event_id, event_time=T0 + timedelta(minutes=minutes), channel=channel, payer_account=payer,
-        payer_name=f"户{payer[-2:]}", payer_id_number=VICTIM_ID, payee_account=payee, payee_name=f"户{payee[-2:]}",
-        amount_fen=yuan * 100, atm_id="atm-7" if channel == "atm" else None,
+        event_id=event_id,
+        event_time=T0 + timedelta(minutes=minutes),
+        channel=channel,
+        payer_account=payer,
+        payer_name=f"户{payer[-2:]}",
+        payer_id_number=VICTIM_ID,
+        payee_account=payee,
+        payee_name=f"户{payee[-2:]}",
+        amount_fen=yuan * 100,
+        atm_id="atm-7" if channel == "atm" else None,
     )
 
 
@@ -136,9 +152,14 @@ B2 = "6222000000000010"
 # The victim pays B 1000 online and B2 200 at an ATM (still held); B passes 600 to C, 300 to E at an ATM
 # (held too), 500 to F; C pays D 400. An unrelated transfer (X to B) is not the victim's.
 STREAM = [
-    transfer("b-x", B, X, 50, -5), transfer("a-b", A, B, 1000, 0), transfer("a-b2", A, B2, 200, 5, "atm"),
-    transfer("b-c", B, C, 600, 10), transfer("x-b", X, B, 70, 12), transfer("b-e", B, E, 300, 20, "atm"),
-    transfer("b-f", B, F, 500, 30), transfer("c-d", C, D, 400, 60),
+    transfer("b-x", B, X, 50, -5),
+    transfer("a-b", A, B, 1000, 0),
+    transfer("a-b2", A, B2, 200, 5, "atm"),
+    transfer("b-c", B, C, 600, 10),
+    transfer("x-b", X, B, 70, 12),
+    transfer("b-e", B, E, 300, 20, "atm"),
+    transfer("b-f", B, F, 500, 30),
+    transfer("c-d", C, D, 400, 60),
 ]
 
 
@@ -147,14 +168,22 @@ async def _outbox_records(client: Redis, topic: str) -> list[bytes]:
 
 
 def test_a_fraud_report_freezes_held_transfers_and_requests_the_amounts_at_risk(redis_url: str) -> None:
-    request = FraudReportRequest(victim_account=A, start=T0 - timedelta(minutes=1), end=T0 + timedelta(minutes=10),
-                                 reason="110 report 2026-0302-17")
+    request = FraudReportRequest(
+        victim_account=A,
+        start=T0 - timedelta(minutes=1),
+        end=T0 + timedelta(minutes=10),
+        reason="110 report 2026-0302-17",
+    )
     now = T0 + timedelta(hours=2)
 
     async def go() -> None:
         client = Redis.from_url(redis_url)
         try:
-            ledger, index, audit = HoldLedger.configured(client, LIMITS), TransferIndex.configured(client, TRAIL), AuditLog(client, AUDIT_KEYS)
+            ledger, index, audit = (
+                HoldLedger.configured(client, LIMITS),
+                TransferIndex.configured(client, TRAIL),
+                AuditLog(client, AUDIT_KEYS),
+            )
             await run_stream(client, STREAM)  # as the worker runs them: holds made, transfers indexed
             result = await report_fraud(ledger, index, audit, request, by="analyst:wang", limits=TRAIL, now=now)
 
@@ -172,11 +201,14 @@ def test_a_fraud_report_freezes_held_transfers_and_requests_the_amounts_at_risk(
                 hold = await ledger.get(hold_id)
                 assert hold is not None and hold.state == "frozen"
 
-            queued = [FreezeRequest.model_validate_json(v) for v in await _outbox_records(client, topics.FREEZE_REQUESTS)]
+            queued = [
+                FreezeRequest.model_validate_json(v) for v in await _outbox_records(client, topics.FREEZE_REQUESTS)
+            ]
             assert {r.request_id for r in queued} == {r.request_id for r in result.requests}
             moves = [HOLD_RECORD.validate_json(v) for v in await _outbox_records(client, topics.HOLDS)]
             assert {(m.hold_id, m.to_state, m.actor) for m in moves if isinstance(m, HoldEvent)} == {
-                (hold_id_for("a-b2"), "frozen", "police"), (hold_id_for("b-e"), "frozen", "police"),
+                (hold_id_for("a-b2"), "frozen", "police"),
+                (hold_id_for("b-e"), "frozen", "police"),
             }
             assert [r.action for r in await audit.about(f"report:{result.report_id}")] == ["holds.report"]
 
@@ -227,8 +259,14 @@ def test_a_fraud_report_read_before_the_transfer_it_covers_still_freezes_its_hol
     """The report comes in (and is processed, in a batch of its own) a minute after the fraud; the victim's
     ATM transfer within the report's window comes nine minutes later: the report stays open for its window,
     so the transfer is traced and its hold frozen all the same."""
-    report = FraudReport(event_id="fr-early", event_time=T0 + timedelta(minutes=1), victim_id_number="11010519491231002X",
-                         fraud_time=T0, source="110", victim_account=A)
+    report = FraudReport(
+        event_id="fr-early",
+        event_time=T0 + timedelta(minutes=1),
+        victim_id_number="11010519491231002X",
+        fraud_time=T0,
+        source="110",
+        victim_account=A,
+    )
     paid = transfer("a-late", A, B, 800, 10, channel="atm")
 
     async def go() -> None:
@@ -240,8 +278,11 @@ def test_a_fraud_report_read_before_the_transfer_it_covers_still_freezes_its_hol
             sink = await run_stream(client, [paid], until=(T0 + timedelta(hours=2)).timestamp())
             hold = await ledger.get(hold_id_for("a-late"))
             assert hold is not None and hold.state == "frozen"
-            [request] = [FreezeRequest.model_validate_json(v) for v in sink.on(topics.FREEZE_REQUESTS)
-                         if FreezeRequest.model_validate_json(v).kind == "stop_payment"]
+            [request] = [
+                FreezeRequest.model_validate_json(v)
+                for v in sink.on(topics.FREEZE_REQUESTS)
+                if FreezeRequest.model_validate_json(v).kind == "stop_payment"
+            ]
             assert (request.account, request.amount_fen, request.hold_id) == (B, 80_000, hold_id_for("a-late"))
         finally:
             await client.aclose()
@@ -253,8 +294,14 @@ def test_a_fraud_report_on_the_stream_traces_the_money_as_it_stood_when_its_wind
     """The fraud-report stage follows the victim's money over the index the transfer stage wrote, once the
     report's window (the fraud time give or take the margin) has closed: C's payment to D an hour after
     the fraud has not happened then, so C still holds what it received."""
-    report = FraudReport(event_id="fr-1", event_time=T0 + timedelta(minutes=15), victim_id_number=VICTIM_ID,
-                         fraud_time=T0, source="110", victim_account=A)
+    report = FraudReport(
+        event_id="fr-1",
+        event_time=T0 + timedelta(minutes=15),
+        victim_id_number=VICTIM_ID,
+        fraud_time=T0,
+        source="110",
+        victim_account=A,
+    )
 
     async def go() -> None:
         client = Redis.from_url(redis_url)

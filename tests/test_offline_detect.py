@@ -8,11 +8,11 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+import redis.asyncio
+
 from antifraud.alerts.models import Alert, Audience, Entity, Reason
 from antifraud.events.codec import encode
 from antifraud.events.models import CallRecord, Event, SmsRecord
-import redis.asyncio
-
 from antifraud.state.store import Store
 from antifraud.thresholds import load_thresholds
 from streams.offline import DetectReport, batches, detect_file
@@ -24,13 +24,26 @@ BASE = datetime(2026, 3, 2, tzinfo=timezone.utc)
 
 def call(n: int) -> CallRecord:
     at = BASE + timedelta(seconds=n)
-    return CallRecord(event_id=f"call-{n}", event_time=at, caller="13800000001", callee=f"1390000{n:04d}",
-                      start=at, duration_s=5, cell_id="c1", imei="860000000000001")
+    return CallRecord(
+        event_id=f"call-{n}",
+        event_time=at,
+        caller="13800000001",
+        callee=f"1390000{n:04d}",
+        start=at,
+        duration_s=5,
+        cell_id="c1",
+        imei="860000000000001",
+    )
 
 
 def sms(n: int) -> SmsRecord:
-    return SmsRecord(event_id=f"sms-{n}", event_time=BASE + timedelta(seconds=n), sender="13700000001",
-                     receiver="13900000001", cell_id="c1")
+    return SmsRecord(
+        event_id=f"sms-{n}",
+        event_time=BASE + timedelta(seconds=n),
+        sender="13700000001",
+        receiver="13900000001",
+        cell_id="c1",
+    )
 
 
 class RecordingStage:
@@ -50,18 +63,32 @@ class RecordingStage:
     async def run(self, items: Sequence[Item]) -> StageResult:
         events = [i.event for i in items if isinstance(i, Input)]
         self.pieces.append([e.event_id for e in events])
-        return StageResult(alerts=[
-            Alert.create(detector="every_tenth", entity=Entity(kind="phone", value="13800000001"),
-                         trigger=e.event_id, window_start=e.event_time, window_end=e.event_time, severity="low",
-                         score=1.0, reasons=[Reason(feature="n", value=1, threshold=1)],
-                         evidence_event_ids=[e.event_id], audience=[Audience(kind="police")])
-            for e in events if e.kind == "call_record" and e.event_id.endswith("0")])
+        return StageResult(
+            alerts=[
+                Alert.create(
+                    detector="every_tenth",
+                    entity=Entity(kind="phone", value="13800000001"),
+                    trigger=e.event_id,
+                    window_start=e.event_time,
+                    window_end=e.event_time,
+                    severity="low",
+                    score=1.0,
+                    reasons=[Reason(feature="n", value=1, threshold=1)],
+                    evidence_event_ids=[e.event_id],
+                    audience=[Audience(kind="police")],
+                )
+                for e in events
+                if e.kind == "call_record" and e.event_id.endswith("0")
+            ]
+        )
 
 
 def test_feeds_every_kind_in_event_time_order_skips_bad_lines_and_writes_the_alerts(
-        tmp_path: Path, redis_url: str) -> None:
-    events: list[Event] = sorted([*(call(n) for n in range(25)), *(sms(n) for n in range(3))],
-                                 key=lambda e: (e.event_time, e.event_id))
+    tmp_path: Path, redis_url: str
+) -> None:
+    events: list[Event] = sorted(
+        [*(call(n) for n in range(25)), *(sms(n) for n in range(3))], key=lambda e: (e.event_time, e.event_id)
+    )
     path = tmp_path / "events.jsonl.gz"
     with gzip.open(path, "wb") as out:
         out.write(encode(events[0]) + b"\n" + b"not json\n")
@@ -86,8 +113,12 @@ def test_feeds_every_kind_in_event_time_order_skips_bad_lines_and_writes_the_ale
 
 
 def test_missing_file_is_a_clear_error(tmp_path: Path) -> None:
-    result = subprocess.run([sys.executable, "-m", "antifraud", "detect", str(tmp_path / "none.gz"), "-o",
-                             str(tmp_path / "a.jsonl")], capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "antifraud", "detect", str(tmp_path / "none.gz"), "-o", str(tmp_path / "a.jsonl")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 2
     assert f"no events file {tmp_path / 'none.gz'}" in result.stderr
 
@@ -101,6 +132,11 @@ def test_a_file_a_little_out_of_order_is_cut_where_every_earlier_event_is_in(tmp
     report = DetectReport()
     cut = list(batches(path, 2, 30.0, report))
     assert [[int(i.event.event_id.split("-")[1]) for i in b] for b, _ in cut] == [
-        [0, 2, 1], [3, 5, 4], [8, 6, 7], [9, 12, 10, 11], [13]]
+        [0, 2, 1],
+        [3, 5, 4],
+        [8, 6, 7],
+        [9, 12, 10, 11],
+        [13],
+    ]
     assert all(i.at < bound for b, bound in cut for i in b)
     assert sum(report.events.values()) == len(order)

@@ -16,7 +16,6 @@ from tests.test_holds import T0, hold_id_for
 from tests.test_holds_integration import read_ledger, transfers
 from tests.test_pipeline_integration import produce, ready
 
-
 TRANSFERS = topics.INPUT_TOPICS["bank_transfer"]
 
 
@@ -24,18 +23,22 @@ def input_retries(worker: WorkerProcess) -> float:
     """Retries of the input loop's steps (all but the alerts agent's, labelled by its topic)."""
     samples = worker.scrape()
     return metric_sum(samples, "antifraud_batch_retries_total") - metric_sum(
-        samples, "antifraud_batch_retries_total", topic=topics.ALERTS)
+        samples, "antifraud_batch_retries_total", topic=topics.ALERTS
+    )
 
 
 def test_a_redis_outage_delays_a_batch_and_loses_nothing(
-    stack: Endpoints, aof_redis: AofRedis, start_worker: Callable[..., WorkerProcess]  # noqa: F811
+    stack: Endpoints,
+    aof_redis: AofRedis,
+    start_worker: Callable[..., WorkerProcess],  # noqa: F811
 ) -> None:
     first, during, after = transfers("outage", T0, 3, timedelta(minutes=1))
     ids = {t.event_id: hold_id_for(t.event_id) for t in (first, during, after)}
     worker = ready(start_worker, stack)
     produce(stack, [first])
-    wait_for(lambda: read_ledger(stack, {ids[first.event_id]}).states[ids[first.event_id]] == "held",
-             what="the first hold")
+    wait_for(
+        lambda: read_ledger(stack, {ids[first.event_id]}).states[ids[first.event_id]] == "held", what="the first hold"
+    )
 
     aof_redis.crash()
     produce(stack, [during])
@@ -46,8 +49,11 @@ def test_a_redis_outage_delays_a_batch_and_loses_nothing(
     aof_redis.start()
 
     produce(stack, [after])
-    wait_for(lambda: set(read_ledger(stack, set(ids.values())).states.values()) == {"held"}, timeout=90,
-             what="every hold made once Redis is back")
+    wait_for(
+        lambda: set(read_ledger(stack, set(ids.values())).states.values()) == {"held"},
+        timeout=90,
+        what="every hold made once Redis is back",
+    )
     assert worker.proc.poll() is None, "the same worker, not a restart"
     assert metric_sum(worker.scrape(), "antifraud_events_consumed_total", topic=TRANSFERS) == 3
     assert metric_sum(worker.scrape(), "antifraud_dead_letters_total") == 0

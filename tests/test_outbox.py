@@ -55,7 +55,9 @@ def test_relay_keeps_records_until_the_broker_acks(redis_url: str) -> None:
     assert sent[1][2] == b'{"event_id": "e1"}'
 
 
-def test_worker_relays_queued_records_to_the_topic(stack: Endpoints, start_worker: Callable[..., WorkerProcess]) -> None:
+def test_worker_relays_queued_records_to_the_topic(
+    stack: Endpoints, start_worker: Callable[..., WorkerProcess]
+) -> None:
     asyncio.run(_queue(stack.redis_url, 5))
     start_worker()
 

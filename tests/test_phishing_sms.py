@@ -13,41 +13,56 @@ from detectors.window import WindowResult
 from tests.windowing import replay_checks, run_batches
 
 LIMITS = PhishingSmsThresholds(
-    window_seconds=86400, min_receivers=3, max_edits=1, min_brand_length=4,
+    window_seconds=86400,
+    min_receivers=3,
+    max_edits=1,
+    min_brand_length=4,
     official_domains=["icbc.com.cn", "ccb.com", "boc.cn", "10086.cn", "12123.gov.cn", "chinatax.gov.cn"],
-    listed_domains=["evil.example"], max_tracked=1000,
+    listed_domains=["evil.example"],
+    max_tracked=1000,
 )
 JUDGE = DomainJudge(LIMITS)
 T0 = datetime(2026, 3, 1, 10, 0, tzinfo=timezone.utc)
 SENDER = "17100000001"
 
 
-def sms(n: int, at: float, link: str | None = "1cbc.com.cn", sender: str = SENDER, receiver: str | None = None) -> SmsRecord:
-    return SmsRecord(event_id=f"sms-{sender[-2:]}-{n:04d}", event_time=T0 + timedelta(seconds=at), sender=sender,
-                     receiver=receiver or f"1390000{n:04d}", cell_id="cell-1", link_domains=[link] if link else [])
+def sms(
+    n: int, at: float, link: str | None = "1cbc.com.cn", sender: str = SENDER, receiver: str | None = None
+) -> SmsRecord:
+    return SmsRecord(
+        event_id=f"sms-{sender[-2:]}-{n:04d}",
+        event_time=T0 + timedelta(seconds=at),
+        sender=sender,
+        receiver=receiver or f"1390000{n:04d}",
+        cell_id="cell-1",
+        link_domains=[link] if link else [],
+    )
 
 
 def run(texts: Sequence[SmsRecord]) -> WindowResult:
     return detect(texts, {}, JUDGE, LIMITS)
 
 
-@pytest.mark.parametrize(("domain", "verdict"), [
-    ("1cbc.com.cn", Verdict("look-alike", "icbc.com.cn", 0)),
-    ("ch1natax.gov.cn", Verdict("look-alike", "chinatax.gov.cn", 0)),
-    ("b0c.cn", Verdict("look-alike", "boc.cn", 0)),
-    ("ccbb.com", Verdict("typo", "ccb.com", 1)),
-    ("121233.gov.cn", Verdict("typo", "12123.gov.cn", 1)),
-    ("icbc-verify.example", Verdict("brand", "icbc.com.cn", 0)),
-    ("10086-jf.top", Verdict("brand", "10086.cn", 0)),
-    ("ccb-secure.com", Verdict("brand", "ccb.com", 0)),
-    ("xn--icb-6ed.com.cn", Verdict("punycode", "icbc.com.cn", 0)),
-    ("login.evil.example", Verdict("listed", "evil.example", 0)),
-    ("ICBC.com.cn.", None),
-    ("mybank.icbc.com.cn", None),
-    ("etax.chinatax.gov.cn", None),
-    ("example.com", None),
-    ("accbook.com", None),
-])
+@pytest.mark.parametrize(
+    ("domain", "verdict"),
+    [
+        ("1cbc.com.cn", Verdict("look-alike", "icbc.com.cn", 0)),
+        ("ch1natax.gov.cn", Verdict("look-alike", "chinatax.gov.cn", 0)),
+        ("b0c.cn", Verdict("look-alike", "boc.cn", 0)),
+        ("ccbb.com", Verdict("typo", "ccb.com", 1)),
+        ("121233.gov.cn", Verdict("typo", "12123.gov.cn", 1)),
+        ("icbc-verify.example", Verdict("brand", "icbc.com.cn", 0)),
+        ("10086-jf.top", Verdict("brand", "10086.cn", 0)),
+        ("ccb-secure.com", Verdict("brand", "ccb.com", 0)),
+        ("xn--icb-6ed.com.cn", Verdict("punycode", "icbc.com.cn", 0)),
+        ("login.evil.example", Verdict("listed", "evil.example", 0)),
+        ("ICBC.com.cn.", None),
+        ("mybank.icbc.com.cn", None),
+        ("etax.chinatax.gov.cn", None),
+        ("example.com", None),
+        ("accbook.com", None),
+    ],
+)
 def test_domains_are_judged(domain: str, verdict: Verdict | None) -> None:
     assert JUDGE.judge(domain) == verdict
 

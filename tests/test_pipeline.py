@@ -88,19 +88,35 @@ class ThirdCall(NothingToRead):
             seen[call.caller] = count
             result.changes.append(Staged(self.counts, (call.caller, count)))
             if count == 3:
-                result.alerts.append(Alert.create(
-                    detector="third_call", entity=Entity(kind="phone", value=call.caller), trigger=call.event_id,
-                    window_start=call.event_time, window_end=call.event_time, severity="low", score=1.0,
-                    reasons=[Reason(feature="calls", value=3, threshold=3)], evidence_event_ids=[call.event_id],
-                    audience=[Audience(kind="police")]))
+                result.alerts.append(
+                    Alert.create(
+                        detector="third_call",
+                        entity=Entity(kind="phone", value=call.caller),
+                        trigger=call.event_id,
+                        window_start=call.event_time,
+                        window_end=call.event_time,
+                        severity="low",
+                        score=1.0,
+                        reasons=[Reason(feature="calls", value=3, threshold=3)],
+                        evidence_event_ids=[call.event_id],
+                        audience=[Audience(kind="police")],
+                    )
+                )
                 result.timers.append(Timer(item.at + 3600, TOPIC, call.caller, "follow", "", f"f-{call.event_id}"))
         return result
 
 
 def call(n: int, seconds: float, caller: str = "13800000001", callee: str = "13900000001") -> Input:
-    event = CallRecord(event_id=f"c{n}", event_time=datetime.fromtimestamp(T0 + seconds, timezone.utc),
-                       caller=caller, callee=callee, start=datetime.fromtimestamp(T0 + seconds, timezone.utc),
-                       duration_s=5, cell_id="c1", imei="860000000000001")
+    event = CallRecord(
+        event_id=f"c{n}",
+        event_time=datetime.fromtimestamp(T0 + seconds, timezone.utc),
+        caller=caller,
+        callee=callee,
+        start=datetime.fromtimestamp(T0 + seconds, timezone.utc),
+        duration_s=5,
+        cell_id="c1",
+        imei="860000000000001",
+    )
     return Input.of(event, Record(TOPIC, 0, n, caller.encode(), b"{}"))
 
 
@@ -116,7 +132,7 @@ def run_in_batches(calls: list[Input], size: int) -> tuple[list[str], list[Batch
     stored: list[Timer] = []
     since = -math.inf
     for start in range(0, len(calls), size):
-        batch = calls[start:start + size]
+        batch = calls[start : start + size]
         bound = calls[start + size].at if start + size < len(calls) else math.nextafter(batch[-1].at, math.inf)
         due = [t for t in stored if t.at < bound]
         result = asyncio.run(pipe.run(batch, due, bound, since))
@@ -199,19 +215,31 @@ class Tells(NothingToRead):
                 continue
             call = item.event
             if seen.get(call.caller, self.called.get(call.caller)) >= 2:
-                result.alerts.append(Alert.create(
-                    detector="called_back", entity=Entity(kind="phone", value=call.caller), trigger=call.event_id,
-                    window_start=call.event_time, window_end=call.event_time, severity="low", score=1.0,
-                    reasons=[Reason(feature="called", value=2, threshold=2)], evidence_event_ids=[call.event_id],
-                    audience=[Audience(kind="police")]))
-            result.timers.append(Timer(item.at + DELAY, TOPIC, call.callee, "called", call.caller,
-                                       f"called-{call.event_id}"))
+                result.alerts.append(
+                    Alert.create(
+                        detector="called_back",
+                        entity=Entity(kind="phone", value=call.caller),
+                        trigger=call.event_id,
+                        window_start=call.event_time,
+                        window_end=call.event_time,
+                        severity="low",
+                        score=1.0,
+                        reasons=[Reason(feature="called", value=2, threshold=2)],
+                        evidence_event_ids=[call.event_id],
+                        audience=[Audience(kind="police")],
+                    )
+                )
+            result.timers.append(
+                Timer(item.at + DELAY, TOPIC, call.callee, "called", call.caller, f"called-{call.event_id}")
+            )
         return result
 
 
 NUMBERS = [f"1380000010{n}" for n in range(4)]
-CHAIN = [call(n, 10 * n + (5 if n % 5 == 0 else 0), caller=NUMBERS[n % 4], callee=NUMBERS[(n * 3 + 1) % 4])
-         for n in range(23)]
+CHAIN = [
+    call(n, 10 * n + (5 if n % 5 == 0 else 0), caller=NUMBERS[n % 4], callee=NUMBERS[(n * 3 + 1) % 4])
+    for n in range(23)
+]
 
 
 def run_cut(calls: list[Input], size: int, end: float) -> tuple[list[str], list[Timer], list[Timer]]:
@@ -225,7 +253,7 @@ def run_cut(calls: list[Input], size: int, end: float) -> tuple[list[str], list[
     stored: list[Timer] = []
     since = -math.inf
     for start in range(0, len(calls), size):
-        batch = calls[start:start + size]
+        batch = calls[start : start + size]
         bound = calls[start + size].at if start + size < len(calls) else end
         due = [t for t in stored if t.at < bound]
         result = asyncio.run(pipe.run(batch, due, bound, since))
@@ -366,8 +394,7 @@ def test_a_batch_that_goes_through_resets_the_count_of_failures_in_a_row(monkeyp
     monkeypatch.setattr(pipeline_module, "SYSTEMIC_AFTER", 3)
     pipe = pipeline(ThirdCall())
     for batch in range(3):
-        calls = [call(10 * batch + n, 100 * batch + 10 * n, callee="99999" if n else "13900000001")
-                 for n in range(3)]
+        calls = [call(10 * batch + n, 100 * batch + 10 * n, callee="99999" if n else "13900000001") for n in range(3)]
         result = asyncio.run(pipe.run(calls, [], T0 + 100 * batch + 50))
         assert len(result.dead_letters) == 2, "two failures, then a record that went through"
 
@@ -393,21 +420,24 @@ def _sent(cause: Exception) -> ProducerSendError:
     return error
 
 
-@pytest.mark.parametrize(("error", "outage"), [
-    (RedisConnectionError("Connection refused"), True),
-    (RedisTimeoutError("Timeout reading from socket"), True),
-    (ReadOnlyError("You can't write against a read only replica."), True),
-    (ResponseError("WRONGTYPE Operation against a key holding the wrong kind of value"), False),
-    (DataError("Invalid input of type: 'NoneType'"), False),
-    (KafkaConnectionError("connection refused"), True),
-    (KafkaTimeoutError("Failed to update metadata"), True),
-    (MessageSizeTooLargeError(), False),
-    (TimeoutError(), True),
-    (ConnectionRefusedError(), True),
-    (SystemicFailure("every record fails alone"), True),
-    (KeyError("x"), False),
-    (ValueError("a bug"), False),
-])
+@pytest.mark.parametrize(
+    ("error", "outage"),
+    [
+        (RedisConnectionError("Connection refused"), True),
+        (RedisTimeoutError("Timeout reading from socket"), True),
+        (ReadOnlyError("You can't write against a read only replica."), True),
+        (ResponseError("WRONGTYPE Operation against a key holding the wrong kind of value"), False),
+        (DataError("Invalid input of type: 'NoneType'"), False),
+        (KafkaConnectionError("connection refused"), True),
+        (KafkaTimeoutError("Failed to update metadata"), True),
+        (MessageSizeTooLargeError(), False),
+        (TimeoutError(), True),
+        (ConnectionRefusedError(), True),
+        (SystemicFailure("every record fails alone"), True),
+        (KeyError("x"), False),
+        (ValueError("a bug"), False),
+    ],
+)
 def test_only_redis_the_broker_or_the_network_failing_is_an_outage(error: Exception, outage: bool) -> None:
     assert is_outage(error) is outage
 

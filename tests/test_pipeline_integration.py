@@ -35,9 +35,14 @@ def cold_calls(count: int, *, first: int = 0, start: datetime = BASE, caller: st
     """``count`` short calls from ``caller`` to distinct numbers, 10 s apart: a fraud number's burst."""
     return [
         CallRecord(
-            event_id=f"call-{i}", event_time=start + timedelta(seconds=10 * i + 20), caller=caller,
-            callee=f"1390000{i:04d}", start=start + timedelta(seconds=10 * i), duration_s=20,
-            cell_id="cell-1", imei="860000000000001",
+            event_id=f"call-{i}",
+            event_time=start + timedelta(seconds=10 * i + 20),
+            caller=caller,
+            callee=f"1390000{i:04d}",
+            start=start + timedelta(seconds=10 * i),
+            duration_s=20,
+            cell_id="cell-1",
+            imei="860000000000001",
         )
         for i in range(first, first + count)
     ]
@@ -68,20 +73,37 @@ def warm_up(endpoints: Endpoints, worker: WorkerProcess) -> None:
     registration (of a person of its own, none else in the tests, dated long before every other event, so
     that it changes no result) is produced and waited for. Records produced from then on are read once."""
     before = len(read_all(endpoints.kafka_bootstrap, SIMS, settle=0.2))
-    produce(endpoints, [SimRegistration(
-        event_id=f"warm-up-{before}", event_time=datetime(2020, 1, 1, tzinfo=timezone.utc), carrier="cmcc",
-        id_number=make_id_number("320585", "19900101", 900 + before), msisdn=f"1709999{before:04d}",
-        real_name_verified=True,
-        outlet="outlet-9")])
-    wait_for(lambda: metric_sum(worker.scrape(), "antifraud_events_consumed_total", topic=SIMS) >= 1,
-             what=f"the worker's first batch (log {worker.log_path})")
+    produce(
+        endpoints,
+        [
+            SimRegistration(
+                event_id=f"warm-up-{before}",
+                event_time=datetime(2020, 1, 1, tzinfo=timezone.utc),
+                carrier="cmcc",
+                id_number=make_id_number("320585", "19900101", 900 + before),
+                msisdn=f"1709999{before:04d}",
+                real_name_verified=True,
+                outlet="outlet-9",
+            )
+        ],
+    )
+    wait_for(
+        lambda: metric_sum(worker.scrape(), "antifraud_events_consumed_total", topic=SIMS) >= 1,
+        what=f"the worker's first batch (log {worker.log_path})",
+    )
 
 
 def wait_inputs(worker: WorkerProcess, count: int, timeout: float = 60.0) -> None:
     """Wait until ``count`` records of the input topics other than the warm-up's are consumed."""
-    wait_for(lambda: metric_sum(worker.scrape(), "antifraud_events_consumed_total")
-             - metric_sum(worker.scrape(), "antifraud_events_consumed_total", topic=SIMS) >= count, timeout,
-             f"{count} records consumed (worker log {worker.log_path})")
+    wait_for(
+        lambda: (
+            metric_sum(worker.scrape(), "antifraud_events_consumed_total")
+            - metric_sum(worker.scrape(), "antifraud_events_consumed_total", topic=SIMS)
+            >= count
+        ),
+        timeout,
+        f"{count} records consumed (worker log {worker.log_path})",
+    )
 
 
 def block_number(endpoints: Endpoints, number: str, case_id: str) -> None:
@@ -108,8 +130,13 @@ def test_alert_dead_letters_and_metrics(stack: Endpoints, start_worker: Callable
     worker = ready(start_worker, stack)
     calls = cold_calls(LIMIT + 5)
     card = CardOpening(
-        event_id="card-1", event_time=BASE, bank="icbc", id_number="11010519491231002X",
-        account="6222000000000001", branch_id="br-1", channel="counter",
+        event_id="card-1",
+        event_time=BASE,
+        bank="icbc",
+        id_number="11010519491231002X",
+        account="6222000000000001",
+        branch_id="br-1",
+        channel="counter",
     )
     # Broken records go first: the worker must carry on past them.
     produce(stack, calls, BROKEN)
@@ -121,7 +148,11 @@ def test_alert_dead_letters_and_metrics(stack: Endpoints, start_worker: Callable
     assert len(alerts) == 1
     alert = alerts[0]
     assert (alert.detector, alert.entity.kind, alert.entity.value) == ("fraud_number", "phone", CALLER)
-    assert (alert.reasons[0].feature, alert.reasons[0].value, alert.reasons[0].threshold) == ("distinct_callees", LIMIT, LIMIT)
+    assert (alert.reasons[0].feature, alert.reasons[0].value, alert.reasons[0].threshold) == (
+        "distinct_callees",
+        LIMIT,
+        LIMIT,
+    )
     assert set(alert.evidence_event_ids) == {f"call-{i}" for i in range(LIMIT)}
     assert alert.window_end == calls[LIMIT - 1].event_time
 
@@ -137,7 +168,10 @@ def test_alert_dead_letters_and_metrics(stack: Endpoints, start_worker: Callable
     assert b"event_time" in invalid[DLQ_DETAIL] and b"id_number" in invalid[DLQ_DETAIL]
 
     samples = worker.scrape()
-    assert metric_sum(samples, "antifraud_events_consumed_total", topic=topics.INPUT_TOPICS["call_record"]) == len(calls) + 1
+    assert (
+        metric_sum(samples, "antifraud_events_consumed_total", topic=topics.INPUT_TOPICS["call_record"])
+        == len(calls) + 1
+    )
     assert metric_sum(samples, "antifraud_events_consumed_total", topic=topics.INPUT_TOPICS["card_opening"]) == 2
     assert metric_sum(samples, "antifraud_dead_letters_total", reason="malformed_json") == 1
     assert metric_sum(samples, "antifraud_dead_letters_total", reason="schema_violation") == 1
@@ -172,11 +206,16 @@ def test_restart_keeps_state_and_a_crash_replays_without_new_ids(
 
     ready(start_worker, stack)  # the third worker
     # (numbered from 1000, dated from 20 minutes after the first burst: records ahead of the clock are refused)
-    produce(stack, cold_calls(LIMIT, first=1000, start=BASE + timedelta(minutes=20) - timedelta(seconds=10 * 1000),
-                              caller=OTHER_CALLER))
+    produce(
+        stack,
+        cold_calls(
+            LIMIT, first=1000, start=BASE + timedelta(minutes=20) - timedelta(seconds=10 * 1000), caller=OTHER_CALLER
+        ),
+    )
     # The third worker reads the second's uncommitted calls again, then the other number's burst.
-    wait_for(lambda: any(a.entity.value == OTHER_CALLER for a in alerts_on_topic(stack)),
-             what="the other number's alert")
+    wait_for(
+        lambda: any(a.entity.value == OTHER_CALLER for a in alerts_on_topic(stack)), what="the other number's alert"
+    )
     alerts = alerts_on_topic(stack)
     ids = {a.alert_id for a in alerts}
     assert first_ids < ids and len(ids) == 2, "the other number's burst is the only new alert"
@@ -196,9 +235,14 @@ def test_listed_number_is_intercepted_and_its_victims_warned(
     durations = [15, 300, 40]
     listed_calls = [
         CallRecord(
-            event_id=f"listed-{i}", event_time=BASE + timedelta(seconds=400 + i), caller=LISTED,
-            callee=f"1360000{i:04d}", start=BASE + timedelta(seconds=400 + i - d), duration_s=d,
-            cell_id="cell-1", imei="860000000000001",
+            event_id=f"listed-{i}",
+            event_time=BASE + timedelta(seconds=400 + i),
+            caller=LISTED,
+            callee=f"1360000{i:04d}",
+            start=BASE + timedelta(seconds=400 + i - d),
+            duration_s=d,
+            cell_id="cell-1",
+            imei="860000000000001",
         )
         for i, d in enumerate(durations)
     ]
@@ -206,19 +250,22 @@ def test_listed_number_is_intercepted_and_its_victims_warned(
     produce(stack, listed_calls + burst)
     wait_inputs(worker, len(listed_calls) + len(burst))
 
-    decisions = [InterceptionDecision.model_validate_json(r.value)
-                 for r in read_all(stack.kafka_bootstrap, topics.INTERCEPTIONS)]
+    decisions = [
+        InterceptionDecision.model_validate_json(r.value) for r in read_all(stack.kafka_bootstrap, topics.INTERCEPTIONS)
+    ]
     blocked = sorted((d for d in decisions if d.number == LISTED), key=lambda d: d.call_event_id)
     assert [(d.call_event_id, d.callee, d.action, d.basis) for d in blocked] == [
         (c.event_id, c.callee, "block", "block_list") for c in listed_calls
     ]
     assert "case:case-7" in blocked[0].reason
     # The flagged number's calls from its alert on are warned, not blocked (not yet confirmed).
-    warned = sorted((d.call_event_id for d in decisions if d.number == OTHER_CALLER))
+    warned = sorted(d.call_event_id for d in decisions if d.number == OTHER_CALLER)
     assert warned == sorted(c.event_id for c in burst[LIMIT - 1 :])
     assert all(d.action == "warn" and d.basis == "fraud_score" for d in decisions if d.number == OTHER_CALLER)
 
-    warnings = [VictimWarning.model_validate_json(r.value) for r in read_all(stack.kafka_bootstrap, topics.VICTIM_WARNINGS)]
+    warnings = [
+        VictimWarning.model_validate_json(r.value) for r in read_all(stack.kafka_bootstrap, topics.VICTIM_WARNINGS)
+    ]
     of_listed = sorted((w for w in warnings if w.number == LISTED), key=lambda w: w.rank)
     assert [w.victim for w in of_listed] == [listed_calls[i].callee for i in (1, 2, 0)]
     assert {w.victim for w in warnings if w.number == OTHER_CALLER} == {c.callee for c in burst}
@@ -237,8 +284,13 @@ def test_an_oversized_and_a_malformed_record_are_dead_lettered_and_the_records_a
 ) -> None:
     worker = ready(start_worker, stack, ANTIFRAUD_MAX_RECORD_BYTES=str(MAX_RECORD_BYTES))
     calls = cold_calls(LIMIT + 2)
-    oversized = b'{"event_id": "big", "caller": "' + CALLER.encode() + b'", "pad": "' + b"x" * (
-        DEAD_LETTER_MAX_BYTES + 5000) + b'"}'
+    oversized = (
+        b'{"event_id": "big", "caller": "'
+        + CALLER.encode()
+        + b'", "pad": "'
+        + b"x" * (DEAD_LETTER_MAX_BYTES + 5000)
+        + b'"}'
+    )
     malformed = b'{"event_id": "x", "caller": '
     producer = EventProducer(stack.kafka_bootstrap)
     half = LIMIT // 2
@@ -273,8 +325,10 @@ def test_an_oversized_and_a_malformed_record_are_dead_lettered_and_the_records_a
     samples = worker.scrape()
     assert metric_sum(samples, "antifraud_dead_letters_total", reason="oversized") == 1
     assert metric_sum(samples, "antifraud_dead_letters_total", reason="malformed_json") == 1
-    assert metric_sum(samples, "antifraud_events_consumed_total", topic=topics.INPUT_TOPICS["call_record"]) \
+    assert (
+        metric_sum(samples, "antifraud_events_consumed_total", topic=topics.INPUT_TOPICS["call_record"])
         == len(calls) + 2
+    )
 
 
 def test_records_on_the_topics_before_the_worker_takes_its_partitions_are_processed_once(

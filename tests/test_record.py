@@ -44,7 +44,8 @@ def produce(bootstrap: str, events: list, raw: list[tuple[str, bytes]] = ()) -> 
 
 
 def test_a_recording_replays_to_the_same_records(
-        stack: Endpoints, antifraud: Callable[..., int], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    stack: Endpoints, antifraud: Callable[..., int], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     events = mixed_events(24, step_s=3)
     original = write_lines(tmp_path / "original.jsonl.gz", (encode(e) for e in shuffled_in_blocks(events, 4)))
     assert antifraud("replay", original, "--bootstrap", stack.kafka_bootstrap) == 0
@@ -54,25 +55,35 @@ def test_a_recording_replays_to_the_same_records(
     recording = tmp_path / "recording.jsonl.gz"
     code = antifraud("record", "all-inputs", recording, "--idle-timeout", 1.5, "--bootstrap", stack.kafka_bootstrap)
     assert code == 0
-    assert "24 events written, 0 invalid records skipped, 0 late; stopped by --idle-timeout 1.5 s" in capsys.readouterr().out
+    assert (
+        "24 events written, 0 invalid records skipped, 0 late; stopped by --idle-timeout 1.5 s"
+        in capsys.readouterr().out
+    )
     assert recording.read_bytes()[:2] == b"\x1f\x8b"
     assert events_in(recording) == [e.event_id for e in events], "partitions interleaved, file in event-time order"
 
     assert antifraud("replay", recording, "--bootstrap", stack.kafka_bootstrap) == 0
     both = input_records(stack.kafka_bootstrap)
-    second = [r for r in both if (r.topic, r.partition, r.offset) not in {(f.topic, f.partition, f.offset) for f in first}]
+    second = [
+        r for r in both if (r.topic, r.partition, r.offset) not in {(f.topic, f.partition, f.offset) for f in first}
+    ]
 
     def per_partition(records: list) -> dict:  # type: ignore[type-arg]
         ordered = sorted(records, key=lambda r: (r.topic, r.partition, r.offset))
-        return {(r.topic, r.partition): [(x.key, x.value) for x in ordered if (x.topic, x.partition) == (r.topic, r.partition)]
-                for r in ordered}
+        return {
+            (r.topic, r.partition): [
+                (x.key, x.value) for x in ordered if (x.topic, x.partition) == (r.topic, r.partition)
+            ]
+            for r in ordered
+        }
 
     assert len(second) == 24
     assert per_partition(second) == per_partition(first)
 
 
 def test_invalid_records_are_counted_and_skipped_with_where_and_why_only(
-        stack: Endpoints, antifraud: Callable[..., int], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    stack: Endpoints, antifraud: Callable[..., int], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     call, sms = mixed_events(2)
     produce(stack.kafka_bootstrap, [call], raw=[(CALLS, BAD_LINES[0]), (CALLS, BAD_LINES[1]), (CALLS, encode(sms))])
     path = tmp_path / "calls.jsonl"
@@ -88,7 +99,8 @@ def test_invalid_records_are_counted_and_skipped_with_where_and_why_only(
 
 
 def test_max_records_stops_after_reading_that_many(
-        stack: Endpoints, antifraud: Callable[..., int], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    stack: Endpoints, antifraud: Callable[..., int], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     calls = mixed_events(20)[::4]  # call records only, all on one topic
     produce(stack.kafka_bootstrap, calls)
     path = tmp_path / "three.jsonl.gz"
@@ -103,8 +115,20 @@ def test_from_end_records_only_new_records_and_ctrl_c_leaves_a_whole_file(stack:
         produce(stack.kafka_bootstrap, [old])
     path = tmp_path / "live.jsonl.gz"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "antifraud", "record", CALLS, str(path), "--from-end", "--bootstrap", stack.kafka_bootstrap],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "antifraud",
+            "record",
+            CALLS,
+            str(path),
+            "--from-end",
+            "--bootstrap",
+            stack.kafka_bootstrap,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     assert proc.stderr is not None
     assert "recording 1 topic(s) from the end" in proc.stderr.readline(), "positions are resolved before this line"
@@ -120,7 +144,8 @@ def test_from_end_records_only_new_records_and_ctrl_c_leaves_a_whole_file(stack:
 
 
 def test_a_topic_that_does_not_exist_is_named(
-        stack: Endpoints, antifraud: Callable[..., int], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    stack: Endpoints, antifraud: Callable[..., int], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     with pytest.raises(SystemExit) as exit_:
         antifraud("record", "no-such-topic", tmp_path / "x.jsonl.gz", "--bootstrap", stack.kafka_bootstrap)
     assert exit_.value.code == 2

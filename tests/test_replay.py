@@ -19,9 +19,9 @@ from typing import Any
 import pytest
 
 from antifraud import cli
-from antifraud.events.types import make_id_number as id_number
 from antifraud.events.codec import decode_any, encode
 from antifraud.events.models import BankTransfer, CallRecord, CardOpening, Event, SmsRecord
+from antifraud.events.types import make_id_number as id_number
 from antifraud.stack.embedded import Endpoints
 from streams import replay
 from streams.topics import INPUT_TOPICS
@@ -31,17 +31,38 @@ BASE = datetime(2026, 3, 1, 8, 0, tzinfo=timezone.utc)
 
 FACTORIES: dict[str, Callable[[int, datetime], Event]] = {
     "call_record": lambda n, at: CallRecord(
-        event_id=f"call-{n}", event_time=at, caller=f"1380000{n % 3:04d}", callee=f"1390000{n:04d}",
-        start=at - timedelta(seconds=30), duration_s=30, cell_id="cell-1", imei="860000000000001"),
+        event_id=f"call-{n}",
+        event_time=at,
+        caller=f"1380000{n % 3:04d}",
+        callee=f"1390000{n:04d}",
+        start=at - timedelta(seconds=30),
+        duration_s=30,
+        cell_id="cell-1",
+        imei="860000000000001",
+    ),
     "sms_record": lambda n, at: SmsRecord(
-        event_id=f"sms-{n}", event_time=at, sender=f"1370000{n % 2:04d}", receiver="13900000001", cell_id="cell-2"),
+        event_id=f"sms-{n}", event_time=at, sender=f"1370000{n % 2:04d}", receiver="13900000001", cell_id="cell-2"
+    ),
     "bank_transfer": lambda n, at: BankTransfer(
-        event_id=f"tx-{n}", event_time=at, channel="online", payer_account=f"62220000{n:08d}", payer_name="王伟",
-        payer_id_number=id_number("320585", "19800101", n % 1000), payee_account="6222000099999999",
-        payee_name="李娜", amount_fen=10_000 + n),
+        event_id=f"tx-{n}",
+        event_time=at,
+        channel="online",
+        payer_account=f"62220000{n:08d}",
+        payer_name="王伟",
+        payer_id_number=id_number("320585", "19800101", n % 1000),
+        payee_account="6222000099999999",
+        payee_name="李娜",
+        amount_fen=10_000 + n,
+    ),
     "card_opening": lambda n, at: CardOpening(
-        event_id=f"card-{n}", event_time=at, bank="icbc", id_number=id_number("320585", "19900101", n % 1000),
-        account=f"62220001{n:08d}", branch_id="br-1", channel="counter"),
+        event_id=f"card-{n}",
+        event_time=at,
+        bank="icbc",
+        id_number=id_number("320585", "19900101", n % 1000),
+        account=f"62220001{n:08d}",
+        branch_id="br-1",
+        channel="counter",
+    ),
 }
 KINDS = list(FACTORIES)
 
@@ -61,7 +82,7 @@ def write_lines(path: Path, lines: Iterable[bytes]) -> Path:
 
 def shuffled_in_blocks(events: list[Event], block: int) -> list[Event]:
     """Each block of ``block`` events reversed: out of order by at most ``block - 1`` positions."""
-    return [e for i in range(0, len(events), block) for e in reversed(events[i:i + block])]
+    return [e for i in range(0, len(events), block) for e in reversed(events[i : i + block])]
 
 
 @pytest.fixture
@@ -88,7 +109,8 @@ def sent_count(stdout: str) -> int:
 
 
 def test_out_of_order_lines_are_sent_in_event_time_order_to_each_kinds_topic(
-        stack: Endpoints, antifraud: Callable[..., int], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    stack: Endpoints, antifraud: Callable[..., int], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     events = mixed_events(16)
     file_order = shuffled_in_blocks(events, 5)
     assert file_order != events
@@ -104,7 +126,7 @@ def test_out_of_order_lines_are_sent_in_event_time_order_to_each_kinds_topic(
     by_id = {e.event_id: e for e in events}
     for r in records:
         event = by_id[decode_any(r.value).event_id]
-        assert r.topic == INPUT_TOPICS[getattr(event, "kind")]
+        assert r.topic == INPUT_TOPICS[event.kind]
         assert r.key == event.partition_key().encode()
     for topic in INPUT_TOPICS.values():
         on_topic = sorted((r for r in records if r.topic == topic), key=lambda r: (r.partition, r.offset))
@@ -114,7 +136,8 @@ def test_out_of_order_lines_are_sent_in_event_time_order_to_each_kinds_topic(
 
 
 def test_an_event_older_than_one_already_sent_is_reported_and_still_sent(
-        stack: Endpoints, antifraud: Callable[..., int], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    stack: Endpoints, antifraud: Callable[..., int], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     events = mixed_events(5, step_s=10)  # event times 0, 10, 20, 30, 40 s
     file_order = [events[0], events[2], events[4], events[1], events[3]]
     path = write_lines(tmp_path / "late.jsonl.gz", (encode(e) for e in file_order))
@@ -129,7 +152,8 @@ def test_an_event_older_than_one_already_sent_is_reported_and_still_sent(
 
 
 def test_speed_n_spaces_sends_by_event_time_over_n_and_max_is_far_faster(
-        stack: Endpoints, antifraud: Callable[..., int], tmp_path: Path) -> None:
+    stack: Endpoints, antifraud: Callable[..., int], tmp_path: Path
+) -> None:
     offsets = [0, 2, 7, 8, 15, 22, 30]
     events = mixed_events(len(offsets), offsets=offsets)
     path = write_lines(tmp_path / "paced.jsonl.gz", (encode(e) for e in events))
@@ -167,8 +191,10 @@ def test_pace_options_parse_to_a_speed(antifraud: Callable[..., int]) -> None:
 BAD_ID = id_number("320585", "19700101", 7)[:17] + "Y"
 BAD_LINES = [
     b"this is not json",
-    (b'{"kind": "card_opening", "event_id": "card-bad", "event_time": "2026-03-01T08:00:00Z", "bank": "icbc",'
-     b' "id_number": "%s", "account": "62220001000000", "branch_id": "br-1", "channel": "counter"}' % BAD_ID.encode()),
+    (
+        b'{"kind": "card_opening", "event_id": "card-bad", "event_time": "2026-03-01T08:00:00Z", "bank": "icbc",'
+        b' "id_number": "%s", "account": "62220001000000", "branch_id": "br-1", "channel": "counter"}' % BAD_ID.encode()
+    ),
 ]
 
 
@@ -179,7 +205,8 @@ def file_with_bad_lines(tmp_path: Path) -> tuple[Path, list[Event]]:
 
 
 def test_bad_lines_are_reported_by_number_and_reason_without_values_and_skipped(
-        stack: Endpoints, antifraud: Callable[..., int], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    stack: Endpoints, antifraud: Callable[..., int], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     path, good = file_with_bad_lines(tmp_path)
     assert antifraud("replay", path, "--bootstrap", stack.kafka_bootstrap) == 0
     captured = capsys.readouterr()
@@ -191,7 +218,8 @@ def test_bad_lines_are_reported_by_number_and_reason_without_values_and_skipped(
 
 
 def test_strict_stops_at_the_first_bad_line_with_exit_1(
-        stack: Endpoints, antifraud: Callable[..., int], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    stack: Endpoints, antifraud: Callable[..., int], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     path, good = file_with_bad_lines(tmp_path)
     code = antifraud("replay", path, "--strict", "--reorder-window", 0, "--bootstrap", stack.kafka_bootstrap)
     assert code == 1
@@ -204,12 +232,15 @@ def test_strict_stops_at_the_first_bad_line_with_exit_1(
 
 @pytest.mark.parametrize(("signum", "exit_code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_an_interrupt_flushes_what_was_sent_reports_how_far_and_exits_non_zero(
-        stack: Endpoints, tmp_path: Path, signum: signal.Signals, exit_code: int) -> None:
+    stack: Endpoints, tmp_path: Path, signum: signal.Signals, exit_code: int
+) -> None:
     events = mixed_events(100)
     path = write_lines(tmp_path / "long.jsonl.gz", (encode(e) for e in events))
     proc = subprocess.Popen(
         [sys.executable, "-m", "antifraud", "replay", str(path), "--speed", "10", "--bootstrap", stack.kafka_bootstrap],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     deadline = time.monotonic() + 30
     while len(read_all(stack.kafka_bootstrap, INPUT_TOPICS["call_record"], settle=0.3)) < 3:
@@ -226,8 +257,8 @@ def test_an_interrupt_flushes_what_was_sent_reports_how_far_and_exits_non_zero(
 
 
 def test_without_a_bootstrap_it_says_how_to_give_one(
-        antifraud: Callable[..., int], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-        capsys: pytest.CaptureFixture[str]) -> None:
+    antifraud: Callable[..., int], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.delenv("KAFKA_BOOTSTRAP", raising=False)
     with pytest.raises(SystemExit) as exit_:
         antifraud("replay", write_lines(tmp_path / "one.jsonl.gz", [encode(mixed_events(1)[0])]))

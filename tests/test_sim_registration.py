@@ -14,8 +14,14 @@ from detectors.window import EntityState, WindowResult
 from tests.windowing import ids, replay_checks, run_batches
 
 LIMITS = SimRegistrationThresholds(
-    burst_days=7, max_sims_burst=2, window_days=30, max_sims_window=4, max_unverified_window=1,
-    history_days=365, max_sims_per_carrier=5, max_tracked=100,
+    burst_days=7,
+    max_sims_burst=2,
+    window_days=30,
+    max_sims_window=4,
+    max_unverified_window=1,
+    history_days=365,
+    max_sims_per_carrier=5,
+    max_tracked=100,
 )
 T0 = datetime(2026, 3, 1, 9, 0, tzinfo=timezone.utc)
 ID = make_id_number("320585", "19900101", 123)
@@ -24,8 +30,13 @@ DAY = 86400
 
 def sim(n: int, days: float, carrier: str = "cmcc", verified: bool = True, id_number: str = ID) -> SimRegistration:
     return SimRegistration(
-        event_id=f"sim-{id_number[-6:]}-{n:03d}", event_time=T0 + timedelta(days=days), carrier=carrier,
-        id_number=id_number, msisdn=f"1700000{n:04d}", real_name_verified=verified, outlet="outlet-1",
+        event_id=f"sim-{id_number[-6:]}-{n:03d}",
+        event_time=T0 + timedelta(days=days),
+        carrier=carrier,
+        id_number=id_number,
+        msisdn=f"1700000{n:04d}",
+        real_name_verified=verified,
+        outlet="outlet-1",
     )
 
 

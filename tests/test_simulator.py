@@ -13,7 +13,15 @@ from typing import Any
 import pytest
 
 from antifraud.events.codec import decode_any, encode
-from antifraud.events.models import BankTransfer, CallRecord, CardOpening, CellObservation, Event, FraudReport, SmsRecord
+from antifraud.events.models import (
+    BankTransfer,
+    CallRecord,
+    CardOpening,
+    CellObservation,
+    Event,
+    FraudReport,
+    SmsRecord,
+)
 from simulators.engine import Config, cells_path, default_params, simulate
 from simulators.ground_truth import GroundTruth, ScenarioTruth, truth_path
 from simulators.sinks import FileSink
@@ -65,7 +73,8 @@ def of(s: ScenarioTruth, events: dict[str, Event], kind: type[Any]) -> list[Any]
 
 
 def test_same_seed_gives_byte_identical_files_and_another_seed_does_not(
-        city: tuple[Path, GroundTruth], tmp_path: Path) -> None:
+    city: tuple[Path, GroundTruth], tmp_path: Path
+) -> None:
     first, _ = city
     again, _ = run(small_config(), tmp_path / "again")
     other, _ = run(small_config(seed=2), tmp_path / "other")
@@ -81,13 +90,21 @@ def test_every_line_is_a_valid_event_that_reencodes_to_the_same_bytes(lines: lis
     for line in lines:
         event = decode_any(line)
         assert encode(event) == line
-        kinds[getattr(event, "kind")] += 1
-    assert set(kinds) == {"bank_transfer", "card_opening", "sim_registration", "call_record", "sms_record",
-                          "cell_observation", "fraud_report"}
+        kinds[event.kind] += 1
+    assert set(kinds) == {
+        "bank_transfer",
+        "card_opening",
+        "sim_registration",
+        "call_record",
+        "sms_record",
+        "cell_observation",
+        "fraud_report",
+    }
 
 
-def test_lines_are_in_event_time_order_with_unique_ids(city: tuple[Path, GroundTruth], lines: list[bytes],
-                                                       events: dict[str, Event]) -> None:
+def test_lines_are_in_event_time_order_with_unique_ids(
+    city: tuple[Path, GroundTruth], lines: list[bytes], events: dict[str, Event]
+) -> None:
     decoded = [decode_any(line) for line in lines]
     keys = [(e.event_time, e.event_id) for e in decoded]
     assert keys == sorted(keys)
@@ -97,7 +114,8 @@ def test_lines_are_in_event_time_order_with_unique_ids(city: tuple[Path, GroundT
 
 
 def test_truth_event_ids_exist_in_order_and_scenarios_start_at_their_first_event(
-        city: tuple[Path, GroundTruth], events: dict[str, Event]) -> None:
+    city: tuple[Path, GroundTruth], events: dict[str, Event]
+) -> None:
     truth = GroundTruth.read(truth_path(city[0]))
     assert truth == city[1]
     assert {s.scenario for s in truth.scenarios} == set(default_params())
@@ -111,7 +129,8 @@ def test_truth_event_ids_exist_in_order_and_scenarios_start_at_their_first_event
 
 
 def test_fraud_call_team_calls_come_from_its_numbers_and_victims_pay_its_mules(
-        city: tuple[Path, GroundTruth], events: dict[str, Event]) -> None:
+    city: tuple[Path, GroundTruth], events: dict[str, Event]
+) -> None:
     for s in scenarios(city[1], "fraud_call_team"):
         numbers, mules, hops = values(s, "fraud_number"), values(s, "mule"), values(s, "next_hop")
         victims = values(s, "victim")
@@ -133,8 +152,9 @@ def test_fraud_call_team_calls_come_from_its_numbers_and_victims_pay_its_mules(
         assert all(t.event_time > min(calls_to.values()) for t in paid)
 
 
-def test_mules_collect_and_pass_the_money_on_within_minutes(city: tuple[Path, GroundTruth],
-                                                            events: dict[str, Event]) -> None:
+def test_mules_collect_and_pass_the_money_on_within_minutes(
+    city: tuple[Path, GroundTruth], events: dict[str, Event]
+) -> None:
     for s in scenarios(city[1], "fraud_call_team"):
         transfers = of(s, events, BankTransfer)
         mules = values(s, "mule")
@@ -148,24 +168,26 @@ def test_mules_collect_and_pass_the_money_on_within_minutes(city: tuple[Path, Gr
 
 
 def test_card_dealer_opens_cards_at_several_banks_that_then_take_and_pass_on_money(
-        city: tuple[Path, GroundTruth], events: dict[str, Event]) -> None:
+    city: tuple[Path, GroundTruth], events: dict[str, Event]
+) -> None:
     for s in scenarios(city[1], "card_dealer"):
         (dealer,) = values(s, "dealer_id")
         cards = values(s, "sold_card")
         openings = of(s, events, CardOpening)
         assert {o.id_number for o in openings} == {dealer} and {o.account for o in openings} == cards
         assert len({o.bank for o in openings}) == len(openings) >= 3
-        sims = [events[i] for i in s.event_ids if getattr(events[i], "kind") == "sim_registration"]
-        assert len({getattr(x, "carrier") for x in sims}) >= 2 and {getattr(x, "id_number") for x in sims} == {dealer}
+        sims = [events[i] for i in s.event_ids if events[i].kind == "sim_registration"]
+        assert len({x.carrier for x in sims}) >= 2 and {x.id_number for x in sims} == {dealer}
         transfers = of(s, events, BankTransfer)
         assert {t.payee_account for t in transfers if t.payee_account in cards}
         assert all(t.payer_id_number == dealer for t in transfers if t.payer_account in cards)
 
 
 def test_fake_base_station_is_unregistered_downgrades_ciphering_and_sends_lookalike_links(
-        city: tuple[Path, GroundTruth], events: dict[str, Event]) -> None:
+    city: tuple[Path, GroundTruth], events: dict[str, Event]
+) -> None:
     registry = {c["cell_id"] for c in json.loads(cells_path(truth_path(city[0])).read_text())["cells"]}
-    everyday_cells = {getattr(e, "cell_id") for e in events.values() if isinstance(e, CellObservation)}
+    everyday_cells = {e.cell_id for e in events.values() if isinstance(e, CellObservation)}
     for s in scenarios(city[1], "fake_base_station"):
         (cell,) = values(s, "fake_cell")
         assert cell not in registry and everyday_cells - {cell} <= registry
@@ -186,11 +208,18 @@ def test_wangiri_rings_once_from_abroad(city: tuple[Path, GroundTruth], events: 
 
 
 def test_benign_look_alikes_have_no_targets_and_the_new_tower_is_registered(
-        city: tuple[Path, GroundTruth], events: dict[str, Event]) -> None:
+    city: tuple[Path, GroundTruth], events: dict[str, Event]
+) -> None:
     registry = {c["cell_id"]: c for c in json.loads(cells_path(truth_path(city[0])).read_text())["cells"]}
     benign = [s for s in city[1].scenarios if s.benign]
-    assert {s.scenario for s in benign} == {"courier_calls", "call_centre", "payroll", "relative_transfer",
-                                            "two_cards", "new_cell_tower"}
+    assert {s.scenario for s in benign} == {
+        "courier_calls",
+        "call_centre",
+        "payroll",
+        "relative_transfer",
+        "two_cards",
+        "new_cell_tower",
+    }
     assert all(s.entities and not any(e.target for e in s.entities) for s in benign)
     for s in scenarios(city[1], "new_cell_tower"):
         (cell,) = values(s, "new_cell")
@@ -198,8 +227,9 @@ def test_benign_look_alikes_have_no_targets_and_the_new_tower_is_registered(
         assert all(o.encryption_level >= 2 for o in of(s, events, CellObservation))
 
 
-def test_couriers_are_called_back_far_more_often_than_fraud_numbers(city: tuple[Path, GroundTruth],
-                                                                      events: dict[str, Event]) -> None:
+def test_couriers_are_called_back_far_more_often_than_fraud_numbers(
+    city: tuple[Path, GroundTruth], events: dict[str, Event]
+) -> None:
     def callback_share(s: ScenarioTruth, role: str) -> float:
         numbers = values(s, role)
         calls = of(s, events, CallRecord)

@@ -55,9 +55,13 @@ def test_everyday_life_follows_the_day_and_stays_mostly_in_circles(city: City) -
     assert call_time.min() >= start and call_time.max() < start + DAY
     hour = local_hour(call_time)
     assert (hour < 5).sum() * 10 < ((hour >= 9) & (hour < 14)).sum(), "few calls at night"
-    friends = {(city.people.phone[o], city.people.phone[c])
-               for o, c in zip(np.repeat(np.arange(len(city.people)), city.contacts.size(np.arange(len(city.people)))),
-                               city.contacts.members)}
+    friends = {
+        (city.people.phone[o], city.people.phone[c])
+        for o, c in zip(
+            np.repeat(np.arange(len(city.people)), city.contacts.size(np.arange(len(city.people)))),
+            city.contacts.members,
+        )
+    }
     pairs = [(a, b) for batch in calls for a, b in zip(batch.cols["caller"], batch.cols["callee"])]
     assert 0.75 < sum(p in friends for p in pairs) / len(pairs) < 0.95
     duration = np.concatenate([b.cols["duration_s"] for b in calls])

@@ -21,9 +21,27 @@ def simulate_cli(*argv: str) -> int:
 
 def test_writes_events_truth_and_cell_registry_with_the_parameters_given(tmp_path: Path) -> None:
     out = tmp_path / "town.jsonl.gz"
-    code = simulate_cli("--people", "200", "--days", "0.5", "--seed", "7", "--start", "2026-05-01T06:00",
-                        "--count", "wangiri=2", "--count", "call_centre=0", "--set", "wangiri.calls_per_number=50",
-                        "--set", "everyday.calls=1", "-o", str(out), "-q")
+    code = simulate_cli(
+        "--people",
+        "200",
+        "--days",
+        "0.5",
+        "--seed",
+        "7",
+        "--start",
+        "2026-05-01T06:00",
+        "--count",
+        "wangiri=2",
+        "--count",
+        "call_centre=0",
+        "--set",
+        "wangiri.calls_per_number=50",
+        "--set",
+        "everyday.calls=1",
+        "-o",
+        str(out),
+        "-q",
+    )
     assert code == 0
     truth = GroundTruth.read(tmp_path / "town.truth.json")
     assert truth.seed == 7 and truth.params["cell_registry"] == "town.cells.json"
@@ -33,7 +51,7 @@ def test_writes_events_truth_and_cell_registry_with_the_parameters_given(tmp_pat
     assert "call_centre" not in {s.scenario for s in truth.scenarios}
     lines = gzip.decompress(out.read_bytes()).splitlines()
     assert len(lines) == truth.event_count
-    rings = [e for e in map(decode_any, lines) if getattr(e, "international", False) and getattr(e, "duration_s") <= 2]
+    rings = [e for e in map(decode_any, lines) if getattr(e, "international", False) and e.duration_s <= 2]
     assert len(rings) >= 2 * 50 * 0.9
 
 
@@ -58,8 +76,9 @@ def test_plain_jsonl_output_is_not_compressed(tmp_path: Path) -> None:
         (["-o", "/no/such/folder/x.jsonl.gz"], "folder /no/such/folder does not exist"),
     ],
 )
-def test_bad_values_exit_2_with_a_message(argv: list[str], message: str, tmp_path: Path,
-                                          capsys: pytest.CaptureFixture[str]) -> None:
+def test_bad_values_exit_2_with_a_message(
+    argv: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     if "-o" not in argv:
         argv = [*argv, "-o", str(tmp_path / "x.jsonl.gz")]
     assert simulate_cli(*argv, "-q") == 2

@@ -1,7 +1,6 @@
 """The two kinds of detector state against a real redis-server: owned state written through and read back
 as it was kept in memory, and facts read only the cross-entity delay after their time."""
 
-
 from redis.asyncio import Redis
 
 from antifraud.state import keys
@@ -70,11 +69,21 @@ def test_a_dropped_batch_leaves_memory_as_redis_has_it(redis_url: str) -> None:
 def test_facts_are_seen_only_the_delay_after_their_time(redis_url: str) -> None:
     async def body(client: Redis) -> None:
         def table() -> FactTable[Flow]:
-            return FactTable(client, keys.INFLOWS, InflowCodec(), delay=DELAY, keep_seconds=3600,
-                             margin_seconds=2 * DELAY, ttl_seconds=86400)
+            return FactTable(
+                client,
+                keys.INFLOWS,
+                InflowCodec(),
+                delay=DELAY,
+                keep_seconds=3600,
+                margin_seconds=2 * DELAY,
+                ttl_seconds=86400,
+            )
 
         writer = table()
-        early, late = Flow("p1", T0, "payer-1", 500_000, "mobile", False), Flow("p2", T0 + 10, "payer-2", 1, "atm", True)
+        early, late = (
+            Flow("p1", T0, "payer-1", 500_000, "mobile", False),
+            Flow("p2", T0 + 10, "payer-2", 1, "atm", True),
+        )
         for flow in (early, late):
             apply(writer.add("payee", flow.at, flow))
         await checkpoint(client, writer)
@@ -89,8 +98,9 @@ def test_facts_are_seen_only_the_delay_after_their_time(redis_url: str) -> None:
 
 def test_facts_older_than_kept_before_the_newest_are_trimmed(redis_url: str) -> None:
     async def body(client: Redis) -> None:
-        writer = FactTable(client, keys.INFLOWS, InflowCodec(), delay=DELAY, keep_seconds=100, margin_seconds=0,
-                           ttl_seconds=86400)
+        writer = FactTable(
+            client, keys.INFLOWS, InflowCodec(), delay=DELAY, keep_seconds=100, margin_seconds=0, ttl_seconds=86400
+        )
         old, new = Flow("p1", T0, "a", 1, "mobile", False), Flow("p2", T0 + 500, "b", 1, "mobile", False)
         for flow in (old, new):
             apply(writer.add("payee", flow.at, flow))

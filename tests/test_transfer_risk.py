@@ -5,8 +5,8 @@ each account's own side carried along, and what one account's transfer tells ano
 a check for a mule) seen the cross-entity delay later."""
 
 import heapq
-from copy import deepcopy
 from collections.abc import Sequence
+from copy import deepcopy
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 
@@ -64,13 +64,31 @@ class Facts:
         return account in self.blacklist
 
 
-def transfer(event_id: str, minutes: float, payer: str, payee: str, yuan: int, *, channel: str = "mobile",
-             payer_name: str = "王芳", payee_name: str = "李强", phone: str | None = None) -> BankTransfer:
+def transfer(
+    event_id: str,
+    minutes: float,
+    payer: str,
+    payee: str,
+    yuan: int,
+    *,
+    channel: str = "mobile",
+    payer_name: str = "王芳",
+    payee_name: str = "李强",
+    phone: str | None = None,
+) -> BankTransfer:
     place = {"branch_id": "br-001"} if channel == "counter" else {"atm_id": "atm-9"} if channel == "atm" else {}
     return BankTransfer(
-        event_id=event_id, event_time=T0 + timedelta(minutes=minutes), channel=channel, payer_account=payer,
-        payer_name=payer_name, payer_id_number="320585198609013410", payee_account=payee, payee_name=payee_name,
-        amount_fen=yuan * 100, payer_phone=phone, **place,
+        event_id=event_id,
+        event_time=T0 + timedelta(minutes=minutes),
+        channel=channel,
+        payer_account=payer,
+        payer_name=payer_name,
+        payer_id_number="320585198609013410",
+        payee_account=payee,
+        payee_name=payee_name,
+        amount_fen=yuan * 100,
+        payer_phone=phone,
+        **place,
     )
 
 
@@ -80,8 +98,9 @@ def reached(minutes_before: float, longest_s: int, phone: str = VICTIM_PHONE) ->
     return Facts(reached_by={phone: [Call(FRAUD_NUMBER, at, longest_s, "call-1")]})
 
 
-def run(transfers: Sequence[BankTransfer], facts: Facts | None = None,
-        accounts: dict[str, Account] | None = None) -> TransferRiskResult:
+def run(
+    transfers: Sequence[BankTransfer], facts: Facts | None = None, accounts: dict[str, Account] | None = None
+) -> TransferRiskResult:
     """The transfers one at a time in event-time order, with their inflow checks delivered the delay later;
     the facts each run adds become visible to the next (the pipeline's pieces, one item each). ``accounts``
     (the own sides, advanced in place) carry over from an earlier run."""
@@ -90,7 +109,8 @@ def run(transfers: Sequence[BankTransfer], facts: Facts | None = None,
     view.flags_by = {k: list(v) for k, v in view.flags_by.items()}
     accounts = {} if accounts is None else accounts
     queue: list[tuple[float, int, int, BankTransfer | InflowCheck]] = [
-        (t.event_time.timestamp(), 1, n, t) for n, t in enumerate(transfers)]
+        (t.event_time.timestamp(), 1, n, t) for n, t in enumerate(transfers)
+    ]
     heapq.heapify(queue)
     done = TransferRiskResult()
     seq = len(transfers)
@@ -153,15 +173,28 @@ def test_a_payment_of_the_usual_size_after_a_flagged_call_stays_quiet() -> None:
 
 def test_a_relatives_call_then_a_large_transfer_to_them_stays_quiet() -> None:
     """The relative's number is on no list and scored no fraud: a new payee and a large sum are not enough."""
-    history = [transfer(f"h{i}", -60 * 24 * i, VICTIM, "6222000000000100", 300, phone=VICTIM_PHONE) for i in range(1, 6)]
+    history = [
+        transfer(f"h{i}", -60 * 24 * i, VICTIM, "6222000000000100", 300, phone=VICTIM_PHONE) for i in range(1, 6)
+    ]
     help_ = transfer("help", 30, VICTIM, "6222000000000200", 20_000, channel="counter", phone=VICTIM_PHONE)
     result = run([*history, help_])
     assert result.alerts == []
 
 
 def test_payroll_an_employer_paying_many_people_stays_quiet() -> None:
-    wages = [transfer(f"w{i}", i * 0.1, "6222000000009000", f"62220000001{i:05d}", 6_500, channel="online",
-                      payer_name="太仓华泰精密机械有限公司", payee_name=f"员工{i}") for i in range(80)]
+    wages = [
+        transfer(
+            f"w{i}",
+            i * 0.1,
+            "6222000000009000",
+            f"62220000001{i:05d}",
+            6_500,
+            channel="online",
+            payer_name="太仓华泰精密机械有限公司",
+            payee_name=f"员工{i}",
+        )
+        for i in range(80)
+    ]
     assert run(wages).alerts == []
 
 
@@ -191,8 +224,9 @@ def test_a_transfer_to_a_two_year_old_or_unknown_account_does_not() -> None:
 
 def test_paying_a_new_account_of_ones_own_stays_quiet() -> None:
     """A relative helps the payer move savings to the card the payer just opened in the payer's own name."""
-    history = [transfer(f"h{i}", -60 * 24 * i, VICTIM, "6222000000000100", 300, phone=VICTIM_PHONE)
-               for i in range(1, 6)]
+    history = [
+        transfer(f"h{i}", -60 * 24 * i, VICTIM, "6222000000000100", 300, phone=VICTIM_PHONE) for i in range(1, 6)
+    ]
     own = transfer("own", 30, VICTIM, MULE, 20_000, channel="counter", payee_name="王芳", phone=VICTIM_PHONE)
     ctx = Facts(opened_by={MULE: opened(days_before=2)})
     assert run([*history, own], ctx).alerts == []
@@ -217,12 +251,14 @@ def test_structuring_share_is_against_the_channels_reporting_limits() -> None:
 
 
 def test_structuring_with_unusual_habits_alerts_without_a_call() -> None:
-    history = [transfer(f"h{i}", -60 * 24 * i, VICTIM, "6222000000000100", 3_000, phone=VICTIM_PHONE)
-               for i in range(1, 6)]
+    history = [
+        transfer(f"h{i}", -60 * 24 * i, VICTIM, "6222000000000100", 3_000, phone=VICTIM_PHONE) for i in range(1, 6)
+    ]
     late_cash = transfer("cash", 13 * 60, VICTIM, MULE, 48_500, channel="atm", phone=VICTIM_PHONE)  # 23:00 local
     [alert] = run([*history, late_cash]).alerts
     assert {"structuring_share", "new_payee", "amount_multiple", "hour_habit_max", "channel_habit_max"} <= {
-        r.feature for r in alert.reasons}
+        r.feature for r in alert.reasons
+    }
 
 
 def _mule_day() -> list[BankTransfer]:
@@ -231,8 +267,9 @@ def _mule_day() -> list[BankTransfer]:
     flows = []
     for i, payer in enumerate(payers):
         flows.append(transfer(f"in{i}", 60 * i, payer, MULE, 30_000, payer_name=f"付款人{i}", payee_name="赵六"))
-        flows.append(transfer(f"out{i}", 60 * i + 5, MULE, f"{NEXT_HOP}{i}", 29_500, payer_name="赵六",
-                              payee_name="钱七"))
+        flows.append(
+            transfer(f"out{i}", 60 * i + 5, MULE, f"{NEXT_HOP}{i}", 29_500, payer_name="赵六", payee_name="钱七")
+        )
     return flows
 
 
@@ -252,8 +289,9 @@ def test_moving_money_between_ones_own_cards_is_no_pass_through() -> None:
     """A person with two cards moves each receipt to their other card at once."""
     flows = []
     for i in range(3):
-        flows.append(transfer(f"in{i}", 60 * i, f"62220000000001{i}", MULE, 30_000, payer_name=f"付款人{i}",
-                              payee_name="赵六"))
+        flows.append(
+            transfer(f"in{i}", 60 * i, f"62220000000001{i}", MULE, 30_000, payer_name=f"付款人{i}", payee_name="赵六")
+        )
         flows.append(transfer(f"out{i}", 60 * i + 5, MULE, NEXT_HOP, 29_500, payer_name="赵六", payee_name="赵六"))
     assert run(flows).alerts == []
 
@@ -278,7 +316,10 @@ def test_a_replay_on_the_accounts_it_left_raises_nothing_and_changes_nothing() -
     accounts: dict[str, Account] = {}
     first = run(batch, facts, accounts)
     assert {(a.detector, a.entity.value) for a in first.alerts} == {
-        (MULE_DETECTOR, MULE), (DETECTOR, f"{NEXT_HOP}2"), (DETECTOR, MULE)}
+        (MULE_DETECTOR, MULE),
+        (DETECTOR, f"{NEXT_HOP}2"),
+        (DETECTOR, MULE),
+    }
     assert len(first.inflows) == len(batch)
     kept = deepcopy(accounts)
     again = run(batch, replace(facts, flags_by=keyed(first.flags), inflows_by=keyed(first.inflows)), accounts)

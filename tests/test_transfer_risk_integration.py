@@ -23,15 +23,29 @@ def test_a_counter_transfer_after_a_call_from_a_listed_number_warns_the_branch(
     block_number(stack, LISTED, "case-9")
     worker = start_worker()
     call = CallRecord(
-        event_id="call-1", event_time=now - timedelta(minutes=40), caller=LISTED, callee=VICTIM_PHONE,
-        start=now - timedelta(minutes=60), duration_s=1200, cell_id="cell-1", imei="860000000000001",
+        event_id="call-1",
+        event_time=now - timedelta(minutes=40),
+        caller=LISTED,
+        callee=VICTIM_PHONE,
+        start=now - timedelta(minutes=60),
+        duration_s=1200,
+        cell_id="cell-1",
+        imei="860000000000001",
     )
     produce(stack, [call])
     wait_consumed(worker, 1)
     paid = BankTransfer(
-        event_id="pay-1", event_time=now - timedelta(minutes=10), channel="counter", payer_account="6222000000000001",
-        payer_name="王芳", payer_id_number="320585198609013410", payee_account=MULE, payee_name="李强",
-        amount_fen=3_000_000, branch_id="br-017", payer_phone=VICTIM_PHONE,
+        event_id="pay-1",
+        event_time=now - timedelta(minutes=10),
+        channel="counter",
+        payer_account="6222000000000001",
+        payer_name="王芳",
+        payer_id_number="320585198609013410",
+        payee_account=MULE,
+        payee_name="李强",
+        amount_fen=3_000_000,
+        branch_id="br-017",
+        payer_phone=VICTIM_PHONE,
     )
     produce(stack, [paid])  # type: ignore[list-item]
     wait_for(lambda: any(a.entity.value == MULE for a in alerts_on_topic(stack)), what="an alert on the payee")

@@ -24,9 +24,9 @@ from streams.progress import Partitioning
 from streams.records import Input, Record
 from streams.stages import BankingFacts, TransferStage, build_stages
 from streams.topics import ALERTS, INPUT_TOPICS
+from tests.redis_helpers import on_redis
 from tests.stream_helpers import ListSink, run_stream
 from tests.test_transfer_risk import FRAUD_NUMBER, MULE, NEXT_HOP, T0, VICTIM, VICTIM_PHONE, Facts, _mule_day, transfer
-from tests.redis_helpers import on_redis
 
 THRESHOLDS = load_thresholds()
 LIMITS = THRESHOLDS.transfer_risk
@@ -68,9 +68,16 @@ def listed_call(event_id: str, callee: str, minutes: float, duration_s: int = 12
     """A call of the listed FRAUD_NUMBER ending ``minutes`` after T0 (the call stage intercepts it and
     records whom it reached)."""
     end = T0 + timedelta(minutes=minutes)
-    return CallRecord(event_id=event_id, event_time=end, caller=FRAUD_NUMBER, callee=callee,
-                      start=end - timedelta(seconds=duration_s), duration_s=duration_s, cell_id="cell-1",
-                      imei="860000000000001")
+    return CallRecord(
+        event_id=event_id,
+        event_time=end,
+        caller=FRAUD_NUMBER,
+        callee=callee,
+        start=end - timedelta(seconds=duration_s),
+        duration_s=duration_s,
+        cell_id="cell-1",
+        imei="860000000000001",
+    )
 
 
 def test_accounts_and_facts_round_trip_and_a_replay_changes_nothing(redis_url: str) -> None:
@@ -87,15 +94,15 @@ def test_accounts_and_facts_round_trip_and_a_replay_changes_nothing(redis_url: s
         await blocklist.list_from_case(client, FRAUD_NUMBER, "case-1", "confirmed by a victim's report")
         await client.sadd(keys.BLACKLIST.key(), BLACKLISTED)  # as the credit blacklist service lists it
         stages = build_stages(client, THRESHOLDS)
-        one = risk_alerts(await run_stream(client, first, until=(T0 + timedelta(hours=2, minutes=10)).timestamp(),
-                                           stages=stages))
+        one = risk_alerts(
+            await run_stream(client, first, until=(T0 + timedelta(hours=2, minutes=10)).timestamp(), stages=stages)
+        )
         assert [(a.detector, a.entity.value) for a in one] == [(MULE_DETECTOR, MULE), (DETECTOR, f"{NEXT_HOP}2")]
         kept = transfer_stage(stages).accounts.states({t.payer_account for t in _mule_day()})  # as kept in memory
         assert await read_back(client, list(kept)) == kept
 
         stages = build_stages(client, THRESHOLDS)
-        two = risk_alerts(await run_stream(client, second, until=(T0 + timedelta(hours=3)).timestamp(),
-                                           stages=stages))
+        two = risk_alerts(await run_stream(client, second, until=(T0 + timedelta(hours=3)).timestamp(), stages=stages))
         by_payee = {a.entity.value: a for a in two}
         assert set(by_payee) == {MULE, BLACKLISTED}
         victim = by_payee[MULE]
@@ -126,10 +133,15 @@ def test_accounts_and_facts_round_trip_and_a_replay_changes_nothing(redis_url: s
 
         # Every key the stage wrote expires.
         for family, entity, ttl in [
-            (keys.TRANSFER_OUT, VICTIM, HISTORY), (keys.TRANSFER_QUIET, MULE, HISTORY),
-            (keys.INFLOWS, MULE, HISTORY), (keys.FLAGS, MULE, LIMITS.quiet_seconds + HISTORY),
-            (keys.REACHED, VICTIM_PHONE, max(LIMITS.call_window_seconds,
-                                             2 * THRESHOLDS.fraud_number.profile_window_seconds)),
+            (keys.TRANSFER_OUT, VICTIM, HISTORY),
+            (keys.TRANSFER_QUIET, MULE, HISTORY),
+            (keys.INFLOWS, MULE, HISTORY),
+            (keys.FLAGS, MULE, LIMITS.quiet_seconds + HISTORY),
+            (
+                keys.REACHED,
+                VICTIM_PHONE,
+                max(LIMITS.call_window_seconds, 2 * THRESHOLDS.fraud_number.profile_window_seconds),
+            ),
         ]:
             assert 0 < await client.ttl(family.key(entity)) <= ttl, family.prefix
 
@@ -140,16 +152,19 @@ def test_two_transfers_to_one_payee_in_the_same_second_by_different_payers_are_t
     """Both payers were called by the listed number; they pay the same account in the same second: two
     incidents, two alerts with their own ids (neither sees the other's flag yet: the delay)."""
     calls = [listed_call("call-1", VICTIM_PHONE, 20), listed_call("call-2", OTHER_PHONE, 21)]
-    paid = [transfer("v1", 40, VICTIM, MULE, 5_000, channel="counter", phone=VICTIM_PHONE),
-            transfer("v2", 40, "6222000000000002", MULE, 5_000, channel="counter", payer_name="周九",
-                     phone=OTHER_PHONE)]
+    paid = [
+        transfer("v1", 40, VICTIM, MULE, 5_000, channel="counter", phone=VICTIM_PHONE),
+        transfer("v2", 40, "6222000000000002", MULE, 5_000, channel="counter", payer_name="周九", phone=OTHER_PHONE),
+    ]
 
     async def body(client: Redis) -> None:
         await blocklist.list_from_case(client, FRAUD_NUMBER, "case-1", "confirmed by a victim's report")
         await run_stream(client, calls)
         alerts = risk_alerts(await run_stream(client, paid, until=(T0 + timedelta(hours=1)).timestamp()))
         assert sorted((a.detector, a.entity.value, a.trigger, a.severity) for a in alerts) == [
-            (DETECTOR, MULE, "v1", "critical"), (DETECTOR, MULE, "v2", "critical")]
+            (DETECTOR, MULE, "v1", "critical"),
+            (DETECTOR, MULE, "v2", "critical"),
+        ]
         assert len({a.alert_id for a in alerts}) == 2
         assert alerts[0].window_start == alerts[1].window_start == paid[0].event_time
         assert all("payee_flagged" not in {r.feature for r in a.reasons} for a in alerts)
@@ -218,7 +233,7 @@ async def _process(engine: Engine, events: Sequence[Event], bound: float) -> tup
     """A batch run by ``engine``'s pipeline on its partitions, not yet committed."""
     inputs = []
     for n, event in enumerate(events):
-        topic, partition = engine.partitioning.of(INPUT_TOPICS[getattr(event, "kind")], event.partition_key())
+        topic, partition = engine.partitioning.of(INPUT_TOPICS[event.kind], event.partition_key())
         inputs.append(Input.of(event, Record(topic, partition, n, None, encode(event))))
     return engine, await engine.pipeline.run(inputs, [], bound)
 
@@ -247,6 +262,8 @@ def test_two_workers_paying_one_payee_both_keep_their_inflows(redis_url: str) ->
         await facts.inflows.ensure([MULE])
         seen = facts.inflows.visible(MULE, bound + DELAY)
         assert [(f.event_id, f.other, f.amount_fen) for f in seen] == [
-            ("a", payer_one, 3_000_000), ("b", payer_two, 3_000_000)]
+            ("a", payer_one, 3_000_000),
+            ("b", payer_two, 3_000_000),
+        ]
 
     on_redis(redis_url, body)

@@ -10,7 +10,15 @@ import pytest
 
 from antifraud.config import ConfigError
 from antifraud.stack.embedded import Endpoints
-from antifraud.web.auth import SESSION_COOKIE, Authenticator, Role, SessionSigner, UserDirectory, development_env, token_sha256
+from antifraud.web.auth import (
+    SESSION_COOKIE,
+    Authenticator,
+    Role,
+    SessionSigner,
+    UserDirectory,
+    development_env,
+    token_sha256,
+)
 from tests.web_helpers import as_user, token_of, web_client
 
 DIGEST = token_sha256("s3cret")
@@ -21,17 +29,24 @@ def test_users_load_from_a_toml_file_and_tokens_are_looked_up_by_their_hash(tmp_
     path.write_text(f'[[users]]\nname = "li"\nrole = "teller"\nbranch_id = "B001"\ntoken_sha256 = "{DIGEST}"\n')
     users = UserDirectory.load(path)
     principal = users.by_token("s3cret")
-    assert principal is not None and (principal.name, principal.role, principal.branch_id) == ("li", Role.TELLER, "B001")
+    assert principal is not None and (principal.name, principal.role, principal.branch_id) == (
+        "li",
+        Role.TELLER,
+        "B001",
+    )
     assert users.by_token("s3cret ") is None and users.by_token(DIGEST) is None
 
 
-@pytest.mark.parametrize(("entry", "message"), [
-    ({"name": "li", "role": "boss", "token_sha256": DIGEST}, "'role' must be one of"),
-    ({"name": "li", "role": "teller", "token_sha256": DIGEST}, "a teller needs a 'branch_id'"),
-    ({"name": "li", "role": "admin", "token_sha256": "s3cret"}, "'token_sha256' must be 64 lowercase hex digits"),
-    ({"name": "", "role": "admin", "token_sha256": DIGEST}, "'name' must be a non-empty string"),
-    ({"name": "li", "role": "admin", "token_sha256": DIGEST, "password": "x"}, "unknown fields ['password']"),
-])
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        ({"name": "li", "role": "boss", "token_sha256": DIGEST}, "'role' must be one of"),
+        ({"name": "li", "role": "teller", "token_sha256": DIGEST}, "a teller needs a 'branch_id'"),
+        ({"name": "li", "role": "admin", "token_sha256": "s3cret"}, "'token_sha256' must be 64 lowercase hex digits"),
+        ({"name": "", "role": "admin", "token_sha256": DIGEST}, "'name' must be a non-empty string"),
+        ({"name": "li", "role": "admin", "token_sha256": DIGEST, "password": "x"}, "unknown fields ['password']"),
+    ],
+)
 def test_a_bad_user_entry_is_refused_naming_the_file_the_entry_and_the_field(
     tmp_path: Path, entry: dict, message: str
 ) -> None:
@@ -48,7 +63,9 @@ def test_two_users_with_one_token_are_refused() -> None:
         UserDirectory.parse({"users": entries}, "inline")
 
 
-def test_the_app_refuses_to_start_without_a_secret_key_or_users(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_the_app_refuses_to_start_without_a_secret_key_or_users(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     monkeypatch.delenv("ANTIFRAUD_SECRET_KEY", raising=False)
     with pytest.raises(ConfigError, match="ANTIFRAUD_SECRET_KEY must be set"):
         Authenticator.from_env()
@@ -60,7 +77,9 @@ def test_the_app_refuses_to_start_without_a_secret_key_or_users(monkeypatch: pyt
     monkeypatch.delenv("ANTIFRAUD_USERS", raising=False)
     with pytest.raises(ConfigError, match="set ANTIFRAUD_USERS_FILE"):
         Authenticator.from_env()
-    monkeypatch.setenv("ANTIFRAUD_USERS", json.dumps({"users": [{"name": "a", "role": "analyst", "token_sha256": DIGEST}]}))
+    monkeypatch.setenv(
+        "ANTIFRAUD_USERS", json.dumps({"users": [{"name": "a", "role": "analyst", "token_sha256": DIGEST}]})
+    )
     assert Authenticator.from_env().users.by_token("s3cret") is not None
     monkeypatch.setenv("ANTIFRAUD_USERS_FILE", str(tmp_path / "missing.toml"))
     with pytest.raises(ConfigError, match="missing.toml' cannot be read"):
@@ -137,11 +156,15 @@ def test_the_session_follows_the_users_file_not_the_cookie(stack: Endpoints) -> 
 
 def test_antifraud_web_refuses_to_start_naming_what_is_missing(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("ANTIFRAUD_")}
-    run = subprocess.run([sys.executable, "-m", "antifraud", "web"], env=env, capture_output=True, text=True, timeout=60)
+    run = subprocess.run(
+        [sys.executable, "-m", "antifraud", "web"], env=env, capture_output=True, text=True, timeout=60
+    )
     assert run.returncode == 2
     assert "ANTIFRAUD_SECRET_KEY must be set to at least 32 bytes" in run.stderr and "--dev-users" in run.stderr
     users = tmp_path / "users.json"
     users.write_text('{"users": []}')
     env.update(ANTIFRAUD_SECRET_KEY="k" * 32, ANTIFRAUD_USERS_FILE=str(users))
-    run = subprocess.run([sys.executable, "-m", "antifraud", "web"], env=env, capture_output=True, text=True, timeout=60)
+    run = subprocess.run(
+        [sys.executable, "-m", "antifraud", "web"], env=env, capture_output=True, text=True, timeout=60
+    )
     assert run.returncode == 2 and "expected a non-empty list 'users'" in run.stderr

@@ -16,10 +16,10 @@ from antifraud.state import keys
 from antifraud.state.store import OwnedStore
 from antifraud.state.transfer_risk import account_codec
 from antifraud.thresholds import load_thresholds
+from antifraud.web.app import create_app
 from antifraud.web.check import CheckFacts, CheckState, Decision, TransferCheck, decide
 from detectors.accounts import AccountInfo
 from detectors.transfer_risk import Account, AccountChange, Call, Flag, Flow
-from antifraud.web.app import create_app
 from streams.stages import BankingFacts
 from streams.topics import ALERTS
 from tests.stream_helpers import run_stream
@@ -31,8 +31,15 @@ DELAY = THRESHOLDS.stream.cross_entity_delay_seconds
 NOW = datetime(2026, 3, 2, 10, 0, tzinfo=timezone.utc)
 PAYER, PAYEE, PHONE, LISTED = "6222000000000001", "6222000000000666", "13900000001", "17055550009"
 BODY = {
-    "channel": "counter", "payer_account": PAYER, "payer_name": "王芳", "payer_id_number": "320585198609013410",
-    "payee_account": PAYEE, "payee_name": "李强", "amount_fen": 3_000_000, "branch_id": BRANCH, "payer_phone": PHONE,
+    "channel": "counter",
+    "payer_account": PAYER,
+    "payer_name": "王芳",
+    "payer_id_number": "320585198609013410",
+    "payee_account": PAYEE,
+    "payee_name": "李强",
+    "amount_fen": 3_000_000,
+    "branch_id": BRANCH,
+    "payer_phone": PHONE,
 }
 
 
@@ -100,17 +107,22 @@ def test_a_payment_that_makes_the_payee_a_collecting_mule_warns() -> None:
 
 
 def test_a_payee_paid_before_at_the_usual_amount_stays_allowed() -> None:
-    history = [Flow(f"out-{i}", NOW.timestamp() - 86400 * (5 - i), PAYEE, 3_000_000, "counter", False) for i in range(5)]
+    history = [
+        Flow(f"out-{i}", NOW.timestamp() - 86400 * (5 - i), PAYEE, 3_000_000, "counter", False) for i in range(5)
+    ]
     assert codes(CheckState(accounts={PAYER: Account(outflows=history)}))[0] is Decision.ALLOW
 
 
-@pytest.mark.parametrize(("changes", "message"), [
-    ({"branch_id": None}, "a counter transfer needs branch_id"),
-    ({"channel": "atm", "branch_id": None}, "an ATM transfer needs atm_id"),
-    ({"amount_fen": 2**70}, "amount_fen\n  Input should be less than or equal to 1000000000000000"),
-    ({"event_time": "0001-01-01T00:00:00Z"}, "the time must be after 1970-01-01"),
-    ({"event_time": "0001-01-01T00:00:00+08:00"}, "the time is out of range in UTC"),
-])
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"branch_id": None}, "a counter transfer needs branch_id"),
+        ({"channel": "atm", "branch_id": None}, "an ATM transfer needs atm_id"),
+        ({"amount_fen": 2**70}, "amount_fen\n  Input should be less than or equal to 1000000000000000"),
+        ({"event_time": "0001-01-01T00:00:00Z"}, "the time must be after 1970-01-01"),
+        ({"event_time": "0001-01-01T00:00:00+08:00"}, "the time is out of range in UTC"),
+    ],
+)
 def test_a_request_that_is_not_a_valid_transfer_is_refused_with_the_reason(changes: dict, message: str) -> None:
     with pytest.raises(ValidationError, match=message):
         TransferCheck.model_validate({**BODY, **changes})
@@ -127,8 +139,11 @@ def seed(endpoints: Endpoints) -> None:
         call = Call(LISTED, now - 1800, 1500, "call-1")
         opened = AccountInfo(now - 6 * 86400, "320585199001011235", "icbc", "B009", "open-1")
         flagged_at = opened.opened_at + 3600
-        for change in (facts.reached.add(PHONE, call.at, call), facts.opened.add(PAYEE, opened.opened_at, opened),
-                       facts.bulk_openers.add(opened.holder_id_number, flagged_at, flagged_at)):
+        for change in (
+            facts.reached.add(PHONE, call.at, call),
+            facts.opened.add(PAYEE, opened.opened_at, opened),
+            facts.bulk_openers.add(opened.holder_id_number, flagged_at, flagged_at),
+        ):
             change.store.apply(change.change)
         async with client.pipeline(transaction=True) as pipe:
             for store in (facts.reached, facts.opened, facts.bulk_openers):
@@ -147,8 +162,11 @@ def commands_run(endpoints: Endpoints) -> dict[str, int]:
         stats = await client.info("commandstats")
         await client.config_resetstat()
         await client.aclose()
-        return {name.removeprefix("cmdstat_"): v["calls"] for name, v in stats.items() 
-                if name not in ("cmdstat_config", "cmdstat_info", "cmdstat_hello", "cmdstat_client")}
+        return {
+            name.removeprefix("cmdstat_"): v["calls"]
+            for name, v in stats.items()
+            if name not in ("cmdstat_config", "cmdstat_info", "cmdstat_hello", "cmdstat_client")
+        }
 
     return asyncio.run(run())
 
@@ -161,8 +179,7 @@ def test_the_endpoint_reads_every_source_in_one_round_trip_and_blocks(stack: End
         response = client.post("/api/check", json=BODY, headers=as_user("teller"))
         # One script call (payer's and payee's own sides, the payee's inflows, both flags, the calls to the
         # payer's phone, the payee's opening, the blacklist), and one read of the new payee's holder's flag.
-        assert commands_run(stack) == {"evalsha": 1, "get": 2, "zrange": 7, "sismember": 1,
-                                       "exists": 1}
+        assert commands_run(stack) == {"evalsha": 1, "get": 2, "zrange": 7, "sismember": 1, "exists": 1}
         assert response.status_code == 200, response.text
         result = response.json()
         assert result["decision"] == "block"
@@ -202,7 +219,12 @@ BAD_BODIES = [
     (b"", "application/json", 422, "body: Field required"),
     (b"{", "application/json", 422, "JSON decode error"),
     (b"[1]", "application/json", 422, "body: Input should be a valid dictionary or object to extract fields from"),
-    (b'{"channel": "counter"}', "text/plain", 422, "body: Input should be a valid dictionary or object to extract fields from"),
+    (
+        b'{"channel": "counter"}',
+        "text/plain",
+        422,
+        "body: Input should be a valid dictionary or object to extract fields from",
+    ),
     (b'{"payer_name": "\xff"}', "application/json", 400, "There was an error parsing the body"),
     (b"[" * 100_000 + b"]" * 100_000, "application/json", 400, "There was an error parsing the body"),
 ]
@@ -228,10 +250,15 @@ def test_bad_input_is_answered_as_on_every_route_and_a_stranger_learns_nothing(s
     with web_client(stack) as client:
         found = answers(client, "/api/check")
     assert found[0] == (200, "block")
-    for (status, said), (_, _, expected_status, expected) in zip(found[1 : 1 + len(BAD_BODIES)], BAD_BODIES, strict=True):
+    for (status, said), (_, _, expected_status, expected) in zip(
+        found[1 : 1 + len(BAD_BODIES)], BAD_BODIES, strict=True
+    ):
         assert status == expected_status and expected in said, (status, said)
-    assert found[-3:] == [(405, ""), (401, "not authenticated"),
-                          (403, f"a teller of branch {BRANCH} checks transfers at that branch only")]
+    assert found[-3:] == [
+        (405, ""),
+        (401, "not authenticated"),
+        (403, f"a teller of branch {BRANCH} checks transfers at that branch only"),
+    ]
 
 
 def test_the_routed_check_under_a_root_path_answers_as_the_fast_path(stack: Endpoints) -> None:
@@ -247,11 +274,15 @@ def test_the_routed_check_under_a_root_path_answers_as_the_fast_path(stack: Endp
 def test_the_openapi_document_describes_the_check_as_fastapi_would(stack: Endpoints) -> None:
     with web_client(stack) as client:
         operation = client.get("/openapi.json").json()["paths"]["/api/check"]["post"]
-    assert operation["requestBody"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/TransferCheck"}
+    assert operation["requestBody"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/TransferCheck"
+    }
     assert operation["responses"]["200"]["content"]["application/json"]["schema"] == {
-        "$ref": "#/components/schemas/TransferCheckResult"}
+        "$ref": "#/components/schemas/TransferCheckResult"
+    }
     assert operation["responses"]["422"]["content"]["application/json"]["schema"] == {
-        "$ref": "#/components/schemas/HTTPValidationError"}
+        "$ref": "#/components/schemas/HTTPValidationError"
+    }
 
 
 def test_the_check_over_state_the_stream_wrote_agrees_with_the_alert_it_raises(stack: Endpoints) -> None:
@@ -259,8 +290,16 @@ def test_the_check_over_state_the_stream_wrote_agrees_with_the_alert_it_raises(s
     payers and passes it on (a mule alert flags it). The check of a payment to it then blocks, with the
     reasons and the score of the alert the stream raises when the payment is made."""
     assert PAYEE == _mule_day()[0].payee_account
-    call = CallRecord(event_id="call-1", event_time=NOW - timedelta(minutes=30), caller=LISTED, callee=PHONE,
-                      start=NOW - timedelta(minutes=50), duration_s=1200, cell_id="cell-1", imei="860000000000001")
+    call = CallRecord(
+        event_id="call-1",
+        event_time=NOW - timedelta(minutes=30),
+        caller=LISTED,
+        callee=PHONE,
+        start=NOW - timedelta(minutes=50),
+        duration_s=1200,
+        cell_id="cell-1",
+        imei="860000000000001",
+    )
 
     async def stream(events: list[BankTransfer | CallRecord], until: datetime) -> list[Alert]:
         async with Redis.from_url(stack.redis_url) as client:

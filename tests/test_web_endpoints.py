@@ -18,7 +18,6 @@ from fastapi.testclient import TestClient
 from redis import Redis as SyncRedis
 from redis.asyncio import Redis
 
-from tests.conftest import AUDIT_KEYS
 from antifraud.audit.service import AuditLog
 from antifraud.case.service import CaseService
 from antifraud.clock import utcnow
@@ -32,6 +31,7 @@ from antifraud.stack.embedded import Endpoints
 from antifraud.thresholds import load_thresholds
 from antifraud.web.app import create_app
 from antifraud.web.pages import PAGES
+from tests.conftest import AUDIT_KEYS
 from tests.credit_helpers import PERSON, draft, listing_fields
 from tests.test_case import ACCOUNT, alert
 from tests.test_credit_views import REPAIR
@@ -46,8 +46,12 @@ ROLES = ("teller", "analyst", "credit_officer", "admin")
 TELLER, ANALYST, OFFICER, ADMIN = ROLES
 UNKNOWN = "0" * 32
 WINDOW = {"since": "2026-03-01T00:00:00Z", "until": "2026-03-02T00:00:00Z"}
-REPORT = {"victim_account": "6222000000000001", "start": "2026-03-02T08:00:00Z", "end": "2026-03-02T10:00:00Z",
-          "reason": "96110 report"}
+REPORT = {
+    "victim_account": "6222000000000001",
+    "start": "2026-03-02T08:00:00Z",
+    "end": "2026-03-02T10:00:00Z",
+    "reason": "96110 report",
+}
 
 
 class Access(NamedTuple):
@@ -76,10 +80,12 @@ ACCESS: dict[tuple[str, str], Access] = {
     ("POST", "/api/blacklist"): _only(OFFICER, json=listing_fields(case_id="case-2")),
     ("GET", "/api/blacklist/{listing_id}"): _only(OFFICER, ANALYST),
     ("GET", "/api/blacklist/{listing_id}/history"): _only(OFFICER, ANALYST),
-    ("POST", "/api/blacklist/{listing_id}/objections"): _only(OFFICER, TELLER,
-                                                              json={"party_id": PERSON, "grounds": "stolen ID"}),
+    ("POST", "/api/blacklist/{listing_id}/objections"): _only(
+        OFFICER, TELLER, json={"party_id": PERSON, "grounds": "stolen ID"}
+    ),
     ("POST", "/api/blacklist/{listing_id}/objections/{objection_id}/decision"): _only(
-        OFFICER, json={"decision": "correct", "note": "theft confirmed"}),
+        OFFICER, json={"decision": "correct", "note": "theft confirmed"}
+    ),
     ("POST", "/api/blacklist/{listing_id}/repair"): _only(OFFICER, json=REPAIR),
     ("GET", "/api/holds"): _only(ANALYST),
     ("GET", "/api/holds/{hold_id}"): _only(ANALYST, TELLER),
@@ -110,8 +116,13 @@ NOT_API = {"/", *(f"/{page}" for page in PAGES), "/static", "/openapi.json", "/d
 
 def routes(app: FastAPI) -> set[tuple[str, str]]:
     """(method, path) of every route, those of included routers too (``app.routes`` holds the routers whole)."""
-    return {(method, context.path) for context in iter_route_contexts(app.routes) if context.path is not None
-            for method in context.methods or {"*"} if method != "HEAD"}
+    return {
+        (method, context.path)
+        for context in iter_route_contexts(app.routes)
+        if context.path is not None
+        for method in context.methods or {"*"}
+        if method != "HEAD"
+    }
 
 
 def test_every_api_route_is_in_the_access_table_and_everything_else_is_a_page() -> None:
@@ -123,8 +134,9 @@ def test_every_api_route_is_in_the_access_table_and_everything_else_is_a_page() 
     assert {path for _, path in served - api} == NOT_API
 
 
-UNREACHABLE = ForwardingSettings(webhooks={"police": "http://127.0.0.1:1/", "bank": "http://127.0.0.1:1/"},
-                                 max_attempts=1, timeout_s=2.0)
+UNREACHABLE = ForwardingSettings(
+    webhooks={"police": "http://127.0.0.1:1/", "bank": "http://127.0.0.1:1/"}, max_attempts=1, timeout_s=2.0
+)
 
 
 def seed(redis_url: str) -> dict[str, str]:
@@ -152,19 +164,35 @@ def seed(redis_url: str) -> dict[str, str]:
             followup = (await cases.followups.for_case(mule.case_id))[0]
             blacklist = CreditBlacklist(client, audit, THRESHOLDS.credit_blacklist)
             listing, _ = await blacklist.add(draft(), actor="officer", now=utcnow())
-            await blacklist.object(listing.listing_id, ObjectionFiling(party_id=PERSON, grounds="stolen ID"),
-                                   actor="li", now=utcnow())
-            return {"place": BRANCH, "hold_id": hold_id_for("t-1"), "case_id": mule.case_id, "new_case": new.case_id,
-                    "delivery_id": delivery.delivery_id, "followup_id": followup.followup_id,
-                    "listing_id": listing.listing_id, "objection_id": "1"}
+            await blacklist.object(
+                listing.listing_id, ObjectionFiling(party_id=PERSON, grounds="stolen ID"), actor="li", now=utcnow()
+            )
+            return {
+                "place": BRANCH,
+                "hold_id": hold_id_for("t-1"),
+                "case_id": mule.case_id,
+                "new_case": new.case_id,
+                "delivery_id": delivery.delivery_id,
+                "followup_id": followup.followup_id,
+                "listing_id": listing.listing_id,
+                "objection_id": "1",
+            }
         finally:
             await client.aclose()
 
     return asyncio.run(go())
 
 
-UNKNOWN_IDS = {"place": BRANCH, "alert_id": UNKNOWN, "hold_id": UNKNOWN, "case_id": UNKNOWN, "delivery_id": UNKNOWN,
-               "followup_id": UNKNOWN, "listing_id": UNKNOWN, "objection_id": "1"}
+UNKNOWN_IDS = {
+    "place": BRANCH,
+    "alert_id": UNKNOWN,
+    "hold_id": UNKNOWN,
+    "case_id": UNKNOWN,
+    "delivery_id": UNKNOWN,
+    "followup_id": UNKNOWN,
+    "listing_id": UNKNOWN,
+    "objection_id": "1",
+}
 """Ids of nothing (and the teller's own branch): a permitted caller's request then acts on nothing."""
 
 
@@ -202,15 +230,17 @@ def test_each_route_refuses_strangers_and_the_roles_left_out_lets_the_rest_throu
             if access.roles is not None:
                 refusals.insert(0, (None, 401))
             for who, expected in refusals:
-                got = client.request(method, path.format(**ids), json=access.json, params=access.params,
-                                     headers=_as(who))
+                got = client.request(
+                    method, path.format(**ids), json=access.json, params=access.params, headers=_as(who)
+                )
                 if got.status_code != expected:
                     wrong.append(f"{method} {path} as {who or 'nobody'}: {got.status_code}, expected {expected}")
             if path.endswith("/stream"):
                 continue  # a stream let through never ends; test_web_warnings reads one as a teller
             for who in [*allowed, *([None] if access.roles is None else [])]:
-                got = client.request(method, path.format(**UNKNOWN_IDS), json={} if method == "POST" else None,
-                                     headers=_as(who))
+                got = client.request(
+                    method, path.format(**UNKNOWN_IDS), json={} if method == "POST" else None, headers=_as(who)
+                )
                 if got.status_code in (401, 403) or got.status_code >= 500:
                     wrong.append(f"{method} {path} as {who or 'nobody'}: {got.status_code} {got.text[:120]}")
         assert not wrong, "\n".join(wrong)
@@ -230,8 +260,14 @@ def _moves() -> list[Bad]:
         rows += [
             (who, "POST", f"/api/holds/XYZ/{verb}", reason, 422, "hold_id: String should match pattern"),
             (who, "POST", f"/api/holds/{UNKNOWN}/{verb}", reason, 404, f"no hold {UNKNOWN}"),
-            (who, "POST", f"/api/holds/{{hold_id}}/{verb}", {"json": {"reason": " "}}, 422,
-             "reason: String should have at least 1 character"),
+            (
+                who,
+                "POST",
+                f"/api/holds/{{hold_id}}/{verb}",
+                {"json": {"reason": " "}},
+                422,
+                "reason: String should have at least 1 character",
+            ),
             (who, "POST", f"/api/holds/{{hold_id}}/{verb}", {}, 422, "body: Field required"),
         ]
     return rows
@@ -242,68 +278,195 @@ OUT_OF_RANGE = "0001-01-01T00:00:00+08:00"
 
 BAD: list[Bad] = [
     (None, "POST", "/api/session", {"json": {"token": ""}}, 422, "token: String should have at least 1 character"),
-    (None, "POST", "/api/session", {"json": {"token": "x", "role": "admin"}}, 422,
-     "role: Extra inputs are not permitted"),
-    (ANALYST, "POST", "/api/check", {"json": {**CHECK, "event_time": OUT_OF_RANGE}}, 422,
-     "event_time: Value error, the time is out of range in UTC"),
+    (
+        None,
+        "POST",
+        "/api/session",
+        {"json": {"token": "x", "role": "admin"}},
+        422,
+        "role: Extra inputs are not permitted",
+    ),
+    (
+        ANALYST,
+        "POST",
+        "/api/check",
+        {"json": {**CHECK, "event_time": OUT_OF_RANGE}},
+        422,
+        "event_time: Value error, the time is out of range in UTC",
+    ),
     (ANALYST, "GET", "/api/places/%20/warnings", {}, 422, "place: String should have at least 1 character"),
-    (TELLER, "POST", f"/api/places/{BRANCH}/warnings/{UNKNOWN}/escalate", {"json": {"note": "n"}}, 404,
-     f"no recent warning {UNKNOWN} at {BRANCH}"),
-    (TELLER, "POST", f"/api/places/{BRANCH}/warnings/x/escalate", {"json": {"note": "n"}}, 422,
-     "alert_id: String should match pattern"),
+    (
+        TELLER,
+        "POST",
+        f"/api/places/{BRANCH}/warnings/{UNKNOWN}/escalate",
+        {"json": {"note": "n"}},
+        404,
+        f"no recent warning {UNKNOWN} at {BRANCH}",
+    ),
+    (
+        TELLER,
+        "POST",
+        f"/api/places/{BRANCH}/warnings/x/escalate",
+        {"json": {"note": "n"}},
+        422,
+        "alert_id: String should match pattern",
+    ),
     (ANALYST, "GET", "/api/escalations", {}, 422, "since: Field required"),
-    (ANALYST, "GET", "/api/escalations", {"params": {"since": "yesterday"}}, 422, "since: Input should be a valid datetime"),
-    (ANALYST, "GET", "/api/trail", {"params": {"account": ACCOUNT.value, **WINDOW, "since": OUT_OF_RANGE}}, 422,
-     "since: Value error, the time is out of range in UTC"),
+    (
+        ANALYST,
+        "GET",
+        "/api/escalations",
+        {"params": {"since": "yesterday"}},
+        422,
+        "since: Input should be a valid datetime",
+    ),
+    (
+        ANALYST,
+        "GET",
+        "/api/trail",
+        {"params": {"account": ACCOUNT.value, **WINDOW, "since": OUT_OF_RANGE}},
+        422,
+        "since: Value error, the time is out of range in UTC",
+    ),
     (TELLER, "GET", "/api/blacklist/check", {}, 422, "give exactly one of the query parameters"),
     (TELLER, "GET", "/api/blacklist/check", {"params": {"id_number": "x"}}, 422, "id_number is not valid"),
     (ANALYST, "GET", f"/api/blacklist/{UNKNOWN}/history", {}, 404, f"no listing {UNKNOWN}"),
-    (TELLER, "POST", "/api/blacklist/{listing_id}/objections",
-     {"json": {"party_id": PERSON, "grounds": "g", "photo": "x"}}, 422, "photo: Extra inputs are not permitted"),
-    (OFFICER, "POST", "/api/blacklist/{listing_id}/objections/one/decision",
-     {"json": {"decision": "uphold", "note": "n"}}, 422, "objection_id: Input should be a valid integer"),
-    (OFFICER, "POST", "/api/blacklist/{listing_id}/objections/1/decision",
-     {"json": {"decision": "maybe", "note": "n"}}, 422, "decision: Input should be 'uphold' or 'correct'"),
+    (
+        TELLER,
+        "POST",
+        "/api/blacklist/{listing_id}/objections",
+        {"json": {"party_id": PERSON, "grounds": "g", "photo": "x"}},
+        422,
+        "photo: Extra inputs are not permitted",
+    ),
+    (
+        OFFICER,
+        "POST",
+        "/api/blacklist/{listing_id}/objections/one/decision",
+        {"json": {"decision": "uphold", "note": "n"}},
+        422,
+        "objection_id: Input should be a valid integer",
+    ),
+    (
+        OFFICER,
+        "POST",
+        "/api/blacklist/{listing_id}/objections/1/decision",
+        {"json": {"decision": "maybe", "note": "n"}},
+        422,
+        "decision: Input should be 'uphold' or 'correct'",
+    ),
     (OFFICER, "POST", f"/api/blacklist/{UNKNOWN}/repair", {"json": REPAIR}, 404, f"no listing {UNKNOWN}"),
-    (OFFICER, "POST", "/api/blacklist/{listing_id}/repair", {"json": {**REPAIR, "conditions": ["luck"]}}, 422,
-     "conditions.0: Input should be"),
-    (ANALYST, "GET", "/api/holds", {"params": {"offset": str(2**63)}}, 422,
-     "offset: Input should be less than or equal to 1000000000"),
-    (ANALYST, "GET", "/api/holds", {"params": {"limit": "0"}}, 422,
-     "limit: Input should be greater than or equal to 1"),
+    (
+        OFFICER,
+        "POST",
+        "/api/blacklist/{listing_id}/repair",
+        {"json": {**REPAIR, "conditions": ["luck"]}},
+        422,
+        "conditions.0: Input should be",
+    ),
+    (
+        ANALYST,
+        "GET",
+        "/api/holds",
+        {"params": {"offset": str(2**63)}},
+        422,
+        "offset: Input should be less than or equal to 1000000000",
+    ),
+    (
+        ANALYST,
+        "GET",
+        "/api/holds",
+        {"params": {"limit": "0"}},
+        422,
+        "limit: Input should be greater than or equal to 1",
+    ),
     (TELLER, "GET", "/api/holds/XYZ", {}, 422, "hold_id: String should match pattern"),
     (TELLER, "GET", f"/api/holds/{UNKNOWN}", {}, 404, f"no hold {UNKNOWN}"),
     *_moves(),
     (ANALYST, "POST", "/api/holds/{hold_id}/release", {"json": {"reason": "r"}}, 409, "held -> released refused"),
     (ANALYST, "POST", "/api/holds/{hold_id}/return", {"json": {"reason": "r"}}, 409, "held -> returned refused"),
-    (ANALYST, "POST", "/api/holds/reports", {"json": {**REPORT, "start": OUT_OF_RANGE}}, 422,
-     "start: Value error, the time is out of range in UTC"),
-    (ANALYST, "POST", "/api/holds/reports", {"json": {**REPORT, "notify": True}}, 422,
-     "notify: Extra inputs are not permitted"),
-    (ANALYST, "GET", "/api/cases", {"params": {"limit": "0"}}, 422,
-     "limit: Input should be greater than or equal to 1"),
-    (ANALYST, "GET", "/api/cases", {"params": {"since": WINDOW["until"], "until": WINDOW["since"]}}, 422,
-     "until is before since"),
+    (
+        ANALYST,
+        "POST",
+        "/api/holds/reports",
+        {"json": {**REPORT, "start": OUT_OF_RANGE}},
+        422,
+        "start: Value error, the time is out of range in UTC",
+    ),
+    (
+        ANALYST,
+        "POST",
+        "/api/holds/reports",
+        {"json": {**REPORT, "notify": True}},
+        422,
+        "notify: Extra inputs are not permitted",
+    ),
+    (
+        ANALYST,
+        "GET",
+        "/api/cases",
+        {"params": {"limit": "0"}},
+        422,
+        "limit: Input should be greater than or equal to 1",
+    ),
+    (
+        ANALYST,
+        "GET",
+        "/api/cases",
+        {"params": {"since": WINDOW["until"], "until": WINDOW["since"]}},
+        422,
+        "until is before since",
+    ),
     (ANALYST, "GET", "/api/cases/not-an-id", {}, 422, "case_id: String should match pattern"),
     (ANALYST, "GET", f"/api/cases/{UNKNOWN}", {}, 404, f"no case {UNKNOWN}"),
     (ANALYST, "POST", f"/api/cases/{UNKNOWN}/assign", {"json": {"assignee": "bo"}}, 404, f"no case {UNKNOWN}"),
-    (ANALYST, "POST", "/api/cases/{new_case}/assign", {"json": {"assignee": " "}}, 422,
-     "assignee: String should have at least 1 character"),
+    (
+        ANALYST,
+        "POST",
+        "/api/cases/{new_case}/assign",
+        {"json": {"assignee": " "}},
+        422,
+        "assignee: String should have at least 1 character",
+    ),
     (ANALYST, "POST", f"/api/cases/{UNKNOWN}/confirm", {"json": {"reason": "r"}}, 404, f"no case {UNKNOWN}"),
     (ANALYST, "POST", f"/api/cases/{UNKNOWN}/dismiss", {"json": {"reason": "r"}}, 404, f"no case {UNKNOWN}"),
-    (ANALYST, "POST", "/api/cases/{new_case}/dismiss", {"json": {"reason": ""}}, 422,
-     "reason: String should have at least 1 character"),
-    (ANALYST, "POST", "/api/cases/{case_id}/dismiss", {"json": {"reason": "r"}}, 409,
-     "dismiss refused while confirmed"),
+    (
+        ANALYST,
+        "POST",
+        "/api/cases/{new_case}/dismiss",
+        {"json": {"reason": ""}},
+        422,
+        "reason: String should have at least 1 character",
+    ),
+    (
+        ANALYST,
+        "POST",
+        "/api/cases/{case_id}/dismiss",
+        {"json": {"reason": "r"}},
+        409,
+        "dismiss refused while confirmed",
+    ),
     (ANALYST, "POST", f"/api/cases/{UNKNOWN}/forward", {"json": {}}, 404, f"no case {UNKNOWN}"),
     (ANALYST, "POST", "/api/cases/{new_case}/forward", {"json": {}}, 409, "forward refused while new"),
-    (ANALYST, "POST", "/api/cases/{case_id}/forward", {"json": {"targets": ["pigeon"]}}, 422,
-     "targets.0: Input should be"),
+    (
+        ANALYST,
+        "POST",
+        "/api/cases/{case_id}/forward",
+        {"json": {"targets": ["pigeon"]}},
+        422,
+        "targets.0: Input should be",
+    ),
     (ANALYST, "POST", f"/api/cases/{UNKNOWN}/close", {}, 404, f"no case {UNKNOWN}"),
     (ANALYST, "POST", "/api/cases/{new_case}/close", {}, 409, "close refused while new"),
     (ANALYST, "POST", f"/api/cases/{UNKNOWN}/notes", {"json": {"text": "t"}}, 404, f"no case {UNKNOWN}"),
-    (ANALYST, "POST", "/api/cases/{case_id}/notes", {"json": {"text": " "}}, 422,
-     "text: String should have at least 1 character"),
+    (
+        ANALYST,
+        "POST",
+        "/api/cases/{case_id}/notes",
+        {"json": {"text": " "}},
+        422,
+        "text: String should have at least 1 character",
+    ),
     (ANALYST, "GET", f"/api/cases/{UNKNOWN}/deliveries", {}, 404, f"no case {UNKNOWN}"),
     (ANALYST, "GET", "/api/cases/x/deliveries", {}, 422, "case_id: String should match pattern"),
     (ANALYST, "POST", f"/api/deliveries/{UNKNOWN}/retry", {}, 404, f"no delivery {UNKNOWN}"),
@@ -335,8 +498,11 @@ def test_release_dismiss_and_a_failed_delivery_retried_over_http(stack: Endpoint
         assert client.post(f"{hold}/freeze", json={"reason": "order 17"}, headers=analyst).status_code == 200
         released = client.post(f"{hold}/release", json={"reason": "order lifted"}, headers=analyst)
         assert released.status_code == 200, released.text
-        assert ((released.json()["from_state"], released.json()["to_state"], released.json()["actor"])
-                == ("frozen", "released", "police"))
+        assert (released.json()["from_state"], released.json()["to_state"], released.json()["actor"]) == (
+            "frozen",
+            "released",
+            "police",
+        )
         assert client.get(hold, headers=as_user(TELLER)).json()["state"] == "released"
 
         case = f"/api/cases/{ids['new_case']}"

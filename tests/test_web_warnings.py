@@ -19,16 +19,27 @@ AT = datetime(2026, 3, 2, 10, 0, tzinfo=timezone.utc)
 
 def alert(account: str, *audience: Audience) -> Alert:
     return Alert.create(
-        detector="transfer_risk", entity=Entity(kind="account", value=account), trigger="pay-1", window_start=AT,
+        detector="transfer_risk",
+        entity=Entity(kind="account", value=account),
+        trigger="pay-1",
+        window_start=AT,
         window_end=AT,
-        severity="critical", score=1.0, reasons=[Reason(feature="blacklisted_payee", value=1, threshold=1)],
-        evidence_event_ids=["pay-1"], audience=list(audience) or [Audience(kind="branch", id=BRANCH)],
+        severity="critical",
+        score=1.0,
+        reasons=[Reason(feature="blacklisted_payee", value=1, threshold=1)],
+        evidence_event_ids=["pay-1"],
+        audience=list(audience) or [Audience(kind="branch", id=BRANCH)],
     )
 
 
 def test_an_alert_goes_to_the_branches_and_atms_of_its_audience_only() -> None:
-    both = alert("6222000000000666", Audience(kind="branch", id=BRANCH), Audience(kind="atm", id="atm-7"),
-                 Audience(kind="police"), Audience(kind="bank_risk"))
+    both = alert(
+        "6222000000000666",
+        Audience(kind="branch", id=BRANCH),
+        Audience(kind="atm", id="atm-7"),
+        Audience(kind="police"),
+        Audience(kind="bank_risk"),
+    )
     assert places(both) == {BRANCH, "atm-7"}
     hub = WarningHub()
     with hub.subscribe(BRANCH) as mine, hub.subscribe(OTHER_BRANCH) as theirs, hub.subscribe("atm-7") as atm:
@@ -58,13 +69,17 @@ def test_a_stalled_subscriber_loses_its_oldest_warnings_not_the_newest() -> None
 
 
 def test_a_warning_says_its_reasons_in_a_tellers_words_and_keeps_unknown_ones_as_given() -> None:
-    called = alert("6222000000000666").model_copy(update={"reasons": [
-        Reason(feature="call_before_hours_max", value=0.5, threshold=3),
-        Reason(feature="payee_flagged_by_card_trade", value=1.2, threshold=0),
-        Reason(feature="held_amount_yuan", value=12345.5, threshold=0),
-        Reason(feature="some_new_feature", value=7, threshold=5),
-        Reason(feature="score", value=1.2, threshold=0.9),
-    ]})
+    called = alert("6222000000000666").model_copy(
+        update={
+            "reasons": [
+                Reason(feature="call_before_hours_max", value=0.5, threshold=3),
+                Reason(feature="payee_flagged_by_card_trade", value=1.2, threshold=0),
+                Reason(feature="held_amount_yuan", value=12345.5, threshold=0),
+                Reason(feature="some_new_feature", value=7, threshold=5),
+                Reason(feature="score", value=1.2, threshold=0.9),
+            ]
+        }
+    )
     assert CounterWarning.of(called).explanations == [
         "a listed or flagged number called the payer 0.5 h ago",
         "since the transfer was held, the payee was flagged (card trade)",
@@ -88,7 +103,9 @@ def test_a_branch_stream_gets_its_alert_from_the_topic_and_not_another_branchs(s
 
     async def listen(base_url: str) -> None:
         async with httpx.AsyncClient(base_url=base_url, timeout=30) as client:
-            async with client.stream("GET", f"/api/places/{BRANCH}/warnings/stream", headers=as_user("teller")) as stream:
+            async with client.stream(
+                "GET", f"/api/places/{BRANCH}/warnings/stream", headers=as_user("teller")
+            ) as stream:
                 assert stream.headers["content-type"].startswith("text/event-stream")
                 fields: dict[str, str] = {}
                 async for line in stream.aiter_lines():

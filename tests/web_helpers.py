@@ -1,7 +1,7 @@
 """The HTTP app over a test's stack, with one user per role (and a teller for a second branch).
 
-    with web_client(stack) as client:
-        client.get("/api/me", headers=as_user("analyst"))
+with web_client(stack) as client:
+    client.get("/api/me", headers=as_user("analyst"))
 """
 
 import dataclasses
@@ -45,7 +45,9 @@ def as_user(name: str) -> dict[str, str]:
 
 
 def settings_for(endpoints: Endpoints) -> Settings:
-    return dataclasses.replace(Settings.from_env(), kafka_bootstrap=endpoints.kafka_bootstrap, redis_url=endpoints.redis_url)
+    return dataclasses.replace(
+        Settings.from_env(), kafka_bootstrap=endpoints.kafka_bootstrap, redis_url=endpoints.redis_url
+    )
 
 
 @contextmanager
@@ -61,9 +63,14 @@ def web_client(endpoints: Endpoints, *, raise_server_exceptions: bool = True) ->
 def serve(endpoints: Endpoints) -> Iterator[str]:
     """The app served by uvicorn on a free port in a thread (for streams and browsers); yields its base URL."""
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(
-        create_app(settings_for(endpoints), make_auth()), host="127.0.0.1", port=port, log_level="warning",
-    ))
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(settings_for(endpoints), make_auth()),
+            host="127.0.0.1",
+            port=port,
+            log_level="warning",
+        )
+    )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30

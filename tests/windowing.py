@@ -38,8 +38,9 @@ def carried(prior: Mapping[str, EntityState], result: WindowResult) -> dict[str,
     return {**prior, **result.states}
 
 
-def run_batches(detect: Detect, batches: Sequence[Sequence[Any]],
-                state: dict[str, EntityState] | None = None) -> tuple[list[Alert], dict[str, EntityState]]:
+def run_batches(
+    detect: Detect, batches: Sequence[Sequence[Any]], state: dict[str, EntityState] | None = None
+) -> tuple[list[Alert], dict[str, EntityState]]:
     """Run consecutive batches, carrying the state across them as the stage does (checked against the
     written changes, :func:`carried`); all alerts in order and the final state."""
     state = dict(state or {})

@@ -38,7 +38,9 @@ FLAGGED_BY = "payee_flagged_by_"
 def explain(feature: str, value: float | None = None) -> str:
     """One reason as a sentence; an unknown feature as ``feature value``."""
     if feature.startswith(FLAGGED_BY):
-        return f"since the transfer was held, the payee was flagged ({feature.removeprefix(FLAGGED_BY).replace('_', ' ')})"
+        return (
+            f"since the transfer was held, the payee was flagged ({feature.removeprefix(FLAGGED_BY).replace('_', ' ')})"
+        )
     template = MESSAGES.get(feature)
     if template is None:
         return feature if value is None else f"{feature} {value:g}"

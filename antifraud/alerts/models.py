@@ -82,8 +82,13 @@ class Alert(BaseModel):
     @classmethod
     def create(cls, *, detector: str, entity: Entity, trigger: str, **fields: object) -> "Alert":
         """Build an alert whose id follows from detector, entity and trigger."""
-        return cls(alert_id=alert_id_for(detector, entity, trigger), detector=detector, entity=entity,
-                   trigger=trigger, **fields)
+        return cls(
+            alert_id=alert_id_for(detector, entity, trigger),
+            detector=detector,
+            entity=entity,
+            trigger=trigger,
+            **fields,
+        )
 
     def content(self) -> dict[str, object]:
         """What the alert says, without when it was produced: equal for a run and its replay."""

@@ -39,12 +39,12 @@ so memory stays bounded by the live records.
 """
 
 import asyncio
-from typing import cast
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import cast
 
 import orjson
 from redis.asyncio import Redis
@@ -90,8 +90,10 @@ async def _locked(redis: Redis, lock_s: float) -> AsyncIterator[bytes]:
     each trim transaction WATCHes the lock and checks the token."""
     lock = redis.lock(LOCK, timeout=lock_s, blocking=False, thread_local=False)
     if not await lock.acquire():
-        raise ArchiveRefused(f"another archive run is under way (it holds {LOCK}; the lock of a run that "
-                             f"died lapses within {lock_s:.0f} s)")
+        raise ArchiveRefused(
+            f"another archive run is under way (it holds {LOCK}; the lock of a run that "
+            f"died lapses within {lock_s:.0f} s)"
+        )
 
     async def renew() -> None:
         while True:
@@ -114,8 +116,9 @@ async def _locked(redis: Redis, lock_s: float) -> AsyncIterator[bytes]:
             await lock.release()
 
 
-async def archive(redis: Redis, keys: AuditKeys, before: datetime, directory: Path, *, chunk: int = 5000,
-                  lock_s: float = 60.0) -> ArchiveResult:
+async def archive(
+    redis: Redis, keys: AuditKeys, before: datetime, directory: Path, *, chunk: int = 5000, lock_s: float = 60.0
+) -> ArchiveResult:
     """Archive the live records older than ``before`` into a segment in ``directory`` and trim them from
     Redis; the steps and what a crash between them leaves are in the module docstring. ``keys`` check
     the chain it moves."""
@@ -130,14 +133,17 @@ async def archive(redis: Redis, keys: AuditKeys, before: datetime, directory: Pa
             raise ArchiveRefused(str(error)) from None
 
 
-async def _archive(redis: Redis, keys: AuditKeys, before: datetime, directory: Path, chunk: int,
-                   token: bytes) -> ArchiveResult:
+async def _archive(
+    redis: Redis, keys: AuditKeys, before: datetime, directory: Path, chunk: int, token: bytes
+) -> ArchiveResult:
     """Steps 0 to 3, the lock held."""
     finished = await _finish_unfinished(redis, keys, directory, chunk, token)
     last = [orjson.loads(raw) for raw in await redis.lrange(ARCHIVES, -1, -1)]
     if last and Path(last[0]["file"]).parent != directory:
-        raise ArchiveRefused(f"the earlier segments are in {Path(last[0]['file']).parent}: archive into that "
-                             "directory, so that one verify --archive reads the whole chain")
+        raise ArchiveRefused(
+            f"the earlier segments are in {Path(last[0]['file']).parent}: archive into that "
+            "directory, so that one verify --archive reads the whole chain"
+        )
     base = parse_base(await redis.get(BASE))
     removed = remove_partials(directory)
     for orphan in (s for s in list_segments(directory) if s.first >= base[0]):
@@ -153,8 +159,9 @@ async def _archive(redis: Redis, keys: AuditKeys, before: datetime, directory: P
     return ArchiveResult(written, finished, parse_base(await redis.get(BASE))[0], removed)
 
 
-async def _finish_unfinished(redis: Redis, keys: AuditKeys, directory: Path, chunk: int,
-                             token: bytes) -> Segment | None:
+async def _finish_unfinished(
+    redis: Redis, keys: AuditKeys, directory: Path, chunk: int, token: bytes
+) -> Segment | None:
     """Step 0: the last run's segment, if it reaches past the base, re-checked and trimmed to its end."""
     base = parse_base(await redis.get(BASE))
     last = [orjson.loads(raw) for raw in await redis.lrange(ARCHIVES, -1, -1)]
@@ -162,19 +169,24 @@ async def _finish_unfinished(redis: Redis, keys: AuditKeys, directory: Path, chu
         return None
     segment = Segment(Path(last[0]["file"]), last[0]["first"], last[0]["last"])
     if segment.path.parent != directory:
-        raise ArchiveRefused(f"an earlier run into {segment.path.parent} stopped before trimming records "
-                             f"{base[0]}..{segment.last}: run again with --to {segment.path.parent} to finish it")
+        raise ArchiveRefused(
+            f"an earlier run into {segment.path.parent} stopped before trimming records "
+            f"{base[0]}..{segment.last}: run again with --to {segment.path.parent} to finish it"
+        )
     chain = Chain(keys, segment.first, prev_hash_of(segment))
     reason, at_base = await asyncio.to_thread(check_segment, segment, chain, until=base[0])
     if reason is not None or at_base != base[1]:
-        raise ArchiveRefused(f"segment {segment.path} of an unfinished run does not check "
-                             f"({reason or 'it does not lead to the base'}): nothing trimmed")
+        raise ArchiveRefused(
+            f"segment {segment.path} of an unfinished run does not check "
+            f"({reason or 'it does not lead to the base'}): nothing trimmed"
+        )
     await _trim(redis, segment, base, chunk, token)
     return segment
 
 
-async def _write(redis: Redis, keys: AuditKeys, before: datetime, directory: Path, base: tuple[int, str],
-                 chunk: int) -> Segment | None:
+async def _write(
+    redis: Redis, keys: AuditKeys, before: datetime, directory: Path, base: tuple[int, str], chunk: int
+) -> Segment | None:
     """Step 1: the records older than ``before`` from the base on, into a new segment (None: there are none)."""
     chain = Chain(keys, *base)
     writer: SegmentWriter | None = None
@@ -184,8 +196,10 @@ async def _write(redis: Redis, keys: AuditKeys, before: datetime, directory: Pat
             for raw in raws:
                 reason = chain.step(raw)
                 if reason is not None:
-                    raise ArchiveRefused(f"the live log is broken at record {chain.seq} ({reason}): nothing "
-                                         "archived; see antifraud audit verify")
+                    raise ArchiveRefused(
+                        f"the live log is broken at record {chain.seq} ({reason}): nothing "
+                        "archived; see antifraud audit verify"
+                    )
                 if datetime.fromisoformat(orjson.loads(raw)["at"]) >= before:
                     return writer.finish() if writer is not None else None
                 writer = writer or SegmentWriter(directory, base[0], base[1], before)
@@ -228,8 +242,9 @@ async def _trim(redis: Redis, segment: Segment, base: tuple[int, str], chunk: in
         base = await _trim_chunk(redis, raws, base, entry if base[0] == segment.first else None, token)
 
 
-async def _trim_chunk(redis: Redis, raws: list[bytes], base: tuple[int, str], entry: bytes | None,
-                      token: bytes) -> tuple[int, str]:
+async def _trim_chunk(
+    redis: Redis, raws: list[bytes], base: tuple[int, str], entry: bytes | None, token: bytes
+) -> tuple[int, str]:
     """One chunk: the new base, set with the trim in one MULTI (see the module docstring, step 3)."""
     docs = [orjson.loads(raw) for raw in raws]
     new_base = (docs[-1]["seq"] + 1, docs[-1]["hash"])
@@ -242,8 +257,10 @@ async def _trim_chunk(redis: Redis, raws: list[bytes], base: tuple[int, str], en
                 if parse_base(await pipe.get(BASE)) != base:
                     raise ArchiveRefused("the base moved under this run: nothing more trimmed")
                 if await pipe.lrange(LOG, 0, len(raws) - 1) != raws:
-                    raise ArchiveRefused(f"Redis's records {base[0]}..{new_base[0] - 1} are not the segment's: "
-                                         "not trimmed; see antifraud audit verify")
+                    raise ArchiveRefused(
+                        f"Redis's records {base[0]}..{new_base[0] - 1} are not the segment's: "
+                        "not trimmed; see antifraud audit verify"
+                    )
                 pipe.multi()
                 pipe.set(BASE, f"{new_base[0]} {new_base[1]}")
                 pipe.ltrim(LOG, len(raws), -1)

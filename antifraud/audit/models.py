@@ -56,6 +56,8 @@ class Anchor(BaseModel):
     seq: int
     hash: str
     at: datetime
+
+
 MIN_KEY_BYTES = 32
 
 

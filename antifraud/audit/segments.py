@@ -154,8 +154,10 @@ def read_segment(segment: Segment) -> Iterator[bytes]:
                     raise error("it has lines after its trailer")
                 held = seq - segment.first
                 if trailer.get("last") != segment.last or seq - 1 != segment.last or trailer.get("count") != held:
-                    raise error(f"it holds records {segment.first}..{seq - 1}, its name and trailer say "
-                                f"{segment.first}..{segment.last}")
+                    raise error(
+                        f"it holds records {segment.first}..{seq - 1}, its name and trailer say "
+                        f"{segment.first}..{segment.last}"
+                    )
                 if last_line is None or trailer.get("anchor") != orjson.loads(last_line).get("hash"):
                     raise error("its trailer's anchor is not its last record's hash")
                 return
@@ -208,8 +210,11 @@ def check_archive(directory: Path, live: tuple[int, str], keys: AuditKeys) -> tu
 
     for segment in (s for s in list_segments(directory) if s.first < base_seq):
         if segment.first > chain.seq:
-            return broken(chain.seq, None, f"records {chain.seq}..{segment.first - 1} are missing: "
-                                           f"no segment in {directory} holds them")
+            return broken(
+                chain.seq,
+                None,
+                f"records {chain.seq}..{segment.first - 1} are missing: no segment in {directory} holds them",
+            )
         if segment.first < chain.seq:
             return broken(segment.first, segment, f"overlaps the segment before it (which ends at {chain.seq - 1})")
         reason, at_base = check_segment(segment, chain, until=base_seq)
@@ -219,8 +224,9 @@ def check_archive(directory: Path, live: tuple[int, str], keys: AuditKeys) -> tu
             chain = Chain(keys, base_seq, at_base)
             break
     if chain.seq != base_seq:
-        return broken(chain.seq, None, f"records {chain.seq}..{base_seq - 1} are neither in Redis nor in a "
-                                       f"segment in {directory}")
+        return broken(
+            chain.seq, None, f"records {chain.seq}..{base_seq - 1} are neither in Redis nor in a segment in {directory}"
+        )
     if chain.prev != base_hash:
         return broken(base_seq, None, "the live log's base (audit:base) does not link to the archive's last record")
     return chain, None

@@ -37,17 +37,24 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 from redis.exceptions import WatchError
 
 from antifraud.audit.models import (
-    GENESIS, Anchor, AuditEntry, AuditKeys, AuditRecord, Chain, Change, Verdict, chain_hash,
+    GENESIS,
+    Anchor,
+    AuditEntry,
+    AuditKeys,
+    AuditRecord,
+    Chain,
+    Change,
+    Verdict,
+    chain_hash,
 )
 from antifraud.audit.segments import check_archive
-from antifraud.state.store import Lua
 from antifraud.clock import utcnow
+from antifraud.state.store import Lua
 
 LOG = "audit:log"
 BASE = "audit:base"
@@ -176,7 +183,7 @@ class AuditLog:
             head, rest = reply[0], reply[1:]
             if not rest:
                 return appended
-            taken = [rest[i:i + 3] for i in range(0, len(rest), 3)]
+            taken = [rest[i : i + 3] for i in range(0, len(rest), 3)]
             fresh, seen = [], set()
             for _, raw, known in taken:
                 doc = orjson.loads(raw)
@@ -215,8 +222,9 @@ class AuditLog:
             await self.seal()
         return len(fresh)
 
-    async def transact(self, *, actor: str, action: str, subject: str, watch: Sequence[str],
-                       decide: Decide) -> AuditEntry | None:
+    async def transact(
+        self, *, actor: str, action: str, subject: str, watch: Sequence[str], decide: Decide
+    ) -> AuditEntry | None:
         """Decide a change under WATCH, then write it and queue its audit record in one MULTI.
 
         1. WATCH ``watch`` (the caller's state keys; never the log's head, so writers do not wait on
@@ -239,8 +247,9 @@ class AuditLog:
                     if change.event_id is not None and await pipe.hexists(IDS, change.event_id):
                         await pipe.reset()
                         return None
-                    entry = AuditEntry(actor, action, subject, change.before, change.after, change.event_id,
-                                       at=utcnow())
+                    entry = AuditEntry(
+                        actor, action, subject, change.before, change.after, change.event_id, at=utcnow()
+                    )
                     pipe.multi()
                     change.write(pipe)
                     queue_inbox(pipe, [entry])
@@ -346,14 +355,25 @@ class AuditLog:
         last = chain.seq - 1
         beyond = [seq for seq in anchors if seq > last]
         if beyond:
-            return Verdict(last + 1 - first, last + 1, f"an anchor names record {max(beyond)} but the log ends at {last}",
-                           first, archived)
+            return Verdict(
+                last + 1 - first,
+                last + 1,
+                f"an anchor names record {max(beyond)} but the log ends at {last}",
+                first,
+                archived,
+            )
         if head[0] != last:
-            return Verdict(last + 1 - first, last + 1, f"the head names record {head[0]} but the log ends at {last}",
-                           first, archived)
+            return Verdict(
+                last + 1 - first,
+                last + 1,
+                f"the head names record {head[0]} but the log ends at {last}",
+                first,
+                archived,
+            )
         if head[1] != chain.prev:
-            return Verdict(last - first, last, "the head's hash is not the last record's (it was replaced)",
-                           first, archived)
+            return Verdict(
+                last - first, last, "the head's hash is not the last record's (it was replaced)", first, archived
+            )
         return Verdict(last + 1 - first, first=first, archived=archived)
 
 

@@ -121,15 +121,30 @@ def kinds_for(case: Case) -> list[FollowUpKind]:
 def planned(case: Case, *, actor: str, now: datetime) -> list[FollowUp]:
     """The follow-ups of the confirmed ``case``, due at once; their ids follow from (case, version, kind)."""
     return [
-        FollowUp(followup_id=stable_id("followup", case.case_id, str(case.version), kind), case_id=case.case_id,
-                 case_version=case.version, kind=kind, created_at=now, created_by=actor, next_attempt_at=now)
+        FollowUp(
+            followup_id=stable_id("followup", case.case_id, str(case.version), kind),
+            case_id=case.case_id,
+            case_version=case.version,
+            kind=kind,
+            created_at=now,
+            created_by=actor,
+            next_attempt_at=now,
+        )
         for kind in kinds_for(case)
     ]
 
 
 def done(followup: FollowUp, result: Mapping[str, Any], *, now: datetime) -> FollowUp:
-    return followup.model_copy(update={"state": "done", "attempts": followup.attempts + 1, "done_at": now,
-                                       "next_attempt_at": None, "last_error": None, "result": dict(result)})
+    return followup.model_copy(
+        update={
+            "state": "done",
+            "attempts": followup.attempts + 1,
+            "done_at": now,
+            "next_attempt_at": None,
+            "last_error": None,
+            "result": dict(result),
+        }
+    )
 
 
 def error_text(error: Exception) -> str:
@@ -146,11 +161,17 @@ def failed(followup: FollowUp, error: Exception, *, now: datetime, jitter: float
     (:func:`backoff_seconds`, ``jitter`` in [0, 1))."""
     attempts = followup.attempts + 1
     if isinstance(error, PERMANENT):
-        return followup.model_copy(update={"state": "failed", "attempts": attempts, "last_error": error_text(error),
-                                           "next_attempt_at": None})
+        return followup.model_copy(
+            update={"state": "failed", "attempts": attempts, "last_error": error_text(error), "next_attempt_at": None}
+        )
     delay = backoff_seconds(attempts, base=BACKOFF_S, cap=BACKOFF_MAX_S, jitter=jitter)
-    return followup.model_copy(update={"attempts": attempts, "last_error": error_text(error),
-                                       "next_attempt_at": now + timedelta(seconds=delay)})
+    return followup.model_copy(
+        update={
+            "attempts": attempts,
+            "last_error": error_text(error),
+            "next_attempt_at": now + timedelta(seconds=delay),
+        }
+    )
 
 
 class FollowUpNotFound(LookupError):
@@ -171,15 +192,17 @@ def retried(followup: FollowUp, *, now: datetime) -> FollowUp:
     """An analyst sends a failed follow-up back to pending, due at once, with a fresh count of attempts."""
     if followup.state != "failed":
         raise FollowUpRefused(followup.followup_id, followup.state, "retry")
-    return followup.model_copy(update={"state": "pending", "attempts": 0, "retries": followup.retries + 1,
-                                       "next_attempt_at": now})
+    return followup.model_copy(
+        update={"state": "pending", "attempts": 0, "retries": followup.retries + 1, "next_attempt_at": now}
+    )
 
 
 def trail_request(case: Case, limits: MoneyTrailThresholds) -> FraudReportRequest:
     """The trace of an account case: what the account paid out from its first alert to one hop period after
     its last (money it collected in the window leaves within a hop period). Pure."""
     return FraudReportRequest(
-        victim_account=case.entity.value, start=case.first_seen,
+        victim_account=case.entity.value,
+        start=case.first_seen,
         end=case.last_seen + timedelta(hours=limits.hop_hours),
         reason=f"case {case.case_id[:12]} confirmed: {case.decision_reason or 'fraud'}"[:500],
     )
@@ -189,9 +212,17 @@ class FollowUpQueue(CaseWork[FollowUp]):
     """The follow-ups in Redis (keys in the module docstring); failures and retries as :class:`CaseWork`'s."""
 
     def __init__(self, redis: Redis, audit: AuditLog) -> None:
-        super().__init__(redis, audit, queue=FOLLOWUP_QUEUE, kind="followup", load=FollowUp.model_validate_json,
-                         not_found=FollowUpNotFound, index=_case_key, retried=retried,
-                         audited=("followup_id", "kind", "state", "attempts", "last_error"))
+        super().__init__(
+            redis,
+            audit,
+            queue=FOLLOWUP_QUEUE,
+            kind="followup",
+            load=FollowUp.model_validate_json,
+            not_found=FollowUpNotFound,
+            index=_case_key,
+            retried=retried,
+            audited=("followup_id", "kind", "state", "attempts", "last_error"),
+        )
 
     async def for_case(self, case_id: str) -> list[FollowUp]:
         """A case's follow-ups, oldest first."""
@@ -206,14 +237,25 @@ class FollowUpQueue(CaseWork[FollowUp]):
         """Step 3 after success: the follow-up done, with its audit record on the case (once)."""
 
         async def decide(pipe: Pipeline) -> Change:
-            return Change(before={"followup_id": followup.followup_id, "kind": followup.kind, "state": "pending"},
-                          after={"followup_id": followup.followup_id, "kind": followup.kind, "state": "done",
-                                 "attempts": followup.attempts},
-                          write=lambda tx: self.store(tx, followup), event_id=f"followup-done:{followup.followup_id}")
+            return Change(
+                before={"followup_id": followup.followup_id, "kind": followup.kind, "state": "pending"},
+                after={
+                    "followup_id": followup.followup_id,
+                    "kind": followup.kind,
+                    "state": "done",
+                    "attempts": followup.attempts,
+                },
+                write=lambda tx: self.store(tx, followup),
+                event_id=f"followup-done:{followup.followup_id}",
+            )
 
-        await self.audit.transact(actor="system", action=f"followup.{followup.kind}",
-                                  subject=audit_subject(followup.case_id),
-                                  watch=[FOLLOWUP_QUEUE.key(followup.followup_id)], decide=decide)
+        await self.audit.transact(
+            actor="system",
+            action=f"followup.{followup.kind}",
+            subject=audit_subject(followup.case_id),
+            watch=[FOLLOWUP_QUEUE.key(followup.followup_id)],
+            decide=decide,
+        )
 
 
 class CaseReader(Protocol):
@@ -229,8 +271,14 @@ class FollowUpRunner:
     """Steps 1-3 of the module docstring, one round per :meth:`run_once`."""
 
     def __init__(
-        self, queue: FollowUpQueue, cases: CaseReader, perform: Mapping[FollowUpKind, Perform], *,
-        clock: Callable[[], datetime] = utcnow, rng: random.Random | None = None, batch: int = 20,
+        self,
+        queue: FollowUpQueue,
+        cases: CaseReader,
+        perform: Mapping[FollowUpKind, Perform],
+        *,
+        clock: Callable[[], datetime] = utcnow,
+        rng: random.Random | None = None,
+        batch: int = 20,
         lease_s: float = 120.0,
     ) -> None:
         self.queue = queue
@@ -256,9 +304,14 @@ class FollowUpRunner:
         except Exception as error:  # noqa: BLE001 - recorded on the follow-up: retried, or failed (PERMANENT)
             after = failed(followup, error, now=self.clock(), jitter=self.rng.random())
             await self.queue.record_failure(after)
-            log.warning("follow-up %s of case %s failed (attempt %d): %s; %s", followup.kind, followup.case_id[:12],
-                        after.attempts, after.last_error,
-                        "waits for an analyst" if after.state == "failed" else f"next at {after.next_attempt_at}")
+            log.warning(
+                "follow-up %s of case %s failed (attempt %d): %s; %s",
+                followup.kind,
+                followup.case_id[:12],
+                after.attempts,
+                after.last_error,
+                "waits for an analyst" if after.state == "failed" else f"next at {after.next_attempt_at}",
+            )
             return
         await self.queue.record_done(done(followup, result, now=self.clock()))
 
@@ -277,8 +330,13 @@ def credit_listing(blacklist: CreditBlacklist, redis: Redis) -> Perform:
                 return {"listed": False, "why": "the account registry does not know who opened the account"}
             party, accounts = info.holder_id_number, (case.entity.value,)
         listing = await credit.list_from_case(
-            blacklist, party_id=party, kind="id_number", reason=case.decision_reason or "case confirmed",
-            evidence=[a.alert_id for a in alerts][:100], case_id=case.case_id, actor=followup.created_by,
+            blacklist,
+            party_id=party,
+            kind="id_number",
+            reason=case.decision_reason or "case confirmed",
+            evidence=[a.alert_id for a in alerts][:100],
+            case_id=case.case_id,
+            actor=followup.created_by,
             accounts=accounts,
         )
         return {"listed": True, "listing_id": listing.listing_id}
@@ -286,21 +344,24 @@ def credit_listing(blacklist: CreditBlacklist, redis: Redis) -> Perform:
     return list_party
 
 
-def performers(redis: Redis, audit: AuditLog, thresholds: Thresholds,
-               clock: Callable[[], datetime] = utcnow) -> dict[FollowUpKind, Perform]:
+def performers(
+    redis: Redis, audit: AuditLog, thresholds: Thresholds, clock: Callable[[], datetime] = utcnow
+) -> dict[FollowUpKind, Perform]:
     """The worker's follow-ups over its Redis (the edges of the module docstring's step 2)."""
     ledger = HoldLedger.configured(redis, thresholds.holds)
     index = TransferIndex.configured(redis, thresholds.holds.trail)
     limits = thresholds.holds.trail
 
     async def block(case: Case, alerts: Sequence[Alert], followup: FollowUp) -> dict[str, Any]:
-        entry = await blocklist.list_from_case(redis, case.entity.value, case.case_id,
-                                               f"case confirmed: {case.decision_reason or 'fraud'}"[:500])
+        entry = await blocklist.list_from_case(
+            redis, case.entity.value, case.case_id, f"case confirmed: {case.decision_reason or 'fraud'}"[:500]
+        )
         return {"action": entry.action}
 
     async def trace(case: Case, alerts: Sequence[Alert], followup: FollowUp) -> dict[str, Any]:
-        result = await report_fraud(ledger, index, audit, trail_request(case, limits), by=followup.created_by,
-                                    limits=limits, now=clock())
+        result = await report_fraud(
+            ledger, index, audit, trail_request(case, limits), by=followup.created_by, limits=limits, now=clock()
+        )
         return result.model_dump(mode="json")
 
     async def freeze_inbound(case: Case, alerts: Sequence[Alert], followup: FollowUp) -> dict[str, Any]:
@@ -312,8 +373,9 @@ def performers(redis: Redis, audit: AuditLog, thresholds: Thresholds,
         inbound = [h for h in await ledger.of_accounts([case.entity.value]) if h.payee_account == case.entity.value]
         for hold in (h for h in inbound if h.state == "held"):
             try:
-                await ledger.move(audit, hold.hold_id, "frozen", actor="police", by=followup.created_by, reason=why,
-                                  at=clock())
+                await ledger.move(
+                    audit, hold.hold_id, "frozen", actor="police", by=followup.created_by, reason=why, at=clock()
+                )
             except IllegalTransition as refusal:
                 refused.append(str(refusal))
             except UnknownHold:

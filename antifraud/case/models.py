@@ -45,7 +45,16 @@ from antifraud.holds.models import stable_id
 CaseStatus = Literal["new", "in_review", "confirmed", "dismissed", "forwarded", "closed"]
 STATUSES: tuple[CaseStatus, ...] = ("new", "in_review", "confirmed", "dismissed", "forwarded", "closed")
 Action = Literal[
-    "review", "confirm", "dismiss", "forward", "close", "assign", "note", "delivered", "reopen", "escalate",
+    "review",
+    "confirm",
+    "dismiss",
+    "forward",
+    "close",
+    "assign",
+    "note",
+    "delivered",
+    "reopen",
+    "escalate",
 ]
 
 SCENARIO_BY_DETECTOR: dict[str, str] = {
@@ -96,8 +105,10 @@ class UnreachableTarget(ValueError):
 
     def __init__(self, case_id: str, entity_kind: str, refused: Sequence[str], possible: Sequence[str]) -> None:
         self.case_id, self.refused = case_id, refused
-        super().__init__(f"case {case_id}: a {entity_kind} case cannot go to {', '.join(refused)} "
-                         f"(its targets: {', '.join(possible)})")
+        super().__init__(
+            f"case {case_id}: a {entity_kind} case cannot go to {', '.join(refused)} "
+            f"(its targets: {', '.join(possible)})"
+        )
 
 
 def audit_subject(case_id: str) -> str:
@@ -171,9 +182,17 @@ def open_case(alert: Alert, now: datetime) -> Case:
     """The case a first alert opens."""
     scenario = scenario_of(alert.detector)
     return Case(
-        case_id=case_id_for(alert.entity, scenario), entity=alert.entity, scenario=scenario,
-        detectors=[alert.detector], severity=alert.severity, score=alert.score, alert_count=1,
-        first_seen=alert.window_start, last_seen=alert.window_end, opened_at=now, updated_at=now,
+        case_id=case_id_for(alert.entity, scenario),
+        entity=alert.entity,
+        scenario=scenario,
+        detectors=[alert.detector],
+        severity=alert.severity,
+        score=alert.score,
+        alert_count=1,
+        first_seen=alert.window_start,
+        last_seen=alert.window_end,
+        opened_at=now,
+        updated_at=now,
     )
 
 

@@ -33,6 +33,7 @@ from redis.asyncio.client import Pipeline
 from antifraud.alerts.models import Alert, Severity
 from antifraud.audit.models import AuditRecord, Change
 from antifraud.audit.service import AuditLog
+from antifraud.case.followups import FollowUp, FollowUpQueue, planned, trail_request
 from antifraud.case.models import (
     SEVERITY_RANK,
     STATUSES,
@@ -49,7 +50,6 @@ from antifraud.case.models import (
     scenario_of,
     transition,
 )
-from antifraud.case.followups import FollowUp, FollowUpQueue, planned, trail_request
 from antifraud.clock import utcnow
 from antifraud.forwarding.models import CaseEvidence, Delivery, Target, targets_for
 from antifraud.forwarding.service import DeliveryQueue
@@ -58,8 +58,8 @@ from antifraud.holds.reports import follow, view_of
 from antifraud.holds.service import HoldLedger
 from antifraud.privacy import mask_account
 from antifraud.state.money_trail import TransferIndex
-from antifraud.thresholds import HoldThresholds, load_thresholds
 from antifraud.state.replies import texts
+from antifraud.thresholds import HoldThresholds, load_thresholds
 
 SEEN = "cases:seen"
 STATUS = "cases:status"
@@ -139,9 +139,14 @@ class _Decision:
 
 Decide = Callable[[Pipeline, Case], Awaitable[_Decision]]
 
+
 class CaseService:
     def __init__(
-        self, redis: Redis, audit: AuditLog, *, clock: Callable[[], datetime] = utcnow,
+        self,
+        redis: Redis,
+        audit: AuditLog,
+        *,
+        clock: Callable[[], datetime] = utcnow,
         holds: HoldThresholds | None = None,
     ) -> None:
         self.redis = redis
@@ -197,14 +202,21 @@ class CaseService:
                 tx.hset(_alerts_key(case_id), mapping={a.alert_id: a.model_dump_json() for a in fresh})
 
             # Each alert is folded once, so the first new one names this change for good.
-            return Change(before=_summary(before) if before else None,
-                          after={**_summary(after),
-                                 "alerts": [{"alert_id": a.alert_id, "detector": a.detector} for a in fresh]},
-                          write=write, event_id=f"case-alert:{fresh[0].alert_id}")
+            return Change(
+                before=_summary(before) if before else None,
+                after={**_summary(after), "alerts": [{"alert_id": a.alert_id, "detector": a.detector} for a in fresh]},
+                write=write,
+                event_id=f"case-alert:{fresh[0].alert_id}",
+            )
 
         try:
-            record = await self.audit.transact(actor=SYSTEM, action="case.alert", subject=audit_subject(case_id),
-                                               watch=[case_key(case_id), _alerts_key(case_id)], decide=decide)
+            record = await self.audit.transact(
+                actor=SYSTEM,
+                action="case.alert",
+                subject=audit_subject(case_id),
+                watch=[case_key(case_id), _alerts_key(case_id)],
+                decide=decide,
+            )
         except _AlreadyFolded:
             return None
         return decided[0] if record is not None else None
@@ -214,7 +226,9 @@ class CaseService:
 
         async def decide(pipe: Pipeline) -> Change:
             case = await _load(pipe, delivery.case_id)
-            moved = transition(case, "delivered", actor=SYSTEM, now=self.clock()) if case.status == "confirmed" else case
+            moved = (
+                transition(case, "delivered", actor=SYSTEM, now=self.clock()) if case.status == "confirmed" else case
+            )
 
             def write(tx: Pipeline) -> None:
                 self.deliveries.store(tx, delivery)
@@ -222,11 +236,20 @@ class CaseService:
                     _write_case(tx, moved)
 
             about = {"delivery_id": delivery.delivery_id, "target": delivery.target}
-            return Change(before={**_summary(case), **about}, after={**_summary(moved), **about, "state": "delivered"},
-                          write=write, event_id=f"delivered:{delivery.delivery_id}")
+            return Change(
+                before={**_summary(case), **about},
+                after={**_summary(moved), **about, "state": "delivered"},
+                write=write,
+                event_id=f"delivered:{delivery.delivery_id}",
+            )
 
-        await self.audit.transact(actor=SYSTEM, action="delivery.delivered", subject=audit_subject(delivery.case_id),
-                                  watch=[case_key(delivery.case_id)], decide=decide)
+        await self.audit.transact(
+            actor=SYSTEM,
+            action="delivery.delivered",
+            subject=audit_subject(delivery.case_id),
+            watch=[case_key(delivery.case_id)],
+            decide=decide,
+        )
 
     # -- analysts --------------------------------------------------------------------------------
 
@@ -244,15 +267,25 @@ class CaseService:
                     _write_case(tx, decision.case)
                 decision.write(tx)
 
-            return Change(before=_summary(case), after={**_summary(decision.case), **decision.record}, write=write,
-                          event_id=decision.event_id)
+            return Change(
+                before=_summary(case),
+                after={**_summary(decision.case), **decision.record},
+                write=write,
+                event_id=decision.event_id,
+            )
 
-        record = await self.audit.transact(actor=actor, action=f"case.{action}", subject=audit_subject(case_id),
-                                           watch=[case_key(case_id)], decide=decide)
+        record = await self.audit.transact(
+            actor=actor,
+            action=f"case.{action}",
+            subject=audit_subject(case_id),
+            watch=[case_key(case_id)],
+            decide=decide,
+        )
         return decided[0] if record is not None else await self.get(case_id)  # a repeat: the case as it is
 
-    async def _move(self, case_id: str, actor: str, action: Action, record: dict[str, Any] | None = None,
-                    **update: object) -> Case:
+    async def _move(
+        self, case_id: str, actor: str, action: Action, record: dict[str, Any] | None = None, **update: object
+    ) -> Case:
         async def decide(pipe: Pipeline, case: Case) -> _Decision:
             return _Decision(transition(case, action, actor=actor, now=self.clock(), **update), record or {})
 
@@ -275,8 +308,11 @@ class CaseService:
         note = Note(author=actor, at=self.clock(), text=text)
 
         async def decide(pipe: Pipeline, case: Case) -> _Decision:
-            return _Decision(transition(case, "note", actor=actor, now=note.at), {"note": note.text},
-                             lambda tx: tx.rpush(_notes_key(case_id), note.model_dump_json()))
+            return _Decision(
+                transition(case, "note", actor=actor, now=note.at),
+                {"note": note.text},
+                lambda tx: tx.rpush(_notes_key(case_id), note.model_dump_json()),
+            )
 
         await self._act(case_id, actor, "note", decide)
         return note
@@ -294,15 +330,20 @@ class CaseService:
         note_ = Note(author=actor, at=self.clock(), text=f"escalated from {place}: {note}")
 
         async def decide(pipe: Pipeline, case: Case) -> _Decision:
-            escalated = transition(case, "escalate", actor=actor, now=note_.at, escalated_at=note_.at,
-                                   escalated_from=place)
+            escalated = transition(
+                case, "escalate", actor=actor, now=note_.at, escalated_at=note_.at, escalated_from=place
+            )
 
             def write(tx: Pipeline) -> None:
                 tx.rpush(_notes_key(case_id), note_.model_dump_json())
                 tx.zadd(ESCALATED, {case_id: note_.at.timestamp()})
 
-            return _Decision(escalated, {"place": place, "alert_id": alert.alert_id, "note": note}, write,
-                             event_id=stable_id("case-escalate", alert.alert_id, actor, note))
+            return _Decision(
+                escalated,
+                {"place": place, "alert_id": alert.alert_id, "note": note},
+                write,
+                event_id=stable_id("case-escalate", alert.alert_id, actor, note),
+            )
 
         return await self._act(case_id, actor, "escalate", decide)
 
@@ -328,8 +369,11 @@ class CaseService:
                 for followup in followups:
                     self.followups.store(tx, followup)
 
-            return _Decision(after, {"reason": reason, "deliveries": deliveries.ids,
-                                     "follow_ups": [f.kind for f in followups]}, write)
+            return _Decision(
+                after,
+                {"reason": reason, "deliveries": deliveries.ids, "follow_ups": [f.kind for f in followups]},
+                write,
+            )
 
         return await self._act(case_id, actor, "confirm", decide)
 
@@ -355,10 +399,17 @@ class CaseService:
     async def _plan(self, pipe: Pipeline, case: Case, targets: Sequence[Target], actor: str) -> "_Planned":
         alerts = await self._alerts(pipe, case.case_id)
         notes = await self._notes(pipe, case.case_id)
-        return _Planned(self.deliveries, await self.deliveries.plan(
-            pipe, case, targets, evidence=CaseEvidence(alerts=alerts, notes=notes, **await self._money(case)),
-            actor=actor, now=self.clock(),
-        ))
+        return _Planned(
+            self.deliveries,
+            await self.deliveries.plan(
+                pipe,
+                case,
+                targets,
+                evidence=CaseEvidence(alerts=alerts, notes=notes, **await self._money(case)),
+                actor=actor,
+                now=self.clock(),
+            ),
+        )
 
     async def _money(self, case: Case) -> dict[str, Any]:
         """An account case's holds and money trail (reads only; none for other entities): the trail is
@@ -367,8 +418,10 @@ class CaseService:
             return {}
         request = trail_request(case, self.holds.trail)
         trail, _ = await follow(self.ledger, self.index, request, self.holds.trail)
-        return {"holds": await self.ledger.of_accounts([case.entity.value]),
-                "money_trail": view_of(case.entity.value, request.start, request.end, trail)}
+        return {
+            "holds": await self.ledger.of_accounts([case.entity.value]),
+            "money_trail": view_of(case.entity.value, request.start, request.end, trail),
+        }
 
     # -- reading ---------------------------------------------------------------------------------
 
@@ -379,8 +432,12 @@ class CaseService:
         for case_id in texts(await self.redis.zrangebyscore(ENDED, "-inf", before.timestamp(), start=0, num=limit)):
             deliveries, followups = await self.deliveries.ids_of(case_id), await self.followups.ids_of(case_id)
 
-            async def decide(pipe: Pipeline, case_id: str = case_id, deliveries: list[str] = deliveries,
-                             followups: list[str] = followups) -> Change:
+            async def decide(
+                pipe: Pipeline,
+                case_id: str = case_id,
+                deliveries: list[str] = deliveries,
+                followups: list[str] = followups,
+            ) -> Change:
                 case = await _load(pipe, case_id)
                 if case.status not in ENDED_STATUSES or case.updated_at >= before:
                     raise _NotDue(case_id)
@@ -393,12 +450,18 @@ class CaseService:
                     self.deliveries.drop(tx, case_id, deliveries)
                     self.followups.drop(tx, case_id, followups)
 
-                return Change(before=_summary(case), after=None, write=write,
-                              event_id=f"case-expired:{case_id}:{case.version}")
+                return Change(
+                    before=_summary(case), after=None, write=write, event_id=f"case-expired:{case_id}:{case.version}"
+                )
 
             try:
-                await self.audit.transact(actor=SYSTEM, action="case.expired", subject=audit_subject(case_id),
-                                          watch=[case_key(case_id)], decide=decide)
+                await self.audit.transact(
+                    actor=SYSTEM,
+                    action="case.expired",
+                    subject=audit_subject(case_id),
+                    watch=[case_key(case_id)],
+                    decide=decide,
+                )
                 gone += 1
             except _NotDue:
                 pass  # reopened or ended again since: the index already says so
@@ -425,8 +488,14 @@ class CaseService:
         return await self._notes(self.redis, case_id)
 
     async def find(
-        self, *, status: CaseStatus | None = None, detector: str | None = None, severity: Severity | None = None,
-        since: datetime | None = None, until: datetime | None = None, escalated: bool | None = None,
+        self,
+        *,
+        status: CaseStatus | None = None,
+        detector: str | None = None,
+        severity: Severity | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        escalated: bool | None = None,
         limit: int = 100,
     ) -> list[Case]:
         """Cases whose alerts' event times reach into [since, until], latest activity first;
@@ -435,7 +504,7 @@ class CaseService:
         ids = await self.redis.zrevrangebyscore(SEEN, "+inf", since.timestamp() if since else "-inf")
         found: list[Case] = []
         for start in range(0, len(ids), 500):
-            for raw in await self.redis.mget([case_key(i) for i in texts(ids[start:start + 500])]):
+            for raw in await self.redis.mget([case_key(i) for i in texts(ids[start : start + 500])]):
                 case = Case.model_validate_json(raw) if raw is not None else None
                 if case is not None and _matches(case, status, detector, severity, until, escalated):
                     found.append(case)
@@ -448,8 +517,11 @@ class CaseService:
         ids = await self.redis.zrevrangebyscore(ESCALATED, "+inf", f"({since.timestamp()}", start=0, num=limit)
         if not ids:
             return []
-        return [Case.model_validate_json(raw) for raw in await self.redis.mget([case_key(i) for i in texts(ids)])
-                if raw is not None]
+        return [
+            Case.model_validate_json(raw)
+            for raw in await self.redis.mget([case_key(i) for i in texts(ids)])
+            if raw is not None
+        ]
 
     async def counts(self) -> dict[str, int]:
         """Cases by state, every state present (for the ``antifraud_cases`` gauge)."""
@@ -463,7 +535,9 @@ class CaseService:
         their moves, and the money trail its confirmation traced."""
         case = await self.get(case_id)
         entries = [_alert_entry(a) for a in await self.alerts(case_id)]
-        entries += [_action_entry(r) for r in await self.audit.about(audit_subject(case_id)) if r.action != "case.alert"]
+        entries += [
+            _action_entry(r) for r in await self.audit.about(audit_subject(case_id)) if r.action != "case.alert"
+        ]
         entries += [_delivery_entry(d) for d in await self.deliveries.for_case(case_id)]
         followups = await self.followups.for_case(case_id)
         entries += [_followup_entry(f) for f in followups]
@@ -475,13 +549,21 @@ class CaseService:
         return sorted(entries, key=lambda e: e.at)
 
 
-def _matches(case: Case, status: CaseStatus | None, detector: str | None, severity: Severity | None,
-             until: datetime | None, escalated: bool | None) -> bool:
-    return ((status is None or case.status == status)
-            and (escalated is None or (case.escalated_at is not None) == escalated)
-            and (detector is None or detector in case.detectors)
-            and (severity is None or SEVERITY_RANK[case.severity] >= SEVERITY_RANK[severity])
-            and (until is None or case.first_seen <= until))
+def _matches(
+    case: Case,
+    status: CaseStatus | None,
+    detector: str | None,
+    severity: Severity | None,
+    until: datetime | None,
+    escalated: bool | None,
+) -> bool:
+    return (
+        (status is None or case.status == status)
+        and (escalated is None or (case.escalated_at is not None) == escalated)
+        and (detector is None or detector in case.detectors)
+        and (severity is None or SEVERITY_RANK[case.severity] >= SEVERITY_RANK[severity])
+        and (until is None or case.first_seen <= until)
+    )
 
 
 class _Planned:
@@ -499,17 +581,26 @@ class _Planned:
 
 def _alert_entry(alert: Alert) -> TimelineEntry:
     reasons = ", ".join(f"{r.feature}={r.value:g}" for r in alert.reasons)
-    return TimelineEntry(at=alert.window_end, kind="alert", ref=alert.alert_id,
-                         title=f"{alert.detector} {alert.severity} score={alert.score:.2f}: {reasons}",
-                         detail=alert.model_dump(mode="json"))
+    return TimelineEntry(
+        at=alert.window_end,
+        kind="alert",
+        ref=alert.alert_id,
+        title=f"{alert.detector} {alert.severity} score={alert.score:.2f}: {reasons}",
+        detail=alert.model_dump(mode="json"),
+    )
 
 
 def _action_entry(record: AuditRecord) -> TimelineEntry:
     title = f"{record.action} by {record.actor}"
     if record.action == "case.escalate" and record.after:  # what the police need first: where, and what the teller saw
         title = f"escalated from {record.after['place']} by {record.actor}: {record.after['note']}"
-    return TimelineEntry(at=record.at, kind="action", ref=str(record.seq), title=title,
-                         detail={"before": record.before, "after": record.after})
+    return TimelineEntry(
+        at=record.at,
+        kind="action",
+        ref=str(record.seq),
+        title=title,
+        detail={"before": record.before, "after": record.after},
+    )
 
 
 def _followup_entry(followup: FollowUp) -> TimelineEntry:
@@ -521,8 +612,13 @@ def _followup_entry(followup: FollowUp) -> TimelineEntry:
         how = f"pending, {followup.attempts} failed attempt(s), last: {followup.last_error}"
     else:
         how = "pending"
-    return TimelineEntry(at=followup.created_at, kind="follow_up", ref=followup.followup_id,
-                         title=f"follow-up {followup.kind}: {how}", detail=followup.model_dump(mode="json"))
+    return TimelineEntry(
+        at=followup.created_at,
+        kind="follow_up",
+        ref=followup.followup_id,
+        title=f"follow-up {followup.kind}: {how}",
+        detail=followup.model_dump(mode="json"),
+    )
 
 
 def _trail_entry(followup: FollowUp) -> TimelineEntry:
@@ -530,29 +626,41 @@ def _trail_entry(followup: FollowUp) -> TimelineEntry:
     result = followup.result
     at_risk = sum(r["amount_fen"] for r in result.get("requests", [])) / 100
     return TimelineEntry(
-        at=followup.done_at or followup.created_at, kind="trail", ref=result.get("report_id", followup.followup_id),
+        at=followup.done_at or followup.created_at,
+        kind="trail",
+        ref=result.get("report_id", followup.followup_id),
         title=f"money trail: {len(result.get('accounts', []))} account(s) reached, {at_risk:g} yuan at risk, "
-              f"{len(result.get('frozen_holds', []))} hold(s) frozen, {len(result.get('requests', []))} request(s)",
+        f"{len(result.get('frozen_holds', []))} hold(s) frozen, {len(result.get('requests', []))} request(s)",
         detail=result,
     )
 
 
 def _hold_entry(hold: Hold) -> TimelineEntry:
     return TimelineEntry(
-        at=hold.created_at, kind="hold", ref=hold.hold_id,
+        at=hold.created_at,
+        kind="hold",
+        ref=hold.hold_id,
         title=f"ATM transfer held: {hold.amount_fen / 100:g} yuan {mask_account(hold.payer_account)} -> "
-              f"{mask_account(hold.payee_account)} (now {hold.state})",
+        f"{mask_account(hold.payee_account)} (now {hold.state})",
         detail=hold.model_dump(mode="json"),
     )
 
 
 def _hold_move_entry(hold: Hold, record: AuditRecord) -> TimelineEntry:
-    return TimelineEntry(at=record.at, kind="hold", ref=f"{hold.hold_id}:{record.seq}",
-                         title=f"{record.action} by {record.actor}", detail={"before": record.before,
-                                                                           "after": record.after})
+    return TimelineEntry(
+        at=record.at,
+        kind="hold",
+        ref=f"{hold.hold_id}:{record.seq}",
+        title=f"{record.action} by {record.actor}",
+        detail={"before": record.before, "after": record.after},
+    )
 
 
 def _delivery_entry(delivery: Delivery) -> TimelineEntry:
-    return TimelineEntry(at=delivery.created_at, kind="delivery", ref=delivery.delivery_id,
-                         title=f"package for {delivery.target} ({delivery.state}, {delivery.attempts} attempts)",
-                         detail=delivery.model_dump(mode="json"))
+    return TimelineEntry(
+        at=delivery.created_at,
+        kind="delivery",
+        ref=delivery.delivery_id,
+        title=f"package for {delivery.target} ({delivery.state}, {delivery.attempts} attempts)",
+        detail=delivery.model_dump(mode="json"),
+    )

@@ -24,7 +24,6 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, sta
 from pydantic import AwareDatetime, BaseModel, ConfigDict
 
 from antifraud.alerts.models import Severity
-from antifraud.events.types import UtcTime
 from antifraud.audit.service import AuditLog
 from antifraud.case.followups import FollowUp, FollowUpNotFound, FollowUpRefused
 from antifraud.case.models import (
@@ -38,6 +37,7 @@ from antifraud.case.models import (
     UserName,
 )
 from antifraud.case.service import CaseNotFound, CaseService
+from antifraud.events.types import UtcTime
 from antifraud.forwarding.models import Delivery, DeliveryRefused, Target
 from antifraud.forwarding.service import DeliveryNotFound
 from antifraud.web.auth import Principal, Role, require
@@ -102,19 +102,28 @@ async def list_cases(
     until: Annotated[AwareDatetime | None, Query(description="cases with alerts starting at or before")] = None,
     escalated: Annotated[bool | None, Query(description="only cases a teller escalated (true) or not (false)")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    cases: CaseService = Depends(get_cases), _: Principal = Depends(_analyst),
+    cases: CaseService = Depends(get_cases),
+    _: Principal = Depends(_analyst),
 ) -> list[Case]:
     if since and until and until < since:
         raise HTTPException(422, "until is before since")
-    return await cases.find(status=case_status, detector=detector, severity=severity, since=since, until=until,
-                            escalated=escalated, limit=limit)
+    return await cases.find(
+        status=case_status,
+        detector=detector,
+        severity=severity,
+        since=since,
+        until=until,
+        escalated=escalated,
+        limit=limit,
+    )
 
 
 @router.get("/escalations", response_model=list[Case], summary="cases tellers escalated after a time, latest first")
 async def escalations(
     since: Annotated[UtcTime, Query(description="only escalations after this time (ISO 8601)")],
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    cases: CaseService = Depends(get_cases), _: Principal = Depends(_analyst),
+    cases: CaseService = Depends(get_cases),
+    _: Principal = Depends(_analyst),
 ) -> list[Case]:
     """A customer is at a counter while this is read: the console polls it to tell the analyst at once."""
     return await cases.escalated_since(since, limit)
@@ -127,22 +136,25 @@ async def show_case(case_id: Id, cases: CaseService = Depends(get_cases), _: Pri
 
 
 @router.post("/cases/{case_id}/assign", response_model=Case)
-async def assign_case(case_id: Id, body: AssignBody, cases: CaseService = Depends(get_cases),
-                      principal: Principal = Depends(_analyst)) -> Case:
+async def assign_case(
+    case_id: Id, body: AssignBody, cases: CaseService = Depends(get_cases), principal: Principal = Depends(_analyst)
+) -> Case:
     with _refusals():
         return await cases.assign(case_id, actor=principal.name, assignee=body.assignee)
 
 
 @router.post("/cases/{case_id}/review", response_model=Case)
-async def review_case(case_id: Id, cases: CaseService = Depends(get_cases),
-                      principal: Principal = Depends(_analyst)) -> Case:
+async def review_case(
+    case_id: Id, cases: CaseService = Depends(get_cases), principal: Principal = Depends(_analyst)
+) -> Case:
     with _refusals():
         return await cases.review(case_id, actor=principal.name)
 
 
 @router.post("/cases/{case_id}/confirm", response_model=Case)
-async def confirm_case(case_id: Id, body: ReasonBody, cases: CaseService = Depends(get_cases),
-                       principal: Principal = Depends(_analyst)) -> Case:
+async def confirm_case(
+    case_id: Id, body: ReasonBody, cases: CaseService = Depends(get_cases), principal: Principal = Depends(_analyst)
+) -> Case:
     """Confirm as fraud: deliveries to police (and the carrier or bank) are queued with the follow-ups the
     worker then performs: a number block-listed, the responsible person listed on the credit blacklist, an
     account's money traced and frozen (the case's timeline shows them pending, then done)."""
@@ -151,53 +163,60 @@ async def confirm_case(case_id: Id, body: ReasonBody, cases: CaseService = Depen
 
 
 @router.post("/cases/{case_id}/dismiss", response_model=Case)
-async def dismiss_case(case_id: Id, body: ReasonBody, cases: CaseService = Depends(get_cases),
-                       principal: Principal = Depends(_analyst)) -> Case:
+async def dismiss_case(
+    case_id: Id, body: ReasonBody, cases: CaseService = Depends(get_cases), principal: Principal = Depends(_analyst)
+) -> Case:
     with _refusals():
         return await cases.dismiss(case_id, actor=principal.name, reason=body.reason)
 
 
 @router.post("/cases/{case_id}/forward", response_model=list[Delivery])
-async def forward_case(case_id: Id, body: ForwardBody, cases: CaseService = Depends(get_cases),
-                       principal: Principal = Depends(_analyst)) -> list[Delivery]:
+async def forward_case(
+    case_id: Id, body: ForwardBody, cases: CaseService = Depends(get_cases), principal: Principal = Depends(_analyst)
+) -> list[Delivery]:
     """Send this version of a confirmed case (again); a target already sent this version is not sent twice."""
     with _refusals():
         return await cases.forward(case_id, actor=principal.name, targets=body.targets)
 
 
 @router.post("/cases/{case_id}/close", response_model=Case)
-async def close_case(case_id: Id, cases: CaseService = Depends(get_cases),
-                     principal: Principal = Depends(_analyst)) -> Case:
+async def close_case(
+    case_id: Id, cases: CaseService = Depends(get_cases), principal: Principal = Depends(_analyst)
+) -> Case:
     with _refusals():
         return await cases.close(case_id, actor=principal.name)
 
 
 @router.post("/cases/{case_id}/notes", response_model=Note, status_code=status.HTTP_201_CREATED)
-async def add_note(case_id: Id, body: NoteBody, cases: CaseService = Depends(get_cases),
-                   principal: Principal = Depends(_analyst)) -> Note:
+async def add_note(
+    case_id: Id, body: NoteBody, cases: CaseService = Depends(get_cases), principal: Principal = Depends(_analyst)
+) -> Note:
     with _refusals():
         return await cases.add_note(case_id, actor=principal.name, text=body.text)
 
 
 @router.get("/cases/{case_id}/deliveries", response_model=list[Delivery])
-async def case_deliveries(case_id: Id, cases: CaseService = Depends(get_cases),
-                          _: Principal = Depends(_analyst)) -> list[Delivery]:
+async def case_deliveries(
+    case_id: Id, cases: CaseService = Depends(get_cases), _: Principal = Depends(_analyst)
+) -> list[Delivery]:
     with _refusals():
         await cases.get(case_id)
         return await cases.deliveries.for_case(case_id)
 
 
 @router.post("/deliveries/{delivery_id}/retry", response_model=Delivery)
-async def retry_delivery(delivery_id: Id, cases: CaseService = Depends(get_cases),
-                         principal: Principal = Depends(_analyst)) -> Delivery:
+async def retry_delivery(
+    delivery_id: Id, cases: CaseService = Depends(get_cases), principal: Principal = Depends(_analyst)
+) -> Delivery:
     """Send a failed delivery again (its attempts start over); any other state is refused (409)."""
     with _refusals():
         return await cases.deliveries.retry(delivery_id, actor=principal.name)
 
 
 @router.post("/followups/{followup_id}/retry", response_model=FollowUp)
-async def retry_followup(followup_id: Id, cases: CaseService = Depends(get_cases),
-                         principal: Principal = Depends(_analyst)) -> FollowUp:
+async def retry_followup(
+    followup_id: Id, cases: CaseService = Depends(get_cases), principal: Principal = Depends(_analyst)
+) -> FollowUp:
     """Queue a failed follow-up again, due at once (after fixing what failed it); any other state is refused (409)."""
     with _refusals():
         return await cases.followups.retry(followup_id, actor=principal.name)

@@ -47,9 +47,19 @@ class CaseWork(Generic[Item]):
     item ids; ``retried`` is the pure move back to pending (refusing an item whose state does not allow it).
     """
 
-    def __init__(self, redis: Redis, audit: AuditLog, *, queue: LeaseQueue, kind: str, audited: tuple[str, ...],
-                 load: Callable[[bytes], Item], not_found: Callable[[str], LookupError],
-                 index: Callable[[str], str], retried: Callable[..., Item]) -> None:
+    def __init__(
+        self,
+        redis: Redis,
+        audit: AuditLog,
+        *,
+        queue: LeaseQueue,
+        kind: str,
+        audited: tuple[str, ...],
+        load: Callable[[bytes], Item],
+        not_found: Callable[[str], LookupError],
+        index: Callable[[str], str],
+        retried: Callable[..., Item],
+    ) -> None:
         self.redis = redis
         self.audit = audit
         self.queue = queue
@@ -105,11 +115,20 @@ class CaseWork(Generic[Item]):
         item_id = self.item_id(item)
 
         async def decide(pipe: Pipeline) -> Change:
-            return Change(before=None, after=self.summary(item), write=lambda tx: self.store(tx, item),
-                          event_id=f"{self.kind}-failed:{item_id}:{item.retries}")
+            return Change(
+                before=None,
+                after=self.summary(item),
+                write=lambda tx: self.store(tx, item),
+                event_id=f"{self.kind}-failed:{item_id}:{item.retries}",
+            )
 
-        await self.audit.transact(actor="system", action=f"{self.kind}.failed", subject=audit_subject(item.case_id),
-                                  watch=[self.queue.key(item_id)], decide=decide)
+        await self.audit.transact(
+            actor="system",
+            action=f"{self.kind}.failed",
+            subject=audit_subject(item.case_id),
+            watch=[self.queue.key(item_id)],
+            decide=decide,
+        )
 
     async def retry(self, item_id: str, *, actor: str, now: datetime | None = None) -> Item:
         """An analyst sends a failed item back to the queue, due at once; any other state is refused."""
@@ -123,8 +142,15 @@ class CaseWork(Generic[Item]):
             before = self._load(raw)
             after = self._retried(before, now=now or utcnow())
             result[:] = [after]
-            return Change(before=self.summary(before), after=self.summary(after), write=lambda tx: self.store(tx, after))
+            return Change(
+                before=self.summary(before), after=self.summary(after), write=lambda tx: self.store(tx, after)
+            )
 
-        await self.audit.transact(actor=actor, action=f"{self.kind}.retry", subject=audit_subject(case_id),
-                                  watch=[self.queue.key(item_id)], decide=decide)
+        await self.audit.transact(
+            actor=actor,
+            action=f"{self.kind}.retry",
+            subject=audit_subject(case_id),
+            watch=[self.queue.key(item_id)],
+            decide=decide,
+        )
         return result[0]

@@ -50,8 +50,10 @@ def _masked(listing: Listing, show_ids: bool) -> dict[str, Any]:
 
 def _line(listing: Listing, show_ids: bool) -> str:
     party = listing.party.id if show_ids else mask_entity(listing.party.kind, listing.party.id)
-    return (f"{listing.listing_id}\t{listing.state}\t{party}\t{listing.reason_code}\t"
-            f"{listing.listed_at:%Y-%m-%d}\t{listing.expires_at:%Y-%m-%d}\t{listing.case_id}")
+    return (
+        f"{listing.listing_id}\t{listing.state}\t{party}\t{listing.reason_code}\t"
+        f"{listing.listed_at:%Y-%m-%d}\t{listing.expires_at:%Y-%m-%d}\t{listing.case_id}"
+    )
 
 
 def _time(raw: str) -> datetime:
@@ -93,10 +95,18 @@ async def _command(args: argparse.Namespace, redis: Redis) -> int:
         print(f"expired {total} listings due by {now.isoformat()}")
         return 0
     if args.action == "add":
-        draft = ListingDraft.model_validate({
-            "party": {"kind": args.kind, "id": args.party_id}, "case_id": args.case_id,
-            "reason_code": args.reason_code, "reason": args.reason, "evidence": args.evidence,
-            "accounts": args.account, "phones": args.phone, "expires_at": args.expires})
+        draft = ListingDraft.model_validate(
+            {
+                "party": {"kind": args.kind, "id": args.party_id},
+                "case_id": args.case_id,
+                "reason_code": args.reason_code,
+                "reason": args.reason,
+                "evidence": args.evidence,
+                "accounts": args.account,
+                "phones": args.phone,
+                "expires_at": args.expires,
+            }
+        )
         listing, created = await blacklist.add(draft, actor=actor, now=now)
         print(f"{'listed' if created else 'already listed'}: {_line(listing, args.show_ids)}")
     elif args.action == "object":
@@ -107,8 +117,10 @@ async def _command(args: argparse.Namespace, redis: Redis) -> int:
         amend = Amendment.model_validate_json(args.amend) if args.amend else None
         decision = ObjectionDecision(decision=args.decision, note=args.note, amend=amend)
         listing = await blacklist.decide(args.listing_id, args.objection_id, decision, actor=actor, now=now)
-        print(f"objection {args.objection_id} {listing.objections[args.objection_id - 1].state}: "
-              f"{_line(listing, args.show_ids)}")
+        print(
+            f"objection {args.objection_id} {listing.objections[args.objection_id - 1].state}: "
+            f"{_line(listing, args.show_ids)}"
+        )
     else:
         request = RepairRequest(conditions=tuple(args.condition), evidence=tuple(args.evidence), note=args.note)
         listing = await blacklist.repair(args.listing_id, request, actor=actor, now=now)
@@ -117,12 +129,19 @@ async def _command(args: argparse.Namespace, redis: Redis) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    return run_on_redis("antifraud blacklist", lambda redis: _command(args, redis),
-                        refused=(ListingNotFound, ObjectionNotFound))
+    return run_on_redis(
+        "antifraud blacklist", lambda redis: _command(args, redis), refused=(ListingNotFound, ObjectionNotFound)
+    )
 
 
-def _repeated(parser: argparse.ArgumentParser, flag: str, help_text: str, *, required: bool = False,
-              choices: Sequence[str] | None = None) -> None:
+def _repeated(
+    parser: argparse.ArgumentParser,
+    flag: str,
+    help_text: str,
+    *,
+    required: bool = False,
+    choices: Sequence[str] | None = None,
+) -> None:
     parser.add_argument(flag, action="append", default=[], required=required, choices=choices, help=help_text)
 
 
@@ -141,7 +160,9 @@ def add_command(sub: argparse._SubParsersAction) -> None:
     acting = argparse.ArgumentParser(add_help=False)
     acting.add_argument("--actor", default=f"cli:{getpass.getuser()}", help="who acts, for the audit trail")
 
-    list_p = actions.add_parser("list", parents=[common], help="listings in force, newest first, or those naming one key")
+    list_p = actions.add_parser(
+        "list", parents=[common], help="listings in force, newest first, or those naming one key"
+    )
     for kind in _LOOKUPS:
         list_p.add_argument(f"--{kind.replace('_', '-')}", dest=kind, help=f"only listings naming this {kind}")
     list_p.add_argument("--all", action="store_true", help="include removed, repaired and expired listings")
@@ -172,8 +193,11 @@ def add_command(sub: argparse._SubParsersAction) -> None:
     decide.add_argument("objection_id", type=int)
     decide.add_argument("decision", choices=["uphold", "correct"])
     decide.add_argument("--note", required=True, help="the reasons of the decision")
-    decide.add_argument("--amend", help='with correct: JSON of the fields to change, e.g. \'{"accounts": []}\'; '
-                        "without it a correction removes the listing")
+    decide.add_argument(
+        "--amend",
+        help="with correct: JSON of the fields to change, e.g. '{\"accounts\": []}'; "
+        "without it a correction removes the listing",
+    )
 
     repair = actions.add_parser("repair", parents=[common, acting], help="end a listing on credit repair")
     repair.add_argument("listing_id")

@@ -79,8 +79,10 @@ LookupKind = Literal["id_number", "credit_code", "account", "phone"]
 """What a listing can be found by: its party, or an account or phone number it names."""
 
 _LOOKUP: dict[str, TypeAdapter[str]] = {
-    "id_number": TypeAdapter(PartyIdNumber), "credit_code": TypeAdapter(CreditCode),
-    "account": TypeAdapter(AccountNo), "phone": TypeAdapter(Msisdn),
+    "id_number": TypeAdapter(PartyIdNumber),
+    "credit_code": TypeAdapter(CreditCode),
+    "account": TypeAdapter(AccountNo),
+    "phone": TypeAdapter(Msisdn),
 }
 _LOOKUP_RULE = {
     "id_number": "18-character resident ID number with a valid check character (GB 11643)",
@@ -96,6 +98,7 @@ def lookup_value(kind: LookupKind, raw: str) -> str:
         return _LOOKUP[kind].validate_python(raw.strip())
     except ValidationError:
         raise ValueError(f"{kind} is not valid: expected {_LOOKUP_RULE[kind]}") from None
+
 
 ListingState = Literal["listed", "objected", "removed", "repaired", "expired"]
 IN_FORCE: frozenset[ListingState] = frozenset({"listed", "objected"})
@@ -183,8 +186,10 @@ class CapReached(Refused):
 
     def __init__(self, since: datetime, ceiling: datetime, cap_years: int) -> None:
         self.since, self.ceiling = since, ceiling
-        super().__init__(f"party listed without a break since {since.isoformat()}; the {cap_years}-year cap on "
-                         f"consecutive listings ended at {ceiling.isoformat()}")
+        super().__init__(
+            f"party listed without a break since {since.isoformat()}; the {cap_years}-year cap on "
+            f"consecutive listings ended at {ceiling.isoformat()}"
+        )
 
 
 class IllegalTransition(Refused):
@@ -194,8 +199,7 @@ class IllegalTransition(Refused):
         self.listing_id, self.current, self.move = listing_id, current, move
         starts, target = TRANSITIONS[move]
         allowed = ", ".join(sorted(s or "none" for s in starts))
-        super().__init__(f"listing {listing_id}: {move} ({current or 'none'} -> {target}) refused; "
-                         f"only from {allowed}")
+        super().__init__(f"listing {listing_id}: {move} ({current or 'none'} -> {target}) refused; only from {allowed}")
 
 
 class PersonParty(BaseModel):

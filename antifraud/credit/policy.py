@@ -10,8 +10,10 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 
 from antifraud.credit.models import (
+    TRANSITIONS,
     BadPeriod,
     CapReached,
+    IllegalTransition,
     Listing,
     ListingDraft,
     ListingEvent,
@@ -27,8 +29,6 @@ from antifraud.credit.models import (
     Repair,
     RepairRefused,
     RepairRequest,
-    TRANSITIONS,
-    IllegalTransition,
 )
 from antifraud.thresholds import CreditBlacklistThresholds
 
@@ -74,8 +74,10 @@ def _check_period(expires_at: datetime, now: datetime, since: datetime, limits: 
         raise BadPeriod(f"expires_at {expires_at.isoformat()} is not in the future")
     longest = years_after(since, limits.max_period_years)
     if expires_at > longest:
-        raise BadPeriod(f"expires_at may be at most {limits.max_period_years} years after the party's listing "
-                        f"without a break began ({since.isoformat()}): {longest.isoformat()}")
+        raise BadPeriod(
+            f"expires_at may be at most {limits.max_period_years} years after the party's listing "
+            f"without a break began ({since.isoformat()}): {longest.isoformat()}"
+        )
 
 
 def _moved(listing: Listing, move: Move, **changes: object) -> Listing:
@@ -85,8 +87,15 @@ def _moved(listing: Listing, move: Move, **changes: object) -> Listing:
     return Listing.model_validate({**listing.model_dump(), **changes, "state": target, "version": listing.version + 1})
 
 
-def open_listing(draft: ListingDraft, *, listing_id: str, actor: str, now: datetime,
-                 limits: CreditBlacklistThresholds, history: Sequence[Listing]) -> Listing:
+def open_listing(
+    draft: ListingDraft,
+    *,
+    listing_id: str,
+    actor: str,
+    now: datetime,
+    limits: CreditBlacklistThresholds,
+    history: Sequence[Listing],
+) -> Listing:
     """A new listing from ``draft``, running for the reason code's period unless the draft sets its expiry;
     either way no further than the cap on the party's unbroken run of listings (``history``: the party's
     other listings, see :func:`run_start`). A party listed for the whole cap already is refused."""
@@ -97,18 +106,30 @@ def open_listing(draft: ListingDraft, *, listing_id: str, actor: str, now: datet
     expires_at = draft.expires_at or min(years_after(now, limits.period_years[draft.reason_code]), ceiling)
     _check_period(expires_at, now, since, limits)
     return Listing(
-        listing_id=listing_id, version=1, party=draft.party, case_id=draft.case_id,
-        reason_code=draft.reason_code, reason=draft.reason, evidence=draft.evidence,
-        accounts=tuple(dict.fromkeys(draft.accounts)), phones=tuple(dict.fromkeys(draft.phones)),
-        listed_at=now, listed_by=actor, expires_at=expires_at,
+        listing_id=listing_id,
+        version=1,
+        party=draft.party,
+        case_id=draft.case_id,
+        reason_code=draft.reason_code,
+        reason=draft.reason,
+        evidence=draft.evidence,
+        accounts=tuple(dict.fromkeys(draft.accounts)),
+        phones=tuple(dict.fromkeys(draft.phones)),
+        listed_at=now,
+        listed_by=actor,
+        expires_at=expires_at,
     )
 
 
 def same_listing(listing: Listing, draft: ListingDraft) -> bool:
     """Whether ``draft`` asks for what ``listing`` already is (a retried request, not a different one)."""
     return (listing.party, listing.reason_code, listing.reason, listing.evidence, listing.accounts, listing.phones) == (
-        draft.party, draft.reason_code, draft.reason, draft.evidence,
-        tuple(dict.fromkeys(draft.accounts)), tuple(dict.fromkeys(draft.phones)),
+        draft.party,
+        draft.reason_code,
+        draft.reason,
+        draft.evidence,
+        tuple(dict.fromkeys(draft.accounts)),
+        tuple(dict.fromkeys(draft.phones)),
     )
 
 
@@ -116,8 +137,13 @@ def file_objection(listing: Listing, filing: ObjectionFiling, *, actor: str, now
     """The party objects (at a counter, with the ID document the listing names); the listing stays in force."""
     if filing.party_id != listing.party.id:
         raise PartyMismatch(listing.listing_id)
-    objection = Objection(objection_id=len(listing.objections) + 1, filed_at=now, filed_by=actor,
-                          grounds=filing.grounds, evidence=filing.evidence)
+    objection = Objection(
+        objection_id=len(listing.objections) + 1,
+        filed_at=now,
+        filed_by=actor,
+        grounds=filing.grounds,
+        evidence=filing.evidence,
+    )
     return _moved(listing, "object", objections=(*listing.objections, objection))
 
 
@@ -126,8 +152,16 @@ def review_move(decision: ObjectionDecision) -> Move:
     return "uphold" if decision.decision == "uphold" else "amend" if decision.amend is not None else "remove"
 
 
-def decide_objection(listing: Listing, objection_id: int, decision: ObjectionDecision, *, actor: str,
-                     now: datetime, limits: CreditBlacklistThresholds, history: Sequence[Listing]) -> Listing:
+def decide_objection(
+    listing: Listing,
+    objection_id: int,
+    decision: ObjectionDecision,
+    *,
+    actor: str,
+    now: datetime,
+    limits: CreditBlacklistThresholds,
+    history: Sequence[Listing],
+) -> Listing:
     """Review the pending objection (the move is :func:`review_move`'s): upheld, the listing is in force
     again; corrected with an amendment, it stays amended; corrected without one, it was wrong and is removed.
     An amended expiry stays within the cap on the run the listing began in (``history``: the party's other
@@ -138,11 +172,16 @@ def decide_objection(listing: Listing, objection_id: int, decision: ObjectionDec
     objection = listing.objections[index]
     if objection.state != "pending":
         raise ObjectionClosed(listing.listing_id, objection_id, objection.state)
-    decided = objection.model_copy(update={
-        "state": "upheld" if decision.decision == "uphold" else "corrected",
-        "decided_at": now, "decided_by": actor, "note": decision.note, "amendment": decision.amend,
-    })
-    objections = (*listing.objections[:index], decided, *listing.objections[index + 1:])
+    decided = objection.model_copy(
+        update={
+            "state": "upheld" if decision.decision == "uphold" else "corrected",
+            "decided_at": now,
+            "decided_by": actor,
+            "note": decision.note,
+            "amendment": decision.amend,
+        }
+    )
+    objections = (*listing.objections[:index], decided, *listing.objections[index + 1 :])
     if decision.amend is None:
         if decision.decision == "uphold":
             return _moved(listing, "uphold", objections=objections)
@@ -166,8 +205,10 @@ def repair(listing: Listing, request: RepairRequest, *, now: datetime, limits: C
         problems.append(f"conditions not met: {', '.join(missing)}")
     earliest = years_after(listing.listed_at, limits.min_listed_years_before_repair)
     if now < earliest:
-        problems.append(f"listed for less than {limits.min_listed_years_before_repair} year(s) "
-                        f"(repair possible from {earliest.isoformat()})")
+        problems.append(
+            f"listed for less than {limits.min_listed_years_before_repair} year(s) "
+            f"(repair possible from {earliest.isoformat()})"
+        )
     if problems:
         raise RepairRefused(listing.listing_id, problems)
     done = Repair(conditions=tuple(dict.fromkeys(request.conditions)), evidence=request.evidence, note=request.note)
@@ -179,9 +220,16 @@ def expire(listing: Listing, now: datetime) -> Listing:
     if listing.in_force and not listing.due(now):
         raise NotDue(listing.listing_id, listing.expires_at)
     objections = tuple(
-        o.model_copy(update={"state": "lapsed", "decided_at": now, "decided_by": "system",
-                             "note": "the listing expired before the objection was decided"})
-        if o.state == "pending" else o
+        o.model_copy(
+            update={
+                "state": "lapsed",
+                "decided_at": now,
+                "decided_by": "system",
+                "note": "the listing expired before the objection was decided",
+            }
+        )
+        if o.state == "pending"
+        else o
         for o in listing.objections
     )
     return _moved(listing, "expire", objections=objections, ended_at=now)
@@ -190,5 +238,13 @@ def expire(listing: Listing, now: datetime) -> Listing:
 def event_for(before: Listing | None, after: Listing, move: Move, actor: str, at: datetime) -> ListingEvent:
     """The topic record of a move; its id follows from the listing and its new version."""
     from_state: ListingState | None = before.state if before is not None else None
-    return ListingEvent(change_id=f"{after.listing_id}.v{after.version}", listing_id=after.listing_id, move=move,
-                        from_state=from_state, to_state=after.state, at=at, actor=actor, listing=after)
+    return ListingEvent(
+        change_id=f"{after.listing_id}.v{after.version}",
+        listing_id=after.listing_id,
+        move=move,
+        from_state=from_state,
+        to_state=after.state,
+        at=at,
+        actor=actor,
+        listing=after,
+    )

@@ -54,8 +54,8 @@ from antifraud.credit.models import (
     RepairRequest,
 )
 from antifraud.state.keys import BLACKLIST
-from antifraud.thresholds import CreditBlacklistThresholds
 from antifraud.state.replies import texts
+from antifraud.thresholds import CreditBlacklistThresholds
 from streams.topics import CREDIT_BLACKLIST
 
 log = logging.getLogger(__name__)
@@ -78,9 +78,11 @@ def index_key(kind: LookupKind, value: str) -> str:
 def _index_keys(listing: Listing | None) -> set[str]:
     if listing is None:
         return set()
-    return {index_key(listing.party.kind, listing.party.id),
-            *(index_key("account", a) for a in listing.accounts),
-            *(index_key("phone", p) for p in listing.phones)}
+    return {
+        index_key(listing.party.kind, listing.party.id),
+        *(index_key("account", a) for a in listing.accounts),
+        *(index_key("phone", p) for p in listing.phones),
+    }
 
 
 def _accounts_in_force(listing: Listing | None) -> set[str]:
@@ -124,23 +126,30 @@ class CreditBlacklist:
                     raise _AlreadyListed(found)
 
         def decide(before: Listing | None) -> Listing:
-            return policy.open_listing(draft, listing_id=listing_id, actor=actor, now=now, limits=self.limits,
-                                       history=history)
+            return policy.open_listing(
+                draft, listing_id=listing_id, actor=actor, now=now, limits=self.limits, history=history
+            )
 
         try:
-            return await self._change(listing_id, "list", actor, now, decide, precheck=existing,
-                                      watch=[party_index]), True
+            return await self._change(
+                listing_id, "list", actor, now, decide, precheck=existing, watch=[party_index]
+            ), True
         except _AlreadyListed as already:
             return already.listing, False
 
     async def object(self, listing_id: str, filing: ObjectionFiling, *, actor: str, now: datetime) -> Listing:
         """File the party's objection (taken at a counter by ``actor``)."""
-        return await self._change(listing_id, "object", actor, now,
-                                  lambda before: policy.file_objection(_found(before, listing_id), filing,
-                                                                       actor=actor, now=now))
+        return await self._change(
+            listing_id,
+            "object",
+            actor,
+            now,
+            lambda before: policy.file_objection(_found(before, listing_id), filing, actor=actor, now=now),
+        )
 
-    async def decide(self, listing_id: str, objection_id: int, decision: ObjectionDecision, *, actor: str,
-                     now: datetime) -> Listing:
+    async def decide(
+        self, listing_id: str, objection_id: int, decision: ObjectionDecision, *, actor: str, now: datetime
+    ) -> Listing:
         """Review the pending objection: uphold, or correct (amend or remove); an amended expiry is checked
         against the party's other listings (the cap on an unbroken run)."""
         history: list[Listing] = []
@@ -150,22 +159,36 @@ class CreditBlacklist:
             history[:] = await self._party_listings(pipe, listing.party, listing_id) if listing is not None else []
 
         sets_expiry = decision.amend is not None and decision.amend.expires_at is not None
-        return await self._change(listing_id, policy.review_move(decision), actor, now,
-                                  lambda before: policy.decide_objection(_found(before, listing_id), objection_id,
-                                                                         decision, actor=actor, now=now,
-                                                                         limits=self.limits, history=history),
-                                  precheck=party_history if sets_expiry else None)
+        return await self._change(
+            listing_id,
+            policy.review_move(decision),
+            actor,
+            now,
+            lambda before: policy.decide_objection(
+                _found(before, listing_id),
+                objection_id,
+                decision,
+                actor=actor,
+                now=now,
+                limits=self.limits,
+                history=history,
+            ),
+            precheck=party_history if sets_expiry else None,
+        )
 
     async def repair(self, listing_id: str, request: RepairRequest, *, actor: str, now: datetime) -> Listing:
         """End the listing on credit repair (conditions met, listed long enough)."""
-        return await self._change(listing_id, "repair", actor, now,
-                                  lambda before: policy.repair(_found(before, listing_id), request, now=now,
-                                                               limits=self.limits))
+        return await self._change(
+            listing_id,
+            "repair",
+            actor,
+            now,
+            lambda before: policy.repair(_found(before, listing_id), request, now=now, limits=self.limits),
+        )
 
     async def get(self, listing_id: str, *, now: datetime) -> Listing:
         """The listing, expired first if its period ran out (expiry applies on read, not only on sweeps)."""
-        return _found(next(iter(await self._fresh(await self._read(self.redis, [listing_id]), now)), None),
-                      listing_id)
+        return _found(next(iter(await self._fresh(await self._read(self.redis, [listing_id]), now)), None), listing_id)
 
     async def find(self, kind: LookupKind, value: str, *, now: datetime, include_ended: bool = False) -> list[Listing]:
         """Listings naming ``value`` (normalised, see :func:`~antifraud.credit.models.lookup_value`), oldest first;
@@ -182,8 +205,9 @@ class CreditBlacklist:
     async def expire_due(self, now: datetime) -> list[Listing]:
         """Expire the listings in force whose period ran out by ``now`` (at most ``sweep_batch``; call again
         for the rest). A listing moved meanwhile by someone else is skipped."""
-        ids = texts(await self.redis.zrangebyscore(EXPIRY, "-inf", now.timestamp(), start=0,
-                                                   num=self.limits.sweep_batch))
+        ids = texts(
+            await self.redis.zrangebyscore(EXPIRY, "-inf", now.timestamp(), start=0, num=self.limits.sweep_batch)
+        )
         expired = []
         for listing_id in ids:
             try:
@@ -197,8 +221,11 @@ class CreditBlacklist:
         again for the rest),
         each in an audited transaction (``blacklist.purged``, with what it was); how many went."""
         cutoff = policy.years_after(now, -self.limits.keep_ended_years)
-        ids = texts(await self.redis.zrangebyscore(ENDED, "-inf", f"({cutoff.timestamp()!r}", start=0,
-                                                   num=self.limits.sweep_batch))
+        ids = texts(
+            await self.redis.zrangebyscore(
+                ENDED, "-inf", f"({cutoff.timestamp()!r}", start=0, num=self.limits.sweep_batch
+            )
+        )
         purged = 0
         for listing_id in ids:
             key = listing_key(listing_id)
@@ -215,21 +242,30 @@ class CreditBlacklist:
                     tx.zrem(LISTINGS, listing_id)
                     tx.zrem(ENDED, listing_id)
 
-                return Change(before={"state": listing.state, "party": listing.party.kind,
-                                      "ended_at": listing.ended_at.isoformat()}, after=None, write=write,
-                              event_id=f"listing-purged:{listing_id}")
+                return Change(
+                    before={
+                        "state": listing.state,
+                        "party": listing.party.kind,
+                        "ended_at": listing.ended_at.isoformat(),
+                    },
+                    after=None,
+                    write=write,
+                    event_id=f"listing-purged:{listing_id}",
+                )
 
             try:
-                await self.audit.transact(actor=SYSTEM, action="blacklist.purged", subject=f"listing:{listing_id}",
-                                          watch=[key], decide=decide)
+                await self.audit.transact(
+                    actor=SYSTEM, action="blacklist.purged", subject=f"listing:{listing_id}", watch=[key], decide=decide
+                )
                 purged += 1
             except Refused:
                 await self.redis.zrem(ENDED, listing_id)  # gone, or back in force: not this sweep's
         return purged
 
     async def _expire(self, listing_id: str, now: datetime) -> Listing:
-        return await self._change(listing_id, "expire", SYSTEM, now,
-                                  lambda before: policy.expire(_found(before, listing_id), now))
+        return await self._change(
+            listing_id, "expire", SYSTEM, now, lambda before: policy.expire(_found(before, listing_id), now)
+        )
 
     async def _fresh(self, listings: Iterable[Listing], now: datetime) -> list[Listing]:
         """``listings`` with those due expired now (lazily, through the same audited move as the sweep)."""
@@ -243,8 +279,9 @@ class CreditBlacklist:
             fresh.append(listing)
         return fresh
 
-    async def _party_listings(self, pipe: Pipeline, party: PersonParty | OrganisationParty,
-                              listing_id: str) -> list[Listing]:
+    async def _party_listings(
+        self, pipe: Pipeline, party: PersonParty | OrganisationParty, listing_id: str
+    ) -> list[Listing]:
         """The party's listings other than ``listing_id``, watched: one changing meanwhile makes the move run
         again on the new state."""
         ids = sorted(texts(await pipe.smembers(index_key(party.kind, party.id))))
@@ -259,8 +296,17 @@ class CreditBlacklist:
         raws = await client.mget([listing_key(i) for i in ids])
         return [x for x in map(_parse, raws) if x is not None]
 
-    async def _change(self, listing_id: str, move: Move, actor: str, now: datetime, decide: Decision, *,
-                      precheck: Callable[[Pipeline], Awaitable[None]] | None = None, watch: Sequence[str] = ()) -> Listing:
+    async def _change(
+        self,
+        listing_id: str,
+        move: Move,
+        actor: str,
+        now: datetime,
+        decide: Decision,
+        *,
+        precheck: Callable[[Pipeline], Awaitable[None]] | None = None,
+        watch: Sequence[str] = (),
+    ) -> Listing:
         """Read the listing under WATCH, let ``decide`` move it, write the move with its audit and topic records.
 
         1. WATCH the listing (and ``watch``); run ``precheck``; read the listing.
@@ -302,11 +348,20 @@ class CreditBlacklist:
                     tx.srem(BLACKLIST.key(), *sorted(released))
                 outbox.queue(tx, CREDIT_BLACKLIST, after.party.id, event.model_dump_json())
 
-            return Change(before=before.model_dump(mode="json") if before else None,
-                          after=after.model_dump(mode="json"), write=write, event_id=event.change_id)
+            return Change(
+                before=before.model_dump(mode="json") if before else None,
+                after=after.model_dump(mode="json"),
+                write=write,
+                event_id=event.change_id,
+            )
 
-        await self.audit.transact(actor=actor, action=f"blacklist.{move}", subject=f"listing:{listing_id}",
-                                  watch=[key, *watch], decide=transaction)
+        await self.audit.transact(
+            actor=actor,
+            action=f"blacklist.{move}",
+            subject=f"listing:{listing_id}",
+            watch=[key, *watch],
+            decide=transaction,
+        )
         log.info("listing %s: %s by %s, now %s", listing_id, move, actor, outcome[0].state)
         return outcome[0]
 
@@ -319,7 +374,9 @@ class CreditBlacklist:
         if not others:
             return set()
         await pipe.watch(*(listing_key(i) for i in sorted(others)))
-        return {a for other in await self._read(pipe, sorted(others)) if other.in_force for a in other.accounts} & accounts
+        return {
+            a for other in await self._read(pipe, sorted(others)) if other.in_force for a in other.accounts
+        } & accounts
 
 
 def _found(listing: Listing | None, listing_id: str) -> Listing:
@@ -328,18 +385,36 @@ def _found(listing: Listing | None, listing_id: str) -> Listing:
     return listing
 
 
-async def list_from_case(blacklist: CreditBlacklist, *, party_id: str, kind: PartyKind, reason: str,
-                         evidence: Sequence[str], case_id: str, actor: str, accounts: Sequence[str] = (),
-                         phones: Sequence[str] = (), reason_code: ReasonCode = "telecom_fraud",
-                         expires_at: datetime | None = None, now: datetime | None = None) -> Listing:
+async def list_from_case(
+    blacklist: CreditBlacklist,
+    *,
+    party_id: str,
+    kind: PartyKind,
+    reason: str,
+    evidence: Sequence[str],
+    case_id: str,
+    actor: str,
+    accounts: Sequence[str] = (),
+    phones: Sequence[str] = (),
+    reason_code: ReasonCode = "telecom_fraud",
+    expires_at: datetime | None = None,
+    now: datetime | None = None,
+) -> Listing:
     """List the party a confirmed case holds responsible; the case module calls this on confirmation.
 
     Calling it again for the same case and party (a retry) returns the same listing. Raises
     pydantic's ValidationError on a bad party id, account or phone, and :class:`ListingExists` if the
     case already listed the party with other details.
     """
-    draft = ListingDraft(party=PARTY.validate_python({"kind": kind, "id": party_id}), case_id=case_id,
-                         reason_code=reason_code, reason=reason, evidence=tuple(evidence), accounts=tuple(accounts),
-                         phones=tuple(phones), expires_at=expires_at)
+    draft = ListingDraft(
+        party=PARTY.validate_python({"kind": kind, "id": party_id}),
+        case_id=case_id,
+        reason_code=reason_code,
+        reason=reason,
+        evidence=tuple(evidence),
+        accounts=tuple(accounts),
+        phones=tuple(phones),
+        expires_at=expires_at,
+    )
     listing, _ = await blacklist.add(draft, actor=actor, now=now or utcnow())
     return listing

@@ -67,15 +67,22 @@ def _http_errors() -> Iterator[None]:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
 
 
-def _lookup(id_number: str | None, credit_code: str | None, account: str | None,
-            phone: str | None) -> tuple[LookupKind, str]:
+def _lookup(
+    id_number: str | None, credit_code: str | None, account: str | None, phone: str | None
+) -> tuple[LookupKind, str]:
     """The one lookup key given, validated; 422 naming the parameter otherwise."""
-    named: list[tuple[LookupKind, str | None]] = [("id_number", id_number), ("credit_code", credit_code),
-                                                  ("account", account), ("phone", phone)]
+    named: list[tuple[LookupKind, str | None]] = [
+        ("id_number", id_number),
+        ("credit_code", credit_code),
+        ("account", account),
+        ("phone", phone),
+    ]
     given = [(kind, value) for kind, value in named if value is not None]
     if len(given) != 1:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
-                            "give exactly one of the query parameters id_number, credit_code, account, phone")
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            "give exactly one of the query parameters id_number, credit_code, account, phone",
+        )
     kind, raw = given[0]
     try:
         return kind, lookup_value(kind, raw)
@@ -128,22 +135,35 @@ async def query(
 
 @router.get("/check", response_model=CheckResult, summary="is a party, account or phone listed (counter check)")
 async def check(
-    id_number: str | None = None, credit_code: str | None = None, account: str | None = None,
+    id_number: str | None = None,
+    credit_code: str | None = None,
+    account: str | None = None,
     phone: str | None = None,
     blacklist: CreditBlacklist = Depends(get_blacklist),
     _: Principal = Depends(_checker),
 ) -> CheckResult:
     kind, value = _lookup(id_number, credit_code, account, phone)
     listings = await blacklist.find(kind, value, now=utcnow())
-    return CheckResult(subject=mask_entity(kind, value), listed=bool(listings),
-                       reason_codes=sorted({x.reason_code for x in listings}),
-                       until=max((x.expires_at for x in listings), default=None))
+    return CheckResult(
+        subject=mask_entity(kind, value),
+        listed=bool(listings),
+        reason_codes=sorted({x.reason_code for x in listings}),
+        until=max((x.expires_at for x in listings), default=None),
+    )
 
 
-@router.post("", response_model=Listing, status_code=status.HTTP_201_CREATED,
-             summary="list a party from a confirmed case (the same request again: 200 with the listing)")
-async def add(draft: ListingDraft, response: Response, blacklist: CreditBlacklist = Depends(get_blacklist),
-              principal: Principal = Depends(_officer)) -> Listing:
+@router.post(
+    "",
+    response_model=Listing,
+    status_code=status.HTTP_201_CREATED,
+    summary="list a party from a confirmed case (the same request again: 200 with the listing)",
+)
+async def add(
+    draft: ListingDraft,
+    response: Response,
+    blacklist: CreditBlacklist = Depends(get_blacklist),
+    principal: Principal = Depends(_officer),
+) -> Listing:
     with _http_errors():
         listing, created = await blacklist.add(draft, actor=principal.name, now=utcnow())
     if not created:
@@ -152,45 +172,73 @@ async def add(draft: ListingDraft, response: Response, blacklist: CreditBlacklis
 
 
 @router.get("/{listing_id}", response_model=Listing, summary="one listing with its objections")
-async def show(listing_id: str, blacklist: CreditBlacklist = Depends(get_blacklist),
-               _: Principal = Depends(_reader)) -> Listing:
+async def show(
+    listing_id: str, blacklist: CreditBlacklist = Depends(get_blacklist), _: Principal = Depends(_reader)
+) -> Listing:
     with _http_errors():
         return await blacklist.get(listing_id, now=utcnow())
 
 
 @router.get("/{listing_id}/history", response_model=list[HistoryEntry], summary="the listing's audit trail")
-async def history(listing_id: str, blacklist: CreditBlacklist = Depends(get_blacklist),
-                  audit: AuditLog = Depends(get_audit), _: Principal = Depends(_reader)) -> list[HistoryEntry]:
+async def history(
+    listing_id: str,
+    blacklist: CreditBlacklist = Depends(get_blacklist),
+    audit: AuditLog = Depends(get_audit),
+    _: Principal = Depends(_reader),
+) -> list[HistoryEntry]:
     with _http_errors():
         await blacklist.get(listing_id, now=utcnow())
-    return [HistoryEntry(seq=r.seq, at=r.at, actor=r.actor, action=r.action,
-                         state=(r.after or {}).get("state"))
-            for r in await audit.about(f"listing:{listing_id}")]
+    return [
+        HistoryEntry(seq=r.seq, at=r.at, actor=r.actor, action=r.action, state=(r.after or {}).get("state"))
+        for r in await audit.about(f"listing:{listing_id}")
+    ]
 
 
-@router.post("/{listing_id}/objections", response_model=ObjectionReceipt, status_code=status.HTTP_201_CREATED,
-             summary="file the listed party's objection (at a counter, on the ID document presented)")
-async def file_objection(listing_id: str, filing: ObjectionFiling,
-                         blacklist: CreditBlacklist = Depends(get_blacklist),
-                         principal: Principal = Depends(_counter)) -> ObjectionReceipt:
+@router.post(
+    "/{listing_id}/objections",
+    response_model=ObjectionReceipt,
+    status_code=status.HTTP_201_CREATED,
+    summary="file the listed party's objection (at a counter, on the ID document presented)",
+)
+async def file_objection(
+    listing_id: str,
+    filing: ObjectionFiling,
+    blacklist: CreditBlacklist = Depends(get_blacklist),
+    principal: Principal = Depends(_counter),
+) -> ObjectionReceipt:
     with _http_errors():
         listing = await blacklist.object(listing_id, filing, actor=principal.name, now=utcnow())
     objection = listing.objections[-1]
-    return ObjectionReceipt(listing_id=listing_id, objection_id=objection.objection_id,
-                            listing_state=listing.state, filed_at=objection.filed_at)
+    return ObjectionReceipt(
+        listing_id=listing_id,
+        objection_id=objection.objection_id,
+        listing_state=listing.state,
+        filed_at=objection.filed_at,
+    )
 
 
-@router.post("/{listing_id}/objections/{objection_id}/decision", response_model=Listing,
-             summary="decide an objection: uphold, or correct (amend, or remove the listing)")
-async def decide(listing_id: str, objection_id: int, decision: ObjectionDecision,
-                 blacklist: CreditBlacklist = Depends(get_blacklist),
-                 principal: Principal = Depends(_officer)) -> Listing:
+@router.post(
+    "/{listing_id}/objections/{objection_id}/decision",
+    response_model=Listing,
+    summary="decide an objection: uphold, or correct (amend, or remove the listing)",
+)
+async def decide(
+    listing_id: str,
+    objection_id: int,
+    decision: ObjectionDecision,
+    blacklist: CreditBlacklist = Depends(get_blacklist),
+    principal: Principal = Depends(_officer),
+) -> Listing:
     with _http_errors():
         return await blacklist.decide(listing_id, objection_id, decision, actor=principal.name, now=utcnow())
 
 
 @router.post("/{listing_id}/repair", response_model=Listing, summary="end a listing on credit repair")
-async def repair(listing_id: str, request: RepairRequest, blacklist: CreditBlacklist = Depends(get_blacklist),
-                 principal: Principal = Depends(_officer)) -> Listing:
+async def repair(
+    listing_id: str,
+    request: RepairRequest,
+    blacklist: CreditBlacklist = Depends(get_blacklist),
+    principal: Principal = Depends(_officer),
+) -> Listing:
     with _http_errors():
         return await blacklist.repair(listing_id, request, actor=principal.name, now=utcnow())

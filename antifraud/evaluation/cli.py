@@ -36,7 +36,9 @@ def _alert_source(args: argparse.Namespace, parser: argparse.ArgumentParser) -> 
         return lambda: read_alerts_file(alerts_path)
     bootstrap: str | None = args.bootstrap or os.environ.get("KAFKA_BOOTSTRAP")
     if not bootstrap:
-        parser.error("give the alerts: --alerts FILE, or --bootstrap HOST:PORT (or KAFKA_BOOTSTRAP) for the alerts topic")
+        parser.error(
+            "give the alerts: --alerts FILE, or --bootstrap HOST:PORT (or KAFKA_BOOTSTRAP) for the alerts topic"
+        )
     return lambda: read_alerts_topic(bootstrap, idle=args.idle)
 
 
@@ -85,21 +87,28 @@ def add_command(sub: argparse._SubParsersAction) -> None:
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--alerts", type=Path, metavar="FILE", help="alerts as JSON lines, plain or gzip")
     source.add_argument(
-        "--bootstrap", metavar="HOST:PORT",
+        "--bootstrap",
+        metavar="HOST:PORT",
         help="read the whole alerts topic from this Kafka (default: KAFKA_BOOTSTRAP when --alerts is not given)",
     )
     parser.add_argument(
-        "--idle", type=_positive_float, default=2.0, metavar="SECONDS",
+        "--idle",
+        type=_positive_float,
+        default=2.0,
+        metavar="SECONDS",
         help="stop reading the topic after this long without a new alert (default 2)",
     )
     parser.add_argument(
-        "--events", type=Path, metavar="FILE",
+        "--events",
+        type=Path,
+        metavar="FILE",
         help="the events file (gzip JSON lines), for how many scenario events happened before detection",
     )
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     parser.add_argument("--plots", type=Path, metavar="DIR", help="write PNG charts into DIR")
     parser.add_argument(
-        "--show-entities", action="store_true",
+        "--show-entities",
+        action="store_true",
         help="show full phone, account and ID numbers (masked in the table and absent from the JSON otherwise)",
     )
     parser.set_defaults(run=_run, evaluate_parser=parser)

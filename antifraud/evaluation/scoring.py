@@ -119,20 +119,30 @@ def _instance(scenario: ScenarioTruth, index: _AlertIndex, events: Mapping[str, 
     targets = []
     for entity, role in _targets(scenario):
         alert = index.first_alert(entity, scenario.start)
-        targets.append(TargetDetection(
-            entity=entity, role=role,
-            first_alert_at=alert.window_end if alert else None, detector=alert.detector if alert else None,
-        ))
+        targets.append(
+            TargetDetection(
+                entity=entity,
+                role=role,
+                first_alert_at=alert.window_end if alert else None,
+                detector=alert.detector if alert else None,
+            )
+        )
     count = None
-    first = min((t for t in targets if t.first_alert_at is not None), key=lambda t: (t.first_alert_at, t.detector), default=None)
+    first = min(
+        (t for t in targets if t.first_alert_at is not None), key=lambda t: (t.first_alert_at, t.detector), default=None
+    )
     detected_at = first.first_alert_at if first else None
     if detected_at is not None and events is not None:
         count = sum(1 for event_id in scenario.event_ids if events[event_id].time <= detected_at)
     return InstanceDetection(
-        scenario_id=scenario.scenario_id, scenario=scenario.scenario, start=scenario.start,
-        detected_at=detected_at, detector=first.detector if first else None,
+        scenario_id=scenario.scenario_id,
+        scenario=scenario.scenario,
+        start=scenario.start,
+        detected_at=detected_at,
+        detector=first.detector if first else None,
         seconds_to_detect=(detected_at - scenario.start).total_seconds() if detected_at is not None else None,
-        events_to_detect=count, targets=targets,
+        events_to_detect=count,
+        targets=targets,
     )
 
 
@@ -145,13 +155,18 @@ def _scenario_score(
     seconds = [i.seconds_to_detect for i in detected if i.seconds_to_detect is not None]
     events = [float(i.events_to_detect) for i in detected if i.events_to_detect is not None]
     return ScenarioScore(
-        instances=len(instances), detected_instances=len(detected),
-        targets=len(targets), alerted_targets=len(alerted),
-        detectors=detectors, false_positive_entities=len(false_positives),
+        instances=len(instances),
+        detected_instances=len(detected),
+        targets=len(targets),
+        alerted_targets=len(alerted),
+        detectors=detectors,
+        false_positive_entities=len(false_positives),
         precision=len(alerted) / (len(alerted) + len(false_positives)) if detectors else None,
         recall=len(alerted) / len(targets) if targets else None,
-        median_seconds_to_detect=_quantile(seconds, 50), p90_seconds_to_detect=_quantile(seconds, 90),
-        median_events_to_detect=_quantile(events, 50), p90_events_to_detect=_quantile(events, 90),
+        median_seconds_to_detect=_quantile(seconds, 50),
+        p90_seconds_to_detect=_quantile(seconds, 90),
+        median_events_to_detect=_quantile(events, 50),
+        p90_events_to_detect=_quantile(events, 90),
         undetected=[i.scenario_id for i in instances if i.detected_at is None],
         missed_targets=_sorted(targets - alerted),
     )
@@ -168,8 +183,11 @@ def _own_events(scenario: ScenarioTruth, target: TargetDetection, events: Mappin
 
 
 def _role_scores(
-    fraud: list[ScenarioTruth], instances: list[InstanceDetection], fraud_targets: set[Entity],
-    index: _AlertIndex, events: Mapping[str, EventFact] | None,
+    fraud: list[ScenarioTruth],
+    instances: list[InstanceDetection],
+    fraud_targets: set[Entity],
+    index: _AlertIndex,
+    events: Mapping[str, EventFact] | None,
 ) -> dict[str, RoleScore]:
     by_role: dict[tuple[str, str], list[tuple[ScenarioTruth, TargetDetection]]] = defaultdict(list)
     for scenario, instance in zip(fraud, instances):
@@ -187,10 +205,15 @@ def _role_scores(
         if events is not None:
             for scenario, target in detected:
                 own = _own_events(scenario, target, events)
-                own_counts.append(float(sum(1 for when in own if target.first_alert_at and when <= target.first_alert_at)))
+                own_counts.append(
+                    float(sum(1 for when in own if target.first_alert_at and when <= target.first_alert_at))
+                )
                 before_acting += bool(target.first_alert_at and (not own or target.first_alert_at < min(own)))
         roles[f"{name}/{role}"] = RoleScore(
-            scenario=name, role=role, targets=len(targets), alerted_targets=len(alerted),
+            scenario=name,
+            role=role,
+            targets=len(targets),
+            alerted_targets=len(alerted),
             precision=len(alerted) / (len(alerted) + len(false_positives)) if detectors else None,
             recall=len(alerted) / len(targets),
             median_seconds_to_detect=_quantile(seconds, 50),
@@ -238,8 +261,10 @@ def evaluate(
         true_positives = entities & fraud_targets
         caught = {t: len(targets & entities) for t, targets in sorted(targets_by_type.items())}
         detectors[name] = DetectorScore(
-            alerts=index.alerts_by_detector[name], alerted_entities=len(entities),
-            true_positive_entities=len(true_positives), false_positive_entities=len(entities - true_positives),
+            alerts=index.alerts_by_detector[name],
+            alerted_entities=len(entities),
+            true_positive_entities=len(true_positives),
+            false_positive_entities=len(entities - true_positives),
             precision=len(true_positives) / len(entities),
             caught_targets={t: n for t, n in caught.items() if n},
             false_positives=_sorted(entities - true_positives),
@@ -252,7 +277,9 @@ def evaluate(
         },
         roles=_role_scores(fraud, instances, fraud_targets, index, events),
         detectors=detectors,
-        alerts=AlertCounts(received=index.received, distinct=index.distinct, duplicates=index.received - index.distinct),
+        alerts=AlertCounts(
+            received=index.received, distinct=index.distinct, duplicates=index.received - index.distinct
+        ),
         alerted_entities=len(alerted),
         false_positive_entities=len(alerted - fraud_targets),
         benign_false_positive_entities={name: _sorted(e) for name, e in sorted(benign_alerted.items())},

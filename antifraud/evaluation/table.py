@@ -14,7 +14,9 @@ def _number(value: float | None, digits: int) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
 
-def _columns(header: Sequence[str], rows: Sequence[Sequence[str]], text_columns: frozenset[int] = frozenset({0})) -> list[str]:
+def _columns(
+    header: Sequence[str], rows: Sequence[Sequence[str]], text_columns: frozenset[int] = frozenset({0})
+) -> list[str]:
     """Text columns left-aligned, numbers right-aligned, two spaces apart."""
     widths = [max(len(row[i]) for row in (header, *rows)) for i in range(len(header))]
     return [
@@ -44,12 +46,31 @@ def format_table(report: EvaluationReport, *, show_entities: bool = False) -> st
         ),
         "",
     ]
-    header = ["scenario type", "instances", "detected", "targets", "alerted", "precision", "recall",
-              "median s", "p90 s", "median events"]
+    header = [
+        "scenario type",
+        "instances",
+        "detected",
+        "targets",
+        "alerted",
+        "precision",
+        "recall",
+        "median s",
+        "p90 s",
+        "median events",
+    ]
     rows = [
-        [name, str(s.instances), str(s.detected_instances), str(s.targets), str(s.alerted_targets),
-         _number(s.precision, 3), _number(s.recall, 3), _number(s.median_seconds_to_detect, 1),
-         _number(s.p90_seconds_to_detect, 1), _number(s.median_events_to_detect, 1)]
+        [
+            name,
+            str(s.instances),
+            str(s.detected_instances),
+            str(s.targets),
+            str(s.alerted_targets),
+            _number(s.precision, 3),
+            _number(s.recall, 3),
+            _number(s.median_seconds_to_detect, 1),
+            _number(s.p90_seconds_to_detect, 1),
+            _number(s.median_events_to_detect, 1),
+        ]
         for name, s in report.scenarios.items()
     ]
     lines += _columns(header, rows)
@@ -60,12 +81,27 @@ def format_table(report: EvaluationReport, *, show_entities: bool = False) -> st
         lines.append("(events to detect need the events file: --events)")
 
     lines.append("")
-    header = ["target role", "targets", "alerted", "precision", "recall", "median s", "median own events",
-              "before acting"]
+    header = [
+        "target role",
+        "targets",
+        "alerted",
+        "precision",
+        "recall",
+        "median s",
+        "median own events",
+        "before acting",
+    ]
     rows = [
-        [name, str(r.targets), str(r.alerted_targets), _number(r.precision, 3), _number(r.recall, 3),
-         _number(r.median_seconds_to_detect, 1), _number(r.median_own_events_to_detect, 1),
-         _number(r.detected_before_acting, 3)]
+        [
+            name,
+            str(r.targets),
+            str(r.alerted_targets),
+            _number(r.precision, 3),
+            _number(r.recall, 3),
+            _number(r.median_seconds_to_detect, 1),
+            _number(r.median_own_events_to_detect, 1),
+            _number(r.detected_before_acting, 3),
+        ]
         for name, r in report.roles.items()
     ]
     lines += _columns(header, rows)
@@ -73,8 +109,15 @@ def format_table(report: EvaluationReport, *, show_entities: bool = False) -> st
     lines.append("")
     header = ["detector", "alerts", "entities", "TP", "FP", "precision", "caught"]
     rows = [
-        [name, str(d.alerts), str(d.alerted_entities), str(d.true_positive_entities), str(d.false_positive_entities),
-         _number(d.precision, 3), ", ".join(f"{t} {n}" for t, n in d.caught_targets.items()) or "-"]
+        [
+            name,
+            str(d.alerts),
+            str(d.alerted_entities),
+            str(d.true_positive_entities),
+            str(d.false_positive_entities),
+            _number(d.precision, 3),
+            ", ".join(f"{t} {n}" for t, n in d.caught_targets.items()) or "-",
+        ]
         for name, d in report.detectors.items()
     ]
     lines += _columns(header, rows, frozenset({0, 6})) if rows else ["detectors: no alerts"]

@@ -10,8 +10,15 @@ from antifraud.events.models import AnyEvent, Event
 E = TypeVar("E", bound=BaseModel)
 """An event, or another record read back from a topic (an alert): judged by the same rules."""
 
-RejectKind = Literal["empty", "oversized", "malformed_json", "schema_violation", "event_time_out_of_range",
-                     "wrong_partition", "processing_failed"]
+RejectKind = Literal[
+    "empty",
+    "oversized",
+    "malformed_json",
+    "schema_violation",
+    "event_time_out_of_range",
+    "wrong_partition",
+    "processing_failed",
+]
 """Why a record was dead-lettered; ``oversized``: over the worker's record size limit; ``event_time_out_of_range``: an event time before :data:`~antifraud.events.types.EARLIEST_EVENT_TIME`
 (an unset clock), or further ahead of the wall clock than a clock can be wrong (it would move time on
 for every entity, releasing holds early); ``wrong_partition``:

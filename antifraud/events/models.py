@@ -6,11 +6,12 @@ Every event carries ``event_id`` (unique, used as evidence in alerts),
 events of one entity reach the same worker and the same state.
 """
 
-from typing import Annotated, ClassVar, Literal, Union
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from antifraud.events.types import (
+    PRINTABLE,
     AccountNo,
     Code,
     Fen,
@@ -18,7 +19,6 @@ from antifraud.events.types import (
     Imei,
     Msisdn,
     PersonName,
-    PRINTABLE,
     UtcTime,
 )
 
@@ -167,7 +167,7 @@ class FraudReport(Event):
 
 
 AnyEvent = Annotated[
-    Union[BankTransfer, CardOpening, SimRegistration, CallRecord, SmsRecord, CellObservation, FraudReport],
+    BankTransfer | CardOpening | SimRegistration | CallRecord | SmsRecord | CellObservation | FraudReport,
     Field(discriminator="kind"),
 ]
 """Any event, told apart by its ``kind`` (a mixed stream file, a replay)."""
@@ -177,4 +177,3 @@ EVENT_MODELS: dict[str, type[Event]] = {
     for m in (BankTransfer, CardOpening, SimRegistration, CallRecord, SmsRecord, CellObservation, FraudReport)
 }
 """Event kind (the ``kind`` field) to its model."""
-

@@ -74,8 +74,7 @@ PRINTABLE = r"^[^\x00-\x1f\x7f]+$"
 Code = Annotated[str, StringConstraints(min_length=1, max_length=64, strip_whitespace=True, pattern=PRINTABLE)]
 """An opaque identifier: bank, branch, ATM, cell, carrier, outlet."""
 
-PersonName = Annotated[str, StringConstraints(min_length=1, max_length=64, strip_whitespace=True,
-                                              pattern=PRINTABLE)]
+PersonName = Annotated[str, StringConstraints(min_length=1, max_length=64, strip_whitespace=True, pattern=PRINTABLE)]
 
 MAX_FEN = 10**15
 """10 trillion yuan: far above any real transfer, and below 2**53, so Redis's Lua scripts (which count in

@@ -77,11 +77,15 @@ class PoliceCase(_Package):
     alerts: list[Alert] = Field(min_length=1)
     notes: list[Note]
     holds: list[Hold] = Field(
-        default=[], description="ATM transfers held (24-hour rule) that the case's account paid or was paid by, "
-                                "with their state when the package was built.")
+        default=[],
+        description="ATM transfers held (24-hour rule) that the case's account paid or was paid by, "
+        "with their state when the package was built.",
+    )
     money_trail: TrailView | None = Field(
-        default=None, description="For an account: where its money went from its first alert to one hop period "
-                                  "after its last; retained_fen of each node is the amount at risk there.")
+        default=None,
+        description="For an account: where its money went from its first alert to one hop period "
+        "after its last; retained_fen of each node is the amount at risk there.",
+    )
 
 
 class NumberOrder(BaseModel):
@@ -129,16 +133,27 @@ class CaseEvidence:
 def package_for(case: Case, target: Target, *, evidence: CaseEvidence, now: datetime) -> ForwardingPackage:
     """The package ``target`` gets for this version of ``case`` (pure)."""
     header = {
-        "package_id": delivery_id_for(case.case_id, target, case.version), "case_id": case.case_id,
-        "case_version": case.version, "issued_at": now, "decided_by": case.decided_by, "reason": case.decision_reason,
+        "package_id": delivery_id_for(case.case_id, target, case.version),
+        "case_id": case.case_id,
+        "case_version": case.version,
+        "issued_at": now,
+        "decided_by": case.decided_by,
+        "reason": case.decision_reason,
     }
     body: PoliceCase | CarrierShutdown | BankOrder
     if target == "police":
         body = PoliceCase(
-            **header, scenario=case.scenario, entity=case.entity, severity=case.severity, score=case.score,
-            first_seen=case.first_seen, last_seen=case.last_seen,
-            alerts=sorted(evidence.alerts, key=lambda a: (a.window_start, a.alert_id)), notes=evidence.notes,
-            holds=evidence.holds, money_trail=evidence.money_trail,
+            **header,
+            scenario=case.scenario,
+            entity=case.entity,
+            severity=case.severity,
+            score=case.score,
+            first_seen=case.first_seen,
+            last_seen=case.last_seen,
+            alerts=sorted(evidence.alerts, key=lambda a: (a.window_start, a.alert_id)),
+            notes=evidence.notes,
+            holds=evidence.holds,
+            money_trail=evidence.money_trail,
         )
     elif target == "carrier":
         body = CarrierShutdown(**header, numbers=[NumberOrder(number=case.entity.value)])
@@ -181,18 +196,29 @@ class Delivery(BaseModel):
 
 def new_delivery(case: Case, target: Target, *, actor: str, now: datetime) -> Delivery:
     return Delivery(
-        delivery_id=delivery_id_for(case.case_id, target, case.version), case_id=case.case_id,
-        case_version=case.version, target=target, created_at=now, created_by=actor, next_attempt_at=now,
+        delivery_id=delivery_id_for(case.case_id, target, case.version),
+        case_id=case.case_id,
+        case_version=case.version,
+        target=target,
+        created_at=now,
+        created_by=actor,
+        next_attempt_at=now,
     )
 
 
 def succeeded(delivery: Delivery, *, now: datetime, webhook: bool) -> Delivery:
     if delivery.state != "pending":
         raise DeliveryRefused(delivery.delivery_id, delivery.state, "delivered")
-    return delivery.model_copy(update={
-        "state": "delivered", "attempts": delivery.attempts + 1, "delivered_at": now, "next_attempt_at": None,
-        "webhook": webhook, "last_error": None,
-    })
+    return delivery.model_copy(
+        update={
+            "state": "delivered",
+            "attempts": delivery.attempts + 1,
+            "delivered_at": now,
+            "next_attempt_at": None,
+            "webhook": webhook,
+            "last_error": None,
+        }
+    )
 
 
 def attempt_failed(delivery: Delivery, *, now: datetime, error: str, max_attempts: int, delay: float) -> Delivery:
@@ -201,19 +227,29 @@ def attempt_failed(delivery: Delivery, *, now: datetime, error: str, max_attempt
         raise DeliveryRefused(delivery.delivery_id, delivery.state, "attempt")
     attempts = delivery.attempts + 1
     give_up = attempts >= max_attempts
-    return delivery.model_copy(update={
-        "state": "failed" if give_up else "pending", "attempts": attempts, "last_error": error, "webhook": True,
-        "next_attempt_at": None if give_up else now + timedelta(seconds=delay),
-    })
+    return delivery.model_copy(
+        update={
+            "state": "failed" if give_up else "pending",
+            "attempts": attempts,
+            "last_error": error,
+            "webhook": True,
+            "next_attempt_at": None if give_up else now + timedelta(seconds=delay),
+        }
+    )
 
 
 def retried(delivery: Delivery, *, now: datetime) -> Delivery:
     """An analyst sends a failed delivery back to pending, due at once, with a fresh count of attempts."""
     if delivery.state != "failed":
         raise DeliveryRefused(delivery.delivery_id, delivery.state, "retry")
-    return delivery.model_copy(update={
-        "state": "pending", "attempts": 0, "retries": delivery.retries + 1, "next_attempt_at": now,
-    })
+    return delivery.model_copy(
+        update={
+            "state": "pending",
+            "attempts": 0,
+            "retries": delivery.retries + 1,
+            "next_attempt_at": now,
+        }
+    )
 
 
 if __name__ == "__main__":

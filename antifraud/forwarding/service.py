@@ -81,12 +81,26 @@ class DeliveryQueue(CaseWork[Delivery]):
     """The deliveries in Redis (keys in the module docstring); failures and retries as :class:`CaseWork`'s."""
 
     def __init__(self, redis: Redis, audit: AuditLog) -> None:
-        super().__init__(redis, audit, queue=DELIVERY_QUEUE, kind="delivery", load=Delivery.model_validate_json,
-                         not_found=DeliveryNotFound, index=_case_deliveries_key, retried=retried,
-                         audited=("delivery_id", "target", "state", "attempts", "last_error"))
+        super().__init__(
+            redis,
+            audit,
+            queue=DELIVERY_QUEUE,
+            kind="delivery",
+            load=Delivery.model_validate_json,
+            not_found=DeliveryNotFound,
+            index=_case_deliveries_key,
+            retried=retried,
+            audited=("delivery_id", "target", "state", "attempts", "last_error"),
+        )
 
     async def plan(
-        self, pipe: Pipeline, case: Case, targets: Sequence[Target], *, evidence: CaseEvidence, actor: str,
+        self,
+        pipe: Pipeline,
+        case: Case,
+        targets: Sequence[Target],
+        *,
+        evidence: CaseEvidence,
+        actor: str,
         now: datetime,
     ) -> list[tuple[Delivery, bytes]]:
         """The deliveries of this version of ``case`` to ``targets`` that do not exist yet, with their
@@ -95,7 +109,8 @@ class DeliveryQueue(CaseWork[Delivery]):
         exists = [await pipe.exists(delivery_key(d.delivery_id)) for d in fresh]
         return [
             (d, package_for(case, d.target, evidence=evidence, now=now).model_dump_json().encode())
-            for d, found in zip(fresh, exists) if not found
+            for d, found in zip(fresh, exists)
+            if not found
         ]
 
     def write_new(self, pipe: Pipeline, delivery: Delivery, payload: bytes) -> None:
@@ -128,8 +143,14 @@ class DeliveryLoop:
     """Steps 1-3 of the module docstring, one round per :meth:`run_once`."""
 
     def __init__(
-        self, queue: DeliveryQueue, settings: ForwardingSettings, *, on_delivered: OnDelivered,
-        rng: random.Random | None = None, clock: Callable[[], datetime] = utcnow, batch: int = 20,
+        self,
+        queue: DeliveryQueue,
+        settings: ForwardingSettings,
+        *,
+        on_delivered: OnDelivered,
+        rng: random.Random | None = None,
+        clock: Callable[[], datetime] = utcnow,
+        batch: int = 20,
     ) -> None:
         self.queue = queue
         self.settings = settings
@@ -154,29 +175,48 @@ class DeliveryLoop:
         if error is None:
             await self.on_delivered(succeeded(delivery, now=now, webhook=url is not None))
             metrics.DELIVERIES.labels(target=delivery.target, outcome="delivered").inc()
-            log.info("delivery %s to %s delivered (attempt %d)", delivery.delivery_id[:12], delivery.target,
-                     delivery.attempts + 1)
+            log.info(
+                "delivery %s to %s delivered (attempt %d)",
+                delivery.delivery_id[:12],
+                delivery.target,
+                delivery.attempts + 1,
+            )
             return
         attempt = delivery.attempts + 1
         after = attempt_failed(
-            delivery, now=now, error=error, max_attempts=attempt if permanent else self.settings.max_attempts,
-            delay=backoff_seconds(attempt, base=self.settings.backoff_s, cap=self.settings.backoff_max_s,
-                                  jitter=self.rng.random()),
+            delivery,
+            now=now,
+            error=error,
+            max_attempts=attempt if permanent else self.settings.max_attempts,
+            delay=backoff_seconds(
+                attempt, base=self.settings.backoff_s, cap=self.settings.backoff_max_s, jitter=self.rng.random()
+            ),
         )
         await self.queue.record_failure(after)
         outcome = "failed" if after.state == "failed" else "retried"
         metrics.DELIVERIES.labels(target=delivery.target, outcome=outcome).inc()
-        log.warning("delivery %s to %s: attempt %d failed (%s); %s", delivery.delivery_id[:12], delivery.target,
-                    attempt, error, "gave up" if after.state == "failed" else f"next at {after.next_attempt_at}")
+        log.warning(
+            "delivery %s to %s: attempt %d failed (%s); %s",
+            delivery.delivery_id[:12],
+            delivery.target,
+            attempt,
+            error,
+            "gave up" if after.state == "failed" else f"next at {after.next_attempt_at}",
+        )
 
     async def _post(self, url: str, delivery: Delivery, payload: bytes) -> tuple[str | None, bool]:
         """(why the POST failed or None, whether retrying cannot help); never the URL (it may hold a secret)."""
         if self._client is None:
             self._client = httpx.AsyncClient(timeout=self.settings.timeout_s)
         try:
-            response = await self._client.post(url, content=payload, headers={
-                "Content-Type": "application/json", "Idempotency-Key": delivery.delivery_id,
-            })
+            response = await self._client.post(
+                url,
+                content=payload,
+                headers={
+                    "Content-Type": "application/json",
+                    "Idempotency-Key": delivery.delivery_id,
+                },
+            )
         except httpx.HTTPError as exc:
             return type(exc).__name__, False
         if response.is_success:

@@ -51,26 +51,34 @@ def _yuan(fen: int) -> str:
 
 def _line(hold: Hold, show: bool) -> str:
     account = (lambda a: a) if show else mask_account
-    return (f"{hold.hold_id}  {hold.state:<8}  {account(hold.payer_account)} -> {account(hold.payee_account)}  "
-            f"{_yuan(hold.amount_fen):>12} CNY  atm {hold.atm_id}  at {hold.created_at:%Y-%m-%d %H:%M}Z  "
-            f"due {hold.due_at:%Y-%m-%d %H:%M}Z")
+    return (
+        f"{hold.hold_id}  {hold.state:<8}  {account(hold.payer_account)} -> {account(hold.payee_account)}  "
+        f"{_yuan(hold.amount_fen):>12} CNY  atm {hold.atm_id}  at {hold.created_at:%Y-%m-%d %H:%M}Z  "
+        f"due {hold.due_at:%Y-%m-%d %H:%M}Z"
+    )
 
 
 def _print_report(result: FraudReportResult, show: bool) -> None:
     account = (lambda a: a) if show else mask_account
-    print(f"report {result.report_id}: {len(result.accounts)} account(s) reached, "
-          f"{len(result.frozen_holds)} hold(s) frozen, {len(result.requests)} request(s) raised")
+    print(
+        f"report {result.report_id}: {len(result.accounts)} account(s) reached, "
+        f"{len(result.frozen_holds)} hold(s) frozen, {len(result.requests)} request(s) raised"
+    )
     for line in result.accounts:
-        print(f"  hop {line.hop}  {account(line.account)}  received {_yuan(line.received_fen)}  "
-              f"passed on {_yuan(line.passed_on_fen)}  at risk {_yuan(line.retained_fen)} CNY")
+        print(
+            f"  hop {line.hop}  {account(line.account)}  received {_yuan(line.received_fen)}  "
+            f"passed on {_yuan(line.passed_on_fen)}  at risk {_yuan(line.retained_fen)} CNY"
+        )
     for request in result.requests:
         held = f" hold {request.hold_id}" if request.hold_id else ""
         print(f"  {request.kind:<12} {account(request.account)}  {_yuan(request.amount_fen)} CNY{held}")
     for refusal in result.refused:
         print(f"  refused: {refusal}")
     if result.indexed_from is not None:
-        print(f"  note: transfers before {result.indexed_from.isoformat()} were no longer indexed; "
-              "the trail may miss money moved earlier")
+        print(
+            f"  note: transfers before {result.indexed_from.isoformat()} were no longer indexed; "
+            "the trail may miss money moved earlier"
+        )
 
 
 def _report_request(args: argparse.Namespace) -> FraudReportRequest:
@@ -100,21 +108,35 @@ async def _command(args: argparse.Namespace, redis: Redis) -> int:
             print(f"  {record.at:%Y-%m-%d %H:%M:%S}Z  {record.actor}  {record.action}  {record.after}")
     elif args.action == "report":
         request = _report_request(args)
-        result = await report_fraud(ledger, TransferIndex.configured(redis, thresholds.holds.trail),
-                                    AuditLog(redis, audit_keys()),
-                                    request, by=f"cli:{args.actor}", limits=thresholds.holds.trail, now=now)
+        result = await report_fraud(
+            ledger,
+            TransferIndex.configured(redis, thresholds.holds.trail),
+            AuditLog(redis, audit_keys()),
+            request,
+            by=f"cli:{args.actor}",
+            limits=thresholds.holds.trail,
+            now=now,
+        )
         _print_report(result, args.show_accounts)
     else:
         to, actor = HUMAN_MOVES[args.action]
-        event = await ledger.move(AuditLog(redis, audit_keys()), args.hold_id, to, actor=actor, by=f"cli:{args.actor}",
-                                  reason=args.reason, at=now)
+        event = await ledger.move(
+            AuditLog(redis, audit_keys()),
+            args.hold_id,
+            to,
+            actor=actor,
+            by=f"cli:{args.actor}",
+            reason=args.reason,
+            at=now,
+        )
         print(f"hold {event.hold_id}: {event.from_state} -> {event.to_state}")
     return 0
 
 
 def _run(args: argparse.Namespace) -> int:
-    return run_on_redis(f"antifraud holds {args.action}", lambda redis: _command(args, redis),
-                        refused=(UnknownHold, IllegalTransition))
+    return run_on_redis(
+        f"antifraud holds {args.action}", lambda redis: _command(args, redis), refused=(UnknownHold, IllegalTransition)
+    )
 
 
 def add_command(sub: argparse._SubParsersAction) -> None:
@@ -135,14 +157,22 @@ def add_command(sub: argparse._SubParsersAction) -> None:
     for verb, text in MOVE_HELP.items():
         move = actions.add_parser(verb, help=text)
         move.add_argument("hold_id", type=_hold_id)
-        move.add_argument("--actor", type=_nonblank, required=True, help="who makes the move (recorded in the audit log)")
-        move.add_argument("--reason", type=_nonblank, required=True, help="why: the sender's request, the order's reference")
-    report = actions.add_parser("report", help="trace a fraud report: freeze held transfers, follow the money, "
-                                "raise stop-payment and freeze requests")
+        move.add_argument(
+            "--actor", type=_nonblank, required=True, help="who makes the move (recorded in the audit log)"
+        )
+        move.add_argument(
+            "--reason", type=_nonblank, required=True, help="why: the sender's request, the order's reference"
+        )
+    report = actions.add_parser(
+        "report",
+        help="trace a fraud report: freeze held transfers, follow the money, raise stop-payment and freeze requests",
+    )
     report.add_argument("--victim", required=True, help="the victim's account number")
     report.add_argument("--from", dest="start", required=True, help="start of the fraud window, ISO 8601 with zone")
     report.add_argument("--to", dest="end", required=True, help="end of the fraud window, ISO 8601 with zone")
-    report.add_argument("--actor", type=_nonblank, required=True, help="who files the report (recorded in the audit log)")
+    report.add_argument(
+        "--actor", type=_nonblank, required=True, help="who files the report (recorded in the audit log)"
+    )
     report.add_argument("--reason", required=True, help="the report or case reference")
     report.add_argument("--show-accounts", action="store_true", help="print account numbers unmasked")
     parser.set_defaults(run=_run)

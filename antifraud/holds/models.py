@@ -18,7 +18,7 @@ Consumers tell the two apart by ``kind`` (:data:`HOLD_RECORD`).
 
 import hashlib
 from datetime import datetime
-from typing import Annotated, Literal, Union
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
@@ -131,7 +131,7 @@ class PayeeFlagged(BaseModel):
 
 
 HOLD_RECORD: TypeAdapter[HoldEvent | PayeeFlagged] = TypeAdapter(
-    Annotated[Union[HoldEvent, PayeeFlagged], Field(discriminator="kind")]
+    Annotated[HoldEvent | PayeeFlagged, Field(discriminator="kind")]
 )
 """Parses any record of the holds topic."""
 
@@ -143,7 +143,13 @@ def _move(
         raise IllegalTransition(hold.hold_id, current, to, actor)
     return HoldEvent(
         transition_id=stable_id("hold", hold.hold_id, current or "none", to),
-        hold_id=hold.hold_id, from_state=current, to_state=to, at=at, actor=actor, reason=reason, by=by,
+        hold_id=hold.hold_id,
+        from_state=current,
+        to_state=to,
+        at=at,
+        actor=actor,
+        reason=reason,
+        by=by,
         hold=hold.model_copy(update={"state": to}),
     )
 
@@ -162,5 +168,10 @@ def transition(
 
 def payee_flagged(hold: Hold, flag: PayeeFlag) -> PayeeFlagged:
     """The warning for a held hold whose payee ``flag`` names; its id follows from the hold and the alert."""
-    return PayeeFlagged(warning_id=stable_id("payee_flagged", hold.hold_id, flag.alert_id), hold_id=hold.hold_id,
-                        at=max(flag.at, hold.created_at), flag=flag, hold=hold)
+    return PayeeFlagged(
+        warning_id=stable_id("payee_flagged", hold.hold_id, flag.alert_id),
+        hold_id=hold.hold_id,
+        at=max(flag.at, hold.created_at),
+        flag=flag,
+        hold=hold,
+    )

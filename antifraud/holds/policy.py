@@ -42,10 +42,14 @@ def hold_for(transfer: BankTransfer, period: timedelta) -> Hold:
     """The hold of a transfer that :func:`needs_hold`, due ``period`` after the transfer (event time)."""
     assert transfer.atm_id is not None, "BankTransfer validation requires atm_id on ATM transfers"
     return Hold(
-        hold_id=hold_id_for(transfer.event_id), transfer_event_id=transfer.event_id,
-        payer_account=transfer.payer_account, payee_account=transfer.payee_account,
-        amount_fen=transfer.amount_fen, atm_id=transfer.atm_id,
-        created_at=transfer.event_time, due_at=transfer.event_time + period,
+        hold_id=hold_id_for(transfer.event_id),
+        transfer_event_id=transfer.event_id,
+        payer_account=transfer.payer_account,
+        payee_account=transfer.payee_account,
+        amount_fen=transfer.amount_fen,
+        atm_id=transfer.atm_id,
+        created_at=transfer.event_time,
+        due_at=transfer.event_time + period,
     )
 
 
@@ -53,10 +57,17 @@ def warning_alert(warning: PayeeFlagged) -> Alert:
     """The alert for the ATM's bank: the payee of a transfer it still holds was flagged."""
     hold, flag = warning.hold, warning.flag
     return Alert.create(
-        detector=WARNING_DETECTOR, entity=Entity(kind="account", value=hold.payee_account), trigger=warning.warning_id,
-        window_start=hold.created_at, window_end=warning.at, severity="high", score=flag.score,
-        reasons=[Reason(feature=f"payee_flagged_by_{flag.detector}", value=flag.score, threshold=0.0),
-                 Reason(feature="held_amount_yuan", value=hold.amount_fen / 100, threshold=0.0)],
+        detector=WARNING_DETECTOR,
+        entity=Entity(kind="account", value=hold.payee_account),
+        trigger=warning.warning_id,
+        window_start=hold.created_at,
+        window_end=warning.at,
+        severity="high",
+        score=flag.score,
+        reasons=[
+            Reason(feature=f"payee_flagged_by_{flag.detector}", value=flag.score, threshold=0.0),
+            Reason(feature="held_amount_yuan", value=hold.amount_fen / 100, threshold=0.0),
+        ],
         evidence_event_ids=[hold.transfer_event_id],
         audience=[Audience(kind="atm", id=hold.atm_id), Audience(kind="bank_risk")],
     )
@@ -81,8 +92,10 @@ class PayeeChange:
 
 
 def _pruned(side: PayeeSide, now: datetime, flag_horizon: timedelta) -> PayeeSide:
-    return PayeeSide(holds={i: h for i, h in side.holds.items() if h.due_at > now},
-                     flags={i: f for i, f in side.flags.items() if f.at + flag_horizon > now})
+    return PayeeSide(
+        holds={i: h for i, h in side.holds.items() if h.due_at > now},
+        flags={i: f for i, f in side.flags.items() if f.at + flag_horizon > now},
+    )
 
 
 def on_held(side: PayeeSide, hold: Hold, now: datetime, flag_horizon: timedelta) -> PayeeChange:

@@ -110,21 +110,47 @@ class TrailView(BaseModel):
 
 
 def lines_of(trail: Trail) -> list[AccountLine]:
-    return [AccountLine(account=a.account, hop=a.hop, received_fen=a.received_fen, passed_on_fen=a.passed_on_fen,
-                        retained_fen=a.retained_fen) for a in trail.accounts.values()]
+    return [
+        AccountLine(
+            account=a.account,
+            hop=a.hop,
+            received_fen=a.received_fen,
+            passed_on_fen=a.passed_on_fen,
+            retained_fen=a.retained_fen,
+        )
+        for a in trail.accounts.values()
+    ]
 
 
 def view_of(account: str, since: datetime, until: datetime, trail: Trail) -> TrailView:
     """The trail as nodes (the start account first, hop 0) and edges (pure)."""
-    start = AccountLine(account=account, hop=0, received_fen=0,
-                        passed_on_fen=sum(t.tainted_fen for t in trail.transfers if t.hop == 1), retained_fen=0)
+    start = AccountLine(
+        account=account,
+        hop=0,
+        received_fen=0,
+        passed_on_fen=sum(t.tainted_fen for t in trail.transfers if t.hop == 1),
+        retained_fen=0,
+    )
     edges = [
-        TrailEdge(event_id=t.transfer.event_id, payer=t.transfer.payer, payee=t.transfer.payee, at=t.transfer.at,
-                  amount_fen=t.transfer.amount_fen, tainted_fen=t.tainted_fen, hop=t.hop, stopped=t.stopped)
+        TrailEdge(
+            event_id=t.transfer.event_id,
+            payer=t.transfer.payer,
+            payee=t.transfer.payee,
+            at=t.transfer.at,
+            amount_fen=t.transfer.amount_fen,
+            tainted_fen=t.tainted_fen,
+            hop=t.hop,
+            stopped=t.stopped,
+        )
         for t in trail.transfers
     ]
-    return TrailView(account=account, since=since, until=until,
-                     nodes=[start, *(line for line in lines_of(trail) if line.account != account)], edges=edges)
+    return TrailView(
+        account=account,
+        since=since,
+        until=until,
+        nodes=[start, *(line for line in lines_of(trail) if line.account != account)],
+        edges=edges,
+    )
 
 
 class FraudReportResult(BaseModel):
@@ -154,7 +180,8 @@ def request_from_event(report: FraudReport, margin: timedelta) -> FraudReportReq
     if report.victim_account is None:
         return None
     return FraudReportRequest(
-        victim_account=report.victim_account, start=report.fraud_time - margin,
+        victim_account=report.victim_account,
+        start=report.fraud_time - margin,
         end=report.fraud_time + max(margin, timedelta(seconds=1)),
         reason=f"{report.source} report {report.event_id[:64]}",
     )
@@ -163,13 +190,17 @@ def request_from_event(report: FraudReport, margin: timedelta) -> FraudReportReq
 def _stopped(holds: Mapping[str, Hold], watermark: datetime | None) -> frozenset[str]:
     """Transfer event ids whose funds are still with the bank: held and not yet due, or frozen, revoked, returned."""
     return frozenset(
-        hold.transfer_event_id for hold in holds.values()
+        hold.transfer_event_id
+        for hold in holds.values()
         if hold.state in STOPPED_STATES or (hold.state == "held" and (watermark is None or hold.due_at > watermark))
     )
 
 
 async def follow(
-    ledger: HoldLedger, index: TransferIndex, request: FraudReportRequest, limits: MoneyTrailThresholds,
+    ledger: HoldLedger,
+    index: TransferIndex,
+    request: FraudReportRequest,
+    limits: MoneyTrailThresholds,
 ) -> tuple[Trail, dict[str, Hold]]:
     """The trail from the victim's transfers in the window, and the holds of the transfers seen (reads only).
 
@@ -183,8 +214,13 @@ async def follow(
     holds = await ledger.states(hold_id_for(t.event_id) for t in victim_transfers)
     outflows: dict[str, list[Transfer]] = {}
     while True:
-        trail = trace(victim_transfers, outflows, max_hops=limits.max_hops, hop_seconds=hop.total_seconds(),
-                      stopped=_stopped(holds, watermark))
+        trail = trace(
+            victim_transfers,
+            outflows,
+            max_hops=limits.max_hops,
+            hop_seconds=hop.total_seconds(),
+            stopped=_stopped(holds, watermark),
+        )
         if not trail.unexplored:
             return trail, holds
         fetched = await index.outflows(trail.unexplored, request.start, request.end + limits.max_hops * hop)
@@ -193,8 +229,14 @@ async def follow(
 
 
 async def report_fraud(
-    ledger: HoldLedger, index: TransferIndex, audit: AuditLog, request: FraudReportRequest, *,
-    by: str, limits: MoneyTrailThresholds, now: datetime,
+    ledger: HoldLedger,
+    index: TransferIndex,
+    audit: AuditLog,
+    request: FraudReportRequest,
+    *,
+    by: str,
+    limits: MoneyTrailThresholds,
+    now: datetime,
 ) -> FraudReportResult:
     """Trace a fraud report and act on it. Safe to run again: the same report gets the same ids.
 
@@ -221,21 +263,43 @@ async def report_fraud(
                 refused.append(str(refusal))
     now_frozen = set(frozen) | {h.hold_id for h in holds.values() if h.state == "frozen"}
 
-    def request_of(kind: Literal["stop_payment", "freeze"], account: str, amount: int, hop: int,
-                   evidence: list[str], hold_id: str | None = None) -> FreezeRequest:
+    def request_of(
+        kind: Literal["stop_payment", "freeze"],
+        account: str,
+        amount: int,
+        hop: int,
+        evidence: list[str],
+        hold_id: str | None = None,
+    ) -> FreezeRequest:
         return FreezeRequest(
-            request_id=stable_id("freeze-request", report_id, kind, account, hold_id or ""), report_id=report_id,
-            kind=kind, account=account, amount_fen=amount, hop=hop, hold_id=hold_id, evidence_event_ids=evidence,
-            requested_at=now, requested_by=by, reason=why,
+            request_id=stable_id("freeze-request", report_id, kind, account, hold_id or ""),
+            report_id=report_id,
+            kind=kind,
+            account=account,
+            amount_fen=amount,
+            hop=hop,
+            hold_id=hold_id,
+            evidence_event_ids=evidence,
+            requested_at=now,
+            requested_by=by,
+            reason=why,
         )
 
     requests = [
-        request_of("stop_payment", item.transfer.payee, item.tainted_fen, item.hop, [item.transfer.event_id],
-                   hold_id_for(item.transfer.event_id))
-        for item in trail.transfers if hold_id_for(item.transfer.event_id) in now_frozen
+        request_of(
+            "stop_payment",
+            item.transfer.payee,
+            item.tainted_fen,
+            item.hop,
+            [item.transfer.event_id],
+            hold_id_for(item.transfer.event_id),
+        )
+        for item in trail.transfers
+        if hold_id_for(item.transfer.event_id) in now_frozen
     ] + [
         request_of("freeze", a.account, a.retained_fen, a.hop, list(a.evidence))
-        for a in trail.accounts.values() if a.retained_fen > 0
+        for a in trail.accounts.values()
+        if a.retained_fen > 0
     ]
     lines = lines_of(trail)
 
@@ -247,16 +311,30 @@ async def report_fraud(
         amounts = sorted(f"{r.request_id}:{r.amount_fen}" for r in requests)
         return Change(
             before=None,
-            after={"victim_account": request.victim_account, "start": request.start.isoformat(),
-                   "end": request.end.isoformat(), "frozen_holds": frozen,
-                   "requests": [{"kind": r.kind, "account": r.account, "amount_fen": r.amount_fen, "hop": r.hop}
-                                for r in requests]},
-            write=write, event_id=stable_id("fraud-report-requests", report_id, *amounts),
+            after={
+                "victim_account": request.victim_account,
+                "start": request.start.isoformat(),
+                "end": request.end.isoformat(),
+                "frozen_holds": frozen,
+                "requests": [
+                    {"kind": r.kind, "account": r.account, "amount_fen": r.amount_fen, "hop": r.hop} for r in requests
+                ],
+            },
+            write=write,
+            event_id=stable_id("fraud-report-requests", report_id, *amounts),
         )
 
     await audit.transact(actor=by, action="holds.report", subject=f"report:{report_id}", watch=[], decide=decide)
     watermark = await ledger.watermark()
     horizon = watermark - timedelta(hours=limits.index_hours) if watermark is not None else None
-    return FraudReportResult(report_id=report_id, victim_account=request.victim_account, start=request.start,
-                             end=request.end, accounts=lines, frozen_holds=frozen, refused=refused, requests=requests,
-                             indexed_from=horizon if horizon is not None and request.start < horizon else None)
+    return FraudReportResult(
+        report_id=report_id,
+        victim_account=request.victim_account,
+        start=request.start,
+        end=request.end,
+        accounts=lines,
+        frozen_holds=frozen,
+        refused=refused,
+        requests=requests,
+        indexed_from=horizon if horizon is not None and request.start < horizon else None,
+    )

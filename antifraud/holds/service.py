@@ -34,9 +34,9 @@ from antifraud import outbox
 from antifraud.audit.models import AuditEntry, Change
 from antifraud.audit.service import AuditLog
 from antifraud.holds.models import Actor, Hold, HoldEvent, HoldState, IllegalTransition, PayeeFlagged, transition
+from antifraud.state.replies import text, texts
 from antifraud.state.store import Lua
 from antifraud.thresholds import HoldThresholds
-from antifraud.state.replies import text, texts
 from streams import topics
 
 WATERMARK = "holds:watermark"
@@ -94,7 +94,7 @@ local k, a = 5, 7
 for i = 1, created do
   local key, payee, payer = KEYS[k], KEYS[k + 1], KEYS[k + 2]
   local due, doc = ARGV[a], ARGV[a + 1]
-  local id = string.sub(key, {len('hold:') + 1})
+  local id = string.sub(key, {len("hold:") + 1})
   for _, account in ipairs({{payee, payer}}) do
     redis.call('SADD', account, id)
     redis.call('EXPIRE', account, index_s)
@@ -108,7 +108,7 @@ for i = 1, created do
 end
 for i = 1, released + frozen do
   local key, due = KEYS[k], ARGV[a]
-  local id = string.sub(key, {len('hold:') + 1})
+  local id = string.sub(key, {len("hold:") + 1})
   local to = i <= released and 'released' or 'frozen'
   if redis.call('HGET', key, 'state') == 'held' then
     redis.call('HSET', key, 'state', to)
@@ -139,7 +139,12 @@ def _text(raw: bytes | str) -> str:
 
 class HoldLedger:
     def __init__(
-        self, redis: Redis, *, max_releases_per_batch: int, retain_seconds: int, payee_set_seconds: int,
+        self,
+        redis: Redis,
+        *,
+        max_releases_per_batch: int,
+        retain_seconds: int,
+        payee_set_seconds: int,
         payee_flag_seconds: int,
     ) -> None:
         self.redis = redis
@@ -150,9 +155,13 @@ class HoldLedger:
 
     @classmethod
     def configured(cls, redis: Redis, limits: HoldThresholds) -> "HoldLedger":
-        return cls(redis, max_releases_per_batch=limits.max_releases_per_batch,
-                   retain_seconds=limits.retain_days * 86400, payee_set_seconds=int(2 * limits.period_hours * 3600),
-                   payee_flag_seconds=int(limits.payee_flag_hours * 3600))
+        return cls(
+            redis,
+            max_releases_per_batch=limits.max_releases_per_batch,
+            retain_seconds=limits.retain_days * 86400,
+            payee_set_seconds=int(2 * limits.period_hours * 3600),
+            payee_flag_seconds=int(limits.payee_flag_hours * 3600),
+        )
 
     # -- the worker's side ------------------------------------------------------------------------
 
@@ -168,16 +177,27 @@ class HoldLedger:
                 holds[hold_id] = Hold.model_validate_json(doc).model_copy(update={"state": state})
         return _time(reply[0]), holds
 
-    def queue_moves(self, pipe: Pipeline, created: Sequence[Hold], released: Sequence[Hold],
-                    frozen: Sequence[Hold], watermark: datetime) -> None:
+    def queue_moves(
+        self,
+        pipe: Pipeline,
+        created: Sequence[Hold],
+        released: Sequence[Hold],
+        frozen: Sequence[Hold],
+        watermark: datetime,
+    ) -> None:
         """Queue a batch's automatic moves into the checkpoint's transaction (one script): create the new
         holds (once), release and freeze the others (only while still held)."""
         if not (created or released or frozen):
             return
         keys = [DUE, COUNTS, index_key("released"), index_key("frozen")]
-        args: list[str | float | int] = [self.retain_seconds, self.retain_seconds + self.payee_set_seconds,
-                                         repr(watermark.timestamp() - self.retain_seconds),
-                                         len(created), len(released), len(frozen)]
+        args: list[str | float | int] = [
+            self.retain_seconds,
+            self.retain_seconds + self.payee_set_seconds,
+            repr(watermark.timestamp() - self.retain_seconds),
+            len(created),
+            len(released),
+            len(frozen),
+        ]
         for hold in created:
             keys += [hold_key(hold.hold_id), ACCOUNT + hold.payee_account, ACCOUNT + hold.payer_account]
             args += [_epoch(hold.due_at), hold.model_dump_json()]
@@ -244,7 +264,15 @@ class HoldLedger:
     # -- human moves -----------------------------------------------------------------------------
 
     async def move(
-        self, audit: AuditLog, hold_id: str, to: HoldState, *, actor: Actor, by: str, reason: str, at: datetime,
+        self,
+        audit: AuditLog,
+        hold_id: str,
+        to: HoldState,
+        *,
+        actor: Actor,
+        by: str,
+        reason: str,
+        at: datetime,
     ) -> HoldEvent:
         """Revoke, freeze, release or return a hold by a person's action; state, audit record and the
         event on the holds topic (through the outbox) are written in one transaction.
@@ -266,9 +294,14 @@ class HoldLedger:
                 raise UnknownHold(hold_id)
             stored = await pipe.get(WATERMARK)
             if hold.state == "held" and stored is not None and float(text(due)) <= float(text(stored)):
-                raise IllegalTransition(hold_id, hold.state, to, actor,
-                                        why=f"due {hold.due_at.isoformat()}, the ledger has reached "
-                                            f"{_time(stored).isoformat()} and may be releasing it")
+                raise IllegalTransition(
+                    hold_id,
+                    hold.state,
+                    to,
+                    actor,
+                    why=f"due {hold.due_at.isoformat()}, the ledger has reached "
+                    f"{_time(stored).isoformat()} and may be releasing it",
+                )
             event = transition(hold, to, at=at, actor=actor, reason=reason, by=by)
             decided[:] = [event]
 
@@ -282,24 +315,39 @@ class HoldLedger:
                     tx.expire(key, self.retain_seconds)
                 outbox.queue(tx, topics.HOLDS, hold.payer_account, event.model_dump_json())
 
-            return Change(before={"state": hold.state}, after={"state": to, "reason": reason, "by": by},
-                          write=write, event_id=event.transition_id)
+            return Change(
+                before={"state": hold.state},
+                after={"state": to, "reason": reason, "by": by},
+                write=write,
+                event_id=event.transition_id,
+            )
 
-        await audit.transact(actor=by, action=f"hold.{to}", subject=f"hold:{hold_id}", watch=[key, WATERMARK],
-                             decide=decide)
+        await audit.transact(
+            actor=by, action=f"hold.{to}", subject=f"hold:{hold_id}", watch=[key, WATERMARK], decide=decide
+        )
         return decided[0]
 
 
 def audit_entry(event: HoldEvent | PayeeFlagged) -> AuditEntry:
     """The audit record of a move or warning the worker made (a person's moves are audited in ``move``)."""
     if isinstance(event, PayeeFlagged):
-        return AuditEntry("system", "hold.payee_flagged", f"hold:{event.hold_id}",
-                          after={"state": "held", "flagged_by": event.flag.detector, "alert_id": event.flag.alert_id},
-                          event_id=event.warning_id, at=event.at)
-    return AuditEntry(event.actor, f"hold.{event.to_state}", f"hold:{event.hold_id}",
-                      before=None if event.from_state is None else {"state": event.from_state},
-                      after={"state": event.to_state, "reason": event.reason}, event_id=event.transition_id,
-                      at=event.at)
+        return AuditEntry(
+            "system",
+            "hold.payee_flagged",
+            f"hold:{event.hold_id}",
+            after={"state": "held", "flagged_by": event.flag.detector, "alert_id": event.flag.alert_id},
+            event_id=event.warning_id,
+            at=event.at,
+        )
+    return AuditEntry(
+        event.actor,
+        f"hold.{event.to_state}",
+        f"hold:{event.hold_id}",
+        before=None if event.from_state is None else {"state": event.from_state},
+        after={"state": event.to_state, "reason": event.reason},
+        event_id=event.transition_id,
+        at=event.at,
+    )
 
 
 def _hold(state: Any, doc: Any) -> Hold | None:

@@ -25,7 +25,14 @@ from pydantic import BaseModel, ConfigDict, StringConstraints
 from antifraud.audit.service import AuditLog
 from antifraud.clock import utcnow
 from antifraud.holds.models import (
-    HOLD_ID_PATTERN, HUMAN_MOVES, MOVE_HELP, Actor, Hold, HoldEvent, HoldState, IllegalTransition,
+    HOLD_ID_PATTERN,
+    HUMAN_MOVES,
+    MOVE_HELP,
+    Actor,
+    Hold,
+    HoldEvent,
+    HoldState,
+    IllegalTransition,
 )
 from antifraud.holds.reports import FraudReportRequest, FraudReportResult, report_fraud
 from antifraud.holds.service import HoldLedger, UnknownHold
@@ -96,15 +103,24 @@ def _add_move_route(verb: str) -> None:
     """``POST /{hold_id}/{verb}`` for whoever acts on the move's authority (:data:`HUMAN_MOVES`)."""
     to, actor = HUMAN_MOVES[verb]
 
-    async def move(hold_id: HoldId, body: MoveBody, ledger: HoldLedger = Depends(get_ledger),
-                   audit: AuditLog = Depends(get_audit),
-                   principal: Principal = Depends(_MOVE_GUARDS[actor])) -> HoldEvent:
+    async def move(
+        hold_id: HoldId,
+        body: MoveBody,
+        ledger: HoldLedger = Depends(get_ledger),
+        audit: AuditLog = Depends(get_audit),
+        principal: Principal = Depends(_MOVE_GUARDS[actor]),
+    ) -> HoldEvent:
         with _refusals():
-            return await ledger.move(audit, hold_id, to, actor=actor, by=_by(principal), reason=body.reason,
-                                     at=utcnow())
+            return await ledger.move(
+                audit, hold_id, to, actor=actor, by=_by(principal), reason=body.reason, at=utcnow()
+            )
 
-    router.post(f"/{{hold_id}}/{verb}", response_model=HoldEvent, name=f"{verb}_hold",
-                description=MOVE_HELP[verb].capitalize() + ".")(move)
+    router.post(
+        f"/{{hold_id}}/{verb}",
+        response_model=HoldEvent,
+        name=f"{verb}_hold",
+        description=MOVE_HELP[verb].capitalize() + ".",
+    )(move)
 
 
 for _verb in HUMAN_MOVES:
@@ -112,9 +128,21 @@ for _verb in HUMAN_MOVES:
 
 
 @router.post("/reports", response_model=FraudReportResult)
-async def trace_report(body: FraudReportRequest, request: Request, ledger: HoldLedger = Depends(get_ledger),
-                       audit: AuditLog = Depends(get_audit), principal: Principal = Depends(_police)) -> FraudReportResult:
+async def trace_report(
+    body: FraudReportRequest,
+    request: Request,
+    ledger: HoldLedger = Depends(get_ledger),
+    audit: AuditLog = Depends(get_audit),
+    principal: Principal = Depends(_police),
+) -> FraudReportResult:
     """Freeze the victim's held transfers in the window, follow the money, raise stop-payment and freeze requests."""
     limits = request.app.state.thresholds.holds.trail
-    return await report_fraud(ledger, TransferIndex.configured(get_redis(request), limits), audit, body,
-                              by=_by(principal), limits=limits, now=utcnow())
+    return await report_fraud(
+        ledger,
+        TransferIndex.configured(get_redis(request), limits),
+        audit,
+        body,
+        by=_by(principal),
+        limits=limits,
+        now=utcnow(),
+    )

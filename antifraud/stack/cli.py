@@ -11,8 +11,9 @@ from streams import topics
 
 
 def _run(args: argparse.Namespace) -> int:
-    stack = EmbeddedStack(workdir=args.data, durable=not args.memory, kafka_port=args.kafka_port,
-                          redis_port=args.redis_port)
+    stack = EmbeddedStack(
+        workdir=args.data, durable=not args.memory, kafka_port=args.kafka_port, redis_port=args.redis_port
+    )
     try:
         endpoints = stack.start()
     except StackError as error:
@@ -24,9 +25,11 @@ def _run(args: argparse.Namespace) -> int:
     try:
         topics.ensure_topics(endpoints.kafka_bootstrap, args.partitions)
         kept = "memory only: lost when it stops" if args.memory else f"kept in {args.data} across restarts"
-        print(f"export KAFKA_BOOTSTRAP={endpoints.kafka_bootstrap} REDIS_URL={endpoints.redis_url}\n"
-              f"# topics, records and offsets: {kept}; Redis: {args.data / 'redis'} (AOF). Ctrl-C stops.",
-              flush=True)
+        print(
+            f"export KAFKA_BOOTSTRAP={endpoints.kafka_bootstrap} REDIS_URL={endpoints.redis_url}\n"
+            f"# topics, records and offsets: {kept}; Redis: {args.data / 'redis'} (AOF). Ctrl-C stops.",
+            flush=True,
+        )
         stopped.wait()
     finally:
         stack.stop()
@@ -45,11 +48,15 @@ def _port(text: str) -> int:
 
 def add_command(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
     parser = sub.add_parser(
-        "stack", help="run the embedded Kafka broker and redis-server until Ctrl-C, keeping their data",
+        "stack",
+        help="run the embedded Kafka broker and redis-server until Ctrl-C, keeping their data",
         description="Start the embedded broker (Tansu) and a redis-server on fixed ports, their data in a folder, "
-                    "and print the KAFKA_BOOTSTRAP and REDIS_URL to give a worker. The broker keeps topics, records "
-                    "and committed offsets across restarts (in s3rver, installed by make) unless --memory.")
-    parser.add_argument("--data", type=Path, default=Path(".antifraud-stack"), help="data folder (default .antifraud-stack)")
+        "and print the KAFKA_BOOTSTRAP and REDIS_URL to give a worker. The broker keeps topics, records "
+        "and committed offsets across restarts (in s3rver, installed by make) unless --memory.",
+    )
+    parser.add_argument(
+        "--data", type=Path, default=Path(".antifraud-stack"), help="data folder (default .antifraud-stack)"
+    )
     parser.add_argument("--kafka-port", type=_port, default=9092, help="broker port (default 9092)")
     parser.add_argument("--redis-port", type=_port, default=6380, help="redis-server port (default 6380)")
     parser.add_argument("--partitions", type=int, default=4, help="partitions of the topics it creates (default 4)")

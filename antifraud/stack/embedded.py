@@ -66,8 +66,12 @@ def tansu_binary() -> str:
 
 
 S3RVER = Path(__file__).parent / "npm" / "node_modules" / ".bin" / "s3rver"
-S3_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "S3RVER", "AWS_SECRET_ACCESS_KEY": "S3RVER", "AWS_DEFAULT_REGION": "us-east-1",
-                  "AWS_ALLOW_HTTP": "true"}
+S3_CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "S3RVER",
+    "AWS_SECRET_ACCESS_KEY": "S3RVER",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_ALLOW_HTTP": "true",
+}
 """s3rver's fixed credentials; it listens on 127.0.0.1 only."""
 
 
@@ -76,7 +80,8 @@ def s3rver_binary() -> str:
     if not found or shutil.which("node") is None:
         raise StackError(
             "a durable embedded broker needs node and s3rver: `make` installs s3rver "
-            f"(npm ci --prefix {S3RVER.parents[2]}), or set ANTIFRAUD_S3RVER to its path")
+            f"(npm ci --prefix {S3RVER.parents[2]}), or set ANTIFRAUD_S3RVER to its path"
+        )
     return found
 
 
@@ -98,7 +103,9 @@ def redis_server_binary() -> str:
     return on_path
 
 
-def _wait_until(ready: Callable[[], bool], proc: subprocess.Popen[bytes], what: str, log_path: Path, timeout: float) -> None:
+def _wait_until(
+    ready: Callable[[], bool], proc: subprocess.Popen[bytes], what: str, log_path: Path, timeout: float
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -144,8 +151,16 @@ class EmbeddedStack:
     by PDEATHSIG, so none survives an interrupted parent.
     """
 
-    def __init__(self, *, workdir: Path | None = None, startup_timeout: float = 30.0, kafka: bool = True,
-                 durable: bool = False, kafka_port: int | None = None, redis_port: int | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        workdir: Path | None = None,
+        startup_timeout: float = 30.0,
+        kafka: bool = True,
+        durable: bool = False,
+        kafka_port: int | None = None,
+        redis_port: int | None = None,
+    ) -> None:
         self._own_tmp = workdir is None
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix="antifraud-stack-"))
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -188,8 +203,16 @@ class EmbeddedStack:
             s3 = self._start_s3rver()
             env = {**os.environ, **S3_CREDENTIALS, "AWS_ENDPOINT": s3}
             storage = "s3://tansu/"
-        argv = [tansu_binary(), "broker", "--listener-url", url, "--advertised-listener-url", url,
-                "--storage-engine", storage]
+        argv = [
+            tansu_binary(),
+            "broker",
+            "--listener-url",
+            url,
+            "--advertised-listener-url",
+            url,
+            "--storage-engine",
+            storage,
+        ]
         self._broker = (argv, env, bootstrap)
         self._launch("tansu broker", argv, lambda: kafka_answers(bootstrap), env)
         return bootstrap
@@ -198,8 +221,18 @@ class EmbeddedStack:
         port = free_port()
         data = self.workdir / "s3"
         data.mkdir(exist_ok=True)
-        argv = [s3rver_binary(), "-d", str(data), "-p", str(port), "-a", "127.0.0.1", "--configure-bucket", "tansu",
-                "--silent"]
+        argv = [
+            s3rver_binary(),
+            "-d",
+            str(data),
+            "-p",
+            str(port),
+            "-a",
+            "127.0.0.1",
+            "--configure-bucket",
+            "tansu",
+            "--silent",
+        ]
 
         def answers() -> bool:
             try:
@@ -231,8 +264,21 @@ class EmbeddedStack:
         data = self.workdir / "redis"
         data.mkdir(exist_ok=True)
         url = f"redis://127.0.0.1:{port}/0"
-        argv = [redis_server_binary(), "--port", str(port), "--bind", "127.0.0.1", "--dir", str(data),
-                "--appendonly", "yes", "--save", "", "--daemonize", "no"]
+        argv = [
+            redis_server_binary(),
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--dir",
+            str(data),
+            "--appendonly",
+            "yes",
+            "--save",
+            "",
+            "--daemonize",
+            "no",
+        ]
         self._launch("redis-server", argv, lambda: redis_answers(url))
         return url
 
@@ -251,5 +297,7 @@ class EmbeddedStack:
     def __enter__(self) -> Endpoints:
         return self.start()
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.stop()

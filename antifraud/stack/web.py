@@ -37,8 +37,11 @@ class WebProcess:
 
     def start(self, timeout: float = 30.0) -> "WebProcess":
         """Spawn the server and wait until it serves its OpenAPI document (every worker process has started)."""
-        self.proc = spawn([sys.executable, "-m", "antifraud", "web", "--port", str(self.port),
-                           "--workers", str(self.workers)], log_path=self.log_path, env=self.env)
+        self.proc = spawn(
+            [sys.executable, "-m", "antifraud", "web", "--port", str(self.port), "--workers", str(self.workers)],
+            log_path=self.log_path,
+            env=self.env,
+        )
         deadline = time.monotonic() + timeout
         while True:
             try:
@@ -55,5 +58,7 @@ class WebProcess:
     def __enter__(self) -> "WebProcess":
         return self.start()
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.stop()

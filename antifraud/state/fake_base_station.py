@@ -60,8 +60,11 @@ def configured_registry(limits: FakeBaseStationThresholds) -> CellRegistry | Non
     """The registry named by the environment or the thresholds; ``None`` (logged) when none is."""
     path = os.environ.get(ENV_VAR) or limits.registry
     if not path:
-        log.warning("no cell registry (%s or [fake_base_station] registry): the unknown-cell and "
-                    "mis-located-cell features of the fake base station detector are off", ENV_VAR)
+        log.warning(
+            "no cell registry (%s or [fake_base_station] registry): the unknown-cell and "
+            "mis-located-cell features of the fake base station detector are off",
+            ENV_VAR,
+        )
         return None
     registry = load_registry(Path(path))
     log.info("cell registry %s: %d cells", path, len(registry))

@@ -14,8 +14,8 @@ from collections.abc import Mapping, Sequence
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
-from antifraud.state.keys import FRAUD_NUMBER_CALLS, FRAUD_NUMBER_QUIET, WARNED
 from antifraud.state.kept import SEP, KeptLog
+from antifraud.state.keys import FRAUD_NUMBER_CALLS, FRAUD_NUMBER_QUIET, WARNED
 from antifraud.state.store import Lua
 from antifraud.thresholds import FraudNumberThresholds
 from detectors.fraud_number import OutCall, Profile
@@ -37,10 +37,15 @@ class KeptCallCodec:
 
 def profile_codec(limits: FraudNumberThresholds) -> KeptLog[OutCall, Profile]:
     """Profiles in and out of Redis (an ``antifraud.state.store.OwnedCodec``)."""
-    return KeptLog(FRAUD_NUMBER_CALLS, FRAUD_NUMBER_QUIET, KeptCallCodec(),
-                   lambda calls, quiet: Profile(limits, calls, quiet),
-                   window_seconds=limits.profile_window_seconds, cap=limits.max_calls_kept,
-                   ttl_seconds=2 * limits.profile_window_seconds)
+    return KeptLog(
+        FRAUD_NUMBER_CALLS,
+        FRAUD_NUMBER_QUIET,
+        KeptCallCodec(),
+        lambda calls, quiet: Profile(limits, calls, quiet),
+        window_seconds=limits.profile_window_seconds,
+        cap=limits.max_calls_kept,
+        ttl_seconds=2 * limits.profile_window_seconds,
+    )
 
 
 # KEYS: the numbers' warned sets. Per key its members joined by \x1e.

@@ -36,8 +36,7 @@ class ItemCodec(Protocol[T]):
     def encode(self, item: T) -> str:
         """The member: the item's event id, then its other fields, joined by :data:`SEP`."""
 
-    def decode(self, member: str, at: float) -> T:
-        ...
+    def decode(self, member: str, at: float) -> T: ...
 
 
 class LogChange(Protocol[T_co]):
@@ -52,18 +51,23 @@ class LogChange(Protocol[T_co]):
 
 # KEYS: per entity its items and its quiet key. Per entity two strings: its items as "score member" pairs
 # joined by \x1e (SCORED_ROWS), and its quiet epoch ('' when none).
-_LOAD = Lua(SCORED_ROWS + """
+_LOAD = Lua(
+    SCORED_ROWS
+    + """
 local out = {}
 for k = 1, #KEYS, 2 do
   out[#out + 1] = scored(KEYS[k])
   out[#out + 1] = redis.call('GET', KEYS[k + 1]) or ''
 end
 return out
-""")
+"""
+)
 
 # KEYS: per entity its items and its quiet key; ARGV[1] ttl, ARGV[2] window, ARGV[3] cap, then per entity:
 # the quiet epoch ('' to leave it) and its new items' (score, member) pairs packed (ADD_SCORED).
-_WRITE = Lua(ADD_SCORED + """
+_WRITE = Lua(
+    ADD_SCORED
+    + """
 local ttl, window, cap = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local i = 4
 for k = 1, #KEYS, 2 do
@@ -79,7 +83,8 @@ for k = 1, #KEYS, 2 do
   end
 end
 return 0
-""")
+"""
+)
 
 
 class KeptLog(Generic[T, S]):
@@ -87,8 +92,17 @@ class KeptLog(Generic[T, S]):
     entity's state from its stored items (oldest first) and quiet epoch, applying the same window and
     cap as the detector."""
 
-    def __init__(self, items: KeyFamily, quiet: KeyFamily, codec: ItemCodec[T], build: Callable[[list[T], float], S],
-                 *, window_seconds: float, cap: int, ttl_seconds: int) -> None:
+    def __init__(
+        self,
+        items: KeyFamily,
+        quiet: KeyFamily,
+        codec: ItemCodec[T],
+        build: Callable[[list[T], float], S],
+        *,
+        window_seconds: float,
+        cap: int,
+        ttl_seconds: int,
+    ) -> None:
         self.items = items
         self.quiet = quiet
         self.codec = codec
@@ -109,8 +123,9 @@ class KeptLog(Generic[T, S]):
         found = {}
         for entity, items, quiet in zip(entities, rows[::2], rows[1::2]):
             if items or quiet:
-                found[entity] = self.build([decode(m, at) for at, m in parse_scored(items)],
-                                           float(quiet) if quiet else 0.0)
+                found[entity] = self.build(
+                    [decode(m, at) for at, m in parse_scored(items)], float(quiet) if quiet else 0.0
+                )
         return found
 
     async def load(self, redis: Redis, keys: Sequence[str]) -> dict[str, S]:
@@ -123,6 +138,8 @@ class KeptLog(Generic[T, S]):
             quiet = [c.quiet_until for c in deltas[entity] if c.quiet_until is not None]
             added = [item for change in deltas[entity] for item in change.added]
             keys += self.keys(entity)
-            args += [repr(quiet[-1]) if quiet else "",
-                     pack_scored((self.codec.at(item), self.codec.encode(item)) for item in added)]
+            args += [
+                repr(quiet[-1]) if quiet else "",
+                pack_scored((self.codec.at(item), self.codec.encode(item)) for item in added),
+            ]
         _WRITE.queue(pipe, keys, args)

@@ -68,8 +68,9 @@ class LeaseQueue:
     async def claim(self, redis: Redis, now: datetime, *, limit: int, lease_s: float) -> list[list[bytes]]:
         """Take up to ``limit`` due items for ``lease_s`` seconds: each one's ``fields``, in order."""
         claim = redis.register_script(_CLAIM)
-        found = await claim(keys=[self.due],
-                            args=[now.timestamp(), limit, now.timestamp() + lease_s, self.prefix, *self.fields])
+        found = await claim(
+            keys=[self.due], args=[now.timestamp(), limit, now.timestamp() + lease_s, self.prefix, *self.fields]
+        )
         return [list(item) for item in found]
 
     async def docs(self, redis: Redis, ids: list[str]) -> list[bytes]:

@@ -106,7 +106,11 @@ class PipelinedScript:
                 except ResponseError as exc:  # an error reply (NOSCRIPT, a script error): that call's answer
                     reply = exc
                 except Exception as exc:  # the connection broke, or its replies can no longer be told apart
-                    broken = exc if isinstance(exc, ConnectionError) else ConnectionError(f"Error reading from Redis: {exc!r}")
+                    broken = (
+                        exc
+                        if isinstance(exc, ConnectionError)
+                        else ConnectionError(f"Error reading from Redis: {exc!r}")
+                    )
                     self._drop(broken)
                     return
                 if not waiting:  # cannot happen while replies and calls stay paired

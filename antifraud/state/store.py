@@ -233,16 +233,21 @@ def parse_scored(row: bytes | None) -> list[tuple[float, str]]:
 
 
 # KEYS: the entities' keys. Per key its facts as one ``scored`` string.
-_READ_FACTS = Lua(SCORED_ROWS + """
+_READ_FACTS = Lua(
+    SCORED_ROWS
+    + """
 local out = {}
 for k = 1, #KEYS do out[k] = scored(KEYS[k]) end
 return out
-""")
+"""
+)
 
 # KEYS: the entities' keys, then ARGV[1] keep (seconds), ARGV[2] ttl, ARGV[3] '1' to keep the earliest
 # score of a member (ZADD LT), then per key its (score, member) pairs packed (ADD_SCORED). Per key: add,
 # drop what is older than keep before its newest, renew the expiry.
-_ADD_FACTS = Lua(ADD_SCORED + """
+_ADD_FACTS = Lua(
+    ADD_SCORED
+    + """
 local keep, ttl = tonumber(ARGV[1]), tonumber(ARGV[2])
 local flag = nil
 if ARGV[3] == '1' then flag = 'LT' end
@@ -253,7 +258,8 @@ for k = 1, #KEYS do
   redis.call('EXPIRE', KEYS[k], ttl)
 end
 return 0
-""")
+"""
+)
 
 
 class FactTable(Generic[F]):
@@ -267,8 +273,18 @@ class FactTable(Generic[F]):
     not kept between batches: other workers add to them.
     """
 
-    def __init__(self, redis: Redis, family: KeyFamily, codec: FactCodec[F], *, delay: float, keep_seconds: float,
-                 margin_seconds: float, ttl_seconds: int, earliest: bool = False) -> None:
+    def __init__(
+        self,
+        redis: Redis,
+        family: KeyFamily,
+        codec: FactCodec[F],
+        *,
+        delay: float,
+        keep_seconds: float,
+        margin_seconds: float,
+        ttl_seconds: int,
+        earliest: bool = False,
+    ) -> None:
         self.redis = redis
         self.family = family
         self.codec = codec
@@ -341,4 +357,3 @@ def keyed(values: Iterable[tuple[str, Any]]) -> dict[str, list[Any]]:
     for key, value in values:
         grouped.setdefault(key, []).append(value)
     return grouped
-

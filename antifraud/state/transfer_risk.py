@@ -17,8 +17,8 @@ from collections.abc import Iterable
 
 from redis.asyncio import Redis
 
-from antifraud.state.keys import BLACKLIST, TRANSFER_OUT, TRANSFER_QUIET
 from antifraud.state.kept import KeptLog
+from antifraud.state.keys import BLACKLIST, TRANSFER_OUT, TRANSFER_QUIET
 from antifraud.thresholds import TransferRiskThresholds
 from detectors.transfer_risk import Account, Call, Flag, Flow, add_outflow
 
@@ -81,8 +81,15 @@ def account_codec(limits: TransferRiskThresholds) -> KeptLog[Flow, Account]:
             add_outflow(account, flow, limits)
         return account
 
-    return KeptLog(TRANSFER_OUT, TRANSFER_QUIET, OutflowCodec(), build, window_seconds=limits.history_days * 86400,
-                   cap=limits.max_outflows_kept, ttl_seconds=limits.history_days * 86400)
+    return KeptLog(
+        TRANSFER_OUT,
+        TRANSFER_QUIET,
+        OutflowCodec(),
+        build,
+        window_seconds=limits.history_days * 86400,
+        cap=limits.max_outflows_kept,
+        ttl_seconds=limits.history_days * 86400,
+    )
 
 
 async def blacklisted(redis: Redis, accounts: Iterable[str]) -> frozenset[str]:

@@ -113,7 +113,9 @@ class UserDirectory:
         try:
             document = tomllib.loads(raw.decode()) if path.suffix == ".toml" else json.loads(raw)
         except (ValueError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"ANTIFRAUD_USERS_FILE={str(path)!r} is not valid {path.suffix[1:] or 'JSON'}: {exc}") from None
+            raise ConfigError(
+                f"ANTIFRAUD_USERS_FILE={str(path)!r} is not valid {path.suffix[1:] or 'JSON'}: {exc}"
+            ) from None
         if not isinstance(document, dict):
             raise ConfigError(f"ANTIFRAUD_USERS_FILE={str(path)!r}: expected an object with 'users'")
         return cls.parse(document, str(path))
@@ -127,7 +129,12 @@ def development_env(branch_id: str) -> tuple[dict[str, str], dict[str, str]]:
     """
     tokens = {role.value: secrets.token_urlsafe(24) for role in Role}
     users = [
-        {"name": name, "role": name, "branch_id": branch_id if name == Role.TELLER else None, "token_sha256": token_sha256(token)}
+        {
+            "name": name,
+            "role": name,
+            "branch_id": branch_id if name == Role.TELLER else None,
+            "token_sha256": token_sha256(token),
+        }
         for name, token in tokens.items()
     ]
     env = {"ANTIFRAUD_USERS": json.dumps({"users": users}), "ANTIFRAUD_SECRET_KEY": secrets.token_urlsafe(32)}
@@ -190,7 +197,9 @@ class Authenticator:
                 raise ConfigError("ANTIFRAUD_USERS: expected an object with 'users'")
             users = UserDirectory.parse(document, "ANTIFRAUD_USERS")
         else:
-            raise ConfigError("set ANTIFRAUD_USERS_FILE (or ANTIFRAUD_USERS) to the users allowed in, or run with --dev-users")
+            raise ConfigError(
+                "set ANTIFRAUD_USERS_FILE (or ANTIFRAUD_USERS) to the users allowed in, or run with --dev-users"
+            )
         return cls(users, SessionSigner(key.encode(), SESSION_TTL_SECONDS))
 
     def principal(self, bearer: str | None, cookie: str | None) -> Principal | None:
@@ -214,8 +223,11 @@ def authenticate(request: Request) -> Principal:
     if header is not None:
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token:
-            raise HTTPException(status.HTTP_401_UNAUTHORIZED, "the Authorization header must be 'Bearer TOKEN'",
-                                headers={"WWW-Authenticate": "Bearer"})
+            raise HTTPException(
+                status.HTTP_401_UNAUTHORIZED,
+                "the Authorization header must be 'Bearer TOKEN'",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
     cookie = request.cookies.get(SESSION_COOKIE)
     principal = auth.principal(token if header is not None else None, cookie)
     if principal is None:
@@ -237,7 +249,9 @@ def require(*roles: Role) -> Callable[..., Awaitable[Principal]]:
         principal = authenticate(request)
         if principal.role not in allowed:
             names = ", ".join(sorted(r.value for r in allowed))
-            raise HTTPException(status.HTTP_403_FORBIDDEN, f"role {principal.role.value} may not do this (needs {names})")
+            raise HTTPException(
+                status.HTTP_403_FORBIDDEN, f"role {principal.role.value} may not do this (needs {names})"
+            )
         return principal
 
     return dependency
@@ -246,4 +260,6 @@ def require(*roles: Role) -> Callable[..., Awaitable[Principal]]:
 def ensure_branch(principal: Principal, branch_id: str) -> None:
     """Refuse (403) a teller asking about a branch other than their own; other roles see every branch."""
     if principal.role is Role.TELLER and principal.branch_id != branch_id:
-        raise HTTPException(status.HTTP_403_FORBIDDEN, f"a teller of branch {principal.branch_id} may not see branch {branch_id}")
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN, f"a teller of branch {principal.branch_id} may not see branch {branch_id}"
+        )

@@ -43,11 +43,11 @@ from redis.asyncio import Redis
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from antifraud.alerts.explain import explain
+from antifraud.alerts.models import Reason
 from antifraud.clock import utcnow
 from antifraud.events.models import BankTransfer
 from antifraud.events.types import UtcTime
 from antifraud.holds.policy import needs_hold
-from antifraud.alerts.models import Reason
 from antifraud.state import keys as keys_
 from antifraud.state.accounts import OpenedCodec
 from antifraud.state.pipelined import PipelinedScript
@@ -57,7 +57,16 @@ from antifraud.thresholds import FeatureRule, Thresholds, TransferRiskThresholds
 from antifraud.web.auth import Principal, Role, require
 from detectors.accounts import AccountInfo
 from detectors.transfer_risk import (
-    DETECTOR, MULE_DETECTOR, Account, Call, Flag, Flow, detect, in_force, mule_score, own,
+    DETECTOR,
+    MULE_DETECTOR,
+    Account,
+    Call,
+    Flag,
+    Flow,
+    detect,
+    in_force,
+    mule_score,
+    own,
 )
 
 CHECK_EVENT_ID: Final = "pre-transfer-check"
@@ -80,7 +89,6 @@ _RANK = {decision: rank for rank, decision in enumerate(Decision)}
 _BY_SEVERITY = {"critical": Decision.BLOCK, "high": Decision.HOLD, "medium": Decision.WARN, "low": Decision.WARN}
 
 
-
 class TransferCheck(BankTransfer):
     """The transfer about to be made, as the counter or ATM knows it: a transfer event that has not happened yet.
 
@@ -89,7 +97,9 @@ class TransferCheck(BankTransfer):
     """
 
     event_id: Literal["pre-transfer-check"] = Field(CHECK_EVENT_ID, description="leave out: a check is no event")
-    event_time: UtcTime = Field(default_factory=utcnow, description="when the transfer would happen (default: now), for replays")
+    event_time: UtcTime = Field(
+        default_factory=utcnow, description="when the transfer would happen (default: now), for replays"
+    )
 
 
 class CheckReason(BaseModel):
@@ -152,8 +162,9 @@ def _weight(feature: str, limits: TransferRiskThresholds) -> float:
     return rule.weight
 
 
-def _ranked(reasons: Sequence[Reason], level: Decision, prefix: str, limits: TransferRiskThresholds
-            ) -> list[tuple[Decision, CheckReason]]:
+def _ranked(
+    reasons: Sequence[Reason], level: Decision, prefix: str, limits: TransferRiskThresholds
+) -> list[tuple[Decision, CheckReason]]:
     features = sorted((r for r in reasons if r.feature != "score"), key=lambda r: -_weight(r.feature, limits))
     return [(level, _reason(prefix + r.feature, r.value, r.threshold)) for r in features]
 
@@ -177,11 +188,18 @@ def decide(transfer: BankTransfer, state: CheckState, thresholds: Thresholds) ->
         elif alert.detector == MULE_DETECTOR:
             found += _ranked(alert.reasons, Decision.WARN, "payer_", limits)
         else:
-            raise ValueError(f"the transfer-risk detector returned a {alert.detector} alert, which a check cannot weigh")
+            raise ValueError(
+                f"the transfer-risk detector returned a {alert.detector} alert, which a check cannot weigh"
+            )
     payee = state.accounts.get(transfer.payee_account, Account())
-    if (transfer.amount_fen >= limits.min_amount_fen and at >= payee.quiet_until
-            and not in_force(state.facts.flags(transfer.payee_account, at), at)):
-        inflow = Flow(transfer.event_id, at, transfer.payer_account, transfer.amount_fen, transfer.channel, own(transfer))
+    if (
+        transfer.amount_fen >= limits.min_amount_fen
+        and at >= payee.quiet_until
+        and not in_force(state.facts.flags(transfer.payee_account, at), at)
+    ):
+        inflow = Flow(
+            transfer.event_id, at, transfer.payer_account, transfer.amount_fen, transfer.channel, own(transfer)
+        )
         total, reasons = mule_score([*state.facts.inflows(transfer.payee_account, at), inflow], payee, at, limits)
         if total >= limits.mule_alert_score:
             found += _ranked(reasons, Decision.WARN, "payee_", limits)
@@ -201,7 +219,9 @@ def decide(transfer: BankTransfer, state: CheckState, thresholds: Thresholds) ->
 # KEYS: per account (payer, payee) its outflows and quiet key, then the payee's inflows, the payee's
 # and the payer's flags, the payer phone's reached calls, the payee's opening, the blacklist; ARGV[1] the
 # payee. Per sorted set a ``scored`` string, the quiet epochs, the blacklist bit.
-_READ = SCORED_ROWS + """
+_READ = (
+    SCORED_ROWS
+    + """
 local out = {}
 for k = 1, 4, 2 do
   out[#out + 1] = scored(KEYS[k])
@@ -211,6 +231,7 @@ for k = 5, 9 do out[#out + 1] = scored(KEYS[k]) end
 out[#out + 1] = tostring(redis.call('SISMEMBER', KEYS[10], ARGV[1]))
 return out
 """
+)
 _READ_KEYS = 10
 _NO_PHONE = "iv:reached:"
 """The reached key of no phone: an empty set (a script gets all its keys through KEYS)."""
@@ -231,9 +252,16 @@ class CheckReader:
 
     async def read(self, transfer: BankTransfer) -> CheckState:
         payer, payee, phone = transfer.payer_account, transfer.payee_account, transfer.payer_phone or ""
-        keys = [*self._accounts.keys(payer), *self._accounts.keys(payee), keys_.INFLOWS.key(payee), keys_.FLAGS.key(payee),
-                keys_.FLAGS.key(payer), keys_.REACHED.key(phone) if phone else _NO_PHONE, keys_.OPENED.key(payee),
-                keys_.BLACKLIST.key()]
+        keys = [
+            *self._accounts.keys(payer),
+            *self._accounts.keys(payee),
+            keys_.INFLOWS.key(payee),
+            keys_.FLAGS.key(payee),
+            keys_.FLAGS.key(payer),
+            keys_.REACHED.key(phone) if phone else _NO_PHONE,
+            keys_.OPENED.key(payee),
+            keys_.BLACKLIST.key(),
+        ]
         reply = await self._read(*keys, payee)
         assert isinstance(reply, list)
         accounts = self._accounts.parse([payer, payee], reply[:4])
@@ -241,8 +269,10 @@ class CheckReader:
         openings = _facts(opened, OpenedCodec().decode, payee)
         facts = CheckFacts(
             inflows_by={payee: _facts(inflows, InflowCodec().decode, payee)},
-            flags_by={payee: _facts(payee_flags, FlagCodec().decode, payee),
-                      payer: _facts(payer_flags, FlagCodec().decode, payer)},
+            flags_by={
+                payee: _facts(payee_flags, FlagCodec().decode, payee),
+                payer: _facts(payer_flags, FlagCodec().decode, payer),
+            },
             reached_by={phone: _facts(reached, CallCodec().decode, phone)} if phone else {},
             opened_by={payee: openings[-1]} if openings else {},
             blacklisted_accounts=frozenset({payee}) if reply[9] == b"1" else frozenset(),
@@ -294,8 +324,18 @@ def parse_check(raw: bytes, content_type: str | None) -> TransferCheck:
         try:
             body = json.loads(raw)
         except json.JSONDecodeError as exc:
-            raise RequestValidationError([{"type": "json_invalid", "loc": ("body", exc.pos), "msg": "JSON decode error",
-                                           "input": {}, "ctx": {"error": exc.msg}}], body=exc.doc) from exc
+            raise RequestValidationError(
+                [
+                    {
+                        "type": "json_invalid",
+                        "loc": ("body", exc.pos),
+                        "msg": "JSON decode error",
+                        "input": {},
+                        "ctx": {"error": exc.msg},
+                    }
+                ],
+                body=exc.doc,
+            ) from exc
         except (ValueError, RecursionError) as exc:  # not UTF-8, -16 or -32; nested deeper than json can read
             raise HTTPException(status.HTTP_400_BAD_REQUEST, "There was an error parsing the body") from exc
     try:
@@ -358,7 +398,9 @@ class CheckFastPath:
 router = APIRouter(prefix="/api", tags=["check"], route_class=_LeanRoute)
 
 
-@router.post("/check", response_model=TransferCheckResult, summary="pre-transfer check: allow, warn, hold or block, with reasons")
+@router.post(
+    "/check", response_model=TransferCheckResult, summary="pre-transfer check: allow, warn, hold or block, with reasons"
+)
 async def check(body: TransferCheck, request: Request, principal: Principal = Depends(may_check)) -> Response:
     """A teller may check only transfers at their own branch's counter."""
     if principal.role is Role.TELLER and body.branch_id != principal.branch_id:

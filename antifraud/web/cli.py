@@ -23,8 +23,15 @@ def _run(args: argparse.Namespace) -> int:
             print(f"  {name:<15} {token}{branch}", file=sys.stderr)
     Settings.from_env()
     Authenticator.from_env()  # refuse bad configuration here, with its message, not in each server process
-    uvicorn.run("antifraud.web.app:app_from_env", factory=True, host=args.host, port=args.port, workers=args.workers,
-                log_level="info", access_log=args.access_log)
+    uvicorn.run(
+        "antifraud.web.app:app_from_env",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        log_level="info",
+        access_log=args.access_log,
+    )
     return 0
 
 
@@ -38,8 +45,11 @@ def add_command(sub: argparse._SubParsersAction) -> None:
     web.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     web.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000)")
     web.add_argument("--workers", type=int, default=1, help="server processes (default 1)")
-    web.add_argument("--dev-users", action="store_true",
-                     help="make one user per role with random tokens (printed) and a random session key")
+    web.add_argument(
+        "--dev-users",
+        action="store_true",
+        help="make one user per role with random tokens (printed) and a random session key",
+    )
     web.add_argument("--dev-branch", default="B001", help="the development teller's branch (default B001)")
     web.add_argument("--access-log", action="store_true", help="log every request")
     web.set_defaults(run=_run)

@@ -26,7 +26,9 @@ async def home() -> RedirectResponse:
 
 def _page(name: str) -> None:
     async def page() -> FileResponse:
-        return FileResponse(STATIC / f"{name}.html", headers={"Content-Security-Policy": CSP, "Cache-Control": "no-store"})
+        return FileResponse(
+            STATIC / f"{name}.html", headers={"Content-Security-Policy": CSP, "Cache-Control": "no-store"}
+        )
 
     router.add_api_route(f"/{name}", page, methods=["GET"], name=f"page_{name}")
 

@@ -33,6 +33,10 @@ async def money_trail(
     thresholds = request.app.state.thresholds
     redis = get_redis(request)
     question = FraudReportRequest(victim_account=account, start=since, end=until, reason="console view")
-    trail, _holds = await follow(HoldLedger.configured(redis, thresholds.holds),
-                                 TransferIndex.configured(redis, thresholds.holds.trail), question, thresholds.holds.trail)
+    trail, _holds = await follow(
+        HoldLedger.configured(redis, thresholds.holds),
+        TransferIndex.configured(redis, thresholds.holds.trail),
+        question,
+        thresholds.holds.trail,
+    )
     return view_of(account, since, until, trail)

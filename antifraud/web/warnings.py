@@ -108,8 +108,12 @@ async def consume_alerts(hub: WarningHub, bootstrap: str, ready: asyncio.Event) 
     """
     while True:
         consumer = AIOKafkaConsumer(
-            ALERTS, bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="latest",
-            enable_auto_commit=False, fetch_max_wait_ms=100,
+            ALERTS,
+            bootstrap_servers=bootstrap,
+            group_id=None,
+            auto_offset_reset="latest",
+            enable_auto_commit=False,
+            fetch_max_wait_ms=100,
         )
         try:
             await consumer.start()
@@ -149,8 +153,9 @@ async def readable_place(place: Annotated[Code, PlaceId], principal: Principal =
     return place
 
 
-@router.get("/{place}/warnings", response_model=list[CounterWarning],
-            summary="recent warnings of a branch or ATM, newest first")
+@router.get(
+    "/{place}/warnings", response_model=list[CounterWarning], summary="recent warnings of a branch or ATM, newest first"
+)
 async def recent_warnings(request: Request, place: str = Depends(readable_place)) -> list[CounterWarning]:
     hub: WarningHub = request.app.state.warnings
     return hub.recent(place)
@@ -173,11 +178,18 @@ class Escalation(BaseModel):
 _tellers = require(Role.TELLER)
 
 
-@router.post("/{place}/warnings/{alert_id}/escalate", response_model=Escalation,
-             summary="escalate a recent warning of a branch or ATM to the police (a customer at the counter now)")
+@router.post(
+    "/{place}/warnings/{alert_id}/escalate",
+    response_model=Escalation,
+    summary="escalate a recent warning of a branch or ATM to the police (a customer at the counter now)",
+)
 async def escalate_warning(
-    request: Request, place: Code, alert_id: Id, body: EscalateBody,
-    cases: CaseService = Depends(get_cases), principal: Principal = Depends(_tellers),
+    request: Request,
+    place: Code,
+    alert_id: Id,
+    body: EscalateBody,
+    cases: CaseService = Depends(get_cases),
+    principal: Principal = Depends(_tellers),
 ) -> Escalation:
     """Only the place's own tellers (and admins) escalate, and only a warning the place was shown."""
     ensure_branch(principal, place)
@@ -191,7 +203,8 @@ async def escalate_warning(
 
 
 @router.get(
-    "/{place}/warnings/stream", response_class=EventSourceResponse,
+    "/{place}/warnings/stream",
+    response_class=EventSourceResponse,
     summary="live warnings of a branch or ATM (server-sent events, event type 'warning', data a CounterWarning)",
 )
 async def stream_warnings(request: Request, place: str = Depends(readable_place)) -> AsyncIterator[ServerSentEvent]:

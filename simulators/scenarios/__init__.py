@@ -22,9 +22,16 @@ from simulators.scenarios.common import ScenarioType
 SCENARIOS: dict[str, ScenarioType] = {
     s.name: s
     for s in (
-        fraud_call_team.SCENARIO, card_dealer.SCENARIO, fake_base_station.SCENARIO, wangiri.SCENARIO,
-        courier_calls.SCENARIO, call_centre.SCENARIO, payroll.SCENARIO, relative_transfer.SCENARIO,
-        two_cards.SCENARIO, new_cell_tower.SCENARIO,
+        fraud_call_team.SCENARIO,
+        card_dealer.SCENARIO,
+        fake_base_station.SCENARIO,
+        wangiri.SCENARIO,
+        courier_calls.SCENARIO,
+        call_centre.SCENARIO,
+        payroll.SCENARIO,
+        relative_transfer.SCENARIO,
+        two_cards.SCENARIO,
+        new_cell_tower.SCENARIO,
     )
 }
 """Scenario name to its type, fraud first, then benign look-alikes."""

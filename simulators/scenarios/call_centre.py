@@ -29,9 +29,17 @@ def generate(ctx: Context, params: Params) -> Outcome:
     n = int(params.calls_per_day * max(1.0, (end - begin) / DAY))
     duration = durations(rng, n, 90, 0.8)
     duration[rng.random(n) < 0.15] = 0
-    calls, _ = calls_with_callbacks(ctx, by_rhythm(rng, n, begin, end, "office"), np.repeat(number, n),
-                                    rng.integers(0, len(city.people), n), duration, cell, line[0],
-                                    params.callback_rate, 120)
+    calls, _ = calls_with_callbacks(
+        ctx,
+        by_rhythm(rng, n, begin, end, "office"),
+        np.repeat(number, n),
+        rng.integers(0, len(city.people), n),
+        duration,
+        cell,
+        line[0],
+        params.callback_rate,
+        120,
+    )
     out = Outcome(calls)
     out.involve("phone", number.tolist(), "call_centre", False)
     return out

@@ -48,13 +48,28 @@ def generate(ctx: Context, params: Params) -> Outcome:
     opened_by = begin + int(params.opening_days * DAY)
     n_cards = min(params.cards, len(BANKS))
     bank = rng.choice(len(BANKS), n_cards, replace=False)
-    cards = open_cards(city, rng, np.sort(by_rhythm(rng, n_cards, begin, opened_by, "office")),
-                       np.full(n_cards, dealer), bank, np.where(rng.random(n_cards) < 0.8, b"counter", b"mobile"))
-    sims = register_sims(city, rng, np.sort(by_rhythm(rng, params.sims, begin, opened_by, "office")),
-                         np.full(params.sims, city.people.id_number[dealer]),
-                         np.arange(params.sims) % len(CARRIERS), rng.random(params.sims) >= params.unverified_share)
-    card = Holders(cards.cols["account"], np.full(n_cards, city.people.name[dealer]),
-                   np.full(n_cards, city.people.id_number[dealer]), bank.astype(np.int64))
+    cards = open_cards(
+        city,
+        rng,
+        np.sort(by_rhythm(rng, n_cards, begin, opened_by, "office")),
+        np.full(n_cards, dealer),
+        bank,
+        np.where(rng.random(n_cards) < 0.8, b"counter", b"mobile"),
+    )
+    sims = register_sims(
+        city,
+        rng,
+        np.sort(by_rhythm(rng, params.sims, begin, opened_by, "office")),
+        np.full(params.sims, city.people.id_number[dealer]),
+        np.arange(params.sims) % len(CARRIERS),
+        rng.random(params.sims) >= params.unverified_share,
+    )
+    card = Holders(
+        cards.cols["account"],
+        np.full(n_cards, city.people.name[dealer]),
+        np.full(n_cards, city.people.id_number[dealer]),
+        bank.astype(np.int64),
+    )
 
     n = n_cards * params.payers_per_card
     card_of = np.repeat(np.arange(n_cards), params.payers_per_card)

@@ -82,8 +82,12 @@ def outsiders(ctx: Context, n: int) -> Holders:
     """People from elsewhere with accounts at the city's banks (mules' names, next hops)."""
     bank = ctx.rng.choice(len(BANKS), n, p=BANK_SHARE)
     ids = ctx.city.ids
-    return Holders(ids.new_accounts(ctx.rng, bank), names(ctx.rng, n),
-                   ids.new_id_numbers(ctx.rng, n, OTHER_REGIONS), bank.astype(np.int64))
+    return Holders(
+        ids.new_accounts(ctx.rng, bank),
+        names(ctx.rng, n),
+        ids.new_id_numbers(ctx.rng, n, OTHER_REGIONS),
+        bank.astype(np.int64),
+    )
 
 
 def window(ctx: Context, days: float) -> tuple[int, int]:
@@ -100,23 +104,39 @@ def delays(rng: np.random.Generator, n: int, median_s: float, sigma: float, lo: 
     return np.clip(np.round(rng.lognormal(np.log(median_s), sigma, n)), lo, hi).astype(np.int64)
 
 
-def transfer(ctx: Context, time: np.ndarray, payer: Holders, payee: Holders, amount: np.ndarray,
-             channel: np.ndarray) -> EventBatch:
+def transfer(
+    ctx: Context, time: np.ndarray, payer: Holders, payee: Holders, amount: np.ndarray, channel: np.ndarray
+) -> EventBatch:
     """Transfers between holders (rows aligned), placed at the payer's bank for counter and ATM."""
     branch, atm = places(ctx.city, ctx.rng, channel, payer.bank)
-    return bank_transfers(time, channel=channel, payer_account=payer.account, payer_name=payer.name,
-                          payer_id_number=payer.id_number, payee_account=payee.account, payee_name=payee.name,
-                          amount_fen=amount, branch_id=branch, atm_id=atm,
-                          payer_phone=b"" if payer.phone is None else payer.phone)
+    return bank_transfers(
+        time,
+        channel=channel,
+        payer_account=payer.account,
+        payer_name=payer.name,
+        payer_id_number=payer.id_number,
+        payee_account=payee.account,
+        payee_name=payee.name,
+        amount_fen=amount,
+        branch_id=branch,
+        atm_id=atm,
+        payer_phone=b"" if payer.phone is None else payer.phone,
+    )
 
 
 def take(holders: Holders, rows: np.ndarray) -> Holders:
-    return Holders(holders.account[rows], holders.name[rows], holders.id_number[rows], holders.bank[rows],
-                   None if holders.phone is None else holders.phone[rows])
+    return Holders(
+        holders.account[rows],
+        holders.name[rows],
+        holders.id_number[rows],
+        holders.bank[rows],
+        None if holders.phone is None else holders.phone[rows],
+    )
 
 
-def pass_on(ctx: Context, received_at: np.ndarray, amount: np.ndarray, mule: Holders, next_hop: Holders,
-            atm_share: float = 0.3) -> EventBatch:
+def pass_on(
+    ctx: Context, received_at: np.ndarray, amount: np.ndarray, mule: Holders, next_hop: Holders, atm_share: float = 0.3
+) -> EventBatch:
     """Each receipt moves on within minutes, nearly whole, to a random next-hop account.
 
     ``mule`` is aligned with the receipts; ATM transfers are how mules cash out.
@@ -125,26 +145,53 @@ def pass_on(ctx: Context, received_at: np.ndarray, amount: np.ndarray, mule: Hol
     rng = ctx.rng
     channel = np.where(rng.random(n) < atm_share, b"atm", PASS_ON_CHANNELS[rng.integers(0, 2, n)])
     kept = np.round(amount * rng.uniform(0.005, 0.03, n)).astype(np.int64)
-    return transfer(ctx, received_at + delays(rng, n, 6 * 60, 0.6, 60, 30 * 60), mule,
-                    take(next_hop, rng.integers(0, len(next_hop), n)), amount - kept, channel)
+    return transfer(
+        ctx,
+        received_at + delays(rng, n, 6 * 60, 0.6, 60, 30 * 60),
+        mule,
+        take(next_hop, rng.integers(0, len(next_hop), n)),
+        amount - kept,
+        channel,
+    )
 
 
-def calls_with_callbacks(ctx: Context, start: np.ndarray, caller: np.ndarray, callee: np.ndarray,
-                         duration: np.ndarray, cell: np.ndarray, imei: np.ndarray, callback_rate: float,
-                         callback_median_s: float, international: bool = False) -> tuple[list[EventBatch], np.ndarray]:
+def calls_with_callbacks(
+    ctx: Context,
+    start: np.ndarray,
+    caller: np.ndarray,
+    callee: np.ndarray,
+    duration: np.ndarray,
+    cell: np.ndarray,
+    imei: np.ndarray,
+    callback_rate: float,
+    callback_median_s: float,
+    international: bool = False,
+) -> tuple[list[EventBatch], np.ndarray]:
     """Calls to residents (``callee`` indexes people) and the calls some of them return later.
 
     Returns the batches and the residents who called back.
     """
     city, rng = ctx.city, ctx.rng
     p = city.people
-    calls = call_records(start, caller=caller, callee=p.phone[callee], duration_s=duration, cell_id=cell, imei=imei,
-                         international=international)
+    calls = call_records(
+        start,
+        caller=caller,
+        callee=p.phone[callee],
+        duration_s=duration,
+        cell_id=cell,
+        imei=imei,
+        international=international,
+    )
     back = np.flatnonzero(rng.random(len(start)) < callback_rate)
     at = start[back] + duration[back] + delays(rng, len(back), 20 * 60, 1.2, 60, 12 * 3600)
     person = callee[back]
-    returned = call_records(at, caller=p.phone[person], callee=caller[back],
-                            duration_s=delays(rng, len(back), callback_median_s, 0.8, 0, 1800),
-                            cell_id=city.cells.cell_id[serving_cell(city, person, at)], imei=p.imei[person],
-                            international=international)
+    returned = call_records(
+        at,
+        caller=p.phone[person],
+        callee=caller[back],
+        duration_s=delays(rng, len(back), callback_median_s, 0.8, 0, 1800),
+        cell_id=city.cells.cell_id[serving_cell(city, person, at)],
+        imei=p.imei[person],
+        international=international,
+    )
     return [calls, returned], person

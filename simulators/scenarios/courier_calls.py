@@ -39,8 +39,17 @@ def generate(ctx: Context, params: Params) -> Outcome:
     cell = city.cells_by_area.pick(rng, city.area(carrier[courier], route[courier, day]))
     duration = durations(rng, n, 35, 0.6)
     duration[rng.random(n) < 0.1] = 0
-    calls, _ = calls_with_callbacks(ctx, start, numbers[courier], rng.integers(0, len(city.people), n), duration,
-                                    city.cells.cell_id[cell], imei[courier], params.callback_rate, 30)
+    calls, _ = calls_with_callbacks(
+        ctx,
+        start,
+        numbers[courier],
+        rng.integers(0, len(city.people), n),
+        duration,
+        city.cells.cell_id[cell],
+        imei[courier],
+        params.callback_rate,
+        30,
+    )
     out = Outcome(calls)
     out.involve("phone", numbers.tolist(), "courier", False)
     return out

@@ -16,8 +16,18 @@ from simulators.clock import HOUR, by_rhythm, uniform
 from simulators.identity import CARRIERS
 from simulators.scenarios.common import Context, Outcome, ScenarioType, window
 
-LEGIT = ("icbc.com.cn", "ccb.com", "abchina.com", "boc.cn", "bankcomm.com", "cmbchina.com", "10086.cn",
-         "chinatax.gov.cn", "12123.gov.cn", "suzhou.gov.cn")
+LEGIT = (
+    "icbc.com.cn",
+    "ccb.com",
+    "abchina.com",
+    "boc.cn",
+    "bankcomm.com",
+    "cmbchina.com",
+    "10086.cn",
+    "chinatax.gov.cn",
+    "12123.gov.cn",
+    "suzhou.gov.cn",
+)
 LURES = ("verify", "kefu", "vip", "jf", "etc", "secure", "95588", "login")
 TLDS = ("top", "cc", "xyz", "vip", "com", "net", "cn.com")
 
@@ -61,14 +71,24 @@ def generate(ctx: Context, params: Params) -> Outcome:
     time = uniform(rng, len(seen), start, stop)
     position = np.round(centre + rng.normal(0, 0.003 * MICRO, (len(seen), 2))).astype(np.int64)
     observations = cell_observations(
-        time, cell_id=cell_id, lac=lac, operator=CARRIERS[operator].encode(),
-        signal_dbm=rng.integers(-60, -39, len(seen)), encryption_level=np.where(rng.random(len(seen)) < 0.6, 0, 1),
-        handset_imei=people.imei[seen], location=position)
+        time,
+        cell_id=cell_id,
+        lac=lac,
+        operator=CARRIERS[operator].encode(),
+        signal_dbm=rng.integers(-60, -39, len(seen)),
+        encryption_level=np.where(rng.random(len(seen)) < 0.6, 0, 1),
+        handset_imei=people.imei[seen],
+        location=position,
+    )
     senders = city.ids.new_phones(rng, rng.integers(0, len(CARRIERS), params.senders))
     receiver = rng.choice(handset, params.sms)
-    texts = sms_records(uniform(rng, params.sms, start, stop), sender=senders[rng.integers(0, params.senders, params.sms)],
-                        receiver=people.phone[receiver], cell_id=cell_id,
-                        link_domains=json_lists([[d] for d in lookalikes(rng, params.sms)]))
+    texts = sms_records(
+        uniform(rng, params.sms, start, stop),
+        sender=senders[rng.integers(0, params.senders, params.sms)],
+        receiver=people.phone[receiver],
+        cell_id=cell_id,
+        link_domains=json_lists([[d] for d in lookalikes(rng, params.sms)]),
+    )
     out = Outcome([observations, texts])
     out.involve("cell", [cell_id], "fake_cell", True)
     out.involve("phone", senders.tolist(), "sms_sender", True)

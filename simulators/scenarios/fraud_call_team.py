@@ -57,9 +57,11 @@ def _numbers(ctx: Context, params: Params, first_call: int) -> tuple[np.ndarray,
     rng, city = ctx.rng, ctx.city
     carrier = rng.choice(len(CARRIERS), params.numbers, p=CARRIER_SHARE)
     fresh = rng.random(params.numbers) < params.new_sim_share
-    holder = np.where(rng.random(params.numbers) < 0.5, city.people.id_number[rng.integers(0, len(city.people),
-                                                                                          params.numbers)],
-                      outsiders(ctx, params.numbers).id_number)
+    holder = np.where(
+        rng.random(params.numbers) < 0.5,
+        city.people.id_number[rng.integers(0, len(city.people), params.numbers)],
+        outsiders(ctx, params.numbers).id_number,
+    )
     when = first_call - delays(rng, params.numbers, 12 * HOUR, 0.8, HOUR, 3 * DAY)
     sims = register_sims(city, rng, when, holder, carrier, rng.random(params.numbers) > 0.4)
     old = city.ids.new_phones(rng, carrier)
@@ -105,12 +107,23 @@ def generate(ctx: Context, params: Params) -> Outcome:
     victim_call = victim_call[np.unique(callee[victim_call], return_index=True)[1]]
     duration[victim_call] = delays(rng, len(victim_call), 20 * MINUTE, 0.5, 6 * MINUTE, 90 * MINUTE)
     calls, called_back = calls_with_callbacks(
-        ctx, start, numbers[number_of], callee, duration, city.cells.cell_id[box[number_of]],
-        imeis[number_of, session % 3], params.callback_rate, 15)
+        ctx,
+        start,
+        numbers[number_of],
+        callee,
+        duration,
+        city.cells.cell_id[box[number_of]],
+        imeis[number_of, session % 3],
+        params.callback_rate,
+        15,
+    )
 
     victim = callee[victim_call]
-    paid_at = start[victim_call] + duration[victim_call] + delays(rng, len(victim_call), 40 * MINUTE, 0.9,
-                                                                  3 * MINUTE, 6 * HOUR)
+    paid_at = (
+        start[victim_call]
+        + duration[victim_call]
+        + delays(rng, len(victim_call), 40 * MINUTE, 0.9, 3 * MINUTE, 6 * HOUR)
+    )
     amount = np.round(p.balance[victim] * rng.uniform(0.7, 0.95, len(victim))).astype(np.int64)
     mules = outsiders(ctx, params.mules)
     mule_of = rng.integers(0, params.mules, len(victim))
@@ -123,10 +136,12 @@ def generate(ctx: Context, params: Params) -> Outcome:
     who = victim[reporting]
     reports = fraud_reports(
         paid_at[reporting] + delays(rng, len(reporting), 3 * HOUR, 1.0, 10 * MINUTE, 2 * DAY),
-        victim_id_number=p.id_number[who], victim_phone=p.phone[who],
+        victim_id_number=p.id_number[who],
+        victim_phone=p.phone[who],
         reported_numbers=json_lists([[x] for x in numbers[number_of[victim_call[reporting]]].tolist()]),
         payee_accounts=json_lists([[x] for x in mules.account[mule_of[reporting]].tolist()]),
-        amount_fen=amount[reporting], fraud_time=paid_at[reporting],
+        amount_fen=amount[reporting],
+        fraud_time=paid_at[reporting],
         source=REPORT_SOURCES[rng.choice(3, len(reporting), p=(0.45, 0.35, 0.2))],
         victim_account=p.account[who],
     )

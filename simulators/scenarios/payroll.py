@@ -29,15 +29,25 @@ def generate(ctx: Context, params: Params) -> Outcome:
     bank = rng.choice(len(BANKS), 1, p=BANK_SHARE)
     boss = int(rng.integers(0, len(city.people)))
     company = f"太仓{rng.choice(['华', '恒', '鑫', '联', '德'])}{rng.choice(['泰', '达', '盛', '诚'])}"
-    employer = Holders(city.ids.new_accounts(rng, bank), np.array([(company + rng.choice(COMPANY_KINDS)).encode()]),
-                       city.people.id_number[[boss]], bank.astype(np.int64))
+    employer = Holders(
+        city.ids.new_accounts(rng, bank),
+        np.array([(company + rng.choice(COMPANY_KINDS)).encode()]),
+        city.people.id_number[[boss]],
+        bank.astype(np.int64),
+    )
     staff = rng.choice(len(city.people), min(params.employees, len(city.people)), replace=False)
     wage = amounts(rng, len(staff), params.median_wage_fen, 0.3)
     first = local_midnight(ctx.t0) + params.pay_day * DAY + 10 * HOUR
     runs = np.arange(first, ctx.t1, 30 * DAY)
     batches = [
-        transfer(ctx, run + rng.integers(0, 10 * MINUTE, len(staff)), take(employer, np.zeros(len(staff), np.int64)),
-                 residents(city, staff), wage, np.full(len(staff), b"online"))
+        transfer(
+            ctx,
+            run + rng.integers(0, 10 * MINUTE, len(staff)),
+            take(employer, np.zeros(len(staff), np.int64)),
+            residents(city, staff),
+            wage,
+            np.full(len(staff), b"online"),
+        )
         for run in runs.tolist()
     ]
     out = Outcome(batches)

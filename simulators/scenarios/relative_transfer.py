@@ -30,12 +30,24 @@ def generate(ctx: Context, params: Params) -> Outcome:
     begin, end = window(ctx, params.days)
     start = by_rhythm(rng, params.families, begin, end, "transfer")
     duration = delays(rng, params.families, 6 * MINUTE, 0.5, 60, 40 * MINUTE)
-    call = call_records(start, caller=p.phone[relative], callee=p.phone[sender], duration_s=duration,
-                        cell_id=city.cells.cell_id[serving_cell(city, relative, start)], imei=p.imei[relative])
+    call = call_records(
+        start,
+        caller=p.phone[relative],
+        callee=p.phone[sender],
+        duration_s=duration,
+        cell_id=city.cells.cell_id[serving_cell(city, relative, start)],
+        imei=p.imei[relative],
+    )
     channel = CHANNELS[rng.choice(len(CHANNELS), params.families, p=(0.5, 0.25, 0.15, 0.1))]
     paid_at = call.time + delays(rng, params.families, 20 * MINUTE, 0.7, 2 * MINUTE, 3 * 3600)
-    money = transfer(ctx, paid_at, residents(city, sender), residents(city, relative),
-                     amounts(rng, params.families, 1_000_000, 0.8), channel)
+    money = transfer(
+        ctx,
+        paid_at,
+        residents(city, sender),
+        residents(city, relative),
+        amounts(rng, params.families, 1_000_000, 0.8),
+        channel,
+    )
     out = Outcome([call, money])
     out.involve("account", p.account[sender].tolist(), "sender", False)
     out.involve("phone", p.phone[relative].tolist(), "relative", False)

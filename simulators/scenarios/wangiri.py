@@ -32,13 +32,25 @@ def generate(ctx: Context, params: Params) -> Outcome:
     first = int(rng.integers(begin, max(begin + 1, end - int(params.hours * HOUR))))
     n = params.numbers * params.calls_per_number
     number_of = np.repeat(np.arange(params.numbers), params.calls_per_number)
-    callee = np.concatenate([rng.choice(len(people), params.calls_per_number, replace=len(people) <
-                                        params.calls_per_number) for _ in range(params.numbers)])
+    callee = np.concatenate(
+        [
+            rng.choice(len(people), params.calls_per_number, replace=len(people) < params.calls_per_number)
+            for _ in range(params.numbers)
+        ]
+    )
     start = uniform(rng, n, first, min(end, first + int(params.hours * HOUR)))
     calls, charged = calls_with_callbacks(
-        ctx, start, numbers[number_of], callee, rng.integers(0, 3, n),
-        city.cells.cell_id[serving_cell(city, callee, start)], gateway[number_of], params.callback_rate, 90,
-        international=True)
+        ctx,
+        start,
+        numbers[number_of],
+        callee,
+        rng.integers(0, 3, n),
+        city.cells.cell_id[serving_cell(city, callee, start)],
+        gateway[number_of],
+        params.callback_rate,
+        90,
+        international=True,
+    )
     out = Outcome(calls)
     out.involve("phone", numbers.tolist(), "one_ring_number", True)
     out.involve("phone", people.phone[charged].tolist(), "called_back", False)
