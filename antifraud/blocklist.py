@@ -13,31 +13,18 @@ import csv
 from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, StringConstraints, TypeAdapter, ValidationError
+from pydantic import TypeAdapter, ValidationError
 from redis.asyncio import Redis
 
 from antifraud.cli_support import BAD_INPUT, fail, invalid_fields, run_on_redis
 from antifraud.clock import utcnow
-from antifraud.events.types import Msisdn, UtcTime
+from antifraud.events.types import Msisdn
+from antifraud.interceptions import Action, BlockEntry
 from antifraud.privacy import mask_phone
 
 KEY = "blocklist"
-
-Action = Literal["block", "warn"]
-
-
-class BlockEntry(BaseModel):
-    """A listed number: what to do with its calls, why, on whose word, since when."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    number: Msisdn
-    action: Action = "block"
-    reason: Annotated[str, StringConstraints(min_length=1, max_length=500, strip_whitespace=True)]
-    source: Annotated[str, StringConstraints(min_length=1, max_length=100, strip_whitespace=True)]
-    listed_at: UtcTime
-
 
 _NUMBER = TypeAdapter(Msisdn)
 

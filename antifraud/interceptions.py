@@ -11,12 +11,26 @@ gives the same ids and consumers drop duplicates.
 import hashlib
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from antifraud.events.types import Msisdn, UtcTime
 
 Basis = Literal["block_list", "fraud_score"]
 """Why the number is acted on: a confirmed listing, or a fraud-number alert not yet confirmed."""
+
+
+Action = Literal["block", "warn"]
+
+
+class BlockEntry(BaseModel):
+    """A listed number: what to do with its calls, why, on whose word, since when."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    number: Msisdn
+    action: Action = "block"
+    reason: Annotated[str, StringConstraints(min_length=1, max_length=500, strip_whitespace=True)]
+    source: Annotated[str, StringConstraints(min_length=1, max_length=100, strip_whitespace=True)]
+    listed_at: UtcTime
 
 
 def _stable_id(*parts: str) -> str:

@@ -3,11 +3,19 @@
 import tomllib
 from importlib import resources
 from pathlib import Path
-from typing import get_args
+from typing import Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from antifraud.credit.models import ReasonCode, RepairCondition
+ReasonCode = Literal["telecom_fraud", "card_account_trade"]
+"""Why a party is on the credit blacklist: the two groups of art. 3 of the 2024 joint punishment measures for
+telecom fraud: (1) people criminally punished for telecom fraud or a related crime, (2) those a city-level
+police organ finds buying, selling, renting or lending phone cards or accounts (periods and sources in
+``[credit_blacklist]``, thresholds.toml)."""
+
+RepairCondition = Literal["behaviour_corrected", "effects_removed", "training_completed", "public_service"]
+"""Plan (三)3, how a blacklisted party repairs its credit: correcting the behaviour, removing its effects,
+training, public-interest work."""
 
 
 class FeatureRule(BaseModel):

@@ -14,9 +14,15 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from antifraud.blocklist import BlockEntry
 from antifraud.events.models import CallRecord
-from antifraud.interceptions import Basis, InterceptionDecision, VictimWarning, decision_id_for, warning_id_for
+from antifraud.interceptions import (
+    Basis,
+    BlockEntry,
+    InterceptionDecision,
+    VictimWarning,
+    decision_id_for,
+    warning_id_for,
+)
 from antifraud.thresholds import InterceptionThresholds
 from detectors.fraud_number import OutCall
 

@@ -9,12 +9,13 @@ from pathlib import Path
 from redis.asyncio import Redis
 
 from antifraud.audit.archive import ArchiveRefused, archive
-from antifraud.audit.models import ANCHORS_TOPIC, Anchor
+from antifraud.audit.models import Anchor
 from antifraud.audit.segments import SegmentError, archived_records
 from antifraud.audit.service import AuditLog, iter_lines
 from antifraud.cli_support import BAD_INPUT, fail, run_on_redis
 from antifraud.clock import utcnow
 from antifraud.config import Settings, audit_keys
+from antifraud.topics import AUDIT_ANCHORS
 
 
 def published_anchors(bootstrap: str, timeout_s: float = 10.0) -> list[Anchor]:
@@ -25,7 +26,7 @@ def published_anchors(bootstrap: str, timeout_s: float = 10.0) -> list[Anchor]:
         bootstrap_servers=bootstrap, enable_auto_commit=False, consumer_timeout_ms=int(timeout_s * 1000)
     )
     try:
-        partitions = [TopicPartition(ANCHORS_TOPIC, p) for p in consumer.partitions_for_topic(ANCHORS_TOPIC) or ()]
+        partitions = [TopicPartition(AUDIT_ANCHORS, p) for p in consumer.partitions_for_topic(AUDIT_ANCHORS) or ()]
         if not partitions:
             return []
         consumer.assign(partitions)

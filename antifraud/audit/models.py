@@ -45,8 +45,6 @@ class AuditRecord(BaseModel):
 
 
 CHAIN_FIELDS = ("prev_hash", "hash")
-ANCHORS_TOPIC = "antifraud.audit-anchors"
-"""Where the worker publishes the chain's head now and then: a copy Redis writers cannot rewrite."""
 
 
 class Anchor(BaseModel):

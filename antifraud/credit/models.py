@@ -35,6 +35,7 @@ from pydantic import (
 )
 
 from antifraud.events.types import AccountNo, IdNumber, Msisdn, UtcTime
+from antifraud.thresholds import ReasonCode, RepairCondition  # noqa: F401 - the credit vocabulary, named here too
 
 # GB 32100-2015: the 31 characters of the unified social credit code (no I, O, S, V, Z)
 # and the weights 3**i mod 31 of its first 17 characters.
@@ -103,13 +104,6 @@ def lookup_value(kind: LookupKind, raw: str) -> str:
 ListingState = Literal["listed", "objected", "removed", "repaired", "expired"]
 IN_FORCE: frozenset[ListingState] = frozenset({"listed", "objected"})
 
-ReasonCode = Literal["telecom_fraud", "card_account_trade"]
-"""The two groups of art. 3 of the 2024 joint punishment measures for telecom fraud: (1) people criminally
-punished for telecom fraud or a related crime, (2) those a city-level police organ finds buying, selling,
-renting or lending phone cards or accounts (periods and sources in ``[credit_blacklist]``, thresholds.toml)."""
-
-RepairCondition = Literal["behaviour_corrected", "effects_removed", "training_completed", "public_service"]
-"""Plan (三)3: correcting the behaviour, removing its effects, training, public-interest work."""
 
 ObjectionState = Literal["pending", "upheld", "corrected", "lapsed"]
 """``lapsed``: the listing expired before the objection was decided."""

@@ -56,7 +56,7 @@ from antifraud.credit.models import (
 from antifraud.state.keys import BLACKLIST
 from antifraud.state.replies import texts
 from antifraud.thresholds import CreditBlacklistThresholds
-from streams.topics import CREDIT_BLACKLIST
+from antifraud.topics import CREDIT_BLACKLIST
 
 log = logging.getLogger(__name__)
 

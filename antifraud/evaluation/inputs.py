@@ -11,11 +11,11 @@ from pathlib import Path
 import orjson
 from pydantic import ValidationError
 
+from antifraud import topics
 from antifraud.alerts.models import Alert
 from antifraud.evaluation.scoring import EventFact
 from antifraud.events.models import EVENT_MODELS
 from simulators.ground_truth import GroundTruth
-from streams import topics
 from streams.eventfile import EventFileError, read_lines
 from streams.io import read_until_idle
 

@@ -54,7 +54,7 @@ from antifraud.forwarding.models import (
 )
 from antifraud.state.lease_queue import LeaseQueue, backoff_seconds
 from antifraud.state.replies import data
-from streams.topics import FORWARDING
+from antifraud.topics import FORWARDING
 
 log = logging.getLogger(__name__)
 

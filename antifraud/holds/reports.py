@@ -18,7 +18,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 from redis.asyncio.client import Pipeline
 
-from antifraud import outbox
+from antifraud import outbox, topics
 from antifraud.audit.models import Change
 from antifraud.audit.service import AuditLog
 from antifraud.events.models import FraudReport
@@ -29,7 +29,6 @@ from antifraud.holds.service import HoldLedger
 from antifraud.state.money_trail import TransferIndex
 from antifraud.thresholds import MoneyTrailThresholds
 from detectors.money_trail import Trail, Transfer, trace
-from streams import topics
 
 STOPPED_STATES = frozenset({"frozen", "revoked", "returned"})
 """Hold states whose funds never reached the payee (a held hold not yet due counts too)."""

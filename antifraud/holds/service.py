@@ -30,14 +30,13 @@ from typing import Any, get_args
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
-from antifraud import outbox
+from antifraud import outbox, topics
 from antifraud.audit.models import AuditEntry, Change
 from antifraud.audit.service import AuditLog
 from antifraud.holds.models import Actor, Hold, HoldEvent, HoldState, IllegalTransition, PayeeFlagged, transition
 from antifraud.state.replies import text, texts
 from antifraud.state.store import Lua
 from antifraud.thresholds import HoldThresholds
-from streams import topics
 
 WATERMARK = "holds:watermark"
 DUE = "holds:due"

@@ -27,8 +27,8 @@ from antifraud.case.models import CaseStatus, Text
 from antifraud.case.service import CaseService
 from antifraud.case.views import Id, get_cases
 from antifraud.events.types import Code, UtcTime
+from antifraud.topics import ALERTS
 from antifraud.web.auth import Principal, Role, ensure_branch, require
-from streams.topics import ALERTS
 
 log = logging.getLogger(__name__)
 
