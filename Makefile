@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed
 
-.PHONY: demo test worker benchmark clean system-deps
+.PHONY: demo test check worker benchmark clean system-deps
 
 # s3rver (npm): the S3 store a durable embedded broker keeps its topics and offsets in
 # (antifraud/stack/embedded.py); the broker-restart tests and `antifraud demo --durable` use it.
@@ -38,8 +38,17 @@ system-deps:
 demo: $(STAMP) $(S3RVER)
 	$(BIN)/antifraud demo
 
-# The tests drive Chromium and Prometheus: `make test` installs them itself on a fresh machine (as root).
-test: $(STAMP) $(S3RVER) system-deps
+# Lint, format, types, the layers' contracts, and the fast tier (no broker, no Redis): about a minute.
+check: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+	$(BIN)/python -m pytest -q -m unit
+
+# The tests drive Chromium and Prometheus: `make test` installs them itself on a fresh machine (as root),
+# runs `make check` first, then every tier.
+test: $(STAMP) $(S3RVER) system-deps check
 	$(BIN)/python -m pytest
 
 worker: $(STAMP)

@@ -72,3 +72,27 @@ def wait_consumed(worker: WorkerProcess, count: int, timeout: float = 60.0) -> N
         timeout,
         f"{count} records consumed (worker log {worker.log_path})",
     )
+
+
+TIER_OF_FIXTURE = {
+    "stack": "kafka",
+    "start_worker": "kafka",
+    "replayed": "kafka",
+    "memory_stack": "kafka",
+    "durable_stack": "kafka",
+    "redis_url": "redis",
+    "aof_redis": "redis",
+}
+"""The tier a test is in by the real parts its fixtures start; a module that starts them itself says so with
+its own ``pytestmark``. A test with none of them is ``unit``: no broker, no Redis, no browser."""
+TIERS = ("unit", "redis", "kafka", "browser", "faults")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test with its tier (``pytest -m unit`` is the fast tier of ``make check``)."""
+    for item in items:
+        marked = {m.name for m in item.iter_markers()} & set(TIERS)
+        fixtures = set(getattr(item, "fixturenames", ()))
+        tiers = {tier for name, tier in TIER_OF_FIXTURE.items() if name in fixtures} | marked
+        for tier in tiers or {"unit"}:
+            item.add_marker(tier)

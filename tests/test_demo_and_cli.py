@@ -5,9 +5,12 @@ import re
 import subprocess
 import sys
 
+import pytest
+
 from antifraud.demo import run_demo
 
 
+@pytest.mark.kafka
 def test_demo_streams_a_city_through_the_worker_and_evaluates_it() -> None:
     out = io.StringIO()
     result = run_demo(out, people=600, days=1.0, timeout=240)

@@ -13,6 +13,8 @@ from antifraud.stack.embedded import EmbeddedStack, StackError, kafka_answers, r
 from antifraud.stack.process import spawn
 from tests.conftest import wait_for
 
+pytestmark = pytest.mark.kafka  # it starts the broker and redis-server itself
+
 
 def alive(pid: int) -> bool:
     try:
