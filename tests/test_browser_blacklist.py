@@ -2,10 +2,13 @@
 is told why a repair is refused; the login page refuses a wrong token."""
 
 import httpx
+import pytest
 
 from antifraud.stack.embedded import Endpoints
 from tests.browser_helpers import browser, screenshot, sign_in
 from tests.web_helpers import as_user, serve, token_of
+
+pytestmark = pytest.mark.browser
 
 PARTY = "320585199001011235"
 ACCOUNT = "6222000000000666"

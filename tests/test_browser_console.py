@@ -3,6 +3,8 @@
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 
+import pytest
+
 from antifraud.events.models import BankTransfer, CallRecord, CardOpening
 from antifraud.forwarding.models import ForwardingPackage
 from antifraud.stack.embedded import Endpoints
@@ -13,6 +15,8 @@ from tests.conftest import wait_consumed, wait_for
 from tests.kafka_helpers import read_all
 from tests.test_pipeline_integration import block_number, produce
 from tests.web_helpers import BRANCH, serve
+
+pytestmark = pytest.mark.browser
 
 LISTED = "17055550009"
 VICTIM_PHONE = "13900000001"

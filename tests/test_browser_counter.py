@@ -4,6 +4,8 @@ the teller escalating it to the police queue."""
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 
+import pytest
+
 from antifraud.events.models import BankTransfer, CallRecord
 from antifraud.stack.embedded import Endpoints
 from antifraud.stack.worker import WorkerProcess
@@ -11,6 +13,8 @@ from tests.browser_helpers import another_user, browser, screenshot, sign_in
 from tests.conftest import wait_consumed
 from tests.test_pipeline_integration import block_number, produce
 from tests.web_helpers import BRANCH, serve
+
+pytestmark = pytest.mark.browser
 
 LISTED = "17055550009"
 VICTIM_PHONE = "13900000001"
