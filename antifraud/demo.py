@@ -107,6 +107,8 @@ class DemoResult:
     alerts: list[Alert]
     dead_letters: dict[str, int]
     evaluation: EvaluationReport
+    worker_log: str
+    """What the worker logged, start to stop (its personal data is masked: the tests scan it)."""
 
 
 def _print_summary(result: DemoResult, out: TextIO) -> None:
@@ -139,7 +141,7 @@ def run_demo(
         print(f"simulating {people} people over {days:g} days (seed {seed})", file=out, flush=True)
         truth = simulate(config, FileSink(events_file), registry)
         worker_env = {"ANTIFRAUD_PARTITIONS": str(partitions), "ANTIFRAUD_CELL_REGISTRY": str(registry)}
-        with WorkerProcess(endpoints, Path(tmp), extra_env=worker_env) as worker:
+        with WorkerProcess(endpoints, Path(tmp), extra_env=worker_env, log_level="info") as worker:
             tail = AlertTail(endpoints.kafka_bootstrap, out)
             tail.start()
             producer = EventProducer(endpoints.kafka_bootstrap)
@@ -167,6 +169,7 @@ def run_demo(
             time.sleep(1.0)  # let the tail catch the last alerts
             tail.stop()
             events = read_event_facts(events_file, truth)
+        worker_log = worker.log_path.read_text(errors="replace")
 
     alerts = list(tail.alerts.values())
     result = DemoResult(
@@ -180,6 +183,7 @@ def run_demo(
             for reason in get_args(RejectKind)
         },
         evaluation=evaluate(truth, alerts, events),
+        worker_log=worker_log,
     )
     _print_summary(result, out)
     return result

@@ -36,6 +36,12 @@ def test_demo_streams_a_city_through_the_worker_and_evaluates_it() -> None:
         if alert.entity.kind != "cell":  # cells are infrastructure, not personal data
             assert alert.entity.value not in printed, "the console shows masked identifiers only"
     assert "dead letters: 3" in printed and "evaluation against the simulator's ground truth" in printed
+    log = result.worker_log
+    assert re.search(r"alert [0-9a-f]{12} \w+ \w+ \S*\*{4}\S* score=", log), "alerts are logged, masked"
+    for alert in result.alerts:
+        if alert.entity.kind != "cell":
+            assert alert.entity.value not in log, f"the worker logged a {alert.entity.kind} in full"
+    assert not re.findall(r"\b1[3-9]\d{9}\b|\b\d{17}[\dX]\b|\b62\d{14,17}\b", log), "no phone, ID or card number"
 
 
 def run_cli(*args: str, **env: str) -> subprocess.CompletedProcess[str]:

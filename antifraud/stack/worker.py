@@ -31,8 +31,16 @@ def metric_sum(samples: dict[tuple[str, tuple[tuple[str, str], ...]], float], na
 
 
 class WorkerProcess:
-    def __init__(self, endpoints: Endpoints, workdir: Path, *, extra_env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        endpoints: Endpoints,
+        workdir: Path,
+        *,
+        extra_env: dict[str, str] | None = None,
+        log_level: str = "warning",
+    ) -> None:
         self.endpoints = endpoints
+        self.log_level = log_level
         self.workdir = workdir
         self.web_port = free_port()
         self.log_path = workdir / "worker.log"
@@ -48,7 +56,9 @@ class WorkerProcess:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 60.0) -> "WorkerProcess":
-        self.proc = spawn([sys.executable, "-m", "antifraud", "worker"], log_path=self.log_path, env=self.env)
+        self.proc = spawn(
+            [sys.executable, "-m", "antifraud", "worker", "-l", self.log_level], log_path=self.log_path, env=self.env
+        )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
