@@ -8,6 +8,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 from types import TracebackType
+from typing import Literal
 
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -30,6 +31,10 @@ def metric_sum(samples: dict[tuple[str, tuple[tuple[str, str], ...]], float], na
     return sum(v for (n, lbls), v in samples.items() if n == name and wanted <= set(lbls))
 
 
+WorkerLogLevel = Literal["crit", "error", "warn", "info", "debug"]
+"""The levels ``faust worker -l`` accepts (it refuses ``warning``)."""
+
+
 class WorkerProcess:
     def __init__(
         self,
@@ -37,7 +42,7 @@ class WorkerProcess:
         workdir: Path,
         *,
         extra_env: dict[str, str] | None = None,
-        log_level: str = "warning",
+        log_level: WorkerLogLevel = "warn",
     ) -> None:
         self.endpoints = endpoints
         self.log_level = log_level
