@@ -3,6 +3,7 @@ is told why a repair is refused; the login page refuses a wrong token."""
 
 import httpx
 import pytest
+from playwright.sync_api import expect
 
 from antifraud.stack.embedded import Endpoints
 from tests.browser_helpers import browser, screenshot, sign_in
@@ -65,7 +66,7 @@ def test_an_officer_corrects_a_listing_on_objection_and_sees_why_a_repair_is_ref
         page.fill("#decision-note", "police report confirms the theft")
         page.click("#objections button:has-text('Correct')")
         page.wait_for_selector("#listing-title:has-text('(removed)')")
-        assert page.locator("#history tbody tr").count() == 3  # listed, objected, removed
+        expect(page.locator("#history tbody tr")).to_have_count(3)  # listed, objected, removed (drawn after the title)
         screenshot(page, "blacklist-objection-corrected")
 
 
