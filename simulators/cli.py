@@ -13,6 +13,7 @@ from simulators.ground_truth import truth_path
 from simulators.normal import Rates
 from simulators.scenarios import SCENARIOS
 from simulators.sinks import FileSink, KafkaSink, Sink
+from simulators.worlds import WORLDS
 
 EVERYDAY = "everyday"
 """The ``--set`` prefix of everyday rates (per resident per day), e.g. ``everyday.calls=5``."""
@@ -73,7 +74,9 @@ def _typed(owner: Any, field: str, value: str) -> Any:
 
 def config_from(args: argparse.Namespace) -> Config:
     """The simulation asked for on the command line (raises ValueError on a bad value)."""
-    counts = default_counts()
+    if args.world not in WORLDS:
+        raise ValueError(f"unknown world {args.world!r} (known: {', '.join(WORLDS)})")
+    counts = {**default_counts(), **WORLDS[args.world].counts}
     for name, value in args.count:
         if name not in SCENARIOS:
             raise ValueError(f"unknown scenario {name!r} (known: {', '.join(SCENARIOS)})")
@@ -82,6 +85,7 @@ def config_from(args: argparse.Namespace) -> Config:
         except ValueError:
             raise ValueError(f"--count {name}={value!r}: not an integer") from None
     params = default_params()
+    fixed: set[str] = set()
     rates = Rates()
     for key, value in args.set:
         owner, _, field = key.partition(".")
@@ -89,12 +93,21 @@ def config_from(args: argparse.Namespace) -> Config:
             rates = dataclasses.replace(rates, **{field: _typed(rates, field, value)})
         elif owner in params:
             params[owner] = dataclasses.replace(params[owner], **{field: _typed(params[owner], field, value)})
+            fixed.add(key)
         else:
             raise ValueError(f"--set {key}: expected {EVERYDAY}.FIELD or SCENARIO.FIELD")
     if args.people < 100:
         raise ValueError("--people must be at least 100")
     return Config(
-        seed=args.seed, people=args.people, days=args.days, start=args.start, rates=rates, counts=counts, params=params
+        seed=args.seed,
+        people=args.people,
+        days=args.days,
+        start=args.start,
+        rates=rates,
+        counts=counts,
+        params=params,
+        world=args.world,
+        fixed=frozenset(fixed),
     )
 
 
@@ -137,6 +150,13 @@ def add_command(sub: argparse._SubParsersAction) -> None:
         "NAME.cells.json; or produces the events to Kafka.",
     )
     sim.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
+    sim.add_argument(
+        "--world",
+        default="sim",
+        help="where each scenario instance's parameters are drawn: "
+        + "; ".join(f"{w.name}: {w.description}" for w in WORLDS.values())
+        + " (default sim)",
+    )
     sim.add_argument("--people", type=int, default=Config.people, help=f"residents (default {Config.people})")
     sim.add_argument("--days", type=float, default=Config.days, help=f"simulated days (default {Config.days:g})")
     sim.add_argument(

@@ -29,6 +29,7 @@ from simulators.scenarios import SCENARIOS
 from simulators.scenarios.common import Context, Outcome
 from simulators.sinks import Sink
 from simulators.text import as_strings, digits, squeeze
+from simulators.worlds import WORLDS
 
 DEFAULT_START = datetime(2026, 3, 2, tzinfo=LOCAL)
 """A fixed start, so that the same arguments always give the same file."""
@@ -55,8 +56,14 @@ class Config:
     rates: Rates = field(default_factory=Rates)
     counts: Mapping[str, int] = field(default_factory=default_counts)
     params: Mapping[str, Any] = field(default_factory=default_params)
+    world: str = "sim"
+    """Where each scenario instance's parameters are drawn (:mod:`simulators.worlds`)."""
+    fixed: frozenset[str] = frozenset()
+    """``SCENARIO.FIELD`` parameters set by hand: never drawn from the world's ranges."""
 
     def __post_init__(self) -> None:
+        if self.world not in WORLDS:
+            raise ValueError(f"unknown world {self.world!r} (known: {', '.join(WORLDS)})")
         if self.seed < 0:
             raise ValueError("the seed must be a non-negative integer")
         if self.days <= 0:
@@ -77,6 +84,7 @@ class Config:
             "start": self.start.isoformat(),
             "rates": asdict(self.rates),
             "counts": dict(self.counts),
+            "world": self.world,
             "scenario_params": {k: asdict(v) for k, v in self.params.items()},
         }
 
@@ -94,6 +102,8 @@ class Scheduled:
     names: list[tuple[str, str, bool]]
     """(scenario_id, scenario type, benign) per scenario index."""
     outcomes: list[Outcome]
+    params: list[dict[str, Any]]
+    """The parameters each scenario instance ran with (drawn from the world's ranges)."""
 
     def slice(self, t0: int, t1: int) -> list[EventBatch]:
         out = []
@@ -109,23 +119,29 @@ def run_scenarios(config: Config, city: City, t0: int, t1: int) -> Scheduled:
     batches: list[EventBatch] = []
     names: list[tuple[str, str, bool]] = []
     outcomes: list[Outcome] = []
+    drawn: list[dict[str, Any]] = []
+    world = WORLDS[config.world]
     for type_index, (name, kind) in enumerate(SCENARIOS.items()):
+        fixed = frozenset(f.partition(".")[2] for f in config.fixed if f.partition(".")[0] == name)
         for instance in range(config.counts.get(name, 0)):
             ctx = Context(city, rng_for(config.seed, 1, type_index, instance), t0, t1)
-            outcome = kind.generate(ctx, config.params.get(name, kind.params()))
+            base = config.params.get(name, kind.params())
+            params = world.draw(name, base, rng_for(config.seed, 3, type_index, instance), fixed)
+            outcome = kind.generate(ctx, params)
             kept = [b.take((b.time >= t0) & (b.time < t1)) for b in outcome.batches]
             kept = [b.tagged(len(names)) for b in kept if len(b)]
             if kept:
                 batches += kept
                 names.append((f"{name}-{instance + 1}", name, kind.benign))
                 outcomes.append(outcome)
+                drawn.append(asdict(params))
     by_kind: dict[str, EventBatch] = {}
     for kind_name in _KINDS:
         same = [b for b in batches if b.kind == kind_name]
         if same:
             merged = EventBatch.concat(same)
             by_kind[kind_name] = merged.take(np.argsort(merged.time, kind="stable"))
-    return Scheduled(by_kind, names, outcomes)
+    return Scheduled(by_kind, names, outcomes, drawn)
 
 
 def slice_seconds(config: Config) -> int:
@@ -201,7 +217,9 @@ def _truth(
     scenario, seq, time = scenario[order], seq[order], time[order]
     bounds = np.searchsorted(scenario, np.arange(len(scheduled.names) + 1))
     truths = []
-    for index, ((scenario_id, name, benign), outcome) in enumerate(zip(scheduled.names, scheduled.outcomes)):
+    for index, ((scenario_id, name, benign), outcome, params) in enumerate(
+        zip(scheduled.names, scheduled.outcomes, scheduled.params)
+    ):
         lo, hi = bounds[index], bounds[index + 1]
         truths.append(
             ScenarioTruth(
@@ -212,6 +230,7 @@ def _truth(
                 end=iso(int(time[lo:hi].max())),
                 entities=outcome.entities,
                 event_ids=[x.decode() for x in as_strings(event_ids(config.seed, seq[lo:hi])).tolist()],
+                params=params,
             )
         )
     return GroundTruth(

@@ -43,6 +43,8 @@ class ScenarioTruth(BaseModel):
     entities: list[TruthEntity]
     event_ids: list[str]
     """Every event the scenario generated, in event-time order."""
+    params: dict[str, Any] = {}
+    """The parameters this instance ran with: its scenario's, or drawn from the world's ranges."""
 
 
 class GroundTruth(BaseModel):

@@ -22,7 +22,7 @@ from antifraud.events.models import (
     FraudReport,
     SmsRecord,
 )
-from simulators.engine import Config, cells_path, default_params, simulate
+from simulators.engine import Config, cells_path, default_counts, default_params, simulate
 from simulators.ground_truth import GroundTruth, ScenarioTruth, truth_path
 from simulators.sinks import FileSink
 
@@ -32,7 +32,7 @@ def small_config(seed: int = 1) -> Config:
     params = default_params()
     params["card_dealer"] = replace(params["card_dealer"], opening_days=0.5, mule_after_days=0.1)
     params["payroll"] = replace(params["payroll"], pay_day=0)
-    return Config(seed=seed, people=300, days=1, params=params)
+    return Config(seed=seed, people=300, days=1, params=params, counts={**default_counts(), "sales_calls": 1})
 
 
 def run(config: Config, folder: Path) -> tuple[Path, GroundTruth]:
@@ -219,6 +219,7 @@ def test_benign_look_alikes_have_no_targets_and_the_new_tower_is_registered(
         "relative_transfer",
         "two_cards",
         "new_cell_tower",
+        "sales_calls",
     }
     assert all(s.entities and not any(e.target for e in s.entities) for s in benign)
     for s in scenarios(city[1], "new_cell_tower"):
@@ -238,3 +239,18 @@ def test_couriers_are_called_back_far_more_often_than_fraud_numbers(
     courier = [callback_share(s, "courier") for s in scenarios(city[1], "courier_calls")]
     fraud = [callback_share(s, "fraud_number") for s in scenarios(city[1], "fraud_call_team")]
     assert min(courier) > 0.15 > 0.06 > max(fraud)
+
+
+def test_salespeople_cold_call_strangers_from_one_handset_and_cell_each(
+    city: tuple[Path, GroundTruth], events: dict[str, Event]
+) -> None:
+    for s in scenarios(city[1], "sales_calls"):
+        sellers = values(s, "sales")
+        outbound = [c for c in of(s, events, CallRecord) if c.caller in sellers]
+        assert sellers == {c.caller for c in outbound}
+        for seller in sellers:
+            own = [c for c in outbound if c.caller == seller]
+            assert len({c.imei for c in own}) == 1 and len({c.cell_id for c in own}) == 1
+            assert len({c.callee for c in own}) == len(own), "nobody twice (the small city has enough people)"
+        talked = sorted(c.duration_s for c in outbound if c.duration_s > 10)
+        assert talked[len(talked) // 2] > 40, "a listener hears a minute or so of the pitch"

@@ -14,6 +14,7 @@ from simulators.scenarios import (
     new_cell_tower,
     payroll,
     relative_transfer,
+    sales_calls,
     two_cards,
     wangiri,
 )
@@ -32,6 +33,7 @@ SCENARIOS: dict[str, ScenarioType] = {
         relative_transfer.SCENARIO,
         two_cards.SCENARIO,
         new_cell_tower.SCENARIO,
+        sales_calls.SCENARIO,
     )
 }
 """Scenario name to its type, fraud first, then benign look-alikes."""

@@ -135,9 +135,16 @@ def take(holders: Holders, rows: np.ndarray) -> Holders:
 
 
 def pass_on(
-    ctx: Context, received_at: np.ndarray, amount: np.ndarray, mule: Holders, next_hop: Holders, atm_share: float = 0.3
+    ctx: Context,
+    received_at: np.ndarray,
+    amount: np.ndarray,
+    mule: Holders,
+    next_hop: Holders,
+    atm_share: float = 0.3,
+    median_s: float = 6 * 60,
 ) -> EventBatch:
-    """Each receipt moves on within minutes, nearly whole, to a random next-hop account.
+    """Each receipt moves on after a heavy-tailed wait (minutes by default), nearly whole, to a random
+    next-hop account.
 
     ``mule`` is aligned with the receipts; ATM transfers are how mules cash out.
     """
@@ -147,7 +154,7 @@ def pass_on(
     kept = np.round(amount * rng.uniform(0.005, 0.03, n)).astype(np.int64)
     return transfer(
         ctx,
-        received_at + delays(rng, n, 6 * 60, 0.6, 60, 30 * 60),
+        received_at + delays(rng, n, median_s, 0.6, 60, max(30 * 60, int(median_s * 5))),
         mule,
         take(next_hop, rng.integers(0, len(next_hop), n)),
         amount - kept,

@@ -50,6 +50,15 @@ class Params:
     new_sim_share: float = 0.6
     callback_rate: float = 0.02
     report_rate: float = 0.6
+    hangup_share: float = 0.55
+    """Share of calls hung up within ten seconds; the others talk for ``talk_median_s`` (heavy-tailed)."""
+    talk_median_s: float = 40.0
+    repeat_share: float = 0.0
+    """Share of calls to a resident the number called before (a second try, a follow-up)."""
+    pay_share_min: float = 0.7
+    """A victim pays between this share of their balance and 95% of it."""
+    pass_on_median_s: float = 360.0
+    """How long a mule keeps a receipt before passing it on (median; heavy-tailed)."""
 
 
 def _numbers(ctx: Context, params: Params, first_call: int) -> tuple[np.ndarray, np.ndarray, EventBatch]:
@@ -82,13 +91,18 @@ def _sessions(ctx: Context, params: Params, begin: int, end: int) -> tuple[np.nd
     return start, number[session], session
 
 
-def _strangers(rng: np.random.Generator, number_of: np.ndarray, population: int) -> np.ndarray:
-    """Residents each number calls, working down a shuffled list: nobody twice until it runs out."""
+def _strangers(rng: np.random.Generator, number_of: np.ndarray, population: int, repeat_share: float) -> np.ndarray:
+    """Residents each number calls, working down a shuffled list: nobody twice until it runs out, except
+    a ``repeat_share`` of calls that go again to someone the number called earlier."""
     callee = np.empty(len(number_of), dtype=np.int64)
     for number in np.unique(number_of).tolist():
         rows = np.flatnonzero(number_of == number)
         rounds = -(-len(rows) // population)
         callee[rows] = np.concatenate([rng.permutation(population) for _ in range(rounds)])[: len(rows)]
+        if repeat_share > 0 and len(rows) > 1:
+            again = np.flatnonzero(rng.random(len(rows) - 1) < repeat_share) + 1
+            earlier = (rng.random(len(again)) * again).astype(np.int64)
+            callee[rows[again]] = callee[rows[earlier]]
     return callee
 
 
@@ -101,8 +115,12 @@ def generate(ctx: Context, params: Params) -> Outcome:
     imeis = city.ids.new_imeis(rng, params.numbers * 3).reshape(params.numbers, 3)
     box = city.cells_by_area.pick(rng, city.area(carrier, rng.integers(0, len(DISTRICTS), params.numbers)))
     n = len(start)
-    callee = _strangers(rng, number_of, len(p))
-    duration = np.where(rng.random(n) < 0.55, rng.integers(0, 11, n), delays(rng, n, 40, 0.8, 11, 300))
+    callee = _strangers(rng, number_of, len(p), params.repeat_share)
+    hung_up = rng.random(n) < params.hangup_share
+    short = rng.integers(0, 11, n)
+    duration = np.where(
+        hung_up, short, delays(rng, n, params.talk_median_s, 0.8, 11, max(300, int(7.5 * params.talk_median_s)))
+    )
     victim_call = np.flatnonzero(rng.random(n) < params.victim_rate)
     victim_call = victim_call[np.unique(callee[victim_call], return_index=True)[1]]
     duration[victim_call] = delays(rng, len(victim_call), 20 * MINUTE, 0.5, 6 * MINUTE, 90 * MINUTE)
@@ -124,13 +142,13 @@ def generate(ctx: Context, params: Params) -> Outcome:
         + duration[victim_call]
         + delays(rng, len(victim_call), 40 * MINUTE, 0.9, 3 * MINUTE, 6 * HOUR)
     )
-    amount = np.round(p.balance[victim] * rng.uniform(0.7, 0.95, len(victim))).astype(np.int64)
+    amount = np.round(p.balance[victim] * rng.uniform(params.pay_share_min, 0.95, len(victim))).astype(np.int64)
     mules = outsiders(ctx, params.mules)
     mule_of = rng.integers(0, params.mules, len(victim))
     channel = VICTIM_CHANNELS[rng.choice(len(VICTIM_CHANNELS), len(victim), p=(0.35, 0.2, 0.15, 0.3))]
     payments = transfer(ctx, paid_at, residents(city, victim), take(mules, mule_of), amount, channel)
     next_hops = outsiders(ctx, params.next_hops)
-    moved = pass_on(ctx, paid_at, amount, take(mules, mule_of), next_hops)
+    moved = pass_on(ctx, paid_at, amount, take(mules, mule_of), next_hops, median_s=params.pass_on_median_s)
 
     reporting = np.flatnonzero(rng.random(len(victim)) < params.report_rate)
     who = victim[reporting]
