@@ -76,7 +76,7 @@ def config_from(args: argparse.Namespace) -> Config:
     """The simulation asked for on the command line (raises ValueError on a bad value)."""
     if args.world not in WORLDS:
         raise ValueError(f"unknown world {args.world!r} (known: {', '.join(WORLDS)})")
-    counts = {**default_counts(), **WORLDS[args.world].counts}
+    counts = default_counts(args.world)
     for name, value in args.count:
         if name not in SCENARIOS:
             raise ValueError(f"unknown scenario {name!r} (known: {', '.join(SCENARIOS)})")

@@ -39,8 +39,9 @@ _SLICE_SECONDS = (3600, 1800, 1200, 900, 600, 300, 120, 60)
 _KINDS = tuple(SCHEMAS)
 
 
-def default_counts() -> dict[str, int]:
-    return {name: s.default_count for name, s in SCENARIOS.items()}
+def default_counts(world: str = "sim") -> dict[str, int]:
+    """Instances per scenario: its default count, or the world's."""
+    return {name: s.default_count for name, s in SCENARIOS.items()} | dict(WORLDS[world].counts)
 
 
 def default_params() -> dict[str, Any]:

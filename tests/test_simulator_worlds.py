@@ -11,7 +11,7 @@ import pytest
 
 from antifraud.events.codec import decode_any
 from antifraud.events.models import CallRecord
-from simulators.engine import Config, default_params, simulate
+from simulators.engine import Config, default_counts, default_params, simulate
 from simulators.ground_truth import GroundTruth
 from simulators.scenarios import SCENARIOS
 from simulators.sinks import FileSink
@@ -60,8 +60,7 @@ def _simulated(world: str, folder: Path, **config: object) -> tuple[GroundTruth,
 
 @pytest.fixture(scope="module")
 def hard(tmp_path_factory: pytest.TempPathFactory) -> tuple[GroundTruth, list[CallRecord]]:
-    counts = {**{name: s.default_count for name, s in SCENARIOS.items()}, **WORLDS["hard"].counts}
-    return _simulated("hard", tmp_path_factory.mktemp("hard"), counts=counts)
+    return _simulated("hard", tmp_path_factory.mktemp("hard"), counts=default_counts("hard"))
 
 
 def test_sim_runs_every_instance_on_its_scenario_defaults(tmp_path: Path) -> None:

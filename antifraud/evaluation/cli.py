@@ -5,6 +5,7 @@ goes to stdout as a table (identifiers masked) or as one JSON object.
 """
 
 import argparse
+import logging
 import os
 import sys
 from collections.abc import Callable
@@ -13,10 +14,13 @@ from pathlib import Path
 import orjson
 
 from antifraud.alerts.models import Alert
+from antifraud.config import Settings
 from antifraud.evaluation.inputs import InputError, read_alerts_file, read_alerts_topic, read_event_facts, read_truth
 from antifraud.evaluation.models import EvaluationReport
 from antifraud.evaluation.scoring import EvaluationError, evaluate
 from antifraud.evaluation.table import format_table
+from antifraud.thresholds import load_thresholds
+from simulators.worlds import WORLDS
 
 
 def _positive_float(raw: str) -> float:
@@ -27,6 +31,21 @@ def _positive_float(raw: str) -> float:
 
 
 _positive_float.__name__ = "positive number"  # argparse names the type in its error message
+
+
+def _seeds(raw: str) -> list[int]:
+    """``1-5`` or ``1,4,9``."""
+    first, dash, last = raw.partition("-")
+    try:
+        seeds = list(range(int(first), int(last) + 1)) if dash else [int(x) for x in raw.split(",")]
+    except ValueError:
+        raise ValueError(raw) from None
+    if not seeds or min(seeds) < 0:
+        raise ValueError(raw)
+    return seeds
+
+
+_seeds.__name__ = "seed range (like 1-5 or 1,4,9)"
 
 
 def _alert_source(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Callable[[], list[Alert]]:
@@ -56,8 +75,55 @@ def _report(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Evalua
         parser.error(f"--events {args.events}: {exc}")
 
 
+def _sweep(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from antifraud.evaluation.sweep import format_pool, pool, run_sweep  # starts redis-server; only when asked
+
+    if args.truth is not None or args.alerts is not None or args.bootstrap is not None:
+        parser.error("--seeds simulates and detects by itself: it takes no --truth, --alerts or --bootstrap")
+    worlds = args.world or list(WORLDS)
+    unknown = sorted(set(worlds) - set(WORLDS))
+    if unknown:
+        parser.error(f"unknown world {unknown[0]!r} (known: {', '.join(WORLDS)})")
+    if args.people < 100 or args.days <= 0:
+        parser.error("--people must be at least 100 and --days positive")
+    logging.getLogger().setLevel(logging.WARNING)  # a line per alert over a dozen runs would bury the table
+    reports = run_sweep(
+        worlds, args.seeds, args.people, args.days, load_thresholds(Settings.from_env().thresholds_path)
+    )
+    pooled = pool(reports)
+    if args.json:
+        data = {
+            world: {
+                "seeds": p.seeds,
+                "benign_false_positives": p.benign_false_positives,
+                "roles": {
+                    role: {
+                        "targets": f.targets,
+                        "alerted_targets": f.alerted,
+                        "false_positive_entities": f.false_positives,
+                        "precision": f.precision,
+                        "recall": f.recall,
+                        "recall_per_seed": f.recalls,
+                    }
+                    for role, f in sorted(p.roles.items())
+                },
+            }
+            for world, p in pooled.items()
+        }
+        sys.stdout.write(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode() + "\n")
+    else:
+        print(format_pool(pooled))
+    return 0
+
+
 def _run(args: argparse.Namespace) -> int:
     parser: argparse.ArgumentParser = args.evaluate_parser
+    if args.seeds is not None:
+        return _sweep(args, parser)
+    if args.world:
+        parser.error("--world needs --seeds: the worlds are simulated, one run per seed")
+    if args.truth is None:
+        parser.error("give --truth PATH (one run's ground truth), or --seeds to simulate and detect by itself")
     report = _report(args, parser)
     plots = []
     if args.plots is not None:
@@ -83,7 +149,7 @@ def add_command(sub: argparse._SubParsersAction) -> None:
         description="Compare alerts with the ground truth: precision, recall and time to detect per scenario type, "
         "figures per detector, and false positives on benign look-alike scenarios.",
     )
-    parser.add_argument("--truth", type=Path, required=True, metavar="PATH", help="ground truth JSON (NAME.truth.json)")
+    parser.add_argument("--truth", type=Path, metavar="PATH", help="ground truth JSON (NAME.truth.json)")
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--alerts", type=Path, metavar="FILE", help="alerts as JSON lines, plain or gzip")
     source.add_argument(
@@ -104,6 +170,18 @@ def add_command(sub: argparse._SubParsersAction) -> None:
         metavar="FILE",
         help="the events file (gzip JSON lines), for how many scenario events happened before detection",
     )
+    sweep = parser.add_argument_group(
+        "over simulated worlds and seeds", "simulate, detect and evaluate each (world, seed); figures pooled per world"
+    )
+    sweep.add_argument("--seeds", type=_seeds, metavar="A-B", help="the seeds to run, like 1-5 or 1,4,9")
+    sweep.add_argument(
+        "--world",
+        action="append",
+        metavar="NAME",
+        help=f"a world to simulate (repeatable; default all: {', '.join(WORLDS)})",
+    )
+    sweep.add_argument("--people", type=int, default=4000, help="residents per city (default 4000)")
+    sweep.add_argument("--days", type=float, default=3.5, help="simulated days per run (default 3.5)")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     parser.add_argument("--plots", type=Path, metavar="DIR", help="write PNG charts into DIR")
     parser.add_argument(

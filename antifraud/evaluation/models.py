@@ -70,6 +70,8 @@ class RoleScore(_Frozen):
     role: str
     targets: int
     alerted_targets: int
+    false_positive_entities: int
+    """Entities no fraud targets that the detectors which caught this role alerted."""
     precision: float | None
     """Alerted targets against the false-positive entities of the detectors that caught this role."""
     recall: float

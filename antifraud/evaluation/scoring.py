@@ -214,6 +214,7 @@ def _role_scores(
             role=role,
             targets=len(targets),
             alerted_targets=len(alerted),
+            false_positive_entities=len(false_positives),
             precision=len(alerted) / (len(alerted) + len(false_positives)) if detectors else None,
             recall=len(alerted) / len(targets),
             median_seconds_to_detect=_quantile(seconds, 50),

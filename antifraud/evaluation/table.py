@@ -10,11 +10,11 @@ LIST_LIMIT = 10
 """Longest list (undetected instances, benign false positives) printed in full; the JSON has all."""
 
 
-def _number(value: float | None, digits: int) -> str:
+def number(value: float | None, digits: int) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
 
-def _columns(
+def columns(
     header: Sequence[str], rows: Sequence[Sequence[str]], text_columns: frozenset[int] = frozenset({0})
 ) -> list[str]:
     """Text columns left-aligned, numbers right-aligned, two spaces apart."""
@@ -65,15 +65,15 @@ def format_table(report: EvaluationReport, *, show_entities: bool = False) -> st
             str(s.detected_instances),
             str(s.targets),
             str(s.alerted_targets),
-            _number(s.precision, 3),
-            _number(s.recall, 3),
-            _number(s.median_seconds_to_detect, 1),
-            _number(s.p90_seconds_to_detect, 1),
-            _number(s.median_events_to_detect, 1),
+            number(s.precision, 3),
+            number(s.recall, 3),
+            number(s.median_seconds_to_detect, 1),
+            number(s.p90_seconds_to_detect, 1),
+            number(s.median_events_to_detect, 1),
         ]
         for name, s in report.scenarios.items()
     ]
-    lines += _columns(header, rows)
+    lines += columns(header, rows)
     undetected = [i for s in report.scenarios.values() for i in s.undetected]
     if undetected:
         lines.append(f"undetected instances: {_shortlist(undetected)}")
@@ -96,15 +96,15 @@ def format_table(report: EvaluationReport, *, show_entities: bool = False) -> st
             name,
             str(r.targets),
             str(r.alerted_targets),
-            _number(r.precision, 3),
-            _number(r.recall, 3),
-            _number(r.median_seconds_to_detect, 1),
-            _number(r.median_own_events_to_detect, 1),
-            _number(r.detected_before_acting, 3),
+            number(r.precision, 3),
+            number(r.recall, 3),
+            number(r.median_seconds_to_detect, 1),
+            number(r.median_own_events_to_detect, 1),
+            number(r.detected_before_acting, 3),
         ]
         for name, r in report.roles.items()
     ]
-    lines += _columns(header, rows)
+    lines += columns(header, rows)
 
     lines.append("")
     header = ["detector", "alerts", "entities", "TP", "FP", "precision", "caught"]
@@ -115,12 +115,12 @@ def format_table(report: EvaluationReport, *, show_entities: bool = False) -> st
             str(d.alerted_entities),
             str(d.true_positive_entities),
             str(d.false_positive_entities),
-            _number(d.precision, 3),
+            number(d.precision, 3),
             ", ".join(f"{t} {n}" for t, n in d.caught_targets.items()) or "-",
         ]
         for name, d in report.detectors.items()
     ]
-    lines += _columns(header, rows, frozenset({0, 6})) if rows else ["detectors: no alerts"]
+    lines += columns(header, rows, frozenset({0, 6})) if rows else ["detectors: no alerts"]
 
     lines += ["", f"benign false positives: {report.benign_false_positives}"]
     for name, entities in report.benign_false_positive_entities.items():

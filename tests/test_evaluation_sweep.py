@@ -1,0 +1,82 @@
+"""``antifraud evaluate --seeds --world``: every (world, seed) simulated, detected and evaluated, pooled per
+world and role; bad arguments told in plain words."""
+
+import orjson
+import pytest
+
+from antifraud.evaluation.models import AlertCounts, EvaluationReport, RoleScore
+from antifraud.evaluation.sweep import pool
+from simulators.scenarios import SCENARIOS
+from tests.test_evaluation import Cli, cli  # noqa: F401  (the fixture)
+
+
+def report(roles: dict[str, tuple[int, int, int]]) -> EvaluationReport:
+    """A report with only role figures: name -> (targets, alerted targets, false-positive entities)."""
+    return EvaluationReport(
+        scenarios={},
+        roles={
+            name: RoleScore(
+                scenario=name.split("/")[0],
+                role=name.split("/")[1],
+                targets=targets,
+                alerted_targets=alerted,
+                false_positive_entities=fp,
+                precision=alerted / (alerted + fp) if alerted + fp else None,
+                recall=alerted / targets,
+                median_seconds_to_detect=None,
+                median_own_events_to_detect=None,
+                detected_before_acting=None,
+            )
+            for name, (targets, alerted, fp) in roles.items()
+        },
+        detectors={},
+        alerts=AlertCounts(received=0, distinct=0, duplicates=0),
+        alerted_entities=0,
+        false_positive_entities=0,
+        benign_false_positive_entities={},
+        events_known=False,
+        instances=[],
+    )
+
+
+def test_pooling_weighs_every_target_alike_and_keeps_each_seeds_recall() -> None:
+    pooled = pool(
+        [
+            ("wide", 1, report({"team/fraud_number": (4, 4, 0), "team/mule": (2, 0, 0)})),
+            ("wide", 2, report({"team/fraud_number": (16, 4, 2)})),
+            ("hard", 1, report({"team/fraud_number": (8, 2, 6)})),
+        ]
+    )
+    assert list(pooled) == ["wide", "hard"] and pooled["wide"].seeds == [1, 2]
+    numbers = pooled["wide"].roles["team/fraud_number"]
+    assert (numbers.targets, numbers.alerted, numbers.false_positives) == (20, 8, 2)
+    assert numbers.recall == 0.4, "pooled over targets, not the mean of the seeds' 1.0 and 0.25"
+    assert numbers.precision == 0.8 and numbers.recalls == [1.0, 0.25]
+    mules = pooled["wide"].roles["team/mule"]
+    assert mules.precision is None and mules.recall == 0.0
+    assert pooled["hard"].roles["team/fraud_number"].precision == 0.25
+
+
+@pytest.mark.redis
+def test_a_sweep_simulates_detects_and_pools_each_world(cli: Cli) -> None:  # noqa: F811
+    code, out, err = cli("--seeds", "1-2", "--world", "sim", "--people", "400", "--days", "1", "--json")
+    assert code == 0, err
+    sim = orjson.loads(out)["sim"]
+    assert sim["seeds"] == [1, 2]
+    team = SCENARIOS["fraud_call_team"]
+    numbers = sim["roles"]["fraud_call_team/fraud_number"]
+    assert numbers["targets"] == 2 * team.default_count * team.params().numbers
+    assert len(numbers["recall_per_seed"]) == 2 and numbers["alerted_targets"] > 0
+
+
+def test_bad_sweep_arguments_say_what_is_wrong(cli: Cli) -> None:  # noqa: F811
+    code, _, err = cli("--world", "wide")
+    assert code == 2 and "--world needs --seeds" in err
+    code, _, err = cli("--seeds", "1-3", "--truth", "t.json")
+    assert code == 2 and "--seeds simulates and detects by itself: it takes no --truth" in err
+    code, _, err = cli("--seeds", "one")
+    assert code == 2 and "invalid seed range (like 1-5 or 1,4,9) value: 'one'" in err
+    code, _, err = cli("--seeds", "1", "--world", "moon")
+    assert code == 2 and "unknown world 'moon' (known: sim, wide, hard)" in err
+    code, _, err = cli()
+    assert code == 2 and "give --truth PATH (one run's ground truth), or --seeds" in err
