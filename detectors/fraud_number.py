@@ -159,15 +159,16 @@ class Profile:
         self._evict(call.at)
         return True
 
-    def features(self, called_back: Callable[[Iterable[str]], int]) -> dict[str, float] | None:
-        """Feature values over the window ending at its newest call; None below the distinct-callee gate.
+    def features(self, called_back: Callable[[Iterable[str]], int], *, gated: bool = True) -> dict[str, float] | None:
+        """Feature values over the window ending at its newest call; None below the distinct-callee gate
+        (or, with ``gated=False``, for an empty window only: a number is ranked however few its calls).
         ``called_back`` counts which of the given callees had called the number back by then; it costs a
-        look-up per distinct callee, so the callback ratio is left out when the other features score too
-        little for it to make an alert."""
+        look-up per distinct callee, so with the gate the callback ratio is left out when the other features
+        score too little for it to make an alert."""
         limits = self.limits
         count = len(self)
         distinct = len(self.callees)
-        if count < limits.min_distinct_callees or distinct < limits.min_distinct_callees:
+        if count == 0 or gated and (count < limits.min_distinct_callees or distinct < limits.min_distinct_callees):
             return None
         now = self.times[-1]
         burst_lo = bisect.bisect_right(self.times, now - limits.burst_window_seconds, self.lo)
@@ -181,7 +182,7 @@ class Profile:
             "imei_changes": self.imei_changes,
             "repeat_callee_ratio_max": 1 - distinct / count,
         }
-        if score(values, limits) + limits.callback_ratio_max.weight + _ROUNDING >= limits.alert_score:
+        if not gated or score(values, limits) + limits.callback_ratio_max.weight + _ROUNDING >= limits.alert_score:
             values["callback_ratio_max"] = called_back(self.callees) / distinct
         return values
 
@@ -204,6 +205,23 @@ def score(values: Mapping[str, float], limits: FraudNumberThresholds) -> float:
         hit = value <= rule.threshold if name.endswith("_max") else value >= rule.threshold
         total += rule.weight if hit else 0.0
     return round(total, 4)
+
+
+def rank(values: Mapping[str, float], limits: FraudNumberThresholds) -> float:
+    """A score that orders every number, not only those past the gate: the distinct callees toward the gate
+    (weight 1) and each rule's weight times how far its value goes toward the threshold (a share of it, at
+    most all); a ``_max`` rule's value counts from 1 down to its threshold. Numbers past every threshold
+    score ``1 + sum of weights``; the rule score (:func:`score`) stays what an alert needs."""
+    total = min(1.0, values["distinct_callees"] / limits.min_distinct_callees)
+    for name, rule in rules(limits).items():
+        if name not in values:
+            continue
+        if name.endswith("_max"):
+            credit = (1 - values[name]) / (1 - rule.threshold) if rule.threshold < 1 else 1.0
+        else:
+            credit = values[name] / rule.threshold if rule.threshold > 0 else 1.0
+        total += rule.weight * min(1.0, max(0.0, credit))
+    return round(total, 6)
 
 
 def _alert(

@@ -4,8 +4,9 @@ world and role; bad arguments told in plain words."""
 import orjson
 import pytest
 
+from antifraud.alerts.models import Entity
 from antifraud.evaluation.models import AlertCounts, EvaluationReport, RoleScore
-from antifraud.evaluation.sweep import pool
+from antifraud.evaluation.sweep import Run, pool
 from simulators.scenarios import SCENARIOS
 from tests.test_evaluation import Cli, cli  # noqa: F401  (the fixture)
 
@@ -42,9 +43,9 @@ def report(roles: dict[str, tuple[int, int, int]]) -> EvaluationReport:
 def test_pooling_weighs_every_target_alike_and_keeps_each_seeds_recall() -> None:
     pooled = pool(
         [
-            ("wide", 1, report({"team/fraud_number": (4, 4, 0), "team/mule": (2, 0, 0)})),
-            ("wide", 2, report({"team/fraud_number": (16, 4, 2)})),
-            ("hard", 1, report({"team/fraud_number": (8, 2, 6)})),
+            Run("wide", 1, report({"team/fraud_number": (4, 4, 0), "team/mule": (2, 0, 0)})),
+            Run("wide", 2, report({"team/fraud_number": (16, 4, 2)})),
+            Run("hard", 1, report({"team/fraud_number": (8, 2, 6)})),
         ]
     )
     assert list(pooled) == ["wide", "hard"] and pooled["wide"].seeds == [1, 2]
@@ -55,6 +56,27 @@ def test_pooling_weighs_every_target_alike_and_keeps_each_seeds_recall() -> None
     mules = pooled["wide"].roles["team/mule"]
     assert mules.precision is None and mules.recall == 0.0
     assert pooled["hard"].roles["team/fraud_number"].precision == 0.25
+    assert pooled["wide"].ranking == {}, "no scores, no curves"
+
+
+def phone(value: str) -> Entity:
+    return Entity(kind="phone", value=value)
+
+
+def test_ranking_pools_the_seeds_scores_telling_their_entities_apart() -> None:
+    role = "fraud_call_team/fraud_number"
+    empty = report({})
+    # The same number value in two seeds' cities is two entities: a fraud number in seed 1, a person in seed 2.
+    first = Run(
+        "w", 1, empty, {phone("1"): 0.9, phone("2"): 0.2, phone("m"): 5.0}, {role: {phone("1")}, "t/mule": {phone("m")}}
+    )
+    second = Run("w", 2, empty, {phone("1"): 0.5, phone("3"): 0.7}, {role: {phone("3")}})
+    ranking = pool([first, second])["w"].ranking
+    assert set(ranking) == {role}, "a role without targets gets no curve"
+    curve = ranking[role]
+    assert (curve.positives, curve.negatives) == (2, 2), "another role's target counts neither way"
+    # Positives 0.9 and 0.7 against negatives 0.5 and 0.2: every pair ordered.
+    assert curve.roc_auc == 1.0 and curve.pr_auc == 1.0
 
 
 @pytest.mark.redis
@@ -67,6 +89,9 @@ def test_a_sweep_simulates_detects_and_pools_each_world(cli: Cli) -> None:  # no
     numbers = sim["roles"]["fraud_call_team/fraud_number"]
     assert numbers["targets"] == 2 * team.default_count * team.params().numbers
     assert len(numbers["recall_per_seed"]) == 2 and numbers["alerted_targets"] > 0
+    ranked = sim["ranking"]["fraud_call_team/fraud_number"]
+    assert ranked["positives"] == numbers["targets"] and ranked["negatives"] > 100
+    assert 0.5 < ranked["roc_auc"] <= 1 and 0 < ranked["pr_auc"] <= 1
 
 
 def test_bad_sweep_arguments_say_what_is_wrong(cli: Cli) -> None:  # noqa: F811

@@ -107,6 +107,10 @@ def _sweep(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
                     }
                     for role, f in sorted(p.roles.items())
                 },
+                "ranking": {
+                    role: {"positives": c.positives, "negatives": c.negatives, "roc_auc": c.roc_auc, "pr_auc": c.pr_auc}
+                    for role, c in p.ranking.items()
+                },
             }
             for world, p in pooled.items()
         }

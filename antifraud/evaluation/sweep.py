@@ -5,6 +5,8 @@ simulates every (world, seed) pair, runs ``antifraud detect``'s path over it (wi
 registry, on one redis-server emptied between runs) and evaluates the alerts against the truth; per world
 and target role it pools the runs: targets, alerted targets and false-positive entities summed over seeds
 (so precision and recall weigh every target alike), and the lowest and highest recall of a single seed.
+Roles a detector ranks (:mod:`antifraud.evaluation.ranking`) also get ROC-AUC and PR-AUC over the pooled
+scores of all seeds.
 """
 
 import asyncio
@@ -16,14 +18,15 @@ from pathlib import Path
 
 import redis.asyncio
 
-from antifraud.alerts.models import Alert
+from antifraud.alerts.models import Alert, Entity
 from antifraud.evaluation.models import EvaluationReport
+from antifraud.evaluation.ranking import Curves, curves, fraud_number_scores
 from antifraud.evaluation.scoring import evaluate
 from antifraud.evaluation.table import columns, number
 from antifraud.stack.embedded import EmbeddedStack
 from antifraud.thresholds import Thresholds
 from simulators.engine import Config, cells_path, default_counts, simulate
-from simulators.ground_truth import truth_path
+from simulators.ground_truth import GroundTruth, truth_path
 from simulators.sinks import FileSink
 from streams.offline import detect_file
 
@@ -46,26 +49,65 @@ class RolePool:
         return self.alerted / (self.alerted + self.false_positives) if self.alerted + self.false_positives else None
 
 
+RANKED_ROLES = ("fraud_call_team/fraud_number", "wangiri/one_ring_number")
+"""The roles whose detector scores every entity it sees (the fraud-number score, for phones)."""
+
+
+@dataclass(frozen=True)
+class Run:
+    """One (world, seed): its evaluation, and the scores with the targets they are judged against."""
+
+    world: str
+    seed: int
+    report: EvaluationReport
+    scores: dict[Entity, float] = field(default_factory=dict)
+    targets: dict[str, set[Entity]] = field(default_factory=dict)
+    """Role (``scenario/role``) -> its targets."""
+
+    @property
+    def fraud_targets(self) -> set[Entity]:
+        return set().union(*self.targets.values())
+
+
+def role_targets(truth: GroundTruth) -> dict[str, set[Entity]]:
+    targets: dict[str, set[Entity]] = defaultdict(set)
+    for scenario in truth.scenarios:
+        for e in scenario.entities:
+            if e.target:
+                targets[f"{scenario.scenario}/{e.role}"].add(Entity(kind=e.kind, value=e.value))
+    return dict(targets)
+
+
 @dataclass
 class WorldPool:
     seeds: list[int] = field(default_factory=list)
     roles: dict[str, RolePool] = field(default_factory=lambda: defaultdict(RolePool))
+    ranking: dict[str, Curves] = field(default_factory=dict)
     benign_false_positives: int = 0
 
 
-def pool(reports: Sequence[tuple[str, int, EvaluationReport]]) -> dict[str, WorldPool]:
-    """(world, seed, report) per run -> per world, the roles' figures summed over its seeds."""
+def pool(runs: Sequence[Run]) -> dict[str, WorldPool]:
+    """Per world, the roles' figures summed over its seeds, and the ranked roles' curves over all its seeds'
+    scores (an entity is told apart by its seed: the cities differ)."""
     worlds: dict[str, WorldPool] = defaultdict(WorldPool)
-    for world, seed, report in reports:
-        into = worlds[world]
-        into.seeds.append(seed)
-        into.benign_false_positives += report.benign_false_positives
-        for name, role in report.roles.items():
+    for run in runs:
+        into = worlds[run.world]
+        into.seeds.append(run.seed)
+        into.benign_false_positives += run.report.benign_false_positives
+        for name, role in run.report.roles.items():
             figures = into.roles[name]
             figures.targets += role.targets
             figures.alerted += role.alerted_targets
             figures.false_positives += role.false_positive_entities
             figures.recalls.append(role.recall)
+    for world, into in worlds.items():
+        runs_of = [r for r in runs if r.world == world]
+        scores = {(r.seed, e): v for r in runs_of for e, v in r.scores.items()}
+        others = {(r.seed, e) for r in runs_of for e in r.fraud_targets}
+        for ranked in RANKED_ROLES:
+            positives = {(r.seed, e) for r in runs_of for e in r.targets.get(ranked, ())}
+            if positives:
+                into.ranking[ranked] = curves(scores, positives, others)
     return dict(worlds)
 
 
@@ -82,7 +124,7 @@ async def _detect(events: Path, redis_url: str, thresholds: Thresholds) -> list[
 
 def run_sweep(
     worlds: Sequence[str], seeds: Sequence[int], people: int, days: float, thresholds: Thresholds
-) -> list[tuple[str, int, EvaluationReport]]:
+) -> list[Run]:
     """Simulate, detect and evaluate every (world, seed); the files live in a folder removed afterwards."""
     reports = []
     with tempfile.TemporaryDirectory(prefix="antifraud-sweep-") as folder, EmbeddedStack(kafka=False) as stack:
@@ -96,7 +138,8 @@ def run_sweep(
                 alerts = asyncio.run(
                     _detect(events, stack.redis_url, thresholds.model_copy(update={"fake_base_station": cells}))
                 )
-                reports.append((world, seed, evaluate(truth, alerts, None)))
+                scores = fraud_number_scores(events, thresholds.fraud_number)
+                reports.append(Run(world, seed, evaluate(truth, alerts, None), scores, role_targets(truth)))
                 events.unlink()
     return reports
 
@@ -122,5 +165,14 @@ def format_pool(worlds: dict[str, WorldPool]) -> str:
             for role, f in sorted(world.roles.items())
         ]
         lines += columns(["target role", "targets", "alerted", "FP", "precision", "recall", "recall/seed"], rows)
+        if world.ranking:
+            lines.append("")
+            lines += columns(
+                ["ranked by score", "positives", "negatives", "ROC-AUC", "PR-AUC"],
+                [
+                    [role, str(c.positives), str(c.negatives), number(c.roc_auc, 3), number(c.pr_auc, 3)]
+                    for role, c in world.ranking.items()
+                ],
+            )
         lines.append("")
     return "\n".join(lines).rstrip()

@@ -1,0 +1,109 @@
+"""Ranking quality: every entity a detector sees gets a score, and ROC and precision-recall curves show how
+well the scores put fraud targets above everyone else, whatever threshold an alert uses.
+
+A detector's alerts say only who crossed its threshold; the figures here say whether any threshold could
+do better. For fraud numbers the score is :func:`detectors.fraud_number.rank` over the detector's own
+profile window, taken at every call of every calling number (no distinct-callee gate), the highest per
+number over the file. Positives are a role's targets; negatives every other scored entity that is no fraud
+target of any kind (ordinary callers, benign look-alikes).
+"""
+
+from collections import defaultdict
+from collections.abc import Hashable, Iterable, Mapping
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import TypeVar
+
+import numpy as np
+
+from antifraud.alerts.models import Entity
+from antifraud.events.codec import InvalidEvent, decode_any
+from antifraud.events.models import CallRecord
+from antifraud.thresholds import FraudNumberThresholds
+from detectors import fraud_number
+from streams.eventfile import read_lines
+
+K = TypeVar("K", bound=Hashable)
+
+
+def fraud_number_scores(events: Path, limits: FraudNumberThresholds) -> dict[Entity, float]:
+    """Each calling number's highest rank over an events file (in event-time order), by the detector's
+    profile and features; who called a number back is every call to it up to then."""
+    profiles: dict[str, fraud_number.Profile] = {}
+    callers_of: dict[str, dict[str, float]] = defaultdict(dict)
+    """number -> who called it -> their first call's time."""
+    best: dict[str, float] = {}
+    for _, line in read_lines(events):
+        try:
+            call = decode_any(line)
+        except InvalidEvent:
+            continue
+        if not isinstance(call, CallRecord):
+            continue
+        kept = fraud_number.out_call(call)
+        callers_of[call.callee].setdefault(call.caller, kept.at)
+        profile = profiles.setdefault(call.caller, fraud_number.Profile(limits))
+        if not profile.add(kept) or profile.calls[-1] is not kept:
+            continue
+        values = profile.features(partial(_called_back, callers_of[call.caller], kept.at), gated=False)
+        if values is not None:
+            best[call.caller] = max(best.get(call.caller, 0.0), fraud_number.rank(values, limits))
+    return {Entity(kind="phone", value=number): value for number, value in best.items()}
+
+
+def _called_back(callers: Mapping[str, float], at: float, callees: Iterable[str]) -> int:
+    return sum(1 for c in callees if callers.get(c, at + 1) <= at)
+
+
+@dataclass(frozen=True)
+class Curves:
+    """How one score ranks one role's targets (positives) against the other entities (negatives)."""
+
+    positives: int
+    negatives: int
+    roc_auc: float | None
+    """The chance a random positive scores above a random negative (ties count half); None without both."""
+    pr_auc: float | None
+    """Average precision: precision at each positive's rank, averaged over all positives (a positive never
+    scored counts as never found)."""
+    fpr: list[float]
+    tpr: list[float]
+    precision: list[float]
+    recall: list[float]
+
+
+def curves(scores: Mapping[K, float], positives: Iterable[K], excluded: Iterable[K] = ()) -> Curves:
+    """ROC and precision-recall of ``scores`` for ``positives``; entities in ``excluded`` (other fraud
+    targets) count neither way. A positive with no score is ranked below every scored entity."""
+    wanted = set(positives)
+    skip = set(excluded) - wanted
+    floor = min(scores.values(), default=0.0) - 1.0
+    entities = [e for e in scores if e not in skip] + [e for e in wanted if e not in scores]
+    value = np.array([scores.get(e, floor) for e in entities], dtype=float)
+    label = np.array([e in wanted for e in entities], dtype=bool)
+    n_pos, n_neg = int(label.sum()), int((~label).sum())
+    if n_pos == 0:
+        return Curves(0, n_neg, None, None, [], [], [], [])
+    order = np.argsort(-value, kind="stable")
+    value, label = value[order], label[order]
+    last_of_tie = np.r_[np.flatnonzero(np.diff(value)), len(value) - 1]
+    tp = np.cumsum(label)[last_of_tie]
+    fp = np.cumsum(~label)[last_of_tie]
+    precision = tp / (tp + fp)
+    recall = tp / n_pos
+    pr_auc = float(np.sum(np.diff(np.r_[0.0, recall]) * precision))
+    roc_auc = None
+    if n_neg:
+        fpr, tpr = np.r_[0.0, fp / n_neg], np.r_[0.0, tp / n_pos]
+        roc_auc = float(np.sum(np.diff(fpr) * (tpr[1:] + tpr[:-1]) / 2))
+    return Curves(
+        n_pos,
+        n_neg,
+        roc_auc,
+        pr_auc,
+        (fp / max(n_neg, 1)).tolist(),
+        (tp / n_pos).tolist(),
+        precision.tolist(),
+        recall.tolist(),
+    )
