@@ -6,7 +6,7 @@ import pytest
 
 from antifraud.alerts.models import Entity
 from antifraud.evaluation.models import AlertCounts, EvaluationReport, RoleScore
-from antifraud.evaluation.sweep import Run, pool
+from antifraud.evaluation.sweep import Run, choose_operating_points, pool
 from simulators.scenarios import SCENARIOS
 from tests.test_evaluation import Cli, cli  # noqa: F401  (the fixture)
 
@@ -94,6 +94,27 @@ def test_a_sweep_simulates_detects_and_pools_each_world(cli: Cli) -> None:  # no
     assert 0.5 < ranked["roc_auc"] <= 1 and 0 < ranked["pr_auc"] <= 1
 
 
+def test_an_operating_point_is_chosen_on_the_fitting_seeds_and_reported_on_the_others() -> None:
+    role = "fraud_call_team/fraud_number"
+    empty = report({})
+
+    def run(seed: int, fraud: dict[str, float], others: dict[str, float]) -> Run:
+        scores = {phone(k): v for k, v in {**fraud, **others}.items()}
+        return Run("w", seed, empty, scores, {role: {phone(k) for k in fraud}})
+
+    fitted = pool([run(1, {"a": 0.9, "b": 0.6}, {"x": 0.7, "y": 0.2})])  # 0.6: 2 of 3; 0.9: 1 of 1
+    reported = pool([run(2, {"c": 0.95, "d": 0.5}, {"z": 0.92})])
+    choose_operating_points(fitted, reported, 0.9)
+    point = reported["w"].operating[role]
+    assert (point.fit_seeds, point.threshold) == ([1], 0.9)
+    assert (point.precision, point.recall) == (0.5, 0.5), "on seed 2, 0.9 lets through c and z"
+    choose_operating_points(fitted, reported, 0.6)
+    assert reported["w"].operating[role].threshold == 0.6
+    unreachable = pool([run(3, {"e": 0.1}, {"v": 0.8})])
+    choose_operating_points(unreachable, reported, 0.9)
+    assert reported["w"].operating[role].threshold is None and reported["w"].operating[role].recall == 0.0
+
+
 def test_bad_sweep_arguments_say_what_is_wrong(cli: Cli) -> None:  # noqa: F811
     code, _, err = cli("--world", "wide")
     assert code == 2 and "--world needs --seeds" in err
@@ -103,5 +124,9 @@ def test_bad_sweep_arguments_say_what_is_wrong(cli: Cli) -> None:  # noqa: F811
     assert code == 2 and "invalid seed range (like 1-5 or 1,4,9) value: 'one'" in err
     code, _, err = cli("--seeds", "1", "--world", "moon")
     assert code == 2 and "unknown world 'moon' (known: sim, wide, hard)" in err
+    code, _, err = cli("--seeds", "1-3", "--fit-seeds", "3-4")
+    assert code == 2 and "--fit-seeds and --seeds must not share a seed" in err
+    code, _, err = cli("--seeds", "1", "--target-precision", "1.5")
+    assert code == 2 and "--target-precision is a share: at most 1" in err
     code, _, err = cli()
     assert code == 2 and "give --truth PATH (one run's ground truth), or --seeds" in err

@@ -77,3 +77,14 @@ def test_cold_callers_outrank_a_courier_and_a_relative_below_the_gate_too(tmp_pa
     assert timid[0].callee not in scores, "who only receives calls is not ranked as a caller"
     called_back = courier()[1].caller
     assert called_back in scores, "a customer who called back made a call: ranked"
+
+
+def test_the_threshold_for_a_target_precision_is_the_lowest_that_reaches_it() -> None:
+    # Highest first: p1 (1/1), n1 (1/2), p2 (2/3), p3 (3/4), n2 (3/5).
+    c = curves({"p1": 5.0, "n1": 4.0, "p2": 3.0, "p3": 2.0, "n2": 1.0}, positives={"p1", "p2", "p3"})
+    assert c.thresholds == [5.0, 4.0, 3.0, 2.0, 1.0]
+    assert c.threshold_for(0.75) == 2.0, "3 of 4 at or above 2.0: the most recall at 75%"
+    assert c.threshold_for(0.9) == 5.0 and c.threshold_for(1.0) == 5.0
+    assert curves({"n": 3.0, "p": 1.0}, positives={"p"}).threshold_for(0.9) is None
+    assert c.at(2.5) == (2 / 3, 2 / 3), "between two scores: those at or above it"
+    assert c.at(9.0) == (None, 0.0) and c.at(0.0) == (3 / 5, 1.0)

@@ -5,6 +5,7 @@ goes to stdout as a table (identifiers masked) or as one JSON object.
 """
 
 import argparse
+import dataclasses
 import logging
 import os
 import sys
@@ -76,7 +77,12 @@ def _report(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Evalua
 
 
 def _sweep(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    from antifraud.evaluation.sweep import format_pool, pool, run_sweep  # starts redis-server; only when asked
+    from antifraud.evaluation.sweep import (  # imports the stream layer
+        choose_operating_points,
+        format_pool,
+        pool,
+        run_sweep,
+    )
 
     if args.truth is not None or args.alerts is not None or args.bootstrap is not None:
         parser.error("--seeds simulates and detects by itself: it takes no --truth, --alerts or --bootstrap")
@@ -87,10 +93,16 @@ def _sweep(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     if args.people < 100 or args.days <= 0:
         parser.error("--people must be at least 100 and --days positive")
     logging.getLogger().setLevel(logging.WARNING)  # a line per alert over a dozen runs would bury the table
-    reports = run_sweep(
-        worlds, args.seeds, args.people, args.days, load_thresholds(Settings.from_env().thresholds_path)
-    )
-    pooled = pool(reports)
+    if args.target_precision > 1:
+        parser.error("--target-precision is a share: at most 1")
+    fit_seeds = args.fit_seeds or []
+    if set(fit_seeds) & set(args.seeds):
+        parser.error("--fit-seeds and --seeds must not share a seed: thresholds are reported on seeds not fitted on")
+    thresholds = load_thresholds(Settings.from_env().thresholds_path)
+    runs = run_sweep(worlds, sorted({*args.seeds, *fit_seeds}), args.people, args.days, thresholds)
+    pooled = pool([r for r in runs if r.seed in args.seeds])
+    if fit_seeds:
+        choose_operating_points(pool([r for r in runs if r.seed in fit_seeds]), pooled, args.target_precision)
     if args.json:
         data = {
             world: {
@@ -111,6 +123,7 @@ def _sweep(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
                     role: {"positives": c.positives, "negatives": c.negatives, "roc_auc": c.roc_auc, "pr_auc": c.pr_auc}
                     for role, c in p.ranking.items()
                 },
+                "operating_points": {role: dataclasses.asdict(op) for role, op in p.operating.items()},
             }
             for world, p in pooled.items()
         }
@@ -183,6 +196,19 @@ def add_command(sub: argparse._SubParsersAction) -> None:
         action="append",
         metavar="NAME",
         help=f"a world to simulate (repeatable; default all: {', '.join(WORLDS)})",
+    )
+    sweep.add_argument(
+        "--fit-seeds",
+        type=_seeds,
+        metavar="A-B",
+        help="seeds to choose each ranked role's score threshold on (for --target-precision), reported on --seeds",
+    )
+    sweep.add_argument(
+        "--target-precision",
+        type=_positive_float,
+        default=0.9,
+        metavar="P",
+        help="the precision a chosen threshold must reach on the fitting seeds (default 0.9)",
     )
     sweep.add_argument("--people", type=int, default=4000, help="residents per city (default 4000)")
     sweep.add_argument("--days", type=float, default=3.5, help="simulated days per run (default 3.5)")

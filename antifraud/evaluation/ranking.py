@@ -67,10 +67,28 @@ class Curves:
     pr_auc: float | None
     """Average precision: precision at each positive's rank, averaged over all positives (a positive never
     scored counts as never found)."""
+    thresholds: list[float]
+    """Each distinct score, highest first; the lists below give the figures of alerting at or above it."""
     fpr: list[float]
     tpr: list[float]
     precision: list[float]
     recall: list[float]
+
+    def threshold_for(self, target_precision: float) -> float | None:
+        """The lowest threshold whose precision reaches the target (the most recall at that precision);
+        None when no threshold does."""
+        chosen = None
+        for threshold, precision in zip(self.thresholds, self.precision):
+            if precision >= target_precision:
+                chosen = threshold
+        return chosen
+
+    def at(self, threshold: float) -> tuple[float | None, float]:
+        """Precision (None when nothing scores that high) and recall of alerting at or above ``threshold``."""
+        reached = [i for i, t in enumerate(self.thresholds) if t >= threshold]
+        if not reached:
+            return None, 0.0
+        return self.precision[reached[-1]], self.recall[reached[-1]]
 
 
 def curves(scores: Mapping[K, float], positives: Iterable[K], excluded: Iterable[K] = ()) -> Curves:
@@ -84,7 +102,7 @@ def curves(scores: Mapping[K, float], positives: Iterable[K], excluded: Iterable
     label = np.array([e in wanted for e in entities], dtype=bool)
     n_pos, n_neg = int(label.sum()), int((~label).sum())
     if n_pos == 0:
-        return Curves(0, n_neg, None, None, [], [], [], [])
+        return Curves(0, n_neg, None, None, [], [], [], [], [])
     order = np.argsort(-value, kind="stable")
     value, label = value[order], label[order]
     last_of_tie = np.r_[np.flatnonzero(np.diff(value)), len(value) - 1]
@@ -102,6 +120,7 @@ def curves(scores: Mapping[K, float], positives: Iterable[K], excluded: Iterable
         n_neg,
         roc_auc,
         pr_auc,
+        value[last_of_tie].tolist(),
         (fp / max(n_neg, 1)).tolist(),
         (tp / n_pos).tolist(),
         precision.tolist(),

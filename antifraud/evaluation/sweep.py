@@ -78,11 +78,25 @@ def role_targets(truth: GroundTruth) -> dict[str, set[Entity]]:
     return dict(targets)
 
 
+@dataclass(frozen=True)
+class OperatingPoint:
+    """A score threshold chosen on some seeds for a target precision, and what it gives on others."""
+
+    fit_seeds: list[int]
+    target_precision: float
+    threshold: float | None
+    """None: no threshold reached the target precision on the fitting seeds."""
+    precision: float | None
+    recall: float
+
+
 @dataclass
 class WorldPool:
     seeds: list[int] = field(default_factory=list)
     roles: dict[str, RolePool] = field(default_factory=lambda: defaultdict(RolePool))
     ranking: dict[str, Curves] = field(default_factory=dict)
+    operating: dict[str, OperatingPoint] = field(default_factory=dict)
+    """Per ranked role, when thresholds were fitted on other seeds (:func:`choose_operating_points`)."""
     benign_false_positives: int = 0
 
 
@@ -109,6 +123,19 @@ def pool(runs: Sequence[Run]) -> dict[str, WorldPool]:
             if positives:
                 into.ranking[ranked] = curves(scores, positives, others)
     return dict(worlds)
+
+
+def choose_operating_points(fitted: dict[str, WorldPool], pooled: dict[str, WorldPool], target: float) -> None:
+    """For each world and ranked role, the threshold that reaches ``target`` precision with the most recall
+    on the fitting seeds (``fitted``), and the precision and recall it gives on the reported seeds."""
+    for world, into in pooled.items():
+        for role, reported in into.ranking.items():
+            fit = fitted.get(world)
+            curve = fit.ranking.get(role) if fit is not None else None
+            threshold = curve.threshold_for(target) if curve is not None else None
+            precision, recall = reported.at(threshold) if threshold is not None else (None, 0.0)
+            seeds = fit.seeds if fit is not None else []
+            into.operating[role] = OperatingPoint(seeds, target, threshold, precision, recall)
 
 
 async def _detect(events: Path, redis_url: str, thresholds: Thresholds) -> list[Alert]:
@@ -167,12 +194,18 @@ def format_pool(worlds: dict[str, WorldPool]) -> str:
         lines += columns(["target role", "targets", "alerted", "FP", "precision", "recall", "recall/seed"], rows)
         if world.ranking:
             lines.append("")
-            lines += columns(
-                ["ranked by score", "positives", "negatives", "ROC-AUC", "PR-AUC"],
-                [
-                    [role, str(c.positives), str(c.negatives), number(c.roc_auc, 3), number(c.pr_auc, 3)]
-                    for role, c in world.ranking.items()
-                ],
-            )
+            header = ["ranked by score", "positives", "negatives", "ROC-AUC", "PR-AUC"]
+            table = [
+                [role, str(c.positives), str(c.negatives), number(c.roc_auc, 3), number(c.pr_auc, 3)]
+                for role, c in world.ranking.items()
+            ]
+            if world.operating:
+                point = next(iter(world.operating.values()))
+                fit = ",".join(map(str, point.fit_seeds))
+                header += [f"threshold (seeds {fit}, P>={point.target_precision:g})", "precision", "recall"]
+                for row, role in zip(table, world.ranking):
+                    op = world.operating[role]
+                    row += [number(op.threshold, 3), number(op.precision, 3), number(op.recall, 3)]
+            lines += columns(header, table)
         lines.append("")
     return "\n".join(lines).rstrip()
