@@ -1,6 +1,8 @@
 """``antifraud evaluate --seeds --world``: every (world, seed) simulated, detected and evaluated, pooled per
 world and role; bad arguments told in plain words."""
 
+from pathlib import Path
+
 import orjson
 import pytest
 
@@ -80,10 +82,15 @@ def test_ranking_pools_the_seeds_scores_telling_their_entities_apart() -> None:
 
 
 @pytest.mark.redis
-def test_a_sweep_simulates_detects_and_pools_each_world(cli: Cli) -> None:  # noqa: F811
-    code, out, err = cli("--seeds", "1-2", "--world", "sim", "--people", "400", "--days", "1", "--json")
+def test_a_sweep_simulates_detects_and_pools_each_world(cli: Cli, tmp_path: Path) -> None:  # noqa: F811
+    code, out, err = cli(
+        "--seeds", "1-2", "--world", "sim", "--people", "400", "--days", "1", "--json", "--plots", str(tmp_path)
+    )
     assert code == 0, err
-    sim = orjson.loads(out)["sim"]
+    data = orjson.loads(out)
+    assert data["plots"] == [str(tmp_path / "curves-sim.png")]
+    assert (tmp_path / "curves-sim.png").read_bytes().startswith(b"\x89PNG")
+    sim = data["worlds"]["sim"]
     assert sim["seeds"] == [1, 2]
     team = SCENARIOS["fraud_call_team"]
     numbers = sim["roles"]["fraud_call_team/fraud_number"]

@@ -11,6 +11,7 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import orjson
 
@@ -103,8 +104,14 @@ def _sweep(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     pooled = pool([r for r in runs if r.seed in args.seeds])
     if fit_seeds:
         choose_operating_points(pool([r for r in runs if r.seed in fit_seeds]), pooled, args.target_precision)
+    plots = []
+    if args.plots is not None:
+        from antifraud.evaluation.plots import write_curves  # matplotlib is slow to import; only when asked
+
+        plots = [write_curves(world, p.ranking, args.plots) for world, p in pooled.items() if p.ranking]
     if args.json:
-        data = {
+        data: dict[str, Any] = {}
+        data["worlds"] = {
             world: {
                 "seeds": p.seeds,
                 "benign_false_positives": p.benign_false_positives,
@@ -127,9 +134,13 @@ def _sweep(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             }
             for world, p in pooled.items()
         }
+        if plots:
+            data["plots"] = [str(p) for p in plots]
         sys.stdout.write(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode() + "\n")
     else:
         print(format_pool(pooled))
+        for path in plots:
+            print(f"plot written: {path}")
     return 0
 
 

@@ -1,4 +1,5 @@
-"""PNG charts of an evaluation: precision and recall per scenario type, and time to detect.
+"""PNG charts of an evaluation: precision and recall per scenario type, and time to detect; for a sweep over
+worlds, each world's ROC and precision-recall curves of the ranked roles.
 
 Figures are drawn on the Agg canvas directly, never through pyplot, so no
 display or global backend state is involved (works on servers and in tests).
@@ -11,6 +12,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from antifraud.evaluation.models import EvaluationReport
+from antifraud.evaluation.ranking import Curves
 
 PRECISION_RECALL_PNG = "precision_recall.png"
 TIME_TO_DETECT_PNG = "time_to_detect.png"
@@ -67,3 +69,26 @@ def write_plots(report: EvaluationReport, directory: Path) -> list[Path]:
         _precision_recall(report, directory / PRECISION_RECALL_PNG),
         _time_to_detect(report, directory / TIME_TO_DETECT_PNG),
     ]
+
+
+def write_curves(world: str, ranking: dict[str, Curves], directory: Path) -> Path:
+    """ROC and precision-recall curves of one world's ranked roles, side by side, as ``curves-WORLD.png``."""
+    directory.mkdir(parents=True, exist_ok=True)
+    figure = Figure(figsize=(11.0, 4.8))
+    roc, pr = figure.add_subplot(1, 2, 1), figure.add_subplot(1, 2, 2)
+    for role, c in ranking.items():
+        auc = "n/a" if c.roc_auc is None else f"{c.roc_auc:.3f}"
+        roc.plot([0.0, *c.fpr], [0.0, *c.tpr], drawstyle="steps-post", label=f"{role} (AUC {auc})")
+        ap = "n/a" if c.pr_auc is None else f"{c.pr_auc:.3f}"
+        pr.plot(c.recall, c.precision, drawstyle="steps-post", label=f"{role} (AP {ap})")
+    roc.plot([0, 1], [0, 1], linestyle=":", color="grey")
+    roc.set_xlabel("false positive rate")
+    roc.set_ylabel("true positive rate (recall)")
+    roc.set_title(f"ROC, world {world}")
+    pr.set_xlabel("recall")
+    pr.set_ylabel("precision")
+    pr.set_ylim(0, 1.05)
+    pr.set_title(f"Precision-recall, world {world}")
+    for axes in (roc, pr):
+        axes.legend(loc="lower right", fontsize=8)
+    return _save(figure, directory / f"curves-{world}.png")
