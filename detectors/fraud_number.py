@@ -25,6 +25,7 @@ from datetime import datetime, timedelta, timezone
 from antifraud.alerts.models import Alert, Audience, Entity, Reason
 from antifraud.events.models import CallRecord
 from antifraud.thresholds import FeatureRule, FraudNumberThresholds
+from detectors.baseline import Baseline, rarity
 
 DETECTOR = "fraud_number"
 MAX_EVIDENCE = 50
@@ -222,6 +223,30 @@ def rank(values: Mapping[str, float], limits: FraudNumberThresholds) -> float:
             credit = values[name] / rule.threshold if rule.threshold > 0 else 1.0
         total += rule.weight * min(1.0, max(0.0, credit))
     return round(total, 6)
+
+
+@dataclass(frozen=True)
+class Contribution:
+    """One feature's part in a population-relative score."""
+
+    feature: str
+    value: float
+    beyond: float
+    """The population's share as far out as this value or further."""
+    contribution: float
+    """How rare that is, in powers of ten (:func:`detectors.baseline.rarity`)."""
+
+
+def relative_rank(values: Mapping[str, float], population: Baseline) -> tuple[float, list[Contribution]]:
+    """How improbable a number's features are together among the population's: the sum over features of
+    how rare each value is (``-log10`` of the share as far out or further; a ``_max`` feature is unusual
+    when low). Equal weights: nothing is tuned to one simulated world; each reason shows its value, its
+    place in the population and its contribution."""
+    parts = []
+    for name, value in values.items():
+        beyond = population.beyond(name, value, low_is_unusual=name.endswith("_max"))
+        parts.append(Contribution(name, value, beyond, rarity(beyond, population.count)))
+    return round(sum(p.contribution for p in parts), 6), parts
 
 
 def _alert(

@@ -8,7 +8,8 @@ is judged on fraud and benign look-alikes that differ from instance to instance 
 - ``sim``: today's city, every instance with its scenario's default parameters;
 - ``wide``: fraud from timid to brazen, benign heavy callers from light to heavy;
 - ``hard``: fraud that looks ordinary (few calls an hour, long talks, callbacks, repeat callees, small
-  amounts, money that sits for hours to days) beside benign callers busier than it.
+  amounts, money that sits for hours to days) beside benign callers busier than it and people whose SIM
+  moves between two handsets.
 
 A parameter set on the command line (``--set SCENARIO.FIELD=VALUE``) is fixed in every world. The drawn
 parameters are recorded per instance in the ground truth.
@@ -121,8 +122,9 @@ WORLDS: dict[str, World] = {
                 "call_centre": {"calls_per_day": Range(100, 800, log=True), "callback_rate": Range(0.05, 0.3)},
                 "courier_calls": {"customers_per_day": Range(30, 150, log=True), "callback_rate": Range(0.1, 0.4)},
                 "sales_calls": {"calls_per_day": Range(30, 150, log=True), "callback_rate": Range(0.02, 0.15)},
+                "two_handsets": {"people": Range(3, 12), "calls_per_day": Range(4, 30, log=True)},
             },
-            counts={"fraud_call_team": 3, "sales_calls": 3},
+            counts={"fraud_call_team": 3, "sales_calls": 3, "two_handsets": 6},
         ),
         World(
             "hard",
@@ -144,8 +146,9 @@ WORLDS: dict[str, World] = {
                 "call_centre": {"calls_per_day": Range(200, 1500, log=True), "callback_rate": Range(0.02, 0.1)},
                 "courier_calls": {"customers_per_day": Range(60, 200, log=True), "callback_rate": Range(0.05, 0.2)},
                 "sales_calls": {"calls_per_day": Range(60, 250, log=True), "callback_rate": Range(0.01, 0.08)},
+                "two_handsets": {"people": Range(5, 15), "calls_per_day": Range(6, 40, log=True)},
             },
-            counts={"fraud_call_team": 3, "sales_calls": 4, "call_centre": 2},
+            counts={"fraud_call_team": 3, "sales_calls": 4, "call_centre": 2, "two_handsets": 10},
         ),
     )
 }

@@ -69,13 +69,15 @@ def test_ranking_pools_the_seeds_scores_telling_their_entities_apart() -> None:
     role = "fraud_call_team/fraud_number"
     empty = report({})
     # The same number value in two seeds' cities is two entities: a fraud number in seed 1, a person in seed 2.
-    first = Run(
-        "w", 1, empty, {phone("1"): 0.9, phone("2"): 0.2, phone("m"): 5.0}, {role: {phone("1")}, "t/mule": {phone("m")}}
-    )
-    second = Run("w", 2, empty, {phone("1"): 0.5, phone("3"): 0.7}, {role: {phone("3")}})
+    rules = {phone("1"): 0.9, phone("2"): 0.2, phone("m"): 5.0}
+    population = {phone("1"): 0.1, phone("2"): 0.2}
+    first = Run("w", 1, empty, {"rules": rules, "population": population}, {role: {phone("1")}, "t/mule": {phone("m")}})
+    second = Run("w", 2, empty, {"rules": {phone("1"): 0.5, phone("3"): 0.7}}, {role: {phone("3")}})
     ranking = pool([first, second])["w"].ranking
-    assert set(ranking) == {role}, "a role without targets gets no curve"
-    curve = ranking[role]
+    assert set(ranking) == {f"{role} by rules", f"{role} by population"}, "a role without targets gets no curve"
+    # By population, seed 1's fraud number scores under its one negative and seed 2's is not scored.
+    assert ranking[f"{role} by population"].roc_auc == 0.0
+    curve = ranking[f"{role} by rules"]
     assert (curve.positives, curve.negatives) == (2, 2), "another role's target counts neither way"
     # Positives 0.9 and 0.7 against negatives 0.5 and 0.2: every pair ordered.
     assert curve.roc_auc == 1.0 and curve.pr_auc == 1.0
@@ -96,9 +98,10 @@ def test_a_sweep_simulates_detects_and_pools_each_world(cli: Cli, tmp_path: Path
     numbers = sim["roles"]["fraud_call_team/fraud_number"]
     assert numbers["targets"] == 2 * team.default_count * team.params().numbers
     assert len(numbers["recall_per_seed"]) == 2 and numbers["alerted_targets"] > 0
-    ranked = sim["ranking"]["fraud_call_team/fraud_number"]
-    assert ranked["positives"] == numbers["targets"] and ranked["negatives"] > 100
-    assert 0.5 < ranked["roc_auc"] <= 1 and 0 < ranked["pr_auc"] <= 1
+    for score in ("rules", "population"):
+        ranked = sim["ranking"][f"fraud_call_team/fraud_number by {score}"]
+        assert ranked["positives"] == numbers["targets"] and ranked["negatives"] > 100
+        assert 0.5 < ranked["roc_auc"] <= 1 and 0 < ranked["pr_auc"] <= 1
 
 
 def test_an_operating_point_is_chosen_on_the_fitting_seeds_and_reported_on_the_others() -> None:
@@ -107,19 +110,20 @@ def test_an_operating_point_is_chosen_on_the_fitting_seeds_and_reported_on_the_o
 
     def run(seed: int, fraud: dict[str, float], others: dict[str, float]) -> Run:
         scores = {phone(k): v for k, v in {**fraud, **others}.items()}
-        return Run("w", seed, empty, scores, {role: {phone(k) for k in fraud}})
+        return Run("w", seed, empty, {"rules": scores}, {role: {phone(k) for k in fraud}})
 
     fitted = pool([run(1, {"a": 0.9, "b": 0.6}, {"x": 0.7, "y": 0.2})])  # 0.6: 2 of 3; 0.9: 1 of 1
     reported = pool([run(2, {"c": 0.95, "d": 0.5}, {"z": 0.92})])
     choose_operating_points(fitted, reported, 0.9)
-    point = reported["w"].operating[role]
+    point = reported["w"].operating[f"{role} by rules"]
     assert (point.fit_seeds, point.threshold) == ([1], 0.9)
     assert (point.precision, point.recall) == (0.5, 0.5), "on seed 2, 0.9 lets through c and z"
     choose_operating_points(fitted, reported, 0.6)
-    assert reported["w"].operating[role].threshold == 0.6
+    assert reported["w"].operating[f"{role} by rules"].threshold == 0.6
     unreachable = pool([run(3, {"e": 0.1}, {"v": 0.8})])
     choose_operating_points(unreachable, reported, 0.9)
-    assert reported["w"].operating[role].threshold is None and reported["w"].operating[role].recall == 0.0
+    assert reported["w"].operating[f"{role} by rules"].threshold is None
+    assert reported["w"].operating[f"{role} by rules"].recall == 0.0
 
 
 def test_bad_sweep_arguments_say_what_is_wrong(cli: Cli) -> None:  # noqa: F811

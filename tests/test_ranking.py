@@ -5,9 +5,10 @@ from pathlib import Path
 
 import pytest
 
-from antifraud.evaluation.ranking import curves, fraud_number_scores
+from antifraud.evaluation.ranking import curves, fraud_number_baseline, fraud_number_scores
 from antifraud.events.codec import encode
 from detectors import fraud_number
+from detectors.baseline import fit, rarity
 from tests.test_fraud_number import LIMITS, call_centre, cold_calls, courier, relative
 
 FULL = {
@@ -77,6 +78,12 @@ def test_cold_callers_outrank_a_courier_and_a_relative_below_the_gate_too(tmp_pa
     assert timid[0].callee not in scores, "who only receives calls is not ranked as a caller"
     called_back = courier()[1].caller
     assert called_back in scores, "a customer who called back made a call: ranked"
+    population = fraud_number_baseline(path, LIMITS)
+    assert population.count == len(scores), "one sample per caller and day (the calls span one day)"
+    rare = {e.value: v for e, v in fraud_number_scores(path, LIMITS, population).items()}
+    assert rare.keys() == scores.keys()
+    assert rare["13700008888"] > rare["13800001111"] > rare["13900002222"]
+    assert rare["13700009999"] > rare["13900002222"]
 
 
 def test_the_threshold_for_a_target_precision_is_the_lowest_that_reaches_it() -> None:
@@ -88,3 +95,30 @@ def test_the_threshold_for_a_target_precision_is_the_lowest_that_reaches_it() ->
     assert curves({"n": 3.0, "p": 1.0}, positives={"p"}).threshold_for(0.9) is None
     assert c.at(2.5) == (2 / 3, 2 / 3), "between two scores: those at or above it"
     assert c.at(9.0) == (None, 0.0) and c.at(0.0) == (3 / 5, 1.0)
+
+
+def test_a_baseline_tells_the_share_of_the_population_as_far_out_or_further() -> None:
+    population = fit([{"calls": float(v)} for v in range(1, 101)], quantiles=100)  # 1..100
+    assert population.count == 100
+    assert population.beyond("calls", 91) == pytest.approx(0.10), "91..100 are at or above 91"
+    assert population.beyond("calls", 1000) == 0.0 and population.beyond("calls", 1) == 1.0
+    assert population.beyond("calls", 10, low_is_unusual=True) == pytest.approx(0.10), "1..10 at or below"
+    assert population.beyond("unknown", 5.0) == 1.0, "a feature never fitted makes nothing rare"
+    zeros = fit([{"changes": 0.0}] * 95 + [{"changes": 1.0}] * 5, quantiles=100)
+    assert zeros.beyond("changes", 0.0) == 1.0, "the commonest value is not rare at all"
+    assert zeros.beyond("changes", 1.0) == pytest.approx(0.05)
+    assert rarity(0.01, 1000) == pytest.approx(2.0) and rarity(0.0, 1000) == pytest.approx(3.0)
+    assert rarity(1.0, 1000) == 0.0
+
+
+def test_the_population_score_adds_how_rare_each_feature_is_and_shows_each_part() -> None:
+    people = [{"distinct_callees": float(k % 8), "callback_ratio_max": 0.5 + (k % 5) / 10} for k in range(1000)]
+    population = fit(people)
+    ordinary, parts = fraud_number.relative_rank({"distinct_callees": 3.0, "callback_ratio_max": 0.7}, population)
+    cold, cold_parts = fraud_number.relative_rank({"distinct_callees": 40.0, "callback_ratio_max": 0.0}, population)
+    assert cold == pytest.approx(6.0), "beyond everyone on two features: one in a thousand, twice"
+    assert ordinary < 1 < cold
+    by_feature = {p.feature: p for p in cold_parts}
+    assert by_feature["callback_ratio_max"].beyond == 0.0 and by_feature["callback_ratio_max"].value == 0.0
+    assert by_feature["distinct_callees"].contribution == pytest.approx(3.0)
+    assert {p.feature for p in parts} == {"distinct_callees", "callback_ratio_max"}

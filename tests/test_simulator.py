@@ -32,7 +32,9 @@ def small_config(seed: int = 1) -> Config:
     params = default_params()
     params["card_dealer"] = replace(params["card_dealer"], opening_days=0.5, mule_after_days=0.1)
     params["payroll"] = replace(params["payroll"], pay_day=0)
-    return Config(seed=seed, people=300, days=1, params=params, counts={**default_counts(), "sales_calls": 1})
+    return Config(
+        seed=seed, people=300, days=1, params=params, counts={**default_counts(), "sales_calls": 1, "two_handsets": 1}
+    )
 
 
 def run(config: Config, folder: Path) -> tuple[Path, GroundTruth]:
@@ -220,6 +222,7 @@ def test_benign_look_alikes_have_no_targets_and_the_new_tower_is_registered(
         "two_cards",
         "new_cell_tower",
         "sales_calls",
+        "two_handsets",
     }
     assert all(s.entities and not any(e.target for e in s.entities) for s in benign)
     for s in scenarios(city[1], "new_cell_tower"):
@@ -254,3 +257,25 @@ def test_salespeople_cold_call_strangers_from_one_handset_and_cell_each(
             assert len({c.callee for c in own}) == len(own), "nobody twice (the small city has enough people)"
         talked = sorted(c.duration_s for c in outbound if c.duration_s > 10)
         assert talked[len(talked) // 2] > 40, "a listener hears a minute or so of the pitch"
+
+
+def test_a_sim_moved_between_two_handsets_calls_its_own_circle_from_both(
+    city: tuple[Path, GroundTruth], events: dict[str, Event]
+) -> None:
+    for s in scenarios(city[1], "two_handsets"):
+        switchers = values(s, "handset_switcher")
+        from_second = [c for c in of(s, events, CallRecord) if c.caller in switchers]
+        assert {c.caller for c in from_second} == switchers
+        ids = set(s.event_ids)
+        everyday = [
+            e for e in events.values() if isinstance(e, CallRecord) and e.caller in switchers and e.event_id not in ids
+        ]
+        both = 0
+        for number in switchers:
+            second = {c.imei for c in from_second if c.caller == number}
+            first = {c.imei for c in everyday if c.caller == number}
+            assert len(second) == 1 and len(first) <= 1 and not second & first
+            both += bool(first)
+        assert both, "someone called from both handsets"
+        callbacks = [c for c in of(s, events, CallRecord) if c.callee in switchers]
+        assert callbacks, "their circle calls them back"

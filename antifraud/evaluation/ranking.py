@@ -2,14 +2,16 @@
 well the scores put fraud targets above everyone else, whatever threshold an alert uses.
 
 A detector's alerts say only who crossed its threshold; the figures here say whether any threshold could
-do better. For fraud numbers the score is :func:`detectors.fraud_number.rank` over the detector's own
-profile window, taken at every call of every calling number (no distinct-callee gate), the highest per
-number over the file. Positives are a role's targets; negatives every other scored entity that is no fraud
+do better. For fraud numbers two scores are taken at every call of every calling number over the
+detector's own profile window (no distinct-callee gate), the highest per number over the file:
+:func:`detectors.fraud_number.rank`, the rules' thresholds with partial credit, and
+:func:`detectors.fraud_number.relative_rank`, how rare the features are against the population of
+callers (a baseline fitted on the same period, without labels). Positives are a role's targets; negatives every other scored entity that is no fraud
 target of any kind (ordinary callers, benign look-alikes).
 """
 
 from collections import defaultdict
-from collections.abc import Hashable, Iterable, Mapping
+from collections.abc import Hashable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -22,18 +24,19 @@ from antifraud.events.codec import InvalidEvent, decode_any
 from antifraud.events.models import CallRecord
 from antifraud.thresholds import FraudNumberThresholds
 from detectors import fraud_number
+from detectors.baseline import Baseline, fit
 from streams.eventfile import read_lines
 
 K = TypeVar("K", bound=Hashable)
 
 
-def fraud_number_scores(events: Path, limits: FraudNumberThresholds) -> dict[Entity, float]:
-    """Each calling number's highest rank over an events file (in event-time order), by the detector's
-    profile and features; who called a number back is every call to it up to then."""
+def scored_calls(events: Path, limits: FraudNumberThresholds) -> Iterator[tuple[str, float, dict[str, float]]]:
+    """``(caller, time, features)`` at every call of every calling number in an events file (in event-time
+    order), by the detector's profile window without the distinct-callee gate; who called a number back is
+    every call to it up to then."""
     profiles: dict[str, fraud_number.Profile] = {}
     callers_of: dict[str, dict[str, float]] = defaultdict(dict)
     """number -> who called it -> their first call's time."""
-    best: dict[str, float] = {}
     for _, line in read_lines(events):
         try:
             call = decode_any(line)
@@ -48,7 +51,31 @@ def fraud_number_scores(events: Path, limits: FraudNumberThresholds) -> dict[Ent
             continue
         values = profile.features(partial(_called_back, callers_of[call.caller], kept.at), gated=False)
         if values is not None:
-            best[call.caller] = max(best.get(call.caller, 0.0), fraud_number.rank(values, limits))
+            yield call.caller, kept.at, values
+
+
+def fraud_number_baseline(events: Path, limits: FraudNumberThresholds) -> Baseline:
+    """The population of callers in an events file: one sample per number and day, its features at its
+    last call of the day. No labels are used: fitting on the period being scored is fair."""
+    latest: dict[tuple[str, int], dict[str, float]] = {}
+    for caller, at, values in scored_calls(events, limits):
+        latest[(caller, int(at // 86400))] = values
+    return fit(latest.values())
+
+
+def fraud_number_scores(
+    events: Path, limits: FraudNumberThresholds, population: Baseline | None = None
+) -> dict[Entity, float]:
+    """Each calling number's highest score over an events file: :func:`detectors.fraud_number.rank`, or with
+    a population baseline :func:`detectors.fraud_number.relative_rank`."""
+    best: dict[str, float] = {}
+    for caller, _, values in scored_calls(events, limits):
+        score = (
+            fraud_number.rank(values, limits)
+            if population is None
+            else fraud_number.relative_rank(values, population)[0]
+        )
+        best[caller] = max(best.get(caller, score), score)
     return {Entity(kind="phone", value=number): value for number, value in best.items()}
 
 

@@ -20,7 +20,7 @@ import redis.asyncio
 
 from antifraud.alerts.models import Alert, Entity
 from antifraud.evaluation.models import EvaluationReport
-from antifraud.evaluation.ranking import Curves, curves, fraud_number_scores
+from antifraud.evaluation.ranking import Curves, curves, fraud_number_baseline, fraud_number_scores
 from antifraud.evaluation.scoring import evaluate
 from antifraud.evaluation.table import columns, number
 from antifraud.stack.embedded import EmbeddedStack
@@ -50,7 +50,7 @@ class RolePool:
 
 
 RANKED_ROLES = ("fraud_call_team/fraud_number", "wangiri/one_ring_number")
-"""The roles whose detector scores every entity it sees (the fraud-number score, for phones)."""
+"""The roles whose detector scores every entity it sees (the fraud-number scores, for phones)."""
 
 
 @dataclass(frozen=True)
@@ -60,7 +60,9 @@ class Run:
     world: str
     seed: int
     report: EvaluationReport
-    scores: dict[Entity, float] = field(default_factory=dict)
+    scores: dict[str, dict[Entity, float]] = field(default_factory=dict)
+    """Score name -> entity -> its score: for fraud numbers ``rules`` (the rules' thresholds with partial
+    credit) and ``population`` (how rare the features are among the city's callers)."""
     targets: dict[str, set[Entity]] = field(default_factory=dict)
     """Role (``scenario/role``) -> its targets."""
 
@@ -95,8 +97,9 @@ class WorldPool:
     seeds: list[int] = field(default_factory=list)
     roles: dict[str, RolePool] = field(default_factory=lambda: defaultdict(RolePool))
     ranking: dict[str, Curves] = field(default_factory=dict)
+    """``ROLE by SCORE`` -> how that score ranks that role's targets."""
     operating: dict[str, OperatingPoint] = field(default_factory=dict)
-    """Per ranked role, when thresholds were fitted on other seeds (:func:`choose_operating_points`)."""
+    """As :attr:`ranking`, when thresholds were fitted on other seeds (:func:`choose_operating_points`)."""
     benign_false_positives: int = 0
 
 
@@ -116,12 +119,13 @@ def pool(runs: Sequence[Run]) -> dict[str, WorldPool]:
             figures.recalls.append(role.recall)
     for world, into in worlds.items():
         runs_of = [r for r in runs if r.world == world]
-        scores = {(r.seed, e): v for r in runs_of for e, v in r.scores.items()}
         others = {(r.seed, e) for r in runs_of for e in r.fraud_targets}
         for ranked in RANKED_ROLES:
             positives = {(r.seed, e) for r in runs_of for e in r.targets.get(ranked, ())}
-            if positives:
-                into.ranking[ranked] = curves(scores, positives, others)
+            for name in sorted({n for r in runs_of for n in r.scores}):
+                scores = {(r.seed, e): v for r in runs_of for e, v in r.scores.get(name, {}).items()}
+                if positives and scores:
+                    into.ranking[f"{ranked} by {name}"] = curves(scores, positives, others)
     return dict(worlds)
 
 
@@ -165,7 +169,12 @@ def run_sweep(
                 alerts = asyncio.run(
                     _detect(events, stack.redis_url, thresholds.model_copy(update={"fake_base_station": cells}))
                 )
-                scores = fraud_number_scores(events, thresholds.fraud_number)
+                limits = thresholds.fraud_number
+                population = fraud_number_baseline(events, limits)
+                scores = {
+                    "rules": fraud_number_scores(events, limits),
+                    "population": fraud_number_scores(events, limits, population),
+                }
                 reports.append(Run(world, seed, evaluate(truth, alerts, None), scores, role_targets(truth)))
                 events.unlink()
     return reports

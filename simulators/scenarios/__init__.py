@@ -16,6 +16,7 @@ from simulators.scenarios import (
     relative_transfer,
     sales_calls,
     two_cards,
+    two_handsets,
     wangiri,
 )
 from simulators.scenarios.common import ScenarioType
@@ -34,6 +35,7 @@ SCENARIOS: dict[str, ScenarioType] = {
         two_cards.SCENARIO,
         new_cell_tower.SCENARIO,
         sales_calls.SCENARIO,
+        two_handsets.SCENARIO,
     )
 }
 """Scenario name to its type, fraud first, then benign look-alikes."""
