@@ -1,46 +1,35 @@
-"""Settings from environment variables, read once at start-up.
+"""Settings from environment variables, read once at start-up: one :class:`Settings` class whose fields name
+their variables (pydantic-settings reads and checks them).
 
-Every variable has a default that works on one machine; a bad value stops the
-process with a message naming the variable.
+Every variable has a default that works on one machine; an empty variable counts as unset; a bad value
+stops the process with a message naming the variable.
 """
 
 import os
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, TypeVar
+from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from antifraud.audit.models import AuditKeys
+from pydantic import AfterValidator, DirectoryPath, Field, ValidationError
+from pydantic_core import ErrorDetails
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
-N = TypeVar("N", int, float)
+from antifraud.audit.models import AuditKeys
 
 
 class ConfigError(ValueError):
     """An environment variable holds a value that cannot be used."""
 
 
-def _number(name: str, default: N, parse: Callable[[str], N], minimum: N) -> N:
-    raw = os.environ.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = parse(raw)
-    except ValueError:
-        raise ConfigError(f"{name}={raw!r} is not {'an integer' if parse is int else 'a number'}") from None
-    if value < minimum:
-        raise ConfigError(f"{name}={value} is below the minimum {minimum}")
-    return value
-
-
-def _url(name: str) -> str | None:
-    raw = os.environ.get(name)
-    if not raw:
-        return None
+def _http_url(raw: str) -> str:
     parts = urlsplit(raw)
     if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ConfigError(f"{name} is not an http(s) URL")
+        raise ValueError("not an http(s) URL")
     return raw
+
+
+WebhookUrl = Annotated[str, AfterValidator(_http_url)]
 
 
 @dataclass(frozen=True)
@@ -54,101 +43,165 @@ class ForwardingSettings:
     backoff_max_s: float = 300.0
     timeout_s: float = 10.0
 
-    @classmethod
-    def from_env(cls) -> "ForwardingSettings":
-        urls = {t: _url(f"ANTIFRAUD_WEBHOOK_{t.upper()}") for t in ("police", "carrier", "bank")}
-        return cls(
-            webhooks={target: url for target, url in urls.items() if url},
-            max_attempts=_number("ANTIFRAUD_DELIVERY_MAX_ATTEMPTS", 8, int, 1),
-            backoff_s=_number("ANTIFRAUD_DELIVERY_BACKOFF", 2.0, float, 0.001),
-            backoff_max_s=_number("ANTIFRAUD_DELIVERY_BACKOFF_MAX", 300.0, float, 0.001),
-            timeout_s=_number("ANTIFRAUD_DELIVERY_TIMEOUT", 10.0, float, 0.1),
-        )
 
+class Settings(BaseSettings):
+    """Every environment variable the worker, the web app and the command line read (field: its variable)."""
 
-@dataclass(frozen=True)
-class Settings:
-    kafka_bootstrap: str
-    redis_url: str
-    app_id: str
-    web_host: str
-    web_port: int
-    partitions: int
-    batch_size: int
-    batch_within_s: float
-    data_dir: Path
-    thresholds_path: Path | None
-    idle_s: float = 1.0
-    """How long an input partition that has caught up and has nothing may hold back the others (Kafka
-    Streams' ``max.task.idle.ms``); a record arriving later than that is late. ``ANTIFRAUD_IDLE_SECONDS``."""
-    audit_archive_dir: Path | None = None
-    """Where the worker archives audit records older than ``audit_retain_days`` (segments, ``antifraud audit
-    archive``); None: only by hand. ``ANTIFRAUD_AUDIT_ARCHIVE_DIR``; every worker must see the same folder."""
-    audit_retain_days: float = 90.0
-    """How long audit records stay in Redis before the worker archives them. ``ANTIFRAUD_AUDIT_RETAIN_DAYS``."""
-    audit_archive_s: float = 3600.0
-    """How often the worker looks for audit records to archive. ``ANTIFRAUD_AUDIT_ARCHIVE_SECONDS``."""
-    case_retain_days: float = 365.0
-    """How long a closed or dismissed case is kept before the worker expires it (its audit records stay).
-    ``ANTIFRAUD_CASE_RETAIN_DAYS``."""
-    audit_anchor_s: float = 60.0
-    """How often the worker publishes the audit chain's head to ``antifraud.audit-anchors``.
-    ``ANTIFRAUD_AUDIT_ANCHOR_SECONDS``."""
-    stop_grace_s: float = 30.0
-    """How long a worker that stopped reading its input for good keeps serving ``/metrics`` before it exits
-    (two scrape intervals, so Prometheus sees why). ``ANTIFRAUD_STOP_GRACE_SECONDS``."""
-    max_record_bytes: int = 256 * 1024
-    """An input record bigger than this is dead-lettered as ``oversized``. ``ANTIFRAUD_MAX_RECORD_BYTES``."""
-    dead_letter_max_bytes: int = 64 * 1024
+    model_config = SettingsConfigDict(
+        frozen=True, case_sensitive=True, env_ignore_empty=True, populate_by_name=True, extra="ignore"
+    )
+
+    kafka_bootstrap: str = Field(
+        "127.0.0.1:9092", validation_alias="KAFKA_BOOTSTRAP", description="Kafka bootstrap servers, host:port[,...]"
+    )
+    redis_url: str = Field("redis://127.0.0.1:6379/0", validation_alias="REDIS_URL", description="Redis URL")
+    app_id: str = Field(
+        "antifraud", validation_alias="ANTIFRAUD_APP_ID", description="Faust app id: the consumer group and state names"
+    )
+    web_host: str = Field(
+        "127.0.0.1", validation_alias="ANTIFRAUD_WEB_HOST", description="where the worker serves /metrics"
+    )
+    web_port: int = Field(
+        6066, validation_alias="ANTIFRAUD_WEB_PORT", description="the worker's /metrics port", ge=1, le=65535
+    )
+    partitions: int = Field(
+        4, validation_alias="ANTIFRAUD_PARTITIONS", description="partitions of the input topics it creates", ge=1
+    )
+    batch_size: int = Field(
+        2000, validation_alias="ANTIFRAUD_BATCH_SIZE", description="most records a batch takes", ge=1
+    )
+    batch_within_s: float = Field(
+        0.2,
+        validation_alias="ANTIFRAUD_BATCH_WITHIN",
+        description="longest wait for a batch to fill, in seconds",
+        ge=0.001,
+    )
+    data_dir: Path = Field(
+        Path(".antifraud-data"), validation_alias="ANTIFRAUD_DATA_DIR", description="the worker's local folder"
+    )
+    thresholds_path: Path | None = Field(
+        None,
+        validation_alias="ANTIFRAUD_THRESHOLDS",
+        description="a thresholds TOML instead of the packaged antifraud/thresholds.toml",
+    )
+    idle_s: float = Field(
+        1.0,
+        validation_alias="ANTIFRAUD_IDLE_SECONDS",
+        description="how long an input partition that has caught up and has nothing may hold back the others (Kafka "
+        "Streams' max.task.idle.ms); a record arriving later than that is late",
+        ge=0,
+    )
+    audit_archive_dir: DirectoryPath | None = Field(
+        None,
+        validation_alias="ANTIFRAUD_AUDIT_ARCHIVE_DIR",
+        description="where the worker archives audit records older than ANTIFRAUD_AUDIT_RETAIN_DAYS (segments, `antifraud "
+        "audit archive`); unset: only by hand. Every worker must see the same folder",
+    )
+    audit_retain_days: float = Field(
+        90.0,
+        validation_alias="ANTIFRAUD_AUDIT_RETAIN_DAYS",
+        description="how long audit records stay in Redis before they are archived",
+        ge=0,
+    )
+    audit_archive_s: float = Field(
+        3600.0,
+        validation_alias="ANTIFRAUD_AUDIT_ARCHIVE_SECONDS",
+        description="how often the worker looks for audit records to archive",
+        ge=1,
+    )
+    case_retain_days: float = Field(
+        365.0,
+        validation_alias="ANTIFRAUD_CASE_RETAIN_DAYS",
+        description="how long a closed or dismissed case is kept before the worker expires it (its audit records stay)",
+        ge=0,
+    )
+    audit_anchor_s: float = Field(
+        60.0,
+        validation_alias="ANTIFRAUD_AUDIT_ANCHOR_SECONDS",
+        description="how often the worker publishes the audit chain's head to antifraud.audit-anchors",
+        ge=1,
+    )
+    stop_grace_s: float = Field(
+        30.0,
+        validation_alias="ANTIFRAUD_STOP_GRACE_SECONDS",
+        description="how long a worker that stopped reading its input for good keeps serving /metrics before it exits "
+        "(two scrape intervals, so Prometheus sees why)",
+        ge=0,
+    )
+    max_record_bytes: int = Field(
+        256 * 1024,
+        validation_alias="ANTIFRAUD_MAX_RECORD_BYTES",
+        description="an input record bigger than this is dead-lettered",
+        ge=1024,
+    )
+    dead_letter_max_bytes: int = Field(64 * 1024, exclude=True)
     """A dead letter carries at most this many bytes of the record (with its size and SHA-256 when cut)."""
-    forwarding: ForwardingSettings = field(default_factory=ForwardingSettings)
-    hold_clock: Literal["event", "wall"] = "event"
-    """What releases held ATM transfers: the transfers' event time only (replays, tests), or also the
-    wall clock (live operation: a quiet night still releases on time). ``ANTIFRAUD_HOLD_CLOCK``."""
+    hold_clock: Literal["event", "wall"] = Field(
+        "event",
+        validation_alias="ANTIFRAUD_HOLD_CLOCK",
+        description="what releases held ATM transfers: their event time only (replays, tests), or also the wall clock "
+        "(live operation: a quiet night still releases on time)",
+    )
+    webhook_police: WebhookUrl | None = Field(
+        None, validation_alias="ANTIFRAUD_WEBHOOK_POLICE", description="police's webhook"
+    )
+    webhook_carrier: WebhookUrl | None = Field(
+        None, validation_alias="ANTIFRAUD_WEBHOOK_CARRIER", description="the carrier's webhook"
+    )
+    webhook_bank: WebhookUrl | None = Field(
+        None, validation_alias="ANTIFRAUD_WEBHOOK_BANK", description="the bank's webhook"
+    )
+    delivery_max_attempts: int = Field(
+        8,
+        validation_alias="ANTIFRAUD_DELIVERY_MAX_ATTEMPTS",
+        description="tries of a webhook delivery before it is parked",
+        ge=1,
+    )
+    delivery_backoff_s: float = Field(
+        2.0,
+        validation_alias="ANTIFRAUD_DELIVERY_BACKOFF",
+        description="first wait between delivery tries, in seconds (doubling)",
+        ge=0.001,
+    )
+    delivery_backoff_max_s: float = Field(
+        300.0,
+        validation_alias="ANTIFRAUD_DELIVERY_BACKOFF_MAX",
+        description="longest wait between delivery tries",
+        ge=0.001,
+    )
+    delivery_timeout_s: float = Field(
+        10.0, validation_alias="ANTIFRAUD_DELIVERY_TIMEOUT", description="how long one webhook call may take", ge=0.1
+    )
+
+    @property
+    def forwarding(self) -> ForwardingSettings:
+        targets = {"police": self.webhook_police, "carrier": self.webhook_carrier, "bank": self.webhook_bank}
+        return ForwardingSettings(
+            webhooks={target: url for target, url in targets.items() if url},
+            max_attempts=self.delivery_max_attempts,
+            backoff_s=self.delivery_backoff_s,
+            backoff_max_s=self.delivery_backoff_max_s,
+            timeout_s=self.delivery_timeout_s,
+        )
 
     @classmethod
     def from_env(cls) -> "Settings":
-        thresholds = os.environ.get("ANTIFRAUD_THRESHOLDS")
-        return cls(
-            kafka_bootstrap=os.environ.get("KAFKA_BOOTSTRAP") or "127.0.0.1:9092",
-            redis_url=os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0",
-            app_id=os.environ.get("ANTIFRAUD_APP_ID") or "antifraud",
-            web_host=os.environ.get("ANTIFRAUD_WEB_HOST") or "127.0.0.1",
-            web_port=_number("ANTIFRAUD_WEB_PORT", 6066, int, 1),
-            partitions=_number("ANTIFRAUD_PARTITIONS", 4, int, 1),
-            batch_size=_number("ANTIFRAUD_BATCH_SIZE", 2000, int, 1),
-            batch_within_s=_number("ANTIFRAUD_BATCH_WITHIN", 0.2, float, 0.001),
-            idle_s=_number("ANTIFRAUD_IDLE_SECONDS", 1.0, float, 0.0),
-            stop_grace_s=_number("ANTIFRAUD_STOP_GRACE_SECONDS", 30.0, float, 0.0),
-            audit_anchor_s=_number("ANTIFRAUD_AUDIT_ANCHOR_SECONDS", 60.0, float, 1.0),
-            audit_archive_dir=_directory("ANTIFRAUD_AUDIT_ARCHIVE_DIR"),
-            audit_retain_days=_number("ANTIFRAUD_AUDIT_RETAIN_DAYS", 90.0, float, 0.0),
-            audit_archive_s=_number("ANTIFRAUD_AUDIT_ARCHIVE_SECONDS", 3600.0, float, 1.0),
-            case_retain_days=_number("ANTIFRAUD_CASE_RETAIN_DAYS", 365.0, float, 0.0),
-            max_record_bytes=_number("ANTIFRAUD_MAX_RECORD_BYTES", 256 * 1024, int, 1024),
-            data_dir=Path(os.environ.get("ANTIFRAUD_DATA_DIR") or ".antifraud-data"),
-            thresholds_path=Path(thresholds) if thresholds else None,
-            forwarding=ForwardingSettings.from_env(),
-            hold_clock=_hold_clock(),
-        )
+        """The settings from the environment; a :class:`ConfigError` naming each bad variable otherwise."""
+        try:
+            return cls()
+        except ValidationError as error:
+            raise ConfigError("; ".join(map(_problem, error.errors(include_url=False)))) from None
+
+    @classmethod
+    def variables(cls) -> dict[str, str]:
+        """Each environment variable with what it sets (the README's table is checked against it)."""
+        return {str(f.validation_alias): f.description or "" for f in cls.model_fields.values() if f.validation_alias}
 
 
-def _directory(name: str) -> Path | None:
-    raw = os.environ.get(name)
-    if not raw:
-        return None
-    if not Path(raw).is_dir():
-        raise ConfigError(f"{name}={raw!r} is not a directory")
-    return Path(raw)
-
-
-def _hold_clock() -> Literal["event", "wall"]:
-    raw = os.environ.get("ANTIFRAUD_HOLD_CLOCK") or "event"
-    if raw == "event":
-        return "event"
-    if raw == "wall":
-        return "wall"
-    raise ConfigError(f"ANTIFRAUD_HOLD_CLOCK={raw!r} is not 'event' or 'wall'")
+def _problem(error: ErrorDetails) -> str:
+    """``VARIABLE='value': what is wrong``, in pydantic's words (a validator's own words for a value error)."""
+    why = str(error["ctx"]["error"]) if error["type"] == "value_error" and "ctx" in error else error["msg"]
+    return f"{'.'.join(map(str, error['loc']))}={error['input']!r}: {why[0].lower()}{why[1:]}"
 
 
 def audit_keys() -> AuditKeys:

@@ -71,7 +71,7 @@ def test_an_unreachable_redis_says_so(monkeypatch: pytest.MonkeyPatch, capsys: p
 
 def test_a_configuration_error_is_left_to_the_main_command() -> None:
     async def command(redis: Redis) -> int:
-        raise ConfigError("ANTIFRAUD_PARTITIONS='many' is not an integer")
+        raise ConfigError("ANTIFRAUD_PARTITIONS='many': input should be a valid integer")
 
     with pytest.raises(ConfigError):
         run_on_redis("antifraud x", command)

@@ -67,4 +67,4 @@ def test_bad_arguments_say_what_is_wrong() -> None:
 def test_bad_configuration_says_which_variable() -> None:
     result = run_cli("worker", ANTIFRAUD_PARTITIONS="many")
     assert result.returncode == 2
-    assert "ANTIFRAUD_PARTITIONS='many' is not an integer" in result.stderr
+    assert "ANTIFRAUD_PARTITIONS='many': input should be a valid integer" in result.stderr

@@ -4,7 +4,6 @@ with web_client(stack) as client:
     client.get("/api/me", headers=as_user("analyst"))
 """
 
-import dataclasses
 import threading
 import time
 from collections.abc import Iterator
@@ -45,8 +44,8 @@ def as_user(name: str) -> dict[str, str]:
 
 
 def settings_for(endpoints: Endpoints) -> Settings:
-    return dataclasses.replace(
-        Settings.from_env(), kafka_bootstrap=endpoints.kafka_bootstrap, redis_url=endpoints.redis_url
+    return Settings.from_env().model_copy(
+        update={"kafka_bootstrap": endpoints.kafka_bootstrap, "redis_url": endpoints.redis_url}
     )
 
 
