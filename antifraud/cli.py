@@ -14,6 +14,7 @@ from antifraud.audit.cli import add_command as add_audit
 from antifraud.config import ConfigError
 from antifraud.credit.cli import add_command as add_blacklist
 from antifraud.evaluation.cli import add_command as add_evaluate
+from antifraud.evaluation.fit import add_command as add_baseline
 from antifraud.holds.cli import add_command as add_holds
 from antifraud.stack.cli import add_command as add_stack
 from antifraud.web.cli import add_command as add_web
@@ -67,6 +68,7 @@ COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
     add_holds,
     add_blacklist,
     add_evaluate,
+    add_baseline,
     add_audit,
     add_web,
 ]

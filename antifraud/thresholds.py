@@ -46,6 +46,9 @@ class FraudNumberThresholds(BaseModel):
     imei_changes: FeatureRule
     callback_ratio_max: FeatureRule
     repeat_callee_ratio_max: FeatureRule
+    baseline: str = ""
+    """Path of a population baseline (``antifraud baseline fit``); with one, each reason of an alert says how
+    far out in the population its value is. Empty: none."""
 
 
 class InterceptionThresholds(BaseModel):

@@ -71,4 +71,4 @@ def rarity(share_beyond: float, population: int) -> float:
     """How rare it is to go this far: ``-log10`` of the share of the population as far or further, never
     rarer than one in the population (a baseline of 1,000 cannot tell one in a million)."""
     floor = 1 / max(population, 1)
-    return -math.log10(min(1.0, max(share_beyond, floor)))
+    return 0.0 - math.log10(min(1.0, max(share_beyond, floor)))  # 0.0 - : never -0.0

@@ -250,17 +250,26 @@ def relative_rank(values: Mapping[str, float], population: Baseline) -> tuple[fl
 
 
 def _alert(
-    number: str, profile: Profile, values: Mapping[str, float], total: float, limits: FraudNumberThresholds
+    number: str,
+    profile: Profile,
+    values: Mapping[str, float],
+    total: float,
+    limits: FraudNumberThresholds,
+    population: Baseline | None,
 ) -> Alert:
     newest = profile.calls[-1]
     window_end = datetime.fromtimestamp(newest.at, timezone.utc)
-    reasons = [
-        Reason(feature="distinct_callees", value=values["distinct_callees"], threshold=limits.min_distinct_callees)
-    ]
-    reasons += [
-        Reason(feature=name, value=round(values[name], 4), threshold=rule.threshold)
-        for name, rule in rules(limits).items()
-    ]
+    placed = {p.feature: p for p in relative_rank(values, population)[1]} if population is not None else {}
+
+    def reason(feature: str, value: float, threshold: float) -> Reason:
+        place = placed.get(feature)
+        if place is None:
+            return Reason(feature=feature, value=value, threshold=threshold)
+        share, rare = round(place.beyond, 6), round(place.contribution, 4)
+        return Reason(feature=feature, value=value, threshold=threshold, population_share=share, rarity=rare)
+
+    reasons = [reason("distinct_callees", values["distinct_callees"], limits.min_distinct_callees)]
+    reasons += [reason(name, round(values[name], 4), rule.threshold) for name, rule in rules(limits).items()]
     reasons.append(Reason(feature="score", value=total, threshold=limits.alert_score))
     return Alert.create(
         detector=DETECTOR,
@@ -297,10 +306,14 @@ Callbacks = Callable[[str, float], Mapping[str, float]]
 
 
 def detect(
-    calls: Sequence[CallRecord], profiles: Mapping[str, Profile], callbacks: Callbacks, limits: FraudNumberThresholds
+    calls: Sequence[CallRecord],
+    profiles: Mapping[str, Profile],
+    callbacks: Callbacks,
+    limits: FraudNumberThresholds,
+    population: Baseline | None = None,
 ) -> FraudNumberResult:
     """Score a piece's calls (in batch order) against their callers' windows, advancing the profiles
-    (``profiles`` has one per caller); alert on crossings."""
+    (``profiles`` has one per caller); alert on crossings, each reason placed in ``population`` if given."""
     alerts: list[Alert] = []
     changes: dict[str, NumberChange] = {}
     for call in sorted(calls, key=lambda c: (c.event_time, c.event_id)):
@@ -324,7 +337,7 @@ def detect(
             continue
         total = score(values, limits)
         if total >= limits.alert_score:
-            alerts.append(_alert(number, profile, values, total, limits))
+            alerts.append(_alert(number, profile, values, total, limits, population))
             profile.alerted_until = change.quiet_until = kept.at + limits.profile_window_seconds
     return FraudNumberResult(
         alerts=alerts,

@@ -277,7 +277,7 @@ def test_listed_number_is_intercepted_and_its_victims_warned(
     assert LISTED not in text
 
 
-DEAD_LETTER_MAX_BYTES: int = cast(int, Settings.__dataclass_fields__["dead_letter_max_bytes"].default)
+DEAD_LETTER_MAX_BYTES: int = cast(int, Settings.model_fields["dead_letter_max_bytes"].default)
 """The worker's default (the tests do not set it)."""
 MAX_RECORD_BYTES = 1024
 

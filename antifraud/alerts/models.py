@@ -35,6 +35,11 @@ class Reason(BaseModel):
     feature: str
     value: float
     threshold: float
+    population_share: float | None = None
+    """With a population baseline: the share of the population as far out as this value or further."""
+    rarity: float | None = None
+    """With a population baseline: how rare that is, in powers of ten (what it adds to the population
+    score)."""
 
 
 class Audience(BaseModel):
