@@ -67,6 +67,30 @@ def fit(samples: Iterable[Mapping[str, float]], quantiles: int = QUANTILES) -> B
     return Baseline(features)
 
 
+@dataclass(frozen=True)
+class Contribution:
+    """One feature's part in a population-relative score."""
+
+    feature: str
+    value: float
+    beyond: float
+    """The population's share as far out as this value or further."""
+    contribution: float
+    """How rare that is, in powers of ten (:func:`rarity`)."""
+
+
+def relative_score(values: Mapping[str, float], population: Baseline) -> tuple[float, list[Contribution]]:
+    """How improbable an entity's features are together among the population's: the sum over features of
+    how rare each value is (a feature named ``..._max`` is unusual when low, the others when high). Equal
+    weights: nothing is tuned to one simulated world; each part shows its value, its place in the population
+    and its contribution."""
+    parts = []
+    for name, value in values.items():
+        beyond = population.beyond(name, value, low_is_unusual=name.endswith("_max"))
+        parts.append(Contribution(name, value, beyond, rarity(beyond, population.count)))
+    return round(sum(p.contribution for p in parts), 6), parts
+
+
 def rarity(share_beyond: float, population: int) -> float:
     """How rare it is to go this far: ``-log10`` of the share of the population as far or further, never
     rarer than one in the population (a baseline of 1,000 cannot tell one in a million)."""

@@ -25,7 +25,7 @@ from datetime import datetime, timedelta, timezone
 from antifraud.alerts.models import Alert, Audience, Entity, Reason
 from antifraud.events.models import CallRecord
 from antifraud.thresholds import FeatureRule, FraudNumberThresholds
-from detectors.baseline import Baseline, rarity
+from detectors.baseline import Baseline, relative_score
 
 DETECTOR = "fraud_number"
 MAX_EVIDENCE = 50
@@ -225,30 +225,6 @@ def rank(values: Mapping[str, float], limits: FraudNumberThresholds) -> float:
     return round(total, 6)
 
 
-@dataclass(frozen=True)
-class Contribution:
-    """One feature's part in a population-relative score."""
-
-    feature: str
-    value: float
-    beyond: float
-    """The population's share as far out as this value or further."""
-    contribution: float
-    """How rare that is, in powers of ten (:func:`detectors.baseline.rarity`)."""
-
-
-def relative_rank(values: Mapping[str, float], population: Baseline) -> tuple[float, list[Contribution]]:
-    """How improbable a number's features are together among the population's: the sum over features of
-    how rare each value is (``-log10`` of the share as far out or further; a ``_max`` feature is unusual
-    when low). Equal weights: nothing is tuned to one simulated world; each reason shows its value, its
-    place in the population and its contribution."""
-    parts = []
-    for name, value in values.items():
-        beyond = population.beyond(name, value, low_is_unusual=name.endswith("_max"))
-        parts.append(Contribution(name, value, beyond, rarity(beyond, population.count)))
-    return round(sum(p.contribution for p in parts), 6), parts
-
-
 def _alert(
     number: str,
     profile: Profile,
@@ -259,7 +235,7 @@ def _alert(
 ) -> Alert:
     newest = profile.calls[-1]
     window_end = datetime.fromtimestamp(newest.at, timezone.utc)
-    placed = {p.feature: p for p in relative_rank(values, population)[1]} if population is not None else {}
+    placed = {p.feature: p for p in relative_score(values, population)[1]} if population is not None else {}
 
     def reason(feature: str, value: float, threshold: float) -> Reason:
         place = placed.get(feature)

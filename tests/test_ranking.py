@@ -8,7 +8,7 @@ import pytest
 from antifraud.evaluation.ranking import curves, fraud_number_baseline, fraud_number_scores
 from antifraud.events.codec import encode
 from detectors import fraud_number
-from detectors.baseline import fit, rarity
+from detectors.baseline import fit, rarity, relative_score
 from tests.test_fraud_number import LIMITS, call_centre, cold_calls, courier, relative
 
 FULL = {
@@ -114,8 +114,8 @@ def test_a_baseline_tells_the_share_of_the_population_as_far_out_or_further() ->
 def test_the_population_score_adds_how_rare_each_feature_is_and_shows_each_part() -> None:
     people = [{"distinct_callees": float(k % 8), "callback_ratio_max": 0.5 + (k % 5) / 10} for k in range(1000)]
     population = fit(people)
-    ordinary, parts = fraud_number.relative_rank({"distinct_callees": 3.0, "callback_ratio_max": 0.7}, population)
-    cold, cold_parts = fraud_number.relative_rank({"distinct_callees": 40.0, "callback_ratio_max": 0.0}, population)
+    ordinary, parts = relative_score({"distinct_callees": 3.0, "callback_ratio_max": 0.7}, population)
+    cold, cold_parts = relative_score({"distinct_callees": 40.0, "callback_ratio_max": 0.0}, population)
     assert cold == pytest.approx(6.0), "beyond everyone on two features: one in a thousand, twice"
     assert ordinary < 1 < cold
     by_feature = {p.feature: p for p in cold_parts}

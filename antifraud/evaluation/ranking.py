@@ -5,9 +5,9 @@ A detector's alerts say only who crossed its threshold; the figures here say whe
 do better. For fraud numbers two scores are taken at every call of every calling number over the
 detector's own profile window (no distinct-callee gate), the highest per number over the file:
 :func:`detectors.fraud_number.rank`, the rules' thresholds with partial credit, and
-:func:`detectors.fraud_number.relative_rank`, how rare the features are against the population of
-callers (a baseline fitted on the same period, without labels). Positives are a role's targets; negatives every other scored entity that is no fraud
-target of any kind (ordinary callers, benign look-alikes).
+:func:`detectors.baseline.relative_score`, how rare the features are against the population of
+callers (a baseline fitted on the same period, without labels). Positives are a role's targets; negatives
+every other scored entity that is no fraud target of any kind (ordinary callers, benign look-alikes).
 """
 
 from collections import defaultdict
@@ -24,7 +24,7 @@ from antifraud.events.codec import InvalidEvent, decode_any
 from antifraud.events.models import CallRecord
 from antifraud.thresholds import FraudNumberThresholds
 from detectors import fraud_number
-from detectors.baseline import Baseline, fit
+from detectors.baseline import Baseline, fit, relative_score
 from streams.eventfile import read_lines
 
 K = TypeVar("K", bound=Hashable)
@@ -67,14 +67,10 @@ def fraud_number_scores(
     events: Path, limits: FraudNumberThresholds, population: Baseline | None = None
 ) -> dict[Entity, float]:
     """Each calling number's highest score over an events file: :func:`detectors.fraud_number.rank`, or with
-    a population baseline :func:`detectors.fraud_number.relative_rank`."""
+    a population baseline :func:`detectors.baseline.relative_score`."""
     best: dict[str, float] = {}
     for caller, _, values in scored_calls(events, limits):
-        score = (
-            fraud_number.rank(values, limits)
-            if population is None
-            else fraud_number.relative_rank(values, population)[0]
-        )
+        score = fraud_number.rank(values, limits) if population is None else relative_score(values, population)[0]
         best[caller] = max(best.get(caller, score), score)
     return {Entity(kind="phone", value=number): value for number, value in best.items()}
 
