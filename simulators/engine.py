@@ -22,7 +22,7 @@ from tqdm import tqdm
 from simulators.batch import NORMAL, EventBatch
 from simulators.city import City, build_city
 from simulators.clock import DAY, HOUR, LOCAL, epoch, iso
-from simulators.ground_truth import GroundTruth, ScenarioTruth
+from simulators.ground_truth import GroundTruth, ScenarioTruth, TruthEntity
 from simulators.normal import Rates, everyday
 from simulators.render import KEY_FIELD, SCHEMAS, rows
 from simulators.scenarios import SCENARIOS
@@ -115,6 +115,17 @@ class Scheduled:
         return out
 
 
+def _shown(entities: list[TruthEntity], batches: list[EventBatch]) -> list[TruthEntity]:
+    """The entities less the targets no kept event shows (a mule no victim paid, one paid after the period
+    ends): a detector cannot flag what the stream never shows, so they are no targets of this run."""
+    shown: set[bytes] = set()
+    for batch in batches:
+        for column in batch.cols.values():
+            if column.dtype.kind == "S":
+                shown.update(np.unique(column).tolist())
+    return [e for e in entities if not e.target or e.value.encode() in shown]
+
+
 def run_scenarios(config: Config, city: City, t0: int, t1: int) -> Scheduled:
     """Every scenario instance, its events kept to the simulated period; empty ones dropped."""
     batches: list[EventBatch] = []
@@ -131,6 +142,7 @@ def run_scenarios(config: Config, city: City, t0: int, t1: int) -> Scheduled:
             outcome = kind.generate(ctx, params)
             kept = [b.take((b.time >= t0) & (b.time < t1)) for b in outcome.batches]
             kept = [b.tagged(len(names)) for b in kept if len(b)]
+            outcome.entities = _shown(outcome.entities, kept)
             if kept:
                 batches += kept
                 names.append((f"{name}-{instance + 1}", name, kind.benign))

@@ -279,3 +279,14 @@ def test_a_sim_moved_between_two_handsets_calls_its_own_circle_from_both(
         assert both, "someone called from both handsets"
         callbacks = [c for c in of(s, events, CallRecord) if c.callee in switchers]
         assert callbacks, "their circle calls them back"
+
+
+def test_every_target_shows_in_its_scenarios_events(city: tuple[Path, GroundTruth], events: dict[str, Event]) -> None:
+    """A mule no victim paid in the period is no target: a detector cannot flag what the stream never shows."""
+    for s in city[1].scenarios:
+        shown: set[str] = set()
+        for event_id in s.event_ids:
+            for value in events[event_id].model_dump().values():
+                shown.update(value if isinstance(value, list) else [value] if isinstance(value, str) else [])
+        missing = [e.value for e in s.entities if e.target and e.value not in shown]
+        assert not missing, f"{s.scenario_id}: targets not in its events"
