@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from antifraud.evaluation.ranking import curves, fraud_number_baseline, fraud_number_scores
+from antifraud.evaluation.ranking import curves, fraud_number_baseline, fraud_number_scores, scored_calls
 from antifraud.events.codec import encode
 from detectors import fraud_number
 from detectors.baseline import fit, rarity, relative_score
@@ -71,16 +71,17 @@ def test_cold_callers_outrank_a_courier_and_a_relative_below_the_gate_too(tmp_pa
     events = sorted([*busy, *timid, *courier(), *call_centre(), *relative()], key=lambda c: (c.event_time, c.event_id))
     path = tmp_path / "calls.jsonl.gz"
     path.write_bytes(gzip.compress(b"".join(encode(c) + b"\n" for c in events) + b"not json\n"))
-    scores = {e.value: v for e, v in fraud_number_scores(path, LIMITS).items()}
+    scored = list(scored_calls(path, LIMITS))
+    scores = {e.value: v for e, v in fraud_number_scores(scored, LIMITS).items()}
     assert max(scores, key=scores.__getitem__) == "13700008888"
     assert scores["13700009999"] > scores["13800001111"] > scores["13900002222"], "timid fraud, courier, relative"
     assert scores["13900002222"] < 0.6, "a relative's few long calls to family score little"
     assert timid[0].callee not in scores, "who only receives calls is not ranked as a caller"
     called_back = courier()[1].caller
     assert called_back in scores, "a customer who called back made a call: ranked"
-    population = fraud_number_baseline(path, LIMITS)
+    population = fraud_number_baseline(scored)
     assert population.count == len(scores), "one sample per caller and day (the calls span one day)"
-    rare = {e.value: v for e, v in fraud_number_scores(path, LIMITS, population).items()}
+    rare = {e.value: v for e, v in fraud_number_scores(scored, LIMITS, population).items()}
     assert rare.keys() == scores.keys()
     assert rare["13700008888"] > rare["13800001111"] > rare["13900002222"]
     assert rare["13700009999"] > rare["13900002222"]

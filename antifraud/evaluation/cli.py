@@ -5,7 +5,6 @@ goes to stdout as a table (identifiers masked) or as one JSON object.
 """
 
 import argparse
-import dataclasses
 import logging
 import os
 import sys
@@ -93,12 +92,12 @@ def _sweep(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         parser.error(f"unknown world {unknown[0]!r} (known: {', '.join(WORLDS)})")
     if args.people < 100 or args.days <= 0:
         parser.error("--people must be at least 100 and --days positive")
-    logging.getLogger().setLevel(logging.WARNING)  # a line per alert over a dozen runs would bury the table
     if args.target_precision > 1:
         parser.error("--target-precision is a share: at most 1")
     fit_seeds = args.fit_seeds or []
     if set(fit_seeds) & set(args.seeds):
         parser.error("--fit-seeds and --seeds must not share a seed: thresholds are reported on seeds not fitted on")
+    logging.getLogger().setLevel(logging.WARNING)  # a line per alert over a dozen runs would bury the table
     thresholds = load_thresholds(Settings.from_env().thresholds_path)
     runs = run_sweep(worlds, sorted({*args.seeds, *fit_seeds}), args.people, args.days, thresholds)
     pooled = pool([r for r in runs if r.seed in args.seeds])
@@ -110,30 +109,7 @@ def _sweep(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
         plots = [write_curves(world, p.ranking, args.plots) for world, p in pooled.items() if p.ranking]
     if args.json:
-        data: dict[str, Any] = {}
-        data["worlds"] = {
-            world: {
-                "seeds": p.seeds,
-                "benign_false_positives": p.benign_false_positives,
-                "roles": {
-                    role: {
-                        "targets": f.targets,
-                        "alerted_targets": f.alerted,
-                        "false_positive_entities": f.false_positives,
-                        "precision": f.precision,
-                        "recall": f.recall,
-                        "recall_per_seed": f.recalls,
-                    }
-                    for role, f in sorted(p.roles.items())
-                },
-                "ranking": {
-                    role: {"positives": c.positives, "negatives": c.negatives, "roc_auc": c.roc_auc, "pr_auc": c.pr_auc}
-                    for role, c in p.ranking.items()
-                },
-                "operating_points": {role: dataclasses.asdict(op) for role, op in p.operating.items()},
-            }
-            for world, p in pooled.items()
-        }
+        data: dict[str, Any] = {"worlds": {world: p.to_json() for world, p in pooled.items()}}
         if plots:
             data["plots"] = [str(p) for p in plots]
         sys.stdout.write(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode() + "\n")

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from antifraud.config import Settings
-from antifraud.evaluation.ranking import fraud_number_baseline
+from antifraud.evaluation.ranking import fraud_number_baseline, scored_calls
 from antifraud.state.baseline import save_baseline
 from antifraud.thresholds import load_thresholds
 from streams.eventfile import EventFileError
@@ -25,7 +25,7 @@ def _fit(args: argparse.Namespace) -> int:
         return 2
     limits = load_thresholds(Settings.from_env().thresholds_path).fraud_number
     try:
-        baseline = fraud_number_baseline(args.events, limits)
+        baseline = fraud_number_baseline(scored_calls(args.events, limits))
     except EventFileError as exc:
         sys.stderr.write(f"antifraud baseline fit: {exc}\n")
         return 2

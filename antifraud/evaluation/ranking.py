@@ -30,7 +30,11 @@ from streams.eventfile import read_lines
 K = TypeVar("K", bound=Hashable)
 
 
-def scored_calls(events: Path, limits: FraudNumberThresholds) -> Iterator[tuple[str, float, dict[str, float]]]:
+Scored = tuple[str, float, dict[str, float]]
+"""``(entity, time, features)``: an entity's features at one moment."""
+
+
+def scored_calls(events: Path, limits: FraudNumberThresholds) -> Iterator[Scored]:
     """``(caller, time, features)`` at every call of every calling number in an events file (in event-time
     order), by the detector's profile window without the distinct-callee gate; who called a number back is
     every call to it up to then."""
@@ -54,22 +58,22 @@ def scored_calls(events: Path, limits: FraudNumberThresholds) -> Iterator[tuple[
             yield call.caller, kept.at, values
 
 
-def fraud_number_baseline(events: Path, limits: FraudNumberThresholds) -> Baseline:
-    """The population of callers in an events file: one sample per number and day, its features at its
-    last call of the day. No labels are used: fitting on the period being scored is fair."""
+def fraud_number_baseline(scored: Iterable[Scored]) -> Baseline:
+    """The population of callers (:func:`scored_calls` of an events file): one sample per number and day,
+    its features at its last call of the day. No labels are used: fitting on the period scored is fair."""
     latest: dict[tuple[str, int], dict[str, float]] = {}
-    for caller, at, values in scored_calls(events, limits):
+    for caller, at, values in scored:
         latest[(caller, int(at // 86400))] = values
     return fit(latest.values())
 
 
 def fraud_number_scores(
-    events: Path, limits: FraudNumberThresholds, population: Baseline | None = None
+    scored: Iterable[Scored], limits: FraudNumberThresholds, population: Baseline | None = None
 ) -> dict[Entity, float]:
-    """Each calling number's highest score over an events file: :func:`detectors.fraud_number.rank`, or with
-    a population baseline :func:`detectors.baseline.relative_score`."""
+    """Each calling number's highest score (over :func:`scored_calls` of an events file):
+    :func:`detectors.fraud_number.rank`, or with a population baseline :func:`detectors.baseline.relative_score`."""
     best: dict[str, float] = {}
-    for caller, _, values in scored_calls(events, limits):
+    for caller, _, values in scored:
         score = fraud_number.rank(values, limits) if population is None else relative_score(values, population)[0]
         best[caller] = max(best.get(caller, score), score)
     return {Entity(kind="phone", value=number): value for number, value in best.items()}

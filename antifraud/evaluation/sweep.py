@@ -13,14 +13,15 @@ import asyncio
 import tempfile
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import redis.asyncio
 
 from antifraud.alerts.models import Alert, Entity
 from antifraud.evaluation.models import EvaluationReport
-from antifraud.evaluation.ranking import Curves, curves, fraud_number_baseline, fraud_number_scores
+from antifraud.evaluation.ranking import Curves, curves, fraud_number_baseline, fraud_number_scores, scored_calls
 from antifraud.evaluation.scoring import evaluate
 from antifraud.evaluation.table import columns, number
 from antifraud.stack.embedded import EmbeddedStack
@@ -102,6 +103,29 @@ class WorldPool:
     """As :attr:`ranking`, when thresholds were fitted on other seeds (:func:`choose_operating_points`)."""
     benign_false_positives: int = 0
 
+    def to_json(self) -> dict[str, Any]:
+        """The figures as plain JSON values (``antifraud evaluate --seeds ... --json``)."""
+        return {
+            "seeds": self.seeds,
+            "benign_false_positives": self.benign_false_positives,
+            "roles": {
+                role: {
+                    "targets": f.targets,
+                    "alerted_targets": f.alerted,
+                    "false_positive_entities": f.false_positives,
+                    "precision": f.precision,
+                    "recall": f.recall,
+                    "recall_per_seed": f.recalls,
+                }
+                for role, f in sorted(self.roles.items())
+            },
+            "ranking": {
+                role: {"positives": c.positives, "negatives": c.negatives, "roc_auc": c.roc_auc, "pr_auc": c.pr_auc}
+                for role, c in self.ranking.items()
+            },
+            "operating_points": {role: asdict(op) for role, op in self.operating.items()},
+        }
+
 
 def pool(runs: Sequence[Run]) -> dict[str, WorldPool]:
     """Per world, the roles' figures summed over its seeds, and the ranked roles' curves over all its seeds'
@@ -170,10 +194,10 @@ def run_sweep(
                     _detect(events, stack.redis_url, thresholds.model_copy(update={"fake_base_station": cells}))
                 )
                 limits = thresholds.fraud_number
-                population = fraud_number_baseline(events, limits)
+                scored = list(scored_calls(events, limits))  # the file read once for the baseline and both scores
                 scores = {
-                    "rules": fraud_number_scores(events, limits),
-                    "population": fraud_number_scores(events, limits, population),
+                    "rules": fraud_number_scores(scored, limits),
+                    "population": fraud_number_scores(scored, limits, fraud_number_baseline(scored)),
                 }
                 reports.append(Run(world, seed, evaluate(truth, alerts, None), scores, role_targets(truth)))
                 events.unlink()
