@@ -10,7 +10,7 @@ from pathlib import Path
 
 import redis.asyncio
 
-from antifraud.alerts.models import Alert, Audience, Entity, Reason
+from antifraud.alerts.models import Alert
 from antifraud.events.codec import encode
 from antifraud.events.models import CallRecord, Event, SmsRecord
 from antifraud.state.store import Store
@@ -18,6 +18,7 @@ from antifraud.thresholds import load_thresholds
 from streams.offline import DetectReport, batches, detect_file
 from streams.pipeline import StageResult
 from streams.records import Input, Item, Timer
+from tests.test_pipeline import event_alert
 
 BASE = datetime(2026, 3, 2, tzinfo=timezone.utc)
 
@@ -65,18 +66,7 @@ class RecordingStage:
         self.pieces.append([e.event_id for e in events])
         return StageResult(
             alerts=[
-                Alert.create(
-                    detector="every_tenth",
-                    entity=Entity(kind="phone", value="13800000001"),
-                    trigger=e.event_id,
-                    window_start=e.event_time,
-                    window_end=e.event_time,
-                    severity="low",
-                    score=1.0,
-                    reasons=[Reason(feature="n", value=1, threshold=1)],
-                    evidence_event_ids=[e.event_id],
-                    audience=[Audience(kind="police")],
-                )
+                event_alert("every_tenth", "13800000001", e, "n", 1)
                 for e in events
                 if e.kind == "call_record" and e.event_id.endswith("0")
             ]

@@ -15,7 +15,7 @@ from redis.exceptions import DataError, ReadOnlyError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from antifraud.alerts.models import Alert, Audience, Entity, Reason
-from antifraud.events.models import CallRecord
+from antifraud.events.models import CallRecord, Event
 from antifraud.state.store import Staged
 from streams import pipeline as pipeline_module
 from streams.pipeline import BatchPipeline, BatchResult, StageResult, SystemicFailure, is_outage
@@ -25,6 +25,22 @@ from streams.topics import INPUT_TOPICS
 T0 = 1_772_400_000.0
 DELAY = 30.0
 TOPIC = INPUT_TOPICS["call_record"]
+
+
+def event_alert(detector: str, phone: str, event: Event, feature: str, value: float) -> Alert:
+    """A test stage's alert on ``phone``, triggered by ``event``: its feature reached ``value``."""
+    return Alert.create(
+        detector=detector,
+        entity=Entity(kind="phone", value=phone),
+        trigger=event.event_id,
+        window_start=event.event_time,
+        window_end=event.event_time,
+        severity="low",
+        score=1.0,
+        reasons=[Reason(feature=feature, value=value, threshold=value)],
+        evidence_event_ids=[event.event_id],
+        audience=[Audience(kind="police")],
+    )
 
 
 class Counts:
@@ -88,20 +104,7 @@ class ThirdCall(NothingToRead):
             seen[call.caller] = count
             result.changes.append(Staged(self.counts, (call.caller, count)))
             if count == 3:
-                result.alerts.append(
-                    Alert.create(
-                        detector="third_call",
-                        entity=Entity(kind="phone", value=call.caller),
-                        trigger=call.event_id,
-                        window_start=call.event_time,
-                        window_end=call.event_time,
-                        severity="low",
-                        score=1.0,
-                        reasons=[Reason(feature="calls", value=3, threshold=3)],
-                        evidence_event_ids=[call.event_id],
-                        audience=[Audience(kind="police")],
-                    )
-                )
+                result.alerts.append(event_alert("third_call", call.caller, call, "calls", 3))
                 result.timers.append(Timer(item.at + 3600, TOPIC, call.caller, "follow", "", f"f-{call.event_id}"))
         return result
 
@@ -215,20 +218,7 @@ class Tells(NothingToRead):
                 continue
             call = item.event
             if seen.get(call.caller, self.called.get(call.caller)) >= 2:
-                result.alerts.append(
-                    Alert.create(
-                        detector="called_back",
-                        entity=Entity(kind="phone", value=call.caller),
-                        trigger=call.event_id,
-                        window_start=call.event_time,
-                        window_end=call.event_time,
-                        severity="low",
-                        score=1.0,
-                        reasons=[Reason(feature="called", value=2, threshold=2)],
-                        evidence_event_ids=[call.event_id],
-                        audience=[Audience(kind="police")],
-                    )
-                )
+                result.alerts.append(event_alert("called_back", call.caller, call, "called", 2))
             result.timers.append(
                 Timer(item.at + DELAY, TOPIC, call.callee, "called", call.caller, f"called-{call.event_id}")
             )
