@@ -15,6 +15,7 @@ from antifraud.config import ConfigError
 from antifraud.credit.cli import add_command as add_blacklist
 from antifraud.evaluation.cli import add_command as add_evaluate
 from antifraud.evaluation.fit import add_command as add_baseline
+from antifraud.evaluation.learn import add_command as add_model
 from antifraud.holds.cli import add_command as add_holds
 from antifraud.stack.cli import add_command as add_stack
 from antifraud.web.cli import add_command as add_web
@@ -69,6 +70,7 @@ COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
     add_blacklist,
     add_evaluate,
     add_baseline,
+    add_model,
     add_audit,
     add_web,
 ]

@@ -49,6 +49,15 @@ class FraudNumberThresholds(BaseModel):
     baseline: str = ""
     """Path of a population baseline (``antifraud baseline fit``); with one, each reason of an alert says how
     far out in the population its value is. Empty: none."""
+    model: str = ""
+    """Path of a model learned from analysts' decisions (``antifraud model fit``), fitted against
+    ``baseline``: it runs in shadow, its score and each feature's part in it shown on the alert. Empty: none."""
+
+    @model_validator(mode="after")
+    def _model_needs_baseline(self) -> "FraudNumberThresholds":
+        if self.model and not self.baseline:
+            raise ValueError("a learned model (model) weighs the population baseline's rarities: name the baseline too")
+        return self
 
 
 class InterceptionThresholds(BaseModel):

@@ -25,7 +25,8 @@ from datetime import datetime, timedelta, timezone
 from antifraud.alerts.models import Alert, Audience, Entity, Reason
 from antifraud.events.models import CallRecord
 from antifraud.thresholds import FeatureRule, FraudNumberThresholds
-from detectors.baseline import Baseline, relative_score
+from detectors.baseline import Baseline, Contribution, relative_score
+from detectors.learned import LinearModel, Part
 
 DETECTOR = "fraud_number"
 MAX_EVIDENCE = 50
@@ -232,21 +233,36 @@ def _alert(
     total: float,
     limits: FraudNumberThresholds,
     population: Baseline | None,
+    model: LinearModel | None,
 ) -> Alert:
     newest = profile.calls[-1]
     window_end = datetime.fromtimestamp(newest.at, timezone.utc)
-    placed = {p.feature: p for p in relative_score(values, population)[1]} if population is not None else {}
+    learned: tuple[float, list[Part]] | None = None
+    placed: dict[str, tuple[Contribution, float | None]] = {}
+    if population is not None and model is not None:
+        learned = model.score(values, population)
+        placed = {p.placed.feature: (p.placed, p.part) for p in learned[1]}
+    elif population is not None:
+        placed = {p.feature: (p, None) for p in relative_score(values, population)[1]}
 
     def reason(feature: str, value: float, threshold: float) -> Reason:
-        place = placed.get(feature)
-        if place is None:
+        if feature not in placed:
             return Reason(feature=feature, value=value, threshold=threshold)
-        share, rare = round(place.beyond, 6), round(place.contribution, 4)
-        return Reason(feature=feature, value=value, threshold=threshold, population_share=share, rarity=rare)
+        place, part = placed[feature]
+        return Reason(
+            feature=feature,
+            value=value,
+            threshold=threshold,
+            population_share=round(place.beyond, 6),
+            rarity=round(place.contribution, 4),
+            learned_part=None if part is None else round(part, 4),
+        )
 
     reasons = [reason("distinct_callees", values["distinct_callees"], limits.min_distinct_callees)]
     reasons += [reason(name, round(values[name], 4), rule.threshold) for name, rule in rules(limits).items()]
     reasons.append(Reason(feature="score", value=total, threshold=limits.alert_score))
+    if learned is not None:  # in shadow: shown beside the rules' score, never what raises the alert
+        reasons.append(Reason(feature="learned_score", value=round(learned[0], 4), threshold=0.0))
     return Alert.create(
         detector=DETECTOR,
         entity=Entity(kind="phone", value=number),
@@ -287,9 +303,11 @@ def detect(
     callbacks: Callbacks,
     limits: FraudNumberThresholds,
     population: Baseline | None = None,
+    model: LinearModel | None = None,
 ) -> FraudNumberResult:
     """Score a piece's calls (in batch order) against their callers' windows, advancing the profiles
-    (``profiles`` has one per caller); alert on crossings, each reason placed in ``population`` if given."""
+    (``profiles`` has one per caller); alert on crossings, each reason placed in ``population`` if given,
+    with the learned ``model``'s score beside the rules' (in shadow) if given too."""
     alerts: list[Alert] = []
     changes: dict[str, NumberChange] = {}
     for call in sorted(calls, key=lambda c: (c.event_time, c.event_id)):
@@ -313,7 +331,7 @@ def detect(
             continue
         total = score(values, limits)
         if total >= limits.alert_score:
-            alerts.append(_alert(number, profile, values, total, limits, population))
+            alerts.append(_alert(number, profile, values, total, limits, population, model))
             profile.alerted_until = change.quiet_until = kept.at + limits.profile_window_seconds
     return FraudNumberResult(
         alerts=alerts,

@@ -42,7 +42,7 @@ from antifraud.holds.reports import FraudReportRequest, FreezeRequest, report_id
 from antifraud.holds.service import HoldLedger, audit_entry
 from antifraud.state import keys
 from antifraud.state.accounts import FlaggedCodec, OpenedCodec
-from antifraud.state.baseline import configured_baseline
+from antifraud.state.baseline import configured_scoring
 from antifraud.state.fake_base_station import configured_registry
 from antifraud.state.fraud_number import CalledByCodec, WarnedCodec, profile_codec
 from antifraud.state.holds import PayeeSideCodec
@@ -137,7 +137,7 @@ class CallStage:
 
     def __init__(self, redis: Redis, thresholds: Thresholds, reached: FactTable[Call], delay: float) -> None:
         limits = self.limits = thresholds.fraud_number
-        self.population = configured_baseline(limits.baseline)
+        self.population, self.model = configured_scoring(limits.baseline, limits.model)
         self.interception_limits = thresholds.interception
         ttl = 2 * limits.profile_window_seconds
         self.redis = redis
@@ -188,7 +188,7 @@ class CallStage:
         def callbacks(number: str, at: float) -> dict[str, float]:
             return dict(self.called_by.visible(number, at))
 
-        scored = fraud_number.detect(calls, profiles, callbacks, self.limits, self.population)
+        scored = fraud_number.detect(calls, profiles, callbacks, self.limits, self.population, self.model)
         result = StageResult(alerts=scored.alerts)
         result.changes += [self.profiles.stage(n, profiles[n], change) for n, change in scored.changes.items()]
         result.changes += [self.called_by.add(callee, at, (caller, at)) for callee, caller, at in scored.called_by]

@@ -5,7 +5,14 @@ from pathlib import Path
 
 import pytest
 
-from antifraud.evaluation.ranking import curves, fraud_number_baseline, fraud_number_scores, scored_calls
+from antifraud.evaluation.ranking import (
+    EQUAL_WEIGHTS,
+    Rarities,
+    curves,
+    fraud_number_baseline,
+    fraud_number_scores,
+    scored_calls,
+)
 from antifraud.events.codec import encode
 from detectors import fraud_number
 from detectors.baseline import fit, rarity, relative_score
@@ -81,7 +88,7 @@ def test_cold_callers_outrank_a_courier_and_a_relative_below_the_gate_too(tmp_pa
     assert called_back in scores, "a customer who called back made a call: ranked"
     population = fraud_number_baseline(scored)
     assert population.count == len(scores), "one sample per caller and day (the calls span one day)"
-    rare = {e.value: v for e, v in fraud_number_scores(scored, LIMITS, population).items()}
+    rare = {e.value: v for e, v in Rarities.of(scored, population).best(EQUAL_WEIGHTS).items()}
     assert rare.keys() == scores.keys()
     assert rare["13700008888"] > rare["13800001111"] > rare["13900002222"]
     assert rare["13700009999"] > rare["13900002222"]

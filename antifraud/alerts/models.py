@@ -40,6 +40,8 @@ class Reason(BaseModel):
     rarity: float | None = None
     """With a population baseline: how rare that is, in powers of ten (what it adds to the population
     score)."""
+    learned_part: float | None = None
+    """With a learned model (in shadow): what this feature adds to its score, its weight times ``rarity``."""
 
 
 class Audience(BaseModel):

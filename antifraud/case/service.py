@@ -30,7 +30,7 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
-from antifraud.alerts.models import Alert, Severity
+from antifraud.alerts.models import Alert, Entity, Severity
 from antifraud.audit.models import AuditRecord, Change
 from antifraud.audit.service import AuditLog
 from antifraud.case.followups import FollowUp, FollowUpQueue, planned, trail_request
@@ -522,6 +522,23 @@ class CaseService:
             for raw in await self.redis.mget([case_key(i) for i in texts(ids)])
             if raw is not None
         ]
+
+    async def outcomes(self, scenario: str) -> dict[Entity, bool]:
+        """Analysts' decisions on the cases of one scenario, as labels: True for a case confirmed (or
+        forwarded, or closed after a confirmation), False for one dismissed (or closed after a dismissal);
+        cases still open say nothing. A closed case's decision is its last confirm or dismiss on record."""
+        decided: dict[Entity, bool] = {}
+        for case in await self.find(limit=1 << 30):
+            if case.scenario != scenario:
+                continue
+            if case.status in ("confirmed", "forwarded", "dismissed"):
+                decided[case.entity] = case.status != "dismissed"
+            elif case.status == "closed":
+                moves = [r.action for r in await self.audit.about(audit_subject(case.case_id))]
+                last = [m for m in moves if m in ("case.confirm", "case.dismiss")][-1:]
+                if last:
+                    decided[case.entity] = last[0] == "case.confirm"
+        return decided
 
     async def counts(self) -> dict[str, int]:
         """Cases by state, every state present (for the ``antifraud_cases`` gauge)."""

@@ -80,6 +80,7 @@ def _sweep(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from antifraud.evaluation.sweep import (  # imports the stream layer
         choose_operating_points,
         format_pool,
+        learn_from_analysts,
         pool,
         run_sweep,
     )
@@ -94,12 +95,16 @@ def _sweep(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         parser.error("--people must be at least 100 and --days positive")
     if args.target_precision > 1:
         parser.error("--target-precision is a share: at most 1")
+    if not 0 <= args.learn <= 1:
+        parser.error("--learn is a share of the fraud numbers: from 0 to 1")
     fit_seeds = args.fit_seeds or []
     if set(fit_seeds) & set(args.seeds):
         parser.error("--fit-seeds and --seeds must not share a seed: thresholds are reported on seeds not fitted on")
     logging.getLogger().setLevel(logging.WARNING)  # a line per alert over a dozen runs would bury the table
     thresholds = load_thresholds(Settings.from_env().thresholds_path)
     runs = run_sweep(worlds, sorted({*args.seeds, *fit_seeds}), args.people, args.days, thresholds)
+    if fit_seeds and args.learn > 0:
+        learn_from_analysts(runs, fit_seeds, args.learn)
     pooled = pool([r for r in runs if r.seed in args.seeds])
     if fit_seeds:
         choose_operating_points(pool([r for r in runs if r.seed in fit_seeds]), pooled, args.target_precision)
@@ -196,6 +201,15 @@ def add_command(sub: argparse._SubParsersAction) -> None:
         default=0.9,
         metavar="P",
         help="the precision a chosen threshold must reach on the fitting seeds (default 0.9)",
+    )
+    sweep.add_argument(
+        "--learn",
+        type=float,
+        default=0.2,
+        metavar="SHARE",
+        help="with --fit-seeds: learn a model from analysts' decisions on the fitting seeds (this share of their "
+        "fraud numbers confirmed, their other fraud-number alerts dismissed) and rank --seeds by it too "
+        "(default 0.2; 0: no model)",
     )
     sweep.add_argument("--people", type=int, default=4000, help="residents per city (default 4000)")
     sweep.add_argument("--days", type=float, default=3.5, help="simulated days per run (default 3.5)")

@@ -25,7 +25,7 @@ def _fit(args: argparse.Namespace) -> int:
         return 2
     limits = load_thresholds(Settings.from_env().thresholds_path).fraud_number
     try:
-        baseline = fraud_number_baseline(scored_calls(args.events, limits))
+        baseline = fraud_number_baseline(list(scored_calls(args.events, limits)))
     except EventFileError as exc:
         sys.stderr.write(f"antifraud baseline fit: {exc}\n")
         return 2

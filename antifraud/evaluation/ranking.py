@@ -4,14 +4,15 @@ well the scores put fraud targets above everyone else, whatever threshold an ale
 A detector's alerts say only who crossed its threshold; the figures here say whether any threshold could
 do better. For fraud numbers two scores are taken at every call of every calling number over the
 detector's own profile window (no distinct-callee gate), the highest per number over the file:
-:func:`detectors.fraud_number.rank`, the rules' thresholds with partial credit, and
+:func:`detectors.fraud_number.rank`, the rules' thresholds with partial credit;
 :func:`detectors.baseline.relative_score`, how rare the features are against the population of
-callers (a baseline fitted on the same period, without labels). Positives are a role's targets; negatives
+callers (a baseline fitted on the same period, without labels); and a model learned from analysts'
+decisions (:mod:`detectors.learned`), which weighs those rarities. Positives are a role's targets; negatives
 every other scored entity that is no fraud target of any kind (ordinary callers, benign look-alikes).
 """
 
 from collections import defaultdict
-from collections.abc import Hashable, Iterable, Iterator, Mapping
+from collections.abc import Hashable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -25,6 +26,7 @@ from antifraud.events.models import CallRecord
 from antifraud.thresholds import FraudNumberThresholds
 from detectors import fraud_number
 from detectors.baseline import Baseline, fit, relative_score
+from detectors.learned import LinearModel
 from streams.eventfile import read_lines
 
 K = TypeVar("K", bound=Hashable)
@@ -58,25 +60,61 @@ def scored_calls(events: Path, limits: FraudNumberThresholds) -> Iterator[Scored
             yield call.caller, kept.at, values
 
 
-def fraud_number_baseline(scored: Iterable[Scored]) -> Baseline:
+def daily(scored: Iterable[Scored]) -> dict[tuple[str, int], int]:
+    """Per (number, day): the index in ``scored`` of the number's last scored call that day."""
+    return {(caller, int(at // 86400)): n for n, (caller, at, _) in enumerate(scored)}
+
+
+def fraud_number_baseline(scored: Sequence[Scored]) -> Baseline:
     """The population of callers (:func:`scored_calls` of an events file): one sample per number and day,
     its features at its last call of the day. No labels are used: fitting on the period scored is fair."""
-    latest: dict[tuple[str, int], dict[str, float]] = {}
-    for caller, at, values in scored:
-        latest[(caller, int(at // 86400))] = values
-    return fit(latest.values())
+    return fit(scored[n][2] for n in daily(scored).values())
 
 
-def fraud_number_scores(
-    scored: Iterable[Scored], limits: FraudNumberThresholds, population: Baseline | None = None
-) -> dict[Entity, float]:
-    """Each calling number's highest score (over :func:`scored_calls` of an events file):
-    :func:`detectors.fraud_number.rank`, or with a population baseline :func:`detectors.baseline.relative_score`."""
+def fraud_number_scores(scored: Iterable[Scored], limits: FraudNumberThresholds) -> dict[Entity, float]:
+    """Each calling number's highest :func:`detectors.fraud_number.rank` over :func:`scored_calls`."""
     best: dict[str, float] = {}
     for caller, _, values in scored:
-        score = fraud_number.rank(values, limits) if population is None else relative_score(values, population)[0]
+        score = fraud_number.rank(values, limits)
         best[caller] = max(best.get(caller, score), score)
     return {Entity(kind="phone", value=number): value for number, value in best.items()}
+
+
+RANKED_FEATURES = ("distinct_callees", *fraud_number.FEATURES)
+"""The features a fraud-number score sees, in the columns of :class:`Rarities`."""
+
+EQUAL_WEIGHTS = LinearModel(dict.fromkeys(RANKED_FEATURES, 1.0), 0.0)
+"""The population score (:func:`detectors.baseline.relative_score`): every feature's rarity alike."""
+
+
+@dataclass(frozen=True)
+class Rarities:
+    """How rare each feature is (:func:`detectors.baseline.rarity`) at every scored call of an events file:
+    what the population score sums and a learned model weighs, kept as a matrix so that a model fitted later
+    scores a whole run at once."""
+
+    callers: list[str]
+    rows: np.ndarray
+    """One row per scored call, one column per :data:`RANKED_FEATURES`."""
+    daily: list[int]
+    """The rows of each number's last call of each day: the samples a model is fitted on."""
+
+    @classmethod
+    def of(cls, scored: Sequence[Scored], population: Baseline) -> "Rarities":
+        rows = np.zeros((len(scored), len(RANKED_FEATURES)))
+        column = {name: k for k, name in enumerate(RANKED_FEATURES)}
+        for n, (_, _, values) in enumerate(scored):
+            for part in relative_score(values, population)[1]:
+                rows[n, column[part.feature]] = part.contribution
+        return cls([caller for caller, _, _ in scored], rows, sorted(daily(scored).values()))
+
+    def best(self, model: LinearModel) -> dict[Entity, float]:
+        """Each calling number's highest score by ``model`` over its calls."""
+        weights = np.array([model.weights.get(name, 0.0) for name in RANKED_FEATURES])
+        best: dict[str, float] = {}
+        for caller, score in zip(self.callers, (self.rows @ weights + model.intercept).tolist()):
+            best[caller] = max(best.get(caller, score), score)
+        return {Entity(kind="phone", value=number): round(value, 6) for number, value in best.items()}
 
 
 def _called_back(callers: Mapping[str, float], at: float, callees: Iterable[str]) -> int:

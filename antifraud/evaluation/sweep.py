@@ -10,6 +10,7 @@ scores of all seeds.
 """
 
 import asyncio
+import random
 import tempfile
 from collections import defaultdict
 from collections.abc import Sequence
@@ -17,15 +18,27 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import redis.asyncio
 
 from antifraud.alerts.models import Alert, Entity
+from antifraud.evaluation.learn import fit_model
 from antifraud.evaluation.models import EvaluationReport
-from antifraud.evaluation.ranking import Curves, curves, fraud_number_baseline, fraud_number_scores, scored_calls
+from antifraud.evaluation.ranking import (
+    EQUAL_WEIGHTS,
+    Curves,
+    Rarities,
+    curves,
+    fraud_number_baseline,
+    fraud_number_scores,
+    scored_calls,
+)
 from antifraud.evaluation.scoring import evaluate
 from antifraud.evaluation.table import columns, number
 from antifraud.stack.embedded import EmbeddedStack
 from antifraud.thresholds import Thresholds
+from detectors import fraud_number
+from detectors.learned import LinearModel
 from simulators.engine import Config, cells_path, default_counts, simulate
 from simulators.ground_truth import GroundTruth, truth_path
 from simulators.sinks import FileSink
@@ -63,9 +76,14 @@ class Run:
     report: EvaluationReport
     scores: dict[str, dict[Entity, float]] = field(default_factory=dict)
     """Score name -> entity -> its score: for fraud numbers ``rules`` (the rules' thresholds with partial
-    credit) and ``population`` (how rare the features are among the city's callers)."""
+    credit), ``population`` (how rare the features are among the city's callers) and, once a model is
+    learned (:func:`learn_from_analysts`), ``learned``."""
     targets: dict[str, set[Entity]] = field(default_factory=dict)
     """Role (``scenario/role``) -> its targets."""
+    rarities: Rarities | None = None
+    """How rare each feature is at every scored call: what a learned model scores."""
+    alerted: set[Entity] = field(default_factory=set)
+    """The numbers the fraud-number detector alerted on (what analysts would decide)."""
 
     @property
     def fraud_targets(self) -> set[Entity]:
@@ -166,6 +184,37 @@ def choose_operating_points(fitted: dict[str, WorldPool], pooled: dict[str, Worl
             into.operating[role] = OperatingPoint(seeds, target, threshold, precision, recall)
 
 
+def analysts_labels(run: Run, share: float) -> dict[str, bool]:
+    """What analysts would have decided in one run: ``share`` of its fraud numbers (of every ranked role,
+    drawn by the run's seed) confirmed, and every fraud-number alert on a number that is no fraud target
+    dismissed."""
+    draw = random.Random(run.seed)
+    numbers = sorted({e.value for role in RANKED_ROLES for e in run.targets.get(role, ())})
+    labels = {e.value: False for e in run.alerted if e not in run.fraud_targets}
+    labels.update((n, True) for n in numbers if draw.random() < share)
+    return labels
+
+
+def learn_from_analysts(runs: Sequence[Run], fit_seeds: Sequence[int], share: float) -> dict[str, LinearModel]:
+    """Per world, a model fitted on its fitting seeds' runs with :func:`analysts_labels`, its ``learned``
+    score added to every run of the world (the reported seeds' are held out: nothing of them was labelled)."""
+    models = {}
+    for world in sorted({r.world for r in runs}):
+        fitting = [(r, r.rarities) for r in runs if r.world == world and r.seed in fit_seeds and r.rarities is not None]
+        rows, labels = [], []
+        for run, table in fitting:
+            decided = analysts_labels(run, share)
+            rows.append(table.rows[table.daily])
+            labels += [decided.get(table.callers[n], False) for n in table.daily]
+        if not fitting or not any(labels):
+            continue  # nothing confirmed: no model for this world
+        model = models[world] = fit_model(np.vstack(rows), labels)
+        for run in runs:
+            if run.world == world and run.rarities is not None:
+                run.scores["learned"] = run.rarities.best(model)
+    return models
+
+
 async def _detect(events: Path, redis_url: str, thresholds: Thresholds) -> list[Alert]:
     alerts: list[Alert] = []
     client = redis.asyncio.Redis.from_url(redis_url)
@@ -194,12 +243,12 @@ def run_sweep(
                     _detect(events, stack.redis_url, thresholds.model_copy(update={"fake_base_station": cells}))
                 )
                 limits = thresholds.fraud_number
-                scored = list(scored_calls(events, limits))  # the file read once for the baseline and both scores
-                scores = {
-                    "rules": fraud_number_scores(scored, limits),
-                    "population": fraud_number_scores(scored, limits, fraud_number_baseline(scored)),
-                }
-                reports.append(Run(world, seed, evaluate(truth, alerts, None), scores, role_targets(truth)))
+                scored = list(scored_calls(events, limits))  # the file read once for the baseline and the scores
+                rarities = Rarities.of(scored, fraud_number_baseline(scored))
+                scores = {"rules": fraud_number_scores(scored, limits), "population": rarities.best(EQUAL_WEIGHTS)}
+                alerted = {a.entity for a in alerts if a.detector == fraud_number.DETECTOR}
+                report = evaluate(truth, alerts, None)
+                reports.append(Run(world, seed, report, scores, role_targets(truth), rarities, alerted))
                 events.unlink()
     return reports
 
