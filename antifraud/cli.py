@@ -6,6 +6,7 @@ Each subcommand lives beside what it drives and registers itself through an
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Callable
 
@@ -24,6 +25,8 @@ from streams import offline, record, replay
 
 
 def _worker(args: argparse.Namespace) -> int:
+    if args.role is not None:
+        os.environ["ANTIFRAUD_WORKER_ROLE"] = args.role
     from streams.app import app  # imported here: building the app reads the environment
 
     sys.argv = ["antifraud", "worker", *args.faust_args]
@@ -43,6 +46,12 @@ def _add_core_commands(sub: argparse._SubParsersAction) -> None:
         "worker",
         help="run the stream worker (extra arguments go to Faust, e.g. -l info)",
         description="Run the Faust worker. Configure with KAFKA_BOOTSTRAP, REDIS_URL and ANTIFRAUD_* variables.",
+    )
+    worker.add_argument(
+        "--role",
+        choices=["stream", "jobs", "all"],
+        help="stream: the input loop and the alerts agent; jobs: deliveries, follow-ups, the outbox relay, the "
+        "audit seal and the sweeps; all: both (default: ANTIFRAUD_WORKER_ROLE, else all)",
     )
     worker.set_defaults(run=_worker, passthrough=True)
     demo = sub.add_parser(

@@ -58,6 +58,12 @@ class Settings(BaseSettings):
     app_id: str = Field(
         "antifraud", validation_alias="ANTIFRAUD_APP_ID", description="Faust app id: the consumer group and state names"
     )
+    worker_role: Literal["stream", "jobs", "all"] = Field(
+        "all",
+        validation_alias="ANTIFRAUD_WORKER_ROLE",
+        description="what a worker runs: `stream` the input loop and the alerts agent, `jobs` the timers (deliveries, "
+        "follow-ups, the outbox relay, the audit seal and anchor, the sweeps, the gauges), `all` both in one process",
+    )
     web_host: str = Field(
         "127.0.0.1", validation_alias="ANTIFRAUD_WEB_HOST", description="where the worker serves /metrics"
     )

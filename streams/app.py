@@ -1,10 +1,16 @@
 """The Faust app: the input loop as a task, the alerts agent, the timers, /metrics.
 
-Run it with ``antifraud worker`` or ``faust -A streams.app worker``. The input topics are consumed by
-:class:`streams.loop.InputLoop` (batches straight from aiokafka, merged by event time, one checkpoint
-per batch); Faust runs it as a task beside what an application needs around it: the agent that folds
-alerts into cases, the timers (the outbox relay, the audit inbox, deliveries, case follow-ups, the
-wall-clock hold release, the blacklist sweep, the gauges) and the ``/metrics`` page.
+Run it with ``antifraud worker [--role stream|jobs|all]`` or ``faust -A streams.app worker``. The input
+topics are consumed by :class:`streams.loop.InputLoop` (batches straight from aiokafka, merged by event
+time, one checkpoint per batch); Faust runs it as a task beside what an application needs around it: the
+agent that folds alerts into cases, the timers (the outbox relay, the audit inbox, deliveries, case
+follow-ups, the wall-clock hold release, the sweeps, the gauges) and the ``/metrics`` page.
+
+A worker's role (``ANTIFRAUD_WORKER_ROLE``) says which of them it runs: ``stream`` the input loop and the
+alerts agent, ``jobs`` the timers, ``all`` (the default, as the demo runs) both. Jobs then never take the
+stream's event loop: a slow webhook or a long sweep does not hold back a batch. A jobs worker is a Faust
+app of its own (``{app_id}-jobs``), outside the stream workers' consumer group. Every job is safe to run
+in several jobs workers at once (leased queues, one archive run at a time, idempotent moves).
 """
 
 import asyncio
@@ -47,9 +53,11 @@ log = logging.getLogger(__name__)
 
 settings = Settings.from_env()
 thresholds = load_thresholds(settings.thresholds_path)
+RUNS_STREAM = settings.worker_role in ("stream", "all")
+RUNS_JOBS = settings.worker_role in ("jobs", "all")
 
 app = faust.App(
-    settings.app_id,
+    settings.app_id if RUNS_STREAM else f"{settings.app_id}-jobs",
     broker=f"kafka://{settings.kafka_bootstrap}",
     store="memory://",
     datadir=str(settings.data_dir),
@@ -97,7 +105,6 @@ async def _send_acked(topic: str, key: bytes | None, value: bytes) -> None:
 outbox_relay = OutboxRelay(redis, _send_acked)
 
 
-@app.task
 async def consume_inputs() -> None:
     """The input topics, in event-time order (``streams/loop.py``); the worker stops if the loop does.
     When the broker has lost what the worker read, the worker says so, shows it on ``/metrics`` for
@@ -116,11 +123,17 @@ async def consume_inputs() -> None:
         await app.crash(error)
 
 
+if RUNS_STREAM:
+    app.task(consume_inputs)
+
+
 def periodic(interval: float, what: str) -> Callable[[Callable[[], Awaitable[Any]]], Any]:
-    """A Faust timer that logs a failed round instead of raising: a timer that raised would stop
-    the worker, and every round here is safe to run again at the next tick."""
+    """A job: a Faust timer (in a worker that runs jobs) that logs a failed round instead of raising: a
+    timer that raised would stop the worker, and every round here is safe to run again at the next tick."""
 
     def register(round_: Callable[[], Awaitable[Any]]) -> Any:
+        if not RUNS_JOBS:
+            return round_
         async def guarded() -> None:
             try:
                 await round_()
@@ -236,7 +249,7 @@ async def expire_cases() -> None:
         pass
 
 
-@app.timer(interval=gauges.INTERVAL_S)
+@periodic(gauges.INTERVAL_S, "gauges")
 async def refresh_gauges() -> None:
     """Consumer lag, holds and cases: state that batches do not report (``streams/gauges.py``)."""
     await gauges.refresh(
@@ -270,7 +283,6 @@ async def _dead_letter(rejected: list[Rejected]) -> None:
         metrics.DEAD_LETTERS.labels(topic=item.record.topic, reason=item.error.kind).inc()
 
 
-@app.agent(alerts_topic, name="antifraud.alerts")
 async def act_on_alerts(stream: faust.StreamT[bytes]) -> None:
     """The worker's alerts grouped into cases per entity and scenario (``antifraud/case/``). Per batch:
 
@@ -289,6 +301,10 @@ async def act_on_alerts(stream: faust.StreamT[bytes]) -> None:
         await until_through(partial(cases.fold_alerts, alerts), topics.ALERTS)
         if rejected:
             await until_through(partial(_dead_letter, rejected), topics.ALERTS)
+
+
+if RUNS_STREAM:
+    app.agent(alerts_topic, name="antifraud.alerts")(act_on_alerts)
 
 
 @app.on_before_shutdown.connect  # type: ignore[arg-type]  # faust's signal stubs want a positional sender

@@ -65,14 +65,24 @@ def resolved(tmp_path: Path) -> dict[str, Any]:
 
 def test_compose_validates_and_has_the_production_stack(resolved: dict[str, Any]) -> None:
     services = resolved["services"]
-    assert set(services) == {"kafka", "redis", "worker-1", "worker-2", "web", "prometheus", "grafana", "simulate"}
+    assert set(services) == {
+        "kafka",
+        "redis",
+        "worker-1",
+        "worker-2",
+        "jobs",
+        "web",
+        "prometheus",
+        "grafana",
+        "simulate",
+    }
     kafka = services["kafka"]
     assert kafka["image"].startswith("apache/kafka:")
     assert kafka["environment"]["KAFKA_PROCESS_ROLES"] == "broker,controller", "KRaft: no ZooKeeper"
     assert "--appendonly" in services["redis"]["command"] and "yes" in services["redis"]["command"]
-    for name in ("worker-1", "worker-2"):
+    for name, role in (("worker-1", "stream"), ("worker-2", "stream"), ("jobs", "jobs")):
         worker = services[name]
-        assert worker["command"][:2] == ["antifraud", "worker"]
+        assert worker["command"][:4] == ["antifraud", "worker", "--role", role]
         assert worker["environment"]["KAFKA_BOOTSTRAP"] == "kafka:9092"
         assert worker["environment"]["ANTIFRAUD_WEB_HOST"] == "0.0.0.0"
     web = services["web"]
@@ -128,7 +138,7 @@ def test_monitoring_files_agree_with_the_compose_services(resolved: dict[str, An
     job = next(j for j in prometheus["scrape_configs"] if j["job_name"] == "antifraud-worker")
     targets = {t for c in job["static_configs"] for t in c["targets"]}
     assert targets == {
-        f"{name}:{services[name]['environment']['ANTIFRAUD_WEB_PORT']}" for name in ("worker-1", "worker-2")
+        f"{name}:{services[name]['environment']['ANTIFRAUD_WEB_PORT']}" for name in ("worker-1", "worker-2", "jobs")
     }
     # Prometheus reads its config and rules where the folder is mounted.
     prom = services["prometheus"]

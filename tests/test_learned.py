@@ -18,7 +18,7 @@ from antifraud.evaluation.ranking import EQUAL_WEIGHTS, RANKED_FEATURES, Raritie
 from antifraud.evaluation.sweep import Run, analysts_labels, learn_from_analysts
 from antifraud.events.codec import encode
 from antifraud.events.models import CallRecord
-from antifraud.state.baseline import load_baseline, load_model, save_baseline, save_model
+from antifraud.state.baseline import configured_scoring, load_baseline, load_model, save_baseline, save_model
 from antifraud.thresholds import FraudNumberThresholds
 from detectors.baseline import fit, relative_score
 from detectors.fraud_number import Profile, detect
@@ -174,7 +174,9 @@ def test_model_fit_learns_from_recorded_calls_and_labels(tmp_path: Path, capsys:
     assert code == 2 and "give --baseline FILE" in err
 
 
-def test_decided_cases_become_labels(redis_url: str) -> None:
+def test_decided_cases_become_labels(
+    redis_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     async def body(cases: CaseService, redis: Redis) -> dict[Entity, bool]:
         numbers = [Entity(kind="phone", value=f"1701234000{k}") for k in range(5)]
         opened = [await cases.fold_alert(alert(entity=n)) for n in numbers]
@@ -197,6 +199,26 @@ def test_decided_cases_become_labels(redis_url: str) -> None:
         "17012340002": True,
         "17012340003": False,
     }, "confirmed, dismissed, closed after each; the case still in review and the mule case say nothing"
+    monkeypatch.setenv("REDIS_URL", redis_url)
+    code, out, err = model_cli("labels", "-o", str(tmp_path / "labels.jsonl"), capsys=capsys)
+    assert code == 0, err
+    assert "2 confirmed and 2 dismissed" in out
+    assert read_labels(tmp_path / "labels.jsonl") == {e.value: v for e, v in decided.items()}
+    monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:1/0")
+    code, _, err = model_cli("labels", "-o", str(tmp_path / "labels.jsonl"), capsys=capsys)
+    assert code == 2 and "Redis unavailable" in err
+
+
+def test_the_stage_loads_the_baseline_and_the_model_fitted_against_it(tmp_path: Path) -> None:
+    version = save_baseline(PEOPLE, tmp_path / "b.json", fitted_on="week")
+    model = LinearModel({"burst_calls": 1.0}, 0.0)
+    save_model(model, tmp_path / "m.json", fitted_on="w", baseline_version=version, confirmed=1, dismissed=0, samples=9)
+    assert configured_scoring(str(tmp_path / "b.json"), str(tmp_path / "m.json")) == (PEOPLE, model)
+    assert configured_scoring(str(tmp_path / "b.json"), "") == (PEOPLE, None)
+    assert configured_scoring("", "") == (None, None)
+    save_baseline(fit([{"burst_calls": 1.0}]), tmp_path / "b.json", fitted_on="refitted")
+    with pytest.raises(ValueError, match="refit it"):
+        configured_scoring(str(tmp_path / "b.json"), str(tmp_path / "m.json"))
 
 
 def _run(seed: int, callers: list[str], rows: np.ndarray, fraud: set[str], alerted: set[str]) -> Run:
