@@ -16,6 +16,7 @@ from pydantic_core import ErrorDetails
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from antifraud.audit.models import AuditKeys
+from antifraud.state.lease_queue import RetryPolicy
 
 
 class ConfigError(ValueError):
@@ -42,6 +43,10 @@ class ForwardingSettings:
     backoff_s: float = 2.0
     backoff_max_s: float = 300.0
     timeout_s: float = 10.0
+
+    @property
+    def retry(self) -> RetryPolicy:
+        return RetryPolicy(self.max_attempts, self.backoff_s, self.backoff_max_s)
 
 
 class Settings(BaseSettings):

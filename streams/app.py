@@ -134,6 +134,7 @@ def periodic(interval: float, what: str) -> Callable[[Callable[[], Awaitable[Any
     def register(round_: Callable[[], Awaitable[Any]]) -> Any:
         if not RUNS_JOBS:
             return round_
+
         async def guarded() -> None:
             try:
                 await round_()

@@ -17,8 +17,8 @@ from redis.asyncio import Redis
 from antifraud.alerts.models import Alert, Entity
 from antifraud.audit.service import AuditLog
 from antifraud.case.followups import (
-    BACKOFF_S,
     FOLLOWUP_QUEUE,
+    RETRY,
     FollowUp,
     FollowUpNotFound,
     FollowUpRefused,
@@ -106,6 +106,27 @@ def failing_once(perform: Perform, *, after: bool) -> Perform:
     return flaky
 
 
+def test_a_follow_up_failing_for_an_unknown_reason_is_parked_once_its_attempts_are_spent(redis_url: str) -> None:
+    async def body(cases: CaseService, redis: Redis, clock: Clock) -> None:
+        dealer = Entity(kind="id_number", value=make_id_number("320585", "19800101", 4))
+        case = await confirmed(cases, make_alert(detector="card_opening", entity=dealer))
+
+        async def broken(case: Case, alerts: Sequence[Alert], followup: FollowUp) -> dict[str, Any]:
+            raise RuntimeError("nobody classified this")
+
+        stuck = runner(cases, redis, clock, credit_listing=broken)
+        for attempt in range(1, RETRY.max_attempts + 1):
+            assert await stuck.run_once() == 1
+            [followup] = await cases.followups.for_case(case.case_id)
+            assert followup.attempts == attempt
+            clock.now += timedelta(seconds=RETRY.backoff_max_s)
+        assert (followup.state, followup.last_error, followup.next_attempt_at) == ("failed", "RuntimeError", None)
+        clock.now += timedelta(days=1)
+        assert await stuck.run_once() == 0, "parked for an analyst, not retried for ever"
+
+    on_redis(redis_url, body)
+
+
 def test_a_failing_follow_up_is_retried_visibly_and_applied_once(redis_url: str) -> None:
     async def body(cases: CaseService, redis: Redis, clock: Clock) -> None:
         blacklist = CreditBlacklist(redis, cases.audit, THRESHOLDS.credit_blacklist)
@@ -122,8 +143,10 @@ def test_a_failing_follow_up_is_retried_visibly_and_applied_once(redis_url: str)
             assert titles == ["follow-up credit_listing: pending, 1 failed attempt(s), last: ConnectionError"]
             assert await flaky.run_once() == 0, "not due again before its backoff"
             assert pending.next_attempt_at is not None
-            assert BACKOFF_S / 2 <= (pending.next_attempt_at - clock.now).total_seconds() < BACKOFF_S, "jittered"
-            clock.now += timedelta(seconds=BACKOFF_S)
+            assert RETRY.backoff_s / 2 <= (pending.next_attempt_at - clock.now).total_seconds() < RETRY.backoff_s, (
+                "jittered"
+            )
+            clock.now += timedelta(seconds=RETRY.backoff_s)
             assert await flaky.run_once() == 1
             [done] = await cases.followups.for_case(case.case_id)
             assert (done.state, done.attempts, done.last_error) == ("done", 2, None)

@@ -28,7 +28,7 @@ from antifraud.forwarding.models import (
     succeeded,
 )
 from antifraud.forwarding.service import DELIVERY_QUEUE, DeliveryLoop
-from antifraud.state.lease_queue import backoff_seconds
+from antifraud.state.lease_queue import RetryPolicy, backoff_seconds
 from tests.conftest import AUDIT_KEYS
 from tests.test_case import ACCOUNT, NOW, alert
 
@@ -113,18 +113,12 @@ def _case(**changes: object) -> Case:
 
 def test_delivery_moves() -> None:
     pending = new_delivery(_case(version=3), "police", actor="ana", now=NOW)
-    again = attempt_failed(pending, now=NOW, error="HTTP 503", max_attempts=3, delay=4.0)
+    again = attempt_failed(pending, error="HTTP 503", next_at=NOW + timedelta(seconds=4))
     assert (again.state, again.attempts, again.next_attempt_at) == ("pending", 1, NOW + timedelta(seconds=4))
-    failed = attempt_failed(
-        attempt_failed(again, now=NOW, error="HTTP 503", max_attempts=3, delay=8.0),
-        now=NOW,
-        error="ConnectTimeout",
-        max_attempts=3,
-        delay=16.0,
-    )
+    failed = attempt_failed(again, error="ConnectTimeout", next_at=None)
     assert (failed.state, failed.attempts, failed.next_attempt_at, failed.last_error) == (
         "failed",
-        3,
+        2,
         None,
         "ConnectTimeout",
     )
@@ -135,12 +129,20 @@ def test_delivery_moves() -> None:
     for move in (
         lambda d: retried(d, now=NOW),
         lambda d: succeeded(d, now=NOW, webhook=True),
-        lambda d: attempt_failed(d, now=NOW, error="x", max_attempts=9, delay=1.0),
+        lambda d: attempt_failed(d, error="x", next_at=NOW),
     ):
         with pytest.raises(DeliveryRefused, match=f"delivery {done.delivery_id}: .* refused while delivered"):
             move(done)
     with pytest.raises(DeliveryRefused, match="retry refused while pending"):
         retried(pending, now=NOW)
+
+
+def test_one_retry_policy_retries_transient_failures_and_parks_permanent_or_spent_ones() -> None:
+    policy = RetryPolicy(max_attempts=3, backoff_s=2, backoff_max_s=60)
+    assert policy.next_attempt(1, permanent=False, now=NOW, jitter=0.0) == NOW + timedelta(seconds=1)
+    assert policy.next_attempt(2, permanent=False, now=NOW, jitter=0.0) == NOW + timedelta(seconds=2)
+    assert policy.next_attempt(3, permanent=False, now=NOW, jitter=0.0) is None, "attempts spent: parked"
+    assert policy.next_attempt(1, permanent=True, now=NOW, jitter=0.0) is None, "retrying cannot help: parked"
 
 
 def test_backoff_is_exponential_capped_and_jittered() -> None:

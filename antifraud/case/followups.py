@@ -63,7 +63,7 @@ from antifraud.holds.models import IllegalTransition, stable_id
 from antifraud.holds.reports import FraudReportRequest, report_fraud
 from antifraud.holds.service import HoldLedger, UnknownHold
 from antifraud.state.accounts import opening
-from antifraud.state.lease_queue import LeaseQueue, backoff_seconds
+from antifraud.state.lease_queue import LeaseQueue, RetryPolicy
 from antifraud.state.money_trail import TransferIndex
 from antifraud.thresholds import MoneyTrailThresholds, Thresholds
 
@@ -72,8 +72,9 @@ log = logging.getLogger(__name__)
 FollowUpKind = Literal["blocklist", "credit_listing", "money_trail", "inbound_holds"]
 FollowUpState = Literal["pending", "done", "failed"]
 FOLLOWUP_QUEUE = LeaseQueue(due="followups:due", prefix="followup:")
-BACKOFF_S = 5.0
-BACKOFF_MAX_S = 600.0
+RETRY = RetryPolicy(max_attempts=10, backoff_s=5.0, backoff_max_s=600.0)
+"""Ten attempts over about 40 minutes: Redis failing over, a listing racing an analyst's; beyond that the
+follow-up waits for an analyst with the last error on record instead of being retried for ever."""
 PERMANENT: tuple[type[Exception], ...] = (ValidationError, ListingExists)
 """Errors a retry cannot get past: the follow-up fails and waits for an analyst instead of retrying forever."""
 
@@ -156,20 +157,16 @@ def error_text(error: Exception) -> str:
 
 
 def failed(followup: FollowUp, error: Exception, *, now: datetime, jitter: float) -> FollowUp:
-    """After a failed attempt: failed for good when ``error`` is :data:`PERMANENT` (an analyst may retry
-    it), pending again otherwise, after a backoff doubling with each attempt, capped and jittered
-    (:func:`backoff_seconds`, ``jitter`` in [0, 1))."""
+    """After a failed attempt: pending again after :data:`RETRY`'s backoff, or failed (waiting for an
+    analyst, who may retry it) when ``error`` is :data:`PERMANENT` or the attempts are spent."""
     attempts = followup.attempts + 1
-    if isinstance(error, PERMANENT):
-        return followup.model_copy(
-            update={"state": "failed", "attempts": attempts, "last_error": error_text(error), "next_attempt_at": None}
-        )
-    delay = backoff_seconds(attempts, base=BACKOFF_S, cap=BACKOFF_MAX_S, jitter=jitter)
+    next_at = RETRY.next_attempt(attempts, permanent=isinstance(error, PERMANENT), now=now, jitter=jitter)
     return followup.model_copy(
         update={
+            "state": "failed" if next_at is None else "pending",
             "attempts": attempts,
             "last_error": error_text(error),
-            "next_attempt_at": now + timedelta(seconds=delay),
+            "next_attempt_at": next_at,
         }
     )
 

@@ -25,7 +25,7 @@ receiver applies a package once however often it arrives. States::
 
 import json
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, RootModel
@@ -221,19 +221,18 @@ def succeeded(delivery: Delivery, *, now: datetime, webhook: bool) -> Delivery:
     )
 
 
-def attempt_failed(delivery: Delivery, *, now: datetime, error: str, max_attempts: int, delay: float) -> Delivery:
-    """Pending again after ``delay`` seconds, or failed once ``max_attempts`` attempts have failed."""
+def attempt_failed(delivery: Delivery, *, error: str, next_at: datetime | None) -> Delivery:
+    """Pending again at ``next_at``, or failed (parked for an analyst) when it is None
+    (:meth:`~antifraud.state.lease_queue.RetryPolicy.next_attempt`)."""
     if delivery.state != "pending":
         raise DeliveryRefused(delivery.delivery_id, delivery.state, "attempt")
-    attempts = delivery.attempts + 1
-    give_up = attempts >= max_attempts
     return delivery.model_copy(
         update={
-            "state": "failed" if give_up else "pending",
-            "attempts": attempts,
+            "state": "failed" if next_at is None else "pending",
+            "attempts": delivery.attempts + 1,
             "last_error": error,
             "webhook": True,
-            "next_attempt_at": None if give_up else now + timedelta(seconds=delay),
+            "next_attempt_at": next_at,
         }
     )
 

@@ -52,7 +52,7 @@ from antifraud.forwarding.models import (
     retried,
     succeeded,
 )
-from antifraud.state.lease_queue import LeaseQueue, backoff_seconds
+from antifraud.state.lease_queue import LeaseQueue
 from antifraud.state.replies import data
 from antifraud.topics import FORWARDING
 
@@ -183,15 +183,8 @@ class DeliveryLoop:
             )
             return
         attempt = delivery.attempts + 1
-        after = attempt_failed(
-            delivery,
-            now=now,
-            error=error,
-            max_attempts=attempt if permanent else self.settings.max_attempts,
-            delay=backoff_seconds(
-                attempt, base=self.settings.backoff_s, cap=self.settings.backoff_max_s, jitter=self.rng.random()
-            ),
-        )
+        next_at = self.settings.retry.next_attempt(attempt, permanent=permanent, now=now, jitter=self.rng.random())
+        after = attempt_failed(delivery, error=error, next_at=next_at)
         await self.queue.record_failure(after)
         outcome = "failed" if after.state == "failed" else "retried"
         metrics.DELIVERIES.labels(target=delivery.target, outcome=outcome).inc()

@@ -11,10 +11,14 @@ no other worker takes it meanwhile (a worker that dies mid-attempt leaves it to 
 next one once the lease ends), and drops ids whose hash is gone. The caller records
 the outcome with :meth:`LeaseQueue.schedule` in its own transaction: due again at the
 next attempt, or out of the queue.
+
+What an attempt's failure means is one taxonomy for every kind (:class:`RetryPolicy`): transient, tried
+again after a backoff until the attempts are spent; permanent, or spent, parked for a person (failed,
+out of the queue, the reason on record, until someone retries it).
 """
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
@@ -45,6 +49,27 @@ def backoff_seconds(attempt: int, *, base: float, cap: float, jitter: float) -> 
     together do not all come back at the same instant."""
     ceiling = min(cap, base * 2 ** (attempt - 1))
     return ceiling / 2 + ceiling / 2 * jitter
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """When leased work that failed is tried again: a transient failure after a capped, jittered
+    exponential backoff (:func:`backoff_seconds`) until ``max_attempts`` attempts have failed; a permanent
+    one (retrying cannot help: a 4xx answer, data a model refuses) at once parked, as is one whose attempts
+    are spent. An error nobody classified is transient: it may pass, but never more than ``max_attempts``
+    times."""
+
+    max_attempts: int
+    backoff_s: float
+    backoff_max_s: float
+
+    def next_attempt(self, attempts: int, *, permanent: bool, now: datetime, jitter: float) -> datetime | None:
+        """After failed attempt number ``attempts`` (1-based): when to try again, or None to park it."""
+        if permanent or attempts >= self.max_attempts:
+            return None
+        return now + timedelta(
+            seconds=backoff_seconds(attempts, base=self.backoff_s, cap=self.backoff_max_s, jitter=jitter)
+        )
 
 
 @dataclass(frozen=True)
