@@ -57,6 +57,18 @@ def start_worker(stack: Endpoints, tmp_path: Path) -> Iterator[Callable[..., Wor
         worker.stop()
 
 
+def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    """``antifraud ARGV`` in-process, through the real command line: its exit code, stdout and stderr."""
+    import antifraud.cli  # the command line imports every subcommand: only for the tests that run it
+
+    try:
+        code = antifraud.cli.main(list(argv))
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
 def wait_for(condition: Callable[[], bool], timeout: float = 60.0, what: str = "condition") -> None:
     deadline = time.monotonic() + timeout
     while not condition():

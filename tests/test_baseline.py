@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-import antifraud.cli
 from antifraud.events.codec import encode
 from antifraud.state.baseline import load_baseline, save_baseline
 from detectors.baseline import fit
 from detectors.fraud_number import Profile, detect
+from tests.conftest import run_cli
 from tests.test_fraud_number import LIMITS, cold_calls, courier, relative
 
 
@@ -50,15 +50,6 @@ def test_with_a_baseline_every_rule_reason_says_how_far_out_the_number_is() -> N
     assert [(r.feature, r.value) for r in plain.reasons] == [(r.feature, r.value) for r in alert.reasons]
 
 
-def baseline_cli(*argv: str, capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    try:
-        code = antifraud.cli.main(["baseline", *argv])
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
 def test_fit_writes_a_baseline_of_one_sample_per_number_and_day(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -67,16 +58,16 @@ def test_fit_writes_a_baseline_of_one_sample_per_number_and_day(
         [*courier(), *courier(day=86400), *relative(), *cold_calls(30)], key=lambda c: (c.event_time, c.event_id)
     )
     events.write_bytes(gzip.compress(b"".join(encode(c) + b"\n" for c in calls)))
-    code, out, err = baseline_cli("fit", str(events), "-o", str(tmp_path / "b.json"), capsys=capsys)
+    code, out, err = run_cli(capsys, "baseline", "fit", str(events), "-o", str(tmp_path / "b.json"))
     assert code == 0, err
     population, version = load_baseline(tmp_path / "b.json")
     days = {(c.caller, int(c.event_time.timestamp() // 86400)) for c in calls}
     assert population.count == len(days) and f"{len(days)} samples" in out and version[:12] in out
 
-    code, _, err = baseline_cli("fit", str(tmp_path / "none.jsonl.gz"), "-o", str(tmp_path / "b.json"), capsys=capsys)
+    code, _, err = run_cli(capsys, "baseline", "fit", str(tmp_path / "none.jsonl.gz"), "-o", str(tmp_path / "b.json"))
     assert code == 2 and "no events file" in err
     (tmp_path / "empty.jsonl").write_text("")
-    code, _, err = baseline_cli("fit", str(tmp_path / "empty.jsonl"), "-o", str(tmp_path / "b.json"), capsys=capsys)
+    code, _, err = run_cli(capsys, "baseline", "fit", str(tmp_path / "empty.jsonl"), "-o", str(tmp_path / "b.json"))
     assert code == 2 and "has no call records to fit on" in err
-    code, _, err = baseline_cli("fit", str(events), "-o", str(tmp_path / "no" / "b.json"), capsys=capsys)
+    code, _, err = run_cli(capsys, "baseline", "fit", str(events), "-o", str(tmp_path / "no" / "b.json"))
     assert code == 2 and "does not exist" in err

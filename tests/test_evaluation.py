@@ -33,13 +33,13 @@ import orjson
 import pytest
 from kafka import KafkaProducer
 
-import antifraud.cli
 from antifraud.alerts.models import Alert, Audience, Entity, Reason
 from antifraud.evaluation import EvaluationError, evaluate, format_table
 from antifraud.evaluation.scoring import EventFact
 from antifraud.stack.embedded import Endpoints
 from simulators.ground_truth import GroundTruth, ScenarioTruth, TruthEntity
 from streams import topics
+from tests.conftest import run_cli
 
 T0 = datetime(2024, 5, 1, 8, 0, tzinfo=timezone.utc)
 
@@ -301,15 +301,7 @@ def cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> 
     """Run ``antifraud evaluate ARGS`` in-process, through the real command line."""
     monkeypatch.delenv("KAFKA_BOOTSTRAP", raising=False)
 
-    def run(*argv: str) -> tuple[int, str, str]:
-        try:
-            code = antifraud.cli.main(["evaluate", *argv])
-        except SystemExit as exc:
-            code = int(exc.code or 0)
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return run
+    return lambda *argv: run_cli(capsys, "evaluate", *argv)
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 from redis.asyncio import Redis
 
-import antifraud.cli
 from antifraud.alerts.models import Entity
 from antifraud.case.service import CaseService
 from antifraud.evaluation.learn import fit_model, read_labels
@@ -23,6 +22,7 @@ from antifraud.thresholds import FraudNumberThresholds
 from detectors.baseline import fit, relative_score
 from detectors.fraud_number import Profile, detect
 from detectors.learned import LinearModel
+from tests.conftest import run_cli
 from tests.test_case import alert, on_redis
 from tests.test_fraud_number import LIMITS, call, call_centre, cold_calls, courier
 
@@ -116,15 +116,6 @@ def test_labels_file_keeps_phone_decisions_and_names_a_bad_line(tmp_path: Path) 
         read_labels(path)
 
 
-def model_cli(*argv: str, capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    try:
-        code = antifraud.cli.main(["model", *argv])
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
 def town() -> list[CallRecord]:
     """Six cold callers (20-45 strangers each, short calls) among 150 people calling a few relatives at
     length, a courier and a call centre."""
@@ -153,7 +144,7 @@ def test_model_fit_learns_from_recorded_calls_and_labels(tmp_path: Path, capsys:
     )
     out_path = tmp_path / "m.json"
     argv = ["fit", str(events), "--labels", str(labels), "--baseline", str(tmp_path / "b.json"), "-o", str(out_path)]
-    code, out, err = model_cli(*argv, capsys=capsys)
+    code, out, err = run_cli(capsys, "model", *argv)
     assert code == 0, err
     model, version = load_model(out_path, baseline_version)
     assert version[:12] in out and "2 confirmed numbers" in out and json.loads(out_path.read_text())["dismissed"] == 1
@@ -165,12 +156,12 @@ def test_model_fit_learns_from_recorded_calls_and_labels(tmp_path: Path, capsys:
     )
 
     labels.write_text('{"kind": "phone", "value": "13700000001"}\n')
-    code, _, err = model_cli(*argv, capsys=capsys)
+    code, _, err = run_cli(capsys, "model", *argv)
     assert code == 2 and "line 1: confirmed: Field required" in err
     labels.write_text("")
-    code, _, err = model_cli(*argv, capsys=capsys)
+    code, _, err = run_cli(capsys, "model", *argv)
     assert code == 2 and "both confirmed numbers and others" in err
-    code, _, err = model_cli(*argv[:4], "-o", str(out_path), capsys=capsys)
+    code, _, err = run_cli(capsys, "model", *argv[:4], "-o", str(out_path))
     assert code == 2 and "give --baseline FILE" in err
 
 
@@ -200,12 +191,12 @@ def test_decided_cases_become_labels(
         "17012340003": False,
     }, "confirmed, dismissed, closed after each; the case still in review and the mule case say nothing"
     monkeypatch.setenv("REDIS_URL", redis_url)
-    code, out, err = model_cli("labels", "-o", str(tmp_path / "labels.jsonl"), capsys=capsys)
+    code, out, err = run_cli(capsys, "model", "labels", "-o", str(tmp_path / "labels.jsonl"))
     assert code == 0, err
     assert "2 confirmed and 2 dismissed" in out
     assert read_labels(tmp_path / "labels.jsonl") == {e.value: v for e, v in decided.items()}
     monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:1/0")
-    code, _, err = model_cli("labels", "-o", str(tmp_path / "labels.jsonl"), capsys=capsys)
+    code, _, err = run_cli(capsys, "model", "labels", "-o", str(tmp_path / "labels.jsonl"))
     assert code == 2 and "Redis unavailable" in err
 
 

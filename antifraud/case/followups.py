@@ -52,7 +52,7 @@ from antifraud.alerts.models import Alert
 from antifraud.audit.models import Change
 from antifraud.audit.service import AuditLog
 from antifraud.case.models import Case, audit_subject
-from antifraud.case.work import CaseWork
+from antifraud.case.work import CaseWork, LeasedRounds
 from antifraud.cli_support import invalid_fields
 from antifraud.clock import utcnow
 from antifraud.credit import service as credit
@@ -264,8 +264,8 @@ Perform = Callable[[Case, Sequence[Alert], FollowUp], Awaitable[dict[str, Any]]]
 """Does one follow-up (idempotently) and returns what it did, for the case's timeline."""
 
 
-class FollowUpRunner:
-    """Steps 1-3 of the module docstring, one round per :meth:`run_once`."""
+class FollowUpRunner(LeasedRounds[FollowUp]):
+    """Steps 1-3 of the module docstring, one round per :meth:`run_once`, one follow-up after another."""
 
     def __init__(
         self,
@@ -278,21 +278,13 @@ class FollowUpRunner:
         batch: int = 20,
         lease_s: float = 120.0,
     ) -> None:
+        super().__init__(clock=clock, rng=rng, batch=batch, lease_s=lease_s)
         self.queue = queue
         self.cases = cases
         self.perform = perform
-        self.clock = clock
-        self.rng = rng or random.Random()
-        self.batch = batch
-        self.lease_s = lease_s
-        """Longer than a follow-up takes, so a live runner records its outcome before another claims it."""
 
-    async def run_once(self) -> int:
-        """Perform every due follow-up (up to ``batch``); return how many were attempted."""
-        claimed = await self.queue.claim(self.clock(), limit=self.batch, lease_s=self.lease_s)
-        for followup in claimed:
-            await self._attempt(followup)
-        return len(claimed)
+    async def _claim(self, now: datetime, *, limit: int, lease_s: float) -> list[FollowUp]:
+        return await self.queue.claim(now, limit=limit, lease_s=lease_s)
 
     async def _attempt(self, followup: FollowUp) -> None:
         try:

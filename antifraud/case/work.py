@@ -7,6 +7,9 @@ pending again after a failed attempt (not audited: attempts are many), failed fo
 is that life; a subclass adds what its kind does besides.
 """
 
+import asyncio
+import random
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, Generic, Protocol, TypeVar
@@ -154,3 +157,39 @@ class CaseWork(Generic[Item]):
             decide=decide,
         )
         return result[0]
+
+
+Claimed = TypeVar("Claimed")
+
+
+class LeasedRounds(ABC, Generic[Claimed]):
+    """The job that works a lease queue, one round per :meth:`run_once`: claim the due items (each for
+    ``lease_s`` seconds, longer than an attempt takes, so a live runner records its outcome before another
+    claims it), attempt each, and let each attempt record its outcome: done, or by its kind's
+    :class:`~antifraud.state.lease_queue.RetryPolicy` pending again or parked for a person."""
+
+    concurrent = False
+    """Attempt a round's items at once (deliveries: they wait on the network), or one after another."""
+
+    def __init__(self, *, clock: Callable[[], datetime], rng: random.Random | None, batch: int, lease_s: float) -> None:
+        self.clock = clock
+        self.rng = rng or random.Random()
+        """Draws the backoffs' jitter."""
+        self.batch = batch
+        self.lease_s = lease_s
+
+    async def run_once(self) -> int:
+        """Attempt every due item (up to ``batch``); return how many were attempted."""
+        claimed = await self._claim(self.clock(), limit=self.batch, lease_s=self.lease_s)
+        if self.concurrent:
+            await asyncio.gather(*(self._attempt(item) for item in claimed))
+        else:
+            for item in claimed:
+                await self._attempt(item)
+        return len(claimed)
+
+    @abstractmethod
+    async def _claim(self, now: datetime, *, limit: int, lease_s: float) -> Sequence[Claimed]: ...
+
+    @abstractmethod
+    async def _attempt(self, item: Claimed) -> None: ...

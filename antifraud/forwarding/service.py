@@ -26,7 +26,6 @@ A crash between 2 and 3 sends the package again after the lease: the receiver ap
 once, by its idempotency key.
 """
 
-import asyncio
 import logging
 import random
 from collections.abc import Awaitable, Callable, Sequence
@@ -39,7 +38,7 @@ from redis.asyncio.client import Pipeline
 from antifraud import metrics, outbox
 from antifraud.audit.service import AuditLog
 from antifraud.case.models import Case
-from antifraud.case.work import CaseWork
+from antifraud.case.work import CaseWork, LeasedRounds
 from antifraud.clock import utcnow
 from antifraud.config import ForwardingSettings
 from antifraud.forwarding.models import (
@@ -139,8 +138,10 @@ OnDelivered = Callable[[Delivery], Awaitable[None]]
 """Stores a delivered delivery (and what follows from it for the case)."""
 
 
-class DeliveryLoop:
-    """Steps 1-3 of the module docstring, one round per :meth:`run_once`."""
+class DeliveryLoop(LeasedRounds[tuple[Delivery, bytes]]):
+    """Steps 1-3 of the module docstring, one round per :meth:`run_once`, a round's deliveries at once."""
+
+    concurrent = True
 
     def __init__(
         self,
@@ -152,23 +153,17 @@ class DeliveryLoop:
         clock: Callable[[], datetime] = utcnow,
         batch: int = 20,
     ) -> None:
+        super().__init__(clock=clock, rng=rng, batch=batch, lease_s=2 * settings.timeout_s + 5)
         self.queue = queue
         self.settings = settings
         self.on_delivered = on_delivered
-        self.rng = rng or random.Random()
-        self.clock = clock
-        self.batch = batch
-        self.lease_s = 2 * settings.timeout_s + 5
-        """Longer than an attempt can take, so a live loop always records its outcome before the lease ends."""
         self._client: httpx.AsyncClient | None = None
 
-    async def run_once(self) -> int:
-        """Attempt every due delivery (up to ``batch``); return how many were attempted."""
-        claimed = await self.queue.claim(self.clock(), limit=self.batch, lease_s=self.lease_s)
-        await asyncio.gather(*(self._attempt(d, payload) for d, payload in claimed))
-        return len(claimed)
+    async def _claim(self, now: datetime, *, limit: int, lease_s: float) -> list[tuple[Delivery, bytes]]:
+        return await self.queue.claim(now, limit=limit, lease_s=lease_s)
 
-    async def _attempt(self, delivery: Delivery, payload: bytes) -> None:
+    async def _attempt(self, item: tuple[Delivery, bytes]) -> None:
+        delivery, payload = item
         url = self.settings.webhooks.get(delivery.target)
         error, permanent = (await self._post(url, delivery, payload)) if url else (None, False)
         now = self.clock()
