@@ -180,6 +180,30 @@ class Settings(BaseSettings):
         description="longest wait between delivery tries",
         ge=0.001,
     )
+    session_idle_s: float = Field(
+        1800.0,
+        validation_alias="ANTIFRAUD_SESSION_IDLE_SECONDS",
+        description="a web session unused this long ends (the page asks to log in again)",
+        ge=60,
+    )
+    session_max_s: float = Field(
+        8 * 3600.0,
+        validation_alias="ANTIFRAUD_SESSION_MAX_SECONDS",
+        description="a web session ends this long after login however much it is used (a working shift)",
+        ge=60,
+    )
+    login_max_failures: int = Field(
+        10,
+        validation_alias="ANTIFRAUD_LOGIN_MAX_FAILURES",
+        description="refused logins from one address before its logins are answered 429 for the rest of the window",
+        ge=1,
+    )
+    login_window_s: int = Field(
+        900,
+        validation_alias="ANTIFRAUD_LOGIN_WINDOW_SECONDS",
+        description="the window refused logins are counted in, from the first",
+        ge=1,
+    )
     delivery_timeout_s: float = Field(
         10.0, validation_alias="ANTIFRAUD_DELIVERY_TIMEOUT", description="how long one webhook call may take", ge=0.1
     )

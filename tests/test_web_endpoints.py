@@ -68,7 +68,7 @@ def _only(*roles: str, json: Any = None, params: dict[str, str] | None = None) -
 
 ACCESS: dict[tuple[str, str], Access] = {
     ("POST", "/api/session"): Access(None, {"token": "x"}),
-    ("DELETE", "/api/session"): Access(None),
+    ("DELETE", "/api/session"): _only(*ROLES),
     ("GET", "/api/me"): _only(*ROLES),
     ("POST", "/api/check"): _only(TELLER, ANALYST, json=CHECK),
     ("GET", "/api/places/{place}/warnings"): _only(TELLER, ANALYST),

@@ -16,7 +16,8 @@ from antifraud.config import Settings
 from antifraud.stack.embedded import Endpoints
 from antifraud.stack.process import free_port
 from antifraud.web.app import create_app
-from antifraud.web.auth import Authenticator, Principal, Role, SessionSigner, UserDirectory, token_sha256
+from antifraud.web.auth import Authenticator, Principal, Role, UserDirectory, token_sha256
+from antifraud.web.sessions import LoginThrottle, SessionStore
 
 BRANCH = "B001"
 OTHER_BRANCH = "B002"
@@ -35,7 +36,7 @@ def token_of(name: str) -> str:
 
 def make_auth() -> Authenticator:
     users = UserDirectory((p, token_sha256(token_of(name))) for name, p in USERS.items())
-    return Authenticator(users, SessionSigner(b"k" * 32, 3600))
+    return Authenticator(users, SessionStore(b"k" * 32, idle_s=1800, absolute_s=3600), LoginThrottle(5, 900))
 
 
 def as_user(name: str) -> dict[str, str]:

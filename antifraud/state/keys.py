@@ -180,3 +180,20 @@ BLACKLIST = KeyFamily(
     "blacklist:accounts", "set", "the credit blacklist service", "while listed", "accounts on the credit blacklist"
 )
 BLOCKLIST = KeyFamily("blocklist", "hash", "antifraud blocklist, confirmed cases", "kept", "number -> BlockEntry JSON")
+
+# -- the web app ------------------------------------------------------------------------------------
+
+WEB_SESSION = KeyFamily(
+    "websession:",
+    "hash",
+    "the web app, at login; deleted at logout",
+    "the idle timeout from the last use (the absolute timeout is checked on every read)",
+    "HMAC of the cookie's session id -> name, csrf (the session's CSRF token), created and seen (epoch s)",
+)
+LOGIN_FAILURES = KeyFamily(
+    "loginfail:",
+    "string (counter)",
+    "the web app, on a refused login",
+    "the throttling window from the first failure",
+    "'{addr|token}:{value}' -> failed logins in the window; at the limit, logins from it get 429",
+)

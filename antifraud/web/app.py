@@ -88,7 +88,7 @@ def _openapi(app: FastAPI) -> Callable[[], dict[str, Any]]:
 def create_app(settings: Settings, auth: Authenticator | None = None, keys: AuditKeys | None = None) -> FastAPI:
     """The app over ``settings``; ``auth`` defaults to users and key from the environment, ``keys`` to the
     audit key from the environment (every action the app takes is audited)."""
-    authenticator = auth or Authenticator.from_env()
+    authenticator = auth or Authenticator.from_env(settings)
     chain_keys = keys or audit_keys()
 
     @asynccontextmanager

@@ -1,35 +1,43 @@
-"""Who is calling: users from configuration, bearer tokens, signed session cookies, role checks.
+"""Who is calling: users from configuration, bearer tokens, server-side sessions, role checks, CSRF.
 
 Users come from ``ANTIFRAUD_USERS_FILE`` (TOML or JSON) or ``ANTIFRAUD_USERS``
 (inline JSON): ``{"users": [{"name", "role", "branch_id", "token_sha256"}]}``.
 Only the SHA-256 of each token is configured, so the file holds no secret a
 reader could replay. API clients send ``Authorization: Bearer TOKEN``; the login
-page trades a token for an HttpOnly, SameSite=Strict session cookie signed with
-HMAC-SHA256 under ``ANTIFRAUD_SECRET_KEY``. The cookie carries the user's name
-and expiry only: role and branch are looked up on every request, so a change in
-the users file applies at the next start without waiting for sessions to expire.
+page trades a token for an HttpOnly, SameSite=Strict cookie naming a session kept
+in Redis (``antifraud/web/sessions.py``: ended at logout, after the idle or the
+absolute timeout). Role and branch are looked up on every request, so a change in
+the users file applies at the next start without waiting for sessions to end.
+
+A cookie is sent by the browser whoever made the page, so a state-changing request
+(anything but GET, HEAD, OPTIONS) that comes with the cookie must also come from the
+app's own pages: the browser's ``Sec-Fetch-Site`` must say same-origin, the ``Origin``
+must be the app's own host and port (SameSite does not tell ports apart: Grafana on
+another port of the same host is "same site"), and ``X-CSRF-Token`` must carry the
+session's own token, which only the app's pages can read (from ``/api/me``). A bearer
+token is no ambient credential: requests with one need none of this.
 """
 
-import base64
 import hashlib
 import hmac
 import json
 import os
 import secrets
-import time
 import tomllib
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from fastapi import HTTPException, Request, status
 
-from antifraud.config import ConfigError
+from antifraud.config import ConfigError, Settings
+from antifraud.web.sessions import LoginThrottle, Session, SessionStore
 
 SESSION_COOKIE = "antifraud_session"
-SESSION_TTL_SECONDS = 8 * 3600
-"""A working shift; the login page asks again after it."""
+CSRF_HEADER = "X-CSRF-Token"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 MIN_SECRET_KEY_BYTES = 32
 
 
@@ -141,44 +149,18 @@ def development_env(branch_id: str) -> tuple[dict[str, str], dict[str, str]]:
     return env, tokens
 
 
-class SessionSigner:
-    """Signs and checks session cookies: ``base64(json{name, exp}).hmac``."""
-
-    def __init__(self, secret_key: bytes, ttl_seconds: int) -> None:
-        self._key = secret_key
-        self.ttl_seconds = ttl_seconds
-
-    def _mac(self, payload: bytes) -> str:
-        return base64.urlsafe_b64encode(hmac.new(self._key, payload, hashlib.sha256).digest()).decode().rstrip("=")
-
-    def sign(self, name: str, now: float) -> str:
-        payload = base64.urlsafe_b64encode(json.dumps({"n": name, "e": int(now) + self.ttl_seconds}).encode())
-        return f"{payload.decode()}.{self._mac(payload)}"
-
-    def verify(self, cookie: str, now: float) -> str | None:
-        """The user's name if the cookie is ours and unexpired, else None."""
-        payload, _, mac = cookie.partition(".")
-        if not mac or not hmac.compare_digest(mac, self._mac(payload.encode())):
-            return None
-        try:
-            claims = json.loads(base64.urlsafe_b64decode(payload))
-        except ValueError:
-            return None
-        if not isinstance(claims, dict) or not isinstance(claims.get("n"), str) or not isinstance(claims.get("e"), int):
-            return None
-        return claims["n"] if claims["e"] > now else None
-
-
 @dataclass(frozen=True)
 class Authenticator:
     """What the app needs to authenticate a request; lives on ``app.state.auth``."""
 
     users: UserDirectory
-    sessions: SessionSigner
+    sessions: SessionStore
+    throttle: LoginThrottle
 
     @classmethod
-    def from_env(cls) -> "Authenticator":
-        """Users from ``ANTIFRAUD_USERS_FILE`` or ``ANTIFRAUD_USERS``, key from ``ANTIFRAUD_SECRET_KEY``; both required."""
+    def from_env(cls, settings: Settings) -> "Authenticator":
+        """Users from ``ANTIFRAUD_USERS_FILE`` or ``ANTIFRAUD_USERS``, key from ``ANTIFRAUD_SECRET_KEY``; both
+        required. Session timeouts and login throttling from ``settings``."""
         key = os.environ.get("ANTIFRAUD_SECRET_KEY") or ""
         if len(key.encode()) < MIN_SECRET_KEY_BYTES:
             raise ConfigError(
@@ -200,19 +182,32 @@ class Authenticator:
             raise ConfigError(
                 "set ANTIFRAUD_USERS_FILE (or ANTIFRAUD_USERS) to the users allowed in, or run with --dev-users"
             )
-        return cls(users, SessionSigner(key.encode(), SESSION_TTL_SECONDS))
+        sessions = SessionStore(key.encode(), idle_s=settings.session_idle_s, absolute_s=settings.session_max_s)
+        return cls(users, sessions, LoginThrottle(settings.login_max_failures, settings.login_window_s))
 
-    def principal(self, bearer: str | None, cookie: str | None) -> Principal | None:
-        if bearer:
-            return self.users.by_token(bearer)
-        if cookie:
-            name = self.sessions.verify(cookie, time.time())
-            return self.users.by_name(name) if name else None
+
+def refuse_cross_site(request: Request) -> None:
+    """403 for a request another site's page could have made the browser send (module docstring)."""
+    site = request.headers.get("sec-fetch-site")
+    if site is not None and site not in ("same-origin", "none"):
+        raise HTTPException(status.HTTP_403_FORBIDDEN, f"refused: a {site} request may not change anything here")
+    origin = request.headers.get("origin")
+    if origin is not None and urlsplit(origin).netloc != request.headers.get("host"):
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "refused: the request comes from a page of another origin")
+
+
+async def session_of(request: Request) -> Session | None:
+    """The live session the request's cookie names, if any."""
+    cookie = request.cookies.get(SESSION_COOKIE)
+    if not cookie:
         return None
+    auth: Authenticator = request.app.state.auth
+    return await auth.sessions.read(request.app.state.redis, cookie)
 
 
-def authenticate(request: Request) -> Principal:
-    """The caller, or 401 when no valid token or session came with the request.
+async def authenticate(request: Request) -> Principal:
+    """The caller, or 401 when no valid token or live session came with the request; 403 when a
+    state-changing request made with the session's cookie did not come from the app's own pages.
 
     Reads the header and cookie itself rather than through FastAPI's security
     classes: one plain function per request keeps the check endpoint's budget
@@ -228,17 +223,32 @@ def authenticate(request: Request) -> Principal:
                 "the Authorization header must be 'Bearer TOKEN'",
                 headers={"WWW-Authenticate": "Bearer"},
             )
-    cookie = request.cookies.get(SESSION_COOKIE)
-    principal = auth.principal(token if header is not None else None, cookie)
-    if principal is None:
-        detail = "invalid bearer token" if header else "invalid or expired session" if cookie else "not authenticated"
+        principal = auth.users.by_token(token)
+        if principal is None:
+            raise HTTPException(
+                status.HTTP_401_UNAUTHORIZED, "invalid bearer token", headers={"WWW-Authenticate": "Bearer"}
+            )
+        return principal
+    session = await session_of(request)
+    principal = auth.users.by_name(session.name) if session is not None else None
+    if session is None or principal is None:
+        detail = "invalid or expired session" if request.cookies.get(SESSION_COOKIE) else "not authenticated"
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, detail, headers={"WWW-Authenticate": "Bearer"})
+    request.state.session = session
+    if request.method not in SAFE_METHODS:
+        refuse_cross_site(request)
+        if not hmac.compare_digest(request.headers.get(CSRF_HEADER, ""), session.csrf):
+            raise HTTPException(
+                status.HTTP_403_FORBIDDEN,
+                f"refused: a change made with the session cookie must carry the session's {CSRF_HEADER} "
+                "(the app's pages send it; reload the page)",
+            )
     return principal
 
 
 async def current_principal(request: Request) -> Principal:
     """A dependency yielding the caller, whatever their role."""
-    return authenticate(request)
+    return await authenticate(request)
 
 
 def require(*roles: Role) -> Callable[..., Awaitable[Principal]]:
@@ -246,7 +256,7 @@ def require(*roles: Role) -> Callable[..., Awaitable[Principal]]:
     allowed = frozenset(roles) | {Role.ADMIN}
 
     async def dependency(request: Request) -> Principal:
-        principal = authenticate(request)
+        principal = await authenticate(request)
         if principal.role not in allowed:
             names = ", ".join(sorted(r.value for r in allowed))
             raise HTTPException(

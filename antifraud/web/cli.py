@@ -21,8 +21,8 @@ def _run(args: argparse.Namespace) -> int:
         for name, token in tokens.items():
             branch = f" (branch {args.dev_branch})" if name == Role.TELLER else ""
             print(f"  {name:<15} {token}{branch}", file=sys.stderr)
-    Settings.from_env()
-    Authenticator.from_env()  # refuse bad configuration here, with its message, not in each server process
+    settings = Settings.from_env()
+    Authenticator.from_env(settings)  # refuse bad configuration here, with its message, not in each server process
     uvicorn.run(
         "antifraud.web.app:app_from_env",
         factory=True,

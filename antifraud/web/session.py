@@ -1,13 +1,29 @@
-"""Login and logout for the pages: a token traded for a signed HttpOnly session cookie."""
+"""Login and logout for the pages: a token traded for a server-side session, named by an HttpOnly cookie.
 
-import time
+Login is refused from another site's page (``refuse_cross_site``) and throttled per client address
+(``LoginThrottle``: 429 with ``Retry-After``); every refused login is audited (``web.login_refused``,
+never the token tried) and logged. Logout ends the session in Redis: the old cookie is worth nothing.
+"""
+
+import logging
 
 from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field
 
-from antifraud.web.auth import SESSION_COOKIE, Authenticator, Principal, Role, current_principal
+from antifraud.audit.models import AuditEntry
+from antifraud.audit.service import AuditLog
+from antifraud.web.auth import (
+    SESSION_COOKIE,
+    Authenticator,
+    Principal,
+    Role,
+    current_principal,
+    refuse_cross_site,
+)
+from antifraud.web.sessions import Session
 
 router = APIRouter(prefix="/api", tags=["session"])
+log = logging.getLogger(__name__)
 
 
 class LoginRequest(BaseModel):
@@ -19,35 +35,71 @@ class Me(BaseModel):
     name: str
     role: Role
     branch_id: str | None
+    csrf_token: str | None = Field(
+        None,
+        description="with a session: what the pages send in X-CSRF-Token with every change (none with a bearer token)",
+    )
 
     @classmethod
-    def of(cls, principal: Principal) -> "Me":
-        return cls(name=principal.name, role=principal.role, branch_id=principal.branch_id)
+    def of(cls, principal: Principal, csrf: str | None = None) -> "Me":
+        return cls(name=principal.name, role=principal.role, branch_id=principal.branch_id, csrf_token=csrf)
 
 
-@router.post("/session", response_model=Me, summary="log in: set the session cookie", openapi_extra={"security": []})
+def _address(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+@router.post(
+    "/session",
+    response_model=Me,
+    summary="log in: open a session and set its cookie",
+    openapi_extra={"security": []},
+    responses={401: {"description": "unknown token"}, 403: {"description": "from another site's page"}, 429: {}},
+)
 async def login(body: LoginRequest, request: Request, response: Response) -> Me:
+    refuse_cross_site(request)
     auth: Authenticator = request.app.state.auth
+    redis = request.app.state.redis
+    address = _address(request)
+    wait = await auth.throttle.retry_after(redis, address)
+    if wait is not None:
+        raise HTTPException(
+            status.HTTP_429_TOO_MANY_REQUESTS,
+            f"too many refused logins from this address: try again in {wait} s",
+            headers={"Retry-After": str(wait)},
+        )
     principal = auth.users.by_token(body.token)
     if principal is None:
+        failures = await auth.throttle.failed(redis, address)
+        audit: AuditLog = request.app.state.audit
+        await audit.append(
+            AuditEntry(actor="anonymous", action="web.login_refused", subject="web:login", after={"address": address})
+        )
+        log.warning("login refused from %s (%d in the window)", address, failures)
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "unknown token")
+    session_id, session = await auth.sessions.open(redis, principal.name)
     response.set_cookie(
         SESSION_COOKIE,
-        auth.sessions.sign(principal.name, time.time()),
-        max_age=auth.sessions.ttl_seconds,
+        session_id,
+        max_age=int(auth.sessions.absolute_s),
         httponly=True,
         samesite="strict",
         secure=request.url.scheme == "https",
         path="/",
     )
-    return Me.of(principal)
+    return Me.of(principal, session.csrf)
 
 
-@router.delete("/session", status_code=status.HTTP_204_NO_CONTENT, summary="log out: clear the session cookie")
-async def logout(response: Response) -> None:
+@router.delete("/session", status_code=status.HTTP_204_NO_CONTENT, summary="log out: end the session")
+async def logout(request: Request, response: Response, principal: Principal = Depends(current_principal)) -> None:
+    cookie = request.cookies.get(SESSION_COOKIE)
+    if cookie:
+        auth: Authenticator = request.app.state.auth
+        await auth.sessions.close(request.app.state.redis, cookie)
     response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="strict")
 
 
-@router.get("/me", response_model=Me, summary="who the caller is")
-async def me(principal: Principal = Depends(current_principal)) -> Me:
-    return Me.of(principal)
+@router.get("/me", response_model=Me, summary="who the caller is (and, with a session, its CSRF token)")
+async def me(request: Request, principal: Principal = Depends(current_principal)) -> Me:
+    session: Session | None = getattr(request.state, "session", None)  # set by authenticate for a cookie
+    return Me.of(principal, session.csrf if session is not None else None)

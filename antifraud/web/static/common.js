@@ -10,8 +10,12 @@ function messageOf(status, data) {
   return `request failed (HTTP ${status})`;
 }
 
+// The session's CSRF token (from /api/me or the login): every change made with the session cookie sends it.
+let csrfToken = null;
+
 export async function api(method, path, body) {
   const init = { method, credentials: "same-origin", headers: { Accept: "application/json" } };
+  if (method !== "GET" && csrfToken) init.headers["X-CSRF-Token"] = csrfToken;
   if (body !== undefined) {
     init.headers["Content-Type"] = "application/json";
     init.body = JSON.stringify(body);
@@ -51,6 +55,7 @@ const LINKS = [
 // The signed-in user (or a trip to the login page), with the page header filled in.
 export async function signedIn(roles) {
   const me = await api("GET", "/api/me");
+  csrfToken = me.csrf_token;
   const header = document.querySelector("header.top");
   if (header) {
     header.replaceChildren(
