@@ -180,6 +180,12 @@ class Settings(BaseSettings):
         description="longest wait between delivery tries",
         ge=0.001,
     )
+    web_docs: bool = Field(
+        False,
+        validation_alias="ANTIFRAUD_WEB_DOCS",
+        description="serve /docs and /redoc (their scripts come from a public CDN: for development, not production); "
+        "/openapi.json is always served",
+    )
     session_idle_s: float = Field(
         1800.0,
         validation_alias="ANTIFRAUD_SESSION_IDLE_SECONDS",

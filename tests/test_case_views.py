@@ -59,7 +59,10 @@ def test_cases_over_http(stack: Endpoints) -> None:
         assert client.post(f"{url}/review", headers=as_user("teller")).status_code == 403
         assert client.get(url, headers=ANALYST).json()["case"]["status"] == "new", "refusals wrote nothing"
 
-        assert client.post(f"{url}/assign", json={"assignee": "bo"}, headers=ANALYST).json()["assignee"] == "bo"
+        assert client.post(f"{url}/assign", json={"assignee": "admin"}, headers=ANALYST).json()["assignee"] == "admin"
+        for nobody in ("ghost", "teller", "credit_officer"):
+            refused = client.post(f"{url}/assign", json={"assignee": nobody}, headers=ANALYST)
+            assert refused.status_code == 422 and f"no analyst is called {nobody!r}" in refused.json()["detail"]
         assert client.post(f"{url}/review", headers=ANALYST).json()["status"] == "in_review"
         note = client.post(f"{url}/notes", json={"text": "victims in three districts"}, headers=ANALYST)
         assert note.status_code == 201 and note.json()["author"] == "analyst"
@@ -87,7 +90,7 @@ def test_cases_over_http(stack: Endpoints) -> None:
             "case.forward by analyst",
         ]
         assert client.post(f"{url}/close", headers=ANALYST).json()["status"] == "closed"
-        assert client.post(f"{url}/assign", json={"assignee": "cy"}, headers=ANALYST).status_code == 409
+        assert client.post(f"{url}/assign", json={"assignee": "analyst"}, headers=ANALYST).status_code == 409
 
 
 def test_a_corrupt_case_is_a_500_and_a_failed_follow_up_is_retried_by_an_analyst(stack: Endpoints) -> None:

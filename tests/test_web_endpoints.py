@@ -97,7 +97,7 @@ ACCESS: dict[tuple[str, str], Access] = {
     ("GET", "/api/cases"): _only(ANALYST),
     ("GET", "/api/escalations"): _only(ANALYST, params={"since": "2026-03-01T00:00:00Z"}),
     ("GET", "/api/cases/{case_id}"): _only(ANALYST),
-    ("POST", "/api/cases/{case_id}/assign"): _only(ANALYST, json={"assignee": "bo"}),
+    ("POST", "/api/cases/{case_id}/assign"): _only(ANALYST, json={"assignee": "analyst"}),
     ("POST", "/api/cases/{case_id}/review"): _only(ANALYST),
     ("POST", "/api/cases/{case_id}/confirm"): _only(ANALYST, json={"reason": "collects from victims"}),
     ("POST", "/api/cases/{case_id}/dismiss"): _only(ANALYST, json={"reason": "payroll"}),
@@ -110,7 +110,7 @@ ACCESS: dict[tuple[str, str], Access] = {
 }
 """(method, path) -> who may call it. Admins pass every role check (``antifraud.web.auth.require``)."""
 
-NOT_API = {"/", *(f"/{page}" for page in PAGES), "/static", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
+NOT_API = {"/", *(f"/{page}" for page in PAGES), "/static", "/openapi.json"}
 """Everything the app serves outside /api: pages and documents that hold no data (they call the API)."""
 
 
@@ -419,7 +419,7 @@ BAD: list[Bad] = [
     ),
     (ANALYST, "GET", "/api/cases/not-an-id", {}, 422, "case_id: String should match pattern"),
     (ANALYST, "GET", f"/api/cases/{UNKNOWN}", {}, 404, f"no case {UNKNOWN}"),
-    (ANALYST, "POST", f"/api/cases/{UNKNOWN}/assign", {"json": {"assignee": "bo"}}, 404, f"no case {UNKNOWN}"),
+    (ANALYST, "POST", f"/api/cases/{UNKNOWN}/assign", {"json": {"assignee": "analyst"}}, 404, f"no case {UNKNOWN}"),
     (
         ANALYST,
         "POST",
@@ -517,6 +517,14 @@ def test_release_dismiss_and_a_failed_delivery_retried_over_http(stack: Endpoint
         timeline = client.get(f"/api/cases/{ids['case_id']}", headers=analyst).json()["timeline"]
         assert "delivery.retry by analyst" in [entry["title"] for entry in timeline]
 
+        for document in ("/docs", "/redoc"):
+            assert client.get(document).status_code == 404, "off unless ANTIFRAUD_WEB_DOCS: scripts from a CDN"
+        assert client.get("/openapi.json").status_code == 200
+
+
+def test_the_api_documents_are_served_only_when_enabled(stack: Endpoints) -> None:
+    app = create_app(settings_for(stack).model_copy(update={"web_docs": True}), make_auth())
+    with TestClient(app) as client:
         for document in ("/docs", "/redoc"):
             page = client.get(document)
             assert page.status_code == 200 and "/openapi.json" in page.text

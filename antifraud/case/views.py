@@ -137,8 +137,18 @@ async def show_case(case_id: Id, cases: CaseService = Depends(get_cases), _: Pri
 
 @router.post("/cases/{case_id}/assign", response_model=Case)
 async def assign_case(
-    case_id: Id, body: AssignBody, cases: CaseService = Depends(get_cases), principal: Principal = Depends(_analyst)
+    case_id: Id,
+    body: AssignBody,
+    request: Request,
+    cases: CaseService = Depends(get_cases),
+    principal: Principal = Depends(_analyst),
 ) -> Case:
+    assignee = request.app.state.auth.users.by_name(body.assignee)
+    if assignee is None or assignee.role not in (Role.ANALYST, Role.ADMIN):
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_ENTITY,
+            f"assignee: no analyst is called {body.assignee!r} (a case goes to a known analyst or admin)",
+        )
     with _refusals():
         return await cases.assign(case_id, actor=principal.name, assignee=body.assignee)
 

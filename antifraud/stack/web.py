@@ -17,9 +17,18 @@ from antifraud.stack.process import free_port, spawn, stop
 class WebProcess:
     """``antifraud web`` on a free port with the ``users`` given (``ANTIFRAUD_USERS`` entries) and a fresh session key."""
 
-    def __init__(self, endpoints: Endpoints, workdir: Path, users: list[dict[str, str]], *, workers: int = 1) -> None:
+    def __init__(
+        self,
+        endpoints: Endpoints,
+        workdir: Path,
+        users: list[dict[str, str]],
+        *,
+        workers: int = 1,
+        access_log: bool = False,
+    ) -> None:
         self.port = free_port()
         self.workers = workers
+        self.access_log = access_log
         self.log_path = workdir / "web.log"
         self.env = {
             **os.environ,
@@ -38,7 +47,11 @@ class WebProcess:
     def start(self, timeout: float = 30.0) -> "WebProcess":
         """Spawn the server and wait until it serves its OpenAPI document (every worker process has started)."""
         self.proc = spawn(
-            [sys.executable, "-m", "antifraud", "web", "--port", str(self.port), "--workers", str(self.workers)],
+            [
+                sys.executable,
+                *("-m", "antifraud", "web", "--port", str(self.port), "--workers", str(self.workers)),
+                *(["--access-log"] if self.access_log else []),
+            ],
             log_path=self.log_path,
             env=self.env,
         )

@@ -29,6 +29,7 @@ from antifraud.case import views as case_views
 from antifraud.config import Settings, audit_keys
 from antifraud.credit import views as credit_views
 from antifraud.holds import views as holds_views
+from antifraud.privacy import mask_server_logs
 from antifraud.thresholds import load_thresholds
 from antifraud.web import check, pages, session, trail, warnings
 from antifraud.web.auth import SESSION_COOKIE, Authenticator
@@ -90,6 +91,7 @@ def create_app(settings: Settings, auth: Authenticator | None = None, keys: Audi
     audit key from the environment (every action the app takes is audited)."""
     authenticator = auth or Authenticator.from_env(settings)
     chain_keys = keys or audit_keys()
+    mask_server_logs("uvicorn.access", "uvicorn.error")  # look-ups put phone, account and ID numbers in URLs
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -118,6 +120,8 @@ def create_app(settings: Settings, auth: Authenticator | None = None, keys: Audi
         version="1",
         summary="Pre-transfer checks, live branch warnings, and the hold, case and blacklist actions.",
         lifespan=lifespan,
+        docs_url="/docs" if settings.web_docs else None,  # their scripts come from a CDN, outside the pages' CSP
+        redoc_url="/redoc" if settings.web_docs else None,
     )
     app.openapi = _openapi(app)  # type: ignore[method-assign]
     app.state.settings = settings
