@@ -16,6 +16,7 @@ from pydantic_core import ErrorDetails
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from antifraud.audit.models import AuditKeys
+from antifraud.forwarding.signing import MIN_KEY_BYTES
 from antifraud.state.lease_queue import RetryPolicy
 
 
@@ -39,6 +40,9 @@ class ForwardingSettings:
 
     webhooks: dict[str, str] = field(default_factory=dict)
     """Target (police, carrier, bank) -> webhook URL; a target without one gets the topic only."""
+    keys: dict[str, tuple[bytes, ...]] = field(default_factory=dict)
+    """Target -> the keys its packages are signed under (``antifraud/forwarding/signing.py``); every
+    target with a webhook has at least one."""
     max_attempts: int = 8
     backoff_s: float = 2.0
     backoff_max_s: float = 300.0
@@ -162,6 +166,17 @@ class Settings(BaseSettings):
     webhook_bank: WebhookUrl | None = Field(
         None, validation_alias="ANTIFRAUD_WEBHOOK_BANK", description="the bank's webhook"
     )
+    webhook_police_keys: str | None = Field(
+        None,
+        validation_alias="ANTIFRAUD_WEBHOOK_POLICE_KEYS",
+        description="the police webhook's signing keys, space-separated, 32+ bytes each (two while rotating)",
+    )
+    webhook_carrier_keys: str | None = Field(
+        None, validation_alias="ANTIFRAUD_WEBHOOK_CARRIER_KEYS", description="the carrier webhook's signing keys"
+    )
+    webhook_bank_keys: str | None = Field(
+        None, validation_alias="ANTIFRAUD_WEBHOOK_BANK_KEYS", description="the bank webhook's signing keys"
+    )
     delivery_max_attempts: int = Field(
         8,
         validation_alias="ANTIFRAUD_DELIVERY_MAX_ATTEMPTS",
@@ -216,9 +231,30 @@ class Settings(BaseSettings):
 
     @property
     def forwarding(self) -> ForwardingSettings:
+        """Where and how packages are delivered; a :class:`ConfigError` for a webhook without a signing key
+        (its receiver could not tell our packages from forged ones) or a key too short."""
         targets = {"police": self.webhook_police, "carrier": self.webhook_carrier, "bank": self.webhook_bank}
+        raw_keys = {
+            "police": self.webhook_police_keys,
+            "carrier": self.webhook_carrier_keys,
+            "bank": self.webhook_bank_keys,
+        }
+        keys: dict[str, tuple[bytes, ...]] = {}
+        for target, url in targets.items():
+            variable = f"ANTIFRAUD_WEBHOOK_{target.upper()}_KEYS"
+            given = tuple(k.encode() for k in (raw_keys[target] or "").split())
+            if url and not given:
+                raise ConfigError(
+                    f"{variable} is not set: the {target} webhook's packages must be signed (32+ random bytes, "
+                    'for example python -c "import secrets; print(secrets.token_urlsafe(48))")'
+                )
+            if any(len(k) < MIN_KEY_BYTES for k in given):
+                raise ConfigError(f"{variable}: every key must be at least {MIN_KEY_BYTES} bytes")
+            if url:
+                keys[target] = given
         return ForwardingSettings(
             webhooks={target: url for target, url in targets.items() if url},
+            keys=keys,
             max_attempts=self.delivery_max_attempts,
             backoff_s=self.delivery_backoff_s,
             backoff_max_s=self.delivery_backoff_max_s,

@@ -34,11 +34,19 @@ def test_values_are_read_and_typed_and_forwarding_is_built_from_its_variables(
     monkeypatch.setenv("ANTIFRAUD_BATCH_WITHIN", "0.05")
     monkeypatch.setenv("ANTIFRAUD_AUDIT_ARCHIVE_DIR", str(tmp_path))
     monkeypatch.setenv("ANTIFRAUD_WEBHOOK_BANK", "https://bank.example/cases")
+    monkeypatch.setenv("ANTIFRAUD_WEBHOOK_BANK_KEYS", f"{'o' * 32} {'n' * 40}")
     monkeypatch.setenv("ANTIFRAUD_DELIVERY_MAX_ATTEMPTS", "3")
     monkeypatch.setenv("ANTIFRAUD_HOLD_CLOCK", "wall")
     settings = Settings.from_env()
     assert (settings.partitions, settings.batch_within_s, settings.audit_archive_dir) == (12, 0.05, tmp_path)
     assert settings.forwarding.webhooks == {"bank": "https://bank.example/cases"}
+    assert settings.forwarding.keys == {"bank": (b"o" * 32, b"n" * 40)}, "two keys while rotating"
+    monkeypatch.setenv("ANTIFRAUD_WEBHOOK_BANK_KEYS", "short")
+    with pytest.raises(ConfigError, match="ANTIFRAUD_WEBHOOK_BANK_KEYS: every key must be at least 32 bytes"):
+        _ = Settings.from_env().forwarding
+    monkeypatch.delenv("ANTIFRAUD_WEBHOOK_BANK_KEYS")
+    with pytest.raises(ConfigError, match="ANTIFRAUD_WEBHOOK_BANK_KEYS is not set: the bank webhook's packages must"):
+        _ = Settings.from_env().forwarding
     assert settings.forwarding.max_attempts == 3 and settings.hold_clock == "wall"
 
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import pytest
 from redis.asyncio import Redis
@@ -51,6 +51,8 @@ class Webhook:
     stall_after_apply: bool = False
     attempts: list[tuple[str, str]] = field(default_factory=list)
     """(path, Idempotency-Key) of every request, in arrival order."""
+    received: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
+    """(headers, body) of every request, in arrival order."""
     applied: dict[str, dict[str, object]] = field(default_factory=dict)
     release: threading.Event = field(default_factory=threading.Event)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -82,6 +84,7 @@ def webhook() -> Iterator[Webhook]:
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:  # noqa: N802 - http.server's name
             body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            hook.received.append((dict(self.headers.items()), body))
             status = hook.handle(self.path.strip("/"), self.headers.get("Idempotency-Key", ""), body)
             try:
                 self.send_response(status)
@@ -162,9 +165,23 @@ def test_the_documented_schema_is_the_models_schema() -> None:
 # -- the loop on Redis ------------------------------------------------------------------------------
 
 
+POLICE_KEY = b"a police receiver's key, 32 bytes or more"
+BANK_KEY, NEXT_BANK_KEY = b"the bank's key, 32 bytes or more...", b"the bank's next key, rotating in now"
+
+
+def documented_verify() -> Callable[..., bool]:
+    """The receivers' ``verify`` from docs/forwarding.md, run as written."""
+    text = (Path(__file__).resolve().parent.parent / "docs" / "forwarding.md").read_text()
+    code = text.split("## Verifying a package")[1].split("```python\n")[1].split("```")[0]
+    scope: dict[str, Any] = {}
+    exec(compile(code, "docs/forwarding.md", "exec"), scope)  # noqa: S102 - the documented snippet itself
+    return scope["verify"]  # type: ignore[no-any-return]
+
+
 def settings(webhook: Webhook, **changes: object) -> ForwardingSettings:
     base = ForwardingSettings(
         webhooks={"police": webhook.url("police"), "bank": webhook.url("bank")},
+        keys={"police": (POLICE_KEY,), "bank": (BANK_KEY, NEXT_BANK_KEY)},
         max_attempts=6,
         backoff_s=0.05,
         backoff_max_s=0.2,
@@ -226,6 +243,29 @@ def test_webhook_failing_then_succeeding_applies_each_package_once(redis_url: st
         assert actions.count("delivery.delivered") == 2
 
     on_redis(redis_url, body)
+
+
+def test_every_post_is_signed_as_the_documented_receiver_verifies(redis_url: str, webhook: Webhook) -> None:
+    verify = documented_verify()
+
+    async def body(cases: CaseService) -> None:
+        case = await confirmed_mule_case(cases)
+        loop = DeliveryLoop(cases.deliveries, settings(webhook), on_delivered=cases.delivered, rng=random.Random(1))
+        try:
+            await run_until_idle(loop, cases, case.case_id)
+        finally:
+            await loop.aclose()
+
+    on_redis(redis_url, body)
+    by_target = {path: (headers, raw) for (path, _), (headers, raw) in zip(webhook.attempts, webhook.received)}
+    police, bank = by_target["police"], by_target["bank"]
+    assert verify(police[1], police[0], POLICE_KEY)
+    assert verify(bank[1], bank[0], BANK_KEY) and verify(bank[1], bank[0], NEXT_BANK_KEY), "either key while rotating"
+    assert not verify(police[1], police[0], BANK_KEY), "another target's key"
+    assert not verify(police[1].replace(b"police", b"polite"), police[0], POLICE_KEY), "a changed body"
+    sent_at = int(police[0]["X-Antifraud-Timestamp"])
+    assert not verify(police[1], police[0], POLICE_KEY, now=sent_at + 301), "played back after the window"
+    assert not verify(police[1], {**police[0], "X-Antifraud-Timestamp": str(sent_at + 1)}, POLICE_KEY)
 
 
 def test_a_delivery_sent_again_after_a_lost_answer_is_applied_once(redis_url: str, webhook: Webhook) -> None:
@@ -321,6 +361,7 @@ def test_an_unreachable_receiver_is_retried_until_max_attempts(redis_url: str) -
         case = await confirmed_mule_case(cases)
         unreachable = ForwardingSettings(
             webhooks={"police": "http://127.0.0.1:1/nothing"},
+            keys={"police": (POLICE_KEY,)},
             max_attempts=2,
             backoff_s=0.05,
             backoff_max_s=0.1,

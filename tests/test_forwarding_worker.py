@@ -22,7 +22,7 @@ from streams.io import EventProducer
 from tests.conftest import AUDIT_KEYS, wait_for
 from tests.kafka_helpers import read_all
 from tests.test_case import PHONE, alert
-from tests.test_forwarding import Webhook, webhook  # noqa: F401 - the fixture
+from tests.test_forwarding import POLICE_KEY, Webhook, webhook  # noqa: F401 - the fixture
 
 T = TypeVar("T")
 FAILURES = 3
@@ -31,6 +31,7 @@ FAILURES = 3
 def delivery_env(webhook: Webhook) -> dict[str, str]:
     return {
         "ANTIFRAUD_WEBHOOK_POLICE": webhook.url("police"),
+        "ANTIFRAUD_WEBHOOK_POLICE_KEYS": POLICE_KEY.decode(),
         "ANTIFRAUD_DELIVERY_BACKOFF": "1",
         "ANTIFRAUD_DELIVERY_BACKOFF_MAX": "1",
         "ANTIFRAUD_DELIVERY_TIMEOUT": "1",

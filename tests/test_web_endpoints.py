@@ -135,7 +135,10 @@ def test_every_api_route_is_in_the_access_table_and_everything_else_is_a_page() 
 
 
 UNREACHABLE = ForwardingSettings(
-    webhooks={"police": "http://127.0.0.1:1/", "bank": "http://127.0.0.1:1/"}, max_attempts=1, timeout_s=2.0
+    webhooks={"police": "http://127.0.0.1:1/", "bank": "http://127.0.0.1:1/"},
+    keys={"police": (b"k" * 32,), "bank": (b"k" * 32,)},
+    max_attempts=1,
+    timeout_s=2.0,
 )
 
 

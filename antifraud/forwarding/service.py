@@ -51,6 +51,7 @@ from antifraud.forwarding.models import (
     retried,
     succeeded,
 )
+from antifraud.forwarding.signing import signed_headers
 from antifraud.state.lease_queue import LeaseQueue
 from antifraud.state.replies import data
 from antifraud.topics import FORWARDING
@@ -196,14 +197,12 @@ class DeliveryLoop(LeasedRounds[tuple[Delivery, bytes]]):
         """(why the POST failed or None, whether retrying cannot help); never the URL (it may hold a secret)."""
         if self._client is None:
             self._client = httpx.AsyncClient(timeout=self.settings.timeout_s)
+        signed = signed_headers(self.settings.keys[delivery.target], int(self.clock().timestamp()), payload)
         try:
             response = await self._client.post(
                 url,
                 content=payload,
-                headers={
-                    "Content-Type": "application/json",
-                    "Idempotency-Key": delivery.delivery_id,
-                },
+                headers={"Content-Type": "application/json", "Idempotency-Key": delivery.delivery_id, **signed},
             )
         except httpx.HTTPError as exc:
             return type(exc).__name__, False
