@@ -165,8 +165,8 @@ def test_the_documented_schema_is_the_models_schema() -> None:
 # -- the loop on Redis ------------------------------------------------------------------------------
 
 
-POLICE_KEY = b"a police receiver's key, 32 bytes or more"
-BANK_KEY, NEXT_BANK_KEY = b"the bank's key, 32 bytes or more...", b"the bank's next key, rotating in now"
+POLICE_KEY = b"a-police-receivers-key-32-bytes-or-more"  # no spaces: a variable holds keys space-separated
+BANK_KEY, NEXT_BANK_KEY = b"the-banks-key-32-bytes-or-more-yes", b"the-banks-next-key-rotating-in-now"
 
 
 def documented_verify() -> Callable[..., bool]:
