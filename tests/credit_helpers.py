@@ -1,5 +1,6 @@
 """Parties, accounts and the listing the credit blacklist's tests share."""
 
+import asyncio
 from datetime import datetime, timezone
 from typing import Any
 
@@ -35,3 +36,27 @@ def listing_fields(
 
 def draft(party_id: str = PERSON, kind: str = "id_number", case_id: str = "case-1", **changes: Any) -> ListingDraft:
     return ListingDraft.model_validate(listing_fields(party_id, kind, case_id, **changes))
+
+
+def confirmed_case(redis_url: str, party_id: str = PERSON) -> str:
+    """A bulk-opening case about ``party_id`` confirmed by an analyst (what backs a listing); its id."""
+    from redis.asyncio import Redis
+
+    from antifraud.alerts.models import Entity
+    from antifraud.audit.service import AuditLog
+    from antifraud.case.service import CaseService
+    from tests.conftest import AUDIT_KEYS
+    from tests.test_alert_model import make_alert
+
+    async def go() -> str:
+        async with Redis.from_url(redis_url) as redis:
+            cases = CaseService(redis, AuditLog(redis, AUDIT_KEYS))
+            case = await cases.fold_alert(
+                make_alert(detector="card_opening", entity=Entity(kind="id_number", value=party_id))
+            )
+            assert case is not None
+            await cases.review(case.case_id, actor="analyst")
+            await cases.confirm(case.case_id, actor="analyst", reason="opened cards at six banks in a week")
+            return case.case_id
+
+    return asyncio.run(go())

@@ -7,6 +7,7 @@ from playwright.sync_api import expect
 
 from antifraud.stack.embedded import Endpoints
 from tests.browser_helpers import browser, screenshot, sign_in
+from tests.credit_helpers import confirmed_case
 from tests.web_helpers import as_user, serve, token_of
 
 pytestmark = pytest.mark.browser
@@ -16,16 +17,17 @@ ACCOUNT = "6222000000000666"
 
 
 def test_an_officer_corrects_a_listing_on_objection_and_sees_why_a_repair_is_refused(stack: Endpoints) -> None:
+    case_id = confirmed_case(stack.redis_url, PARTY)  # before the browser: it runs an event loop of its own
     with serve(stack) as base_url, browser() as context:
         draft = {
             "party": {"kind": "id_number", "id": PARTY},
-            "case_id": "case-1",
+            "case_id": case_id,
             "reason_code": "telecom_fraud",
             "reason": "sold the mule account",
             "evidence": ["alert-1"],
             "accounts": [ACCOUNT],
         }
-        listed = httpx.post(f"{base_url}/api/blacklist", json=draft, headers=as_user("credit_officer"))
+        listed = httpx.post(f"{base_url}/api/blacklist", json=draft, headers=as_user("admin"))
         assert listed.status_code == 201, listed.text
 
         page = context.new_page()
@@ -60,8 +62,11 @@ def test_an_officer_corrects_a_listing_on_objection_and_sees_why_a_repair_is_ref
         page.fill("#objection [name=grounds]", "the account was stolen")
         page.click("#objection button[type=submit]")
         page.wait_for_selector("#error:not([hidden])")
-        page.fill("#objection [name=party_id]", PARTY)
-        page.click("#objection button[type=submit]")
+        objection = {"party_id": PARTY, "grounds": "the account was stolen"}  # taken at a counter: four eyes
+        lid = listed.json()["listing_id"]
+        filed = httpx.post(f"{base_url}/api/blacklist/{lid}/objections", json=objection, headers=as_user("teller"))
+        assert filed.status_code == 201, filed.text
+        page.click(f"#listings-table tr:has-text('{PARTY}') button")
         page.wait_for_selector("#objections tr:has-text('pending')")
         page.fill("#decision-note", "police report confirms the theft")
         page.click("#objections button:has-text('Correct')")

@@ -29,7 +29,7 @@ from tests.credit_helpers import ACCOUNT, COMPANY, LIMITS, PERSON, PHONE, T0, dr
 
 
 def listed(**changes: object) -> Listing:
-    return policy.open_listing(draft(**changes), listing_id="L1", actor="officer", now=T0, limits=LIMITS, history=())
+    return policy.open_listing(draft(**changes), listing_id="L1", actor="lister", now=T0, limits=LIMITS, history=())
 
 
 def objected(at: datetime = T0 + timedelta(days=1)) -> Listing:
@@ -191,7 +191,7 @@ def again(listing_id: str, now: datetime, history: tuple[Listing, ...], **change
     return policy.open_listing(
         draft(case_id=listing_id, reason_code="telecom_fraud", **changes),
         listing_id=listing_id,
-        actor="officer",
+        actor="lister",
         now=now,
         limits=LIMITS,
         history=history,

@@ -30,7 +30,7 @@ from antifraud.outbox import STREAM
 from antifraud.state.keys import BLACKLIST
 from streams.topics import CREDIT_BLACKLIST
 from tests.conftest import AUDIT_KEYS
-from tests.credit_helpers import ACCOUNT, COMPANY, LIMITS, OTHER_PERSON, PERSON, PHONE, T0, draft
+from tests.credit_helpers import ACCOUNT, COMPANY, LIMITS, OTHER_PERSON, PERSON, PHONE, T0, confirmed_case, draft
 
 SHARED_ACCOUNT = "6222000000000777"
 REPAIR = RepairRequest(
@@ -146,7 +146,7 @@ def test_objection_then_correction_removes_the_listing_end_to_end(redis_url: str
             lid,
             1,
             ObjectionDecision(decision="correct", note="theft confirmed"),
-            actor="officer",
+            actor="reviewer",
             now=T0 + timedelta(days=5),
         )
         assert (removed.state, removed.objections[0].state, removed.version) == ("removed", "corrected", 3)
@@ -163,12 +163,12 @@ def test_objection_then_correction_removes_the_listing_end_to_end(redis_url: str
         assert await w.actions(lid) == [
             ("blacklist.list", "officer"),
             ("blacklist.object", "teller-b001"),
-            ("blacklist.remove", "officer"),
+            ("blacklist.remove", "reviewer"),
         ]
         [*_, last] = await w.audit.about(f"listing:{lid}")
         assert (last.before["state"], last.after["state"], last.event_id) == ("objected", "removed", f"{lid}.v3")
         with pytest.raises(ObjectionClosed):
-            await w.blacklist.decide(lid, 1, ObjectionDecision(decision="uphold", note="n"), actor="officer", now=T0)
+            await w.blacklist.decide(lid, 1, ObjectionDecision(decision="uphold", note="n"), actor="reviewer", now=T0)
         with pytest.raises(IllegalTransition):
             await w.blacklist.repair(lid, REPAIR, actor="officer", now=T0 + timedelta(days=400))
         assert len(await w.published()) == 3 and len(await w.audit.records()) == 3  # refusals wrote nothing
@@ -186,7 +186,7 @@ def test_objection_upheld_then_amended_drops_only_the_corrected_account(redis_ur
             lid,
             1,
             ObjectionDecision(decision="uphold", note="the evidence holds"),
-            actor="officer",
+            actor="reviewer",
             now=T0 + timedelta(days=2),
         )
         assert upheld.state == "listed"
@@ -197,7 +197,7 @@ def test_objection_upheld_then_amended_drops_only_the_corrected_account(redis_ur
             lid,
             2,
             ObjectionDecision(decision="correct", note="salary card", amend=Amendment(accounts=(ACCOUNT,))),
-            actor="officer",
+            actor="reviewer",
             now=T0 + timedelta(days=4),
         )
         assert (amended.state, amended.accounts, amended.version) == ("listed", (ACCOUNT,), 5)
@@ -301,7 +301,7 @@ def test_the_cap_runs_across_a_partys_listings_without_a_break(redis_url: str) -
             decision="correct", note="n", amend=Amendment(expires_at=cap_end + timedelta(days=1))
         )
         with pytest.raises(BadPeriod, match="without a break began"):
-            await w.blacklist.decide(second.listing_id, 1, longer, actor="officer", now=second.listed_at)
+            await w.blacklist.decide(second.listing_id, 1, longer, actor="reviewer", now=second.listed_at)
         with pytest.raises(CapReached):
             await w.blacklist.add(draft(case_id="case-3"), actor="officer", now=cap_end)
         assert [r["move"] for r in await w.published()] == ["list", "list", "list", "object"]  # refusals wrote nothing
@@ -351,6 +351,10 @@ def test_cli_add_object_correct_list_and_expire(
     from antifraud.cli import main
 
     monkeypatch.setenv("REDIS_URL", redis_url)
+    invented = ["blacklist", "add", PERSON, "--case-id", "case-1", "--reason-code", "card_account_trade"]
+    assert main([*invented, "--reason", "r", "--evidence", "alert:a1", "--actor", "officer"]) == 2
+    assert "there is no case case-1: a listing no confirmed case" in capsys.readouterr().err
+    case_id = confirmed_case(redis_url)
     expires_at = datetime.now(timezone.utc) + timedelta(seconds=5)
     expires = expires_at.isoformat()
     assert (
@@ -360,7 +364,7 @@ def test_cli_add_object_correct_list_and_expire(
                 "add",
                 PERSON,
                 "--case-id",
-                "case-1",
+                case_id,
                 "--reason-code",
                 "card_account_trade",
                 "--reason",
@@ -382,7 +386,7 @@ def test_cli_add_object_correct_list_and_expire(
     lid = out.split()[1]
     assert main(["blacklist", "list", "--account", ACCOUNT, "--show-ids"]) == 0
     assert capsys.readouterr().out.split("\t")[:3] == [lid, "listed", PERSON]
-    assert main(["blacklist", "object", lid, "--party-id", PERSON, "--grounds", "stolen ID"]) == 0
+    assert main(["blacklist", "object", lid, "--party-id", PERSON, "--grounds", "stolen ID", "--actor", "teller"]) == 0
     assert main(["blacklist", "decide", lid, "1", "correct", "--note", "n", "--amend", '{"accounts": []}']) == 0
     assert "objection 1 corrected" in capsys.readouterr().out
     assert main(["blacklist", "show", lid]) == 0

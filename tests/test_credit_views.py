@@ -9,7 +9,7 @@ from fastapi.testclient import TestClient
 
 import antifraud
 from antifraud.stack.embedded import Endpoints
-from tests.credit_helpers import ACCOUNT, OTHER_PERSON, PERSON, PHONE, listing_fields
+from tests.credit_helpers import ACCOUNT, OTHER_PERSON, PERSON, PHONE, confirmed_case, listing_fields
 from tests.web_helpers import as_user, web_client
 
 REPAIR = {
@@ -26,7 +26,10 @@ def client(stack: Endpoints) -> Iterator[TestClient]:
 
 
 def listed(client: TestClient, **changes: Any) -> dict[str, Any]:
-    response = client.post("/api/blacklist", json=listing_fields(**changes), headers=as_user("credit_officer"))
+    """A listing by the credit officer, on a confirmed case of the party."""
+    case_id = confirmed_case(client.app.state.settings.redis_url, changes.get("party_id", PERSON))  # type: ignore[attr-defined]
+    fields = listing_fields(**{"case_id": case_id, **changes})
+    response = client.post("/api/blacklist", json=fields, headers=as_user("credit_officer"))
     assert response.status_code == 201, response.text
     return response.json()
 
@@ -35,7 +38,7 @@ def test_listing_objection_correction_over_http(client: TestClient) -> None:
     officer, teller = as_user("credit_officer"), as_user("teller")
     listing = listed(client)
     lid = listing["listing_id"]
-    again = client.post("/api/blacklist", json=listing_fields(), headers=officer)
+    again = client.post("/api/blacklist", json=listing_fields(case_id=listing["case_id"]), headers=officer)
     assert (again.status_code, again.json()["listing_id"]) == (200, lid)
 
     check = client.get("/api/blacklist/check", params={"id_number": PERSON}, headers=teller).json()
@@ -53,7 +56,7 @@ def test_listing_objection_correction_over_http(client: TestClient) -> None:
 
     decided = client.post(
         f"/api/blacklist/{lid}/objections/1/decision",
-        headers=officer,
+        headers=as_user("admin"),  # four eyes: not the officer who listed
         json={"decision": "correct", "note": "theft confirmed by police"},
     )
     assert decided.status_code == 200, decided.text
@@ -69,7 +72,7 @@ def test_listing_objection_correction_over_http(client: TestClient) -> None:
     assert [(h["action"], h["actor"], h["state"]) for h in history] == [
         ("blacklist.list", "credit_officer", "listed"),
         ("blacklist.object", "teller", "objected"),
-        ("blacklist.remove", "credit_officer", "removed"),
+        ("blacklist.remove", "admin", "removed"),
     ]
 
 
@@ -78,16 +81,20 @@ def test_objection_upheld_then_amended_over_http(client: TestClient) -> None:
     lid = listed(client, accounts=[ACCOUNT, "6222000000000777"])["listing_id"]
     objection = {"party_id": PERSON, "grounds": "one account is my salary account"}
     assert client.post(f"/api/blacklist/{lid}/objections", json=objection, headers=officer).status_code == 201
+    own = client.post(
+        f"/api/blacklist/{lid}/objections/1/decision", headers=officer, json={"decision": "uphold", "note": "mine"}
+    )
+    assert own.status_code == 409 and "four eyes" in own.json()["detail"], "who listed (and filed) does not decide"
     upheld = client.post(
         f"/api/blacklist/{lid}/objections/1/decision",
-        headers=officer,
+        headers=as_user("admin"),
         json={"decision": "uphold", "note": "evidence holds"},
     )
     assert upheld.json()["state"] == "listed"
     assert client.post(f"/api/blacklist/{lid}/objections", json=objection, headers=officer).json()["objection_id"] == 2
     amended = client.post(
         f"/api/blacklist/{lid}/objections/2/decision",
-        headers=officer,
+        headers=as_user("admin"),
         json={"decision": "correct", "note": "salary account", "amend": {"accounts": [ACCOUNT]}},
     )
     assert (amended.json()["state"], amended.json()["accounts"]) == ("listed", [ACCOUNT])
@@ -137,7 +144,8 @@ def test_repair_too_early_is_refused_with_the_date(client: TestClient) -> None:
 def test_bad_listings_are_refused_with_422_naming_the_field(
     client: TestClient, body: dict[str, Any], names: str
 ) -> None:
-    response = client.post("/api/blacklist", json=body, headers=as_user("credit_officer"))
+    backed = {**body, "case_id": confirmed_case(client.app.state.settings.redis_url)}  # type: ignore[attr-defined]
+    response = client.post("/api/blacklist", json=backed, headers=as_user("credit_officer"))
     assert response.status_code == 422 and names in response.text
     assert client.get("/api/blacklist", params={"id_number": PERSON}, headers=as_user("analyst")).json() == []
 
@@ -179,8 +187,11 @@ def test_bad_queries_unknown_ids_and_refused_moves(client: TestClient) -> None:
         json={"decision": "uphold", "note": "n", "amend": {"reason": "r"}},
     )
     assert uphold_amended.status_code == 422 and "decide 'correct' to amend" in uphold_amended.text
-    other_case = client.post("/api/blacklist", json=listing_fields(reason="changed"), headers=officer)
-    assert other_case.status_code == 409 and lid in other_case.text
+    listing = client.get(f"/api/blacklist/{lid}", headers=analyst).json()
+    changed = client.post(
+        "/api/blacklist", json=listing_fields(case_id=listing["case_id"], reason="x"), headers=officer
+    )
+    assert changed.status_code == 409 and lid in changed.text
     history = client.get(f"/api/blacklist/{lid}/history", headers=analyst).json()
     assert [h["action"] for h in history] == ["blacklist.list", "blacklist.object"]  # refusals wrote nothing
 
@@ -188,9 +199,11 @@ def test_bad_queries_unknown_ids_and_refused_moves(client: TestClient) -> None:
 def test_roles(client: TestClient) -> None:
     lid = listed(client)["listing_id"]
     teller, analyst = as_user("teller"), as_user("analyst")
-    assert client.post("/api/blacklist", json=listing_fields(case_id="c2"), headers=teller).status_code == 403
-    assert client.post("/api/blacklist", json=listing_fields(case_id="c2"), headers=analyst).status_code == 403
-    assert client.post("/api/blacklist", json=listing_fields(case_id="c2"), headers=as_user("admin")).status_code == 201
+    other = confirmed_case(client.app.state.settings.redis_url, OTHER_PERSON)  # type: ignore[attr-defined]
+    c2 = listing_fields(OTHER_PERSON, case_id=other)
+    assert client.post("/api/blacklist", json=c2, headers=teller).status_code == 403
+    assert client.post("/api/blacklist", json=c2, headers=analyst).status_code == 403
+    assert client.post("/api/blacklist", json=c2, headers=as_user("admin")).status_code == 201
     assert client.get("/api/blacklist", params={"id_number": PERSON}, headers=teller).status_code == 403
     assert client.get(f"/api/blacklist/{lid}", headers=teller).status_code == 403
     assert client.get(f"/api/blacklist/{lid}", headers=analyst).status_code == 200
@@ -216,3 +229,37 @@ def test_roles(client: TestClient) -> None:
         assert client.post(f"/api/blacklist/{lid}/repair", json=REPAIR, headers=who).status_code == 403
     assert client.get("/api/blacklist/check", params={"id_number": PERSON}).status_code == 401
     assert client.get(f"/api/blacklist/{lid}").status_code == 401
+
+
+def test_a_listing_needs_a_confirmed_case_of_the_party_or_a_second_officer(client: TestClient) -> None:
+    """One officer could list anyone with an invented case id; now the case is checked, and a listing it does
+    not back is only proposed, for another officer to approve."""
+    officer, admin = as_user("credit_officer"), as_user("admin")
+    redis_url = client.app.state.settings.redis_url  # type: ignore[attr-defined]
+    invented = client.post("/api/blacklist", json=listing_fields(case_id="no-such-case"), headers=officer)
+    assert invented.status_code == 422 and "there is no case no-such-case" in invented.json()["detail"]
+    someone_else = confirmed_case(redis_url, OTHER_PERSON)
+    not_theirs = client.post("/api/blacklist", json=listing_fields(case_id=someone_else), headers=officer)
+    assert not_theirs.status_code == 422 and "about another id_number" in not_theirs.json()["detail"]
+    assert client.get("/api/blacklist/check", params={"id_number": PERSON}, headers=officer).json()["listed"] is False
+
+    proposal = client.post("/api/blacklist/proposals", json=listing_fields(case_id="tip-off-17"), headers=officer)
+    assert proposal.status_code == 201 and proposal.json()["proposed_by"] == "credit_officer"
+    pid = proposal.json()["proposal_id"]
+    assert [p["proposal_id"] for p in client.get("/api/blacklist/proposals", headers=admin).json()] == [pid]
+    assert client.get("/api/blacklist/check", params={"id_number": PERSON}, headers=officer).json()["listed"] is False
+    own = client.post(f"/api/blacklist/proposals/{pid}/approve", headers=officer)
+    assert own.status_code == 409 and "may not approve it (four eyes)" in own.json()["detail"]
+    approved = client.post(f"/api/blacklist/proposals/{pid}/approve", headers=admin)
+    assert approved.status_code == 201, approved.text
+    assert (approved.json()["listed_by"], approved.json()["approved_by"]) == ("credit_officer", "admin")
+    assert client.get("/api/blacklist/check", params={"id_number": PERSON}, headers=officer).json()["listed"]
+    assert client.get("/api/blacklist/proposals", headers=admin).json() == []
+    assert client.post(f"/api/blacklist/proposals/{pid}/approve", headers=admin).status_code == 404
+    lid = approved.json()["listing_id"]
+    filing = {"party_id": PERSON, "grounds": "never sold a card"}
+    assert client.post(f"/api/blacklist/{lid}/objections", json=filing, headers=as_user("teller")).status_code == 201
+    by_approver = client.post(
+        f"/api/blacklist/{lid}/objections/1/decision", headers=admin, json={"decision": "uphold", "note": "n"}
+    )
+    assert by_approver.status_code == 409, "who approved the listing does not decide its objection either"

@@ -53,7 +53,7 @@ async def _changes(redis_url: str, thresholds: Path) -> tuple[str, str]:
             wrong.listing_id, ObjectionFiling(party_id=OTHER_PERSON, grounds="not me"), actor="teller", now=now
         )
         await blacklist.decide(
-            wrong.listing_id, 1, ObjectionDecision(decision="correct", note="wrong person"), actor="officer", now=now
+            wrong.listing_id, 1, ObjectionDecision(decision="correct", note="wrong person"), actor="reviewer", now=now
         )
         return short.listing_id, wrong.listing_id
 

@@ -32,7 +32,7 @@ from antifraud.thresholds import load_thresholds
 from antifraud.web.app import create_app
 from antifraud.web.pages import PAGES
 from tests.conftest import AUDIT_KEYS
-from tests.credit_helpers import PERSON, draft, listing_fields
+from tests.credit_helpers import OTHER_PERSON, PERSON, draft, listing_fields
 from tests.test_case import ACCOUNT, alert
 from tests.test_credit_views import REPAIR
 from tests.test_holds import hold_id_for
@@ -78,6 +78,9 @@ ACCESS: dict[tuple[str, str], Access] = {
     ("GET", "/api/blacklist"): _only(OFFICER, ANALYST, params={"id_number": PERSON}),
     ("GET", "/api/blacklist/check"): _only(OFFICER, ANALYST, TELLER, params={"id_number": PERSON}),
     ("POST", "/api/blacklist"): _only(OFFICER, json=listing_fields(case_id="case-2")),
+    ("POST", "/api/blacklist/proposals"): _only(OFFICER, json=listing_fields(case_id="case-2")),
+    ("GET", "/api/blacklist/proposals"): _only(OFFICER),
+    ("POST", "/api/blacklist/proposals/{proposal_id}/approve"): _only(OFFICER),
     ("GET", "/api/blacklist/{listing_id}"): _only(OFFICER, ANALYST),
     ("GET", "/api/blacklist/{listing_id}/history"): _only(OFFICER, ANALYST),
     ("POST", "/api/blacklist/{listing_id}/objections"): _only(
@@ -170,7 +173,9 @@ def seed(redis_url: str) -> dict[str, str]:
             await blacklist.object(
                 listing.listing_id, ObjectionFiling(party_id=PERSON, grounds="stolen ID"), actor="li", now=utcnow()
             )
+            proposal = await blacklist.propose(draft(OTHER_PERSON), actor="officer", now=utcnow())
             return {
+                "proposal_id": proposal.proposal_id,
                 "place": BRANCH,
                 "hold_id": hold_id_for("t-1"),
                 "case_id": mule.case_id,
@@ -195,6 +200,7 @@ UNKNOWN_IDS = {
     "followup_id": UNKNOWN,
     "listing_id": UNKNOWN,
     "objection_id": "1",
+    "proposal_id": UNKNOWN,
 }
 """Ids of nothing (and the teller's own branch): a permitted caller's request then acts on nothing."""
 

@@ -523,22 +523,26 @@ class CaseService:
             if raw is not None
         ]
 
+    async def decided(self, case: Case) -> bool | None:
+        """An analyst's decision on ``case``: True confirmed (or forwarded, or closed after a confirmation),
+        False dismissed (or closed after a dismissal), None still open. A closed case's decision is its last
+        confirm or dismiss on record."""
+        if case.status in ("confirmed", "forwarded", "dismissed"):
+            return case.status != "dismissed"
+        if case.status != "closed":
+            return None
+        moves = [r.action for r in await self.audit.about(audit_subject(case.case_id))]
+        last = [m for m in moves if m in ("case.confirm", "case.dismiss")][-1:]
+        return last[0] == "case.confirm" if last else None
+
     async def outcomes(self, scenario: str) -> dict[Entity, bool]:
-        """Analysts' decisions on the cases of one scenario, as labels: True for a case confirmed (or
-        forwarded, or closed after a confirmation), False for one dismissed (or closed after a dismissal);
-        cases still open say nothing. A closed case's decision is its last confirm or dismiss on record."""
-        decided: dict[Entity, bool] = {}
+        """Analysts' decisions on the cases of one scenario, as labels (:meth:`decided`); cases still open
+        say nothing."""
+        labels: dict[Entity, bool] = {}
         for case in await self.find(limit=1 << 30):
-            if case.scenario != scenario:
-                continue
-            if case.status in ("confirmed", "forwarded", "dismissed"):
-                decided[case.entity] = case.status != "dismissed"
-            elif case.status == "closed":
-                moves = [r.action for r in await self.audit.about(audit_subject(case.case_id))]
-                last = [m for m in moves if m in ("case.confirm", "case.dismiss")][-1:]
-                if last:
-                    decided[case.entity] = last[0] == "case.confirm"
-        return decided
+            if case.scenario == scenario and (decision := await self.decided(case)) is not None:
+                labels[case.entity] = decision
+        return labels
 
     async def counts(self) -> dict[str, int]:
         """Cases by state, every state present (for the ``antifraud_cases`` gauge)."""

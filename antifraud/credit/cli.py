@@ -15,9 +15,11 @@ from typing import Any, get_args
 from redis.asyncio import Redis
 
 from antifraud.audit.service import AuditLog
+from antifraud.case.service import CaseService
 from antifraud.cli_support import run_on_redis
 from antifraud.clock import utcnow
 from antifraud.config import Settings, audit_keys
+from antifraud.credit.backing import unbacked
 from antifraud.credit.models import (
     Amendment,
     Listing,
@@ -107,6 +109,9 @@ async def _command(args: argparse.Namespace, redis: Redis) -> int:
                 "expires_at": args.expires,
             }
         )
+        why = await unbacked(CaseService(redis, blacklist.audit), draft)
+        if why is not None:
+            raise ValueError(f"{why}: a listing no confirmed case of the party backs needs a second officer's approval")
         listing, created = await blacklist.add(draft, actor=actor, now=now)
         print(f"{'listed' if created else 'already listed'}: {_line(listing, args.show_ids)}")
     elif args.action == "object":

@@ -139,6 +139,11 @@ class ObjectionNotFound(LookupError):
         super().__init__(f"listing {listing_id} has no objection {objection_id}")
 
 
+class ProposalNotFound(LookupError):
+    def __init__(self, proposal_id: str) -> None:
+        super().__init__(f"no proposal {proposal_id} (approved already, or never made)")
+
+
 class Refused(ValueError):
     """A request the listing's state or the rules refuse (HTTP 409); the message says why."""
 
@@ -272,6 +277,8 @@ class Listing(BaseModel):
     phones: Annotated[tuple[Msisdn, ...], Field(max_length=100)] = ()
     listed_at: UtcTime
     listed_by: ActorName
+    approved_by: ActorName | None = None
+    """A listing a confirmed case of the party did not back: the second officer who approved it (four eyes)."""
     expires_at: UtcTime
     state: ListingState = "listed"
     objections: tuple[Objection, ...] = ()
@@ -321,6 +328,17 @@ class ListingDraft(BaseModel):
     phones: Annotated[tuple[Msisdn, ...], Field(max_length=100)] = ()
     expires_at: UtcTime | None = None
     """None: the default period for the reason code ([credit_blacklist] in thresholds.toml)."""
+
+
+class Proposal(BaseModel):
+    """A listing an officer asked for that no confirmed case of the party backs: it waits for a second
+    officer's approval (four eyes) and is listed only then."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    proposal_id: str
+    draft: ListingDraft
+    proposed_by: ActorName
+    proposed_at: UtcTime
 
 
 class ObjectionFiling(BaseModel):

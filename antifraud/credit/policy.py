@@ -95,6 +95,7 @@ def open_listing(
     now: datetime,
     limits: CreditBlacklistThresholds,
     history: Sequence[Listing],
+    approved_by: str | None = None,
 ) -> Listing:
     """A new listing from ``draft``, running for the reason code's period unless the draft sets its expiry;
     either way no further than the cap on the party's unbroken run of listings (``history``: the party's
@@ -117,6 +118,7 @@ def open_listing(
         phones=tuple(dict.fromkeys(draft.phones)),
         listed_at=now,
         listed_by=actor,
+        approved_by=approved_by,
         expires_at=expires_at,
     )
 
@@ -172,6 +174,11 @@ def decide_objection(
     objection = listing.objections[index]
     if objection.state != "pending":
         raise ObjectionClosed(listing.listing_id, objection_id, objection.state)
+    if actor in (objection.filed_by, listing.listed_by, listing.approved_by):
+        raise Refused(
+            f"listing {listing.listing_id}: {actor} filed the objection or made the listing, so may not decide it "
+            "(four eyes: another officer decides)"
+        )
     decided = objection.model_copy(
         update={
             "state": "upheld" if decision.decision == "uphold" else "corrected",

@@ -13,7 +13,9 @@ Keys:
 - ``credit:ended``: sorted set of the ended listings by when they ended: the sweep deletes those ended
   longer ago than ``[credit_blacklist] keep_ended_years`` (:meth:`CreditBlacklist.purge_ended`);
 - ``blacklist:accounts``: the accounts of listings in force, read by the
-  transfer-risk detector (a payee on it alerts).
+  transfer-risk detector (a payee on it alerts);
+- ``credit:proposal:{proposal_id}``: a listing no confirmed case backs, waiting for a second officer's
+  approval (JSON); ``credit:proposals``: sorted set of their ids by when they were proposed.
 
 Every change goes through :meth:`AuditLog.transact`: the listing is read under
 WATCH, the pure move (:mod:`antifraud.credit.policy`) decides or refuses, and
@@ -49,6 +51,8 @@ from antifraud.credit.models import (
     OrganisationParty,
     PartyKind,
     PersonParty,
+    Proposal,
+    ProposalNotFound,
     ReasonCode,
     Refused,
     RepairRequest,
@@ -65,6 +69,13 @@ EXPIRY = "credit:expiry"
 ENDED = "credit:ended"
 SYSTEM = "system:expiry"
 """The actor of expiries in the audit trail and on the topic."""
+
+
+PROPOSALS = "credit:proposals"
+
+
+def proposal_key(proposal_id: str) -> str:
+    return f"credit:proposal:{proposal_id}"
 
 
 def listing_key(listing_id: str) -> str:
@@ -110,9 +121,13 @@ class CreditBlacklist:
         self.audit = audit
         self.limits = limits
 
-    async def add(self, draft: ListingDraft, *, actor: str, now: datetime) -> tuple[Listing, bool]:
+    async def add(
+        self, draft: ListingDraft, *, actor: str, now: datetime, approved_by: str | None = None
+    ) -> tuple[Listing, bool]:
         """List a party for a case; ``(listing, created)``. The same request again returns the existing
-        listing (``created`` False); a different one for the same case and party raises :class:`ListingExists`."""
+        listing (``created`` False); a different one for the same case and party raises :class:`ListingExists`.
+        Whether a confirmed case backs the listing, or a second officer (``approved_by``) does, is the
+        caller's to establish (:mod:`antifraud.credit.backing`)."""
         listing_id = uuid.uuid4().hex
         party_index = index_key(draft.party.kind, draft.party.id)
         history: list[Listing] = []
@@ -127,7 +142,13 @@ class CreditBlacklist:
 
         def decide(before: Listing | None) -> Listing:
             return policy.open_listing(
-                draft, listing_id=listing_id, actor=actor, now=now, limits=self.limits, history=history
+                draft,
+                listing_id=listing_id,
+                actor=actor,
+                now=now,
+                limits=self.limits,
+                history=history,
+                approved_by=approved_by,
             )
 
         try:
@@ -136,6 +157,45 @@ class CreditBlacklist:
             ), True
         except _AlreadyListed as already:
             return already.listing, False
+
+    async def propose(self, draft: ListingDraft, *, actor: str, now: datetime) -> Proposal:
+        """Keep a listing no confirmed case backs until a second officer approves it (audited)."""
+        proposal = Proposal(proposal_id=uuid.uuid4().hex, draft=draft, proposed_by=actor, proposed_at=now)
+
+        async def decide(pipe: Pipeline) -> Change:
+            def write(tx: Pipeline) -> None:
+                tx.set(proposal_key(proposal.proposal_id), proposal.model_dump_json())
+                tx.zadd(PROPOSALS, {proposal.proposal_id: now.timestamp()})
+
+            return Change(before=None, after={"state": "proposed", "case_id": draft.case_id}, write=write)
+
+        await self.audit.transact(
+            actor=actor, action="credit.propose", subject=f"proposal:{proposal.proposal_id}", watch=[], decide=decide
+        )
+        return proposal
+
+    async def proposals(self) -> list[Proposal]:
+        """The proposals waiting for approval, oldest first."""
+        ids = texts(await self.redis.zrange(PROPOSALS, 0, -1))
+        raws = await self.redis.mget([proposal_key(i) for i in ids]) if ids else []
+        return [Proposal.model_validate_json(raw) for raw in raws if raw is not None]
+
+    async def approve(self, proposal_id: str, *, actor: str, now: datetime) -> tuple[Listing, bool]:
+        """List what a proposal asks for, approved by ``actor``, who must not be its proposer (four eyes);
+        the proposal is then gone. Approving again after a crash finds the listing made (``add`` is
+        idempotent per case and party)."""
+        raw = await self.redis.get(proposal_key(proposal_id))
+        if raw is None:
+            raise ProposalNotFound(proposal_id)
+        proposal = Proposal.model_validate_json(raw)
+        if actor == proposal.proposed_by:
+            raise Refused(f"proposal {proposal_id}: {actor} proposed it, so may not approve it (four eyes)")
+        listed = await self.add(proposal.draft, actor=proposal.proposed_by, now=now, approved_by=actor)
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.delete(proposal_key(proposal_id))
+        pipe.zrem(PROPOSALS, proposal_id)
+        await pipe.execute()
+        return listed
 
     async def object(self, listing_id: str, filing: ObjectionFiling, *, actor: str, now: datetime) -> Listing:
         """File the party's objection (taken at a counter by ``actor``)."""

@@ -2,7 +2,9 @@
 
 Who may do what:
 
-- credit officers (and admins): everything;
+- credit officers (and admins): everything, with four eyes: a listing names a confirmed case of the
+  party (checked against the case), or is proposed by one officer and approved by another; whoever
+  filed an objection or made the listing does not decide the objection;
 - analysts: read listings and their history;
 - tellers: check a party, account or phone (listed or not, reason codes, until
   when; nothing else), and take a party's objection at the counter, the party
@@ -21,7 +23,10 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response,
 from pydantic import BaseModel, ConfigDict
 
 from antifraud.audit.service import AuditLog
+from antifraud.case.service import CaseService
+from antifraud.case.views import get_cases
 from antifraud.clock import utcnow
+from antifraud.credit.backing import unbacked
 from antifraud.credit.models import (
     BadPeriod,
     Listing,
@@ -32,6 +37,8 @@ from antifraud.credit.models import (
     ObjectionFiling,
     ObjectionNotFound,
     PartyMismatch,
+    Proposal,
+    ProposalNotFound,
     ReasonCode,
     Refused,
     RepairRequest,
@@ -59,7 +66,7 @@ def _http_errors() -> Iterator[None]:
     """Domain errors as HTTP answers: unknown 404, refused 409, bad values 422."""
     try:
         yield
-    except (ListingNotFound, ObjectionNotFound) as exc:
+    except (ListingNotFound, ObjectionNotFound, ProposalNotFound) as exc:
         raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
     except Refused as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
@@ -162,10 +169,56 @@ async def add(
     draft: ListingDraft,
     response: Response,
     blacklist: CreditBlacklist = Depends(get_blacklist),
+    cases: CaseService = Depends(get_cases),
+    principal: Principal = Depends(_officer),
+) -> Listing:
+    why = await unbacked(cases, draft)
+    if why is not None:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            f"case_id: {why}; a listing no confirmed case of the party backs needs a second officer: "
+            "propose it (POST /api/blacklist/proposals)",
+        )
+    with _http_errors():
+        listing, created = await blacklist.add(draft, actor=principal.name, now=utcnow())
+    if not created:
+        response.status_code = status.HTTP_200_OK
+    return listing
+
+
+@router.post(
+    "/proposals",
+    response_model=Proposal,
+    status_code=status.HTTP_201_CREATED,
+    summary="propose a listing no confirmed case backs, for a second officer to approve",
+)
+async def propose(
+    draft: ListingDraft, blacklist: CreditBlacklist = Depends(get_blacklist), principal: Principal = Depends(_officer)
+) -> Proposal:
+    return await blacklist.propose(draft, actor=principal.name, now=utcnow())
+
+
+@router.get("/proposals", response_model=list[Proposal], summary="proposals waiting for a second officer")
+async def proposals(
+    blacklist: CreditBlacklist = Depends(get_blacklist), _: Principal = Depends(_officer)
+) -> list[Proposal]:
+    return await blacklist.proposals()
+
+
+@router.post(
+    "/proposals/{proposal_id}/approve",
+    response_model=Listing,
+    status_code=status.HTTP_201_CREATED,
+    summary="approve another officer's proposal: the party is listed (its proposer may not approve it)",
+)
+async def approve(
+    proposal_id: str,
+    response: Response,
+    blacklist: CreditBlacklist = Depends(get_blacklist),
     principal: Principal = Depends(_officer),
 ) -> Listing:
     with _http_errors():
-        listing, created = await blacklist.add(draft, actor=principal.name, now=utcnow())
+        listing, created = await blacklist.approve(proposal_id, actor=principal.name, now=utcnow())
     if not created:
         response.status_code = status.HTTP_200_OK
     return listing
