@@ -140,6 +140,9 @@ def test_monitoring_files_agree_with_the_compose_services(resolved: dict[str, An
     assert targets == {
         f"{name}:{services[name]['environment']['ANTIFRAUD_WEB_PORT']}" for name in ("worker-1", "worker-2", "jobs")
     }
+    web_job = next(j for j in prometheus["scrape_configs"] if j["job_name"] == "antifraud-web")
+    web_port = services["web"]["command"][services["web"]["command"].index("--port") + 1]
+    assert [t for c in web_job["static_configs"] for t in c["targets"]] == [f"web:{web_port}"]
     # Prometheus reads its config and rules where the folder is mounted.
     prom = services["prometheus"]
     config_arg = next(a for a in prom["command"] if a.startswith("--config.file="))

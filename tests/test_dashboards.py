@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import yaml
 from prometheus_client.metrics import MetricWrapperBase
@@ -19,16 +20,23 @@ from antifraud import metrics
 from antifraud.stack.embedded import Endpoints
 from antifraud.stack.process import free_port, spawn, stop
 from antifraud.stack.worker import WorkerProcess, metric_sum
+from antifraud.web import metrics as web_metrics
 from tests.conftest import wait_consumed, wait_for
 from tests.test_holds import DAY, T0, atm_transfer
 from tests.test_metrics import confirm_every_case
 from tests.test_pipeline_integration import BROKEN, LIMIT, cold_calls, produce
+from tests.test_web_api import CHECK
+from tests.web_helpers import as_user, serve
 
 ROOT = Path(__file__).resolve().parents[1]
 GRAFANA = ROOT / "dashboards" / "grafana"
 PROMETHEUS = ROOT / "dashboards" / "prometheus"
 DASHBOARDS = sorted(GRAFANA.glob("*.json"))
 WORKER_JOB = "antifraud-worker"
+WEB_JOB = "antifraud-web"
+RULE_FILES = {"alerts.yml": WORKER_JOB, "web-alerts.yml": WEB_JOB}
+"""Each rule file and the job whose series its rules read; web.json is the web app's dashboard, the others
+the workers'."""
 GRAFANA_VARIABLES = {"$__rate_interval": "1m", "$__range": "5m"}
 """Grafana fills these in; the test scrapes every second, so a minute holds plenty of samples."""
 COMPARISON = re.compile(r"^(?P<signal>.+?)\s*(?:==|!=|>=|<=|>|<)\s*-?[0-9.]+$", re.S)
@@ -51,10 +59,13 @@ def panels(dashboard: dict[str, Any]) -> Iterator[dict[str, Any]]:
         yield from panel.get("panels", [])
 
 
-def dashboard_expressions() -> list[tuple[str, str]]:
-    """(where, PromQL) for every query of every dashboard, Grafana's variables filled in."""
+def dashboard_expressions(job: str | None = None) -> list[tuple[str, str]]:
+    """(where, PromQL) for every query of every dashboard (of ``job``'s only, if given), Grafana's variables
+    filled in."""
     found = []
     for path in DASHBOARDS:
+        if job is not None and (path.stem == "web") != (job == WEB_JOB):
+            continue
         for panel in panels(json.loads(path.read_text())):
             for target in panel.get("targets", []):
                 expr = target["expr"]
@@ -64,16 +75,21 @@ def dashboard_expressions() -> list[tuple[str, str]]:
     return found
 
 
-def alert_rules() -> list[dict[str, Any]]:
+def alert_rules(job: str | None = None) -> list[dict[str, Any]]:
+    """The rules of every rule file (of ``job``'s only, if given)."""
     return [
-        rule for group in yaml.safe_load((PROMETHEUS / "alerts.yml").read_text())["groups"] for rule in group["rules"]
+        rule
+        for name, of in RULE_FILES.items()
+        if job is None or of == job
+        for group in yaml.safe_load((PROMETHEUS / name).read_text())["groups"]
+        for rule in group["rules"]
     ]
 
 
-def rule_signals() -> list[tuple[str, str]]:
+def rule_signals(job: str | None = None) -> list[tuple[str, str]]:
     """(alert, SIGNAL) of every rule: its expr without the threshold (alerts.yml's convention)."""
     signals = []
-    for rule in alert_rules():
+    for rule in alert_rules(job):
         match = COMPARISON.match(rule["expr"].strip())
         assert match, f"{rule['alert']}: expr is not 'SIGNAL OP NUMBER': {rule['expr']!r}"
         signals.append((rule["alert"], match["signal"]))
@@ -86,9 +102,10 @@ def rule_signals() -> list[tuple[str, str]]:
 def test_promtool_accepts_the_scrape_config_and_the_rules() -> None:
     config = promtool("check", "config", "prometheus.yml")
     assert config.returncode == 0, config.stdout + config.stderr
-    rules = promtool("check", "rules", "alerts.yml")
+    rules = promtool("check", "rules", *RULE_FILES)
     assert rules.returncode == 0, rules.stdout + rules.stderr
-    assert f"{len(alert_rules())} rules found" in rules.stdout
+    for name, job in RULE_FILES.items():
+        assert f"{len(alert_rules(job))} rules found" in rules.stdout, name
     assert {r["alert"] for r in alert_rules()} >= {
         "AntifraudWorkerDown",
         "AntifraudConsumerLagGrowing",
@@ -98,16 +115,17 @@ def test_promtool_accepts_the_scrape_config_and_the_rules() -> None:
 
 
 def test_each_alert_fires_on_its_unit_test_series_and_not_before() -> None:
-    result = promtool("test", "rules", "alerts.test.yml")
+    tests = [name.replace(".yml", ".test.yml") for name in RULE_FILES]
+    result = promtool("test", "rules", *tests)
     assert result.returncode == 0, result.stdout + result.stderr
-    tested = set(re.findall(r"alertname: (\w+)", (PROMETHEUS / "alerts.test.yml").read_text()))
+    tested = {a for name in tests for a in re.findall(r"alertname: (\w+)", (PROMETHEUS / name).read_text())}
     assert tested == {r["alert"] for r in alert_rules()}, "every alert has a unit test"
 
 
 def test_dashboards_are_grafana_json_over_the_provisioned_datasource() -> None:
     datasource = yaml.safe_load((GRAFANA / "provisioning" / "datasources" / "prometheus.yml").read_text())
     uid = datasource["datasources"][0]["uid"]
-    assert {p.stem for p in DASHBOARDS} == {"overview", "detectors", "holds-and-cases", "pipeline-health"}
+    assert {p.stem for p in DASHBOARDS} == {"overview", "detectors", "holds-and-cases", "pipeline-health", "web"}
     uids = set()
     for path in DASHBOARDS:
         dashboard = json.loads(path.read_text())
@@ -125,7 +143,9 @@ def test_dashboards_are_grafana_json_over_the_provisioned_datasource() -> None:
 
 
 def test_dashboards_and_rules_use_only_series_the_code_exports() -> None:
-    exported = {m._name for m in vars(metrics).values() if isinstance(m, MetricWrapperBase)}
+    exported = {
+        m._name for module in (metrics, web_metrics) for m in vars(module).values() if isinstance(m, MetricWrapperBase)
+    }
     suffixes = re.compile(r"_(bucket|sum|count|total)$")
     used = {
         suffixes.sub("", name)
@@ -140,11 +160,12 @@ def test_dashboards_and_rules_use_only_series_the_code_exports() -> None:
 
 
 class Prometheus:
-    """A Prometheus server on a free port, over the shipped rules, scraping one worker every second."""
+    """A Prometheus server on a free port, over the shipped rules, scraping one target of a shipped job every
+    second."""
 
-    def __init__(self, workdir: Path, worker_port: int) -> None:
+    def __init__(self, workdir: Path, port: int, job_name: str = WORKER_JOB) -> None:
         shipped = yaml.safe_load((PROMETHEUS / "prometheus.yml").read_text())
-        job = next(j for j in shipped["scrape_configs"] if j["job_name"] == WORKER_JOB)
+        job = next(j for j in shipped["scrape_configs"] if j["job_name"] == job_name)
         config = {
             "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
             "rule_files": [str(PROMETHEUS / name) for name in shipped["rule_files"]],
@@ -152,7 +173,7 @@ class Prometheus:
                 {
                     "job_name": job["job_name"],
                     "metrics_path": job["metrics_path"],
-                    "static_configs": [{"targets": [f"127.0.0.1:{worker_port}"]}],
+                    "static_configs": [{"targets": [f"127.0.0.1:{port}"]}],
                 }
             ],
         }
@@ -218,7 +239,7 @@ def test_prometheus_scraping_a_live_worker_has_data_for_every_expression(
         confirm_every_case(stack.redis_url)
         wait_for(lambda: metric_sum(worker.scrape(), "antifraud_deliveries_total") >= 1, what="a delivery")
 
-        expressions = dashboard_expressions() + [(f"alerts.yml: {a}", s) for a, s in rule_signals()]
+        expressions = dashboard_expressions(WORKER_JOB) + [(f"alerts.yml: {a}", s) for a, s in rule_signals(WORKER_JOB)]
         empty: list[tuple[str, str]] = []
 
         def all_have_data() -> bool:
@@ -241,3 +262,38 @@ def test_prometheus_scraping_a_live_worker_has_data_for_every_expression(
         assert prometheus.query(f'up{{job="{WORKER_JOB}"}} == 0')
     finally:
         prometheus.stop()
+
+
+@pytest.mark.integration
+def test_prometheus_scraping_the_web_app_has_data_for_every_web_expression(stack: Endpoints, tmp_path: Path) -> None:
+    with serve(stack) as base_url:
+        prometheus = Prometheus(tmp_path / "prometheus", int(base_url.rsplit(":", 1)[1]), WEB_JOB)
+        try:
+            wait_for(lambda: bool(prometheus.query(f'up{{job="{WEB_JOB}"}} == 1')), 30, "a first scrape")
+            for _ in range(3):  # traffic: checks, a refused login
+                assert httpx.post(f"{base_url}/api/check", json=CHECK, headers=as_user("teller")).status_code == 200
+            assert httpx.post(f"{base_url}/api/session", json={"token": "guess"}).status_code == 401
+            page = httpx.get(f"{base_url}/metrics").text
+            assert re.search(r'antifraud_web_check_decisions_total\{decision="\w+"\} 3\.0', page), "three checks"
+            assert 'route="/api/check"' in page and "antifraud_web_login_failures_total 1.0" in page
+            assert "6222" not in page and "/api/places/B001" not in page, "route templates, never paths"
+            expressions = dashboard_expressions(WEB_JOB) + [
+                (f"web-alerts.yml: {a}", s) for a, s in rule_signals(WEB_JOB)
+            ]
+            empty: list[tuple[str, str]] = []
+
+            def all_have_data() -> bool:
+                empty[:] = [(where, expr) for where, expr in expressions if not prometheus.query(expr)]
+                return not empty
+
+            try:
+                wait_for(all_have_data, 60, "data for every web expression")
+            except AssertionError:
+                raise AssertionError("no data for:\n" + "\n".join(f"  {w}: {e}" for w, e in empty)) from None
+            rules = [r for g in prometheus.api("rules")["groups"] for r in g["rules"]]
+            assert all(r["health"] == "ok" for r in rules), [(r["name"], r.get("lastError")) for r in rules]
+        except BaseException:
+            prometheus.stop()
+            raise
+    wait_for(lambda: "AntifraudWebDown" in prometheus.alert_states(), 90, "the web-down alert")
+    prometheus.stop()

@@ -31,7 +31,7 @@ from antifraud.credit import views as credit_views
 from antifraud.holds import views as holds_views
 from antifraud.privacy import mask_server_logs
 from antifraud.thresholds import load_thresholds
-from antifraud.web import check, pages, session, trail, warnings
+from antifraud.web import check, metrics, pages, session, trail, warnings
 from antifraud.web.auth import SESSION_COOKIE, Authenticator
 
 log = logging.getLogger(__name__)
@@ -48,6 +48,7 @@ ROUTERS: list[APIRouter] = [
     credit_views.router,
     holds_views.router,
     case_views.router,
+    metrics.router,
 ]
 """Every router the app mounts; a domain adds its ``views.router`` here."""
 
@@ -129,6 +130,7 @@ def create_app(settings: Settings, auth: Authenticator | None = None, keys: Audi
     app.state.thresholds = load_thresholds(settings.thresholds_path)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_middleware(check.CheckFastPath)
+    app.add_middleware(metrics.RequestMetrics)  # added last: outermost, so the check's fast path is timed too
     for router in ROUTERS:
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=pages.STATIC), name="static")

@@ -55,6 +55,7 @@ from antifraud.state.store import SCORED_ROWS, parse_scored
 from antifraud.state.transfer_risk import CallCodec, FlagCodec, InflowCodec, account_codec
 from antifraud.thresholds import FeatureRule, Thresholds, TransferRiskThresholds
 from antifraud.web.auth import Principal, Role, require
+from antifraud.web.metrics import CHECK_DECISIONS
 from detectors.accounts import AccountInfo
 from detectors.transfer_risk import (
     DETECTOR,
@@ -409,4 +410,5 @@ async def check(body: TransferCheck, request: Request, principal: Principal = De
         )
     state = await request.app.state.check_reader.read(body)
     result = decide(body, state, request.app.state.thresholds)
+    CHECK_DECISIONS.labels(result.decision.value).inc()
     return Response(result.model_dump_json(), media_type="application/json")

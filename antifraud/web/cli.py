@@ -3,6 +3,7 @@
 import argparse
 import os
 import sys
+import tempfile
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -21,6 +22,9 @@ def _run(args: argparse.Namespace) -> int:
         for name, token in tokens.items():
             branch = f" (branch {args.dev_branch})" if name == Role.TELLER else ""
             print(f"  {name:<15} {token}{branch}", file=sys.stderr)
+    if args.workers > 1 and "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
+        # Each server process writes its samples here; a scrape of any of them sums them all.
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="antifraud-web-metrics-")
     settings = Settings.from_env()
     Authenticator.from_env(settings)  # refuse bad configuration here, with its message, not in each server process
     uvicorn.run(

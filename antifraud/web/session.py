@@ -20,6 +20,7 @@ from antifraud.web.auth import (
     current_principal,
     refuse_cross_site,
 )
+from antifraud.web.metrics import LOGIN_FAILURES
 from antifraud.web.sessions import Session
 
 router = APIRouter(prefix="/api", tags=["session"])
@@ -63,6 +64,7 @@ async def login(body: LoginRequest, request: Request, response: Response) -> Me:
     address = _address(request)
     wait = await auth.throttle.retry_after(redis, address)
     if wait is not None:
+        LOGIN_FAILURES.inc()
         raise HTTPException(
             status.HTTP_429_TOO_MANY_REQUESTS,
             f"too many refused logins from this address: try again in {wait} s",
@@ -70,6 +72,7 @@ async def login(body: LoginRequest, request: Request, response: Response) -> Me:
         )
     principal = auth.users.by_token(body.token)
     if principal is None:
+        LOGIN_FAILURES.inc()
         failures = await auth.throttle.failed(redis, address)
         audit: AuditLog = request.app.state.audit
         await audit.append(

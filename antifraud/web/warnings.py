@@ -29,6 +29,7 @@ from antifraud.case.views import Id, get_cases
 from antifraud.events.types import Code, UtcTime
 from antifraud.topics import ALERTS
 from antifraud.web.auth import Principal, Role, ensure_branch, require
+from antifraud.web.metrics import LIVE_CONNECTIONS
 
 log = logging.getLogger(__name__)
 
@@ -92,10 +93,12 @@ class WarningHub:
     def subscribe(self, place: str) -> Iterator["asyncio.Queue[CounterWarning]"]:
         queue: asyncio.Queue[CounterWarning] = asyncio.Queue(self._queue_size)
         self._subscribers.setdefault(place, set()).add(queue)
+        LIVE_CONNECTIONS.inc()
         try:
             yield queue
         finally:
             self._subscribers[place].discard(queue)
+            LIVE_CONNECTIONS.dec()
 
     def subscriber_count(self) -> int:
         return sum(len(queues) for queues in self._subscribers.values())
