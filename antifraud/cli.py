@@ -20,6 +20,7 @@ from antifraud.evaluation.learn import add_command as add_model
 from antifraud.holds.cli import add_command as add_holds
 from antifraud.stack.cli import add_command as add_stack
 from antifraud.web.cli import add_command as add_web
+from antifraud.web.users_cli import add_command as add_users
 from simulators.cli import add_command as add_simulate
 from streams import offline, record, replay
 
@@ -82,6 +83,7 @@ COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
     add_model,
     add_audit,
     add_web,
+    add_users,
 ]
 """Registration functions of every subcommand, in help order."""
 

@@ -47,6 +47,7 @@ def another_user(chromium: Browser | BrowserContext) -> BrowserContext:
 def sign_in(page: Page, base_url: str, user: str) -> None:
     """Sign in through the login page; it lands on the user's home page."""
     page.goto(f"{base_url}/login")
+    page.click("summary")
     page.fill("#token", token_of(user))
     page.click("button[type=submit]")
     page.wait_for_selector("#who")

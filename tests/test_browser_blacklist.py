@@ -6,9 +6,10 @@ import pytest
 from playwright.sync_api import expect
 
 from antifraud.stack.embedded import Endpoints
+from antifraud.web.principal import Role
 from tests.browser_helpers import browser, screenshot, sign_in
 from tests.credit_helpers import confirmed_case
-from tests.web_helpers import as_user, serve, token_of
+from tests.web_helpers import add_account, as_user, serve, token_of
 
 pytestmark = pytest.mark.browser
 
@@ -18,6 +19,7 @@ ACCOUNT = "6222000000000666"
 
 def test_an_officer_corrects_a_listing_on_objection_and_sees_why_a_repair_is_refused(stack: Endpoints) -> None:
     case_id = confirmed_case(stack.redis_url, PARTY)  # before the browser: it runs an event loop of its own
+    add_account(stack.redis_url, "li.na", Role.CREDIT_OFFICER, "a long passphrase at the desk")
     with serve(stack) as base_url, browser() as context:
         draft = {
             "party": {"kind": "id_number", "id": PARTY},
@@ -32,13 +34,16 @@ def test_an_officer_corrects_a_listing_on_objection_and_sees_why_a_repair_is_ref
 
         page = context.new_page()
         page.goto(f"{base_url}/login")
-        page.fill("#token", "wrong")
+        page.fill("#name", "li.na")
+        page.fill("#password", "not the passphrase")
         page.click("button[type=submit]")
         page.wait_for_selector("#error:not([hidden])")
-        assert page.inner_text("#error") == "unknown token"
+        assert page.inner_text("#error") == "wrong name or password"
         screenshot(page, "login-refused")
 
-        sign_in(page, base_url, "credit_officer")
+        page.fill("#password", "a long passphrase at the desk")  # a person's account, not a client token
+        page.click("button[type=submit]")
+        page.wait_for_selector("#who")
         assert page.url.endswith("/blacklist")
         page.select_option("#query [name=kind]", "account")
         page.fill("#query [name=value]", ACCOUNT)

@@ -83,3 +83,23 @@ def serve(endpoints: Endpoints) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(10)
+
+
+def add_account(redis_url: str, name: str, role: Role, password: str, branch_id: str | None = None) -> None:
+    """A person's account, as ``antifraud users add`` makes it."""
+    import asyncio
+
+    from redis.asyncio import Redis
+
+    from antifraud.audit.service import AuditLog
+    from antifraud.clock import utcnow
+    from antifraud.web.accounts import AccountStore
+    from tests.conftest import AUDIT_KEYS
+
+    async def go() -> None:
+        async with Redis.from_url(redis_url) as redis:
+            await AccountStore(redis, AuditLog(redis, AUDIT_KEYS)).add(
+                name, role, branch_id, password, actor="test", now=utcnow()
+            )
+
+    asyncio.run(go())

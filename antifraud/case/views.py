@@ -40,7 +40,7 @@ from antifraud.case.service import CaseNotFound, CaseService
 from antifraud.events.types import UtcTime
 from antifraud.forwarding.models import Delivery, DeliveryRefused, Target
 from antifraud.forwarding.service import DeliveryNotFound
-from antifraud.web.auth import Principal, Role, require
+from antifraud.web.auth import Principal, Role, require, user_named
 from antifraud.web.deps import get_audit, get_redis
 
 router = APIRouter(prefix="/api", tags=["cases"])
@@ -143,7 +143,7 @@ async def assign_case(
     cases: CaseService = Depends(get_cases),
     principal: Principal = Depends(_analyst),
 ) -> Case:
-    assignee = request.app.state.auth.users.by_name(body.assignee)
+    assignee = await user_named(request, body.assignee)
     if assignee is None or assignee.role not in (Role.ANALYST, Role.ADMIN):
         raise HTTPException(
             status.HTTP_422_UNPROCESSABLE_ENTITY,

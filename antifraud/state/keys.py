@@ -190,10 +190,19 @@ WEB_SESSION = KeyFamily(
     "the idle timeout from the last use (the absolute timeout is checked on every read)",
     "HMAC of the cookie's session id -> name, csrf (the session's CSRF token), created and seen (epoch s)",
 )
+WEB_ACCOUNT = KeyFamily(
+    "webuser:",
+    "hash",
+    "antifraud users (audited)",
+    "kept (disabled, never deleted: the audit names it)",
+    "user name -> role, branch_id, active ('1'/'0'), created_at, password (an Argon2id hash)",
+)
+WEB_ACCOUNTS = KeyFamily("webusers", "set", "antifraud users add", "kept", "every account's user name")
 LOGIN_FAILURES = KeyFamily(
     "loginfail:",
     "string (counter)",
     "the web app, on a refused login",
     "the throttling window from the first failure",
-    "'{addr|token}:{value}' -> failed logins in the window; at the limit, logins from it get 429",
+    "'addr:{address}' or 'name:{user name}' -> refused logins in the window; at the limit, logins from that "
+    "address, or to that account, get 429",
 )

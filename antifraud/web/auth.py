@@ -1,10 +1,12 @@
 """Who is calling: users from configuration, bearer tokens, server-side sessions, role checks, CSRF.
 
-Users come from ``ANTIFRAUD_USERS_FILE`` (TOML or JSON) or ``ANTIFRAUD_USERS``
-(inline JSON): ``{"users": [{"name", "role", "branch_id", "token_sha256"}]}``.
-Only the SHA-256 of each token is configured, so the file holds no secret a
-reader could replay. API clients send ``Authorization: Bearer TOKEN``; the login
-page trades a token for an HttpOnly, SameSite=Strict cookie naming a session kept
+People have accounts (``antifraud/web/accounts.py``: a name and an Argon2id-hashed
+password, managed with ``antifraud users``). API clients are named in
+``ANTIFRAUD_USERS_FILE`` (TOML or JSON) or ``ANTIFRAUD_USERS`` (inline JSON):
+``{"users": [{"name", "role", "branch_id", "token_sha256"}]}``; only the SHA-256 of
+each token is configured, so the file holds no secret a reader could replay. API
+clients send ``Authorization: Bearer TOKEN``; the login page trades a name and
+password (or a client's token) for an HttpOnly, SameSite=Strict cookie naming a session kept
 in Redis (``antifraud/web/sessions.py``: ended at logout, after the idle or the
 absolute timeout). Role and branch are looked up on every request, so a change in
 the users file applies at the next start without waiting for sessions to end.
@@ -26,35 +28,20 @@ import secrets
 import tomllib
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
-from enum import StrEnum
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from fastapi import HTTPException, Request, status
 
 from antifraud.config import ConfigError, Settings
+from antifraud.web.accounts import AccountStore
+from antifraud.web.principal import Principal, Role
 from antifraud.web.sessions import LoginThrottle, Session, SessionStore
 
 SESSION_COOKIE = "antifraud_session"
 CSRF_HEADER = "X-CSRF-Token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 MIN_SECRET_KEY_BYTES = 32
-
-
-class Role(StrEnum):
-    TELLER = "teller"
-    ANALYST = "analyst"
-    CREDIT_OFFICER = "credit_officer"
-    ADMIN = "admin"
-
-
-@dataclass(frozen=True, slots=True)
-class Principal:
-    """An authenticated user; ``branch_id`` scopes a teller to one branch's counters."""
-
-    name: str
-    role: Role
-    branch_id: str | None = None
 
 
 def token_sha256(token: str) -> str:
@@ -196,6 +183,13 @@ def refuse_cross_site(request: Request) -> None:
         raise HTTPException(status.HTTP_403_FORBIDDEN, "refused: the request comes from a page of another origin")
 
 
+async def user_named(request: Request, name: str) -> Principal | None:
+    """The user called ``name``: in the users file, or an active account (read on every request, so a
+    disabled account is out at once, whatever its sessions)."""
+    auth: Authenticator = request.app.state.auth
+    return auth.users.by_name(name) or await AccountStore(request.app.state.redis).principal(name)
+
+
 async def session_of(request: Request) -> Session | None:
     """The live session the request's cookie names, if any."""
     cookie = request.cookies.get(SESSION_COOKIE)
@@ -230,7 +224,7 @@ async def authenticate(request: Request) -> Principal:
             )
         return principal
     session = await session_of(request)
-    principal = auth.users.by_name(session.name) if session is not None else None
+    principal = await user_named(request, session.name) if session is not None else None
     if session is None or principal is None:
         detail = "invalid or expired session" if request.cookies.get(SESSION_COOKIE) else "not authenticated"
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, detail, headers={"WWW-Authenticate": "Bearer"})

@@ -1,17 +1,19 @@
-"""Login and logout for the pages: a token traded for a server-side session, named by an HttpOnly cookie.
+"""Login and logout for the pages: a name and password (or a client's token) traded for a server-side
+session, named by an HttpOnly cookie.
 
-Login is refused from another site's page (``refuse_cross_site``) and throttled per client address
-(``LoginThrottle``: 429 with ``Retry-After``); every refused login is audited (``web.login_refused``,
-never the token tried) and logged. Logout ends the session in Redis: the old cookie is worth nothing.
+Login is refused from another site's page (``refuse_cross_site``) and throttled per client address and
+per account (``LoginThrottle``: 429 with ``Retry-After``); every refused login is audited
+(``web.login_refused``, never the password or token tried), counted and logged. Logout ends the session in Redis: the old cookie is worth nothing.
 """
 
 import logging
 
 from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from antifraud.audit.models import AuditEntry
 from antifraud.audit.service import AuditLog
+from antifraud.web.accounts import AccountStore
 from antifraud.web.auth import (
     SESSION_COOKIE,
     Authenticator,
@@ -28,8 +30,18 @@ log = logging.getLogger(__name__)
 
 
 class LoginRequest(BaseModel):
+    """A person's name and password, or an API client's token."""
+
     model_config = ConfigDict(extra="forbid")
-    token: str = Field(min_length=1, max_length=512, description="the user's token from the users file")
+    name: str | None = Field(None, min_length=1, max_length=100, description="the account's user name")
+    password: str | None = Field(None, min_length=1, max_length=512, description="the account's password")
+    token: str | None = Field(None, min_length=1, max_length=512, description="a token from the users file")
+
+    @model_validator(mode="after")
+    def _one_way_in(self) -> "LoginRequest":
+        if (self.token is None) == (self.name is None or self.password is None):
+            raise ValueError("give name and password, or a token")
+        return self
 
 
 class Me(BaseModel):
@@ -61,25 +73,32 @@ async def login(body: LoginRequest, request: Request, response: Response) -> Me:
     refuse_cross_site(request)
     auth: Authenticator = request.app.state.auth
     redis = request.app.state.redis
-    address = _address(request)
-    wait = await auth.throttle.retry_after(redis, address)
+    subjects = [f"addr:{_address(request)}", *([f"name:{body.name}"] if body.name else [])]
+    wait = await auth.throttle.retry_after(redis, *subjects)
     if wait is not None:
         LOGIN_FAILURES.inc()
         raise HTTPException(
             status.HTTP_429_TOO_MANY_REQUESTS,
-            f"too many refused logins from this address: try again in {wait} s",
+            f"too many refused logins from this address or to this account: try again in {wait} s",
             headers={"Retry-After": str(wait)},
         )
-    principal = auth.users.by_token(body.token)
+    if body.token is not None:
+        principal = auth.users.by_token(body.token)
+    else:
+        assert body.name is not None and body.password is not None  # the model's own rule
+        principal = await AccountStore(redis).verify(body.name, body.password)
     if principal is None:
         LOGIN_FAILURES.inc()
-        failures = await auth.throttle.failed(redis, address)
+        await auth.throttle.failed(redis, *subjects)
         audit: AuditLog = request.app.state.audit
+        refused = {"address": _address(request), "name": body.name}  # never the token or password tried
         await audit.append(
-            AuditEntry(actor="anonymous", action="web.login_refused", subject="web:login", after={"address": address})
+            AuditEntry(actor="anonymous", action="web.login_refused", subject="web:login", after=refused)
         )
-        log.warning("login refused from %s (%d in the window)", address, failures)
-        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "unknown token")
+        log.warning("login refused from %s", _address(request))
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED, "unknown token" if body.token is not None else "wrong name or password"
+        )
     session_id, session = await auth.sessions.open(redis, principal.name)
     response.set_cookie(
         SESSION_COOKIE,

@@ -72,28 +72,31 @@ class SessionStore:
 
 @dataclass(frozen=True)
 class LoginThrottle:
-    """Refused logins counted per client address in a window from the first; at ``limit`` every login
-    from that address is answered 429 until the window ends, so guessing tokens costs hours, not seconds."""
+    """Refused logins counted per subject (a client address, ``addr:...``, and an account, ``name:...``) in a
+    window from the first; at ``limit`` every login from that address, or to that account, is answered 429
+    until the window ends, so guessing a password costs hours, not seconds, from one address or many."""
 
     limit: int
     window_s: int
 
-    async def retry_after(self, redis: Redis, address: str) -> int | None:
-        """Seconds until ``address`` may try again, or None when it may now."""
-        key = LOGIN_FAILURES.key(f"addr:{address}")
+    async def retry_after(self, redis: Redis, *subjects: str) -> int | None:
+        """Seconds until none of ``subjects`` is throttled, or None when none is now."""
         pipe = redis.pipeline(transaction=False)
-        pipe.get(key)
-        pipe.ttl(key)
-        count, ttl = await pipe.execute()
-        if count is None or int(count) < self.limit:
-            return None
-        return max(int(ttl), 1)
+        for subject in subjects:
+            pipe.get(LOGIN_FAILURES.key(subject))
+            pipe.ttl(LOGIN_FAILURES.key(subject))
+        replies = await pipe.execute()
+        waits = [
+            max(int(ttl), 1)
+            for count, ttl in zip(replies[::2], replies[1::2])
+            if count is not None and int(count) >= self.limit
+        ]
+        return max(waits) if waits else None
 
-    async def failed(self, redis: Redis, address: str) -> int:
-        """Count a refused login from ``address``; how many in its window so far."""
-        key = LOGIN_FAILURES.key(f"addr:{address}")
+    async def failed(self, redis: Redis, *subjects: str) -> None:
+        """Count a refused login against each of ``subjects``."""
         pipe = redis.pipeline(transaction=True)
-        pipe.set(key, 0, ex=self.window_s, nx=True)  # the window starts at the first failure
-        pipe.incr(key)  # keeps the expiry
-        _, count = await pipe.execute()
-        return int(count)
+        for subject in subjects:
+            pipe.set(LOGIN_FAILURES.key(subject), 0, ex=self.window_s, nx=True)  # the window starts at the first
+            pipe.incr(LOGIN_FAILURES.key(subject))  # keeps the expiry
+        await pipe.execute()
