@@ -13,7 +13,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE = ROOT / "docker-compose.yml"
-REQUIRED = ("ANTIFRAUD_SECRET_KEY", "ANTIFRAUD_USERS_FILE", "GRAFANA_ADMIN_PASSWORD")
+REQUIRED = ("ANTIFRAUD_SECRET_KEY", "ANTIFRAUD_USERS_FILE", "GRAFANA_ADMIN_PASSWORD", "ANTIFRAUD_REDIS_PASSWORD")
 
 
 def docker_compose() -> str:
@@ -57,7 +57,11 @@ def resolved(tmp_path: Path) -> dict[str, Any]:
     users = tmp_path / "users.toml"
     users.write_text("[[users]]\n")
     result = compose_config(
-        tmp_path, ANTIFRAUD_SECRET_KEY="k" * 32, ANTIFRAUD_USERS_FILE=str(users), GRAFANA_ADMIN_PASSWORD="secret"
+        tmp_path,
+        ANTIFRAUD_SECRET_KEY="k" * 32,
+        ANTIFRAUD_USERS_FILE=str(users),
+        GRAFANA_ADMIN_PASSWORD="secret",
+        ANTIFRAUD_REDIS_PASSWORD="redis-pw",
     )
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)
@@ -91,11 +95,29 @@ def test_compose_validates_and_has_the_production_stack(resolved: dict[str, Any]
     assert services["simulate"]["profiles"] == ["simulate"] and services["simulate"]["restart"] == "no"
 
 
+def test_every_service_is_health_checked_and_only_the_pages_reach_the_host_on_loopback(
+    resolved: dict[str, Any],
+) -> None:
+    services = resolved["services"]
+    unchecked = [n for n, s in services.items() if "healthcheck" not in s and n != "simulate"]
+    assert unchecked == [], "every long-running service has a healthcheck"
+    published = {name: [(p.get("host_ip"), p["published"]) for p in s.get("ports", [])] for name, s in services.items()}
+    assert {n: p for n, p in published.items() if p} == {
+        "web": [("127.0.0.1", "8000")],
+        "grafana": [("127.0.0.1", "3000")],
+    }, "Redis, Kafka and Prometheus (no auth of their own) are not published; the pages only on loopback"
+    redis = services["redis"]
+    assert "--requirepass" in redis["command"] and redis["command"][-1] == "redis-pw"
+    assert redis["environment"]["REDISCLI_AUTH"] == "redis-pw", "the healthcheck's redis-cli authenticates"
+    for name in ("worker-1", "jobs", "web"):
+        assert services[name]["environment"]["REDIS_URL"] == "redis://:redis-pw@redis:6379/0", name
+
+
 def test_secrets_are_required_from_the_environment_and_named_when_missing(tmp_path: Path) -> None:
     result = compose_config(tmp_path)
     assert result.returncode != 0
     assert re.search(
-        r"required variable (ANTIFRAUD_SECRET_KEY|ANTIFRAUD_USERS_FILE|GRAFANA_ADMIN_PASSWORD)"
+        r"required variable (ANTIFRAUD_SECRET_KEY|ANTIFRAUD_USERS_FILE|GRAFANA_ADMIN_PASSWORD|ANTIFRAUD_REDIS_PASSWORD)"
         r" is missing a value: set \w+",
         result.stderr,
     ), result.stderr
@@ -113,7 +135,12 @@ def test_compose_rejects_a_misspelt_key(tmp_path: Path) -> None:
         text=True,
         timeout=60,
         env=os.environ
-        | {"ANTIFRAUD_SECRET_KEY": "k" * 32, "ANTIFRAUD_USERS_FILE": str(users), "GRAFANA_ADMIN_PASSWORD": "x"},
+        | {
+            "ANTIFRAUD_SECRET_KEY": "k" * 32,
+            "ANTIFRAUD_USERS_FILE": str(users),
+            "GRAFANA_ADMIN_PASSWORD": "x",
+            "ANTIFRAUD_REDIS_PASSWORD": "y",
+        },
     )
     assert result.returncode != 0 and "helthcheck" in result.stderr
 
@@ -159,6 +186,6 @@ def test_monitoring_files_agree_with_the_compose_services(resolved: dict[str, An
     assert Path(mounts["/etc/grafana/provisioning"]) == ROOT / "dashboards" / "grafana" / "provisioning"
     datasource = yaml.safe_load((ROOT / "dashboards/grafana/provisioning/datasources/prometheus.yml").read_text())
     assert datasource["datasources"][0]["url"] == "http://prometheus:9090"
-    assert any(p["target"] == 9090 for p in prom["ports"])
+    assert "ports" not in prom and "9090" in prom["healthcheck"]["test"][-1], "reached inside the network only"
     home = grafana["environment"]["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"]
     assert (ROOT / "dashboards" / "grafana" / Path(home).relative_to(dashboards_path)).exists()

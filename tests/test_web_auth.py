@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import httpx
 import pytest
 from redis.asyncio import Redis
 
@@ -24,7 +25,7 @@ from antifraud.web.auth import (
 )
 from antifraud.web.sessions import SessionStore
 from tests.conftest import AUDIT_KEYS
-from tests.web_helpers import as_user, token_of, web_client
+from tests.web_helpers import as_user, serve, token_of, web_client
 
 DIGEST = token_sha256("s3cret")
 
@@ -235,3 +236,14 @@ def test_antifraud_web_refuses_to_start_naming_what_is_missing(tmp_path: Path) -
         [sys.executable, "-m", "antifraud", "web"], env=env, capture_output=True, text=True, timeout=60
     )
     assert run.returncode == 2 and "expected a non-empty list 'users'" in run.stderr
+
+
+def test_behind_a_tls_proxy_the_session_cookie_is_secure(stack: Endpoints) -> None:
+    """uvicorn believes X-Forwarded-Proto from the trusted proxy (here: loopback), so the app sees https."""
+    with serve(stack) as base_url:
+        plain = httpx.post(f"{base_url}/api/session", json={"token": token_of("analyst")})
+        behind = httpx.post(
+            f"{base_url}/api/session", json={"token": token_of("analyst")}, headers={"X-Forwarded-Proto": "https"}
+        )
+    assert "secure" not in plain.headers["set-cookie"].lower()
+    assert "secure" in behind.headers["set-cookie"].lower()

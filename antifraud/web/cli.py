@@ -35,6 +35,8 @@ def _run(args: argparse.Namespace) -> int:
         workers=args.workers,
         log_level="info",
         access_log=args.access_log,
+        proxy_headers=True,
+        forwarded_allow_ips=args.trusted_proxy,
     )
     return 0
 
@@ -56,4 +58,12 @@ def add_command(sub: argparse._SubParsersAction) -> None:
     )
     web.add_argument("--dev-branch", default="B001", help="the development teller's branch (default B001)")
     web.add_argument("--access-log", action="store_true", help="log every request")
+    web.add_argument(
+        "--trusted-proxy",
+        default="127.0.0.1",
+        metavar="ADDRESSES",
+        help="addresses (comma-separated, or *) of the TLS-terminating proxy whose X-Forwarded-Proto and "
+        "X-Forwarded-For are believed: behind it, cookies are marked Secure and logs name the client "
+        "(default 127.0.0.1)",
+    )
     web.set_defaults(run=_run)
