@@ -19,7 +19,7 @@ from prometheus_client.metrics import MetricWrapperBase
 from antifraud import metrics
 from antifraud.stack.embedded import Endpoints
 from antifraud.stack.process import free_port, spawn, stop
-from antifraud.stack.worker import WorkerProcess, metric_sum
+from antifraud.stack.worker import WorkerProcess, metric_sum, parse_metrics
 from antifraud.web import metrics as web_metrics
 from tests.conftest import wait_consumed, wait_for
 from tests.test_holds import DAY, T0, atm_transfer
@@ -270,12 +270,18 @@ def test_prometheus_scraping_the_web_app_has_data_for_every_web_expression(stack
         prometheus = Prometheus(tmp_path / "prometheus", int(base_url.rsplit(":", 1)[1]), WEB_JOB)
         try:
             wait_for(lambda: bool(prometheus.query(f'up{{job="{WEB_JOB}"}} == 1')), 30, "a first scrape")
+            before = parse_metrics(httpx.get(f"{base_url}/metrics").text)  # the process's counters: other tests' too
             for _ in range(3):  # traffic: checks, a refused login
                 assert httpx.post(f"{base_url}/api/check", json=CHECK, headers=as_user("teller")).status_code == 200
             assert httpx.post(f"{base_url}/api/session", json={"token": "guess"}).status_code == 401
             page = httpx.get(f"{base_url}/metrics").text
-            assert re.search(r'antifraud_web_check_decisions_total\{decision="\w+"\} 3\.0', page), "three checks"
-            assert 'route="/api/check"' in page and "antifraud_web_login_failures_total 1.0" in page
+            after = parse_metrics(page)
+
+            def grew(name: str) -> float:
+                return metric_sum(after, name) - metric_sum(before, name)
+
+            assert grew("antifraud_web_check_decisions_total") == 3 and grew("antifraud_web_login_failures_total") == 1
+            assert metric_sum(after, "antifraud_web_request_seconds_count", route="/api/check") >= 3
             assert "6222" not in page and "/api/places/B001" not in page, "route templates, never paths"
             expressions = dashboard_expressions(WEB_JOB) + [
                 (f"web-alerts.yml: {a}", s) for a, s in rule_signals(WEB_JOB)
