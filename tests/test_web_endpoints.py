@@ -286,6 +286,8 @@ OUT_OF_RANGE = "0001-01-01T00:00:00+08:00"
 """A valid ISO 8601 time with no date in UTC (the year before 1)."""
 
 BAD: list[Bad] = [
+    (ANALYST, "GET", "/api/cases", {"params": {"until": "0.5"}}, 422, "until: Value error, give an ISO 8601 time"),
+    (ANALYST, "GET", "/api/escalations", {"params": {"since": "1700000000"}}, 422, "not a number"),
     (None, "POST", "/api/session", {"json": {"token": ""}}, 422, "token: String should have at least 1 character"),
     (
         None,

@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, status
-from pydantic import AwareDatetime, BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict
 
 from antifraud.alerts.models import Severity
 from antifraud.audit.service import AuditLog
@@ -37,7 +37,7 @@ from antifraud.case.models import (
     UserName,
 )
 from antifraud.case.service import CaseNotFound, CaseService
-from antifraud.events.types import UtcTime
+from antifraud.events.types import QueryTime
 from antifraud.forwarding.models import Delivery, DeliveryRefused, Target
 from antifraud.forwarding.service import DeliveryNotFound
 from antifraud.web.auth import Principal, Role, require, user_named
@@ -98,8 +98,8 @@ async def list_cases(
     case_status: Annotated[CaseStatus | None, Query(alias="status")] = None,
     detector: Annotated[str | None, Query(max_length=64)] = None,
     severity: Annotated[Severity | None, Query(description="this severity or higher")] = None,
-    since: Annotated[AwareDatetime | None, Query(description="cases with alerts ending at or after (ISO 8601)")] = None,
-    until: Annotated[AwareDatetime | None, Query(description="cases with alerts starting at or before")] = None,
+    since: Annotated[QueryTime | None, Query(description="cases with alerts ending at or after (ISO 8601)")] = None,
+    until: Annotated[QueryTime | None, Query(description="cases with alerts starting at or before")] = None,
     escalated: Annotated[bool | None, Query(description="only cases a teller escalated (true) or not (false)")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     cases: CaseService = Depends(get_cases),
@@ -120,7 +120,7 @@ async def list_cases(
 
 @router.get("/escalations", response_model=list[Case], summary="cases tellers escalated after a time, latest first")
 async def escalations(
-    since: Annotated[UtcTime, Query(description="only escalations after this time (ISO 8601)")],
+    since: Annotated[QueryTime, Query(description="only escalations after this time (ISO 8601)")],
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     cases: CaseService = Depends(get_cases),
     _: Principal = Depends(_analyst),

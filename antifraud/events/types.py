@@ -5,10 +5,11 @@ number with letters in it or an ID number with a wrong check digit: such a
 record is dead-lettered with the reason instead.
 """
 
+import re
 from datetime import datetime, timezone
 from typing import Annotated
 
-from pydantic import AfterValidator, AwareDatetime, Field, StringConstraints
+from pydantic import AfterValidator, AwareDatetime, BeforeValidator, Field, StringConstraints
 
 # GB 11643-1999 weights and check characters for the 18-digit resident ID number.
 _ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
@@ -85,3 +86,13 @@ Fen = Annotated[int, Field(strict=True, gt=0, le=MAX_FEN)]
 
 UtcTime = Annotated[AwareDatetime, AfterValidator(_utc)]
 """A timezone-aware timestamp, normalised to UTC; naive times are refused."""
+
+
+def _iso_only(value: object) -> object:
+    if isinstance(value, str) and re.fullmatch(r"\s*[+-]?\d+(\.\d*)?\s*", value):
+        raise ValueError("give an ISO 8601 time with a timezone, like 2026-03-02T09:00:00+08:00, not a number")
+    return value
+
+
+QueryTime = Annotated[UtcTime, BeforeValidator(_iso_only)]
+"""A time in a URL's query: ISO 8601 only (pydantic would read ``0.5`` as seconds after 1970)."""

@@ -21,6 +21,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
+from pydantic import BaseModel
 from redis.asyncio import Redis
 
 from antifraud.audit.models import AuditKeys
@@ -66,6 +67,25 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     detail = jsonable_encoder(errors, custom_encoder={float: lambda x: x if math.isfinite(x) else str(x)})
     return JSONResponse({"detail": detail, "message": message}, status_code=422)
 
+
+class ErrorBody(BaseModel):
+    """Every refusal: ``detail`` says what is wrong in plain words (for a 422, FastAPI's list of broken
+    fields, with ``message`` naming each)."""
+
+    detail: str | list[dict[str, Any]]
+    message: str | None = None
+
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorBody, "description": "a body that is not JSON"},
+    401: {"model": ErrorBody, "description": "no valid token or session"},
+    403: {"model": ErrorBody, "description": "the caller's role or branch may not, or a change from another site"},
+    404: {"model": ErrorBody, "description": "no such object"},
+    409: {"model": ErrorBody, "description": "its state, or a rule, refuses the action (the message says which)"},
+    422: {"model": ErrorBody, "description": "bad input: the fields and the rules they break"},
+    429: {"model": ErrorBody, "description": "too many refused logins from the address or to the account"},
+}
+"""Declared on every route: what any of them may answer besides its success."""
 
 SECURITY_SCHEMES = {
     "bearer": {"type": "http", "scheme": "bearer", "description": "a user's token from the users file"},
@@ -132,7 +152,7 @@ def create_app(settings: Settings, auth: Authenticator | None = None, keys: Audi
     app.add_middleware(check.CheckFastPath)
     app.add_middleware(metrics.RequestMetrics)  # added last: outermost, so the check's fast path is timed too
     for router in ROUTERS:
-        app.include_router(router)
+        app.include_router(router, responses=ERROR_RESPONSES)
     app.mount("/static", StaticFiles(directory=pages.STATIC), name="static")
     return app
 

@@ -10,7 +10,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
 
-from antifraud.events.types import AccountNo, UtcTime
+from antifraud.events.types import AccountNo, QueryTime
 from antifraud.holds.reports import FraudReportRequest, TrailView, follow, view_of
 from antifraud.holds.service import HoldLedger
 from antifraud.state.money_trail import TransferIndex
@@ -24,8 +24,8 @@ router = APIRouter(prefix="/api", tags=["money trail"])
 async def money_trail(
     request: Request,
     account: Annotated[AccountNo, Query(description="the account to follow the money from")],
-    since: Annotated[UtcTime, Query(description="its outgoing transfers from (ISO 8601)")],
-    until: Annotated[UtcTime, Query(description="until (ISO 8601)")],
+    since: Annotated[QueryTime, Query(description="its outgoing transfers from (ISO 8601)")],
+    until: Annotated[QueryTime, Query(description="until (ISO 8601)")],
     _: Principal = Depends(require(Role.ANALYST)),
 ) -> TrailView:
     if until <= since:
