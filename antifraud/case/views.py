@@ -146,7 +146,7 @@ async def assign_case(
     assignee = await user_named(request, body.assignee)
     if assignee is None or assignee.role not in (Role.ANALYST, Role.ADMIN):
         raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_ENTITY,
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
             f"assignee: no analyst is called {body.assignee!r} (a case goes to a known analyst or admin)",
         )
     with _refusals():
