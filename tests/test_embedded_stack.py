@@ -62,7 +62,8 @@ def test_uses_configured_services_instead(tmp_path: Path, monkeypatch: pytest.Mo
 
 
 PARENT = """
-import sys, time
+import signal, sys, time
+signal.signal(signal.SIGINT, signal.default_int_handler)  # Ctrl-C, even when started with SIGINT ignored (nohup, &)
 from antifraud.stack.embedded import EmbeddedStack
 stack = EmbeddedStack()
 stack.start()
@@ -79,7 +80,7 @@ def test_no_orphans_when_the_parent_dies(sig: signal.Signals, no_env_services: N
         pids = [int(p) for p in line.split()]
         assert len(pids) == 2 and all(alive(p) for p in pids)
         parent.send_signal(sig)
-        parent.wait(60)  # SIGINT: the parent stops its children first (slow on a loaded machine)
+        parent.wait(60)
         wait_for(lambda: not any(alive(p) for p in pids), timeout=60, what="children to exit")
     finally:
         parent.kill()
