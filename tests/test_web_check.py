@@ -271,18 +271,25 @@ def test_the_routed_check_under_a_root_path_answers_as_the_fast_path(stack: Endp
     assert routed == fast
 
 
-def test_the_openapi_document_describes_the_check_as_fastapi_would(stack: Endpoints) -> None:
+def test_the_openapi_document_describes_the_check_and_its_refusals(stack: Endpoints) -> None:
+    """The fast path is documented as the routed check: its body, its answer, and a 422 whose body is the
+    one error body every route declares (FastAPI's list of broken fields plus a readable message)."""
     with web_client(stack) as client:
-        operation = client.get("/openapi.json").json()["paths"]["/api/check"]["post"]
+        document = client.get("/openapi.json").json()
+    operation = document["paths"]["/api/check"]["post"]
     assert operation["requestBody"]["content"]["application/json"]["schema"] == {
         "$ref": "#/components/schemas/TransferCheck"
     }
     assert operation["responses"]["200"]["content"]["application/json"]["schema"] == {
         "$ref": "#/components/schemas/TransferCheckResult"
     }
-    assert operation["responses"]["422"]["content"]["application/json"]["schema"] == {
-        "$ref": "#/components/schemas/HTTPValidationError"
-    }
+    for status in ("401", "403", "422"):
+        assert operation["responses"][status]["content"]["application/json"]["schema"] == {
+            "$ref": "#/components/schemas/ErrorBody"
+        }
+    error_body = document["components"]["schemas"]["ErrorBody"]
+    assert set(error_body["properties"]) == {"detail", "message"}
+    assert error_body["required"] == ["detail"]
 
 
 def test_the_check_over_state_the_stream_wrote_agrees_with_the_alert_it_raises(stack: Endpoints) -> None:
