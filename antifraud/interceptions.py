@@ -11,9 +11,9 @@ gives the same ids and consumers drop duplicates.
 import hashlib
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from antifraud.events.types import Msisdn, UtcTime
+from antifraud.events.types import Msisdn, Reason, Stripped, UtcTime
 
 Basis = Literal["block_list", "fraud_score"]
 """Why the number is acted on: a confirmed listing, or a fraud-number alert not yet confirmed."""
@@ -28,8 +28,8 @@ class BlockEntry(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     number: Msisdn
     action: Action = "block"
-    reason: Annotated[str, StringConstraints(min_length=1, max_length=500, strip_whitespace=True)]
-    source: Annotated[str, StringConstraints(min_length=1, max_length=100, strip_whitespace=True)]
+    reason: Reason
+    source: Annotated[str, Stripped(100)]
     listed_at: UtcTime
 
 

@@ -237,10 +237,10 @@ def test_a_listing_needs_a_confirmed_case_of_the_party_or_a_second_officer(clien
     officer, admin = as_user("credit_officer"), as_user("admin")
     redis_url = client.app.state.settings.redis_url  # type: ignore[attr-defined]
     invented = client.post("/api/blacklist", json=listing_fields(case_id="no-such-case"), headers=officer)
-    assert invented.status_code == 422 and "there is no case no-such-case" in invented.json()["detail"]
+    assert invented.status_code == 409 and "there is no case no-such-case" in invented.json()["detail"]
     someone_else = confirmed_case(redis_url, OTHER_PERSON)
     not_theirs = client.post("/api/blacklist", json=listing_fields(case_id=someone_else), headers=officer)
-    assert not_theirs.status_code == 422 and "about another id_number" in not_theirs.json()["detail"]
+    assert not_theirs.status_code == 409 and "about another id_number" in not_theirs.json()["detail"]
     assert client.get("/api/blacklist/check", params={"id_number": PERSON}, headers=officer).json()["listed"] is False
 
     proposal = client.post("/api/blacklist/proposals", json=listing_fields(case_id="tip-off-17"), headers=officer)

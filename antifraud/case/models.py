@@ -36,10 +36,10 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field
 
 from antifraud.alerts.models import Alert, Entity, Severity
-from antifraud.events.types import UtcTime
+from antifraud.events.types import Stripped, UtcTime
 from antifraud.holds.models import stable_id
 
 CaseStatus = Literal["new", "in_review", "confirmed", "dismissed", "forwarded", "closed"]
@@ -87,8 +87,8 @@ TRANSITIONS: dict[Action, dict[CaseStatus, CaseStatus]] = {
 }
 """action -> {from status: to status}; an action from a status not listed is refused."""
 
-Text = Annotated[str, StringConstraints(min_length=1, max_length=2000, strip_whitespace=True)]
-UserName = Annotated[str, StringConstraints(min_length=1, max_length=100, strip_whitespace=True)]
+Text = Annotated[str, Stripped(2000)]
+UserName = Annotated[str, Stripped(100)]
 
 
 class IllegalTransition(ValueError):

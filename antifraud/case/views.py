@@ -99,7 +99,9 @@ async def list_cases(
     detector: Annotated[str | None, Query(max_length=64)] = None,
     severity: Annotated[Severity | None, Query(description="this severity or higher")] = None,
     since: Annotated[QueryTime | None, Query(description="cases with alerts ending at or after (ISO 8601)")] = None,
-    until: Annotated[QueryTime | None, Query(description="cases with alerts starting at or before")] = None,
+    until: Annotated[
+        QueryTime | None, Query(description="cases with alerts starting at or before (not before since)")
+    ] = None,
     escalated: Annotated[bool | None, Query(description="only cases a teller escalated (true) or not (false)")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     cases: CaseService = Depends(get_cases),
@@ -143,6 +145,7 @@ async def assign_case(
     cases: CaseService = Depends(get_cases),
     principal: Principal = Depends(_analyst),
 ) -> Case:
+    """Give the case to a known analyst or admin by user name (422 for anyone else)."""
     assignee = await user_named(request, body.assignee)
     if assignee is None or assignee.role not in (Role.ANALYST, Role.ADMIN):
         raise HTTPException(

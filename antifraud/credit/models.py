@@ -20,7 +20,7 @@ and for all, so consumers of the blacklist topic drop repeats by ``change_id``.
 """
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -34,7 +34,7 @@ from pydantic import (
     model_validator,
 )
 
-from antifraud.events.types import AccountNo, IdNumber, Msisdn, UtcTime
+from antifraud.events.types import AccountNo, IdNumber, Msisdn, Stripped, UtcTime
 from antifraud.thresholds import ReasonCode, RepairCondition  # noqa: F401 - the credit vocabulary, named here too
 
 # GB 32100-2015: the 31 characters of the unified social credit code (no I, O, S, V, Z)
@@ -62,11 +62,16 @@ def _normalised(value: object) -> object:
     return value.strip().upper() if isinstance(value, str) else value
 
 
+CREDIT_CODE_FORMAT = "gb32100"
+"""The JSON Schema ``format`` of a unified social credit code: 17 characters and the check character
+GB 32100 computes from them."""
+
 CreditCode = Annotated[
     str,
-    BeforeValidator(_normalised),
     StringConstraints(pattern=f"^[{CREDIT_CODE_CHARS}]{{18}}$"),
+    BeforeValidator(_normalised),  # after the constraints in this list, so it runs first and they stay in the schema
     AfterValidator(_valid_credit_code),
+    Field(json_schema_extra={"format": CREDIT_CODE_FORMAT}),
 ]
 """18-character unified social credit code with a valid check character (GB 32100-2015)."""
 
@@ -91,6 +96,11 @@ _LOOKUP_RULE = {
     "account": "8-30 digits",
     "phone": "3-15 digits, optional leading '+'",
 }
+
+
+def lookup_schema(kind: LookupKind) -> dict[str, Any]:
+    """The JSON Schema of a look-up value of ``kind``: its pattern, and the check character's ``format``."""
+    return _LOOKUP[kind].json_schema()
 
 
 def lookup_value(kind: LookupKind, raw: str) -> str:
@@ -121,10 +131,10 @@ TRANSITIONS: dict[Move, tuple[frozenset[ListingState | None], ListingState]] = {
 }
 """Move -> (states it may start from, state it leads to); ``None`` is "not listed yet"."""
 
-Text = Annotated[str, StringConstraints(min_length=1, max_length=1000, strip_whitespace=True)]
-Ref = Annotated[str, StringConstraints(min_length=1, max_length=128, strip_whitespace=True)]
+Text = Annotated[str, Stripped(1000)]
+Ref = Annotated[str, Stripped(128)]
 """An opaque reference: a case id, an alert or event id, a document number."""
-ActorName = Annotated[str, StringConstraints(min_length=1, max_length=100, strip_whitespace=True)]
+ActorName = Annotated[str, Stripped(100)]
 
 
 class ListingNotFound(LookupError):
@@ -219,10 +229,17 @@ Party = Annotated[PersonParty | OrganisationParty, Field(discriminator="kind")]
 PARTY: TypeAdapter[PersonParty | OrganisationParty] = TypeAdapter(Party)
 
 
+def _some_field_given(schema: dict[str, Any]) -> None:
+    """JSON Schema: at least one of the properties is given and not null (``Amendment._changes_something``)."""
+    schema["anyOf"] = [
+        {"required": [name], "properties": {name: {"not": {"type": "null"}}}} for name in schema["properties"]
+    ]
+
+
 class Amendment(BaseModel):
     """What a correction changes in a listing that stays; fields left out (or null) stay as they were."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, json_schema_extra=_some_field_given)
     reason_code: ReasonCode | None = None
     reason: Text | None = None
     evidence: Annotated[tuple[Ref, ...], Field(min_length=1, max_length=100)] | None = None
@@ -354,7 +371,14 @@ class ObjectionFiling(BaseModel):
 class ObjectionDecision(BaseModel):
     """An officer's review: uphold the listing, or correct it (amended if ``amend`` is given, else removed)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        json_schema_extra={
+            "if": {"properties": {"decision": {"const": "uphold"}}, "required": ["decision"]},
+            "then": {"properties": {"amend": {"type": "null"}}},
+        },
+    )
     decision: Literal["uphold", "correct"]
     note: Text
     amend: Amendment | None = None

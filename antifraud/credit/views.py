@@ -18,6 +18,7 @@ listing or objection, 409 for what the listing's state or the rules refuse
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
+from typing import Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
 from pydantic import BaseModel, ConfigDict
@@ -42,6 +43,7 @@ from antifraud.credit.models import (
     ReasonCode,
     Refused,
     RepairRequest,
+    lookup_schema,
     lookup_value,
 )
 from antifraud.credit.service import CreditBlacklist
@@ -74,8 +76,22 @@ def _http_errors() -> Iterator[None]:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
 
 
+LOOKUP_RULE = "give exactly one of the query parameters id_number, credit_code, account, phone"
+
+
+LOOKUP_RULE = "give exactly one of the query parameters id_number, credit_code, account, phone"
+
+
+def _key(kind: LookupKind, description: str) -> Any:
+    """A look-up query parameter: its rule in the schema, checked by ``lookup_value`` (which never echoes it)."""
+    return Query(None, description=description, json_schema_extra=lookup_schema(kind))
+
+
 def _lookup(
-    id_number: str | None, credit_code: str | None, account: str | None, phone: str | None
+    id_number: str | None = _key("id_number", "a person's resident ID number"),
+    credit_code: str | None = _key("credit_code", "an organisation's unified social credit code"),
+    account: str | None = _key("account", "a bank account or card number"),
+    phone: str | None = _key("phone", "a phone number"),
 ) -> tuple[LookupKind, str]:
     """The one lookup key given, validated; 422 naming the parameter otherwise."""
     named: list[tuple[LookupKind, str | None]] = [
@@ -86,10 +102,7 @@ def _lookup(
     ]
     given = [(kind, value) for kind, value in named if value is not None]
     if len(given) != 1:
-        raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_CONTENT,
-            "give exactly one of the query parameters id_number, credit_code, account, phone",
-        )
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, LOOKUP_RULE)
     kind, raw = given[0]
     try:
         return kind, lookup_value(kind, raw)
@@ -126,30 +139,31 @@ class HistoryEntry(BaseModel):
     state: str | None
 
 
-@router.get("", response_model=list[Listing], summary="listings naming a party, an account or a phone")
+@router.get(
+    "", response_model=list[Listing], summary="listings naming a party, an account or a phone", description=LOOKUP_RULE
+)
 async def query(
-    id_number: str | None = Query(None, description="a person's resident ID number"),
-    credit_code: str | None = Query(None, description="an organisation's unified social credit code"),
-    account: str | None = Query(None, description="a bank account or card number"),
-    phone: str | None = Query(None, description="a phone number"),
+    key: tuple[LookupKind, str] = Depends(_lookup),
     include_ended: bool = Query(False, description="also removed, repaired and expired listings"),
     blacklist: CreditBlacklist = Depends(get_blacklist),
     _: Principal = Depends(_reader),
 ) -> list[Listing]:
-    kind, value = _lookup(id_number, credit_code, account, phone)
+    kind, value = key
     return await blacklist.find(kind, value, now=utcnow(), include_ended=include_ended)
 
 
-@router.get("/check", response_model=CheckResult, summary="is a party, account or phone listed (counter check)")
+@router.get(
+    "/check",
+    response_model=CheckResult,
+    summary="is a party, account or phone listed (counter check)",
+    description=LOOKUP_RULE,
+)
 async def check(
-    id_number: str | None = None,
-    credit_code: str | None = None,
-    account: str | None = None,
-    phone: str | None = None,
+    key: tuple[LookupKind, str] = Depends(_lookup),
     blacklist: CreditBlacklist = Depends(get_blacklist),
     _: Principal = Depends(_checker),
 ) -> CheckResult:
-    kind, value = _lookup(id_number, credit_code, account, phone)
+    kind, value = key
     listings = await blacklist.find(kind, value, now=utcnow())
     return CheckResult(
         subject=mask_entity(kind, value),
@@ -175,7 +189,7 @@ async def add(
     why = await unbacked(cases, draft)
     if why is not None:
         raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            status.HTTP_409_CONFLICT,
             f"case_id: {why}; a listing no confirmed case of the party backs needs a second officer: "
             "propose it (POST /api/blacklist/proposals)",
         )

@@ -6,7 +6,7 @@ Every event carries ``event_id`` (unique, used as evidence in alerts),
 events of one entity reach the same worker and the same state.
 """
 
-from typing import Annotated, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
@@ -42,9 +42,18 @@ class Event(BaseModel):
         return str(getattr(self, self.key_field))
 
 
+def _needs(channel: str, field: str) -> dict[str, Any]:
+    """JSON Schema: a transfer through ``channel`` names ``field`` (a rule of ``_place_matches_channel``)."""
+    return {
+        "if": {"properties": {"channel": {"const": channel}}, "required": ["channel"]},
+        "then": {"properties": {field: {"type": "string"}}, "required": [field]},
+    }
+
+
 class BankTransfer(Event):
     """A transfer from a payer account to a payee account."""
 
+    model_config = ConfigDict(json_schema_extra={"allOf": [_needs("counter", "branch_id"), _needs("atm", "atm_id")]})
     key_field: ClassVar[str] = "payer_account"
     kind: Literal["bank_transfer"] = "bank_transfer"
     channel: Literal["counter", "atm", "online", "mobile"]

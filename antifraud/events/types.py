@@ -6,10 +6,12 @@ record is dead-lettered with the reason instead.
 """
 
 import re
+from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import AfterValidator, AwareDatetime, BeforeValidator, Field, StringConstraints
+from pydantic import AfterValidator, AwareDatetime, BeforeValidator, Field, GetCoreSchemaHandler, StringConstraints
+from pydantic_core import PydanticCustomError, core_schema
 
 # GB 11643-1999 weights and check characters for the 18-digit resident ID number.
 _ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
@@ -54,10 +56,15 @@ def _utc(value: datetime) -> datetime:
     return utc
 
 
+ID_NUMBER_FORMAT = "gb11643"
+"""The JSON Schema ``format`` of a resident ID number: 17 digits and the check character GB 11643 computes
+from them (a rule a pattern cannot state; a schema-driven generator registers this format to make valid ones)."""
+
 IdNumber = Annotated[
     str,
     StringConstraints(pattern=r"^[0-9]{17}[0-9X]$"),
     AfterValidator(_valid_id_number),
+    Field(json_schema_extra={"format": ID_NUMBER_FORMAT}),
 ]
 """18-character resident ID number with a valid check character."""
 
@@ -72,19 +79,70 @@ Imei = Annotated[str, StringConstraints(pattern=r"^[0-9]{14,16}$")]
 PRINTABLE = r"^[^\x00-\x1f\x7f]+$"
 """No control characters: stores join fields with them (``antifraud/state/``)."""
 
-Code = Annotated[str, StringConstraints(min_length=1, max_length=64, strip_whitespace=True, pattern=PRINTABLE)]
+_SPACE = r"\t\n\x0b\x0c\r \x85\xa0" + "\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+"""What pydantic strips (Unicode White_Space), as a character class body; Python's and JavaScript's ``\\s``
+differ from it (``\\x1c``-``\\x1f``), so the patterns name it."""
+
+NOT_BLANK = f"[^{_SPACE}]"
+"""Something besides white space: a stripped value must not come out empty (the schema says so, not only
+``min_length``, so that a client or a schema-driven generator knows " " is refused)."""
+
+PRINTABLE_NOT_BLANK = f"^[{_SPACE}]*[^\\x00-\\x1f\\x7f]*[^{_SPACE}\\x00-\\x1f\\x7f][^\\x00-\\x1f\\x7f]*[{_SPACE}]*$"
+"""``PRINTABLE`` and ``NOT_BLANK`` at once, of a value before it is stripped (white space at either end is
+dropped, so the schema allows it there)."""
+
+
+@dataclass(frozen=True)
+class Stripped:
+    """Field metadata: a string stripped of white space at either end, then at least one character and
+    matching ``pattern``, and at most ``max_length`` characters before it is stripped as after: the schema's
+    ``maxLength`` is of what a client sends, padding included."""
+
+    max_length: int
+    pattern: str = NOT_BLANK
+
+    def __get_pydantic_core_schema__(self, source: Any, handler: GetCoreSchemaHandler) -> core_schema.CoreSchema:
+        def not_too_long(value: object) -> object:
+            if isinstance(value, str) and len(value) > self.max_length:
+                raise PydanticCustomError(
+                    "string_too_long",
+                    "String should have at most {max_length} characters",
+                    {"max_length": self.max_length},
+                )
+            return value
+
+        stripped = core_schema.str_schema(
+            min_length=1, max_length=self.max_length, strip_whitespace=True, pattern=self.pattern
+        )
+        return core_schema.no_info_before_validator_function(not_too_long, stripped)
+
+
+Reason = Annotated[str, Stripped(500)]
+"""Why a person or an order did something, in their words (a hold's move, a fraud report, a blocked number)."""
+
+Code = Annotated[str, Stripped(64, PRINTABLE_NOT_BLANK)]
 """An opaque identifier: bank, branch, ATM, cell, carrier, outlet."""
 
-PersonName = Annotated[str, StringConstraints(min_length=1, max_length=64, strip_whitespace=True, pattern=PRINTABLE)]
+PersonName = Annotated[str, Stripped(64, PRINTABLE_NOT_BLANK)]
 
 MAX_FEN = 10**15
 """10 trillion yuan: far above any real transfer, and below 2**53, so Redis's Lua scripts (which count in
 doubles) sum amounts exactly."""
 
-Fen = Annotated[int, Field(strict=True, gt=0, le=MAX_FEN)]
-"""A positive amount in fen (1/100 yuan); integers only, never floats."""
 
-UtcTime = Annotated[AwareDatetime, AfterValidator(_utc)]
+def _whole(value: object) -> object:
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+Fen = Annotated[int, Field(strict=True, gt=0, le=MAX_FEN), BeforeValidator(_whole)]
+"""A positive amount in fen (1/100 yuan): a whole number. ``12.0`` is one (JSON Schema's integers include
+it, and every amount up to ``MAX_FEN`` is exact in a double); ``12.5``, ``"12"`` and ``true`` are not."""
+
+TIME_PATTERN = r"^(197[1-9]|19[89][0-9]|[2-8][0-9]{3}|9[0-8][0-9]{2}|99[0-8][0-9])-"
+"""Years 1971 to 9989: within what ``UtcTime`` takes whatever the time zone (it refuses 1970 and earlier,
+and a year 9999 that a time zone pushes past the end of the calendar)."""
+
+UtcTime = Annotated[AwareDatetime, AfterValidator(_utc), Field(json_schema_extra={"pattern": TIME_PATTERN})]
 """A timezone-aware timestamp, normalised to UTC; naive times are refused."""
 
 

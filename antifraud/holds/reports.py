@@ -15,14 +15,14 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from redis.asyncio.client import Pipeline
 
 from antifraud import outbox, topics
 from antifraud.audit.models import Change
 from antifraud.audit.service import AuditLog
 from antifraud.events.models import FraudReport
-from antifraud.events.types import AccountNo, Fen, UtcTime
+from antifraud.events.types import AccountNo, Fen, Reason, UtcTime
 from antifraud.holds.models import Hold, IllegalTransition, stable_id
 from antifraud.holds.policy import hold_id_for
 from antifraud.holds.service import HoldLedger
@@ -35,13 +35,13 @@ STOPPED_STATES = frozenset({"frozen", "revoked", "returned"})
 
 
 class FraudReportRequest(BaseModel):
-    """A victim's account and the window in which they paid the fraudsters."""
+    """A victim's account and the window in which they paid the fraudsters (its end after its start)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     victim_account: AccountNo
     start: UtcTime
     end: UtcTime
-    reason: Annotated[str, StringConstraints(min_length=1, max_length=500, strip_whitespace=True)]
+    reason: Reason
 
     @model_validator(mode="after")
     def _window_ordered(self) -> "FraudReportRequest":

@@ -20,10 +20,12 @@ from contextlib import contextmanager
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, status
-from pydantic import BaseModel, ConfigDict, StringConstraints
+from pydantic import BaseModel, ConfigDict
+from starlette.convertors import Convertor, register_url_convertor
 
 from antifraud.audit.service import AuditLog
 from antifraud.clock import utcnow
+from antifraud.events.types import Reason
 from antifraud.holds.models import (
     HOLD_ID_PATTERN,
     HUMAN_MOVES,
@@ -49,11 +51,28 @@ _sender_desk = require(Role.TELLER)
 HoldId = Annotated[str, Path(pattern=HOLD_ID_PATTERN, description="32 hex digits, as the holds topic carries it")]
 
 
+class _HoldIdConvertor(Convertor[str]):
+    """A path segment that can be a hold id: ``/api/holds/reports`` then is no hold's path, and a ``GET`` of
+    it is a method the path does not take (405), not a bad hold id (422)."""
+
+    regex = HOLD_ID_PATTERN.strip("^$")
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("hold_id", _HoldIdConvertor())
+HOLD_PATH = "/{hold_id:hold_id}"
+
+
 class MoveBody(BaseModel):
     """Why the move is made: the sender's request, or the order's reference."""
 
     model_config = ConfigDict(extra="forbid")
-    reason: Annotated[str, StringConstraints(min_length=1, max_length=500, strip_whitespace=True)]
+    reason: Reason
 
 
 def get_ledger(request: Request) -> HoldLedger:
@@ -87,7 +106,7 @@ async def list_holds(
     return await ledger.in_state(state, limit=limit, offset=offset)
 
 
-@router.get("/{hold_id}", response_model=Hold)
+@router.get(HOLD_PATH, response_model=Hold)
 async def show_hold(hold_id: HoldId, ledger: HoldLedger = Depends(get_ledger), _: Principal = Depends(_reader)) -> Hold:
     hold = await ledger.get(hold_id)
     if hold is None:
@@ -116,7 +135,7 @@ def _add_move_route(verb: str) -> None:
             )
 
     router.post(
-        f"/{{hold_id}}/{verb}",
+        f"{HOLD_PATH}/{verb}",
         response_model=HoldEvent,
         name=f"{verb}_hold",
         description=MOVE_HELP[verb].capitalize() + ".",

@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, suppress
 from typing import Any
 
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request, status
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
@@ -23,6 +23,7 @@ from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel
 from redis.asyncio import Redis
+from starlette.routing import Match, Route
 
 from antifraud.audit.models import AuditKeys
 from antifraud.audit.service import AuditLog
@@ -68,6 +69,19 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": detail, "message": message}, status_code=422)
 
 
+async def _method_not_allowed(request: Request, exc: Exception) -> JSONResponse:
+    """405 whose ``Allow`` names every method the path takes: Starlette names those of the first route whose
+    path matched, and a path often has two routes (``GET`` and ``POST /api/blacklist``)."""
+    probe = {**request.scope, "method": ""}  # matches no route's methods: a route whose path matches says PARTIAL
+    allowed = sorted(
+        method
+        for route in request.app.router.routes
+        if isinstance(route, Route) and route.methods and route.matches(probe)[0] is Match.PARTIAL
+        for method in route.methods
+    )
+    return JSONResponse({"detail": "Method Not Allowed"}, status_code=405, headers={"Allow": ", ".join(allowed)})
+
+
 class ErrorBody(BaseModel):
     """Every refusal: ``detail`` says what is wrong in plain words (for a 422, FastAPI's list of broken
     fields, with ``message`` naming each)."""
@@ -87,6 +101,8 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 """Declared on every route: what any of them may answer besides its success."""
 
+ERROR_REF = {"$ref": "#/components/schemas/ErrorBody"}
+
 SECURITY_SCHEMES = {
     "bearer": {"type": "http", "scheme": "bearer", "description": "a user's token from the users file"},
     "session": {"type": "apiKey", "in": "cookie", "name": SESSION_COOKIE, "description": "set by POST /api/session"},
@@ -99,6 +115,10 @@ def _openapi(app: FastAPI) -> Callable[[], dict[str, Any]]:
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
             schema = get_openapi(title=app.title, version=app.version, summary=app.summary, routes=app.routes)
+            for operation in (op for path in schema["paths"].values() for op in path.values()):
+                for code, answer in operation["responses"].items():  # JSON, also where a route answers otherwise
+                    if int(code) in ERROR_RESPONSES:
+                        answer["content"] = {"application/json": {"schema": ERROR_REF}}
             schema.setdefault("components", {})["securitySchemes"] = SECURITY_SCHEMES
             schema["security"] = [{"bearer": []}, {"session": []}]
             app.openapi_schema = schema
@@ -149,6 +169,7 @@ def create_app(settings: Settings, auth: Authenticator | None = None, keys: Audi
     app.state.auth = authenticator
     app.state.thresholds = load_thresholds(settings.thresholds_path)
     app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(status.HTTP_405_METHOD_NOT_ALLOWED, _method_not_allowed)
     app.add_middleware(check.CheckFastPath)
     app.add_middleware(metrics.RequestMetrics)  # added last: outermost, so the check's fast path is timed too
     for router in ROUTERS:

@@ -7,6 +7,7 @@ per account (``LoginThrottle``: 429 with ``Retry-After``); every refused login i
 """
 
 import logging
+from typing import Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -29,17 +30,34 @@ router = APIRouter(prefix="/api", tags=["session"])
 log = logging.getLogger(__name__)
 
 
+_GIVEN: dict[str, Any] = {"type": "string"}
+_ABSENT: dict[str, Any] = {"type": "null"}
+
+
 class LoginRequest(BaseModel):
     """A person's name and password, or an API client's token."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "oneOf": [  # null is as good as left out
+                {
+                    "required": ["name", "password"],
+                    "properties": {"name": _GIVEN, "password": _GIVEN, "token": _ABSENT},
+                },
+                {"required": ["token"], "properties": {"token": _GIVEN, "name": _ABSENT, "password": _ABSENT}},
+            ]
+        },
+    )
     name: str | None = Field(None, min_length=1, max_length=100, description="the account's user name")
     password: str | None = Field(None, min_length=1, max_length=512, description="the account's password")
     token: str | None = Field(None, min_length=1, max_length=512, description="a token from the users file")
 
     @model_validator(mode="after")
     def _one_way_in(self) -> "LoginRequest":
-        if (self.token is None) == (self.name is None or self.password is None):
+        by_password = self.token is None and self.name is not None and self.password is not None
+        by_token = self.token is not None and self.name is None and self.password is None
+        if not (by_password or by_token):
             raise ValueError("give name and password, or a token")
         return self
 

@@ -25,7 +25,7 @@ async def money_trail(
     request: Request,
     account: Annotated[AccountNo, Query(description="the account to follow the money from")],
     since: Annotated[QueryTime, Query(description="its outgoing transfers from (ISO 8601)")],
-    until: Annotated[QueryTime, Query(description="until (ISO 8601)")],
+    until: Annotated[QueryTime, Query(description="until (ISO 8601), after since")],
     _: Principal = Depends(require(Role.ANALYST)),
 ) -> TrailView:
     if until <= since:
