@@ -406,8 +406,9 @@ def test_http_moves_with_roles_and_clear_errors(redis_url: str) -> None:
             assert (await http.get(f"/api/holds/{'0' * 32}", headers=as_user("analyst"))).status_code == 404
             unknown = await http.post(f"/api/holds/{'0' * 32}/freeze", json=order, headers=as_user("analyst"))
             assert unknown.status_code == 404 and "no hold" in unknown.json()["detail"]
+            not_an_id = await http.post("/api/holds/XYZ/freeze", json=order, headers=as_user("analyst"))
+            assert not_an_id.status_code == 404, "no hold id, so no hold's path"
             for bad in (
-                await http.post("/api/holds/XYZ/freeze", json=order, headers=as_user("analyst")),
                 await http.post(f"/api/holds/{two}/freeze", json={"reason": "  "}, headers=as_user("analyst")),
                 await http.post(f"/api/holds/{two}/freeze", json={}, headers=as_user("analyst")),
                 await http.get("/api/holds", params={"state": "lost"}, headers=as_user("analyst")),
