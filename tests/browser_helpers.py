@@ -39,7 +39,7 @@ def another_user(chromium: Browser | BrowserContext) -> BrowserContext:
     owner = chromium if isinstance(chromium, Browser) else chromium.browser
     if owner is None:
         raise ValueError("a persistent context has no browser to open another context in")
-    context = owner.new_context(viewport={"width": 1280, "height": 900})
+    context = owner.new_context(viewport={"width": 1280, "height": 900}, locale="zh-CN", timezone_id="Asia/Shanghai")
     context.set_default_timeout(15_000)
     return context
 

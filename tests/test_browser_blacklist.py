@@ -61,7 +61,8 @@ def test_an_officer_corrects_a_listing_on_objection_and_sees_why_a_repair_is_ref
         assert "listed for less than 1 year(s)" in page.inner_text(
             "#error"
         )  # listed too recently: refused, nothing changed
-        assert "(listed)" in page.inner_text("#listing-title")
+        assert page.get_attribute("#listing-title", "data-state") == "listed"
+        assert "（在列）" in page.inner_text("#listing-title")
 
         page.fill("#objection [name=party_id]", "320585198609013410")  # not the listed party's document
         page.fill("#objection [name=grounds]", "the account was stolen")
@@ -72,10 +73,10 @@ def test_an_officer_corrects_a_listing_on_objection_and_sees_why_a_repair_is_ref
         filed = httpx.post(f"{base_url}/api/blacklist/{lid}/objections", json=objection, headers=as_user("teller"))
         assert filed.status_code == 201, filed.text
         page.click(f"#listings-table tr:has-text('{PARTY}') button")
-        page.wait_for_selector("#objections tr:has-text('pending')")
+        page.wait_for_selector("#objections tr:has-text('待处理')")  # pending
         page.fill("#decision-note", "police report confirms the theft")
-        page.click("#objections button:has-text('Correct')")
-        page.wait_for_selector("#listing-title:has-text('(removed)')")
+        page.click("#objections button:has-text('更正')")  # correct (remove)
+        page.wait_for_selector("#listing-title[data-state=removed]:has-text('已移出')")
         expect(page.locator("#history tbody tr")).to_have_count(3)  # listed, objected, removed (drawn after the title)
         screenshot(page, "blacklist-objection-corrected")
 
@@ -85,10 +86,19 @@ def test_a_teller_is_sent_to_the_counter_page_and_has_no_console(stack: Endpoint
         page = context.new_page()
         sign_in(page, base_url, "teller")
         assert page.url.endswith("/counter")
-        assert page.locator("header.top nav a").all_inner_texts() == ["Counter"]
+        assert page.locator("header.top nav a").all_inner_texts() == ["柜台"]  # the counter
         page.goto(f"{base_url}/console")
         page.wait_for_selector("#error:not([hidden])")
+        assert page.inner_text("#error") == "此页面不供柜员使用。"  # not for the teller role
+        page.click("#language")  # switched to English, kept in this browser
+        page.wait_for_selector("html[lang=en]")
         assert page.inner_text("#error") == "This page is not for the teller role."
+        assert page.locator("header.top nav a").all_inner_texts() == ["Counter"]
+        page.goto(f"{base_url}/counter")
+        page.wait_for_selector("#who")
+        assert page.inner_text("h1 [data-i18n]") == "Counter" and page.inner_text("#language") == "中文"
+        page.click("#language")
+        page.wait_for_selector("html[lang=zh-CN]")
         screenshot(page, "console-refused-to-teller")
         page.click("#logout")
         page.wait_for_url("**/login")

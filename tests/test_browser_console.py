@@ -116,7 +116,8 @@ def test_an_analyst_confirms_a_case_in_the_console_and_the_forwarding_follows(
         assert page.locator("#queue-table tbody tr").count() == 1  # the next hop's case is only high
         page.click(opener)
         page.wait_for_selector("#case:not([hidden])")
-        assert page.inner_text("#case-status") == "new"
+        assert page.get_attribute("#case-status", "data-status") == "new"
+        assert page.inner_text("#case-status") == "新建"
         page.wait_for_selector(f"#trail g.node[data-account='{NEXT_HOP}']")
         assert page.locator("#timeline [data-kind=alert]").count() >= 1
         assert page.locator("#holds tr:has-text('atm') , #holds tbody tr").count() == 1  # the ATM payment is held
@@ -126,19 +127,19 @@ def test_an_analyst_confirms_a_case_in_the_console_and_the_forwarding_follows(
         page.wait_for_selector("#error:not([hidden])")
         assert "reason" in page.inner_text("#error")
         page.click("#act-review")
-        page.wait_for_selector("#case-status:text('in_review')")
+        page.wait_for_selector("#case-status[data-status=in_review]")
         page.fill("#act-reason", "victim's report and the money trail")
         page.click("#act-confirm")
-        page.wait_for_selector("#case-status:text('confirmed')")
+        page.wait_for_selector("#case-status[data-status=confirmed]")
         page.wait_for_selector("#deliveries-table")
         targets = set(page.locator("#deliveries-table tbody tr td:first-child").all_inner_texts())
-        assert targets == {"police", "bank"}
+        assert targets == {"公安", "银行"}  # police and the bank
 
         def delivered() -> bool:
             page.click(opener)
             page.wait_for_timeout(300)
-            states = set(page.locator("#deliveries-table .delivery-state").all_inner_texts())
-            return states == {"delivered"} and page.inner_text("#case-status") == "forwarded"
+            states = {s.get_attribute("data-state") for s in page.locator("#deliveries-table .delivery-state").all()}
+            return states == {"delivered"} and page.get_attribute("#case-status", "data-status") == "forwarded"
 
         wait_for(delivered, timeout=60, what="both deliveries delivered and the case forwarded")
         screenshot(page, "console-forwarded")

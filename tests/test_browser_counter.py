@@ -58,7 +58,7 @@ def test_a_teller_is_told_to_block_then_sees_the_live_warning_when_the_transfer_
         page.fill(form + "[name=amount]", "30000")
         page.click(form + "button[type=submit]")
         page.wait_for_selector("#check-result:not([hidden])")
-        assert page.inner_text("#decision") == "BLOCK"  # shown upper-case by the style sheet
+        assert page.inner_text("#decision") == "拦截"  # the interface speaks Chinese unless switched
         assert page.is_visible("#reasons [data-code=call_before_hours_max]")
         screenshot(page, "counter-check-block")
 
@@ -78,8 +78,8 @@ def test_a_teller_is_told_to_block_then_sees_the_live_warning_when_the_transfer_
         produce(stack, [paid])
         page.wait_for_selector("#warnings li.fresh", timeout=60_000)
         warning = page.inner_text("#warnings li")
-        assert MULE in warning and "critical" in warning
-        assert "a listed or flagged number called the payer" in warning  # in words, not feature names
+        assert MULE in warning and "紧急" in warning  # critical
+        assert "已列入名单或被标记的号码在" in warning  # in words, not feature names: a listed number called the payer
         assert "call_before_hours_max" not in warning
         assert page.is_visible("#live-banner")
         assert page.evaluate("window.antifraudBeeps") == 1
@@ -95,16 +95,17 @@ def test_a_teller_is_told_to_block_then_sees_the_live_warning_when_the_transfer_
             page.fill("#warnings li form.escalate input[name=note]", "customer insists, a 'prosecutor' is on the phone")
             page.click("#warnings li form.escalate button")
             page.wait_for_selector("#warnings li p.escalated")
-            assert "Escalated to the police" in page.inner_text("#warnings li p.escalated")
+            assert "已上报公安" in page.inner_text("#warnings li p.escalated")
             screenshot(page, "counter-escalated")
 
             police.wait_for_selector("#escalation-banner:not([hidden])", timeout=30_000)
-            assert f"Counter {BRANCH} escalated account {MULE}" in police.inner_text("#escalation-banner")
+            banner = police.inner_text("#escalation-banner")
+            assert f"柜台 {BRANCH}" in banner and f"上报账户 {MULE}" in banner
             assert police.evaluate("window.antifraudBeeps") == 1, "and heard"
             police.select_option("#filters [name=escalated]", "true")
             police.click("#filters button[type=submit]")
             police.wait_for_selector("#queue-table tbody tr")
-            assert f"escalated from {BRANCH}" in police.inner_text("#queue-table tbody")
+            assert f"由 {BRANCH} 上报" in police.inner_text("#queue-table tbody")
             screenshot(police, "console-escalated")
             police.click("#escalation-banner button")
             police.wait_for_selector("#case:not([hidden])")

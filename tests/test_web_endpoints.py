@@ -114,7 +114,7 @@ ACCESS: dict[tuple[str, str], Access] = {
 }
 """(method, path) -> who may call it. Admins pass every role check (``antifraud.web.auth.require``)."""
 
-NOT_API = {"/", *(f"/{page}" for page in PAGES), "/static", "/openapi.json", "/metrics"}
+NOT_API = {"/", *(f"/{page}" for page in PAGES), "/static", "/i18n/{language}.json", "/openapi.json", "/metrics"}
 """Everything the app serves outside /api: pages and documents that hold no data (they call the API)."""
 
 

@@ -83,7 +83,7 @@ def test_a_warning_says_its_reasons_in_a_tellers_words_and_keeps_unknown_ones_as
     assert CounterWarning.of(called).explanations == [
         "a listed or flagged number called the payer 0.5 h ago",
         "since the transfer was held, the payee was flagged (card trade)",
-        "12,345.50 yuan of this customer's are held for that payee",
+        "¥12,345.50 of this customer's are held for that payee",
         "some_new_feature 7",
     ]
 

@@ -1,52 +1,71 @@
-"""Alert reasons in a teller's words.
+"""Alert reasons in a teller's words, in the interface's languages.
 
 A detector's reason is a feature name, a value and a threshold (``call_before_hours_max
 0.17 (threshold 3)``): right for an analyst, opaque at a bank counter with a customer
-waiting. The pre-transfer check and the counter's live warnings both say the same
-reason the same way, from the one table here. A feature the table does not know is
-shown as the detector gave it, so a new detector's alerts still read, if less well.
+waiting. The catalogs beside this module (``reasons/<language>.json``) say each feature
+as a sentence; the pages render the same catalogs in the browser (served at
+``/i18n/<language>.json``), so a check's answer and a live warning read alike. A
+placeholder names the value's unit, ``{value:hours}``, and the unit rounds and labels it
+(``units`` in the catalog; ``format_unit`` here, ``unit`` in ``common.js``). A feature
+the catalog does not know is shown as the detector gave it, so a new detector's alerts
+still read, if less well.
 """
+
+import json
+import re
+from functools import cache
+from pathlib import Path
+from typing import Any
 
 from antifraud.alerts.models import Alert
 
-MESSAGES: dict[str, str] = {
-    "blacklisted_payee": "the payee account is on the credit blacklist",
-    "call_before_hours_max": "a listed or flagged number called the payer {value:g} h ago",
-    "flagged_call_minutes": "the payer was on the line with that number for {value:g} min",
-    "new_payee": "the payer never paid this account before",
-    "amount_multiple": "the amount is {value:g} times the payer's usual largest payment",
-    "structuring_share": "the amount is just under a reporting limit ({value:.0%} of it)",
-    "hour_habit_max": "the payer rarely pays at this hour",
-    "channel_habit_max": "the payer rarely uses this channel",
-    "payee_fan_in": "the payee received money from {value:g} payers in a day",
-    "payee_flagged": "the payee is a suspected mule account",
-    "payer_flagged": "the payer's account is a suspected mule: this payee would be the next hop",
-    "payee_account_age_days_max": "the payee account was opened {value:g} days ago by someone else",
-    "payer_pass_through_share": "the payer moved on {value:.0%} of what it received in the last half hour",
-    "payer_fan_in_payers": "the payer received money from {value:g} payers in a day",
-    "payee_pass_through_share": "the payee moved on {value:.0%} of what it received in the last half hour",
-    "payee_fan_in_payers": "with this transfer the payee has received money from {value:g} payers in a day",
-    "atm_other_name": "an ATM transfer to an account in another name: the money arrives after {value:g} h",
-    "payee_holder_bulk_opener": "the payee's holder is flagged for opening many cards (a likely sold card)",
-    "held_amount_yuan": "{value:,.2f} yuan of this customer's are held for that payee",
-}
+LANGUAGES = ("zh-CN", "en")
+"""The interface's languages; the first is the default."""
+
+CATALOGS = Path(__file__).parent / "reasons"
 
 FLAGGED_BY = "payee_flagged_by_"
 """Prefix of the hold warning's reason: the detector that flagged a held transfer's payee follows it."""
 
+DECIMALS = {"hours": 1, "minutes": 1, "days": 1, "times": 1, "percent": 0, "count": 0, "yuan": 2}
+"""How each unit rounds (``percent`` of a share: 0.83 is 83%)."""
 
-def explain(feature: str, value: float | None = None) -> str:
+PLACEHOLDER = re.compile(r"\{(\w+)(?::(\w+))?\}")
+
+
+@cache
+def catalog(language: str) -> dict[str, Any]:
+    """The reasons and units of ``language`` (one of ``LANGUAGES``)."""
+    if language not in LANGUAGES:
+        raise ValueError(f"no catalog for {language!r}; languages: {', '.join(LANGUAGES)}")
+    data: dict[str, Any] = json.loads((CATALOGS / f"{language}.json").read_text(encoding="utf-8"))
+    return data
+
+
+def format_unit(value: float, unit: str, language: str) -> str:
+    """``value`` rounded for its unit and labelled in ``language``: 0.1666 hours is "0.2 h" / "0.2 小时"."""
+    shown = value * 100 if unit == "percent" else value
+    if unit == "yuan":
+        number = f"{shown:,.2f}"
+    else:
+        number = f"{shown:.{DECIMALS[unit]}f}"
+        number = number.rstrip("0").rstrip(".") if "." in number else number
+    template: str = catalog(language)["units"][unit]
+    return template.replace("{n}", number)
+
+
+def explain(feature: str, value: float | None = None, language: str = "en") -> str:
     """One reason as a sentence; an unknown feature as ``feature value``."""
+    reasons = catalog(language)["reasons"]
     if feature.startswith(FLAGGED_BY):
-        return (
-            f"since the transfer was held, the payee was flagged ({feature.removeprefix(FLAGGED_BY).replace('_', ' ')})"
-        )
-    template = MESSAGES.get(feature)
+        detector = feature.removeprefix(FLAGGED_BY).replace("_", " ")
+        return str(reasons["payee_flagged_by"]).replace("{detector}", detector)
+    template = reasons.get(feature)
     if template is None:
         return feature if value is None else f"{feature} {value:g}"
-    return template.format(value=value)
+    return PLACEHOLDER.sub(lambda m: format_unit(value or 0.0, m.group(2) or "count", language), template)
 
 
-def explain_alert(alert: Alert) -> list[str]:
+def explain_alert(alert: Alert, language: str = "en") -> list[str]:
     """An alert's reasons as sentences, without the score (which says how many, not why)."""
-    return [explain(r.feature, r.value) for r in alert.reasons if r.feature != "score"]
+    return [explain(r.feature, r.value, language) for r in alert.reasons if r.feature != "score"]

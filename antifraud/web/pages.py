@@ -6,10 +6,14 @@ policy that allows only this origin's scripts and styles, so injected markup
 cannot run.
 """
 
+import json
 from pathlib import Path
+from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, HTTPException, status
 from fastapi.responses import FileResponse, RedirectResponse
+
+from antifraud.alerts.explain import LANGUAGES, catalog
 
 STATIC = Path(__file__).parent / "static"
 PAGES = ("login", "counter", "console", "holds", "blacklist")
@@ -22,6 +26,16 @@ router = APIRouter(include_in_schema=False)
 async def home() -> RedirectResponse:
     """The login page sends each role on to its own page."""
     return RedirectResponse("/login")
+
+
+@router.get("/i18n/{language}.json")
+async def messages(language: str) -> dict[str, Any]:
+    """A language's catalog for the pages: their own texts (``static/i18n``) and the reasons and units of
+    :mod:`antifraud.alerts.explain`, so the browser says a reason as the server does."""
+    if language not in LANGUAGES:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no catalog for {language!r}")
+    texts = json.loads((STATIC / "i18n" / f"{language}.json").read_text(encoding="utf-8"))
+    return {"texts": texts, **catalog(language)}
 
 
 def _page(name: str) -> None:

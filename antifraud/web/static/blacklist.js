@@ -1,10 +1,12 @@
 // The blacklist page: look up listings, see one with its objections and history; file, decide, repair.
-import { api, attempt, el, signedIn, table, when } from "/static/common.js";
+import { api, attempt, el, signedIn, t, table, when } from "/static/common.js";
 
 const me = await signedIn(["credit_officer", "analyst"]);
 const query = document.getElementById("query");
 const officer = me.role === "credit_officer" || me.role === "admin";
 let current = null;
+
+function party(p) { return `${t(`kind.${p.kind}`)} ${p.id}`; }
 
 async function search() {
   const data = new FormData(query);
@@ -14,9 +16,10 @@ async function search() {
   if (!listings) return;
   document.getElementById("count").textContent = `(${listings.length})`;
   document.getElementById("listings").replaceChildren(table([
-    ["Party", l => `${l.party.kind} ${l.party.id}`], ["State", l => l.state], ["Reason", l => l.reason_code],
-    ["Listed", l => when(l.listed_at)], ["Expires", l => when(l.expires_at)], ["Case", l => l.case_id],
-    ["", l => el("button", { type: "button", class: "secondary", onclick: () => open(l.listing_id) }, "Open")],
+    [t("col.party"), l => party(l.party)], [t("col.state"), l => t(`listing.state.${l.state}`)],
+    [t("col.reason"), l => t(`reason_code.${l.reason_code}`)],
+    [t("col.listed"), l => when(l.listed_at)], [t("col.expires"), l => when(l.expires_at)], [t("col.case"), l => l.case_id],
+    ["", l => el("button", { type: "button", class: "secondary", onclick: () => open(l.listing_id) }, t("common.open"))],
   ], listings, { id: "listings-table" }));
 }
 
@@ -31,23 +34,28 @@ async function open(listingId) {
   if (!listing) return;
   current = listingId;
   document.getElementById("listing").hidden = false;
-  document.getElementById("listing-title").textContent = `${listing.party.kind} ${listing.party.id} (${listing.state})`;
+  const title = document.getElementById("listing-title");
+  title.dataset.state = listing.state;
+  title.textContent = `${party(listing.party)}（${t(`listing.state.${listing.state}`)}）`;
   document.getElementById("listing-detail").replaceChildren(
-    el("p", {}, `${listing.reason_code}: ${listing.reason}`),
-    el("p", { class: "muted" }, `Evidence ${listing.evidence.join(", ")} · accounts ${listing.accounts.join(", ") || "none"}`
-      + ` · phones ${listing.phones.join(", ") || "none"} · listed by ${listing.listed_by} ${when(listing.listed_at)}`
-      + ` · expires ${when(listing.expires_at)}`));
+    el("p", {}, `${t(`reason_code.${listing.reason_code}`)}：${listing.reason}`),
+    el("p", { class: "muted" }, t("blacklist.detail", {
+      evidence: listing.evidence.join(", "), accounts: listing.accounts.join(", ") || t("common.none"),
+      phones: listing.phones.join(", ") || t("common.none"), by: listing.listed_by, at: when(listing.listed_at),
+      expires: when(listing.expires_at) })));
   document.getElementById("objections").replaceChildren(listing.objections.length ? table([
-    ["#", o => o.objection_id], ["State", o => o.state], ["Filed", o => `${when(o.filed_at)} by ${o.filed_by}`],
-    ["Grounds", o => o.grounds], ["Decision", o => o.note || ""],
+    ["#", o => o.objection_id], [t("col.state"), o => t(`objection.state.${o.state}`)],
+    [t("col.filed"), o => t("blacklist.filed_by", { when: when(o.filed_at), who: o.filed_by })],
+    [t("col.grounds"), o => o.grounds], [t("col.decision"), o => o.note || ""],
     ["", o => officer && o.state === "pending" ? el("span", { class: "actions" },
-      el("button", { type: "button", onclick: () => decide(o, "uphold") }, "Uphold"),
-      el("button", { type: "button", class: "secondary", onclick: () => decide(o, "correct") }, "Correct (remove)")) : ""],
-  ], listing.objections) : el("p", { class: "muted" }, "No objections."));
+      el("button", { type: "button", onclick: () => decide(o, "uphold") }, t("blacklist.uphold")),
+      el("button", { type: "button", class: "secondary", onclick: () => decide(o, "correct") }, t("blacklist.correct"))) : ""],
+  ], listing.objections) : el("p", { class: "muted" }, t("blacklist.no_objections")));
   document.getElementById("repair").hidden = !officer;
   const history = await attempt(() => api("GET", `/api/blacklist/${encodeURIComponent(listingId)}/history`)) || [];
   document.getElementById("history").replaceChildren(table([
-    ["#", h => h.seq], ["When", h => when(h.at)], ["Who", h => h.actor], ["What", h => h.action], ["State", h => h.state || ""],
+    ["#", h => h.seq], [t("col.when"), h => when(h.at)], [t("col.who"), h => h.actor], [t("col.what"), h => h.action],
+    [t("col.state"), h => (h.state ? t(`listing.state.${h.state}`) : "")],
   ], history));
 }
 

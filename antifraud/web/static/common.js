@@ -1,4 +1,67 @@
-// Shared helpers of the pages: API calls, the signed-in user, building DOM safely (text only, never innerHTML).
+// Shared helpers of the pages: the language, API calls, the signed-in user, building DOM safely (text only,
+// never innerHTML).
+
+// The interface speaks Chinese unless the user switched to English (kept in this browser). The catalog holds
+// the pages' texts and the reasons and units the server says alerts with (/i18n/<language>.json).
+export const LANGUAGES = ["zh-CN", "en"];
+const chosen = localStorage.getItem("antifraud.language");
+export const LANGUAGE = LANGUAGES.includes(chosen) ? chosen : LANGUAGES[0];
+const catalog = await (await fetch(`/i18n/${LANGUAGE}.json`, { credentials: "same-origin" })).json();
+
+function fill(template, params) {
+  return template.replace(/\{(\w+)\}/g, (whole, name) => (name in params ? String(params[name]) : whole));
+}
+
+// A text of the pages in the user's language, its {placeholders} filled from ``params``.
+export function t(key, params = {}) {
+  const template = catalog.texts[key];
+  if (template === undefined) { console.error(`no text ${key} in ${LANGUAGE}`); return key; }
+  return fill(template, params);
+}
+
+const DECIMALS = { hours: 1, minutes: 1, days: 1, times: 1, percent: 0, count: 0, yuan: 2 };
+
+// A value rounded for its unit and labelled: as antifraud/alerts/explain.py's format_unit.
+export function unit(value, kind) {
+  const shown = kind === "percent" ? value * 100 : value;
+  const number = kind === "yuan"
+    ? shown.toLocaleString("en-US", { minimumFractionDigits: 2, maximumFractionDigits: 2 })
+    : String(Number(shown.toFixed(DECIMALS[kind])));
+  return catalog.units[kind].replace("{n}", number);
+}
+
+const FLAGGED_BY = "payee_flagged_by_";
+
+// A detector's reason (feature and value) as a sentence: as explain() on the server.
+export function reason(feature, value) {
+  if (feature.startsWith(FLAGGED_BY)) {
+    const detector = feature.slice(FLAGGED_BY.length);
+    return catalog.reasons.payee_flagged_by.replace("{detector}", t(`detector.${detector}`));
+  }
+  const template = catalog.reasons[feature];
+  if (template === undefined) return value === null || value === undefined ? feature : `${feature} ${value}`;
+  return template.replace(/\{(\w+)(?::(\w+))?\}/g, (whole, name, kind) => unit(value ?? 0, kind || "count"));
+}
+
+// The static texts of a page: elements name their text's key in data-i18n (data-i18n-placeholder for an
+// input's placeholder); the title's key is the body's data-title.
+function translatePage() {
+  document.documentElement.lang = LANGUAGE;
+  for (const node of document.querySelectorAll("[data-i18n]")) node.textContent = t(node.dataset.i18n);
+  for (const node of document.querySelectorAll("[data-i18n-placeholder]")) {
+    node.placeholder = t(node.dataset.i18nPlaceholder);
+  }
+  if (document.body.dataset.title) document.title = `${t("app.name")} · ${t(document.body.dataset.title)}`;
+}
+translatePage();
+
+// The button that switches the interface to the other language.
+export function languageSwitch() {
+  const other = LANGUAGES.find(language => language !== LANGUAGE);
+  return el("button", { type: "button", id: "language", class: "secondary", lang: other, onclick: () => {
+    localStorage.setItem("antifraud.language", other); location.reload();
+  } }, t("app.other_language"));
+}
 
 export class ApiError extends Error {
   constructor(status, message) { super(message); this.status = status; }
@@ -7,7 +70,7 @@ export class ApiError extends Error {
 function messageOf(status, data) {
   if (data && typeof data.message === "string") return data.message;
   if (data && typeof data.detail === "string") return data.detail;
-  return `request failed (HTTP ${status})`;
+  return t("error.http", { status });
 }
 
 // The session's CSRF token (from /api/me or the login): every change made with the session cookie sends it.
@@ -46,10 +109,10 @@ export function el(tag, attrs = {}, ...children) {
 
 export const HOME = { teller: "/counter", analyst: "/console", credit_officer: "/blacklist", admin: "/console" };
 const LINKS = [
-  ["/counter", "Counter", ["teller", "analyst", "admin"]],
-  ["/console", "Console", ["analyst", "admin"]],
-  ["/holds", "Holds", ["analyst", "admin"]],
-  ["/blacklist", "Blacklist", ["credit_officer", "analyst", "admin"]],
+  ["/counter", "page.counter", ["teller", "analyst", "admin"]],
+  ["/console", "page.console", ["analyst", "admin"]],
+  ["/holds", "page.holds", ["analyst", "admin"]],
+  ["/blacklist", "page.blacklist", ["credit_officer", "analyst", "admin"]],
 ];
 
 // The signed-in user (or a trip to the login page), with the page header filled in.
@@ -59,17 +122,19 @@ export async function signedIn(roles) {
   const header = document.querySelector("header.top");
   if (header) {
     header.replaceChildren(
-      el("strong", {}, "antifraud"),
+      el("strong", {}, t("app.name")),
       el("nav", {}, LINKS.filter(([, , r]) => r.includes(me.role))
-        .map(([href, label]) => el("a", { href, "aria-current": location.pathname === href ? "page" : null }, label))),
-      el("span", { class: "who", id: "who" }, `${me.name} · ${me.role}${me.branch_id ? " · " + me.branch_id : ""}`),
+        .map(([href, label]) => el("a", { href, "aria-current": location.pathname === href ? "page" : null }, t(label)))),
+      el("span", { class: "who", id: "who" },
+        `${me.name} · ${t(`role.${me.role}`)}${me.branch_id ? " · " + me.branch_id : ""}`),
+      languageSwitch(),
       el("button", { type: "button", id: "logout", onclick: async () => {
         await api("DELETE", "/api/session"); location.assign("/login");
-      } }, "Log out"),
+      } }, t("app.logout")),
     );
   }
   if (roles && !roles.includes(me.role) && me.role !== "admin") {
-    showError(`This page is not for the ${me.role} role.`);
+    showError(t("error.wrong_role", { role: t(`role.${me.role}`) }));
     throw new ApiError(403, "wrong role");
   }
   return me;
@@ -86,12 +151,19 @@ export async function attempt(action) {
   try { return await action(); } catch (error) { showError(error.message); return undefined; }
 }
 
+// An amount in fen as yuan: ¥ and two decimals, in either language.
 export function yuan(fen) {
-  return (fen / 100).toLocaleString("zh-CN", { style: "currency", currency: "CNY" });
+  return unit(fen / 100, "yuan");
 }
 
+const CLOCK = new Intl.DateTimeFormat(LANGUAGE, {
+  timeZone: "Asia/Shanghai", year: "numeric", month: "2-digit", day: "2-digit",
+  hour: "2-digit", minute: "2-digit", second: "2-digit", hourCycle: "h23",
+});
+
+// A time as the users read it: Beijing time, 24-hour clock.
 export function when(iso) {
-  return iso ? new Date(iso).toLocaleString() : "";
+  return iso ? CLOCK.format(new Date(iso)) : "";
 }
 
 // A table from rows of objects; columns: [header, row => cell content].
@@ -110,7 +182,7 @@ export function alarm(button) {
   function unlock() {
     audio = audio || new AudioContext();
     audio.resume();
-    button.textContent = "Sound on";
+    button.textContent = t("sound.on");
     button.disabled = true;
   }
   button.addEventListener("click", unlock);

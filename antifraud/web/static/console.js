@@ -1,13 +1,31 @@
 // The analyst console: the case queue with filters, and one case with its actions, holds, money trail and timeline.
-import { alarm, api, attempt, el, signedIn, table, when, yuan } from "/static/common.js";
+import { alarm, api, attempt, el, signedIn, t, table, when, yuan } from "/static/common.js";
 import { drawTrail } from "/static/graph.js";
 
 await signedIn(["analyst"]);
 const filters = document.getElementById("filters");
 let current = null;
 
-function badge(text) { return el("span", { class: `badge ${text}` }, text); }
-function escalated(c) { return c.escalated_from ? el("span", { class: "badge escalated" }, `escalated from ${c.escalated_from}`) : null; }
+// The filters' choices: the values the API takes, each shown in the user's language.
+const CHOICES = {
+  status: ["new", "in_review", "confirmed", "dismissed", "forwarded", "closed"],
+  detector: ["transfer_risk", "mule_account", "fraud_number", "interception", "card_opening", "card_trade",
+    "sim_registration", "fake_base_station", "phishing_sms"],
+  severity: ["low", "medium", "high", "critical"],
+};
+for (const select of filters.querySelectorAll("select[data-options]")) {
+  const kind = select.dataset.options;
+  select.replaceChildren(el("option", { value: "" }, t("common.any")),
+    ...CHOICES[kind].map(value => el("option", { value }, t(`${kind}.${value}`))));
+}
+document.getElementById("trail").setAttribute("aria-label", t("graph.label"));
+
+function badge(severity) { return el("span", { class: `badge ${severity}` }, t(`severity.${severity}`)); }
+function escalated(c) {
+  return c.escalated_from
+    ? el("span", { class: "badge escalated" }, t("console.escalated_from", { place: c.escalated_from })) : null;
+}
+function entity(e) { return `${t(`kind.${e.kind}`)} ${e.value}`; }
 
 async function loadQueue() {
   const query = new URLSearchParams();
@@ -19,15 +37,15 @@ async function loadQueue() {
   if (!cases) return;
   document.getElementById("queue-count").textContent = `(${cases.length})`;
   document.getElementById("queue").replaceChildren(table([
-    ["Severity", c => badge(c.severity)],
-    ["Status", c => [c.status, " ", escalated(c)]],
-    ["Entity", c => `${c.entity.kind} ${c.entity.value}`],
-    ["Scenario", c => c.scenario],
-    ["Detectors", c => c.detectors.join(", ")],
-    ["Alerts", c => c.alert_count],
-    ["Last seen", c => when(c.last_seen)],
+    [t("col.severity"), c => badge(c.severity)],
+    [t("col.status"), c => [t(`status.${c.status}`), " ", escalated(c)]],
+    [t("col.entity"), c => entity(c.entity)],
+    [t("col.scenario"), c => t(`scenario.${c.scenario}`)],
+    [t("col.detectors"), c => c.detectors.map(d => t(`detector.${d}`)).join("、")],
+    [t("col.alerts"), c => c.alert_count],
+    [t("col.last_seen"), c => when(c.last_seen)],
     ["", c => el("button", { type: "button", class: "secondary open-case", dataset: { caseId: c.case_id },
-      onclick: () => openCase(c.case_id) }, "Open")],
+      onclick: () => openCase(c.case_id) }, t("common.open"))],
   ], cases, { id: "queue-table" }));
 }
 
@@ -35,33 +53,33 @@ async function loadTrail(c) {
   const svg = document.getElementById("trail");
   const note = document.getElementById("trail-note");
   svg.replaceChildren();
-  if (c.entity.kind !== "account") { note.textContent = "Only an account has a money trail."; svg.hidden = true; return; }
+  if (c.entity.kind !== "account") { note.textContent = t("console.no_trail_kind"); svg.hidden = true; return; }
   const since = new Date(new Date(c.first_seen).getTime() - 3600e3).toISOString();
   const until = new Date(new Date(c.last_seen).getTime() + 48 * 3600e3).toISOString();
   const query = new URLSearchParams({ account: c.entity.value, since, until });
   const trail = await attempt(() => api("GET", `/api/trail?${query}`));
   if (!trail) return;
   svg.hidden = trail.edges.length === 0;
-  note.textContent = trail.edges.length ? `From ${when(since)} to ${when(until)}; red: money moved on, green: held.`
-    : "No outgoing transfers of this account in the window.";
-  if (trail.edges.length) drawTrail(svg, trail, yuan);
+  note.textContent = trail.edges.length ? t("console.trail_window", { since: when(since), until: when(until) })
+    : t("console.no_transfers");
+  if (trail.edges.length) drawTrail(svg, trail, yuan, t);
 }
 
 async function loadHolds(c) {
   const box = document.getElementById("holds");
-  if (c.entity.kind !== "account") { box.replaceChildren(el("p", { class: "muted" }, "Not an account.")); return; }
+  if (c.entity.kind !== "account") { box.replaceChildren(el("p", { class: "muted" }, t("console.not_account"))); return; }
   const held = await attempt(() => api("GET", "/api/holds?state=held&limit=1000"));
   const mine = (held || []).filter(h => h.payee_account === c.entity.value || h.payer_account === c.entity.value);
   box.replaceChildren(mine.length ? table([
-    ["Hold", h => h.hold_id.slice(0, 12)], ["Payer", h => h.payer_account], ["Payee", h => h.payee_account],
-    ["Amount", h => yuan(h.amount_fen)], ["Due", h => when(h.due_at)],
-    ["", h => el("button", { type: "button", class: "danger", onclick: () => freeze(h) }, "Freeze")],
-  ], mine) : el("p", { class: "muted" }, "No held transfers."));
+    [t("col.hold"), h => h.hold_id.slice(0, 12)], [t("col.payer"), h => h.payer_account],
+    [t("col.payee"), h => h.payee_account], [t("col.amount"), h => yuan(h.amount_fen)], [t("col.due"), h => when(h.due_at)],
+    ["", h => el("button", { type: "button", class: "danger", onclick: () => freeze(h) }, t("console.freeze"))],
+  ], mine) : el("p", { class: "muted" }, t("console.no_holds")));
 }
 
 async function freeze(hold) {
   const reason = document.getElementById("act-reason").value.trim();
-  if (await attempt(() => api("POST", `/api/holds/${hold.hold_id}/freeze`, { reason: reason || "frozen from the console" }))) {
+  if (await attempt(() => api("POST", `/api/holds/${hold.hold_id}/freeze`, { reason: reason || t("console.frozen_from_console") }))) {
     await openCase(current.case_id);
   }
 }
@@ -72,10 +90,12 @@ async function openCase(caseId) {
   const c = view.case;
   current = c;
   document.getElementById("case").hidden = false;
-  document.getElementById("case-title").replaceChildren(badge(c.severity), " ", `${c.entity.kind} ${c.entity.value}`);
+  document.getElementById("case-title").replaceChildren(badge(c.severity), " ", entity(c.entity));
   document.getElementById("case-summary").replaceChildren(
-    "Status ", el("strong", { id: "case-status" }, c.status), " ", escalated(c), ` · scenario ${c.scenario} · version ${c.version}`,
-    c.assignee ? ` · assigned to ${c.assignee}` : "", c.decision_reason ? ` · decided: ${c.decision_reason}` : "");
+    t("console.summary"), " ", el("strong", { id: "case-status", dataset: { status: c.status } }, t(`status.${c.status}`)),
+    " ", escalated(c), t("console.scenario_version", { scenario: t(`scenario.${c.scenario}`), version: c.version }),
+    c.assignee ? t("console.assigned", { who: c.assignee }) : "",
+    c.decision_reason ? t("console.decided", { why: c.decision_reason }) : "");
   const blacklistQuery = c.entity.kind === "phone" ? "phone" : c.entity.kind === "id_number" ? "id_number" : "account";
   document.getElementById("act-blacklist").href = `/blacklist?${blacklistQuery}=${encodeURIComponent(c.entity.value)}`;
   document.getElementById("timeline").replaceChildren(...view.timeline.map(entry =>
@@ -83,12 +103,14 @@ async function openCase(caseId) {
       el("strong", {}, entry.kind), " ", entry.title)));
   const deliveries = await attempt(() => api("GET", `/api/cases/${caseId}/deliveries`)) || [];
   document.getElementById("deliveries").replaceChildren(deliveries.length ? table([
-    ["Target", d => d.target], ["State", d => el("span", { class: "delivery-state" }, d.state)],
-    ["Attempts", d => d.attempts], ["Created", d => when(d.created_at)], ["Error", d => d.last_error || ""],
+    [t("col.target"), d => t(`target.${d.target}`)],
+    [t("col.state"), d => el("span", { class: "delivery-state", dataset: { state: d.state } }, t(`delivery.state.${d.state}`))],
+    [t("col.attempts"), d => d.attempts], [t("col.created"), d => when(d.created_at)],
+    [t("col.error"), d => d.last_error || ""],
     ["", d => d.state === "failed" ? el("button", { type: "button", onclick: async () => {
       if (await attempt(() => api("POST", `/api/deliveries/${d.delivery_id}/retry`))) openCase(caseId);
-    } }, "Retry") : ""],
-  ], deliveries, { id: "deliveries-table" }) : el("p", { class: "muted" }, "Nothing forwarded yet."));
+    } }, t("console.retry")) : ""],
+  ], deliveries, { id: "deliveries-table" }) : el("p", { class: "muted" }, t("console.nothing_forwarded")));
   await Promise.all([loadHolds(c), loadTrail(c)]);
 }
 
@@ -130,9 +152,10 @@ async function watchEscalations() {
   const fresh = await readEscalations();
   if (fresh.length) {
     escalationBanner.replaceChildren(...fresh.map(c => el("div", {},
-      `Counter ${c.escalated_from} escalated ${c.entity.kind} ${c.entity.value} (${c.severity}) at ${when(c.escalated_at)} `,
+      t("console.escalation", { place: c.escalated_from, kind: t(`kind.${c.entity.kind}`), value: c.entity.value,
+        severity: t(`severity.${c.severity}`), time: when(c.escalated_at) }), " ",
       el("button", { type: "button", class: "secondary", onclick: () => { escalationBanner.hidden = true; openCase(c.case_id); } },
-        "Open"))));
+        t("common.open")))));
     escalationBanner.hidden = false;
     beep();
     loadQueue();

@@ -1,5 +1,5 @@
 // The counter page: the branch's live warnings (flash + beep) and the pre-transfer check form.
-import { alarm, api, attempt, el, showError, signedIn, when } from "/static/common.js";
+import { alarm, api, attempt, el, reason, showError, signedIn, t, when } from "/static/common.js";
 
 const me = await signedIn(["teller", "analyst"]);
 const warningsList = document.getElementById("warnings");
@@ -10,24 +10,29 @@ const beep = alarm(document.getElementById("sound"));
 // The customer is at the counter now: the teller can put the warning in front of the police at once.
 function escalateForm(place, alert) {
   const note = el("input", { name: "note", required: true, maxlength: 2000, size: 50,
-    placeholder: "what is happening (the customer insists, says who told them to pay…)" });
-  const form = el("form", { class: "escalate" }, note, " ", el("button", { type: "submit", class: "danger" }, "Escalate to police"));
+    placeholder: t("counter.escalate_note") });
+  const form = el("form", { class: "escalate" }, note, " ",
+    el("button", { type: "submit", class: "danger" }, t("counter.escalate")));
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     const path = `/api/places/${encodeURIComponent(place)}/warnings/${alert.alert_id}/escalate`;
     const done = await attempt(() => api("POST", path, { note: note.value }));
-    if (done) form.replaceWith(el("p", { class: "escalated" }, `Escalated to the police: case ${done.case_id.slice(0, 12)}, ${done.status}.`));
+    if (done) {
+      form.replaceWith(el("p", { class: "escalated" },
+        t("counter.escalated", { case: done.case_id.slice(0, 12), status: t(`status.${done.status}`) })));
+    }
   });
   return form;
 }
 
 function warningItem(place, alert, fresh) {
   return el("li", { class: fresh ? "fresh" : "", dataset: { alertId: alert.alert_id } },
-    el("span", { class: `badge ${alert.severity}` }, alert.severity), " ",
-    el("strong", {}, `${alert.detector.replace("_", " ")}: payee ${alert.entity.kind} ${alert.entity.value}`), " ",
+    el("span", { class: `badge ${alert.severity}` }, t(`severity.${alert.severity}`)), " ",
+    el("strong", {}, t("counter.warning_title", { detector: t(`detector.${alert.detector}`),
+      kind: t(`kind.${alert.entity.kind}`), value: alert.entity.value })), " ",
     el("span", { class: "muted" }, when(alert.window_end)),
-    el("div", {}, "Stop and talk to the customer before paying. ",
-      alert.explanations.join("; ")),
+    el("div", {}, t("counter.stop_and_talk"), " ",
+      alert.reasons.filter(r => r.feature !== "score").map(r => reason(r.feature, r.value)).join("；")),
     me.role !== "analyst" ? escalateForm(place, alert) : null);
 }
 
@@ -36,7 +41,8 @@ function show(place, alert, fresh) {
   document.getElementById("no-warnings").hidden = true;
   warningsList.prepend(warningItem(place, alert, fresh));
   if (fresh) {
-    banner.textContent = `New warning: ${alert.severity} ${alert.detector} on ${alert.entity.value}`;
+    banner.textContent = t("counter.new_warning", { severity: t(`severity.${alert.severity}`),
+      detector: t(`detector.${alert.detector}`), value: alert.entity.value });
     banner.hidden = false;
     setTimeout(() => { banner.hidden = true; }, 15000);
     beep();
@@ -52,8 +58,12 @@ async function watch(place) {
   const recent = await attempt(() => api("GET", `/api/places/${encodeURIComponent(place)}/warnings`));
   for (const alert of (recent || []).slice().reverse()) show(place, alert, false);
   source = new EventSource(`/api/places/${encodeURIComponent(place)}/warnings/stream`);
-  source.addEventListener("open", () => { streamStatus.textContent = "live"; streamStatus.dataset.state = "live"; });
-  source.addEventListener("error", () => { streamStatus.textContent = "reconnecting…"; streamStatus.dataset.state = "down"; });
+  source.addEventListener("open", () => {
+    streamStatus.textContent = t("counter.live_state"); streamStatus.dataset.state = "live";
+  });
+  source.addEventListener("error", () => {
+    streamStatus.textContent = t("counter.reconnecting"); streamStatus.dataset.state = "down";
+  });
   source.addEventListener("warning", (event) => show(place, JSON.parse(event.data), true));
 }
 
@@ -66,23 +76,25 @@ if (me.role === "teller") {
   const placeForm = document.getElementById("place-form");
   placeForm.hidden = false;
   placeForm.addEventListener("submit", (event) => { event.preventDefault(); watch(document.getElementById("place").value.trim()); });
-  streamStatus.textContent = "choose a branch or ATM to watch";
+  streamStatus.textContent = t("counter.choose_place");
 }
 
 form.addEventListener("submit", async (event) => {
   event.preventDefault();
   const data = Object.fromEntries(new FormData(form).entries());
   const amount = Number(data.amount);
-  if (!Number.isFinite(amount) || amount <= 0) { showError("Amount must be a positive number of yuan."); return; }
+  if (!Number.isFinite(amount) || amount <= 0) { showError(t("counter.amount_positive")); return; }
   const body = { ...data, amount_fen: Math.round(amount * 100) };
   delete body.amount;
   for (const key of ["branch_id", "atm_id", "payer_phone"]) if (!body[key]) delete body[key];
   const result = await attempt(() => api("POST", "/api/check", body));
   if (!result) return;
   const decision = document.getElementById("decision");
-  decision.textContent = result.decision;
+  decision.textContent = t(`decision.${result.decision}`);
   decision.className = `decision ${result.decision}`;
-  document.getElementById("score").textContent = result.score ? `score ${result.score} (alerts at ${result.alert_score})` : "";
-  document.getElementById("reasons").replaceChildren(...result.reasons.map(r => el("li", { dataset: { code: r.code } }, r.message)));
+  document.getElementById("score").textContent = result.score
+    ? t("counter.score", { score: result.score, alert: result.alert_score }) : "";
+  document.getElementById("reasons").replaceChildren(...result.reasons.map(r =>
+    el("li", { dataset: { code: r.code } }, reason(r.code, r.value))));
   document.getElementById("check-result").hidden = false;
 });

@@ -1,4 +1,4 @@
-// Draws a money trail (nodes by hop in columns, transfers as arrows) into an <svg>.
+// Draws a money trail (nodes by hop in columns, transfers as arrows) into an <svg>; ``t`` says its words.
 const SVG = "http://www.w3.org/2000/svg";
 
 function node(tag, attrs, text) {
@@ -8,7 +8,7 @@ function node(tag, attrs, text) {
   return n;
 }
 
-export function drawTrail(svg, trail, formatAmount) {
+export function drawTrail(svg, trail, formatAmount, t) {
   svg.replaceChildren();
   const width = svg.clientWidth || 900;
   const byHop = new Map();
@@ -35,7 +35,7 @@ export function drawTrail(svg, trail, formatAmount) {
     svg.append(node("line", { x1: a.x + 70, y1: a.y, x2: b.x - 72, y2: b.y, stroke: e.stopped ? "#1e7b34" : "#b3261e",
       "stroke-width": 1.5, "marker-end": "url(#arrow)", class: "edge", "data-event-id": e.event_id }));
     svg.append(node("text", { x: (a.x + b.x) / 2, y: (a.y + b.y) / 2 - 6, "text-anchor": "middle" },
-      `${formatAmount(e.tainted_fen)}${e.stopped ? " (held)" : ""}`));
+      `${formatAmount(e.tainted_fen)}${e.stopped ? t("graph.held") : ""}`));
   }
   for (const n of trail.nodes) {
     const { x, y } = place.get(n.account);
@@ -44,7 +44,8 @@ export function drawTrail(svg, trail, formatAmount) {
       fill: n.hop === 0 ? "#eef4ff" : n.retained_fen > 0 ? "#fdecea" : "#fff", stroke: "#5b6573" }));
     group.append(node("text", { x, y: y - 5, "text-anchor": "middle" }, n.account));
     group.append(node("text", { x, y: y + 12, "text-anchor": "middle" },
-      n.hop === 0 ? `start · sent ${formatAmount(n.passed_on_fen)}` : `hop ${n.hop} · kept ${formatAmount(n.retained_fen)}`));
+      n.hop === 0 ? t("graph.start", { amount: formatAmount(n.passed_on_fen) })
+        : t("graph.hop", { hop: n.hop, amount: formatAmount(n.retained_fen) })));
     svg.append(group);
   }
 }

@@ -1,5 +1,5 @@
 // The holds page: holds by state with the moves their state allows, and tracing a fraud report.
-import { api, attempt, el, signedIn, table, when, yuan } from "/static/common.js";
+import { api, attempt, el, signedIn, t, table, when, yuan } from "/static/common.js";
 
 await signedIn(["analyst"]);
 const filter = document.getElementById("filter");
@@ -16,12 +16,13 @@ async function load() {
   if (!holds) return;
   document.getElementById("count").textContent = `(${holds.length})`;
   document.getElementById("holds").replaceChildren(table([
-    ["Hold", h => h.hold_id.slice(0, 12)], ["State", h => h.state], ["Payer", h => h.payer_account],
-    ["Payee", h => h.payee_account], ["Amount", h => yuan(h.amount_fen)], ["ATM", h => h.atm_id],
-    ["Made", h => when(h.created_at)], ["Due", h => when(h.due_at)],
+    [t("col.hold"), h => h.hold_id.slice(0, 12)], [t("col.state"), h => t(`hold.state.${h.state}`)],
+    [t("col.payer"), h => h.payer_account], [t("col.payee"), h => h.payee_account],
+    [t("col.amount"), h => yuan(h.amount_fen)], [t("col.atm"), h => h.atm_id],
+    [t("col.made"), h => when(h.created_at)], [t("col.due"), h => when(h.due_at)],
     ["", h => el("span", { class: "actions" }, (MOVES[h.state] || []).map(verb =>
       el("button", { type: "button", class: verb === "freeze" ? "danger" : "secondary", dataset: { move: verb },
-        onclick: () => move(h, verb) }, verb)))],
+        onclick: () => move(h, verb) }, t(`hold.move.${verb}`))))],
   ], holds, { id: "holds-table" }));
 }
 
@@ -33,11 +34,11 @@ document.getElementById("report").addEventListener("submit", async (event) => {
   const result = await attempt(() => api("POST", "/api/holds/reports", data));
   if (!result) return;
   document.getElementById("report-result").replaceChildren(
-    el("p", {}, `Frozen holds: ${result.frozen_holds.length}; requests raised: ${result.requests.length}.`),
+    el("p", {}, t("holds.result", { holds: result.frozen_holds.length, requests: result.requests.length })),
     result.indexed_from ? el("p", { class: "warning", id: "report-incomplete" },
-      `Transfers before ${when(result.indexed_from)} were no longer indexed: the trail may miss money moved earlier.`) : null,
-    table([["Account", a => a.account], ["Hop", a => a.hop], ["Received", a => yuan(a.received_fen)],
-      ["Passed on", a => yuan(a.passed_on_fen)], ["At risk", a => yuan(a.retained_fen)]], result.accounts));
+      t("holds.incomplete", { time: when(result.indexed_from) })) : null,
+    table([[t("col.account"), a => a.account], [t("col.hop"), a => a.hop], [t("col.received"), a => yuan(a.received_fen)],
+      [t("col.passed_on"), a => yuan(a.passed_on_fen)], [t("col.at_risk"), a => yuan(a.retained_fen)]], result.accounts));
   await load();
 });
 filter.addEventListener("submit", (event) => { event.preventDefault(); load(); });

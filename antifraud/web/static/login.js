@@ -1,5 +1,6 @@
-import { api, attempt, HOME } from "/static/common.js";
+import { api, attempt, HOME, languageSwitch } from "/static/common.js";
 
+document.querySelector("header.top").append(languageSwitch());
 document.getElementById("login").addEventListener("submit", async (event) => {
   event.preventDefault();
   const token = document.getElementById("token").value;
