@@ -62,6 +62,13 @@ def test_a_teller_is_told_to_block_then_sees_the_live_warning_when_the_transfer_
         assert page.is_visible("#reasons [data-code=call_before_hours_max]")
         screenshot(page, "counter-check-block")
 
+        page.fill(form + "[name=payer_id_number]", "320585198609013411")  # one digit mistyped
+        page.click(form + "button[type=submit]")
+        page.wait_for_selector("#error:not([hidden])")
+        assert page.inner_text("#error") == "付款人身份证号校验位不符，请核对是否输错"  # in words, not pydantic's
+        assert page.is_hidden("#check-result"), "the last answer is not left under the error"
+        screenshot(page, "counter-check-mistyped")
+
         paid = BankTransfer(
             event_id="pay-1",
             event_time=now,

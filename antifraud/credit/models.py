@@ -33,6 +33,7 @@ from pydantic import (
     ValidationError,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 
 from antifraud.events.types import AccountNo, IdNumber, Msisdn, Stripped, UtcTime
 from antifraud.thresholds import ReasonCode, RepairCondition  # noqa: F401 - the credit vocabulary, named here too
@@ -53,7 +54,9 @@ def credit_code_check_char(first17: str) -> str:
 
 def _valid_credit_code(value: str) -> str:
     if credit_code_check_char(value[:17]) != value[17]:
-        raise ValueError("unified social credit code check character does not match (GB 32100)")
+        raise PydanticCustomError(
+            "credit_code_check_char", "unified social credit code check character does not match (GB 32100)"
+        )
     return value
 
 

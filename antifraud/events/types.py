@@ -33,7 +33,7 @@ def make_id_number(region: str, birth: str, sequence: int) -> str:
 
 def _valid_id_number(value: str) -> str:
     if id_check_char(value[:17]) != value[17]:
-        raise ValueError("ID number check digit does not match (GB 11643)")
+        raise PydanticCustomError("id_check_digit", "ID number check digit does not match (GB 11643)")
     return value
 
 

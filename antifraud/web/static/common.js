@@ -67,7 +67,17 @@ export class ApiError extends Error {
   constructor(status, message) { super(message); this.status = status; }
 }
 
+// One broken field of a 422 in words: "invalid.<type>" names the rule, "field.<name>" the field as the
+// form labels it; a rule without words keeps the server's message.
+function invalid(error) {
+  const name = [...error.loc].reverse().find(part => typeof part === "string" && part !== "body") || "";
+  const field = catalog.texts[`field.${name}`] ?? name;
+  const rule = catalog.texts[`invalid.${error.type}`];
+  return rule === undefined ? `${field}: ${error.msg}` : fill(rule, { field, ...(error.ctx || {}) });
+}
+
 function messageOf(status, data) {
+  if (data && Array.isArray(data.detail)) return data.detail.map(invalid).join(t("error.separator"));
   if (data && typeof data.message === "string") return data.message;
   if (data && typeof data.detail === "string") return data.detail;
   return t("error.http", { status });

@@ -81,6 +81,7 @@ if (me.role === "teller") {
 
 form.addEventListener("submit", async (event) => {
   event.preventDefault();
+  document.getElementById("check-result").hidden = true;  // never the last customer's answer under this one's error
   const data = Object.fromEntries(new FormData(form).entries());
   const amount = Number(data.amount);
   if (!Number.isFinite(amount) || amount <= 0) { showError(t("counter.amount_positive")); return; }
