@@ -118,6 +118,7 @@ def test_an_analyst_confirms_a_case_in_the_console_and_the_forwarding_follows(
         page.wait_for_selector("#case:not([hidden])")
         assert page.get_attribute("#case-status", "data-status") == "new"
         assert page.inner_text("#case-status") == "新建"
+        assert "null" not in page.inner_text("#case-summary"), "a case no counter escalated read 'new null'"
         page.wait_for_selector(f"#trail g.node[data-account='{NEXT_HOP}']")
         assert page.locator("#timeline [data-kind=alert]").count() >= 1
         assert page.locator("#holds tr:has-text('atm') , #holds tbody tr").count() == 1  # the ATM payment is held

@@ -93,7 +93,7 @@ async function openCase(caseId) {
   document.getElementById("case-title").replaceChildren(badge(c.severity), " ", entity(c.entity));
   document.getElementById("case-summary").replaceChildren(
     t("console.summary"), " ", el("strong", { id: "case-status", dataset: { status: c.status } }, t(`status.${c.status}`)),
-    " ", escalated(c), t("console.scenario_version", { scenario: t(`scenario.${c.scenario}`), version: c.version }),
+    " ", escalated(c) ?? "", t("console.scenario_version", { scenario: t(`scenario.${c.scenario}`), version: c.version }),
     c.assignee ? t("console.assigned", { who: c.assignee }) : "",
     c.decision_reason ? t("console.decided", { why: c.decision_reason }) : "");
   const blacklistQuery = c.entity.kind === "phone" ? "phone" : c.entity.kind === "id_number" ? "id_number" : "account";
