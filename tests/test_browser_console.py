@@ -126,7 +126,7 @@ def test_an_analyst_confirms_a_case_in_the_console_and_the_forwarding_follows(
 
         page.click("#act-confirm")  # no reason given: refused, nothing changes
         page.wait_for_selector("#error:not([hidden])")
-        assert "reason" in page.inner_text("#error")
+        assert page.inner_text("#error") == "理由不能为空"  # the reason is empty, in the words of the page
         page.click("#act-review")
         page.wait_for_selector("#case-status[data-status=in_review]")
         page.fill("#act-reason", "victim's report and the money trail")
