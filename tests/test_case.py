@@ -19,6 +19,7 @@ from antifraud.case.models import (
     TRANSITIONS,
     Case,
     IllegalTransition,
+    allowed_actions,
     case_id_for,
     fold,
     open_case,
@@ -424,3 +425,11 @@ def test_cases_ended_past_the_retention_expire_with_their_work_and_stay_in_the_a
         assert await cases.expire_ended(NOW + timedelta(days=1)) == 0
 
     on_redis(redis_url, body)
+
+
+def test_the_console_offers_the_actions_the_status_allows() -> None:
+    assert allowed_actions("new", forwarded=False) == ["review", "assign", "note"]
+    assert allowed_actions("in_review", forwarded=False) == ["confirm", "dismiss", "assign", "note"]
+    assert allowed_actions("confirmed", forwarded=False) == ["forward", "close", "assign", "note"]
+    assert allowed_actions("confirmed", forwarded=True) == ["close", "assign", "note"]
+    assert allowed_actions("closed", forwarded=True) == ["note"]

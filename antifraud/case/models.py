@@ -87,6 +87,16 @@ TRANSITIONS: dict[Action, dict[CaseStatus, CaseStatus]] = {
 }
 """action -> {from status: to status}; an action from a status not listed is refused."""
 
+ANALYST_ACTIONS: tuple[Action, ...] = ("review", "confirm", "dismiss", "forward", "close", "assign", "note")
+"""What an analyst does to a case from the console (deliveries, reopening and escalation come from elsewhere)."""
+
+
+def allowed_actions(status: CaseStatus, forwarded: bool) -> list[Action]:
+    """The analyst's actions a case's status allows now: the console offers only these. ``forward`` only
+    while some target has had nothing (confirming already forwards; a failed delivery is retried)."""
+    return [a for a in ANALYST_ACTIONS if status in TRANSITIONS[a] and not (a == "forward" and forwarded)]
+
+
 Text = Annotated[str, Stripped(2000)]
 UserName = Annotated[str, Stripped(100)]
 

@@ -21,12 +21,13 @@ from contextlib import contextmanager
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, status
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from antifraud.alerts.models import Severity
 from antifraud.audit.service import AuditLog
 from antifraud.case.followups import FollowUp, FollowUpNotFound, FollowUpRefused
 from antifraud.case.models import (
+    Action,
     Case,
     CaseStatus,
     IllegalTransition,
@@ -35,10 +36,11 @@ from antifraud.case.models import (
     TimelineEntry,
     UnreachableTarget,
     UserName,
+    allowed_actions,
 )
 from antifraud.case.service import CaseNotFound, CaseService
 from antifraud.events.types import QueryTime
-from antifraud.forwarding.models import Delivery, DeliveryRefused, Target
+from antifraud.forwarding.models import Delivery, DeliveryRefused, Target, targets_for
 from antifraud.forwarding.service import DeliveryNotFound
 from antifraud.web.auth import Principal, Role, require, user_named
 from antifraud.web.deps import get_audit, get_redis
@@ -91,6 +93,7 @@ class ForwardBody(_Body):
 class CaseView(BaseModel):
     case: Case
     timeline: list[TimelineEntry]
+    actions: list[Action] = Field(description="what an analyst may do now, by the case's status")
 
 
 @router.get("/cases", response_model=list[Case])
@@ -134,7 +137,12 @@ async def escalations(
 @router.get("/cases/{case_id}", response_model=CaseView)
 async def show_case(case_id: Id, cases: CaseService = Depends(get_cases), _: Principal = Depends(_analyst)) -> CaseView:
     with _refusals():
-        return CaseView(case=await cases.get(case_id), timeline=await cases.timeline(case_id))
+        case = await cases.get(case_id)
+        sent = {d.target for d in await cases.deliveries.for_case(case_id)}
+        forwarded = set(targets_for(case.entity)) <= sent
+        return CaseView(
+            case=case, timeline=await cases.timeline(case_id), actions=allowed_actions(case.status, forwarded)
+        )
 
 
 @router.post("/cases/{case_id}/assign", response_model=Case)

@@ -96,6 +96,10 @@ async function openCase(caseId) {
     " ", escalated(c) ?? "", t("console.scenario_version", { scenario: t(`scenario.${c.scenario}`), version: c.version }),
     c.assignee ? t("console.assigned", { who: c.assignee }) : "",
     c.decision_reason ? t("console.decided", { why: c.decision_reason }) : "");
+  for (const action of ["review", "confirm", "dismiss", "forward", "close"]) {  // offered by the case's state
+    document.getElementById(`act-${action}`).hidden = !view.actions.includes(action);
+  }
+  document.getElementById("act-reason").hidden = !["confirm", "dismiss"].some(a => view.actions.includes(a));
   const blacklistQuery = c.entity.kind === "phone" ? "phone" : c.entity.kind === "id_number" ? "id_number" : "account";
   document.getElementById("act-blacklist").href = `/blacklist?${blacklistQuery}=${encodeURIComponent(c.entity.value)}`;
   document.getElementById("timeline").replaceChildren(...view.timeline.map(entry =>
