@@ -124,12 +124,19 @@ def test_an_analyst_confirms_a_case_in_the_console_and_the_forwarding_follows(
         assert page.locator("#holds tr:has-text('atm') , #holds tbody tr").count() == 1  # the ATM payment is held
         screenshot(page, "console-case")
 
-        offered = page.locator("#case .actions button:visible").evaluate_all("bs => bs.map(b => b.id)")
+        offered = page.locator("#case div.actions button:visible").evaluate_all("bs => bs.map(b => b.id)")
         assert offered == ["act-review"], "a new case is only reviewed: the rest is offered by its state"
         page.click("#act-review")
         page.wait_for_selector("#case-status[data-status=in_review]")
-        offered = page.locator("#case .actions button:visible").evaluate_all("bs => bs.map(b => b.id)")
+        offered = page.locator("#case div.actions button:visible").evaluate_all("bs => bs.map(b => b.id)")
         assert offered == ["act-confirm", "act-dismiss"]
+        assert page.input_value("#assignee") == "analyst", "who starts the review takes the case"
+        page.select_option("#assignee", "admin")  # the known analysts and admins, from /api/analysts
+        page.click("#assign button")
+        page.wait_for_selector("#case-summary:has-text('承办人 admin')")
+        page.fill("#note-text", "the victim bank confirms the call")
+        page.click("#note button")
+        page.wait_for_selector("#timeline:has-text('the victim bank confirms the call')")
         page.click("#act-confirm")  # no reason given: refused, nothing changes
         page.wait_for_selector("#error:not([hidden])")
         assert page.inner_text("#error") == "理由不能为空"  # the reason is empty, in the words of the page
@@ -147,7 +154,7 @@ def test_an_analyst_confirms_a_case_in_the_console_and_the_forwarding_follows(
             return states == {"delivered"} and page.get_attribute("#case-status", "data-status") == "forwarded"
 
         wait_for(delivered, timeout=60, what="both deliveries delivered and the case forwarded")
-        offered = page.locator("#case .actions button:visible").evaluate_all("bs => bs.map(b => b.id)")
+        offered = page.locator("#case div.actions button:visible").evaluate_all("bs => bs.map(b => b.id)")
         assert offered == ["act-close"], "confirming forwarded it: Forward is not offered to send it twice"
         screenshot(page, "console-forwarded")
 

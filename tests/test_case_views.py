@@ -85,10 +85,12 @@ def test_cases_over_http(stack: Endpoints) -> None:
         assert [e["title"] for e in shown["timeline"] if e["kind"] == "action"] == [
             "case.assign by analyst",
             "case.review by analyst",
-            "case.note by analyst",
+            "note by analyst: victims in three districts",  # the note itself, in the timeline
             "case.confirm by analyst",
             "case.forward by analyst",
         ]
+        assert shown["actions"] == ["close", "assign", "note"], "forwarded to all its targets: not again"
+        assert client.get("/api/analysts", headers=ANALYST).json() == ["admin", "analyst"]
         assert client.post(f"{url}/close", headers=ANALYST).json()["status"] == "closed"
         assert client.post(f"{url}/assign", json={"assignee": "analyst"}, headers=ANALYST).status_code == 409
 

@@ -615,6 +615,8 @@ def _action_entry(record: AuditRecord) -> TimelineEntry:
     title = f"{record.action} by {record.actor}"
     if record.action == "case.escalate" and record.after:  # what the police need first: where, and what the teller saw
         title = f"escalated from {record.after['place']} by {record.actor}: {record.after['note']}"
+    elif record.action == "case.note" and record.after:  # the note itself, not only that one was written
+        title = f"note by {record.actor}: {record.after['note']}"
     return TimelineEntry(
         at=record.at,
         kind="action",

@@ -42,12 +42,14 @@ from antifraud.case.service import CaseNotFound, CaseService
 from antifraud.events.types import QueryTime
 from antifraud.forwarding.models import Delivery, DeliveryRefused, Target, targets_for
 from antifraud.forwarding.service import DeliveryNotFound
-from antifraud.web.auth import Principal, Role, require, user_named
+from antifraud.web.auth import Principal, Role, people_in, require, user_named
 from antifraud.web.deps import get_audit, get_redis
 
 router = APIRouter(prefix="/api", tags=["cases"])
 
 _analyst = require(Role.ANALYST)
+ASSIGNEES = (Role.ANALYST, Role.ADMIN)
+"""Who a case can be given to."""
 
 Id = Annotated[str, Path(pattern=r"^[0-9a-f]{32}$", description="32 hex digits")]
 
@@ -145,6 +147,12 @@ async def show_case(case_id: Id, cases: CaseService = Depends(get_cases), _: Pri
         )
 
 
+@router.get("/analysts", response_model=list[str], summary="who a case can be given to")
+async def analysts(request: Request, _: Principal = Depends(_analyst)) -> list[str]:
+    """The user names of the active analysts and admins, for the console's assign control."""
+    return await people_in(request, ASSIGNEES)
+
+
 @router.post("/cases/{case_id}/assign", response_model=Case)
 async def assign_case(
     case_id: Id,
@@ -155,7 +163,7 @@ async def assign_case(
 ) -> Case:
     """Give the case to a known analyst or admin by user name (422 for anyone else)."""
     assignee = await user_named(request, body.assignee)
-    if assignee is None or assignee.role not in (Role.ANALYST, Role.ADMIN):
+    if assignee is None or assignee.role not in ASSIGNEES:
         raise HTTPException(
             status.HTTP_422_UNPROCESSABLE_CONTENT,
             f"assignee: no analyst is called {body.assignee!r} (a case goes to a known analyst or admin)",

@@ -26,7 +26,7 @@ import json
 import os
 import secrets
 import tomllib
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -70,6 +70,9 @@ class UserDirectory:
 
     def by_name(self, name: str) -> Principal | None:
         return self._by_name.get(name)
+
+    def principals(self) -> list[Principal]:
+        return list(self._by_name.values())
 
     @classmethod
     def parse(cls, document: Mapping[str, object], source: str) -> "UserDirectory":
@@ -188,6 +191,13 @@ async def user_named(request: Request, name: str) -> Principal | None:
     disabled account is out at once, whatever its sessions)."""
     auth: Authenticator = request.app.state.auth
     return auth.users.by_name(name) or await AccountStore(request.app.state.redis).principal(name)
+
+
+async def people_in(request: Request, roles: Collection[Role]) -> list[str]:
+    """The names of the users file's users and the active accounts in ``roles``, sorted."""
+    auth: Authenticator = request.app.state.auth
+    accounts = [a.principal for a in await AccountStore(request.app.state.redis).names() if a.active]
+    return sorted({p.name for p in [*auth.users.principals(), *accounts] if p.role in roles})
 
 
 async def session_of(request: Request) -> Session | None:

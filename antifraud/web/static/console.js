@@ -99,6 +99,9 @@ async function openCase(caseId) {
   for (const action of ["review", "confirm", "dismiss", "forward", "close"]) {  // offered by the case's state
     document.getElementById(`act-${action}`).hidden = !view.actions.includes(action);
   }
+  document.getElementById("assign").hidden = !view.actions.includes("assign");
+  document.getElementById("note").hidden = !view.actions.includes("note");
+  document.getElementById("assignee").value = c.assignee || "";
   document.getElementById("act-reason").hidden = !["confirm", "dismiss"].some(a => view.actions.includes(a));
   const blacklistQuery = c.entity.kind === "phone" ? "phone" : c.entity.kind === "id_number" ? "id_number" : "account";
   document.getElementById("act-blacklist").href = `/blacklist?${blacklistQuery}=${encodeURIComponent(c.entity.value)}`;
@@ -126,6 +129,25 @@ async function act(action, needsReason) {
     await Promise.all([openCase(current.case_id), loadQueue()]);
   }
 }
+
+// Assigning and noting: the assignee from the analysts the app knows; a note goes into the timeline.
+const assignee = document.getElementById("assignee");
+assignee.replaceChildren(el("option", { value: "" }, "—"),
+  ...((await attempt(() => api("GET", "/api/analysts"))) || []).map(name => el("option", { value: name }, name)));
+async function caseForm(form, path, body) {
+  if (current && await attempt(() => api("POST", `/api/cases/${current.case_id}/${path}`, body()))) {
+    form.reset();
+    await Promise.all([openCase(current.case_id), loadQueue()]);
+  }
+}
+const assignForm = document.getElementById("assign");
+assignForm.addEventListener("submit", (event) => {
+  event.preventDefault(); caseForm(assignForm, "assign", () => ({ assignee: assignee.value }));
+});
+const noteForm = document.getElementById("note");
+noteForm.addEventListener("submit", (event) => {
+  event.preventDefault(); caseForm(noteForm, "notes", () => ({ text: document.getElementById("note-text").value }));
+});
 
 for (const [action, needsReason] of [["review", false], ["confirm", true], ["dismiss", true], ["forward", false], ["close", false]]) {
   document.getElementById(`act-${action}`).addEventListener("click", () => act(action, needsReason));
