@@ -3,7 +3,8 @@ import { api, attempt, el, signedIn, t, table, when, yuan } from "/static/common
 
 await signedIn(["analyst"]);
 const filter = document.getElementById("filter");
-const MOVES = { held: ["revoke", "freeze"], frozen: ["release", "return"] };
+// An analyst acts on the police's authority (revoking is the sender's, at the counter: antifraud/holds/models.py HUMAN_MOVES).
+const MOVES = { held: ["freeze"], frozen: ["release", "return"] };
 
 async function move(hold, verb) {
   const reason = document.getElementById("reason").value.trim();
