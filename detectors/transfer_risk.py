@@ -33,7 +33,7 @@ from typing import NamedTuple, Protocol
 
 import numpy as np
 
-from antifraud.alerts.models import Alert, Audience, Entity, Reason
+from antifraud.alerts.models import Alert, Audience, Entity, Reason, TransferFacts
 from antifraud.events.models import BankTransfer
 from antifraud.thresholds import FeatureRule, TransferRiskThresholds
 from detectors.accounts import AccountInfo
@@ -280,6 +280,7 @@ def transfer_alert(
         reasons=reasons,
         evidence_event_ids=[transfer.event_id],
         audience=_audience(transfer, police=severity in ("critical", "high")),
+        transfer=TransferFacts.of(transfer),
     )
 
 

@@ -86,6 +86,7 @@ def test_a_teller_is_told_to_block_then_sees_the_live_warning_when_the_transfer_
         page.wait_for_selector("#warnings li.fresh", timeout=60_000)
         warning = page.inner_text("#warnings li")
         assert MULE in warning and "紧急" in warning  # critical
+        assert "付款人 王芳（6222000000000001）转出 ¥30,000.00，柜台 B001" in warning, "whom it is about"
         assert "已列入名单或被标记的号码在" in warning  # in words, not feature names: a listed number called the payer
         assert "call_before_hours_max" not in warning
         assert page.is_visible("#live-banner")

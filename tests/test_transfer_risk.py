@@ -146,6 +146,17 @@ def test_a_long_call_from_a_flagged_number_then_a_transfer_to_a_new_payee_warns_
     assert reasons["new_payee"] == (1.0, 1)
     assert reasons["amount_multiple"] == (5.0, 2)  # no history: against min_amount_fen (1,000 yuan)
     assert alert.evidence_event_ids == ["t1"]
+    assert alert.transfer is not None  # whom the counter's warning is about: the customer at the desk
+    assert (alert.transfer.payer_name, alert.transfer.payer_account, alert.transfer.amount_fen) == (
+        paid.payer_name,
+        VICTIM,
+        paid.amount_fen,
+    )
+    assert (alert.transfer.channel, alert.transfer.branch_id, alert.transfer.at) == (
+        "counter",
+        "br-001",
+        paid.event_time,
+    )
     # The payee is flagged: the victim's own account is never the alert's entity.
     assert [(account, flag.until > paid.event_time.timestamp()) for account, flag in result.flags] == [(MULE, True)]
 
@@ -154,6 +165,7 @@ def test_an_atm_transfer_names_the_atm() -> None:
     paid = transfer("t1", 30, VICTIM, MULE, 5_000, channel="atm", phone=VICTIM_PHONE)
     [alert] = run([paid], reached(minutes_before=5, longest_s=600)).alerts
     assert ("atm", "atm-9") in {(a.kind, a.id) for a in alert.audience}
+    assert alert.transfer is not None and alert.transfer.atm_id == "atm-9"
 
 
 def test_a_stranger_hung_up_on_or_a_call_long_ago_does_not_make_a_payment_suspect() -> None:

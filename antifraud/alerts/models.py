@@ -13,8 +13,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from antifraud.events.models import GeoPoint
-from antifraud.events.types import UtcTime
+from antifraud.events.models import BankTransfer, GeoPoint
+from antifraud.events.types import AccountNo, Code, Fen, PersonName, UtcTime
 
 Severity = Literal["low", "medium", "high", "critical"]
 EntityKind = Literal["phone", "account", "id_number", "cell"]
@@ -64,6 +64,32 @@ def alert_id_for(detector: str, entity: Entity, trigger: str) -> str:
     return hashlib.sha256(material.encode()).hexdigest()[:32]
 
 
+class TransferFacts(BaseModel):
+    """The transfer an alert judges, as a counter needs it: the teller serves the payer, so a warning names
+    who is paying, how much, how and where, and when (with several customers in the hall)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    payer_name: PersonName
+    payer_account: AccountNo
+    amount_fen: Fen
+    channel: Literal["counter", "atm", "online", "mobile"]
+    branch_id: Code | None = None
+    atm_id: Code | None = None
+    at: UtcTime
+
+    @classmethod
+    def of(cls, transfer: BankTransfer) -> "TransferFacts":
+        return cls(
+            payer_name=transfer.payer_name,
+            payer_account=transfer.payer_account,
+            amount_fen=transfer.amount_fen,
+            channel=transfer.channel,
+            branch_id=transfer.branch_id,
+            atm_id=transfer.atm_id,
+            at=transfer.event_time,
+        )
+
+
 class Alert(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -81,6 +107,8 @@ class Alert(BaseModel):
     window_end: UtcTime
     place: GeoPoint | None = None
     """Where the alerted thing was seen, when it is a place (a fake base station)."""
+    transfer: TransferFacts | None = None
+    """The transfer judged, for an alert raised on one (a counter's warning names its payer and amount)."""
     raised_at: UtcTime | None = None
     """When the worker produced the alert (wall clock; None until then): latency is ``raised_at`` less
     ``window_end``."""

@@ -1,5 +1,5 @@
 // The counter page: the branch's live warnings (flash + beep) and the pre-transfer check form.
-import { alarm, api, attempt, el, reason, showError, signedIn, t, when } from "/static/common.js";
+import { alarm, api, attempt, el, reason, showError, signedIn, t, when, yuan } from "/static/common.js";
 
 const me = await signedIn(["teller", "analyst"]);
 const warningsList = document.getElementById("warnings");
@@ -25,12 +25,22 @@ function escalateForm(place, alert) {
   return form;
 }
 
+// Whom the warning is about: the teller is serving the payer (with several customers in the hall).
+function transferLine(transfer) {
+  if (!transfer) return null;
+  const desk = transfer.channel === "atm" ? transfer.atm_id : transfer.branch_id;
+  return el("div", { class: "transfer" }, t("counter.transfer", {
+    payer: transfer.payer_name, account: transfer.payer_account, amount: yuan(transfer.amount_fen),
+    channel: t(`channel.${transfer.channel}`), desk: desk || "", time: when(transfer.at) }));
+}
+
 function warningItem(place, alert, fresh) {
   return el("li", { class: fresh ? "fresh" : "", dataset: { alertId: alert.alert_id } },
     el("span", { class: `badge ${alert.severity}` }, t(`severity.${alert.severity}`)), " ",
     el("strong", {}, t("counter.warning_title", { detector: t(`detector.${alert.detector}`),
       kind: t(`kind.${alert.entity.kind}`), value: alert.entity.value })), " ",
     el("span", { class: "muted" }, when(alert.window_end)),
+    transferLine(alert.transfer),
     el("div", {}, t("counter.stop_and_talk"), " ",
       alert.reasons.filter(r => r.feature !== "score").map(r => reason(r.feature, r.value)).join("；")),
     me.role !== "analyst" ? escalateForm(place, alert) : null);
