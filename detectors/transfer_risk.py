@@ -171,7 +171,7 @@ def payer_features(
     past = [f for f in payer.outflows if f.at < at and not f.own]
     values: dict[str, float] = {"new_payee": float(all(f.other != transfer.payee_account for f in past))}
     usual = max((f.amount_fen for f in past), default=0)
-    values["amount_multiple"] = transfer.amount_fen / max(usual, limits.min_amount_fen)
+    values["amount_multiple" if past else "amount_no_history"] = transfer.amount_fen / max(usual, limits.min_amount_fen)
     values["structuring_share"] = structuring_share(transfer.amount_fen, transfer.channel, limits)
     if transfer.payer_phone:
         recent = [c for c in view.reached(transfer.payer_phone, at) if 0 <= at - c.at <= limits.call_window_seconds]
@@ -214,8 +214,14 @@ def pass_through(inflows: Sequence[Flow], outflows: Sequence[Flow], at: float, l
     return round(min(1.0, moved / received), 4)
 
 
+SAME_RULE = {"amount_no_history": "amount_multiple"}
+"""A feature judged by another's rule. A payer with no earlier payment has the amount compared with
+``min_amount_fen`` under ``amount_multiple``'s rule, and the reason says there was nothing to compare with
+(not "N times the payer's usual largest payment")."""
+
+
 def _rule(name: str, limits: TransferRiskThresholds) -> FeatureRule:
-    rule: FeatureRule = getattr(limits, name)
+    rule: FeatureRule = getattr(limits, SAME_RULE.get(name, name))
     return rule
 
 

@@ -120,6 +120,10 @@ def test_an_analyst_confirms_a_case_in_the_console_and_the_forwarding_follows(
         assert page.inner_text("#case-status") == "新建"
         assert "null" not in page.inner_text("#case-summary"), "a case no counter escalated read 'new null'"
         page.wait_for_selector(f"#trail g.node[data-account='{NEXT_HOP}']")
+        pair = page.locator(f"#trail-pairs tbody tr:has-text('{NEXT_HOP}')")  # the graph's lines, as a table
+        assert pair.count() == 1 and "¥" in pair.inner_text()
+        line = page.locator(f"#trail line.edge[data-payee='{NEXT_HOP}']")
+        assert line.count() == 1, "transfers between two accounts are one line"
         assert page.locator("#timeline [data-kind=alert]").count() >= 1
         assert page.locator("#holds tr:has-text('atm') , #holds tbody tr").count() == 1  # the ATM payment is held
         screenshot(page, "console-case")

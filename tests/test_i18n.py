@@ -126,6 +126,7 @@ def test_every_unit_a_reason_uses_rounds_and_is_labelled() -> None:
         ("held_amount_yuan", 12345.5, "¥12,345.50 of this customer's", "¥12,345.50"),
         ("payee_fan_in_payers", 5.0, "from 5 payers", "5 个付款人"),
         ("new_payee", 1.0, "never paid this account before", "从未向该账户付过款"),
+        ("amount_no_history", 5.0, "no earlier payment to compare with", "没有以往付款记录"),  # not "5 times"
     ],
 )
 def test_a_reason_is_said_rounded_with_its_unit(feature: str, value: float, english: str, chinese: str) -> None:

@@ -144,7 +144,7 @@ def test_a_long_call_from_a_flagged_number_then_a_transfer_to_a_new_payee_warns_
     assert reasons["call_before_hours_max"] == (round(50 / 60, 2), 3)
     assert reasons["flagged_call_minutes"] == (25.0, 5)
     assert reasons["new_payee"] == (1.0, 1)
-    assert reasons["amount_multiple"] == (5.0, 2)  # no history: against min_amount_fen (1,000 yuan)
+    assert reasons["amount_no_history"] == (5.0, 2)  # nothing to compare: against min_amount_fen
     assert alert.evidence_event_ids == ["t1"]
     assert alert.transfer is not None  # whom the counter's warning is about: the customer at the desk
     assert (alert.transfer.payer_name, alert.transfer.payer_account, alert.transfer.amount_fen) == (

@@ -1,6 +1,6 @@
 // The analyst console: the case queue with filters, and one case with its actions, holds, money trail and timeline.
 import { alarm, api, attempt, el, signedIn, t, table, when, yuan } from "/static/common.js";
-import { drawTrail } from "/static/graph.js";
+import { drawTrail, pairsOf } from "/static/graph.js";
 
 await signedIn(["analyst"]);
 const filters = document.getElementById("filters");
@@ -52,7 +52,9 @@ async function loadQueue() {
 async function loadTrail(c) {
   const svg = document.getElementById("trail");
   const note = document.getElementById("trail-note");
+  const list = document.getElementById("trail-table");
   svg.replaceChildren();
+  list.replaceChildren();
   if (c.entity.kind !== "account") { note.textContent = t("console.no_trail_kind"); svg.hidden = true; return; }
   const since = new Date(new Date(c.first_seen).getTime() - 3600e3).toISOString();
   const until = new Date(new Date(c.last_seen).getTime() + 48 * 3600e3).toISOString();
@@ -62,7 +64,14 @@ async function loadTrail(c) {
   svg.hidden = trail.edges.length === 0;
   note.textContent = trail.edges.length ? t("console.trail_window", { since: when(since), until: when(until) })
     : t("console.no_transfers");
-  if (trail.edges.length) drawTrail(svg, trail, yuan, t);
+  if (!trail.edges.length) return;
+  drawTrail(svg, trail, yuan, t);
+  const at = seconds => when(new Date(seconds * 1000).toISOString());
+  list.replaceChildren(table([  // the graph's lines as rows: what a case file quotes
+    [t("col.payer"), p => p.payer], [t("col.payee"), p => p.payee], [t("col.transfers"), p => p.count],
+    [t("col.traced"), p => yuan(p.tainted_fen)], [t("col.held_transfers"), p => p.held],
+    [t("col.first"), p => at(p.first)], [t("col.last"), p => at(p.last)],
+  ], pairsOf(trail), { id: "trail-pairs" }));
 }
 
 async function loadHolds(c) {

@@ -8,6 +8,23 @@ function node(tag, attrs, text) {
   return n;
 }
 
+// The transfers between each two accounts as one line: how many, how much of the traced money, and
+// whether any was held (several transfers drawn apart would lie on top of one another, amounts illegible).
+export function pairsOf(trail) {
+  const pairs = new Map();
+  for (const e of trail.edges) {
+    const key = `${e.payer}>${e.payee}`;
+    const pair = pairs.get(key) || { payer: e.payer, payee: e.payee, count: 0, tainted_fen: 0, held: 0, first: e.at, last: e.at };
+    pair.count += 1;
+    pair.tainted_fen += e.tainted_fen;
+    pair.held += e.stopped ? 1 : 0;
+    pair.first = Math.min(pair.first, e.at);
+    pair.last = Math.max(pair.last, e.at);
+    pairs.set(key, pair);
+  }
+  return [...pairs.values()];
+}
+
 export function drawTrail(svg, trail, formatAmount, t) {
   svg.replaceChildren();
   const width = svg.clientWidth || 900;
@@ -29,13 +46,14 @@ export function drawTrail(svg, trail, formatAmount, t) {
       x: columnWidth * hop + columnWidth / 2, y: (height / (column.length + 1)) * (i + 1),
     }));
   }
-  for (const e of trail.edges) {
-    const a = place.get(e.payer), b = place.get(e.payee);
+  for (const p of pairsOf(trail)) {
+    const a = place.get(p.payer), b = place.get(p.payee);
     if (!a || !b) continue;
-    svg.append(node("line", { x1: a.x + 70, y1: a.y, x2: b.x - 72, y2: b.y, stroke: e.stopped ? "#1e7b34" : "#b3261e",
-      "stroke-width": 1.5, "marker-end": "url(#arrow)", class: "edge", "data-event-id": e.event_id }));
+    svg.append(node("line", { x1: a.x + 70, y1: a.y, x2: b.x - 72, y2: b.y, stroke: p.held === p.count ? "#1e7b34" : "#b3261e",
+      "stroke-width": Math.min(1.5 + p.count, 6), "marker-end": "url(#arrow)", class: "edge",
+      "data-payer": p.payer, "data-payee": p.payee, "data-count": p.count }));
     svg.append(node("text", { x: (a.x + b.x) / 2, y: (a.y + b.y) / 2 - 6, "text-anchor": "middle" },
-      `${formatAmount(e.tainted_fen)}${e.stopped ? t("graph.held") : ""}`));
+      t("graph.pair", { amount: formatAmount(p.tainted_fen), count: p.count }) + (p.held ? t("graph.held") : "")));
   }
   for (const n of trail.nodes) {
     const { x, y } = place.get(n.account);
