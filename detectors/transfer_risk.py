@@ -220,7 +220,7 @@ SAME_RULE = {"amount_no_history": "amount_multiple"}
 (not "N times the payer's usual largest payment")."""
 
 
-def _rule(name: str, limits: TransferRiskThresholds) -> FeatureRule:
+def rule_of(name: str, limits: TransferRiskThresholds) -> FeatureRule:
     rule: FeatureRule = getattr(limits, SAME_RULE.get(name, name))
     return rule
 
@@ -228,11 +228,11 @@ def _rule(name: str, limits: TransferRiskThresholds) -> FeatureRule:
 def _score(values: Mapping[str, float], limits: TransferRiskThresholds) -> tuple[float, list[Reason]]:
     """Sum of the weights of the features past their thresholds, and those features as reasons."""
     reasons = [
-        Reason(feature=name, value=round(value, 4), threshold=_rule(name, limits).threshold)
+        Reason(feature=name, value=round(value, 4), threshold=rule_of(name, limits).threshold)
         for name, value in values.items()
-        if _hit(name, value, _rule(name, limits))
+        if _hit(name, value, rule_of(name, limits))
     ]
-    return round(sum(_rule(r.feature, limits).weight for r in reasons), 4), reasons
+    return round(sum(rule_of(r.feature, limits).weight for r in reasons), 4), reasons
 
 
 def _audience(transfer: BankTransfer, police: bool) -> list[Audience]:

@@ -323,7 +323,7 @@ def test_the_check_over_state_the_stream_wrote_agrees_with_the_alert_it_raises(s
     codes_found = [r["code"] for r in checked["reasons"]]
     assert checked["decision"] == "block"
     assert codes_found[:3] == ["payee_flagged", "call_before_hours_max", "flagged_call_minutes"]  # by weight
-    assert {"flagged_call_minutes", "payee_flagged", "new_payee", "amount_multiple"} <= set(codes_found)
+    assert {"flagged_call_minutes", "payee_flagged", "new_payee", "amount_no_history"} <= set(codes_found)
 
     paid = BankTransfer.model_validate({**BODY, "event_id": "pay-1", "event_time": NOW})
     [alert] = [a for a in asyncio.run(stream([paid], NOW + timedelta(minutes=1))) if a.detector == "transfer_risk"]

@@ -53,7 +53,7 @@ from antifraud.state.accounts import OpenedCodec
 from antifraud.state.pipelined import PipelinedScript
 from antifraud.state.store import SCORED_ROWS, parse_scored
 from antifraud.state.transfer_risk import CallCodec, FlagCodec, InflowCodec, account_codec
-from antifraud.thresholds import FeatureRule, Thresholds, TransferRiskThresholds
+from antifraud.thresholds import Thresholds, TransferRiskThresholds
 from antifraud.web.auth import Principal, Role, require
 from antifraud.web.metrics import CHECK_DECISIONS
 from detectors.accounts import AccountInfo
@@ -68,6 +68,7 @@ from detectors.transfer_risk import (
     in_force,
     mule_score,
     own,
+    rule_of,
 )
 
 CHECK_EVENT_ID: Final = "pre-transfer-check"
@@ -159,8 +160,7 @@ def _reason(code: str, value: float | None = None, threshold: float | None = Non
 
 
 def _weight(feature: str, limits: TransferRiskThresholds) -> float:
-    rule: FeatureRule = getattr(limits, feature)
-    return rule.weight
+    return rule_of(feature, limits).weight
 
 
 def _ranked(
