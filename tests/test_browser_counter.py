@@ -11,6 +11,8 @@ from antifraud.stack.embedded import Endpoints
 from antifraud.stack.worker import WorkerProcess
 from tests.browser_helpers import another_user, browser, screenshot, sign_in
 from tests.conftest import wait_consumed
+from tests.test_holds import hold_id_for
+from tests.test_holds_actions import hold_some, on_redis
 from tests.test_pipeline_integration import block_number, produce
 from tests.web_helpers import BRANCH, serve
 
@@ -118,3 +120,23 @@ def test_a_teller_is_told_to_block_then_sees_the_live_warning_when_the_transfer_
             police.click("#escalation-banner button")
             police.wait_for_selector("#case:not([hidden])")
             assert "escalated from B001 by teller: customer insists" in police.inner_text("#timeline")
+
+
+def test_a_teller_finds_a_customers_held_atm_transfer_and_revokes_it(stack: Endpoints) -> None:
+    """The customer paid at an ATM, to an account in another name, and asks for the money back while it is
+    held: the teller finds the transfer by the customer's account and revokes it on their request."""
+    on_redis(stack.redis_url, lambda client, ledger, audit: hold_some(ledger, "t-1"))
+    held = hold_id_for("t-1")
+    with serve(stack) as base_url, browser() as context:
+        page = context.new_page()
+        sign_in(page, base_url, "teller")
+        page.fill("#holds-lookup [name=account]", "6222000000000000")  # the payer of hold_some's first transfer
+        page.click("#holds-lookup button[type=submit]")
+        page.wait_for_selector("#customer-holds-table tbody tr")
+        assert "暂缓中" in page.inner_text("#customer-holds-table tbody tr")  # held
+        page.fill("#revoke-reason", "the customer was told to pay by a caller posing as police")
+        page.click("#customer-holds-table [data-move=revoke]")
+        page.wait_for_selector("#customer-holds-table tbody tr:has-text('已撤销')")  # revoked
+        screenshot(page, "counter-hold-revoked")
+    hold = on_redis(stack.redis_url, lambda client, ledger, audit: ledger.get(held))
+    assert hold is not None and hold.state == "revoked"

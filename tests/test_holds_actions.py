@@ -377,6 +377,10 @@ def test_http_moves_with_roles_and_clear_errors(redis_url: str) -> None:
         one, two = hold_id_for("t-1"), hold_id_for("t-2")
         reason = {"reason": "sender called"}
         async with api(client) as http:
+            found = await http.get(
+                "/api/holds/by-payer", params={"account": "6222000000000000"}, headers=as_user("teller")
+            )
+            assert [h["hold_id"] for h in found.json()] == [one], "a customer's holds, found at any counter"
             assert (await http.post(f"/api/holds/{one}/revoke", json=reason)).status_code == 401
             assert (
                 await http.post(f"/api/holds/{one}/freeze", json=reason, headers=as_user("teller"))

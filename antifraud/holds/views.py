@@ -25,7 +25,7 @@ from starlette.convertors import Convertor, register_url_convertor
 
 from antifraud.audit.service import AuditLog
 from antifraud.clock import utcnow
-from antifraud.events.types import Reason
+from antifraud.events.types import AccountNo, Reason
 from antifraud.holds.models import (
     HOLD_ID_PATTERN,
     HUMAN_MOVES,
@@ -104,6 +104,17 @@ async def list_holds(
 ) -> list[Hold]:
     """Holds in one state, soonest due first."""
     return await ledger.in_state(state, limit=limit, offset=offset)
+
+
+@router.get("/by-payer", response_model=list[Hold], summary="a customer's held ATM transfers (at the counter)")
+async def holds_of_payer(
+    account: Annotated[AccountNo, Query(description="the payer's account or card number")],
+    ledger: HoldLedger = Depends(get_ledger),
+    _: Principal = Depends(_reader),
+) -> list[Hold]:
+    """The holds of transfers the account paid that the ledger still has, oldest first: a teller finds the
+    one the customer asks to revoke (a hold names the ATM, not a branch, so any counter may)."""
+    return [h for h in await ledger.of_accounts([account]) if h.payer_account == account]
 
 
 @router.get(HOLD_PATH, response_model=Hold)

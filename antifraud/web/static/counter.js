@@ -1,5 +1,5 @@
 // The counter page: the branch's live warnings (flash + beep) and the pre-transfer check form.
-import { alarm, api, attempt, el, reason, showError, signedIn, t, when, yuan } from "/static/common.js";
+import { alarm, api, attempt, el, reason, showError, signedIn, t, table, when, yuan } from "/static/common.js";
 
 const me = await signedIn(["teller", "analyst"]);
 const warningsList = document.getElementById("warnings");
@@ -109,3 +109,24 @@ form.addEventListener("submit", async (event) => {
     el("li", { dataset: { code: r.code } }, reason(r.code, r.value))));
   document.getElementById("check-result").hidden = false;
 });
+
+// A customer asks for an ATM transfer back within its hold: the teller finds it by the customer's account
+// and revokes it on the customer's request (only a held transfer can be revoked; a frozen one is the police's).
+const lookup = document.getElementById("holds-lookup");
+async function showHolds() {
+  const account = lookup.elements.account.value.trim();
+  const holds = await attempt(() => api("GET", `/api/holds/by-payer?${new URLSearchParams({ account })}`));
+  if (!holds) return;
+  document.getElementById("customer-holds").replaceChildren(holds.length ? table([
+    [t("col.hold"), h => h.hold_id.slice(0, 12)], [t("col.state"), h => t(`hold.state.${h.state}`)],
+    [t("col.payee"), h => h.payee_account], [t("col.amount"), h => yuan(h.amount_fen)], [t("col.atm"), h => h.atm_id],
+    [t("col.made"), h => when(h.created_at)], [t("col.due"), h => when(h.due_at)],
+    ["", h => h.state === "held" ? el("button", { type: "button", class: "danger", dataset: { move: "revoke" },
+      onclick: () => revoke(h) }, t("hold.move.revoke")) : ""],
+  ], holds, { id: "customer-holds-table" }) : el("p", { class: "muted" }, t("counter.no_holds")));
+}
+async function revoke(hold) {
+  const why = document.getElementById("revoke-reason").value.trim() || t("counter.revoke_default");
+  if (await attempt(() => api("POST", `/api/holds/${hold.hold_id}/revoke`, { reason: why }))) await showHolds();
+}
+lookup.addEventListener("submit", (event) => { event.preventDefault(); showHolds(); });
