@@ -77,6 +77,7 @@ def test_an_officer_corrects_a_listing_on_objection_and_sees_why_a_repair_is_ref
         page.fill("#decision-note", "police report confirms the theft")
         page.click("#objections button:has-text('更正')")  # correct (remove)
         page.wait_for_selector("#listing-title[data-state=removed]:has-text('已移出')")
+        assert page.is_hidden("#objection") and page.is_hidden("#repair"), "a removed listing offers no forms"
         expect(page.locator("#history tbody tr")).to_have_count(3)  # listed, objected, removed (drawn after the title)
         screenshot(page, "blacklist-objection-corrected")
 

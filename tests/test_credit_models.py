@@ -23,6 +23,7 @@ from antifraud.credit.models import (
     RepairRequest,
     credit_code_check_char,
     lookup_value,
+    moves_from,
 )
 from antifraud.events.types import make_id_number
 from tests.credit_helpers import ACCOUNT, COMPANY, LIMITS, PERSON, PHONE, T0, draft
@@ -347,3 +348,9 @@ def test_events_carry_a_stable_change_id_per_version() -> None:
     second = policy.event_for(before, objected(), "object", "teller", T0)
     assert (first.change_id, first.from_state, first.to_state) == ("L1.v1", None, "listed")
     assert (second.change_id, second.from_state, second.to_state) == ("L1.v2", "listed", "objected")
+
+
+def test_the_desk_offers_the_moves_a_listings_state_allows() -> None:
+    assert moves_from("listed") == ["object", "repair"]
+    assert moves_from("objected") == ["uphold", "amend", "remove"]
+    assert moves_from("removed") == moves_from("repaired") == moves_from("expired") == []

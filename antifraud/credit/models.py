@@ -134,6 +134,15 @@ TRANSITIONS: dict[Move, tuple[frozenset[ListingState | None], ListingState]] = {
 }
 """Move -> (states it may start from, state it leads to); ``None`` is "not listed yet"."""
 
+PERSON_MOVES: tuple[Move, ...] = ("object", "uphold", "amend", "remove", "repair")
+"""The moves a person makes on a listing (listing itself aside; expiry is the clock's)."""
+
+
+def moves_from(state: ListingState) -> list[Move]:
+    """What a person may do to a listing in ``state``: the desk offers only these forms and buttons."""
+    return [move for move in PERSON_MOVES if state in TRANSITIONS[move][0]]
+
+
 Text = Annotated[str, Stripped(1000)]
 Ref = Annotated[str, Stripped(128)]
 """An opaque reference: a case id, an alert or event id, a document number."""

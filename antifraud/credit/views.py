@@ -21,7 +21,7 @@ from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from antifraud.audit.service import AuditLog
 from antifraud.case.service import CaseService
@@ -34,6 +34,7 @@ from antifraud.credit.models import (
     ListingDraft,
     ListingNotFound,
     LookupKind,
+    Move,
     ObjectionDecision,
     ObjectionFiling,
     ObjectionNotFound,
@@ -45,6 +46,7 @@ from antifraud.credit.models import (
     RepairRequest,
     lookup_schema,
     lookup_value,
+    moves_from,
 )
 from antifraud.credit.service import CreditBlacklist
 from antifraud.privacy import mask_entity
@@ -238,12 +240,17 @@ async def approve(
     return listing
 
 
-@router.get("/{listing_id}", response_model=Listing, summary="one listing with its objections")
+class ListingView(Listing):
+    moves: list[Move] = Field(description="what a person may do to the listing now, by its state")
+
+
+@router.get("/{listing_id}", response_model=ListingView, summary="one listing with its objections")
 async def show(
     listing_id: str, blacklist: CreditBlacklist = Depends(get_blacklist), _: Principal = Depends(_reader)
-) -> Listing:
+) -> ListingView:
     with _http_errors():
-        return await blacklist.get(listing_id, now=utcnow())
+        listing = await blacklist.get(listing_id, now=utcnow())
+    return ListingView(**dict(listing), moves=moves_from(listing.state))
 
 
 @router.get("/{listing_id}/history", response_model=list[HistoryEntry], summary="the listing's audit trail")

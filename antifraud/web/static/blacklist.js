@@ -47,11 +47,12 @@ async function open(listingId) {
     ["#", o => o.objection_id], [t("col.state"), o => t(`objection.state.${o.state}`)],
     [t("col.filed"), o => t("blacklist.filed_by", { when: when(o.filed_at), who: o.filed_by })],
     [t("col.grounds"), o => o.grounds], [t("col.decision"), o => o.note || ""],
-    ["", o => officer && o.state === "pending" ? el("span", { class: "actions" },
+    ["", o => officer && o.state === "pending" && listing.moves.includes("uphold") ? el("span", { class: "actions" },
       el("button", { type: "button", onclick: () => decide(o, "uphold") }, t("blacklist.uphold")),
       el("button", { type: "button", class: "secondary", onclick: () => decide(o, "correct") }, t("blacklist.correct"))) : ""],
   ], listing.objections) : el("p", { class: "muted" }, t("blacklist.no_objections")));
-  document.getElementById("repair").hidden = !officer;
+  document.getElementById("repair").hidden = !officer || !listing.moves.includes("repair");  // offered by state
+  document.getElementById("objection").hidden = !listing.moves.includes("object");
   const history = await attempt(() => api("GET", `/api/blacklist/${encodeURIComponent(listingId)}/history`)) || [];
   document.getElementById("history").replaceChildren(table([
     ["#", h => h.seq], [t("col.when"), h => when(h.at)], [t("col.who"), h => h.actor], [t("col.what"), h => h.action],

@@ -152,7 +152,11 @@ export async function signedIn(roles) {
 
 export function showError(message) {
   const box = document.getElementById("error");
-  if (box) { box.textContent = message; box.hidden = !message; }
+  if (box) {
+    box.textContent = message;
+    box.hidden = !message;
+    if (message) box.scrollIntoView({ block: "nearest" });  // a form far down the page: its error in view
+  }
 }
 
 // Runs an action, showing its error message instead of throwing.
