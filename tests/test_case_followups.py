@@ -280,7 +280,7 @@ def test_a_confirmed_mule_case_freezes_its_held_transfers_and_requests_the_amoun
         assert holds[0].startswith("ATM transfer held: 300 yuan") and holds[0].endswith("(now frozen)")
         assert "hold.frozen by ana" in holds
         assert [e.title for e in timeline if e.kind == "follow_up"] == [
-            "follow-up credit_listing: done after 1 attempt(s)",
+            "follow-up credit_listing: done, nothing listed: the account registry does not know who opened the account",
             "follow-up inbound_holds: done after 1 attempt(s)",
             "follow-up money_trail: done after 1 attempt(s)",
         ]

@@ -627,7 +627,9 @@ def _action_entry(record: AuditRecord) -> TimelineEntry:
 
 
 def _followup_entry(followup: FollowUp) -> TimelineEntry:
-    if followup.state == "done":
+    if followup.state == "done" and followup.result.get("listed") is False:  # done, yet nobody is listed
+        how = f"done, nothing listed: {followup.result.get('why', 'no party')}"
+    elif followup.state == "done":
         how = f"done after {followup.attempts} attempt(s)"
     elif followup.state == "failed":
         how = f"failed, needs an analyst (retry once fixed): {followup.last_error}"
