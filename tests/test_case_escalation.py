@@ -3,13 +3,15 @@ is marked escalated from the branch, reopened if it was closed, and found by ana
 own tellers may, and only for a warning the place was shown."""
 
 import asyncio
+from datetime import timedelta
 
 import pytest
 from redis.asyncio import Redis
 
-from antifraud.alerts.models import Audience
+from antifraud.alerts.models import Audience, Entity
 from antifraud.audit.service import AuditLog
-from antifraud.case.models import open_case, transition
+from antifraud.case.models import Case, open_case, transition
+from antifraud.case.views import EscalationFeed
 from antifraud.stack.embedded import Endpoints
 from antifraud.web.warnings import WarningHub
 from tests.conftest import AUDIT_KEYS
@@ -42,6 +44,26 @@ def test_escalating_keeps_an_open_case_where_it_is_and_reopens_a_finished_one(
     escalated = transition(case, "escalate", actor="teller", now=NOW, escalated_at=NOW, escalated_from=BRANCH)
     assert (escalated.status, escalated.escalated_from, escalated.escalated_at) == (expected, BRANCH, NOW)
     assert escalated.version == case.version + 1
+
+
+def test_the_console_feed_sends_each_escalation_once_even_one_committed_after_a_later_stamped_one() -> None:
+    def escalated(minutes: float, entity: str) -> Case:
+        at = NOW + timedelta(minutes=minutes)
+        case = open_case(case_alert(entity=Entity(kind="account", value=entity)), NOW)
+        return transition(case, "escalate", actor="teller", now=at, escalated_at=at, escalated_from=BRANCH)
+
+    feed = EscalationFeed(NOW)
+    first, late, later = (
+        escalated(1, "6222000000000101"),
+        escalated(0.5, "6222000000000102"),
+        escalated(2, "6222000000000103"),
+    )
+    assert feed.fresh([first]) == [first]
+    assert feed.fresh([first]) == [], "read again: not sent twice"
+    assert feed.fresh([late, first]) == [late], "stamped before the newest seen, committed after it: still sent"
+    assert feed.fresh([later, late, first]) == [later]
+    assert feed.since() == NOW + timedelta(minutes=1)  # a minute back from the newest seen
+    assert feed.fresh([escalated(2, "6222000000000103")]) == [], "the same escalation read again"
 
 
 def test_a_teller_escalates_a_warning_of_their_branch_and_the_police_queue_shows_it(stack: Endpoints) -> None:

@@ -103,6 +103,7 @@ ACCESS: dict[tuple[str, str], Access] = {
     ("GET", "/api/escalations"): _only(ANALYST, params={"since": "2026-03-01T00:00:00Z"}),
     ("GET", "/api/cases/{case_id}"): _only(ANALYST),
     ("GET", "/api/analysts"): _only(ANALYST),
+    ("GET", "/api/escalations/stream"): _only(ANALYST),
     ("POST", "/api/cases/{case_id}/assign"): _only(ANALYST, json={"assignee": "analyst"}),
     ("POST", "/api/cases/{case_id}/review"): _only(ANALYST),
     ("POST", "/api/cases/{case_id}/confirm"): _only(ANALYST, json={"reason": "collects from victims"}),

@@ -1,7 +1,8 @@
 """HTTP API of cases and their deliveries, for analysts (and admins).
 
 - ``GET /api/cases``: filter by status, detector, severity (at least), since/until (event time), escalated;
-- ``GET /api/escalations?since=``: cases tellers escalated since a time (the console's live feed);
+- ``GET /api/escalations?since=``: cases tellers escalated since a time; ``GET /api/escalations/stream``:
+  the same as they happen (server-sent events: the console's live feed);
 - ``GET /api/cases/{id}``: the case with its evidence timeline;
 - ``POST /api/cases/{id}/assign|review|confirm|dismiss|forward|close|notes``;
 - ``GET /api/cases/{id}/deliveries``, ``POST /api/deliveries/{id}/retry``;
@@ -16,11 +17,14 @@ other error (a stored document that no longer reads, say) is the server's: 500,
 without its message. The actor recorded in the audit log is the caller.
 """
 
-from collections.abc import Iterator
+import asyncio
+from collections.abc import AsyncIterator, Iterable, Iterator
 from contextlib import contextmanager
+from datetime import datetime, timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, status
+from fastapi.sse import EventSourceResponse, ServerSentEvent
 from pydantic import BaseModel, ConfigDict, Field
 
 from antifraud.alerts.models import Severity
@@ -39,6 +43,7 @@ from antifraud.case.models import (
     allowed_actions,
 )
 from antifraud.case.service import CaseNotFound, CaseService
+from antifraud.clock import utcnow
 from antifraud.events.types import QueryTime
 from antifraud.forwarding.models import Delivery, DeliveryRefused, Target, targets_for
 from antifraud.forwarding.service import DeliveryNotFound
@@ -134,6 +139,52 @@ async def escalations(
 ) -> list[Case]:
     """A customer is at a counter while this is read: the console polls it to tell the analyst at once."""
     return await cases.escalated_since(since, limit)
+
+
+ESCALATION_POLL_S = 1.0
+"""How often a console's escalation stream reads the escalation index (one Redis read per console)."""
+ESCALATION_OVERLAP = timedelta(minutes=1)
+
+
+class EscalationFeed:
+    """The escalations one stream has not sent yet. It reads a minute back from the newest it has seen: an
+    escalation stamped before another may commit after it. Each is sent once."""
+
+    def __init__(self, start: datetime) -> None:
+        self.newest = start
+        self.seen: dict[str, datetime] = {}
+
+    def since(self) -> datetime:
+        return self.newest - ESCALATION_OVERLAP
+
+    def fresh(self, cases: Iterable[Case]) -> list[Case]:
+        out = []
+        for case in sorted(cases, key=lambda c: (c.escalated_at or self.newest, c.case_id)):
+            if case.escalated_at is None or (key := f"{case.case_id}@{case.escalated_at}") in self.seen:
+                continue
+            self.seen[key] = case.escalated_at
+            self.newest = max(self.newest, case.escalated_at)
+            out.append(case)
+        self.seen = {key: at for key, at in self.seen.items() if at > self.since()}
+        return out
+
+
+@router.get(
+    "/escalations/stream",
+    response_class=EventSourceResponse,
+    summary="cases tellers escalate, as they do (server-sent events, event type 'escalation', data a Case)",
+)
+async def escalation_stream(
+    cases: CaseService = Depends(get_cases), _: Principal = Depends(_analyst)
+) -> AsyncIterator[ServerSentEvent]:
+    """The console's live feed: a customer is at a counter, the analyst is told within a second or two."""
+    feed = EscalationFeed(utcnow())
+    feed.fresh(await cases.escalated_since(feed.since(), 1000))  # before the console opened: in its queue
+    yield ServerSentEvent(comment="subscribed", retry=2000)
+    while True:
+        await asyncio.sleep(ESCALATION_POLL_S)
+        for case in feed.fresh(await cases.escalated_since(feed.since(), 1000)):
+            yield ServerSentEvent(raw_data=case.model_dump_json(), event="escalation", id=case.case_id)
 
 
 @router.get("/cases/{case_id}", response_model=CaseView)

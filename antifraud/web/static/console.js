@@ -163,42 +163,23 @@ for (const [action, needsReason] of [["review", false], ["confirm", true], ["dis
 }
 filters.addEventListener("submit", (event) => { event.preventDefault(); loadQueue(); });
 
-// A teller escalating a warning means a customer at a counter now: the analyst is told without a reload.
-// The feed is read by the server's clock, a minute back from the newest escalation seen: one stamped
-// before another may commit after it, so each poll re-reads the overlap and shows only what is new.
-const ESCALATION_POLL_MS = 5000;
-const ESCALATION_OVERLAP_MS = 60_000;
+// A teller escalating a warning means a customer at a counter now: the server pushes each escalation
+// (GET /api/escalations/stream) and the console shows it without a reload; the browser reconnects by itself.
 const escalationBanner = document.getElementById("escalation-banner");
 const beep = alarm(document.getElementById("sound"));
-const escalationsSeen = new Set();
-let newestEscalation = 1000;  // epoch ms; the feed refuses times before 1970
-async function readEscalations() {
-  const since = new Date(Math.max(1000, newestEscalation - ESCALATION_OVERLAP_MS)).toISOString();
-  const cases = await api("GET", `/api/escalations?since=${encodeURIComponent(since)}&limit=1000`).catch(() => null);
-  if (!cases) return [];
-  const fresh = cases.filter(c => !escalationsSeen.has(`${c.case_id}@${c.escalated_at}`));
-  for (const c of fresh) {
-    escalationsSeen.add(`${c.case_id}@${c.escalated_at}`);
-    newestEscalation = Math.max(newestEscalation, new Date(c.escalated_at).getTime());
-  }
-  return fresh;
-}
-async function watchEscalations() {
-  const fresh = await readEscalations();
-  if (fresh.length) {
-    escalationBanner.replaceChildren(...fresh.map(c => el("div", {},
-      t("console.escalation", { place: c.escalated_from, kind: t(`kind.${c.entity.kind}`), value: c.entity.value,
-        severity: t(`severity.${c.severity}`), time: when(c.escalated_at) }), " ",
-      el("button", { type: "button", class: "secondary", onclick: () => { escalationBanner.hidden = true; openCase(c.case_id); } },
-        t("common.open")))));
-    escalationBanner.hidden = false;
-    beep();
-    loadQueue();
-  }
-  setTimeout(watchEscalations, ESCALATION_POLL_MS);
-}
-await readEscalations();  // what was escalated before the page opened is in the queue, not news
-setTimeout(watchEscalations, ESCALATION_POLL_MS);
+const escalations = new EventSource("/api/escalations/stream");
+escalations.addEventListener("escalation", (event) => {
+  const c = JSON.parse(event.data);
+  escalationBanner.append(el("div", {},
+    t("console.escalation", { place: c.escalated_from, kind: t(`kind.${c.entity.kind}`), value: c.entity.value,
+      severity: t(`severity.${c.severity}`), time: when(c.escalated_at) }), " ",
+    el("button", { type: "button", class: "secondary", onclick: () => {
+      escalationBanner.hidden = true; escalationBanner.replaceChildren(); openCase(c.case_id);
+    } }, t("common.open"))));
+  escalationBanner.hidden = false;
+  beep();
+  loadQueue();
+});
 
 await loadQueue();
 const wanted = new URLSearchParams(location.search).get("case");
