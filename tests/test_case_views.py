@@ -14,7 +14,7 @@ from antifraud.case.service import CaseService, case_key
 from antifraud.stack.embedded import Endpoints
 from antifraud.web.app import create_app
 from tests.conftest import AUDIT_KEYS
-from tests.test_case import ACCOUNT, NOW, alert, runner
+from tests.test_case import ACCOUNT, NOW, PHONE, alert, runner
 from tests.test_case_followups import BAD_ID
 from tests.web_helpers import as_user, make_auth, settings_for, web_client
 
@@ -47,6 +47,12 @@ def test_cases_over_http(stack: Endpoints) -> None:
         assert [c["case_id"] for c in high] == [mule.case_id]
         by_detector = client.get("/api/cases", params={"detector": "fraud_number"}, headers=ANALYST).json()
         assert [c["case_id"] for c in by_detector] == [number.case_id]
+        by_account = client.get("/api/cases", params={"account": ACCOUNT.value}, headers=ANALYST).json()
+        assert [c["case_id"] for c in by_account] == [mule.case_id], "an account's cases, found by its number"
+        by_phone = client.get("/api/cases", params={"phone": PHONE.value, "severity": "high"}, headers=ANALYST)
+        assert by_phone.json() == [], "the other filters still apply"
+        both = client.get("/api/cases", params={"account": ACCOUNT.value, "phone": PHONE.value}, headers=ANALYST)
+        assert both.status_code == 422 and "at most one" in both.json()["detail"]
         bad = client.get("/api/cases", params={"status": "open", "since": "yesterday"}, headers=ANALYST)
         assert bad.status_code == 422 and "status" in bad.json()["message"] and "since" in bad.json()["message"]
 

@@ -35,6 +35,7 @@ from antifraud.audit.models import AuditRecord, Change
 from antifraud.audit.service import AuditLog
 from antifraud.case.followups import FollowUp, FollowUpQueue, planned, trail_request
 from antifraud.case.models import (
+    SCENARIO_BY_DETECTOR,
     SEVERITY_RANK,
     STATUSES,
     Action,
@@ -496,11 +497,15 @@ class CaseService:
         since: datetime | None = None,
         until: datetime | None = None,
         escalated: bool | None = None,
+        entity: Entity | None = None,
         limit: int = 100,
     ) -> list[Case]:
         """Cases whose alerts' event times reach into [since, until], latest activity first;
         ``severity`` keeps cases at least that severe, ``detector`` those with an alert of it,
-        ``escalated`` those a teller escalated (or not)."""
+        ``escalated`` those a teller escalated (or not), ``entity`` that number's, account's or ID's."""
+        if entity is not None:
+            mine = [c for c in await self.of_entity(entity) if since is None or c.last_seen >= since]
+            return [c for c in mine if _matches(c, status, detector, severity, until, escalated)][:limit]
         ids = await self.redis.zrevrangebyscore(SEEN, "+inf", since.timestamp() if since else "-inf")
         found: list[Case] = []
         for start in range(0, len(ids), 500):
@@ -511,6 +516,13 @@ class CaseService:
                     if len(found) == limit:
                         return found
         return found
+
+    async def of_entity(self, entity: Entity) -> list[Case]:
+        """The cases of one number, account or ID number, one per scenario it has a case in (a case's id
+        follows from its entity and scenario, so this reads no index), latest activity first."""
+        ids = [case_id_for(entity, scenario) for scenario in sorted(set(SCENARIO_BY_DETECTOR.values()))]
+        found = [Case.model_validate_json(raw) for raw in await self.redis.mget([case_key(i) for i in ids]) if raw]
+        return sorted(found, key=lambda c: c.last_seen, reverse=True)
 
     async def escalated_since(self, since: datetime, limit: int = 100) -> list[Case]:
         """Cases a teller escalated after ``since``, latest escalation first: what the console polls for."""

@@ -27,7 +27,7 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, sta
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 from pydantic import BaseModel, ConfigDict, Field
 
-from antifraud.alerts.models import Severity
+from antifraud.alerts.models import Entity, Severity
 from antifraud.audit.service import AuditLog
 from antifraud.case.followups import FollowUp, FollowUpNotFound, FollowUpRefused
 from antifraud.case.models import (
@@ -44,7 +44,7 @@ from antifraud.case.models import (
 )
 from antifraud.case.service import CaseNotFound, CaseService
 from antifraud.clock import utcnow
-from antifraud.events.types import QueryTime
+from antifraud.events.types import AccountNo, IdNumber, Msisdn, QueryTime
 from antifraud.forwarding.models import Delivery, DeliveryRefused, Target, targets_for
 from antifraud.forwarding.service import DeliveryNotFound
 from antifraud.web.auth import Principal, Role, people_in, require, user_named
@@ -114,12 +114,22 @@ async def list_cases(
     ] = None,
     escalated: Annotated[bool | None, Query(description="only cases a teller escalated (true) or not (false)")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    account: Annotated[AccountNo | None, Query(description="only the cases of this account")] = None,
+    phone: Annotated[Msisdn | None, Query(description="only the cases of this phone number")] = None,
+    id_number: Annotated[IdNumber | None, Query(description="only the cases of this ID number")] = None,
     cases: CaseService = Depends(get_cases),
     _: Principal = Depends(_analyst),
 ) -> list[Case]:
+    """Cases by their alerts' times, latest activity first; with an account, phone or ID number (at most one),
+    that entity's cases, one per scenario, the other filters applied to them."""
     if since and until and until < since:
         raise HTTPException(422, "until is before since")
+    named = [("account", account), ("phone", phone), ("id_number", id_number)]
+    entities = [Entity(kind=kind, value=value) for kind, value in named if value is not None]
+    if len(entities) > 1:
+        raise HTTPException(422, "give at most one of account, phone and id_number")
     return await cases.find(
+        entity=entities[0] if entities else None,
         status=case_status,
         detector=detector,
         severity=severity,

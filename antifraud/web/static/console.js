@@ -30,8 +30,9 @@ function entity(e) { return `${t(`kind.${e.kind}`)} ${e.value}`; }
 async function loadQueue() {
   const query = new URLSearchParams();
   for (const [key, value] of new FormData(filters).entries()) {
-    if (!value) continue;
-    query.set(key, key === "since" || key === "until" ? new Date(value).toISOString() : value);
+    if (!value || key === "entity_kind") continue;
+    if (key === "entity_value") query.set(filters.elements.entity_kind.value, value.trim());
+    else query.set(key, key === "since" || key === "until" ? new Date(value).toISOString() : value);
   }
   const cases = await attempt(() => api("GET", `/api/cases?${query}`));
   if (!cases) return;
@@ -39,7 +40,8 @@ async function loadQueue() {
   document.getElementById("queue").replaceChildren(table([
     [t("col.severity"), c => badge(c.severity)],
     [t("col.status"), c => [t(`status.${c.status}`), " ", escalated(c)]],
-    [t("col.entity"), c => entity(c.entity)],
+    [t("col.entity"), c => el("button", { type: "button", class: "link", title: t("console.all_of_entity"),
+      onclick: () => { searchFor(c.entity); } }, entity(c.entity))],
     [t("col.scenario"), c => t(`scenario.${c.scenario}`)],
     [t("col.detectors"), c => c.detectors.map(d => t(`detector.${d}`)).join("、")],
     [t("col.alerts"), c => c.alert_count],
@@ -47,6 +49,15 @@ async function loadQueue() {
     ["", c => el("button", { type: "button", class: "secondary open-case", dataset: { caseId: c.case_id },
       onclick: () => openCase(c.case_id) }, t("common.open"))],
   ], cases, { id: "queue-table" }));
+}
+
+// All the cases of one number, account or ID number (one per scenario), as the search finds them.
+function searchFor(e) {
+  if (!["account", "phone", "id_number"].includes(e.kind)) return;
+  filters.reset();
+  filters.elements.entity_kind.value = e.kind;
+  filters.elements.entity_value.value = e.value;
+  loadQueue();
 }
 
 async function loadTrail(c) {
