@@ -52,7 +52,10 @@ def _trail_window(case: Case) -> Case | None:
     return _since_before_until(case, "since", "until")
 
 
-def _cases_window(case: Case) -> Case | None:
+def _cases_query(case: Case) -> Case | None:
+    if case.query:
+        for key in [k for k in ("account", "phone", "id_number") if k in case.query][1:]:
+            del case.query[key]
     if case.query and {"since", "until"} <= case.query.keys():
         return _since_before_until(case, "since", "until")
     return case
@@ -88,17 +91,17 @@ class Rule(NamedTuple):
     """A rule the document says in words: ``words`` appear in the operation's documentation, and ``keep``
     makes a valid request keep to it (or drops it, returning ``None``)."""
 
-    words: str
+    words: tuple[str, ...]
     keep: Callable[[Case], Case | None]
 
 
 RULES: dict[tuple[str, str], Rule] = {
-    ("GET", "/api/trail"): Rule("after since", _trail_window),
-    ("GET", "/api/cases"): Rule("not before since", _cases_window),
-    ("POST", "/api/holds/reports"): Rule("end after its start", _report_window),
-    ("GET", "/api/blacklist"): Rule("exactly one of", _one_lookup_key),
-    ("GET", "/api/blacklist/check"): Rule("exactly one of", _one_lookup_key),
-    ("POST", "/api/cases/{case_id}/assign"): Rule("a known analyst or admin", _known_assignee),
+    ("GET", "/api/trail"): Rule(("after since",), _trail_window),
+    ("GET", "/api/cases"): Rule(("not before since", "at most one"), _cases_query),
+    ("POST", "/api/holds/reports"): Rule(("end after its start",), _report_window),
+    ("GET", "/api/blacklist"): Rule(("exactly one of",), _one_lookup_key),
+    ("GET", "/api/blacklist/check"): Rule(("exactly one of",), _one_lookup_key),
+    ("POST", "/api/cases/{case_id}/assign"): Rule(("a known analyst or admin",), _known_assignee),
 }
 
 
@@ -238,4 +241,6 @@ def test_the_rules_the_generator_is_told_are_said_in_the_document(stack: Endpoin
     with serve(stack) as url:
         document = httpx.get(f"{url}/openapi.json").json()
     for (method, path), rule in RULES.items():
-        assert rule.words in _said(document, document["paths"][path][method.lower()]), (method, path, rule.words)
+        said = _said(document, document["paths"][path][method.lower()])
+        for words in rule.words:
+            assert words in said, (method, path, words)
