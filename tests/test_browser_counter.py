@@ -96,6 +96,12 @@ def test_a_teller_is_told_to_block_then_sees_the_live_warning_when_the_transfer_
         assert page.evaluate("document.querySelector('#sound').disabled")
         screenshot(page, "counter-live-warning")
 
+        page.click("#warnings li [data-mark=seen]")  # the teller has seen it: kept, with who and when
+        page.wait_for_selector("#warnings li .handling[data-state=seen]")
+        page.reload()  # what the counter did outlives the page (and is the same in every web process)
+        page.wait_for_selector("#warnings li .handling[data-state=seen]")
+        assert "teller 已于" in page.inner_text("#warnings li .handling") and page.is_visible("[data-mark=handled]")
+
         # The customer insists: the teller puts the warning in front of the police, whose open console
         # (another browser, another user) says so without a reload.
         with another_user(context) as police_context:
@@ -107,6 +113,9 @@ def test_a_teller_is_told_to_block_then_sees_the_live_warning_when_the_transfer_
             page.wait_for_selector("#warnings li p.escalated")
             assert "已上报公安" in page.inner_text("#warnings li p.escalated")
             screenshot(page, "counter-escalated")
+            page.reload()  # the escalation is remembered: no second one is offered
+            page.wait_for_selector("#warnings li p.escalated")
+            assert page.locator("#warnings li form.escalate").count() == 0
 
             police.wait_for_selector("#escalation-banner:not([hidden])", timeout=30_000)
             banner = police.inner_text("#escalation-banner")

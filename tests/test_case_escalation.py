@@ -85,12 +85,24 @@ def test_a_teller_escalates_a_warning_of_their_branch_and_the_police_queue_shows
         assert unknown.status_code == 404 and elsewhere.alert_id in unknown.json()["detail"]
         assert client.get("/api/cases", headers=ANALYST).json() == [], "refusals wrote nothing"
 
+        mark = f"/api/places/{BRANCH}/warnings/{shown.alert_id}/handling"
+        assert client.post(mark, json={"state": "seen"}, headers=as_user("other_teller")).status_code == 403
+        seen = client.post(mark, json={"state": "seen"}, headers=TELLER)
+        assert (seen.status_code, seen.json()["state"], seen.json()["by"]) == (200, "seen", "teller")
+        listed = client.get(f"/api/places/{BRANCH}/warnings", headers=TELLER).json()
+        assert [(w["alert_id"], w["handling"]["state"]) for w in listed] == [(shown.alert_id, "seen")]
+        other = f"/api/places/{BRANCH}/warnings/{elsewhere.alert_id}/handling"
+        assert client.post(other, json={"state": "seen"}, headers=TELLER).status_code == 404
+
         done = client.post(url, json=note, headers=TELLER)  # before the worker folded the alert
         assert done.status_code == 200, done.text
         assert done.json()["status"] == "new" and set(done.json()) == {"case_id", "status", "escalated_at"}
         case_id = done.json()["case_id"]
         repeat = client.post(url, json=note, headers=TELLER)  # a double click
         assert repeat.status_code == 200 and repeat.json() == done.json(), "a repeat changes nothing"
+        [marked] = client.get(f"/api/places/{BRANCH}/warnings", headers=TELLER).json()
+        assert (marked["handling"]["state"], marked["handling"]["case_id"]) == ("escalated", case_id)
+        assert client.post(mark, json={"state": "handled"}, headers=TELLER).status_code == 409, "escalated stays so"
 
         feed = client.get("/api/escalations", params={"since": "2026-01-01T00:00:00Z"}, headers=ANALYST).json()
         assert [(c["case_id"], c["escalated_from"]) for c in feed] == [(case_id, BRANCH)]

@@ -24,6 +24,7 @@ from antifraud.thresholds import ReasonCode, RepairCondition
 from antifraud.web.check import Decision
 from antifraud.web.pages import STATIC
 from antifraud.web.principal import Role
+from antifraud.web.warnings import HandlingState
 
 TEXTS = {language: json.loads((STATIC / "i18n" / f"{language}.json").read_text()) for language in LANGUAGES}
 REASONS = {language: json.loads((CATALOGS / f"{language}.json").read_text()) for language in LANGUAGES}
@@ -47,6 +48,7 @@ VOCABULARIES: dict[str, tuple[str, ...]] = {
     "objection.state": get_args(ObjectionState),
     "reason_code": get_args(ReasonCode),
     "condition": get_args(RepairCondition),
+    "handling": get_args(HandlingState),
 }
 """Each prefix a script builds keys with, and the values the API can send for it."""
 

@@ -75,6 +75,7 @@ ACCESS: dict[tuple[str, str], Access] = {
     ("GET", "/api/places/{place}/warnings"): _only(TELLER, ANALYST),
     ("GET", "/api/places/{place}/warnings/stream"): _only(TELLER, ANALYST),
     ("POST", "/api/places/{place}/warnings/{alert_id}/escalate"): _only(TELLER, json={"note": "insists on paying"}),
+    ("POST", "/api/places/{place}/warnings/{alert_id}/handling"): _only(TELLER, json={"state": "seen"}),
     ("GET", "/api/trail"): _only(ANALYST, params={"account": ACCOUNT.value, **WINDOW}),
     ("GET", "/api/blacklist"): _only(OFFICER, ANALYST, params={"id_number": PERSON}),
     ("GET", "/api/blacklist/check"): _only(OFFICER, ANALYST, TELLER, params={"id_number": PERSON}),

@@ -197,6 +197,14 @@ WEB_ACCOUNT = KeyFamily(
     "kept (disabled, never deleted: the audit names it)",
     "user name -> role, branch_id, active ('1'/'0'), created_at, password (an Argon2id hash)",
 )
+WARNING_HANDLING = KeyFamily(
+    "warninghandling:",
+    "hash",
+    "the web app: a teller marking a warning seen or handled, or escalating it",
+    "WARNING_HANDLING_DAYS (7) from the place's last mark",
+    "place -> alert id -> JSON Handling (state seen | handled | escalated, by, at, case_id): shared by every "
+    "web process, kept across restarts",
+)
 WEB_ACCOUNTS = KeyFamily("webusers", "set", "antifraud users add", "kept", "every account's user name")
 LOGIN_FAILURES = KeyFamily(
     "loginfail:",

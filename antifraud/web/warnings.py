@@ -13,7 +13,7 @@ import logging
 from collections import deque
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
-from typing import Annotated
+from typing import Annotated, Literal
 
 from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import KafkaError
@@ -26,9 +26,12 @@ from antifraud.alerts.models import Alert
 from antifraud.case.models import CaseStatus, Text
 from antifraud.case.service import CaseService
 from antifraud.case.views import Id, get_cases
+from antifraud.clock import utcnow
 from antifraud.events.types import Code, UtcTime
+from antifraud.state.keys import WARNING_HANDLING
 from antifraud.topics import ALERTS
 from antifraud.web.auth import Principal, Role, ensure_branch, require
+from antifraud.web.deps import get_redis
 from antifraud.web.metrics import LIVE_CONNECTIONS
 
 log = logging.getLogger(__name__)
@@ -38,17 +41,36 @@ QUEUE_SIZE = 100
 RECONNECT_SECONDS = 2.0
 
 
+WARNING_HANDLING_DAYS = 7
+"""How long a place's marks are kept after its last one: longer than a warning stays recent."""
+
+HandlingState = Literal["seen", "handled", "escalated"]
+
+
+class Handling(BaseModel):
+    """What the counter did about a warning, and who and when: seen, handled, or escalated to the police
+    (with the case). In Redis, so every web process and a reloaded page show it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    state: HandlingState
+    by: str
+    at: UtcTime
+    case_id: str | None = None
+
+
 class CounterWarning(Alert):
-    """An alert as a counter shows it: with its reasons in a teller's words (:mod:`antifraud.alerts.explain`)."""
+    """An alert as a counter shows it: with its reasons in a teller's words (:mod:`antifraud.alerts.explain`)
+    and what the counter did about it."""
 
     explanations: list[str]
+    handling: Handling | None = None
 
     @classmethod
     def of(cls, alert: Alert) -> "CounterWarning":
         return cls(**dict(alert), explanations=explain_alert(alert))
 
     def alert(self) -> Alert:
-        return Alert.model_validate(self.model_dump(exclude={"explanations"}))
+        return Alert.model_validate(self.model_dump(exclude={"explanations", "handling"}))
 
 
 def places(alert: Alert) -> set[str]:
@@ -148,6 +170,7 @@ def _publish(hub: WarningHub, raw: bytes | None) -> None:
 router = APIRouter(prefix="/api/places", tags=["warnings"])
 PlaceId = Path(description="a branch or ATM id, as in an alert's audience")
 _readers = require(Role.TELLER, Role.ANALYST)
+_tellers = require(Role.TELLER)
 
 
 async def readable_place(place: Annotated[Code, PlaceId], principal: Principal = Depends(_readers)) -> str:
@@ -161,7 +184,49 @@ async def readable_place(place: Annotated[Code, PlaceId], principal: Principal =
 )
 async def recent_warnings(request: Request, place: str = Depends(readable_place)) -> list[CounterWarning]:
     hub: WarningHub = request.app.state.warnings
-    return hub.recent(place)
+    recent = hub.recent(place)
+    marks = await get_redis(request).hmget(WARNING_HANDLING.key(place), [w.alert_id for w in recent]) if recent else []
+    return [
+        w.model_copy(update={"handling": Handling.model_validate_json(mark) if mark else None})
+        for w, mark in zip(recent, marks, strict=True)
+    ]
+
+
+async def _mark(request: Request, place: str, alert_id: str, handling: Handling) -> None:
+    key = WARNING_HANDLING.key(place)
+    async with get_redis(request).pipeline(transaction=True) as tx:
+        tx.hset(key, alert_id, handling.model_dump_json())
+        tx.expire(key, WARNING_HANDLING_DAYS * 86400)
+        await tx.execute()
+
+
+class HandlingBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    state: Literal["seen", "handled"]
+
+
+@router.post(
+    "/{place}/warnings/{alert_id}/handling",
+    response_model=Handling,
+    summary="mark a recent warning of a branch or ATM seen or handled (who and when are kept)",
+)
+async def mark_warning(
+    request: Request,
+    place: Code,
+    alert_id: Id,
+    body: HandlingBody,
+    principal: Principal = Depends(_tellers),
+) -> Handling:
+    """The place's own tellers (and admins) mark a warning the place was shown; an escalated one stays so."""
+    ensure_branch(principal, place)
+    if request.app.state.warnings.find(place, alert_id) is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no recent warning {alert_id} at {place}")
+    before = await get_redis(request).hget(WARNING_HANDLING.key(place), alert_id)
+    if before and Handling.model_validate_json(before).state == "escalated":
+        raise HTTPException(status.HTTP_409_CONFLICT, f"warning {alert_id} at {place} is escalated already")
+    handling = Handling(state=body.state, by=principal.name, at=utcnow())
+    await _mark(request, place, alert_id, handling)
+    return handling
 
 
 class EscalateBody(BaseModel):
@@ -176,9 +241,6 @@ class Escalation(BaseModel):
     case_id: str
     status: CaseStatus
     escalated_at: UtcTime
-
-
-_tellers = require(Role.TELLER)
 
 
 @router.post(
@@ -202,6 +264,8 @@ async def escalate_warning(
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no recent warning {alert_id} at {place}")
     case = await cases.escalate(warning.alert(), actor=principal.name, place=place, note=body.note)
     assert case.escalated_at is not None
+    escalated = Handling(state="escalated", by=principal.name, at=case.escalated_at, case_id=case.case_id)
+    await _mark(request, place, alert_id, escalated)
     return Escalation(case_id=case.case_id, status=case.status, escalated_at=case.escalated_at)
 
 

@@ -20,6 +20,7 @@ function escalateForm(place, alert) {
     if (done) {
       form.replaceWith(el("p", { class: "escalated" },
         t("counter.escalated", { case: done.case_id.slice(0, 12), status: t(`status.${done.status}`) })));
+      form.closest("li").querySelector(".handling")?.remove();
     }
   });
   return form;
@@ -34,6 +35,26 @@ function transferLine(transfer) {
     channel: t(`channel.${transfer.channel}`), desk: desk || "", time: when(transfer.at) }));
 }
 
+// What the counter did about a warning (kept in Redis: a reload or another desk shows it), and the
+// buttons to say more: seen, then handled. An escalated warning is done with.
+function handlingLine(place, alert) {
+  const h = alert.handling;
+  if (h && h.state === "escalated") {
+    return el("p", { class: "escalated" }, t("counter.escalated_by", { case: h.case_id.slice(0, 12), who: h.by, time: when(h.at) }));
+  }
+  const line = el("p", { class: "handling", dataset: { state: h ? h.state : "new" } },
+    h ? t(`handling.${h.state}`, { who: h.by, time: when(h.at) }) : "", " ");
+  for (const state of ["seen", "handled"]) {
+    if (h && (h.state === "handled" || (state === "seen" && h.state === "seen"))) continue;
+    line.append(el("button", { type: "button", class: "secondary", dataset: { mark: state }, onclick: async () => {
+      const marked = await attempt(() =>
+        api("POST", `/api/places/${encodeURIComponent(place)}/warnings/${alert.alert_id}/handling`, { state }));
+      if (marked) line.replaceWith(handlingLine(place, { ...alert, handling: marked }));
+    } }, t(`handling.mark_${state}`)), " ");
+  }
+  return line;
+}
+
 function warningItem(place, alert, fresh) {
   return el("li", { class: fresh ? "fresh" : "", dataset: { alertId: alert.alert_id } },
     el("span", { class: `badge ${alert.severity}` }, t(`severity.${alert.severity}`)), " ",
@@ -43,7 +64,8 @@ function warningItem(place, alert, fresh) {
     transferLine(alert.transfer),
     el("div", {}, t("counter.stop_and_talk"), " ",
       alert.reasons.filter(r => r.feature !== "score").map(r => reason(r.feature, r.value)).join("；")),
-    me.role !== "analyst" ? escalateForm(place, alert) : null);
+    me.role !== "analyst" ? handlingLine(place, alert) : null,
+    me.role !== "analyst" && alert.handling?.state !== "escalated" ? escalateForm(place, alert) : null);
 }
 
 function show(place, alert, fresh) {
