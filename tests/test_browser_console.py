@@ -189,4 +189,6 @@ def test_an_analyst_confirms_a_case_in_the_console_and_the_forwarding_follows(
             return page.locator(f"#holds-table tbody tr:has-text('{MULE}')").count() == 1
 
         wait_for(frozen_listed, timeout=60, what="the held payment to the mule frozen")
+        page.click(f"#holds-table tbody tr:has-text('{MULE}') [data-moves]")  # who froze it, and why
+        page.wait_for_selector("#moves-table tbody tr:has-text('已冻结')")
         screenshot(page, "holds")

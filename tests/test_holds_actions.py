@@ -402,6 +402,11 @@ def test_http_moves_with_roles_and_clear_errors(redis_url: str) -> None:
             assert (
                 await http.post(f"/api/holds/{two}/freeze", json=order, headers=as_user("analyst"))
             ).status_code == 200
+            moves = (await http.get(f"/api/holds/{two}/moves", headers=as_user("analyst"))).json()
+            assert [(m["state"], m["by"], m["reason"]) for m in moves] == [
+                ("held", None, moves[0]["reason"]),
+                ("frozen", "analyst:analyst", "police order 2026-17"),
+            ], "who froze it and why"
             frozen = await http.get("/api/holds", params={"state": "frozen"}, headers=as_user("analyst"))
             assert [h["hold_id"] for h in frozen.json()] == [two]
             returned = await http.post(f"/api/holds/{two}/return", json=order, headers=as_user("admin"))

@@ -93,6 +93,7 @@ ACCESS: dict[tuple[str, str], Access] = {
     ),
     ("POST", "/api/blacklist/{listing_id}/repair"): _only(OFFICER, json=REPAIR),
     ("GET", "/api/holds"): _only(ANALYST),
+    ("GET", "/api/holds/{hold_id}/moves"): _only(TELLER, ANALYST),
     ("GET", "/api/holds/by-payer"): _only(TELLER, ANALYST, params={"account": "6222000000000001"}),
     ("GET", "/api/holds/{hold_id}"): _only(ANALYST, TELLER),
     ("POST", "/api/holds/{hold_id}/revoke"): _only(TELLER, json={"reason": "the sender asked"}),

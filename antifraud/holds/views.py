@@ -17,7 +17,8 @@ written on any of them.
 
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
-from typing import Annotated
+from datetime import datetime
+from typing import Annotated, get_args
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, status
 from pydantic import BaseModel, ConfigDict
@@ -123,6 +124,40 @@ async def show_hold(hold_id: HoldId, ledger: HoldLedger = Depends(get_ledger), _
     if hold is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, str(UnknownHold(hold_id)))
     return hold
+
+
+class HoldMove(BaseModel):
+    """One move of a hold as its audit record tells it: to which state, on whose authority, by whom, why."""
+
+    model_config = ConfigDict(frozen=True)
+    at: datetime
+    state: HoldState
+    actor: str
+    by: str | None
+    reason: str | None
+
+
+@router.get(HOLD_PATH + "/moves", response_model=list[HoldMove], summary="a hold's moves: who, when and why")
+async def hold_moves(
+    hold_id: HoldId,
+    ledger: HoldLedger = Depends(get_ledger),
+    audit: AuditLog = Depends(get_audit),
+    _: Principal = Depends(_reader),
+) -> list[HoldMove]:
+    """From the audit trail, oldest first: who froze a hold and why (an order's reference, a case)."""
+    if await ledger.get(hold_id) is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, str(UnknownHold(hold_id)))
+    return [
+        HoldMove(
+            at=r.at,
+            state=r.action.removeprefix("hold."),
+            actor=r.actor,
+            by=(r.after or {}).get("by"),
+            reason=(r.after or {}).get("reason"),
+        )
+        for r in await audit.about(f"hold:{hold_id}")
+        if r.action.removeprefix("hold.") in get_args(HoldState)  # moves, not the payee warnings
+    ]
 
 
 _MOVE_GUARDS: dict[Actor, Callable[..., Awaitable[Principal]]] = {"sender": _sender_desk, "police": _police}

@@ -21,10 +21,21 @@ async function load() {
     [t("col.payer"), h => h.payer_account], [t("col.payee"), h => h.payee_account],
     [t("col.amount"), h => yuan(h.amount_fen)], [t("col.atm"), h => h.atm_id],
     [t("col.made"), h => when(h.created_at)], [t("col.due"), h => when(h.due_at)],
-    ["", h => el("span", { class: "actions" }, (MOVES[h.state] || []).map(verb =>
+    ["", h => el("span", { class: "actions" }, el("button", { type: "button", class: "secondary", dataset: { moves: h.hold_id },
+      onclick: () => showMoves(h) }, t("holds.moves")), (MOVES[h.state] || []).map(verb =>
       el("button", { type: "button", class: verb === "freeze" ? "danger" : "secondary", dataset: { move: verb },
         onclick: () => move(h, verb) }, t(`hold.move.${verb}`))))],
   ], holds, { id: "holds-table" }));
+}
+
+// Who moved a hold, when and why (from the audit trail): a frozen one names the order or the case.
+async function showMoves(hold) {
+  const moves = await attempt(() => api("GET", `/api/holds/${hold.hold_id}/moves`));
+  if (!moves) return;
+  document.getElementById("moves").replaceChildren(
+    el("h3", {}, t("holds.moves_of", { hold: hold.hold_id.slice(0, 12) })),
+    table([[t("col.when"), m => when(m.at)], [t("col.state"), m => t(`hold.state.${m.state}`)],
+      [t("col.who"), m => m.by || m.actor], [t("col.reason"), m => m.reason || ""]], moves, { id: "moves-table" }));
 }
 
 document.getElementById("report").addEventListener("submit", async (event) => {
