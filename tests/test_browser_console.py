@@ -114,6 +114,7 @@ def test_an_analyst_confirms_a_case_in_the_console_and_the_forwarding_follows(
 
         wait_for(case_listed, timeout=60, what="the mule's case in the queue")
         assert page.locator("#queue-table tbody tr").count() == 1  # the next hop's case is only high
+        assert page.is_disabled("#page-prev") and page.is_disabled("#page-next"), "one page, the first"
         page.click("#queue-table tbody tr button.link")  # all the cases of the mule's account, by its number
         page.wait_for_function("document.querySelector('#filters [name=entity_value]').value !== ''")
         assert page.input_value("#filters [name=entity_value]") == MULE

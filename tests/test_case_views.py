@@ -43,6 +43,8 @@ def test_cases_over_http(stack: Endpoints) -> None:
         assert client.get("/api/cases", headers=as_user("credit_officer")).status_code == 403
         listed = client.get("/api/cases", headers=as_user("admin"))
         assert [c["case_id"] for c in listed.json()] == [mule.case_id, number.case_id]
+        second = client.get("/api/cases", params={"limit": 1, "offset": 1}, headers=ANALYST).json()
+        assert [c["case_id"] for c in second] == [number.case_id], "a page of the queue"
         high = client.get("/api/cases", params={"severity": "high"}, headers=ANALYST).json()
         assert [c["case_id"] for c in high] == [mule.case_id]
         by_detector = client.get("/api/cases", params={"detector": "fraud_number"}, headers=ANALYST).json()

@@ -499,13 +499,17 @@ class CaseService:
         escalated: bool | None = None,
         entity: Entity | None = None,
         limit: int = 100,
+        offset: int = 0,
     ) -> list[Case]:
         """Cases whose alerts' event times reach into [since, until], latest activity first;
         ``severity`` keeps cases at least that severe, ``detector`` those with an alert of it,
-        ``escalated`` those a teller escalated (or not), ``entity`` that number's, account's or ID's."""
+        ``escalated`` those a teller escalated (or not), ``entity`` that number's, account's or ID's; ``offset``
+        of them skipped (a page)."""
         if entity is not None:
             mine = [c for c in await self.of_entity(entity) if since is None or c.last_seen >= since]
-            return [c for c in mine if _matches(c, status, detector, severity, until, escalated)][:limit]
+            return [c for c in mine if _matches(c, status, detector, severity, until, escalated)][
+                offset : offset + limit
+            ]
         ids = await self.redis.zrevrangebyscore(SEEN, "+inf", since.timestamp() if since else "-inf")
         found: list[Case] = []
         for start in range(0, len(ids), 500):
@@ -513,9 +517,9 @@ class CaseService:
                 case = Case.model_validate_json(raw) if raw is not None else None
                 if case is not None and _matches(case, status, detector, severity, until, escalated):
                     found.append(case)
-                    if len(found) == limit:
-                        return found
-        return found
+                    if len(found) == offset + limit:
+                        return found[offset:]
+        return found[offset:]
 
     async def of_entity(self, entity: Entity) -> list[Case]:
         """The cases of one number, account or ID number, one per scenario it has a case in (a case's id

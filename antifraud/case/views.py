@@ -114,6 +114,7 @@ async def list_cases(
     ] = None,
     escalated: Annotated[bool | None, Query(description="only cases a teller escalated (true) or not (false)")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0, le=100_000, description="skip this many (a page)")] = 0,
     account: Annotated[AccountNo | None, Query(description="only the cases of this account")] = None,
     phone: Annotated[Msisdn | None, Query(description="only the cases of this phone number")] = None,
     id_number: Annotated[IdNumber | None, Query(description="only the cases of this ID number")] = None,
@@ -137,6 +138,7 @@ async def list_cases(
         until=until,
         escalated=escalated,
         limit=limit,
+        offset=offset,
     )
 
 

@@ -27,16 +27,33 @@ function escalated(c) {
 }
 function entity(e) { return `${t(`kind.${e.kind}`)} ${e.value}`; }
 
+// The queue a page at a time, latest activity first as the API gives it; the page sorted as the analyst asks.
+const PAGE = 50;
+let page = 0;
+const RANK = { low: 0, medium: 1, high: 2, critical: 3 };
+const SORTS = {
+  last_seen: (a, b) => b.last_seen.localeCompare(a.last_seen),
+  severity: (a, b) => RANK[b.severity] - RANK[a.severity] || b.last_seen.localeCompare(a.last_seen),
+  alert_count: (a, b) => b.alert_count - a.alert_count || b.last_seen.localeCompare(a.last_seen),
+};
+document.getElementById("sort").addEventListener("change", () => loadQueue());
+document.getElementById("page-prev").addEventListener("click", () => { page = Math.max(0, page - 1); loadQueue(); });
+document.getElementById("page-next").addEventListener("click", () => { page += 1; loadQueue(); });
+
 async function loadQueue() {
-  const query = new URLSearchParams();
+  const query = new URLSearchParams({ limit: PAGE + 1, offset: page * PAGE });  // one more: is there a next page
   for (const [key, value] of new FormData(filters).entries()) {
     if (!value || key === "entity_kind") continue;
     if (key === "entity_value") query.set(filters.elements.entity_kind.value, value.trim());
     else query.set(key, key === "since" || key === "until" ? new Date(value).toISOString() : value);
   }
-  const cases = await attempt(() => api("GET", `/api/cases?${query}`));
-  if (!cases) return;
+  const found = await attempt(() => api("GET", `/api/cases?${query}`));
+  if (!found) return;
+  const cases = found.slice(0, PAGE).sort(SORTS[document.getElementById("sort").value]);
   document.getElementById("queue-count").textContent = `(${cases.length})`;
+  document.getElementById("page-no").textContent = t("console.page", { page: page + 1 });
+  document.getElementById("page-prev").disabled = page === 0;
+  document.getElementById("page-next").disabled = found.length <= PAGE;
   document.getElementById("queue").replaceChildren(table([
     [t("col.severity"), c => badge(c.severity)],
     [t("col.status"), c => [t(`status.${c.status}`), " ", escalated(c)]],
@@ -55,6 +72,7 @@ async function loadQueue() {
 function searchFor(e) {
   if (!["account", "phone", "id_number"].includes(e.kind)) return;
   filters.reset();
+  page = 0;
   filters.elements.entity_kind.value = e.kind;
   filters.elements.entity_value.value = e.value;
   loadQueue();
@@ -172,7 +190,7 @@ noteForm.addEventListener("submit", (event) => {
 for (const [action, needsReason] of [["review", false], ["confirm", true], ["dismiss", true], ["forward", false], ["close", false]]) {
   document.getElementById(`act-${action}`).addEventListener("click", () => act(action, needsReason));
 }
-filters.addEventListener("submit", (event) => { event.preventDefault(); loadQueue(); });
+filters.addEventListener("submit", (event) => { event.preventDefault(); page = 0; loadQueue(); });
 
 // A teller escalating a warning means a customer at a counter now: the server pushes each escalation
 // (GET /api/escalations/stream) and the console shows it without a reload; the browser reconnects by itself.
