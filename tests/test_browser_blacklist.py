@@ -75,7 +75,7 @@ def test_an_officer_corrects_a_listing_on_objection_and_sees_why_a_repair_is_ref
         page.click(f"#listings-table tr:has-text('{PARTY}') button")
         page.wait_for_selector("#objections tr:has-text('待处理')")  # pending
         page.fill("#decision-note", "police report confirms the theft")
-        page.click("#objections button:has-text('更正')")  # correct (remove)
+        page.click("#objections [data-decide=correct]")  # correct by removing
         page.wait_for_selector("#listing-title[data-state=removed]:has-text('已移出')")
         assert page.is_hidden("#objection") and page.is_hidden("#repair"), "a removed listing offers no forms"
         expect(page.locator("#history tbody tr")).to_have_count(3)  # listed, objected, removed (drawn after the title)
@@ -106,3 +106,40 @@ def test_a_teller_is_sent_to_the_counter_page_and_has_no_console(stack: Endpoint
         page.goto(f"{base_url}/counter")
         page.wait_for_url("**/login?next=%2Fcounter")
         assert token_of("teller") not in page.content()
+
+
+def test_an_officer_amends_a_listing_on_objection_keeping_only_the_account_still_in_question(
+    stack: Endpoints,
+) -> None:
+    """The customer's salary account was listed with the mule account: the correction keeps the listing and
+    drops that account (the amend screen), rather than removing the listing."""
+    case_id = confirmed_case(stack.redis_url, PARTY)
+    salary = "6222000000000777"
+    with serve(stack) as base_url, browser() as context:
+        draft = {
+            "party": {"kind": "id_number", "id": PARTY},
+            "case_id": case_id,
+            "reason_code": "telecom_fraud",
+            "reason": "sold the mule account",
+            "evidence": ["alert-1"],
+            "accounts": [ACCOUNT, salary],
+        }
+        listed = httpx.post(f"{base_url}/api/blacklist", json=draft, headers=as_user("admin"))
+        assert listed.status_code == 201, listed.text
+        lid = listed.json()["listing_id"]
+        objection = {"party_id": PARTY, "grounds": "one account is my salary account"}
+        assert httpx.post(f"{base_url}/api/blacklist/{lid}/objections", json=objection, headers=as_user("teller"))
+
+        page = context.new_page()
+        sign_in(page, base_url, "credit_officer")
+        page.goto(f"{base_url}/blacklist?account={salary}")
+        page.click(f"#listings-table tr:has-text('{PARTY}') button")
+        page.wait_for_selector("#objections tr:has-text('待处理')")  # pending
+        page.fill("#decision-note", "the salary account is the customer's own")
+        page.click("#amend summary")
+        page.fill("#amend-form [name=accounts]", ACCOUNT)
+        page.click("#objections [data-decide=amend]")
+        page.wait_for_selector("#listing-title[data-state=listed]")
+        detail = page.inner_text("#listing-detail")
+        assert ACCOUNT in detail and salary not in detail, "amended: the listing stays, without the salary account"
+        screenshot(page, "blacklist-amended")

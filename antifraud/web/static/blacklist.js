@@ -1,5 +1,5 @@
 // The blacklist page: look up listings, see one with its objections and history; file, decide, repair.
-import { api, attempt, el, signedIn, t, table, when } from "/static/common.js";
+import { api, attempt, el, showError, signedIn, t, table, when } from "/static/common.js";
 
 const me = await signedIn(["credit_officer", "analyst"]);
 const query = document.getElementById("query");
@@ -23,10 +23,28 @@ async function search() {
   ], listings, { id: "listings-table" }));
 }
 
+// A correction removes the listing, or amends it with what the amend form changes (left empty: unchanged).
+function amendment() {
+  const form = document.getElementById("amend-form").elements;
+  const list = name => form[name].value.split(/[,，\s]+/).filter(Boolean);
+  const amend = {};
+  if (form.reason_code.value) amend.reason_code = form.reason_code.value;
+  if (form.reason.value.trim()) amend.reason = form.reason.value.trim();
+  if (form.accounts.value.trim()) amend.accounts = list("accounts");
+  if (form.phones.value.trim()) amend.phones = list("phones");
+  if (form.expires_at.value) amend.expires_at = new Date(`${form.expires_at.value}T00:00:00+08:00`).toISOString();
+  return Object.keys(amend).length ? amend : null;
+}
+
 async function decide(objection, decision) {
   const note = document.getElementById("decision-note").value.trim();
-  if (await attempt(() => api("POST", `/api/blacklist/${current}/objections/${objection.objection_id}/decision`,
-    { decision, note }))) await refresh();
+  const amend = decision === "amend" ? amendment() : null;
+  if (decision === "amend" && !amend) { showError(t("blacklist.amend_empty")); return; }
+  const body = { decision: decision === "amend" ? "correct" : decision, note, ...(amend ? { amend } : {}) };
+  if (await attempt(() => api("POST", `/api/blacklist/${current}/objections/${objection.objection_id}/decision`, body))) {
+    document.getElementById("amend-form").reset();
+    await refresh();
+  }
 }
 
 async function open(listingId) {
@@ -48,11 +66,15 @@ async function open(listingId) {
     [t("col.filed"), o => t("blacklist.filed_by", { when: when(o.filed_at), who: o.filed_by })],
     [t("col.grounds"), o => o.grounds], [t("col.decision"), o => o.note || ""],
     ["", o => officer && o.state === "pending" && listing.moves.includes("uphold") ? el("span", { class: "actions" },
-      el("button", { type: "button", onclick: () => decide(o, "uphold") }, t("blacklist.uphold")),
-      el("button", { type: "button", class: "secondary", onclick: () => decide(o, "correct") }, t("blacklist.correct"))) : ""],
+      el("button", { type: "button", dataset: { decide: "uphold" }, onclick: () => decide(o, "uphold") }, t("blacklist.uphold")),
+      el("button", { type: "button", class: "secondary", dataset: { decide: "amend" }, onclick: () => decide(o, "amend") },
+        t("blacklist.amend")),
+      el("button", { type: "button", class: "secondary", dataset: { decide: "correct" }, onclick: () => decide(o, "correct") },
+        t("blacklist.correct"))) : ""],
   ], listing.objections) : el("p", { class: "muted" }, t("blacklist.no_objections")));
   document.getElementById("repair").hidden = !officer || !listing.moves.includes("repair");  // offered by state
   document.getElementById("objection").hidden = !listing.moves.includes("object");
+  document.getElementById("amend").hidden = !officer || !listing.moves.includes("amend");
   const history = await attempt(() => api("GET", `/api/blacklist/${encodeURIComponent(listingId)}/history`)) || [];
   document.getElementById("history").replaceChildren(table([
     ["#", h => h.seq], [t("col.when"), h => when(h.at)], [t("col.who"), h => h.actor], [t("col.what"), h => h.action],
