@@ -195,6 +195,12 @@ class Settings(BaseSettings):
         description="longest wait between delivery tries",
         ge=0.001,
     )
+    atm_branches: Path | None = Field(
+        None,
+        validation_alias="ANTIFRAUD_ATM_BRANCHES",
+        description="a JSON file of ATM id -> branch id: the counter of the branch that owns an ATM sees its "
+        "warnings too",
+    )
     web_docs: bool = Field(
         False,
         validation_alias="ANTIFRAUD_WEB_DOCS",

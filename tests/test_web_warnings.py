@@ -4,13 +4,16 @@ import asyncio
 import json
 import threading
 from datetime import datetime, timezone
+from pathlib import Path
 
 import httpx
+import pytest
 from kafka import KafkaProducer
 
 from antifraud.alerts.models import Alert, Audience, Entity, Reason
+from antifraud.config import ConfigError
 from antifraud.stack.embedded import Endpoints
-from antifraud.web.warnings import CounterWarning, WarningHub, places
+from antifraud.web.warnings import CounterWarning, WarningHub, load_atm_branches, places
 from streams.topics import ALERTS
 from tests.web_helpers import BRANCH, OTHER_BRANCH, as_user, serve, web_client
 
@@ -48,6 +51,24 @@ def test_an_alert_goes_to_the_branches_and_atms_of_its_audience_only() -> None:
         assert mine.get_nowait() == shown and atm.get_nowait() == shown and theirs.empty()
     assert hub.subscriber_count() == 0
     assert hub.recent(BRANCH) == [shown] and hub.recent(OTHER_BRANCH) == []
+
+
+def test_an_atm_warning_reaches_the_counter_of_the_branch_that_owns_the_atm(tmp_path: Path) -> None:
+    registry = tmp_path / "atms.json"
+    registry.write_text(json.dumps({"atm-7": BRANCH}))
+    owners = load_atm_branches(registry)
+    at_the_atm = alert("6222000000000666", Audience(kind="atm", id="atm-7"))
+    assert places(at_the_atm) == {"atm-7"} and places(at_the_atm, owners) == {"atm-7", BRANCH}
+    hub = WarningHub(owners=owners)
+    with hub.subscribe(BRANCH) as counter, hub.subscribe(OTHER_BRANCH) as elsewhere:
+        assert hub.publish(at_the_atm) == 1
+        assert counter.get_nowait().alert_id == at_the_atm.alert_id and elsewhere.empty()
+    assert hub.find(BRANCH, at_the_atm.alert_id) is not None, "the branch's teller can escalate it"
+
+    registry.write_text(json.dumps(["atm-7"]))
+    with pytest.raises(ConfigError, match="must be a JSON object of ATM id -> branch id"):
+        load_atm_branches(registry)
+    assert load_atm_branches(None) == {}
 
 
 def test_a_repeated_alert_is_pushed_once_and_recent_ones_are_bounded_newest_first() -> None:

@@ -140,7 +140,7 @@ def create_app(settings: Settings, auth: Authenticator | None = None, keys: Audi
         app.state.redis = redis
         app.state.audit = AuditLog(redis, chain_keys)
         app.state.check_reader = check.CheckReader(redis, app.state.thresholds.transfer_risk)
-        app.state.warnings = warnings.WarningHub()
+        app.state.warnings = warnings.WarningHub(owners=warnings.load_atm_branches(settings.atm_branches))
         ready = asyncio.Event()
         consumer = asyncio.create_task(warnings.consume_alerts(app.state.warnings, settings.kafka_bootstrap, ready))
         try:

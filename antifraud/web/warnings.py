@@ -9,9 +9,11 @@ started, and an alert repeated by a worker's replay is pushed only once.
 """
 
 import asyncio
+import json
 import logging
+import pathlib
 from collections import deque
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Annotated, Literal
 
@@ -27,6 +29,7 @@ from antifraud.case.models import CaseStatus, Text
 from antifraud.case.service import CaseService
 from antifraud.case.views import Id, get_cases
 from antifraud.clock import utcnow
+from antifraud.config import ConfigError
 from antifraud.events.types import Code, UtcTime
 from antifraud.state.keys import WARNING_HANDLING
 from antifraud.topics import ALERTS
@@ -73,15 +76,35 @@ class CounterWarning(Alert):
         return Alert.model_validate(self.model_dump(exclude={"explanations", "handling"}))
 
 
-def places(alert: Alert) -> set[str]:
-    """The branches and ATMs that must see the alert live."""
-    return {a.id for a in alert.audience if a.kind in ("branch", "atm") and a.id}
+def places(alert: Alert, owners: Mapping[str, str] | None = None) -> set[str]:
+    """The branches and ATMs that must see the alert live; with ``owners`` (ATM id -> branch id), the
+    branch that owns an ATM too: no one stands at an ATM to read its warnings, a teller at its branch does."""
+    ids = {a.id for a in alert.audience if a.kind in ("branch", "atm") and a.id}
+    atms = {a.id for a in alert.audience if a.kind == "atm" and a.id}
+    return ids | {owners[atm] for atm in atms if owners and atm in owners}
+
+
+def load_atm_branches(path: pathlib.Path | None) -> dict[str, str]:
+    """The ATM registry (``ANTIFRAUD_ATM_BRANCHES``): a JSON object of ATM id -> the id of the branch that
+    owns it; none configured, none. A bad file stops the app, naming the file and what is wrong."""
+    if path is None:
+        return {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"ANTIFRAUD_ATM_BRANCHES: cannot read {path}: {exc}") from None
+    if not isinstance(data, dict) or not all(isinstance(k, str) and isinstance(v, str) and v for k, v in data.items()):
+        raise ConfigError(f"ANTIFRAUD_ATM_BRANCHES: {path} must be a JSON object of ATM id -> branch id")
+    return data
 
 
 class WarningHub:
     """Subscribers and recent alerts per place (branch or ATM id); no I/O."""
 
-    def __init__(self, recent: int = RECENT_PER_PLACE, queue_size: int = QUEUE_SIZE) -> None:
+    def __init__(
+        self, recent: int = RECENT_PER_PLACE, queue_size: int = QUEUE_SIZE, owners: Mapping[str, str] | None = None
+    ) -> None:
+        self._owners = dict(owners or {})
         self._recent: dict[str, deque[CounterWarning]] = {}
         self._subscribers: dict[str, set[asyncio.Queue[CounterWarning]]] = {}
         self._recent_size = recent
@@ -91,7 +114,7 @@ class WarningHub:
         """Push to the alert's places' subscribers; returns how many got it (0 for a repeated alert)."""
         delivered = 0
         warning = CounterWarning.of(alert)
-        for place in places(alert):
+        for place in places(alert, self._owners):
             recent = self._recent.setdefault(place, deque(maxlen=self._recent_size))
             if any(seen.alert_id == alert.alert_id for seen in recent):
                 continue
