@@ -4,6 +4,7 @@ the teller escalating it to the police queue."""
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 
+import httpx
 import pytest
 
 from antifraud.events.models import BankTransfer, CallRecord
@@ -11,10 +12,11 @@ from antifraud.stack.embedded import Endpoints
 from antifraud.stack.worker import WorkerProcess
 from tests.browser_helpers import another_user, browser, screenshot, sign_in
 from tests.conftest import wait_consumed
+from tests.credit_helpers import confirmed_case, listing_fields
 from tests.test_holds import hold_id_for
 from tests.test_holds_actions import hold_some, on_redis
 from tests.test_pipeline_integration import block_number, produce
-from tests.web_helpers import BRANCH, serve
+from tests.web_helpers import BRANCH, as_user, serve
 
 pytestmark = pytest.mark.browser
 
@@ -149,3 +151,27 @@ def test_a_teller_finds_a_customers_held_atm_transfer_and_revokes_it(stack: Endp
         screenshot(page, "counter-hold-revoked")
     hold = on_redis(stack.redis_url, lambda client, ledger, audit: ledger.get(held))
     assert hold is not None and hold.state == "revoked"
+
+
+def test_a_teller_takes_a_customers_objection_to_their_blacklisting(stack: Endpoints) -> None:
+    """The customer shows their ID card: the teller sees the listing and takes the objection at the counter."""
+    party = "320585199001011235"
+    case_id = confirmed_case(stack.redis_url, party)
+    with serve(stack) as base_url, browser() as context:
+        listed = httpx.post(
+            f"{base_url}/api/blacklist", json=listing_fields(party, case_id=case_id), headers=as_user("admin")
+        )
+        assert listed.status_code == 201, listed.text
+        page = context.new_page()
+        sign_in(page, base_url, "teller")
+        page.fill("#blacklist-check [name=id_number]", party)
+        page.click("#blacklist-check button[type=submit]")
+        page.wait_for_selector("#objection:not([hidden])")
+        assert "在名单上" in page.inner_text("#listing-result") and party not in page.inner_text("#listing-result")
+        page.fill("#objection [name=grounds]", "my ID card was stolen in 2025; the police report is attached")
+        page.click("#objection button[type=submit]")
+        page.wait_for_selector("#listing-result:has-text('异议已受理')")
+        assert "异议中" in page.inner_text("#listing-result")  # objected: a credit officer decides it
+        screenshot(page, "counter-objection")
+        shown = httpx.get(f"{base_url}/api/blacklist/{listed.json()['listing_id']}", headers=as_user("credit_officer"))
+        assert shown.json()["state"] == "objected" and shown.json()["objections"][0]["filed_by"] == "teller"

@@ -120,6 +120,9 @@ class CheckResult(BaseModel):
     listed: bool
     reason_codes: list[ReasonCode]
     until: datetime | None
+    listing_ids: list[str] = Field(
+        description="the listings in force: an objection is filed against one, on the ID document presented"
+    )
 
 
 class ObjectionReceipt(BaseModel):
@@ -172,6 +175,7 @@ async def check(
         listed=bool(listings),
         reason_codes=sorted({x.reason_code for x in listings}),
         until=max((x.expires_at for x in listings), default=None),
+        listing_ids=[x.listing_id for x in listings],
     )
 
 

@@ -152,3 +152,32 @@ async function revoke(hold) {
   if (await attempt(() => api("POST", `/api/holds/${hold.hold_id}/revoke`, { reason: why }))) await showHolds();
 }
 lookup.addEventListener("submit", (event) => { event.preventDefault(); showHolds(); });
+
+// A customer says they are on the credit blacklist wrongly: the teller checks on the ID card presented and
+// takes the objection there (a credit officer decides it; the receipt says which objection it is).
+const listingCheck = document.getElementById("blacklist-check");
+const objectionForm = document.getElementById("objection");
+let listingId = null;
+listingCheck.addEventListener("submit", async (event) => {
+  event.preventDefault();
+  objectionForm.hidden = true;
+  const query = new URLSearchParams({ id_number: listingCheck.elements.id_number.value.trim() });
+  const result = await attempt(() => api("GET", `/api/blacklist/check?${query}`));
+  if (!result) return;
+  listingId = result.listing_ids[0] || null;
+  document.getElementById("listing-result").textContent = result.listed
+    ? t("counter.listed", { subject: result.subject, reasons: result.reason_codes.map(c => t(`reason_code.${c}`)).join("、"),
+      until: when(result.until) })
+    : t("counter.not_listed", { subject: result.subject });
+  objectionForm.hidden = !listingId;
+});
+objectionForm.addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const body = { party_id: listingCheck.elements.id_number.value.trim(), grounds: objectionForm.elements.grounds.value.trim() };
+  const receipt = await attempt(() => api("POST", `/api/blacklist/${encodeURIComponent(listingId)}/objections`, body));
+  if (!receipt) return;
+  objectionForm.hidden = true;
+  objectionForm.reset();
+  document.getElementById("listing-result").textContent = t("counter.objection_filed", {
+    objection: receipt.objection_id, state: t(`listing.state.${receipt.listing_state}`) });
+});
