@@ -133,6 +133,8 @@ def test_an_officer_amends_a_listing_on_objection_keeping_only_the_account_still
         page = context.new_page()
         sign_in(page, base_url, "credit_officer")
         page.goto(f"{base_url}/blacklist?account={salary}")
+        page.wait_for_selector(f"#work-objected-table tbody tr:has-text('{PARTY}')")  # the worklist, on landing
+        assert "待处理的异议（1）" in page.inner_text("#work-objected")
         page.click(f"#listings-table tr:has-text('{PARTY}') button")
         page.wait_for_selector("#objections tr:has-text('待处理')")  # pending
         page.fill("#decision-note", "the salary account is the customer's own")
@@ -142,4 +144,5 @@ def test_an_officer_amends_a_listing_on_objection_keeping_only_the_account_still
         page.wait_for_selector("#listing-title[data-state=listed]")
         detail = page.inner_text("#listing-detail")
         assert ACCOUNT in detail and salary not in detail, "amended: the listing stays, without the salary account"
+        page.wait_for_selector("#work-objected:has-text('待处理的异议（0）')")  # decided: off the worklist
         screenshot(page, "blacklist-amended")

@@ -139,6 +139,11 @@ def test_objection_then_correction_removes_the_listing_end_to_end(redis_url: str
             now=T0 + timedelta(days=2),
         )
         assert objected.state == "objected" and await w.feed() == {ACCOUNT}  # in force while under review
+        work = await w.blacklist.worklist(T0 + timedelta(days=2), recent_days=7, soon_days=30)
+        assert [x.listing_id for x in work.objected] == [lid] and [x.listing_id for x in work.recent] == [lid]
+        assert work.ending == [] and work.proposals == []
+        far = await w.blacklist.worklist(T0 + timedelta(days=2), recent_days=1, soon_days=3650)
+        assert far.recent == [] and [x.listing_id for x in far.ending] == [lid], "listed 2 days ago; ends in years"
         assert [x.state for x in await w.blacklist.find("id_number", PERSON, now=T0 + timedelta(days=2))] == [
             "objected"
         ]
@@ -150,6 +155,8 @@ def test_objection_then_correction_removes_the_listing_end_to_end(redis_url: str
             now=T0 + timedelta(days=5),
         )
         assert (removed.state, removed.objections[0].state, removed.version) == ("removed", "corrected", 3)
+        after = await w.blacklist.worklist(T0 + timedelta(days=5), recent_days=7, soon_days=3650)
+        assert after.objected == [] and after.ending == [], "decided and removed: off the worklist"
         assert await w.feed() == set()
         assert await w.blacklist.find("id_number", PERSON, now=T0 + timedelta(days=5)) == []
         assert [

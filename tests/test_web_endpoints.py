@@ -78,6 +78,7 @@ ACCESS: dict[tuple[str, str], Access] = {
     ("POST", "/api/places/{place}/warnings/{alert_id}/handling"): _only(TELLER, json={"state": "seen"}),
     ("GET", "/api/trail"): _only(ANALYST, params={"account": ACCOUNT.value, **WINDOW}),
     ("GET", "/api/blacklist"): _only(OFFICER, ANALYST, params={"id_number": PERSON}),
+    ("GET", "/api/blacklist/worklist"): _only(OFFICER, ANALYST),
     ("GET", "/api/blacklist/check"): _only(OFFICER, ANALYST, TELLER, params={"id_number": PERSON}),
     ("POST", "/api/blacklist"): _only(OFFICER, json=listing_fields(case_id="case-2")),
     ("POST", "/api/blacklist/proposals"): _only(OFFICER, json=listing_fields(case_id="case-2")),

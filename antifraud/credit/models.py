@@ -409,3 +409,14 @@ class RepairRequest(BaseModel):
     conditions: Annotated[tuple[RepairCondition, ...], Field(min_length=1)]
     evidence: Annotated[tuple[Ref, ...], Field(min_length=1, max_length=100)]
     note: Text
+
+
+class Worklist(BaseModel):
+    """What waits for a credit officer, the blacklist desk's landing: objections pending (oldest first),
+    listings proposed for a second officer, listings made lately and listings about to end."""
+
+    model_config = ConfigDict(frozen=True)
+    objected: list[Listing]
+    proposals: list[Proposal]
+    recent: list[Listing]
+    ending: list[Listing]

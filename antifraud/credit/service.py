@@ -10,6 +10,8 @@ Keys:
   drops it here too;
 - ``credit:listings``: sorted set of every listing id by listing time;
 - ``credit:expiry``: sorted set of the listings in force by expiry time (the sweep's queue);
+- ``credit:objected``: sorted set of the listings with an objection pending, by when it was filed: the
+  credit officers' worklist;
 - ``credit:ended``: sorted set of the ended listings by when they ended: the sweep deletes those ended
   longer ago than ``[credit_blacklist] keep_ended_years`` (:meth:`CreditBlacklist.purge_ended`);
 - ``blacklist:accounts``: the accounts of listings in force, read by the
@@ -56,6 +58,7 @@ from antifraud.credit.models import (
     ReasonCode,
     Refused,
     RepairRequest,
+    Worklist,
 )
 from antifraud.state.keys import BLACKLIST
 from antifraud.state.replies import texts
@@ -67,6 +70,7 @@ log = logging.getLogger(__name__)
 LISTINGS = "credit:listings"
 EXPIRY = "credit:expiry"
 ENDED = "credit:ended"
+OBJECTED = "credit:objected"
 SYSTEM = "system:expiry"
 """The actor of expiries in the audit trail and on the topic."""
 
@@ -173,6 +177,25 @@ class CreditBlacklist:
             actor=actor, action="credit.propose", subject=f"proposal:{proposal.proposal_id}", watch=[], decide=decide
         )
         return proposal
+
+    async def worklist(self, now: datetime, *, recent_days: int, soon_days: int, limit: int = 100) -> Worklist:
+        """What waits for a credit officer: objections pending (oldest first), proposals to approve, listings
+        made in the last ``recent_days`` (newest first) and listings ending in the next ``soon_days``."""
+        day = 86400
+        at = now.timestamp()
+        objected = texts(await self.redis.zrange(OBJECTED, 0, limit - 1))
+        recent = texts(await self.redis.zrevrangebyscore(LISTINGS, "+inf", at - recent_days * day, start=0, num=limit))
+        soon = texts(await self.redis.zrangebyscore(EXPIRY, at, at + soon_days * day, start=0, num=limit))
+        return Worklist(
+            objected=await self._listings(objected),
+            proposals=(await self.proposals())[:limit],
+            recent=await self._listings(recent),
+            ending=await self._listings(soon),
+        )
+
+    async def _listings(self, ids: list[str]) -> list[Listing]:
+        raws = await self.redis.mget([listing_key(i) for i in ids]) if ids else []
+        return [Listing.model_validate_json(raw) for raw in raws if raw is not None]
 
     async def proposals(self) -> list[Proposal]:
         """The proposals waiting for approval, oldest first."""
@@ -404,6 +427,10 @@ class CreditBlacklist:
                     tx.zrem(EXPIRY, listing_id)
                 if after.ended_at is not None:
                     tx.zadd(ENDED, {listing_id: after.ended_at.timestamp()})
+                if after.state == "objected":
+                    tx.zadd(OBJECTED, {listing_id: now.timestamp()}, nx=True)
+                else:
+                    tx.zrem(OBJECTED, listing_id)
                 if released:
                     tx.srem(BLACKLIST.key(), *sorted(released))
                 outbox.queue(tx, CREDIT_BLACKLIST, after.party.id, event.model_dump_json())

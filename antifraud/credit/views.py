@@ -18,7 +18,7 @@ listing or objection, 409 for what the listing's state or the rules refuse
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field
@@ -44,6 +44,7 @@ from antifraud.credit.models import (
     ReasonCode,
     Refused,
     RepairRequest,
+    Worklist,
     lookup_schema,
     lookup_value,
     moves_from,
@@ -242,6 +243,17 @@ async def approve(
     if not created:
         response.status_code = status.HTTP_200_OK
     return listing
+
+
+@router.get("/worklist", response_model=Worklist, summary="what waits for a credit officer")
+async def worklist(
+    recent_days: Annotated[int, Query(ge=1, le=365, description="listings made in these last days")] = 7,
+    ending_days: Annotated[int, Query(ge=1, le=365, description="listings ending in these next days")] = 30,
+    blacklist: CreditBlacklist = Depends(get_blacklist),
+    _: Principal = Depends(_reader),
+) -> Worklist:
+    """Objections pending, proposals to approve, new listings and listings about to end: the desk's landing."""
+    return await blacklist.worklist(utcnow(), recent_days=recent_days, soon_days=ending_days)
 
 
 class ListingView(Listing):

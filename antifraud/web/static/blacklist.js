@@ -43,7 +43,7 @@ async function decide(objection, decision) {
   const body = { decision: decision === "amend" ? "correct" : decision, note, ...(amend ? { amend } : {}) };
   if (await attempt(() => api("POST", `/api/blacklist/${current}/objections/${objection.objection_id}/decision`, body))) {
     document.getElementById("amend-form").reset();
-    await refresh();
+    await refreshAll();
   }
 }
 
@@ -91,17 +91,50 @@ async function refresh() {
 document.getElementById("objection").addEventListener("submit", async (event) => {
   event.preventDefault();
   const data = Object.fromEntries(new FormData(event.target).entries());
-  if (await attempt(() => api("POST", `/api/blacklist/${current}/objections`, data))) { event.target.reset(); await refresh(); }
+  if (await attempt(() => api("POST", `/api/blacklist/${current}/objections`, data))) { event.target.reset(); await refreshAll(); }
 });
 document.getElementById("repair").addEventListener("submit", async (event) => {
   event.preventDefault();
   const form = event.target;
   const body = { conditions: [...form.elements.conditions.selectedOptions].map(o => o.value),
     evidence: [form.elements.evidence.value.trim()], note: form.elements.note.value.trim() };
-  if (await attempt(() => api("POST", `/api/blacklist/${current}/repair`, body))) await refresh();
+  if (await attempt(() => api("POST", `/api/blacklist/${current}/repair`, body))) await refreshAll();
 });
 query.addEventListener("submit", (event) => { event.preventDefault(); search(); });
 
+// The desk's landing: what waits for a credit officer, each list with its count.
+function listingRows(listings, id) {
+  return table([
+    [t("col.party"), l => party(l.party)], [t("col.state"), l => t(`listing.state.${l.state}`)],
+    [t("col.reason"), l => t(`reason_code.${l.reason_code}`)], [t("col.listed"), l => when(l.listed_at)],
+    [t("col.expires"), l => when(l.expires_at)],
+    ["", l => el("button", { type: "button", class: "secondary", onclick: () => open(l.listing_id) }, t("common.open"))],
+  ], listings, { id });
+}
+async function loadWorklist() {
+  const work = await attempt(() => api("GET", "/api/blacklist/worklist"));
+  if (!work) return;
+  const part = (key, rows) => [el("h3", {}, t(`blacklist.work_${key}`, { count: work[key].length })), rows];
+  document.getElementById("work-objected").replaceChildren(...part("objected", listingRows(work.objected, "work-objected-table")));
+  document.getElementById("work-proposals").replaceChildren(...part("proposals", table([
+    [t("col.party"), p => party(p.draft.party)], [t("col.reason"), p => t(`reason_code.${p.draft.reason_code}`)],
+    [t("col.who"), p => p.proposed_by], [t("col.when"), p => when(p.proposed_at)],
+    ["", p => officer ? el("button", { type: "button", dataset: { approve: p.proposal_id }, onclick: async () => {
+      if (await attempt(() => api("POST", `/api/blacklist/proposals/${encodeURIComponent(p.proposal_id)}/approve`))) {
+        await loadWorklist();
+      }
+    } }, t("blacklist.approve")) : ""],
+  ], work.proposals, { id: "work-proposals-table" })));
+  document.getElementById("work-recent").replaceChildren(...part("recent", listingRows(work.recent, "work-recent-table")));
+  document.getElementById("work-ending").replaceChildren(...part("ending", listingRows(work.ending, "work-ending-table")));
+}
+
+// After an action: the listing, the search results and the worklist all show its new state.
+async function refreshAll() {
+  await Promise.all([refresh(), loadWorklist()]);
+}
+
+await loadWorklist();
 const given = new URLSearchParams(location.search);
 for (const kind of ["id_number", "credit_code", "account", "phone"]) {
   if (given.get(kind)) {
