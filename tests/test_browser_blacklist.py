@@ -17,18 +17,23 @@ PARTY = "320585199001011235"
 ACCOUNT = "6222000000000666"
 
 
+def _draft(case_id: str, *accounts: str) -> dict[str, object]:
+    """PARTY's listing on ``case_id``: they sold the mule account (and the ``accounts`` named)."""
+    return {
+        "party": {"kind": "id_number", "id": PARTY},
+        "case_id": case_id,
+        "reason_code": "telecom_fraud",
+        "reason": "sold the mule account",
+        "evidence": ["alert-1"],
+        "accounts": list(accounts),
+    }
+
+
 def test_an_officer_corrects_a_listing_on_objection_and_sees_why_a_repair_is_refused(stack: Endpoints) -> None:
     case_id = confirmed_case(stack.redis_url, PARTY)  # before the browser: it runs an event loop of its own
     add_account(stack.redis_url, "li.na", Role.CREDIT_OFFICER, "a long passphrase at the desk")
     with serve(stack) as base_url, browser() as context:
-        draft = {
-            "party": {"kind": "id_number", "id": PARTY},
-            "case_id": case_id,
-            "reason_code": "telecom_fraud",
-            "reason": "sold the mule account",
-            "evidence": ["alert-1"],
-            "accounts": [ACCOUNT],
-        }
+        draft = _draft(case_id, ACCOUNT)
         listed = httpx.post(f"{base_url}/api/blacklist", json=draft, headers=as_user("admin"))
         assert listed.status_code == 201, listed.text
 
@@ -116,14 +121,7 @@ def test_an_officer_amends_a_listing_on_objection_keeping_only_the_account_still
     case_id = confirmed_case(stack.redis_url, PARTY)
     salary = "6222000000000777"
     with serve(stack) as base_url, browser() as context:
-        draft = {
-            "party": {"kind": "id_number", "id": PARTY},
-            "case_id": case_id,
-            "reason_code": "telecom_fraud",
-            "reason": "sold the mule account",
-            "evidence": ["alert-1"],
-            "accounts": [ACCOUNT, salary],
-        }
+        draft = _draft(case_id, ACCOUNT, salary)
         listed = httpx.post(f"{base_url}/api/blacklist", json=draft, headers=as_user("admin"))
         assert listed.status_code == 201, listed.text
         lid = listed.json()["listing_id"]

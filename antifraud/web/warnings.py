@@ -15,6 +15,7 @@ import pathlib
 from collections import deque
 from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Annotated, Literal
 
 from aiokafka import AIOKafkaConsumer
@@ -223,6 +224,25 @@ async def _mark(request: Request, place: str, alert_id: str, handling: Handling)
         await tx.execute()
 
 
+@dataclass(frozen=True)
+class Shown:
+    """A recent warning of a place, and the place's teller acting on it."""
+
+    teller: Principal
+    place: str
+    warning: CounterWarning
+
+
+async def _shown(request: Request, place: Code, alert_id: Id, principal: Principal = Depends(_tellers)) -> Shown:
+    """The warning in the path, if the caller is a teller of its place and the place was shown it (404 else)."""
+    ensure_branch(principal, place)
+    hub: WarningHub = request.app.state.warnings
+    warning = hub.find(place, alert_id)
+    if warning is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no recent warning {alert_id} at {place}")
+    return Shown(principal, place, warning)
+
+
 class HandlingBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
     state: Literal["seen", "handled"]
@@ -233,21 +253,13 @@ class HandlingBody(BaseModel):
     response_model=Handling,
     summary="mark a recent warning of a branch or ATM seen or handled (who and when are kept)",
 )
-async def mark_warning(
-    request: Request,
-    place: Code,
-    alert_id: Id,
-    body: HandlingBody,
-    principal: Principal = Depends(_tellers),
-) -> Handling:
+async def mark_warning(request: Request, body: HandlingBody, shown: Shown = Depends(_shown)) -> Handling:
     """The place's own tellers (and admins) mark a warning the place was shown; an escalated one stays so."""
-    ensure_branch(principal, place)
-    if request.app.state.warnings.find(place, alert_id) is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no recent warning {alert_id} at {place}")
+    place, alert_id = shown.place, shown.warning.alert_id
     before = await get_redis(request).hget(WARNING_HANDLING.key(place), alert_id)
     if before and Handling.model_validate_json(before).state == "escalated":
         raise HTTPException(status.HTTP_409_CONFLICT, f"warning {alert_id} at {place} is escalated already")
-    handling = Handling(state=body.state, by=principal.name, at=utcnow())
+    handling = Handling(state=body.state, by=shown.teller.name, at=utcnow())
     await _mark(request, place, alert_id, handling)
     return handling
 
@@ -272,23 +284,14 @@ class Escalation(BaseModel):
     summary="escalate a recent warning of a branch or ATM to the police (a customer at the counter now)",
 )
 async def escalate_warning(
-    request: Request,
-    place: Code,
-    alert_id: Id,
-    body: EscalateBody,
-    cases: CaseService = Depends(get_cases),
-    principal: Principal = Depends(_tellers),
+    request: Request, body: EscalateBody, cases: CaseService = Depends(get_cases), shown: Shown = Depends(_shown)
 ) -> Escalation:
     """Only the place's own tellers (and admins) escalate, and only a warning the place was shown."""
-    ensure_branch(principal, place)
-    hub: WarningHub = request.app.state.warnings
-    warning = hub.find(place, alert_id)
-    if warning is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no recent warning {alert_id} at {place}")
-    case = await cases.escalate(warning.alert(), actor=principal.name, place=place, note=body.note)
+    teller, place = shown.teller, shown.place
+    case = await cases.escalate(shown.warning.alert(), actor=teller.name, place=place, note=body.note)
     assert case.escalated_at is not None
-    escalated = Handling(state="escalated", by=principal.name, at=case.escalated_at, case_id=case.case_id)
-    await _mark(request, place, alert_id, escalated)
+    escalated = Handling(state="escalated", by=teller.name, at=case.escalated_at, case_id=case.case_id)
+    await _mark(request, place, shown.warning.alert_id, escalated)
     return Escalation(case_id=case.case_id, status=case.status, escalated_at=case.escalated_at)
 
 
