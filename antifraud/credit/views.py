@@ -82,9 +82,6 @@ def _http_errors() -> Iterator[None]:
 LOOKUP_RULE = "give exactly one of the query parameters id_number, credit_code, account, phone"
 
 
-LOOKUP_RULE = "give exactly one of the query parameters id_number, credit_code, account, phone"
-
-
 def _key(kind: LookupKind, description: str) -> Any:
     """A look-up query parameter: its rule in the schema, checked by ``lookup_value`` (which never echoes it)."""
     return Query(None, description=description, json_schema_extra=lookup_schema(kind))

@@ -23,6 +23,7 @@ from aiokafka.errors import KafkaError
 from fastapi import APIRouter, Depends, HTTPException, Path, Request, status
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 from pydantic import BaseModel, ConfigDict, ValidationError
+from redis.exceptions import WatchError
 
 from antifraud.alerts.explain import explain_alert
 from antifraud.alerts.models import Alert
@@ -80,9 +81,9 @@ class CounterWarning(Alert):
 def places(alert: Alert, owners: Mapping[str, str] | None = None) -> set[str]:
     """The branches and ATMs that must see the alert live; with ``owners`` (ATM id -> branch id), the
     branch that owns an ATM too: no one stands at an ATM to read its warnings, a teller at its branch does."""
+    owners = owners or {}
     ids = {a.id for a in alert.audience if a.kind in ("branch", "atm") and a.id}
-    atms = {a.id for a in alert.audience if a.kind == "atm" and a.id}
-    return ids | {owners[atm] for atm in atms if owners and atm in owners}
+    return ids | {owners[atm] for atm in ids if atm in owners}  # an ATM id the registry names: its owner too
 
 
 def load_atm_branches(path: pathlib.Path | None) -> dict[str, str]:
@@ -217,11 +218,27 @@ async def recent_warnings(request: Request, place: str = Depends(readable_place)
 
 
 async def _mark(request: Request, place: str, alert_id: str, handling: Handling) -> None:
+    """Record ``handling``; a seen or handled mark never replaces an escalation (409), not even one recorded
+    between the read and the write (the key is watched)."""
     key = WARNING_HANDLING.key(place)
-    async with get_redis(request).pipeline(transaction=True) as tx:
-        tx.hset(key, alert_id, handling.model_dump_json())
-        tx.expire(key, WARNING_HANDLING_DAYS * 86400)
-        await tx.execute()
+    async with get_redis(request).pipeline(transaction=True) as pipe:
+        while True:
+            try:
+                await pipe.watch(key)
+                before = await pipe.hget(key, alert_id)
+                if (
+                    before
+                    and handling.state != "escalated"
+                    and Handling.model_validate_json(before).state == "escalated"
+                ):
+                    raise HTTPException(status.HTTP_409_CONFLICT, f"warning {alert_id} at {place} is escalated already")
+                pipe.multi()
+                pipe.hset(key, alert_id, handling.model_dump_json())
+                pipe.expire(key, WARNING_HANDLING_DAYS * 86400)
+                await pipe.execute()
+                return
+            except WatchError:
+                continue
 
 
 @dataclass(frozen=True)
@@ -255,12 +272,8 @@ class HandlingBody(BaseModel):
 )
 async def mark_warning(request: Request, body: HandlingBody, shown: Shown = Depends(_shown)) -> Handling:
     """The place's own tellers (and admins) mark a warning the place was shown; an escalated one stays so."""
-    place, alert_id = shown.place, shown.warning.alert_id
-    before = await get_redis(request).hget(WARNING_HANDLING.key(place), alert_id)
-    if before and Handling.model_validate_json(before).state == "escalated":
-        raise HTTPException(status.HTTP_409_CONFLICT, f"warning {alert_id} at {place} is escalated already")
     handling = Handling(state=body.state, by=shown.teller.name, at=utcnow())
-    await _mark(request, place, alert_id, handling)
+    await _mark(request, shown.place, shown.warning.alert_id, handling)
     return handling
 
 
