@@ -165,6 +165,18 @@ def test_an_analyst_confirms_a_case_in_the_console_and_the_forwarding_follows(
         wait_for(delivered, timeout=60, what="both deliveries delivered and the case forwarded")
         offered = page.locator("#case div.actions button:visible").evaluate_all("bs => bs.map(b => b.id)")
         assert offered == ["act-close"], "confirming forwarded it: Forward is not offered to send it twice"
+
+        def frozen_in_case() -> bool:  # the confirmation froze the held ATM payment: the case says who and why
+            page.click(opener)
+            page.wait_for_timeout(300)
+            return page.locator("#case-holds .hold-state[data-state=frozen]").count() == 1
+
+        wait_for(frozen_in_case, timeout=60, what="the case's held payment shown frozen in the case")
+        cells = page.locator("#case-holds tbody tr").first.locator("td").all_inner_texts()
+        assert "已冻结" in cells and all(cells[6:8]), "a frozen hold names who froze it and why"
+        timeline = page.inner_text("#timeline")
+        assert "开始研判（analyst）" in timeline and "确认为诈骗（analyst）" in timeline
+        assert "case.review" not in timeline and "score=" not in timeline, "the timeline in the user's words"
         screenshot(page, "console-forwarded")
 
         packages = [

@@ -15,7 +15,8 @@ import pytest
 
 from antifraud.alerts.explain import CATALOGS, DECIMALS, LANGUAGES, PLACEHOLDER, explain
 from antifraud.alerts.models import EntityKind, Severity
-from antifraud.case.models import SCENARIO_BY_DETECTOR, STATUSES
+from antifraud.case.followups import FollowUpKind
+from antifraud.case.models import SCENARIO_BY_DETECTOR, STATUSES, Action, TimelineEntry
 from antifraud.credit.models import ListingState, ObjectionState
 from antifraud.events.models import BankTransfer
 from antifraud.forwarding.models import DeliveryState, Target
@@ -49,6 +50,14 @@ VOCABULARIES: dict[str, tuple[str, ...]] = {
     "reason_code": get_args(ReasonCode),
     "condition": get_args(RepairCondition),
     "handling": get_args(HandlingState),
+    "timeline.kind": get_args(TimelineEntry.model_fields["kind"].annotation),
+    "followup": get_args(FollowUpKind),
+    "audit": (  # what a case's timeline shows: the actions on it, its deliveries and follow-ups, its holds' moves
+        *(f"case.{action}" for action in (*get_args(Action), "expired")),
+        *(f"delivery.{what}" for what in ("delivered", "failed", "retry")),
+        *(f"followup.{what}" for what in (*get_args(FollowUpKind), "failed", "retry")),
+        *(f"hold.{what}" for what in (*get_args(HoldState), "payee_flagged")),
+    ),
 }
 """Each prefix a script builds keys with, and the values the API can send for it."""
 

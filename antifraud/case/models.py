@@ -186,6 +186,10 @@ class TimelineEntry(BaseModel):
     ref: str
     """The alert, audit record (seq), delivery, follow-up, hold (a move: ``hold_id:seq``) or trail report."""
     detail: dict[str, Any] = {}
+    action: str | None = None
+    """An action's or a hold move's audit action (``case.confirm``, ``hold.frozen``): the pages name it in
+    their user's language from this, not from the English ``title``."""
+    actor: str | None = None
 
 
 def open_case(alert: Alert, now: datetime) -> Case:

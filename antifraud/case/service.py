@@ -639,6 +639,8 @@ def _action_entry(record: AuditRecord) -> TimelineEntry:
         ref=str(record.seq),
         title=title,
         detail={"before": record.before, "after": record.after},
+        action=record.action,
+        actor=record.actor,
     )
 
 
@@ -694,6 +696,8 @@ def _hold_move_entry(hold: Hold, record: AuditRecord) -> TimelineEntry:
         ref=f"{hold.hold_id}:{record.seq}",
         title=f"{record.action} by {record.actor}",
         detail={"before": record.before, "after": record.after},
+        action=record.action,
+        actor=record.actor,
     )
 
 

@@ -1,5 +1,5 @@
 // The analyst console: the case queue with filters, and one case with its actions, holds, money trail and timeline.
-import { alarm, api, attempt, el, signedIn, t, table, when, yuan } from "/static/common.js";
+import { alarm, api, attempt, el, reason, signedIn, t, table, when, yuan } from "/static/common.js";
 import { drawTrail, pairsOf } from "/static/graph.js";
 
 await signedIn(["analyst"]);
@@ -103,16 +103,63 @@ async function loadTrail(c) {
   ], pairsOf(trail), { id: "trail-pairs" }));
 }
 
-async function loadHolds(c) {
+// The holds of the case's account, from its timeline: each with its state; a frozen or released one with
+// who moved it last and why (an order's reference, the case).
+function loadHolds(c, timeline) {
   const box = document.getElementById("holds");
   if (c.entity.kind !== "account") { box.replaceChildren(el("p", { class: "muted" }, t("console.not_account"))); return; }
-  const held = await attempt(() => api("GET", "/api/holds?state=held&limit=1000"));
-  const mine = (held || []).filter(h => h.payee_account === c.entity.value || h.payer_account === c.entity.value);
-  box.replaceChildren(mine.length ? table([
+  const holds = timeline.filter(e => e.kind === "hold" && !e.action).map(e => e.detail);
+  const lastMove = new Map(timeline.filter(e => e.kind === "hold" && e.action)
+    .map(e => [e.ref.split(":")[0], e]));  // in time order: the last one stays
+  const mover = h => { const m = lastMove.get(h.hold_id); return m ? (m.detail.after?.by || m.actor) : ""; };
+  const why = h => lastMove.get(h.hold_id)?.detail.after?.reason || "";
+  box.replaceChildren(holds.length ? table([
     [t("col.hold"), h => h.hold_id.slice(0, 12)], [t("col.payer"), h => h.payer_account],
-    [t("col.payee"), h => h.payee_account], [t("col.amount"), h => yuan(h.amount_fen)], [t("col.due"), h => when(h.due_at)],
-    ["", h => el("button", { type: "button", class: "danger", onclick: () => freeze(h) }, t("console.freeze"))],
-  ], mine) : el("p", { class: "muted" }, t("console.no_holds")));
+    [t("col.payee"), h => h.payee_account], [t("col.amount"), h => yuan(h.amount_fen)],
+    [t("col.state"), h => el("span", { class: "hold-state", dataset: { state: h.state } }, t(`hold.state.${h.state}`))],
+    [t("col.due"), h => h.state === "held" ? when(h.due_at) : ""],
+    [t("col.who"), mover], [t("col.reason"), why],
+    ["", h => h.state === "held"
+      ? el("button", { type: "button", class: "danger", onclick: () => freeze(h) }, t("console.freeze")) : ""],
+  ], holds, { id: "case-holds" }) : el("p", { class: "muted" }, t("console.no_holds")));
+}
+
+// What an action on the case (or a hold's move) was, by whom: the audit action named in the user's language;
+// a note and an escalation with their words.
+function actionText(entry) {
+  const after = entry.detail.after || {};
+  const what = t(`audit.${entry.action}`);
+  if (entry.action === "case.escalate") return t("timeline.escalated", { place: after.place, who: entry.actor, note: after.note });
+  if (entry.action === "case.note") return t("timeline.note", { who: entry.actor, note: after.note });
+  return t("timeline.by", { what, who: entry.actor });
+}
+
+function followUpText(f) {
+  const kind = t(`followup.${f.kind}`);
+  if (f.state === "done" && f.result.listed === false) return t("timeline.followup_nothing_listed", { kind });
+  if (f.state === "done") return t("timeline.followup_done", { kind, attempts: f.attempts });
+  if (f.state === "failed") return t("timeline.followup_failed", { kind, error: f.last_error || "" });
+  if (f.attempts) return t("timeline.followup_retrying", { kind, attempts: f.attempts, error: f.last_error || "" });
+  return t("timeline.followup_pending", { kind });
+}
+
+// A timeline entry in the user's language, from its structured parts (the server's ``title`` is English).
+function entryText(entry) {
+  const d = entry.detail;
+  switch (entry.kind) {
+    case "alert": return t("timeline.alert", { detector: t(`detector.${d.detector}`), severity: t(`severity.${d.severity}`),
+      score: d.score.toFixed(2), reasons: d.reasons.filter(r => r.feature !== "score").map(r => reason(r.feature, r.value)).join(t("error.separator")) });
+    case "action": return actionText(entry);
+    case "hold": return entry.action ? actionText(entry) : t("timeline.hold", { amount: yuan(d.amount_fen),
+      payer: d.payer_account, payee: d.payee_account, state: t(`hold.state.${d.state}`) });
+    case "follow_up": return followUpText(d);
+    case "trail": return t("timeline.trail", { accounts: (d.accounts || []).length,
+      amount: yuan((d.requests || []).reduce((sum, r) => sum + r.amount_fen, 0)),
+      frozen: (d.frozen_holds || []).length, requests: (d.requests || []).length });
+    case "delivery": return t("timeline.delivery", { target: t(`target.${d.target}`),
+      state: t(`delivery.state.${d.state}`), attempts: d.attempts });
+    default: return entry.title;
+  }
 }
 
 async function freeze(hold) {
@@ -145,7 +192,7 @@ async function openCase(caseId) {
   document.getElementById("act-blacklist").href = `/blacklist?${blacklistQuery}=${encodeURIComponent(c.entity.value)}`;
   document.getElementById("timeline").replaceChildren(...view.timeline.map(entry =>
     el("div", { dataset: { kind: entry.kind } }, el("span", { class: "muted" }, when(entry.at)), " ",
-      el("strong", {}, entry.kind), " ", entry.title)));
+      el("strong", {}, t(`timeline.kind.${entry.kind}`)), " ", entryText(entry))));
   const deliveries = await attempt(() => api("GET", `/api/cases/${caseId}/deliveries`)) || [];
   document.getElementById("deliveries").replaceChildren(deliveries.length ? table([
     [t("col.target"), d => t(`target.${d.target}`)],
@@ -156,7 +203,8 @@ async function openCase(caseId) {
       if (await attempt(() => api("POST", `/api/deliveries/${d.delivery_id}/retry`))) openCase(caseId);
     } }, t("console.retry")) : ""],
   ], deliveries, { id: "deliveries-table" }) : el("p", { class: "muted" }, t("console.nothing_forwarded")));
-  await Promise.all([loadHolds(c), loadTrail(c)]);
+  loadHolds(c, view.timeline);
+  await loadTrail(c);
 }
 
 async function act(action, needsReason) {
