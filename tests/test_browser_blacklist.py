@@ -43,7 +43,7 @@ def test_an_officer_corrects_a_listing_on_objection_and_sees_why_a_repair_is_ref
         page.fill("#password", "not the passphrase")
         page.click("button[type=submit]")
         page.wait_for_selector("#error:not([hidden])")
-        assert page.inner_text("#error") == "wrong name or password"
+        assert page.inner_text("#error") == "用户名或密码错误。"  # the refusal's code, said in the page's language
         screenshot(page, "login-refused")
 
         page.fill("#password", "a long passphrase at the desk")  # a person's account, not a client token
@@ -63,16 +63,15 @@ def test_an_officer_corrects_a_listing_on_objection_and_sees_why_a_repair_is_ref
         )
         page.click("#repair button[type=submit]")
         page.wait_for_selector("#error:not([hidden])")
-        assert "listed for less than 1 year(s)" in page.inner_text(
-            "#error"
-        )  # listed too recently: refused, nothing changed
+        refused = page.inner_text("#error")  # listed too recently: refused, nothing changed
+        assert "不能信用修复" in refused and "列入未满 1 年" in refused and "listed" not in refused
         assert page.get_attribute("#listing-title", "data-state") == "listed"
         assert "（在列）" in page.inner_text("#listing-title")
 
         page.fill("#objection [name=party_id]", "320585198609013410")  # not the listed party's document
         page.fill("#objection [name=grounds]", "the account was stolen")
         page.click("#objection button[type=submit]")
-        page.wait_for_selector("#error:not([hidden])")
+        page.wait_for_selector("#error:has-text('所出示的证件号码与被列入当事人不符')")
         objection = {"party_id": PARTY, "grounds": "the account was stolen"}  # taken at a counter: four eyes
         lid = listed.json()["listing_id"]
         filed = httpx.post(f"{base_url}/api/blacklist/{lid}/objections", json=objection, headers=as_user("teller"))

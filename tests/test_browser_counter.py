@@ -130,7 +130,7 @@ def test_a_teller_is_told_to_block_then_sees_the_live_warning_when_the_transfer_
             screenshot(police, "console-escalated")
             police.click("#escalation-banner button")
             police.wait_for_selector("#case:not([hidden])")
-            assert "escalated from B001 by teller: customer insists" in police.inner_text("#timeline")
+            assert "teller 从 B001 上报：customer insists" in police.inner_text("#timeline")
 
 
 def test_a_teller_finds_a_customers_held_atm_transfer_and_revokes_it(stack: Endpoints) -> None:

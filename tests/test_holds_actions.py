@@ -29,6 +29,7 @@ from antifraud.holds.models import (
 from antifraud.holds.policy import WARNING_DETECTOR
 from antifraud.holds.service import HoldLedger, UnknownHold, hold_key
 from antifraud.thresholds import load_thresholds
+from antifraud.web.app import answer_errors
 from streams import topics
 from tests.conftest import AUDIT_KEYS
 from tests.stream_helpers import run_stream
@@ -362,6 +363,7 @@ def test_a_held_payment_to_an_account_nobody_flags_is_not_warned_about(redis_url
 def api(client: Redis) -> httpx.AsyncClient:
     app = FastAPI()
     app.include_router(views.router)
+    answer_errors(app)
     app.state.redis, app.state.audit, app.state.thresholds, app.state.auth = (
         client,
         AuditLog(client, AUDIT_KEYS),

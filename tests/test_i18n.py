@@ -9,6 +9,7 @@ in the browser alike.
 
 import json
 import re
+from pathlib import Path
 from typing import Any, get_args
 
 import pytest
@@ -27,6 +28,7 @@ from antifraud.web.pages import STATIC
 from antifraud.web.principal import Role
 from antifraud.web.warnings import HandlingState
 
+ROOT = Path(__file__).resolve().parent.parent / "antifraud"
 TEXTS = {language: json.loads((STATIC / "i18n" / f"{language}.json").read_text()) for language in LANGUAGES}
 REASONS = {language: json.loads((CATALOGS / f"{language}.json").read_text()) for language in LANGUAGES}
 PAGES = sorted(STATIC.glob("*.html"))
@@ -154,11 +156,49 @@ def test_the_pages_serve_the_catalog_they_render_with() -> None:
     from fastapi import FastAPI
     from fastapi.testclient import TestClient
 
+    from antifraud.web.app import answer_errors
     from antifraud.web.pages import router
 
     app = FastAPI()
     app.include_router(router)
+    answer_errors(app)
     with TestClient(app) as client:
         served: dict[str, Any] = client.get("/i18n/zh-CN.json").json()
         assert served["texts"] == TEXTS["zh-CN"] and served["reasons"] == REASONS["zh-CN"]["reasons"]
         assert client.get("/i18n/fr.json").status_code == 404
+
+
+SOURCES = {path: path.read_text() for path in ROOT.rglob("*.py")}
+CONSTRUCTED = re.compile(
+    r"\b(?:Refused|Refusal|Unknown|Invalid|Forbidden|Unauthenticated|Throttled|Unbacked|BadPeriod|__init__)"
+    r'\(\s*"([a-z][a-z_]+)"'
+)
+CHOSEN = re.compile(r"^\s*code\s*=.*$", re.MULTILINE)
+
+
+def _raised_codes() -> set[str]:
+    """A refusal's code where it is raised: the first argument of a refusal's constructor, or a ``code`` chosen
+    on a line of its own (``code = "a" if ... else "b"``, ``code="hold_due",``)."""
+    codes: set[str] = set()
+    for text in SOURCES.values():
+        codes |= set(CONSTRUCTED.findall(text))
+        codes |= {code for line in CHOSEN.findall(text) for code in re.findall(r'"([a-z][a-z_]+)"', line)}
+    return codes
+
+
+def test_every_refusal_the_app_raises_has_its_words_and_no_words_are_orphans() -> None:
+    raised = _raised_codes()
+    assert len(raised) > 40, "the pattern that finds the codes no longer matches the sources"
+    said = {key.removeprefix("refusal.") for key in TEXTS["en"] if key.startswith("refusal.")}
+    assert raised == said
+
+
+def test_a_refusal_names_values_only_by_words_the_catalogs_have() -> None:
+    """``{name:prefix}`` says a param by the words under a prefix the API's values have (or as a time)."""
+    for language in LANGUAGES:
+        for key, text in TEXTS[language].items():
+            if key.startswith("refusal."):
+                for prefix in re.findall(r"\{\w+:([\w.]+)\}", text):
+                    assert prefix == "when" or any(
+                        prefix == known or prefix.startswith(f"{known}.") for known in VOCABULARIES
+                    ), (key, prefix)

@@ -130,7 +130,11 @@ def test_a_session_ends_when_idle_too_long_or_too_old_and_at_logout(redis_url: s
 
 def test_every_api_call_needs_a_token_or_a_session(stack: Endpoints) -> None:
     with web_client(stack) as client:
-        assert client.get("/api/me").json() == {"detail": "not authenticated"}
+        assert client.get("/api/me").json() == {
+            "detail": "not authenticated",
+            "code": "not_authenticated",
+            "params": {},
+        }
         wrong = client.get("/api/me", headers={"Authorization": "Bearer nope"})
         assert (wrong.status_code, wrong.json()["detail"]) == (401, "invalid bearer token")
         assert wrong.headers["www-authenticate"] == "Bearer"

@@ -288,7 +288,7 @@ def test_the_openapi_document_describes_the_check_and_its_refusals(stack: Endpoi
             "$ref": "#/components/schemas/ErrorBody"
         }
     error_body = document["components"]["schemas"]["ErrorBody"]
-    assert set(error_body["properties"]) == {"detail", "message"}
+    assert set(error_body["properties"]) == {"detail", "message", "code", "params"}
     assert error_body["required"] == ["detail"]
 
 

@@ -62,6 +62,7 @@ from antifraud.events.types import UtcTime
 from antifraud.holds.models import IllegalTransition, stable_id
 from antifraud.holds.reports import FraudReportRequest, report_fraud
 from antifraud.holds.service import HoldLedger, UnknownHold
+from antifraud.refusals import Refusal, Unknown
 from antifraud.state.accounts import opening
 from antifraud.state.lease_queue import LeaseQueue, RetryPolicy
 from antifraud.state.money_trail import TransferIndex
@@ -171,18 +172,23 @@ def failed(followup: FollowUp, error: Exception, *, now: datetime, jitter: float
     )
 
 
-class FollowUpNotFound(LookupError):
+class FollowUpNotFound(Unknown, LookupError):
     def __init__(self, followup_id: str) -> None:
-        super().__init__(f"no follow-up {followup_id}")
+        super().__init__("followup_unknown", f"no follow-up {followup_id}", followup=followup_id)
         self.followup_id = followup_id
 
 
-class FollowUpRefused(ValueError):
+class FollowUpRefused(Refusal, ValueError):
     """A move the follow-up's state does not allow (an analyst retrying one that is not failed)."""
 
     def __init__(self, followup_id: str, state: FollowUpState, move: str) -> None:
         self.followup_id, self.state, self.move = followup_id, state, move
-        super().__init__(f"follow-up {followup_id}: {move} refused while {state} (allowed from: failed)")
+        super().__init__(
+            "followup_not_failed",
+            f"follow-up {followup_id}: {move} refused while {state} (allowed from: failed)",
+            followup=followup_id,
+            state=state,
+        )
 
 
 def retried(followup: FollowUp, *, now: datetime) -> FollowUp:

@@ -41,6 +41,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from antifraud.alerts.models import Alert, Entity, Severity
 from antifraud.events.types import Stripped, UtcTime
 from antifraud.holds.models import stable_id
+from antifraud.refusals import Invalid, Refusal
 
 CaseStatus = Literal["new", "in_review", "confirmed", "dismissed", "forwarded", "closed"]
 STATUSES: tuple[CaseStatus, ...] = ("new", "in_review", "confirmed", "dismissed", "forwarded", "closed")
@@ -101,23 +102,35 @@ Text = Annotated[str, Stripped(2000)]
 UserName = Annotated[str, Stripped(100)]
 
 
-class IllegalTransition(ValueError):
+class IllegalTransition(Refusal, ValueError):
     """An action the case's status does not allow."""
 
     def __init__(self, case_id: str, current: CaseStatus, action: Action) -> None:
         self.case_id, self.current, self.action = case_id, current, action
         allowed = sorted(TRANSITIONS[action])
-        super().__init__(f"case {case_id}: {action} refused while {current} (allowed from: {', '.join(allowed)})")
+        super().__init__(
+            "case_transition",
+            f"case {case_id}: {action} refused while {current} (allowed from: {', '.join(allowed)})",
+            case=case_id,
+            current=current,
+            action=action,
+            allowed=allowed,
+        )
 
 
-class UnreachableTarget(ValueError):
+class UnreachableTarget(Invalid, ValueError):
     """Targets a case cannot be forwarded to (a number's case to the bank): bad input, nothing written."""
 
     def __init__(self, case_id: str, entity_kind: str, refused: Sequence[str], possible: Sequence[str]) -> None:
         self.case_id, self.refused = case_id, refused
         super().__init__(
+            "case_target",
             f"case {case_id}: a {entity_kind} case cannot go to {', '.join(refused)} "
-            f"(its targets: {', '.join(possible)})"
+            f"(its targets: {', '.join(possible)})",
+            case=case_id,
+            kind=entity_kind,
+            refused=list(refused),
+            possible=list(possible),
         )
 
 

@@ -58,6 +58,7 @@ from antifraud.holds.models import Hold, stable_id
 from antifraud.holds.reports import follow, view_of
 from antifraud.holds.service import HoldLedger
 from antifraud.privacy import mask_account
+from antifraud.refusals import Unknown
 from antifraud.state.money_trail import TransferIndex
 from antifraud.state.replies import texts
 from antifraud.thresholds import HoldThresholds, load_thresholds
@@ -87,9 +88,9 @@ def _case_of(alert: Alert) -> str:
     return case_id_for(alert.entity, scenario_of(alert.detector))
 
 
-class CaseNotFound(LookupError):
+class CaseNotFound(Unknown, LookupError):
     def __init__(self, case_id: str) -> None:
-        super().__init__(f"no case {case_id}")
+        super().__init__("case_unknown", f"no case {case_id}", case=case_id)
         self.case_id = case_id
 
 

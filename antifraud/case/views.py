@@ -18,35 +18,32 @@ without its message. The actor recorded in the audit log is the caller.
 """
 
 import asyncio
-from collections.abc import AsyncIterator, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterable
 from datetime import datetime, timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, status
+from fastapi import APIRouter, Depends, Path, Query, Request, status
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 from pydantic import BaseModel, ConfigDict, Field
 
 from antifraud.alerts.models import Entity, Severity
 from antifraud.audit.service import AuditLog
-from antifraud.case.followups import FollowUp, FollowUpNotFound, FollowUpRefused
+from antifraud.case.followups import FollowUp
 from antifraud.case.models import (
     Action,
     Case,
     CaseStatus,
-    IllegalTransition,
     Note,
     Text,
     TimelineEntry,
-    UnreachableTarget,
     UserName,
     allowed_actions,
 )
-from antifraud.case.service import CaseNotFound, CaseService
+from antifraud.case.service import CaseService
 from antifraud.clock import utcnow
 from antifraud.events.types import AccountNo, IdNumber, Msisdn, QueryTime
-from antifraud.forwarding.models import Delivery, DeliveryRefused, Target, targets_for
-from antifraud.forwarding.service import DeliveryNotFound
+from antifraud.forwarding.models import Delivery, Target, targets_for
+from antifraud.refusals import Invalid
 from antifraud.web.auth import Principal, Role, people_in, require, user_named
 from antifraud.web.deps import get_audit, get_redis
 
@@ -62,18 +59,6 @@ Id = Annotated[str, Path(pattern=r"^[0-9a-f]{32}$", description="32 hex digits")
 def get_cases(request: Request, audit: AuditLog = Depends(get_audit)) -> CaseService:
     """Cases over the app's Redis (a confirmation's follow-ups are the worker's)."""
     return CaseService(get_redis(request), audit, holds=request.app.state.thresholds.holds)
-
-
-@contextmanager
-def _refusals() -> Iterator[None]:
-    try:
-        yield
-    except (CaseNotFound, DeliveryNotFound, FollowUpNotFound) as unknown:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, str(unknown)) from None
-    except (IllegalTransition, DeliveryRefused, FollowUpRefused) as refused:
-        raise HTTPException(status.HTTP_409_CONFLICT, str(refused)) from None
-    except UnreachableTarget as bad:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(bad)) from None
 
 
 class _Body(BaseModel):
@@ -124,11 +109,11 @@ async def list_cases(
     """Cases by their alerts' times, latest activity first; with an account, phone or ID number (at most one),
     that entity's cases, one per scenario, the other filters applied to them."""
     if since and until and until < since:
-        raise HTTPException(422, "until is before since")
+        raise Invalid("until_before_since", "until is before since")
     named = [("account", account), ("phone", phone), ("id_number", id_number)]
     entities = [Entity(kind=kind, value=value) for kind, value in named if value is not None]
     if len(entities) > 1:
-        raise HTTPException(422, "give at most one of account, phone and id_number")
+        raise Invalid("one_entity", "give at most one of account, phone and id_number")
     return await cases.find(
         entity=entities[0] if entities else None,
         status=case_status,
@@ -201,13 +186,10 @@ async def escalation_stream(
 
 @router.get("/cases/{case_id}", response_model=CaseView)
 async def show_case(case_id: Id, cases: CaseService = Depends(get_cases), _: Principal = Depends(_analyst)) -> CaseView:
-    with _refusals():
-        case = await cases.get(case_id)
-        sent = {d.target for d in await cases.deliveries.for_case(case_id)}
-        forwarded = set(targets_for(case.entity)) <= sent
-        return CaseView(
-            case=case, timeline=await cases.timeline(case_id), actions=allowed_actions(case.status, forwarded)
-        )
+    case = await cases.get(case_id)
+    sent = {d.target for d in await cases.deliveries.for_case(case_id)}
+    forwarded = set(targets_for(case.entity)) <= sent
+    return CaseView(case=case, timeline=await cases.timeline(case_id), actions=allowed_actions(case.status, forwarded))
 
 
 @router.get("/analysts", response_model=list[str], summary="who a case can be given to")
@@ -227,20 +209,19 @@ async def assign_case(
     """Give the case to a known analyst or admin by user name (422 for anyone else)."""
     assignee = await user_named(request, body.assignee)
     if assignee is None or assignee.role not in ASSIGNEES:
-        raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_CONTENT,
+        raise Invalid(
+            "unknown_assignee",
             f"assignee: no analyst is called {body.assignee!r} (a case goes to a known analyst or admin)",
+            assignee=body.assignee,
         )
-    with _refusals():
-        return await cases.assign(case_id, actor=principal.name, assignee=body.assignee)
+    return await cases.assign(case_id, actor=principal.name, assignee=body.assignee)
 
 
 @router.post("/cases/{case_id}/review", response_model=Case)
 async def review_case(
     case_id: Id, cases: CaseService = Depends(get_cases), principal: Principal = Depends(_analyst)
 ) -> Case:
-    with _refusals():
-        return await cases.review(case_id, actor=principal.name)
+    return await cases.review(case_id, actor=principal.name)
 
 
 @router.post("/cases/{case_id}/confirm", response_model=Case)
@@ -250,16 +231,14 @@ async def confirm_case(
     """Confirm as fraud: deliveries to police (and the carrier or bank) are queued with the follow-ups the
     worker then performs: a number block-listed, the responsible person listed on the credit blacklist, an
     account's money traced and frozen (the case's timeline shows them pending, then done)."""
-    with _refusals():
-        return await cases.confirm(case_id, actor=principal.name, reason=body.reason)
+    return await cases.confirm(case_id, actor=principal.name, reason=body.reason)
 
 
 @router.post("/cases/{case_id}/dismiss", response_model=Case)
 async def dismiss_case(
     case_id: Id, body: ReasonBody, cases: CaseService = Depends(get_cases), principal: Principal = Depends(_analyst)
 ) -> Case:
-    with _refusals():
-        return await cases.dismiss(case_id, actor=principal.name, reason=body.reason)
+    return await cases.dismiss(case_id, actor=principal.name, reason=body.reason)
 
 
 @router.post("/cases/{case_id}/forward", response_model=list[Delivery])
@@ -267,33 +246,29 @@ async def forward_case(
     case_id: Id, body: ForwardBody, cases: CaseService = Depends(get_cases), principal: Principal = Depends(_analyst)
 ) -> list[Delivery]:
     """Send this version of a confirmed case (again); a target already sent this version is not sent twice."""
-    with _refusals():
-        return await cases.forward(case_id, actor=principal.name, targets=body.targets)
+    return await cases.forward(case_id, actor=principal.name, targets=body.targets)
 
 
 @router.post("/cases/{case_id}/close", response_model=Case)
 async def close_case(
     case_id: Id, cases: CaseService = Depends(get_cases), principal: Principal = Depends(_analyst)
 ) -> Case:
-    with _refusals():
-        return await cases.close(case_id, actor=principal.name)
+    return await cases.close(case_id, actor=principal.name)
 
 
 @router.post("/cases/{case_id}/notes", response_model=Note, status_code=status.HTTP_201_CREATED)
 async def add_note(
     case_id: Id, body: NoteBody, cases: CaseService = Depends(get_cases), principal: Principal = Depends(_analyst)
 ) -> Note:
-    with _refusals():
-        return await cases.add_note(case_id, actor=principal.name, text=body.text)
+    return await cases.add_note(case_id, actor=principal.name, text=body.text)
 
 
 @router.get("/cases/{case_id}/deliveries", response_model=list[Delivery])
 async def case_deliveries(
     case_id: Id, cases: CaseService = Depends(get_cases), _: Principal = Depends(_analyst)
 ) -> list[Delivery]:
-    with _refusals():
-        await cases.get(case_id)
-        return await cases.deliveries.for_case(case_id)
+    await cases.get(case_id)
+    return await cases.deliveries.for_case(case_id)
 
 
 @router.post("/deliveries/{delivery_id}/retry", response_model=Delivery)
@@ -301,8 +276,7 @@ async def retry_delivery(
     delivery_id: Id, cases: CaseService = Depends(get_cases), principal: Principal = Depends(_analyst)
 ) -> Delivery:
     """Send a failed delivery again (its attempts start over); any other state is refused (409)."""
-    with _refusals():
-        return await cases.deliveries.retry(delivery_id, actor=principal.name)
+    return await cases.deliveries.retry(delivery_id, actor=principal.name)
 
 
 @router.post("/followups/{followup_id}/retry", response_model=FollowUp)
@@ -310,5 +284,4 @@ async def retry_followup(
     followup_id: Id, cases: CaseService = Depends(get_cases), principal: Principal = Depends(_analyst)
 ) -> FollowUp:
     """Queue a failed follow-up again, due at once (after fixing what failed it); any other state is refused (409)."""
-    with _refusals():
-        return await cases.followups.retry(followup_id, actor=principal.name)
+    return await cases.followups.retry(followup_id, actor=principal.name)

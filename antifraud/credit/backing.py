@@ -8,17 +8,18 @@ second officer approves it (:meth:`CreditBlacklist.propose`, :meth:`CreditBlackl
 """
 
 from antifraud.case.service import CaseNotFound, CaseService
-from antifraud.credit.models import ListingDraft
+from antifraud.credit.models import ListingDraft, Unbacked
 
 
-async def unbacked(cases: CaseService, draft: ListingDraft) -> str | None:
+async def unbacked(cases: CaseService, draft: ListingDraft) -> Unbacked | None:
     """Why the case ``draft`` names does not back it, or None when it does."""
     try:
         case = await cases.get(draft.case_id)
     except CaseNotFound:
-        return f"there is no case {draft.case_id}"
+        return Unbacked("unbacked_no_case", f"there is no case {draft.case_id}", draft.case_id)
     if await cases.decided(case) is not True:
-        return f"case {draft.case_id} is not confirmed as fraud (it is {case.status})"
+        why = f"case {draft.case_id} is not confirmed as fraud (it is {case.status})"
+        return Unbacked("unbacked_not_confirmed", why, draft.case_id, status=case.status)
     entity = case.entity
     named = {
         (draft.party.kind, draft.party.id),
@@ -26,5 +27,6 @@ async def unbacked(cases: CaseService, draft: ListingDraft) -> str | None:
         *(("phone", p) for p in draft.phones),
     }
     if (entity.kind, entity.value) not in named:
-        return f"case {draft.case_id} is about another {entity.kind}, not the party or its accounts and phones"
+        why = f"case {draft.case_id} is about another {entity.kind}, not the party or its accounts and phones"
+        return Unbacked("unbacked_other_party", why, draft.case_id, kind=entity.kind)
     return None

@@ -111,7 +111,9 @@ async def _command(args: argparse.Namespace, redis: Redis) -> int:
         )
         why = await unbacked(CaseService(redis, blacklist.audit), draft)
         if why is not None:
-            raise ValueError(f"{why}: a listing no confirmed case of the party backs needs a second officer's approval")
+            raise ValueError(
+                f"{why.why}: a listing no confirmed case of the party backs needs a second officer's approval"
+            )
         listing, created = await blacklist.add(draft, actor=actor, now=now)
         print(f"{'listed' if created else 'already listed'}: {_line(listing, args.show_ids)}")
     elif args.action == "object":

@@ -19,6 +19,7 @@ Every move adds one to ``version``; ``(listing_id, version)`` names a change onc
 and for all, so consumers of the blacklist topic drop repeats by ``change_id``.
 """
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -36,6 +37,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from antifraud.events.types import AccountNo, IdNumber, Msisdn, Stripped, UtcTime
+from antifraud.refusals import Invalid, Refusal, Unknown
 from antifraud.thresholds import ReasonCode, RepairCondition  # noqa: F401 - the credit vocabulary, named here too
 
 # GB 32100-2015: the 31 characters of the unified social credit code (no I, O, S, V, Z)
@@ -149,45 +151,75 @@ Ref = Annotated[str, Stripped(128)]
 ActorName = Annotated[str, Stripped(100)]
 
 
-class ListingNotFound(LookupError):
+class ListingNotFound(Unknown, LookupError):
     def __init__(self, listing_id: str) -> None:
         self.listing_id = listing_id
-        super().__init__(f"no listing {listing_id}")
+        super().__init__("listing_unknown", f"no listing {listing_id}", listing=listing_id)
 
 
-class ObjectionNotFound(LookupError):
+class ObjectionNotFound(Unknown, LookupError):
     def __init__(self, listing_id: str, objection_id: int) -> None:
         self.listing_id, self.objection_id = listing_id, objection_id
-        super().__init__(f"listing {listing_id} has no objection {objection_id}")
+        super().__init__(
+            "objection_unknown",
+            f"listing {listing_id} has no objection {objection_id}",
+            listing=listing_id,
+            objection=objection_id,
+        )
 
 
-class ProposalNotFound(LookupError):
+class ProposalNotFound(Unknown, LookupError):
     def __init__(self, proposal_id: str) -> None:
-        super().__init__(f"no proposal {proposal_id} (approved already, or never made)")
+        super().__init__(
+            "proposal_unknown", f"no proposal {proposal_id} (approved already, or never made)", proposal=proposal_id
+        )
 
 
-class Refused(ValueError):
+class Refused(Refusal, ValueError):
     """A request the listing's state or the rules refuse (HTTP 409); the message says why."""
 
 
 class ObjectionClosed(Refused):
     def __init__(self, listing_id: str, objection_id: int, state: str) -> None:
         self.listing_id, self.objection_id, self.state = listing_id, objection_id, state
-        super().__init__(f"listing {listing_id}: objection {objection_id} is already {state}")
+        super().__init__(
+            "objection_closed",
+            f"listing {listing_id}: objection {objection_id} is already {state}",
+            listing=listing_id,
+            objection=objection_id,
+            state=state,
+        )
 
 
-class PartyMismatch(ValueError):
+class PartyMismatch(Invalid, ValueError):
     """An objection whose presented ID is not the listed party's: only the party (or their agent) may object."""
 
     def __init__(self, listing_id: str) -> None:
         self.listing_id = listing_id
-        super().__init__(f"listing {listing_id}: party_id does not match the listed party")
+        super().__init__(
+            "party_mismatch", f"listing {listing_id}: party_id does not match the listed party", listing=listing_id
+        )
 
 
 class RepairRefused(Refused):
-    def __init__(self, listing_id: str, problems: list[str]) -> None:
-        self.listing_id, self.problems = listing_id, problems
-        super().__init__(f"listing {listing_id}: repair refused: {'; '.join(problems)}")
+    """A repair asked for before its time or without every condition met; ``missing``: the conditions not met,
+    ``earliest``: when the listing has been in force long enough (None when it has)."""
+
+    def __init__(self, listing_id: str, missing: Sequence[str], earliest: datetime | None, min_years: int) -> None:
+        self.listing_id = listing_id
+        problems = [f"conditions not met: {', '.join(missing)}"] if missing else []
+        if earliest is not None:
+            problems.append(f"listed for less than {min_years} year(s) (repair possible from {earliest.isoformat()})")
+        self.problems = problems
+        code = "repair_conditions" if earliest is None else "repair_early" if not missing else "repair_both"
+        super().__init__(
+            code,
+            f"listing {listing_id}: repair refused: {'; '.join(problems)}",
+            listing=listing_id,
+            missing=list(missing),
+            earliest=earliest.isoformat() if earliest else "",
+            years=min_years,
+        )
 
 
 class ListingExists(Refused):
@@ -195,10 +227,29 @@ class ListingExists(Refused):
 
     def __init__(self, listing_id: str, state: str) -> None:
         self.listing_id, self.state = listing_id, state
-        super().__init__(f"case already listed this party as listing {listing_id} ({state}) with other details")
+        super().__init__(
+            "listing_exists",
+            f"case already listed this party as listing {listing_id} ({state}) with other details",
+            listing=listing_id,
+            state=state,
+        )
 
 
-class BadPeriod(ValueError):
+class Unbacked(Refused):
+    """A listing no confirmed case of the party backs: only a proposal, which a second officer approves."""
+
+    def __init__(self, code: str, why: str, case_id: str, **params: object) -> None:
+        self.why = why
+        super().__init__(
+            code,
+            f"case_id: {why}; a listing no confirmed case of the party backs needs a second officer: "
+            "propose it (POST /api/blacklist/proposals)",
+            case=case_id,
+            **params,
+        )
+
+
+class BadPeriod(Invalid, ValueError):
     """An expiry outside what the thresholds allow (HTTP 422)."""
 
 
@@ -208,8 +259,12 @@ class CapReached(Refused):
     def __init__(self, since: datetime, ceiling: datetime, cap_years: int) -> None:
         self.since, self.ceiling = since, ceiling
         super().__init__(
+            "listing_cap",
             f"party listed without a break since {since.isoformat()}; the {cap_years}-year cap on "
-            f"consecutive listings ended at {ceiling.isoformat()}"
+            f"consecutive listings ended at {ceiling.isoformat()}",
+            since=since.isoformat(),
+            ceiling=ceiling.isoformat(),
+            years=cap_years,
         )
 
 
@@ -219,8 +274,15 @@ class IllegalTransition(Refused):
     def __init__(self, listing_id: str, current: ListingState | None, move: Move) -> None:
         self.listing_id, self.current, self.move = listing_id, current, move
         starts, target = TRANSITIONS[move]
-        allowed = ", ".join(sorted(s or "none" for s in starts))
-        super().__init__(f"listing {listing_id}: {move} ({current or 'none'} -> {target}) refused; only from {allowed}")
+        allowed = sorted(s or "none" for s in starts)
+        super().__init__(
+            "listing_transition",
+            f"listing {listing_id}: {move} ({current or 'none'} -> {target}) refused; only from {', '.join(allowed)}",
+            listing=listing_id,
+            current=current or "none",
+            move=move,
+            allowed=allowed,
+        )
 
 
 class PersonParty(BaseModel):

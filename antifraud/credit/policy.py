@@ -35,7 +35,12 @@ from antifraud.thresholds import CreditBlacklistThresholds
 
 class NotDue(Refused):
     def __init__(self, listing_id: str, expires_at: datetime) -> None:
-        super().__init__(f"listing {listing_id} runs until {expires_at.isoformat()}; not due to expire")
+        super().__init__(
+            "listing_not_due",
+            f"listing {listing_id} runs until {expires_at.isoformat()}; not due to expire",
+            listing=listing_id,
+            until=expires_at.isoformat(),
+        )
 
 
 def _ended(listing: Listing) -> datetime:
@@ -71,12 +76,15 @@ def years_after(at: datetime, years: int) -> datetime:
 def _check_period(expires_at: datetime, now: datetime, since: datetime, limits: CreditBlacklistThresholds) -> None:
     """``expires_at`` in the future and within the cap on the run of listings that began at ``since``."""
     if expires_at <= now:
-        raise BadPeriod(f"expires_at {expires_at.isoformat()} is not in the future")
+        raise BadPeriod("period_past", f"expires_at {expires_at.isoformat()} is not in the future")
     longest = years_after(since, limits.max_period_years)
     if expires_at > longest:
         raise BadPeriod(
+            "period_too_long",
             f"expires_at may be at most {limits.max_period_years} years after the party's listing "
-            f"without a break began ({since.isoformat()}): {longest.isoformat()}"
+            f"without a break began ({since.isoformat()}): {longest.isoformat()}",
+            years=limits.max_period_years,
+            latest=longest.isoformat(),
         )
 
 
@@ -176,8 +184,10 @@ def decide_objection(
         raise ObjectionClosed(listing.listing_id, objection_id, objection.state)
     if actor in (objection.filed_by, listing.listed_by, listing.approved_by):
         raise Refused(
+            "four_eyes_objection",
             f"listing {listing.listing_id}: {actor} filed the objection or made the listing, so may not decide it "
-            "(four eyes: another officer decides)"
+            "(four eyes: another officer decides)",
+            listing=listing.listing_id,
         )
     decided = objection.model_copy(
         update={
@@ -206,18 +216,11 @@ def repair(listing: Listing, request: RepairRequest, *, now: datetime, limits: C
     """End a listing early once the party met every required condition and it was listed long enough."""
     if listing.state not in TRANSITIONS["repair"][0]:
         raise IllegalTransition(listing.listing_id, listing.state, "repair")
-    problems = []
     missing = [c for c in limits.repair_conditions if c not in request.conditions]
-    if missing:
-        problems.append(f"conditions not met: {', '.join(missing)}")
     earliest = years_after(listing.listed_at, limits.min_listed_years_before_repair)
-    if now < earliest:
-        problems.append(
-            f"listed for less than {limits.min_listed_years_before_repair} year(s) "
-            f"(repair possible from {earliest.isoformat()})"
-        )
-    if problems:
-        raise RepairRefused(listing.listing_id, problems)
+    if missing or now < earliest:
+        too_early = earliest if now < earliest else None
+        raise RepairRefused(listing.listing_id, missing, too_early, limits.min_listed_years_before_repair)
     done = Repair(conditions=tuple(dict.fromkeys(request.conditions)), evidence=request.evidence, note=request.note)
     return _moved(listing, "repair", repair=done, ended_at=now)
 

@@ -212,7 +212,11 @@ class CreditBlacklist:
             raise ProposalNotFound(proposal_id)
         proposal = Proposal.model_validate_json(raw)
         if actor == proposal.proposed_by:
-            raise Refused(f"proposal {proposal_id}: {actor} proposed it, so may not approve it (four eyes)")
+            raise Refused(
+                "four_eyes_proposal",
+                f"proposal {proposal_id}: {actor} proposed it, so may not approve it (four eyes)",
+                proposal=proposal_id,
+            )
         listed = await self.add(proposal.draft, actor=proposal.proposed_by, now=now, approved_by=actor)
         pipe = self.redis.pipeline(transaction=True)
         pipe.delete(proposal_key(proposal_id))
@@ -316,7 +320,9 @@ class CreditBlacklist:
             async def decide(pipe: Pipeline, listing_id: str = listing_id, key: str = key) -> Change:
                 listing = _parse(await pipe.get(key))
                 if listing is None or listing.in_force or listing.ended_at is None or listing.ended_at >= cutoff:
-                    raise Refused(f"listing {listing_id} is not an old ended one")
+                    raise Refused(
+                        "listing_not_old", f"listing {listing_id} is not an old ended one", listing=listing_id
+                    )
 
                 def write(tx: Pipeline) -> None:
                     tx.delete(key)

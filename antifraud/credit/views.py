@@ -15,12 +15,10 @@ listing or objection, 409 for what the listing's state or the rules refuse
 (the message says why); nothing is written on any of them.
 """
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
+from fastapi import APIRouter, Depends, Query, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from antifraud.audit.service import AuditLog
@@ -29,20 +27,14 @@ from antifraud.case.views import get_cases
 from antifraud.clock import utcnow
 from antifraud.credit.backing import unbacked
 from antifraud.credit.models import (
-    BadPeriod,
     Listing,
     ListingDraft,
-    ListingNotFound,
     LookupKind,
     Move,
     ObjectionDecision,
     ObjectionFiling,
-    ObjectionNotFound,
-    PartyMismatch,
     Proposal,
-    ProposalNotFound,
     ReasonCode,
-    Refused,
     RepairRequest,
     Worklist,
     lookup_schema,
@@ -51,6 +43,7 @@ from antifraud.credit.models import (
 )
 from antifraud.credit.service import CreditBlacklist
 from antifraud.privacy import mask_entity
+from antifraud.refusals import Invalid
 from antifraud.web.auth import Principal, Role, require
 from antifraud.web.deps import get_audit, get_redis
 
@@ -64,19 +57,6 @@ _checker = require(Role.CREDIT_OFFICER, Role.ANALYST, Role.TELLER)
 
 def get_blacklist(request: Request, audit: AuditLog = Depends(get_audit)) -> CreditBlacklist:
     return CreditBlacklist(get_redis(request), audit, request.app.state.thresholds.credit_blacklist)
-
-
-@contextmanager
-def _http_errors() -> Iterator[None]:
-    """Domain errors as HTTP answers: unknown 404, refused 409, bad values 422."""
-    try:
-        yield
-    except (ListingNotFound, ObjectionNotFound, ProposalNotFound) as exc:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
-    except Refused as exc:
-        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
-    except (BadPeriod, PartyMismatch) as exc:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
 
 
 LOOKUP_RULE = "give exactly one of the query parameters id_number, credit_code, account, phone"
@@ -102,12 +82,12 @@ def _lookup(
     ]
     given = [(kind, value) for kind, value in named if value is not None]
     if len(given) != 1:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, LOOKUP_RULE)
+        raise Invalid("one_lookup", LOOKUP_RULE)
     kind, raw = given[0]
     try:
         return kind, lookup_value(kind, raw)
     except ValueError as exc:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
+        raise Invalid("lookup_value", str(exc), kind=kind) from None
 
 
 class CheckResult(BaseModel):
@@ -192,13 +172,8 @@ async def add(
 ) -> Listing:
     why = await unbacked(cases, draft)
     if why is not None:
-        raise HTTPException(
-            status.HTTP_409_CONFLICT,
-            f"case_id: {why}; a listing no confirmed case of the party backs needs a second officer: "
-            "propose it (POST /api/blacklist/proposals)",
-        )
-    with _http_errors():
-        listing, created = await blacklist.add(draft, actor=principal.name, now=utcnow())
+        raise why
+    listing, created = await blacklist.add(draft, actor=principal.name, now=utcnow())
     if not created:
         response.status_code = status.HTTP_200_OK
     return listing
@@ -235,8 +210,7 @@ async def approve(
     blacklist: CreditBlacklist = Depends(get_blacklist),
     principal: Principal = Depends(_officer),
 ) -> Listing:
-    with _http_errors():
-        listing, created = await blacklist.approve(proposal_id, actor=principal.name, now=utcnow())
+    listing, created = await blacklist.approve(proposal_id, actor=principal.name, now=utcnow())
     if not created:
         response.status_code = status.HTTP_200_OK
     return listing
@@ -261,8 +235,7 @@ class ListingView(Listing):
 async def show(
     listing_id: str, blacklist: CreditBlacklist = Depends(get_blacklist), _: Principal = Depends(_reader)
 ) -> ListingView:
-    with _http_errors():
-        listing = await blacklist.get(listing_id, now=utcnow())
+    listing = await blacklist.get(listing_id, now=utcnow())
     return ListingView(**dict(listing), moves=moves_from(listing.state))
 
 
@@ -273,8 +246,7 @@ async def history(
     audit: AuditLog = Depends(get_audit),
     _: Principal = Depends(_reader),
 ) -> list[HistoryEntry]:
-    with _http_errors():
-        await blacklist.get(listing_id, now=utcnow())
+    await blacklist.get(listing_id, now=utcnow())
     return [
         HistoryEntry(seq=r.seq, at=r.at, actor=r.actor, action=r.action, state=(r.after or {}).get("state"))
         for r in await audit.about(f"listing:{listing_id}")
@@ -293,8 +265,7 @@ async def file_objection(
     blacklist: CreditBlacklist = Depends(get_blacklist),
     principal: Principal = Depends(_counter),
 ) -> ObjectionReceipt:
-    with _http_errors():
-        listing = await blacklist.object(listing_id, filing, actor=principal.name, now=utcnow())
+    listing = await blacklist.object(listing_id, filing, actor=principal.name, now=utcnow())
     objection = listing.objections[-1]
     return ObjectionReceipt(
         listing_id=listing_id,
@@ -316,8 +287,7 @@ async def decide(
     blacklist: CreditBlacklist = Depends(get_blacklist),
     principal: Principal = Depends(_officer),
 ) -> Listing:
-    with _http_errors():
-        return await blacklist.decide(listing_id, objection_id, decision, actor=principal.name, now=utcnow())
+    return await blacklist.decide(listing_id, objection_id, decision, actor=principal.name, now=utcnow())
 
 
 @router.post("/{listing_id}/repair", response_model=Listing, summary="end a listing on credit repair")
@@ -327,5 +297,4 @@ async def repair(
     blacklist: CreditBlacklist = Depends(get_blacklist),
     principal: Principal = Depends(_officer),
 ) -> Listing:
-    with _http_errors():
-        return await blacklist.repair(listing_id, request, actor=principal.name, now=utcnow())
+    return await blacklist.repair(listing_id, request, actor=principal.name, now=utcnow())

@@ -35,6 +35,7 @@ from antifraud.case.models import Case, Note
 from antifraud.events.types import AccountNo, Msisdn, UtcTime
 from antifraud.holds.models import Hold, stable_id
 from antifraud.holds.reports import TrailView
+from antifraud.refusals import Refusal
 
 Target = Literal["police", "carrier", "bank"]
 DeliveryState = Literal["pending", "delivered", "failed"]
@@ -163,12 +164,18 @@ def package_for(case: Case, target: Target, *, evidence: CaseEvidence, now: date
     return ForwardingPackage(body)
 
 
-class DeliveryRefused(ValueError):
+class DeliveryRefused(Refusal, ValueError):
     """A move the delivery's state does not allow (an analyst retrying one that is not failed)."""
 
     def __init__(self, delivery_id: str, state: DeliveryState, move: str) -> None:
         self.delivery_id, self.state, self.move = delivery_id, state, move
-        super().__init__(f"delivery {delivery_id}: {move} refused while {state}")
+        super().__init__(
+            "delivery_state",
+            f"delivery {delivery_id}: {move} refused while {state}",
+            delivery=delivery_id,
+            state=state,
+            move=move,
+        )
 
 
 class Delivery(BaseModel):

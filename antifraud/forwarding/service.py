@@ -52,6 +52,7 @@ from antifraud.forwarding.models import (
     succeeded,
 )
 from antifraud.forwarding.signing import signed_headers
+from antifraud.refusals import Unknown
 from antifraud.state.lease_queue import LeaseQueue
 from antifraud.state.replies import data
 from antifraud.topics import FORWARDING
@@ -71,9 +72,9 @@ def _case_deliveries_key(case_id: str) -> str:
     return f"deliveries:case:{case_id}"
 
 
-class DeliveryNotFound(LookupError):
+class DeliveryNotFound(Unknown, LookupError):
     def __init__(self, delivery_id: str) -> None:
-        super().__init__(f"no delivery {delivery_id}")
+        super().__init__("delivery_unknown", f"no delivery {delivery_id}", delivery=delivery_id)
         self.delivery_id = delivery_id
 
 

@@ -23,6 +23,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from antifraud.events.types import AccountNo, Code, Fen, UtcTime
+from antifraud.refusals import Refusal
 
 HoldState = Literal["held", "released", "revoked", "frozen", "returned"]
 Actor = Literal["system", "sender", "police"]
@@ -57,16 +58,33 @@ MOVE_HELP: dict[str, str] = {
 HOLD_ID_PATTERN = r"^[0-9a-f]{32}$"
 
 
-class IllegalTransition(ValueError):
-    """A move the state machine does not allow, from this state or by this actor."""
+class IllegalTransition(Refusal, ValueError):
+    """A move the state machine does not allow, from this state or by this actor; ``code`` and ``params``
+    for a reason of the caller's (a release under way)."""
 
     def __init__(
-        self, hold_id: str, current: HoldState | None, attempted: HoldState, actor: Actor, why: str | None = None
+        self,
+        hold_id: str,
+        current: HoldState | None,
+        attempted: HoldState,
+        actor: Actor,
+        why: str | None = None,
+        code: str | None = None,
+        **params: object,
     ) -> None:
         self.hold_id, self.current, self.attempted, self.actor = hold_id, current, attempted, actor
         allowed = TRANSITIONS.get((current, attempted))
+        code = code or ("hold_actor" if allowed else "hold_transition")
         why = why or (f"not allowed to {actor}" if allowed else "not a legal move")
-        super().__init__(f"hold {hold_id}: {current or 'none'} -> {attempted} refused ({why})")
+        super().__init__(
+            code,
+            f"hold {hold_id}: {current or 'none'} -> {attempted} refused ({why})",
+            hold=hold_id[:12],
+            current=current or "none",
+            attempted=attempted,
+            actor=actor,
+            **params,
+        )
 
 
 def stable_id(*parts: str) -> str:

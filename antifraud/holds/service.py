@@ -34,6 +34,7 @@ from antifraud import outbox, topics
 from antifraud.audit.models import AuditEntry, Change
 from antifraud.audit.service import AuditLog
 from antifraud.holds.models import Actor, Hold, HoldEvent, HoldState, IllegalTransition, PayeeFlagged, transition
+from antifraud.refusals import Unknown
 from antifraud.state.replies import text, texts
 from antifraud.state.store import Lua
 from antifraud.thresholds import HoldThresholds
@@ -56,12 +57,12 @@ def hold_key(hold_id: str) -> str:
     return "hold:" + hold_id
 
 
-class UnknownHold(LookupError):
+class UnknownHold(Unknown, LookupError):
     """No hold with this id in the ledger (never created, or settled longer ago than kept)."""
 
     def __init__(self, hold_id: str) -> None:
         self.hold_id = hold_id
-        super().__init__(f"no hold {hold_id} in the ledger")
+        super().__init__("hold_unknown", f"no hold {hold_id} in the ledger", hold=hold_id)
 
 
 # KEYS[1] the watermark, then the holds' keys; ARGV[1] an epoch. Raises the watermark to the epoch
@@ -300,6 +301,8 @@ class HoldLedger:
                     actor,
                     why=f"due {hold.due_at.isoformat()}, the ledger has reached "
                     f"{_time(stored).isoformat()} and may be releasing it",
+                    code="hold_due",
+                    due=hold.due_at.isoformat(),
                 )
             event = transition(hold, to, at=at, actor=actor, reason=reason, by=by)
             decided[:] = [event]

@@ -15,12 +15,11 @@ does not allow (the message names the hold, both states and why); nothing is
 written on any of them.
 """
 
-from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Annotated, get_args
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, status
+from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import BaseModel, ConfigDict
 from starlette.convertors import Convertor, register_url_convertor
 
@@ -35,7 +34,6 @@ from antifraud.holds.models import (
     Hold,
     HoldEvent,
     HoldState,
-    IllegalTransition,
 )
 from antifraud.holds.reports import FraudReportRequest, FraudReportResult, report_fraud
 from antifraud.holds.service import HoldLedger, UnknownHold
@@ -85,16 +83,6 @@ def _by(principal: Principal) -> str:
     return f"{principal.role.value}:{principal.name}{branch}"
 
 
-@contextmanager
-def _refusals() -> Iterator[None]:
-    try:
-        yield
-    except UnknownHold as unknown:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, str(unknown)) from None
-    except IllegalTransition as refused:
-        raise HTTPException(status.HTTP_409_CONFLICT, str(refused)) from None
-
-
 @router.get("", response_model=list[Hold])
 async def list_holds(
     state: HoldState = "held",
@@ -122,7 +110,7 @@ async def holds_of_payer(
 async def show_hold(hold_id: HoldId, ledger: HoldLedger = Depends(get_ledger), _: Principal = Depends(_reader)) -> Hold:
     hold = await ledger.get(hold_id)
     if hold is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, str(UnknownHold(hold_id)))
+        raise UnknownHold(hold_id)
     return hold
 
 
@@ -146,7 +134,7 @@ async def hold_moves(
 ) -> list[HoldMove]:
     """From the audit trail, oldest first: who froze a hold and why (an order's reference, a case)."""
     if await ledger.get(hold_id) is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, str(UnknownHold(hold_id)))
+        raise UnknownHold(hold_id)
     return [
         HoldMove(
             at=r.at,
@@ -175,10 +163,7 @@ def _add_move_route(verb: str) -> None:
         audit: AuditLog = Depends(get_audit),
         principal: Principal = Depends(_MOVE_GUARDS[actor]),
     ) -> HoldEvent:
-        with _refusals():
-            return await ledger.move(
-                audit, hold_id, to, actor=actor, by=_by(principal), reason=body.reason, at=utcnow()
-            )
+        return await ledger.move(audit, hold_id, to, actor=actor, by=_by(principal), reason=body.reason, at=utcnow())
 
     router.post(
         f"{HOLD_PATH}/{verb}",

@@ -32,6 +32,7 @@ from antifraud.config import Settings, audit_keys
 from antifraud.credit import views as credit_views
 from antifraud.holds import views as holds_views
 from antifraud.privacy import mask_server_logs
+from antifraud.refusals import Refusal, RefusalKind
 from antifraud.thresholds import load_thresholds
 from antifraud.web import check, metrics, pages, session, trail, warnings
 from antifraud.web.auth import SESSION_COOKIE, Authenticator
@@ -84,10 +85,30 @@ async def _method_not_allowed(request: Request, exc: Exception) -> JSONResponse:
 
 class ErrorBody(BaseModel):
     """Every refusal: ``detail`` says what is wrong in plain words (for a 422, FastAPI's list of broken
-    fields, with ``message`` naming each)."""
+    fields, with ``message`` naming each); a refusal of the app's own rules also names its ``code`` and
+    ``params``, which the pages say in their user's language (``antifraud/refusals.py``)."""
 
     detail: str | list[dict[str, Any]]
     message: str | None = None
+    code: str | None = None
+    params: dict[str, str] | None = None
+
+
+REFUSAL_STATUS: dict[RefusalKind, int] = {
+    "refused": status.HTTP_409_CONFLICT,
+    "unknown": status.HTTP_404_NOT_FOUND,
+    "invalid": status.HTTP_422_UNPROCESSABLE_CONTENT,
+    "forbidden": status.HTTP_403_FORBIDDEN,
+    "unauthenticated": status.HTTP_401_UNAUTHORIZED,
+    "throttled": status.HTTP_429_TOO_MANY_REQUESTS,
+}
+
+
+async def _refusal(request: Request, exc: Exception) -> JSONResponse:
+    """A refusal from any layer, answered with its kind's status, its English words, code and params."""
+    assert isinstance(exc, Refusal)
+    body = {"detail": str(exc), "code": exc.code, "params": exc.params}
+    return JSONResponse(body, status_code=REFUSAL_STATUS[exc.kind], headers=exc.headers)
 
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
@@ -107,6 +128,13 @@ SECURITY_SCHEMES = {
     "bearer": {"type": "http", "scheme": "bearer", "description": "a user's token from the users file"},
     "session": {"type": "apiKey", "in": "cookie", "name": SESSION_COOKIE, "description": "set by POST /api/session"},
 }
+
+
+def answer_errors(app: FastAPI) -> None:
+    """The app's own answers to bad input, refusals and a method a path does not take."""
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(Refusal, _refusal)
+    app.add_exception_handler(status.HTTP_405_METHOD_NOT_ALLOWED, _method_not_allowed)
 
 
 def _openapi(app: FastAPI) -> Callable[[], dict[str, Any]]:
@@ -168,8 +196,7 @@ def create_app(settings: Settings, auth: Authenticator | None = None, keys: Audi
     app.state.settings = settings
     app.state.auth = authenticator
     app.state.thresholds = load_thresholds(settings.thresholds_path)
-    app.add_exception_handler(RequestValidationError, _validation_error)
-    app.add_exception_handler(status.HTTP_405_METHOD_NOT_ALLOWED, _method_not_allowed)
+    answer_errors(app)
     app.add_middleware(check.CheckFastPath)
     app.add_middleware(metrics.RequestMetrics)  # added last: outermost, so the check's fast path is timed too
     for router in ROUTERS:

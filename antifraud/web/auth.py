@@ -31,9 +31,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from fastapi import HTTPException, Request, status
+from fastapi import Request
 
 from antifraud.config import ConfigError, Settings
+from antifraud.refusals import Forbidden, Unauthenticated
 from antifraud.web.accounts import AccountStore
 from antifraud.web.principal import Principal, Role
 from antifraud.web.sessions import LoginThrottle, Session, SessionStore
@@ -180,10 +181,10 @@ def refuse_cross_site(request: Request) -> None:
     """403 for a request another site's page could have made the browser send (module docstring)."""
     site = request.headers.get("sec-fetch-site")
     if site is not None and site not in ("same-origin", "none"):
-        raise HTTPException(status.HTTP_403_FORBIDDEN, f"refused: a {site} request may not change anything here")
+        raise Forbidden("cross_site", f"refused: a {site} request may not change anything here")
     origin = request.headers.get("origin")
     if origin is not None and urlsplit(origin).netloc != request.headers.get("host"):
-        raise HTTPException(status.HTTP_403_FORBIDDEN, "refused: the request comes from a page of another origin")
+        raise Forbidden("other_origin", "refused: the request comes from a page of another origin")
 
 
 async def user_named(request: Request, name: str) -> Principal | None:
@@ -222,28 +223,23 @@ async def authenticate(request: Request) -> Principal:
     if header is not None:
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token:
-            raise HTTPException(
-                status.HTTP_401_UNAUTHORIZED,
-                "the Authorization header must be 'Bearer TOKEN'",
-                headers={"WWW-Authenticate": "Bearer"},
-            )
+            raise Unauthenticated("bearer_malformed", "the Authorization header must be 'Bearer TOKEN'")
         principal = auth.users.by_token(token)
         if principal is None:
-            raise HTTPException(
-                status.HTTP_401_UNAUTHORIZED, "invalid bearer token", headers={"WWW-Authenticate": "Bearer"}
-            )
+            raise Unauthenticated("bearer_invalid", "invalid bearer token")
         return principal
     session = await session_of(request)
     principal = await user_named(request, session.name) if session is not None else None
     if session is None or principal is None:
-        detail = "invalid or expired session" if request.cookies.get(SESSION_COOKIE) else "not authenticated"
-        raise HTTPException(status.HTTP_401_UNAUTHORIZED, detail, headers={"WWW-Authenticate": "Bearer"})
+        if request.cookies.get(SESSION_COOKIE):
+            raise Unauthenticated("session_expired", "invalid or expired session")
+        raise Unauthenticated("not_authenticated", "not authenticated")
     request.state.session = session
     if request.method not in SAFE_METHODS:
         refuse_cross_site(request)
         if not hmac.compare_digest(request.headers.get(CSRF_HEADER, ""), session.csrf):
-            raise HTTPException(
-                status.HTTP_403_FORBIDDEN,
+            raise Forbidden(
+                "csrf",
                 f"refused: a change made with the session cookie must carry the session's {CSRF_HEADER} "
                 "(the app's pages send it; reload the page)",
             )
@@ -263,8 +259,8 @@ def require(*roles: Role) -> Callable[..., Awaitable[Principal]]:
         principal = await authenticate(request)
         if principal.role not in allowed:
             names = ", ".join(sorted(r.value for r in allowed))
-            raise HTTPException(
-                status.HTTP_403_FORBIDDEN, f"role {principal.role.value} may not do this (needs {names})"
+            raise Forbidden(
+                "role", f"role {principal.role.value} may not do this (needs {names})", role=principal.role.value
             )
         return principal
 
@@ -274,6 +270,8 @@ def require(*roles: Role) -> Callable[..., Awaitable[Principal]]:
 def ensure_branch(principal: Principal, branch_id: str) -> None:
     """Refuse (403) a teller asking about a branch other than their own; other roles see every branch."""
     if principal.role is Role.TELLER and principal.branch_id != branch_id:
-        raise HTTPException(
-            status.HTTP_403_FORBIDDEN, f"a teller of branch {principal.branch_id} may not see branch {branch_id}"
+        raise Forbidden(
+            "other_branch",
+            f"a teller of branch {principal.branch_id} may not see branch {branch_id}",
+            branch=branch_id,
         )

@@ -48,6 +48,7 @@ from antifraud.clock import utcnow
 from antifraud.events.models import BankTransfer
 from antifraud.events.types import UtcTime
 from antifraud.holds.policy import needs_hold
+from antifraud.refusals import Forbidden, Refusal
 from antifraud.state import keys as keys_
 from antifraud.state.accounts import OpenedCodec
 from antifraud.state.pipelined import PipelinedScript
@@ -367,7 +368,7 @@ class _LeanRoute(APIRoute):
             principal = await may_check(request)
             body = parse_check(await request.body(), request.headers.get("content-type"))
             response = await check(body, request, principal)
-        except (HTTPException, RequestValidationError) as exc:
+        except (HTTPException, RequestValidationError, Refusal) as exc:
             response = await _handled(request, exc)
         await response(scope, receive, send)
 
@@ -405,8 +406,10 @@ router = APIRouter(prefix="/api", tags=["check"], route_class=_LeanRoute)
 async def check(body: TransferCheck, request: Request, principal: Principal = Depends(may_check)) -> Response:
     """A teller may check only transfers at their own branch's counter."""
     if principal.role is Role.TELLER and body.branch_id != principal.branch_id:
-        raise HTTPException(
-            status.HTTP_403_FORBIDDEN, f"a teller of branch {principal.branch_id} checks transfers at that branch only"
+        raise Forbidden(
+            "other_branch",
+            f"a teller of branch {principal.branch_id} checks transfers at that branch only",
+            branch=body.branch_id,
         )
     state = await request.app.state.check_reader.read(body)
     result = decide(body, state, request.app.state.thresholds)

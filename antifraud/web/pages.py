@@ -10,10 +10,11 @@ import json
 from pathlib import Path
 from typing import Any
 
-from fastapi import APIRouter, HTTPException, status
+from fastapi import APIRouter
 from fastapi.responses import FileResponse, RedirectResponse
 
 from antifraud.alerts.explain import LANGUAGES, catalog
+from antifraud.refusals import Unknown
 
 STATIC = Path(__file__).parent / "static"
 PAGES = ("login", "counter", "console", "holds", "blacklist")
@@ -33,7 +34,7 @@ async def messages(language: str) -> dict[str, Any]:
     """A language's catalog for the pages: their own texts (``static/i18n``) and the reasons and units of
     :mod:`antifraud.alerts.explain`, so the browser says a reason as the server does."""
     if language not in LANGUAGES:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no catalog for {language!r}")
+        raise Unknown("no_catalog", f"no catalog for {language!r}")
     texts = json.loads((STATIC / "i18n" / f"{language}.json").read_text(encoding="utf-8"))
     return {"texts": texts, **catalog(language)}
 

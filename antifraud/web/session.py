@@ -9,11 +9,12 @@ per account (``LoginThrottle``: 429 with ``Retry-After``); every refused login i
 import logging
 from typing import Any
 
-from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
+from fastapi import APIRouter, Depends, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from antifraud.audit.models import AuditEntry
 from antifraud.audit.service import AuditLog
+from antifraud.refusals import Throttled, Unauthenticated
 from antifraud.web.accounts import AccountStore
 from antifraud.web.auth import (
     SESSION_COOKIE,
@@ -95,10 +96,10 @@ async def login(body: LoginRequest, request: Request, response: Response) -> Me:
     wait = await auth.throttle.retry_after(redis, *subjects)
     if wait is not None:
         LOGIN_FAILURES.inc()
-        raise HTTPException(
-            status.HTTP_429_TOO_MANY_REQUESTS,
+        raise Throttled(
+            "login_throttled",
             f"too many refused logins from this address or to this account: try again in {wait} s",
-            headers={"Retry-After": str(wait)},
+            wait,
         )
     if body.token is not None:
         principal = auth.users.by_token(body.token)
@@ -114,9 +115,9 @@ async def login(body: LoginRequest, request: Request, response: Response) -> Me:
             AuditEntry(actor="anonymous", action="web.login_refused", subject="web:login", after=refused)
         )
         log.warning("login refused from %s", _address(request))
-        raise HTTPException(
-            status.HTTP_401_UNAUTHORIZED, "unknown token" if body.token is not None else "wrong name or password"
-        )
+        if body.token is not None:
+            raise Unauthenticated("login_token", "unknown token")
+        raise Unauthenticated("login_password", "wrong name or password")
     session_id, session = await auth.sessions.open(redis, principal.name)
     response.set_cookie(
         SESSION_COOKIE,

@@ -8,11 +8,12 @@ money they received, passed on and kept; edges are the transfers that carried it
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
+from fastapi import APIRouter, Depends, Query, Request
 
 from antifraud.events.types import AccountNo, QueryTime
 from antifraud.holds.reports import FraudReportRequest, TrailView, follow, view_of
 from antifraud.holds.service import HoldLedger
+from antifraud.refusals import Invalid
 from antifraud.state.money_trail import TransferIndex
 from antifraud.web.auth import Principal, Role, require
 from antifraud.web.deps import get_redis
@@ -29,7 +30,7 @@ async def money_trail(
     _: Principal = Depends(require(Role.ANALYST)),
 ) -> TrailView:
     if until <= since:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "until must be after since")
+        raise Invalid("until_before_since", "until must be after since")
     thresholds = request.app.state.thresholds
     redis = get_redis(request)
     question = FraudReportRequest(victim_account=account, start=since, end=until, reason="console view")

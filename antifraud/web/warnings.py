@@ -20,7 +20,7 @@ from typing import Annotated, Literal
 
 from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import KafkaError
-from fastapi import APIRouter, Depends, HTTPException, Path, Request, status
+from fastapi import APIRouter, Depends, Path, Request
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 from pydantic import BaseModel, ConfigDict, ValidationError
 from redis.exceptions import WatchError
@@ -33,6 +33,7 @@ from antifraud.case.views import Id, get_cases
 from antifraud.clock import utcnow
 from antifraud.config import ConfigError
 from antifraud.events.types import Code, UtcTime
+from antifraud.refusals import Refusal, Unknown
 from antifraud.state.keys import WARNING_HANDLING
 from antifraud.topics import ALERTS
 from antifraud.web.auth import Principal, Role, ensure_branch, require
@@ -231,7 +232,7 @@ async def _mark(request: Request, place: str, alert_id: str, handling: Handling)
                     and handling.state != "escalated"
                     and Handling.model_validate_json(before).state == "escalated"
                 ):
-                    raise HTTPException(status.HTTP_409_CONFLICT, f"warning {alert_id} at {place} is escalated already")
+                    raise Refusal("warning_escalated", f"warning {alert_id} at {place} is escalated already")
                 pipe.multi()
                 pipe.hset(key, alert_id, handling.model_dump_json())
                 pipe.expire(key, WARNING_HANDLING_DAYS * 86400)
@@ -256,7 +257,7 @@ async def _shown(request: Request, place: Code, alert_id: Id, principal: Princip
     hub: WarningHub = request.app.state.warnings
     warning = hub.find(place, alert_id)
     if warning is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no recent warning {alert_id} at {place}")
+        raise Unknown("warning_unknown", f"no recent warning {alert_id} at {place}")
     return Shown(principal, place, warning)
 
 

@@ -76,7 +76,23 @@ function invalid(error) {
   return rule === undefined ? `${field}: ${error.msg}` : fill(rule, { field, ...(error.ctx || {}) });
 }
 
+// A refusal of the app's rules in the user's words: "refusal.<code>" filled from its params, where
+// {name:prefix} says a value (or a list of them) by its words under prefix, and {name:when} is a time.
+// A code without words keeps the server's sentence.
+function refusal(data) {
+  const template = catalog.texts[`refusal.${data.code}`];
+  if (template === undefined) return data.detail;
+  return template.replace(/\{(\w+)(?::([\w.]+))?\}/g, (whole, name, how) => {
+    const value = (data.params || {})[name];
+    if (value === undefined) return whole;
+    if (!how) return value;
+    if (how === "when") return when(value);
+    return value.split(", ").map(part => t(`${how}.${part}`)).join(t("list.separator"));
+  });
+}
+
 function messageOf(status, data) {
+  if (data && typeof data.code === "string") return refusal(data);
   if (data && Array.isArray(data.detail)) return data.detail.map(invalid).join(t("error.separator"));
   if (data && typeof data.message === "string") return data.message;
   if (data && typeof data.detail === "string") return data.detail;
