@@ -13,7 +13,7 @@ from antifraud.audit.service import AuditLog
 from antifraud.case.models import Case, open_case, transition
 from antifraud.case.views import EscalationFeed
 from antifraud.stack.embedded import Endpoints
-from antifraud.web.warnings import WarningHub
+from antifraud.web.warnings import deliver
 from tests.conftest import AUDIT_KEYS
 from tests.test_case import NOW
 from tests.test_case import alert as case_alert
@@ -70,9 +70,9 @@ def test_a_teller_escalates_a_warning_of_their_branch_and_the_police_queue_shows
     shown = warning_alert("6222000000000666")
     elsewhere = warning_alert("6222000000000777", Audience(kind="branch", id=OTHER_BRANCH))
     with web_client(stack) as client:
-        hub: WarningHub = client.app.state.warnings  # type: ignore[attr-defined]
-        hub.publish(shown)
-        hub.publish(elsewhere)
+        state = client.app.state  # type: ignore[attr-defined]
+        for item in (shown, elsewhere):  # as the app's alerts consumer does, on the app's loop
+            client.portal.call(deliver, state.warnings, state.recent_warnings, item)  # type: ignore[union-attr]
         url = f"/api/places/{BRANCH}/warnings/{shown.alert_id}/escalate"
         note = {"note": "customer insists on paying a 'prosecutor' 30,000 yuan"}
 
@@ -130,7 +130,8 @@ def test_a_teller_escalates_a_warning_of_their_branch_and_the_police_queue_shows
 def test_an_escalated_case_and_its_note_survive_in_the_audit_log(stack: Endpoints) -> None:
     shown = warning_alert("6222000000000888")
     with web_client(stack) as client:
-        client.app.state.warnings.publish(shown)  # type: ignore[attr-defined]
+        state = client.app.state  # type: ignore[attr-defined]
+        client.portal.call(deliver, state.warnings, state.recent_warnings, shown)  # type: ignore[union-attr]
         case_id = client.post(
             f"/api/places/{BRANCH}/warnings/{shown.alert_id}/escalate",
             json={"note": "elderly customer, on the phone with 'police'"},

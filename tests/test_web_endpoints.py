@@ -32,6 +32,7 @@ from antifraud.stack.embedded import Endpoints
 from antifraud.thresholds import load_thresholds
 from antifraud.web.app import create_app
 from antifraud.web.pages import PAGES
+from antifraud.web.warnings import deliver
 from tests.conftest import AUDIT_KEYS
 from tests.credit_helpers import OTHER_PERSON, PERSON, draft, listing_fields
 from tests.test_case import ACCOUNT, alert
@@ -216,7 +217,8 @@ UNKNOWN_IDS = {
 def shown(client: TestClient) -> str:
     """A warning the app's counter fan-out shows at the teller's branch (as if from the alerts topic); its id."""
     warning = warning_alert("6222000000000666")
-    client.app.state.warnings.publish(warning)  # type: ignore[attr-defined]
+    state = client.app.state  # type: ignore[attr-defined]
+    client.portal.call(deliver, state.warnings, state.recent_warnings, warning)  # type: ignore[union-attr]
     return warning.alert_id
 
 

@@ -3,30 +3,31 @@
 import asyncio
 import json
 import threading
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import httpx
 import pytest
 from kafka import KafkaProducer
+from redis.asyncio import Redis
 
 from antifraud.alerts.models import Alert, Audience, Entity, Reason
 from antifraud.config import ConfigError
 from antifraud.stack.embedded import Endpoints
-from antifraud.web.warnings import CounterWarning, WarningHub, load_atm_branches, places
+from antifraud.web.warnings import CounterWarning, RecentWarnings, WarningHub, deliver, load_atm_branches, places
 from streams.topics import ALERTS
 from tests.web_helpers import BRANCH, OTHER_BRANCH, as_user, serve, web_client
 
 AT = datetime(2026, 3, 2, 10, 0, tzinfo=timezone.utc)
 
 
-def alert(account: str, *audience: Audience) -> Alert:
+def alert(account: str, *audience: Audience, at: datetime = AT) -> Alert:
     return Alert.create(
         detector="transfer_risk",
         entity=Entity(kind="account", value=account),
         trigger="pay-1",
-        window_start=AT,
-        window_end=AT,
+        window_start=at,
+        window_end=at,
         severity="critical",
         score=1.0,
         reasons=[Reason(feature="blacklisted_payee", value=1, threshold=1)],
@@ -50,7 +51,6 @@ def test_an_alert_goes_to_the_branches_and_atms_of_its_audience_only() -> None:
         shown = CounterWarning.of(both)
         assert mine.get_nowait() == shown and atm.get_nowait() == shown and theirs.empty()
     assert hub.subscriber_count() == 0
-    assert hub.recent(BRANCH) == [shown] and hub.recent(OTHER_BRANCH) == []
 
 
 def test_an_atm_warning_reaches_the_counter_of_the_branch_that_owns_the_atm(tmp_path: Path) -> None:
@@ -63,7 +63,7 @@ def test_an_atm_warning_reaches_the_counter_of_the_branch_that_owns_the_atm(tmp_
     with hub.subscribe(BRANCH) as counter, hub.subscribe(OTHER_BRANCH) as elsewhere:
         assert hub.publish(at_the_atm) == 1
         assert counter.get_nowait().alert_id == at_the_atm.alert_id and elsewhere.empty()
-    assert hub.find(BRANCH, at_the_atm.alert_id) is not None, "the branch's teller can escalate it"
+    assert hub.places(at_the_atm) == {"atm-7", BRANCH}, "kept for the branch too: its teller can escalate it"
 
     registry.write_text(json.dumps(["atm-7"]))
     with pytest.raises(ConfigError, match="must be a JSON object of ATM id -> branch id"):
@@ -71,13 +71,45 @@ def test_an_atm_warning_reaches_the_counter_of_the_branch_that_owns_the_atm(tmp_
     assert load_atm_branches(None) == {}
 
 
-def test_a_repeated_alert_is_pushed_once_and_recent_ones_are_bounded_newest_first() -> None:
+def test_a_repeated_alert_is_pushed_once() -> None:
     hub = WarningHub(recent=2)
     first, second, third = (alert(f"622200000000066{i}") for i in range(3))
     with hub.subscribe(BRANCH) as queue:
         assert [hub.publish(a) for a in (first, first, second, third)] == [1, 0, 1, 1]
         assert queue.qsize() == 3
-    assert [w.alert_id for w in hub.recent(BRANCH)] == [third.alert_id, second.alert_id]
+
+
+def test_recent_warnings_are_shared_by_processes_kept_across_restarts_bounded_and_newest_first(
+    redis_url: str,
+) -> None:
+    """Two web processes (two stores over one Redis) read the same alerts off the topic; a third, started
+    later, shows what they kept. Newest first by event time, whatever the order they were read in."""
+    times = [AT + timedelta(minutes=m) for m in (5, 1, 9, 3)]
+    read = [alert(f"622200000000066{i}", at=at) for i, at in enumerate(times)]
+    atm = alert("6222000000000670", Audience(kind="atm", id="atm-7"), at=AT + timedelta(minutes=7))
+
+    async def body() -> None:
+        client = Redis.from_url(redis_url)
+        try:
+            one, two = RecentWarnings(client, size=3), RecentWarnings(client, size=3)
+            hub_one, hub_two = WarningHub(), WarningHub(owners={"atm-7": BRANCH})
+            with hub_one.subscribe(BRANCH) as pushed:
+                for item in read:
+                    await deliver(hub_one, one, item)
+                    await deliver(hub_two, two, item)  # the same alert, kept once
+                    assert await one.find(BRANCH, pushed.get_nowait().alert_id) is not None, "kept before pushed"
+            await deliver(hub_two, two, atm)
+            later = RecentWarnings(Redis.from_url(redis_url), size=3)
+            kept = [w.alert_id for w in await later.recent(BRANCH)]
+            assert kept == [read[2].alert_id, atm.alert_id, read[0].alert_id], "the newest three by event time"
+            assert [w.alert_id for w in await later.recent("atm-7")] == [atm.alert_id]
+            assert await later.find(BRANCH, read[1].alert_id) is None, "the oldest went when the fourth came"
+            assert (await later.find(BRANCH, atm.alert_id)) == CounterWarning.of(atm)
+            await later.redis.aclose()
+        finally:
+            await client.aclose()
+
+    asyncio.run(body())
 
 
 def test_a_stalled_subscriber_loses_its_oldest_warnings_not_the_newest() -> None:

@@ -205,6 +205,21 @@ WARNING_HANDLING = KeyFamily(
     "place -> alert id -> JSON Handling (state seen | handled | escalated, by, at, case_id): shared by every "
     "web process, kept across restarts",
 )
+RECENT_WARNINGS = KeyFamily(
+    "recentwarnings:",
+    "hash",
+    "the web app, for each alert it reads from the alerts topic (every process writes the same entries)",
+    "the last RECENT_PER_PLACE (50) per place by event time; WARNING_HANDLING_DAYS (7) from the last",
+    "'{place}' (hash-tagged, one slot with its order) -> alert id -> JSON CounterWarning: what a counter "
+    "page shows on opening, on any web process and after a restart",
+)
+RECENT_WARNING_ORDER = KeyFamily(
+    "recentwarnorder:",
+    "sorted set",
+    "with RECENT_WARNINGS, in one script",
+    "as RECENT_WARNINGS",
+    "'{place}' -> alert id scored by the alert's event time (window_end, epoch seconds): newest last",
+)
 WEB_ACCOUNTS = KeyFamily("webusers", "set", "antifraud users add", "kept", "every account's user name")
 LOGIN_FAILURES = KeyFamily(
     "loginfail:",

@@ -169,8 +169,11 @@ def create_app(settings: Settings, auth: Authenticator | None = None, keys: Audi
         app.state.audit = AuditLog(redis, chain_keys)
         app.state.check_reader = check.CheckReader(redis, app.state.thresholds.transfer_risk)
         app.state.warnings = warnings.WarningHub(owners=warnings.load_atm_branches(settings.atm_branches))
+        app.state.recent_warnings = warnings.RecentWarnings(redis)
         ready = asyncio.Event()
-        consumer = asyncio.create_task(warnings.consume_alerts(app.state.warnings, settings.kafka_bootstrap, ready))
+        consumer = asyncio.create_task(
+            warnings.consume_alerts(app.state.warnings, app.state.recent_warnings, settings.kafka_bootstrap, ready)
+        )
         try:
             await asyncio.wait_for(ready.wait(), WARNINGS_START_TIMEOUT_S)
         except TimeoutError:

@@ -3,9 +3,11 @@
 One Kafka consumer of the alerts topic per app process, without a consumer
 group (every replica of the app sees every alert) and from the end (a counter
 needs what happens now, not history). An alert goes to the subscribers of each
-branch or ATM in its audience. The last alerts per place are kept in memory so
-a counter page that opens (or reconnects) shows what it missed since the app
-started, and an alert repeated by a worker's replay is pushed only once.
+branch or ATM in its audience. The last alerts per place are kept in Redis
+(:class:`RecentWarnings`), written before they are pushed, so a counter page that
+opens or reconnects, on any web process or after a restart, shows the same
+warnings, and a teller can mark or escalate one whichever process pushed it. An
+alert repeated by a worker's replay is pushed only once.
 """
 
 import asyncio
@@ -13,16 +15,17 @@ import json
 import logging
 import pathlib
 from collections import deque
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Annotated, Literal
+from typing import Annotated, Literal, cast
 
 from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import KafkaError
 from fastapi import APIRouter, Depends, Path, Request
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 from pydantic import BaseModel, ConfigDict, ValidationError
+from redis.asyncio import Redis
 from redis.exceptions import WatchError
 
 from antifraud.alerts.explain import explain_alert
@@ -34,7 +37,7 @@ from antifraud.clock import utcnow
 from antifraud.config import ConfigError
 from antifraud.events.types import Code, UtcTime
 from antifraud.refusals import Refusal, Unknown
-from antifraud.state.keys import WARNING_HANDLING
+from antifraud.state.keys import RECENT_WARNING_ORDER, RECENT_WARNINGS, WARNING_HANDLING
 from antifraud.topics import ALERTS
 from antifraud.web.auth import Principal, Role, ensure_branch, require
 from antifraud.web.deps import get_redis
@@ -102,40 +105,35 @@ def load_atm_branches(path: pathlib.Path | None) -> dict[str, str]:
 
 
 class WarningHub:
-    """Subscribers and recent alerts per place (branch or ATM id); no I/O."""
+    """This process's subscribers per place (branch or ATM id), and the alerts it pushed lately; no I/O."""
 
     def __init__(
         self, recent: int = RECENT_PER_PLACE, queue_size: int = QUEUE_SIZE, owners: Mapping[str, str] | None = None
     ) -> None:
         self._owners = dict(owners or {})
-        self._recent: dict[str, deque[CounterWarning]] = {}
+        self._pushed: dict[str, deque[str]] = {}
         self._subscribers: dict[str, set[asyncio.Queue[CounterWarning]]] = {}
         self._recent_size = recent
         self._queue_size = queue_size
+
+    def places(self, alert: Alert) -> set[str]:
+        return places(alert, self._owners)
 
     def publish(self, alert: Alert) -> int:
         """Push to the alert's places' subscribers; returns how many got it (0 for a repeated alert)."""
         delivered = 0
         warning = CounterWarning.of(alert)
-        for place in places(alert, self._owners):
-            recent = self._recent.setdefault(place, deque(maxlen=self._recent_size))
-            if any(seen.alert_id == alert.alert_id for seen in recent):
+        for place in self.places(alert):
+            pushed = self._pushed.setdefault(place, deque(maxlen=self._recent_size))
+            if alert.alert_id in pushed:
                 continue
-            recent.append(warning)
+            pushed.append(alert.alert_id)
             for queue in self._subscribers.get(place, ()):
                 if queue.full():  # a stalled page loses its oldest warning, not the newest
                     queue.get_nowait()
                 queue.put_nowait(warning)
                 delivered += 1
         return delivered
-
-    def recent(self, place: str) -> list[CounterWarning]:
-        """The place's recent alerts, newest first."""
-        return list(reversed(self._recent.get(place, ())))
-
-    def find(self, place: str, alert_id: str) -> CounterWarning | None:
-        """One of the place's recent warnings."""
-        return next((w for w in self._recent.get(place, ()) if w.alert_id == alert_id), None)
 
     @contextmanager
     def subscribe(self, place: str) -> Iterator["asyncio.Queue[CounterWarning]"]:
@@ -152,7 +150,64 @@ class WarningHub:
         return sum(len(queues) for queues in self._subscribers.values())
 
 
-async def consume_alerts(hub: WarningHub, bootstrap: str, ready: asyncio.Event) -> None:
+# KEYS[1] the place's warnings (hash), KEYS[2] their order (sorted set); ARGV: the alert id, its event time,
+# its JSON, how many to keep, the TTL in seconds. A known alert id changes nothing (returns 0).
+_KEEP = """
+if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[3]) == 0 then return 0 end
+redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
+local extra = redis.call('ZCARD', KEYS[2]) - tonumber(ARGV[4])
+if extra > 0 then
+  local old = redis.call('ZRANGE', KEYS[2], 0, extra - 1)
+  redis.call('ZREMRANGEBYRANK', KEYS[2], 0, extra - 1)
+  redis.call('HDEL', KEYS[1], unpack(old))
+end
+redis.call('EXPIRE', KEYS[1], ARGV[5])
+redis.call('EXPIRE', KEYS[2], ARGV[5])
+return 1
+"""
+
+
+class RecentWarnings:
+    """The last warnings of each place, in Redis (``RECENT_WARNINGS``, ``RECENT_WARNING_ORDER``): shared by
+    every web process and kept across restarts; each process adds what it reads, an alert id once."""
+
+    def __init__(self, redis: Redis, size: int = RECENT_PER_PLACE) -> None:
+        self.redis = redis
+        self.size = size
+        self._keep = redis.register_script(_KEEP)
+
+    @staticmethod
+    def _keys(place: str) -> list[str]:
+        tagged = f"{{{place}}}"  # one slot for the place's two keys
+        return [RECENT_WARNINGS.key(tagged), RECENT_WARNING_ORDER.key(tagged)]
+
+    async def add(self, warning: CounterWarning, places: Iterable[str]) -> None:
+        ttl = WARNING_HANDLING_DAYS * 86400
+        at = warning.window_end.timestamp()
+        for place in sorted(places):
+            args: list[str | float] = [warning.alert_id, at, warning.model_dump_json(), self.size, ttl]
+            await self._keep(keys=self._keys(place), args=args)
+
+    async def recent(self, place: str) -> list[CounterWarning]:
+        """The place's recent warnings, newest first (by event time)."""
+        docs, order = self._keys(place)
+        ids = cast(list[bytes], await self.redis.zrevrange(order, 0, -1))  # without scores: the members only
+        found = await self.redis.hmget(docs, ids) if ids else []
+        return [CounterWarning.model_validate_json(doc) for doc in found if doc]
+
+    async def find(self, place: str, alert_id: str) -> CounterWarning | None:
+        doc = await self.redis.hget(self._keys(place)[0], alert_id)
+        return CounterWarning.model_validate_json(doc) if doc else None
+
+
+async def deliver(hub: WarningHub, recent: RecentWarnings, alert: Alert) -> int:
+    """Keep the alert among its places' recent warnings, then push it to this process's pages: a page that
+    acts on a pushed warning finds it kept. Returns how many pages got it."""
+    await recent.add(CounterWarning.of(alert), hub.places(alert))
+    return hub.publish(alert)
+
+
+async def consume_alerts(hub: WarningHub, recent: RecentWarnings, bootstrap: str, ready: asyncio.Event) -> None:
     """Feed the hub from the alerts topic until cancelled; reconnect when the broker goes away.
 
     ``ready`` is set once the consumer sits at the end of the topic.
@@ -176,7 +231,7 @@ async def consume_alerts(hub: WarningHub, bootstrap: str, ready: asyncio.Event) 
                 batches = await consumer.getmany(timeout_ms=500)
                 for records in batches.values():
                     for record in records:
-                        _publish(hub, record.value)
+                        await _deliver(hub, recent, record.value)
         except KafkaError as exc:
             log.warning("alerts consumer: %s; reconnecting in %.0f s", exc, RECONNECT_SECONDS)
             await asyncio.sleep(RECONNECT_SECONDS)
@@ -184,13 +239,13 @@ async def consume_alerts(hub: WarningHub, bootstrap: str, ready: asyncio.Event) 
             await consumer.stop()
 
 
-def _publish(hub: WarningHub, raw: bytes | None) -> None:
+async def _deliver(hub: WarningHub, recent: RecentWarnings, raw: bytes | None) -> None:
     try:
         alert = Alert.model_validate_json(raw or b"")
     except ValidationError as exc:
         log.warning("alerts topic: skipped a record that is not an alert (%d errors)", exc.error_count())
         return
-    hub.publish(alert)
+    await deliver(hub, recent, alert)
 
 
 router = APIRouter(prefix="/api/places", tags=["warnings"])
@@ -209,8 +264,7 @@ async def readable_place(place: Annotated[Code, PlaceId], principal: Principal =
     "/{place}/warnings", response_model=list[CounterWarning], summary="recent warnings of a branch or ATM, newest first"
 )
 async def recent_warnings(request: Request, place: str = Depends(readable_place)) -> list[CounterWarning]:
-    hub: WarningHub = request.app.state.warnings
-    recent = hub.recent(place)
+    recent = await request.app.state.recent_warnings.recent(place)
     marks = await get_redis(request).hmget(WARNING_HANDLING.key(place), [w.alert_id for w in recent]) if recent else []
     return [
         w.model_copy(update={"handling": Handling.model_validate_json(mark) if mark else None})
@@ -254,8 +308,7 @@ class Shown:
 async def _shown(request: Request, place: Code, alert_id: Id, principal: Principal = Depends(_tellers)) -> Shown:
     """The warning in the path, if the caller is a teller of its place and the place was shown it (404 else)."""
     ensure_branch(principal, place)
-    hub: WarningHub = request.app.state.warnings
-    warning = hub.find(place, alert_id)
+    warning = await request.app.state.recent_warnings.find(place, alert_id)
     if warning is None:
         raise Unknown("warning_unknown", f"no recent warning {alert_id} at {place}")
     return Shown(principal, place, warning)
