@@ -1,6 +1,7 @@
 // The analyst console: the case queue with filters, and one case with its actions, holds, money trail and timeline.
 import { alarm, api, attempt, el, reason, signedIn, t, table, when, yuan } from "/static/common.js";
 import { drawTrail, pairsOf } from "/static/graph.js";
+import { grouped } from "/static/lists.js";
 
 await signedIn(["analyst"]);
 const filters = document.getElementById("filters");
@@ -49,7 +50,7 @@ async function loadQueue() {
   }
   const found = await attempt(() => api("GET", `/api/cases?${query}`));
   if (!found) return;
-  const cases = found.slice(0, PAGE).sort(SORTS[document.getElementById("sort").value]);
+  const cases = grouped(found.slice(0, PAGE).sort(SORTS[document.getElementById("sort").value]));
   document.getElementById("queue-count").textContent = `(${cases.length})`;
   document.getElementById("page-no").textContent = t("console.page", { page: page + 1 });
   document.getElementById("page-prev").disabled = page === 0;
@@ -57,8 +58,11 @@ async function loadQueue() {
   document.getElementById("queue").replaceChildren(table([
     [t("col.severity"), c => badge(c.severity)],
     [t("col.status"), c => [t(`status.${c.status}`), " ", escalated(c)]],
-    [t("col.entity"), c => el("button", { type: "button", class: "link", title: t("console.all_of_entity"),
-      onclick: () => { searchFor(c.entity); } }, entity(c.entity))],
+    [t("col.entity"), c => c.groupFirst
+      ? [el("button", { type: "button", class: "link", title: t("console.all_of_entity"),
+        onclick: () => { searchFor(c.entity); } }, entity(c.entity)),
+      c.groupSize > 1 ? el("span", { class: "badge group" }, t("console.cases_of_entity", { count: c.groupSize })) : null]
+      : el("span", { class: "muted same-entity" }, t("console.same_entity"))],
     [t("col.scenario"), c => t(`scenario.${c.scenario}`)],
     [t("col.detectors"), c => c.detectors.map(d => t(`detector.${d}`)).join("、")],
     [t("col.alerts"), c => c.alert_count],
