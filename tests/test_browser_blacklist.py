@@ -83,6 +83,8 @@ def test_an_officer_corrects_a_listing_on_objection_and_sees_why_a_repair_is_ref
         page.wait_for_selector("#listing-title[data-state=removed]:has-text('已移出')")
         assert page.is_hidden("#objection") and page.is_hidden("#repair"), "a removed listing offers no forms"
         expect(page.locator("#history tbody tr")).to_have_count(3)  # listed, objected, removed (drawn after the title)
+        moves = [cells.split("\t")[3] for cells in page.locator("#history tbody tr").all_inner_texts()]
+        assert moves == ["列入", "提出异议", "移出"], "the audit's actions in the officer's words"
         screenshot(page, "blacklist-objection-corrected")
 
 

@@ -18,7 +18,7 @@ from antifraud.alerts.explain import CATALOGS, DECIMALS, LANGUAGES, PLACEHOLDER,
 from antifraud.alerts.models import EntityKind, Severity
 from antifraud.case.followups import FollowUpKind
 from antifraud.case.models import SCENARIO_BY_DETECTOR, STATUSES, Action, TimelineEntry
-from antifraud.credit.models import ListingState, ObjectionState
+from antifraud.credit.models import ListingState, Move, ObjectionState
 from antifraud.events.models import BankTransfer
 from antifraud.forwarding.models import DeliveryState, Target
 from antifraud.holds.models import HUMAN_MOVES, HoldState
@@ -59,6 +59,7 @@ VOCABULARIES: dict[str, tuple[str, ...]] = {
         *(f"delivery.{what}" for what in ("delivered", "failed", "retry")),
         *(f"followup.{what}" for what in (*get_args(FollowUpKind), "failed", "retry")),
         *(f"hold.{what}" for what in (*get_args(HoldState), "payee_flagged")),
+        *(f"blacklist.{move}" for move in (*get_args(Move), "purged")),  # a listing's history
     ),
 }
 """Each prefix a script builds keys with, and the values the API can send for it."""

@@ -77,7 +77,7 @@ async function open(listingId) {
   document.getElementById("amend").hidden = !officer || !listing.moves.includes("amend");
   const history = await attempt(() => api("GET", `/api/blacklist/${encodeURIComponent(listingId)}/history`)) || [];
   document.getElementById("history").replaceChildren(table([
-    ["#", h => h.seq], [t("col.when"), h => when(h.at)], [t("col.who"), h => h.actor], [t("col.what"), h => h.action],
+    ["#", h => h.seq], [t("col.when"), h => when(h.at)], [t("col.who"), h => h.actor], [t("col.what"), h => t(`audit.${h.action}`)],
     [t("col.state"), h => (h.state ? t(`listing.state.${h.state}`) : "")],
   ], history));
 }
