@@ -203,3 +203,11 @@ def test_a_refusal_names_values_only_by_words_the_catalogs_have() -> None:
                     assert prefix == "when" or any(
                         prefix == known or prefix.startswith(f"{known}.") for known in VOCABULARIES
                     ), (key, prefix)
+
+
+def test_every_rule_of_ours_a_field_can_break_has_its_words() -> None:
+    """A validator's own error type (``PydanticCustomError("type", ...)``) is said by ``invalid.<type>``, as
+    pydantic's own types are; without words a page would show pydantic's English message."""
+    raised = {kind for text in SOURCES.values() for kind in re.findall(r'PydanticCustomError\(\s*"([a-z_]+)"', text)}
+    assert len(raised) > 10, "the pattern that finds the types no longer matches the sources"
+    assert {f"invalid.{kind}" for kind in raised} - TEXTS["en"].keys() == set()

@@ -61,7 +61,7 @@ def test_pages_are_served_with_a_content_security_policy_and_hold_no_data(stack:
             "payer_id_number: ID number check digit does not match",
         ),
         ({"channel": "branch"}, "channel: Input should be 'counter', 'atm', 'online' or 'mobile'"),
-        ({"branch_id": None}, "Value error, a counter transfer needs branch_id"),
+        ({"branch_id": None}, "a counter transfer needs branch_id"),
         ({"colour": "red"}, "colour: Extra inputs are not permitted"),
         ({"event_time": "2026-03-02T10:00:00"}, "event_time: Input should have timezone info"),
         ({"event_id": "pay-1"}, "event_id: Input should be 'pre-transfer-check'"),

@@ -296,7 +296,7 @@ OUT_OF_RANGE = "0001-01-01T00:00:00+08:00"
 """A valid ISO 8601 time with no date in UTC (the year before 1)."""
 
 BAD: list[Bad] = [
-    (ANALYST, "GET", "/api/cases", {"params": {"until": "0.5"}}, 422, "until: Value error, give an ISO 8601 time"),
+    (ANALYST, "GET", "/api/cases", {"params": {"until": "0.5"}}, 422, "until: give an ISO 8601 time"),
     (ANALYST, "GET", "/api/escalations", {"params": {"since": "1700000000"}}, 422, "not a number"),
     (None, "POST", "/api/session", {"json": {"token": ""}}, 422, "token: String should have at least 1 character"),
     (
@@ -313,7 +313,7 @@ BAD: list[Bad] = [
         "/api/check",
         {"json": {**CHECK, "event_time": OUT_OF_RANGE}},
         422,
-        "event_time: Value error, the time is out of range in UTC",
+        "event_time: the time is out of range in UTC",
     ),
     (ANALYST, "GET", "/api/places/%20/warnings", {}, 422, "place: String should have at least 1 character"),
     (
@@ -347,7 +347,7 @@ BAD: list[Bad] = [
         "/api/trail",
         {"params": {"account": ACCOUNT.value, **WINDOW, "since": OUT_OF_RANGE}},
         422,
-        "since: Value error, the time is out of range in UTC",
+        "since: the time is out of range in UTC",
     ),
     (TELLER, "GET", "/api/blacklist/check", {}, 422, "give exactly one of the query parameters"),
     (TELLER, "GET", "/api/blacklist/check", {"params": {"id_number": "x"}}, 422, "id_number is not valid"),
@@ -412,7 +412,7 @@ BAD: list[Bad] = [
         "/api/holds/reports",
         {"json": {**REPORT, "start": OUT_OF_RANGE}},
         422,
-        "start: Value error, the time is out of range in UTC",
+        "start: the time is out of range in UTC",
     ),
     (
         ANALYST,

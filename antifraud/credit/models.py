@@ -49,7 +49,9 @@ _CREDIT_CODE_WEIGHTS = (1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 
 def credit_code_check_char(first17: str) -> str:
     """The check character of a unified social credit code from its first 17 characters (GB 32100)."""
     if len(first17) != 17 or any(c not in CREDIT_CODE_CHARS for c in first17):
-        raise ValueError(f"need exactly 17 characters from {CREDIT_CODE_CHARS}")
+        raise PydanticCustomError(
+            "credit_code_chars", "need exactly 17 characters from {chars}", {"chars": CREDIT_CODE_CHARS}
+        )
     total = sum(CREDIT_CODE_CHARS.index(c) * w for c, w in zip(first17, _CREDIT_CODE_WEIGHTS))
     return CREDIT_CODE_CHARS[-total % 31]
 
@@ -324,7 +326,7 @@ class Amendment(BaseModel):
     @model_validator(mode="after")
     def _changes_something(self) -> "Amendment":
         if not self.model_dump(exclude_none=True):
-            raise ValueError("an amendment must change at least one field")
+            raise PydanticCustomError("amend_nothing", "an amendment must change at least one field")
         return self
 
 
@@ -379,7 +381,7 @@ class Listing(BaseModel):
     @model_validator(mode="after")
     def _expires_after_listing(self) -> "Listing":
         if self.expires_at <= self.listed_at:
-            raise ValueError("expires_at must be after listed_at")
+            raise PydanticCustomError("expiry_before_listing", "expires_at must be after listed_at")
         return self
 
     @property
@@ -460,7 +462,9 @@ class ObjectionDecision(BaseModel):
     @model_validator(mode="after")
     def _amend_only_when_correcting(self) -> "ObjectionDecision":
         if self.decision == "uphold" and self.amend is not None:
-            raise ValueError("an upheld listing is not amended: decide 'correct' to amend it")
+            raise PydanticCustomError(
+                "upheld_not_amended", "an upheld listing is not amended: decide 'correct' to amend it"
+            )
         return self
 
 

@@ -9,6 +9,7 @@ events of one entity reach the same worker and the same state.
 from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic_core import PydanticCustomError
 
 from antifraud.events.types import (
     PRINTABLE,
@@ -73,9 +74,9 @@ class BankTransfer(Event):
     def _place_matches_channel(self) -> "BankTransfer":
         # A counter warning must name its branch; an ATM hold must name its ATM.
         if self.channel == "counter" and self.branch_id is None:
-            raise ValueError("a counter transfer needs branch_id")
+            raise PydanticCustomError("counter_needs_branch", "a counter transfer needs branch_id")
         if self.channel == "atm" and self.atm_id is None:
-            raise ValueError("an ATM transfer needs atm_id")
+            raise PydanticCustomError("atm_needs_atm", "an ATM transfer needs atm_id")
         return self
 
 
@@ -171,7 +172,7 @@ class FraudReport(Event):
     @model_validator(mode="after")
     def _fraud_before_report(self) -> "FraudReport":
         if self.fraud_time > self.event_time:
-            raise ValueError("fraud_time is after the report's event_time")
+            raise PydanticCustomError("fraud_time_after_report", "fraud_time is after the report's event_time")
         return self
 
 

@@ -21,7 +21,7 @@ _ID_CHECK = "10X98765432"
 def id_check_char(first17: str) -> str:
     """The check character of a resident ID number from its first 17 digits."""
     if len(first17) != 17 or not first17.isdigit():
-        raise ValueError("need exactly 17 digits")
+        raise PydanticCustomError("id_digits", "need exactly 17 digits")
     return _ID_CHECK[sum(int(d) * w for d, w in zip(first17, _ID_WEIGHTS)) % 11]
 
 
@@ -50,9 +50,9 @@ def _utc(value: datetime) -> datetime:
     try:
         utc = value.astimezone(timezone.utc)
     except OverflowError:  # 0001-01-01T00:00+08:00 has no UTC date: a bad value (422, dead letter), not a crash
-        raise ValueError("the time is out of range in UTC") from None
+        raise PydanticCustomError("time_range", "the time is out of range in UTC") from None
     if utc <= EARLIEST:
-        raise ValueError("the time must be after 1970-01-01T00:00:00Z")
+        raise PydanticCustomError("time_before_1970", "the time must be after 1970-01-01T00:00:00Z")
     return utc
 
 
@@ -148,7 +148,9 @@ UtcTime = Annotated[AwareDatetime, AfterValidator(_utc), Field(json_schema_extra
 
 def _iso_only(value: object) -> object:
     if isinstance(value, str) and re.fullmatch(r"\s*[+-]?\d+(\.\d*)?\s*", value):
-        raise ValueError("give an ISO 8601 time with a timezone, like 2026-03-02T09:00:00+08:00, not a number")
+        raise PydanticCustomError(
+            "time_not_number", "give an ISO 8601 time with a timezone, like 2026-03-02T09:00:00+08:00, not a number"
+        )
     return value
 
 

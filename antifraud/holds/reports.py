@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic_core import PydanticCustomError
 from redis.asyncio.client import Pipeline
 
 from antifraud import outbox, topics
@@ -46,7 +47,7 @@ class FraudReportRequest(BaseModel):
     @model_validator(mode="after")
     def _window_ordered(self) -> "FraudReportRequest":
         if self.end <= self.start:
-            raise ValueError("end must be after start")
+            raise PydanticCustomError("end_before_start", "end must be after start")
         return self
 
 

@@ -11,6 +11,7 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic_core import PydanticCustomError
 
 from antifraud.audit.models import AuditEntry
 from antifraud.audit.service import AuditLog
@@ -59,7 +60,7 @@ class LoginRequest(BaseModel):
         by_password = self.token is None and self.name is not None and self.password is not None
         by_token = self.token is not None and self.name is None and self.password is None
         if not (by_password or by_token):
-            raise ValueError("give name and password, or a token")
+            raise PydanticCustomError("login_fields", "give name and password, or a token")
         return self
 
 
