@@ -13,6 +13,7 @@ still read, if less well.
 
 import json
 import re
+from decimal import ROUND_HALF_UP, Decimal
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -42,14 +43,21 @@ def catalog(language: str) -> dict[str, Any]:
     return data
 
 
+def _rounded(value: float, decimals: int) -> Decimal:
+    """Half away from zero on the number as written (0.25 is 0.3, 1.005 is 1.01), as the pages round
+    (``static/pure.js``): a float's binary value would round 0.25 down and 0.35 up."""
+    return Decimal(repr(value)).quantize(Decimal(1).scaleb(-decimals), rounding=ROUND_HALF_UP)
+
+
 def format_unit(value: float, unit: str, language: str) -> str:
     """``value`` rounded for its unit and labelled in ``language``: 0.1666 hours is "0.2 h" / "0.2 小时"."""
-    shown = value * 100 if unit == "percent" else value
+    shown = _rounded(value * 100 if unit == "percent" else value, DECIMALS[unit])
     if unit == "yuan":
         number = f"{shown:,.2f}"
     else:
-        number = f"{shown:.{DECIMALS[unit]}f}"
+        number = f"{shown:f}"
         number = number.rstrip("0").rstrip(".") if "." in number else number
+        number = "0" if number == "-0" else number
     template: str = catalog(language)["units"][unit]
     return template.replace("{n}", number)
 

@@ -1,6 +1,8 @@
 // Shared helpers of the pages: the language, API calls, the signed-in user, building DOM safely (text only,
 // never innerHTML).
 
+import { rounded } from "/static/pure.js";
+
 // The interface speaks Chinese unless the user switched to English (kept in this browser). The catalog holds
 // the pages' texts and the reasons and units the server says alerts with (/i18n/<language>.json).
 export const LANGUAGES = ["zh-CN", "en"];
@@ -25,8 +27,8 @@ const DECIMALS = { hours: 1, minutes: 1, days: 1, times: 1, percent: 0, count: 0
 export function unit(value, kind) {
   const shown = kind === "percent" ? value * 100 : value;
   const number = kind === "yuan"
-    ? shown.toLocaleString("en-US", { minimumFractionDigits: 2, maximumFractionDigits: 2 })
-    : String(Number(shown.toFixed(DECIMALS[kind])));
+    ? rounded(shown, 2).toLocaleString("en-US", { minimumFractionDigits: 2, maximumFractionDigits: 2 })
+    : String(rounded(shown, DECIMALS[kind]) + 0);  // + 0: -0 reads "0"
   return catalog.units[kind].replace("{n}", number);
 }
 

@@ -1,7 +1,7 @@
 // The analyst console: the case queue with filters, and one case with its actions, holds, money trail and timeline.
 import { alarm, api, attempt, el, reason, signedIn, t, table, when, yuan } from "/static/common.js";
 import { drawTrail, pairsOf } from "/static/graph.js";
-import { grouped } from "/static/lists.js";
+import { grouped } from "/static/pure.js";
 
 await signedIn(["analyst"]);
 const filters = document.getElementById("filters");
