@@ -21,13 +21,12 @@ from antifraud.case.followups import (
     RETRY,
     FollowUp,
     FollowUpNotFound,
-    FollowUpRefused,
     FollowUpRunner,
     Perform,
     error_text,
     performers,
 )
-from antifraud.case.models import Case
+from antifraud.case.models import Case, WorkRefused
 from antifraud.case.service import CaseService
 from antifraud.credit.service import CreditBlacklist
 from antifraud.events.models import FraudReport
@@ -197,7 +196,7 @@ def test_a_follow_up_that_cannot_pass_fails_without_personal_data_until_retried(
         assert await run.run_once() == 0, "not retried by itself: it cannot pass"
         queued = await cases.followups.retry(failed.followup_id, actor="ana", now=clock.now)
         assert (queued.state, queued.attempts, queued.retries) == ("pending", 0, 1)
-        with pytest.raises(FollowUpRefused, match="retry refused while pending"):
+        with pytest.raises(WorkRefused, match="retry refused while pending"):
             await cases.followups.retry(failed.followup_id, actor="ana")
         assert await run.run_once() == 1, "retried at once"
         [again] = await cases.followups.for_case(case.case_id)

@@ -16,11 +16,10 @@ import pytest
 from redis.asyncio import Redis
 
 from antifraud.audit.service import AuditLog
-from antifraud.case.models import Case, open_case
+from antifraud.case.models import Case, WorkRefused, open_case
 from antifraud.case.service import CaseService
 from antifraud.config import ForwardingSettings
 from antifraud.forwarding.models import (
-    DeliveryRefused,
     ForwardingPackage,
     attempt_failed,
     new_delivery,
@@ -134,9 +133,9 @@ def test_delivery_moves() -> None:
         lambda d: succeeded(d, now=NOW, webhook=True),
         lambda d: attempt_failed(d, error="x", next_at=NOW),
     ):
-        with pytest.raises(DeliveryRefused, match=f"delivery {done.delivery_id}: .* refused while delivered"):
+        with pytest.raises(WorkRefused, match=f"delivery {done.delivery_id}: .* refused while delivered"):
             move(done)
-    with pytest.raises(DeliveryRefused, match="retry refused while pending"):
+    with pytest.raises(WorkRefused, match="retry refused while pending"):
         retried(pending, now=NOW)
 
 
@@ -308,7 +307,7 @@ def test_failed_after_max_attempts_then_retried_by_an_analyst(redis_url: str, we
             await run_until_idle(loop, cases, case.case_id)
             police = next(d for d in await cases.deliveries.for_case(case.case_id) if d.target == "police")
             assert (police.state, police.attempts, police.last_error) == ("failed", 3, "HTTP 503")
-            with pytest.raises(DeliveryRefused):
+            with pytest.raises(WorkRefused):
                 await cases.deliveries.retry(
                     next(d for d in await cases.deliveries.for_case(case.case_id) if d.target == "bank").delivery_id,
                     actor="ana",

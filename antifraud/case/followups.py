@@ -51,7 +51,7 @@ from antifraud import blocklist
 from antifraud.alerts.models import Alert
 from antifraud.audit.models import Change
 from antifraud.audit.service import AuditLog
-from antifraud.case.models import Case, audit_subject
+from antifraud.case.models import Case, WorkRefused, audit_subject
 from antifraud.case.work import CaseWork, LeasedRounds
 from antifraud.cli_support import invalid_fields
 from antifraud.clock import utcnow
@@ -62,7 +62,7 @@ from antifraud.events.types import UtcTime
 from antifraud.holds.models import IllegalTransition, stable_id
 from antifraud.holds.reports import FraudReportRequest, report_fraud
 from antifraud.holds.service import HoldLedger, UnknownHold
-from antifraud.refusals import Refusal, Unknown
+from antifraud.refusals import Unknown
 from antifraud.state.accounts import opening
 from antifraud.state.lease_queue import LeaseQueue, RetryPolicy
 from antifraud.state.money_trail import TransferIndex
@@ -178,23 +178,10 @@ class FollowUpNotFound(Unknown, LookupError):
         self.followup_id = followup_id
 
 
-class FollowUpRefused(Refusal, ValueError):
-    """A move the follow-up's state does not allow (an analyst retrying one that is not failed)."""
-
-    def __init__(self, followup_id: str, state: FollowUpState, move: str) -> None:
-        self.followup_id, self.state, self.move = followup_id, state, move
-        super().__init__(
-            "followup_not_failed",
-            f"follow-up {followup_id}: {move} refused while {state} (allowed from: failed)",
-            followup=followup_id,
-            state=state,
-        )
-
-
 def retried(followup: FollowUp, *, now: datetime) -> FollowUp:
     """An analyst sends a failed follow-up back to pending, due at once, with a fresh count of attempts."""
     if followup.state != "failed":
-        raise FollowUpRefused(followup.followup_id, followup.state, "retry")
+        raise WorkRefused("follow-up", followup.followup_id, followup.state, "retry")
     return followup.model_copy(
         update={"state": "pending", "attempts": 0, "retries": followup.retries + 1, "next_attempt_at": now}
     )

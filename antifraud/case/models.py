@@ -134,6 +134,15 @@ class UnreachableTarget(Invalid, ValueError):
         )
 
 
+class WorkRefused(Refusal, ValueError):
+    """A move a case's follow-up or delivery does not allow in its state (an analyst retrying one that has
+    not failed, an attempt at one delivered)."""
+
+    def __init__(self, what: Literal["follow-up", "delivery"], item_id: str, state: str, move: str) -> None:
+        self.item_id, self.state, self.move = item_id, state, move
+        super().__init__("work_state", f"{what} {item_id}: {move} refused while {state}", state=state, move=move)
+
+
 def audit_subject(case_id: str) -> str:
     """The case's subject in the audit log: its actions and its deliveries' outcomes."""
     return f"case:{case_id}"

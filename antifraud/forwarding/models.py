@@ -31,11 +31,10 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, RootModel
 
 from antifraud.alerts.models import Alert, Entity, Severity
-from antifraud.case.models import Case, Note
+from antifraud.case.models import Case, Note, WorkRefused
 from antifraud.events.types import AccountNo, Msisdn, UtcTime
 from antifraud.holds.models import Hold, stable_id
 from antifraud.holds.reports import TrailView
-from antifraud.refusals import Refusal
 
 Target = Literal["police", "carrier", "bank"]
 DeliveryState = Literal["pending", "delivered", "failed"]
@@ -164,20 +163,6 @@ def package_for(case: Case, target: Target, *, evidence: CaseEvidence, now: date
     return ForwardingPackage(body)
 
 
-class DeliveryRefused(Refusal, ValueError):
-    """A move the delivery's state does not allow (an analyst retrying one that is not failed)."""
-
-    def __init__(self, delivery_id: str, state: DeliveryState, move: str) -> None:
-        self.delivery_id, self.state, self.move = delivery_id, state, move
-        super().__init__(
-            "delivery_state",
-            f"delivery {delivery_id}: {move} refused while {state}",
-            delivery=delivery_id,
-            state=state,
-            move=move,
-        )
-
-
 class Delivery(BaseModel):
     """One package to one target, and how its sending went."""
 
@@ -215,7 +200,7 @@ def new_delivery(case: Case, target: Target, *, actor: str, now: datetime) -> De
 
 def succeeded(delivery: Delivery, *, now: datetime, webhook: bool) -> Delivery:
     if delivery.state != "pending":
-        raise DeliveryRefused(delivery.delivery_id, delivery.state, "delivered")
+        raise WorkRefused("delivery", delivery.delivery_id, delivery.state, "delivered")
     return delivery.model_copy(
         update={
             "state": "delivered",
@@ -232,7 +217,7 @@ def attempt_failed(delivery: Delivery, *, error: str, next_at: datetime | None) 
     """Pending again at ``next_at``, or failed (parked for an analyst) when it is None
     (:meth:`~antifraud.state.lease_queue.RetryPolicy.next_attempt`)."""
     if delivery.state != "pending":
-        raise DeliveryRefused(delivery.delivery_id, delivery.state, "attempt")
+        raise WorkRefused("delivery", delivery.delivery_id, delivery.state, "attempt")
     return delivery.model_copy(
         update={
             "state": "failed" if next_at is None else "pending",
@@ -247,7 +232,7 @@ def attempt_failed(delivery: Delivery, *, error: str, next_at: datetime | None) 
 def retried(delivery: Delivery, *, now: datetime) -> Delivery:
     """An analyst sends a failed delivery back to pending, due at once, with a fresh count of attempts."""
     if delivery.state != "failed":
-        raise DeliveryRefused(delivery.delivery_id, delivery.state, "retry")
+        raise WorkRefused("delivery", delivery.delivery_id, delivery.state, "retry")
     return delivery.model_copy(
         update={
             "state": "pending",
