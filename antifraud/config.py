@@ -157,6 +157,39 @@ class Settings(BaseSettings):
         description="what releases held ATM transfers: their event time only (replays, tests), or also the wall clock "
         "(live operation: a quiet night still releases on time)",
     )
+    hold_clock_lag_s: float = Field(
+        5.0,
+        validation_alias="ANTIFRAUD_HOLD_CLOCK_LAG_SECONDS",
+        description="with ANTIFRAUD_HOLD_CLOCK=wall, release the holds due by now less this: the banks' clocks may run a "
+        "little behind ours, and a hold must not be paid out before its 24 hours on the bank's own clock",
+        ge=0,
+    )
+    hold_tick_s: float = Field(
+        1.0,
+        validation_alias="ANTIFRAUD_HOLD_TICK_SECONDS",
+        description="how often the worker releases held ATM transfers by the wall clock (ANTIFRAUD_HOLD_CLOCK=wall)",
+        gt=0,
+    )
+    hold_release_batch: int = Field(
+        5000,
+        validation_alias="ANTIFRAUD_HOLD_RELEASE_BATCH",
+        description="holds released by the wall clock per round at most (the rest go with the next, at their own due "
+        "time): one round stays short",
+        gt=0,
+    )
+    blacklist_sweep_s: float = Field(
+        60.0,
+        validation_alias="ANTIFRAUD_BLACKLIST_SWEEP_SECONDS",
+        description="how often the worker expires credit blacklist listings whose period ran out and deletes ended ones "
+        "kept long enough (a read expires a listing at once; its accounts leave blacklist:accounts at the sweep)",
+        gt=0,
+    )
+    blacklist_sweep_batch: int = Field(
+        1000,
+        validation_alias="ANTIFRAUD_BLACKLIST_SWEEP_BATCH",
+        description="listings one sweep call expires or deletes at most (the sweep calls again for the rest)",
+        gt=0,
+    )
     webhook_police: WebhookUrl | None = Field(
         None, validation_alias="ANTIFRAUD_WEBHOOK_POLICE", description="police's webhook"
     )

@@ -3,7 +3,7 @@
 import tomllib
 from importlib import resources
 from pathlib import Path
-from typing import Literal, get_args
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -207,10 +207,7 @@ class HoldThresholds(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     period_hours: float = Field(gt=0)
-    max_releases_per_batch: int = Field(gt=0)
     retain_days: int = Field(gt=0)
-    wall_clock_lag_seconds: float = Field(ge=0)
-    tick_seconds: float = Field(gt=0)
     payee_flag_hours: float = Field(gt=0)
     max_event_time_ahead_minutes: float = Field(gt=0)
     trail: MoneyTrailThresholds
@@ -226,8 +223,6 @@ class CreditBlacklistThresholds(BaseModel):
     min_listed_years_before_repair: int = Field(ge=0)
     repair_conditions: list[RepairCondition] = Field(min_length=1)
     """Every one must be met before a repair removes a listing."""
-    sweep_batch: int = Field(gt=0)
-    sweep_seconds: float = Field(gt=0)
     keep_ended_years: int = Field(gt=0)
     """How long an ended listing stays as the party's history before it is deleted."""
 
@@ -264,6 +259,25 @@ class Thresholds(BaseModel):
     credit_blacklist: CreditBlacklistThresholds
 
 
+MOVED_TO_SETTINGS = {
+    ("holds", "wall_clock_lag_seconds"): "ANTIFRAUD_HOLD_CLOCK_LAG_SECONDS",
+    ("holds", "tick_seconds"): "ANTIFRAUD_HOLD_TICK_SECONDS",
+    ("holds", "max_releases_per_batch"): "ANTIFRAUD_HOLD_RELEASE_BATCH",
+    ("credit_blacklist", "sweep_seconds"): "ANTIFRAUD_BLACKLIST_SWEEP_SECONDS",
+    ("credit_blacklist", "sweep_batch"): "ANTIFRAUD_BLACKLIST_SWEEP_BATCH",
+}
+"""How often and how much the worker does are operational settings, not detection thresholds: a thresholds
+file written before they moved is refused with where each went."""
+
+
+def _moved(document: dict[str, Any]) -> list[str]:
+    return [
+        f"[{table}] {key} is now the setting {variable}"
+        for (table, key), variable in MOVED_TO_SETTINGS.items()
+        if key in document.get(table, {})
+    ]
+
+
 def load_thresholds(path: Path | None = None) -> Thresholds:
     """Read and validate the thresholds; the packaged defaults when no path is given."""
     if path is None:
@@ -276,6 +290,9 @@ def load_thresholds(path: Path | None = None) -> Thresholds:
         except OSError as exc:
             raise ValueError(f"cannot read thresholds file {source}: {exc.strerror}") from exc
     try:
-        return Thresholds.model_validate(tomllib.loads(text))
+        document = tomllib.loads(text)
+        if moved := _moved(document):
+            raise ValueError(f"thresholds in {source}: {'; '.join(moved)} (an environment variable, see the README)")
+        return Thresholds.model_validate(document)
     except (tomllib.TOMLDecodeError, ValidationError) as exc:
         raise ValueError(f"invalid thresholds in {source}: {exc}") from exc

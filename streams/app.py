@@ -148,7 +148,7 @@ def periodic(interval: float, what: str) -> Callable[[Callable[[], Awaitable[Any
     return register
 
 
-@periodic(thresholds.holds.tick_seconds, "hold tick")
+@periodic(settings.hold_tick_s, "hold tick")
 async def release_by_wall_clock() -> None:
     """With ANTIFRAUD_HOLD_CLOCK=wall, release the holds due by the wall clock (less a lag) that the
     stream has not released yet (a quiet night still releases on time); each is moved as a person's
@@ -156,8 +156,8 @@ async def release_by_wall_clock() -> None:
     stream's own release at its event time then finds it released and does nothing."""
     if settings.hold_clock != "wall":
         return
-    now = utcnow() - timedelta(seconds=thresholds.holds.wall_clock_lag_seconds)
-    for hold in await holds.held_due(now, thresholds.holds.max_releases_per_batch):
+    now = utcnow() - timedelta(seconds=settings.hold_clock_lag_s)
+    for hold in await holds.held_due(now, settings.hold_release_batch):
         try:
             await holds.move(
                 audit,
@@ -217,12 +217,12 @@ async def follow_up_cases() -> None:
         pass
 
 
-@periodic(thresholds.credit_blacklist.sweep_seconds, "blacklist expiry sweep")
+@periodic(settings.blacklist_sweep_s, "blacklist expiry sweep")
 async def expire_listings() -> None:
     """Expire credit blacklist listings whose period ran out, so their accounts leave ``blacklist:accounts``
     (the transfer-risk detector reads it) even when nobody looks the listing up."""
-    await credit_blacklist.expire_due(utcnow())
-    await credit_blacklist.purge_ended(utcnow())
+    await credit_blacklist.expire_due(utcnow(), settings.blacklist_sweep_batch)
+    await credit_blacklist.purge_ended(utcnow(), settings.blacklist_sweep_batch)
 
 
 @periodic(settings.audit_archive_s, "audit archive")
@@ -256,7 +256,7 @@ async def refresh_gauges() -> None:
     await gauges.refresh(
         {
             "lag": lambda: gauges.refresh_lag(lag_reader),
-            "holds": lambda: gauges.refresh_holds(holds, settings.hold_clock, thresholds.holds.wall_clock_lag_seconds),
+            "holds": lambda: gauges.refresh_holds(holds, settings.hold_clock, settings.hold_clock_lag_s),
             "cases": lambda: gauges.refresh_cases(cases),
         }
     )

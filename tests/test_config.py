@@ -5,7 +5,9 @@ from pathlib import Path
 
 import pytest
 
+import antifraud
 from antifraud.config import ConfigError, Settings
+from antifraud.thresholds import MOVED_TO_SETTINGS, load_thresholds
 
 README = Path(__file__).parent.parent / "README.md"
 
@@ -84,3 +86,15 @@ def test_the_readme_lists_every_variable_with_its_meaning() -> None:
     variables = Settings.variables()
     assert set(variables) <= listed, f"not in the README: {sorted(set(variables) - listed)}"
     assert all(variables.values()), "every variable says what it sets"
+
+
+def test_a_thresholds_file_with_an_operational_knob_says_which_setting_took_its_place(tmp_path: Path) -> None:
+    """How often and how much the worker does moved to settings; an older thresholds file is refused with
+    the variable to set instead, not loaded with the value silently ignored."""
+    packaged = (Path(antifraud.__file__).parent / "thresholds.toml").read_text(encoding="utf-8")
+    assert load_thresholds().holds.period_hours == 24, "the packaged file loads"
+    older = tmp_path / "thresholds.toml"
+    older.write_text(packaged.replace("[holds]\n", "[holds]\ntick_seconds = 1\n"), encoding="utf-8")
+    with pytest.raises(ValueError, match=r"\[holds\] tick_seconds is now the setting ANTIFRAUD_HOLD_TICK_SECONDS"):
+        load_thresholds(older)
+    assert set(MOVED_TO_SETTINGS.values()) <= set(Settings.variables()), "each knob went to a setting that exists"

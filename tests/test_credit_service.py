@@ -32,6 +32,8 @@ from streams.topics import CREDIT_BLACKLIST
 from tests.conftest import AUDIT_KEYS
 from tests.credit_helpers import ACCOUNT, COMPANY, LIMITS, OTHER_PERSON, PERSON, PHONE, T0, confirmed_case, draft
 
+BATCH = 1000
+"""Listings one sweep call takes at most (the worker's ANTIFRAUD_BLACKLIST_SWEEP_BATCH)."""
 SHARED_ACCOUNT = "6222000000000777"
 REPAIR = RepairRequest(
     conditions=("behaviour_corrected", "effects_removed", "training_completed"),
@@ -242,14 +244,14 @@ def test_expiry_applies_on_read_and_by_sweep_and_a_shared_account_stays_while_na
             actor="officer",
             now=T0,
         )
-        assert await w.blacklist.expire_due(T0 + timedelta(days=9)) == []
+        assert await w.blacklist.expire_due(T0 + timedelta(days=9), BATCH) == []
         read = await w.blacklist.get(short.listing_id, now=T0 + timedelta(days=10))  # lazily, on read
         assert read.state == "expired"
         assert await w.feed() == {SHARED_ACCOUNT, ACCOUNT}  # the other listing still names it
-        [swept] = await w.blacklist.expire_due(T0 + timedelta(days=21))
+        [swept] = await w.blacklist.expire_due(T0 + timedelta(days=21), BATCH)
         assert (swept.listing_id, swept.state) == (long.listing_id, "expired")
         assert await w.feed() == set()
-        assert await w.blacklist.expire_due(T0 + timedelta(days=30)) == []
+        assert await w.blacklist.expire_due(T0 + timedelta(days=30), BATCH) == []
         assert await w.actions(short.listing_id) == [
             ("blacklist.list", "officer"),
             ("blacklist.expire", "system:expiry"),
@@ -271,7 +273,7 @@ def test_lookups_by_account_and_phone_do_not_return_ended_listings_as_current(re
             draft(case_id="case-2", expires_at=T0 + timedelta(days=700)), actor="officer", now=T0
         )
         when = years_after(T0, LIMITS.min_listed_years_before_repair)
-        await w.blacklist.expire_due(T0 + timedelta(days=15))
+        await w.blacklist.expire_due(T0 + timedelta(days=15), BATCH)
         await w.blacklist.repair(repaired.listing_id, REPAIR, actor="officer", now=when)
         for kind, value in (("account", ACCOUNT), ("phone", PHONE)):
             assert await w.redis.scard(f"credit:by:{kind}:{value}") == 3  # kept as history
@@ -446,11 +448,11 @@ def test_an_ended_listing_is_deleted_five_years_after_it_ended_and_the_audit_kee
             draft(accounts=[ACCOUNT], expires_at=T0 + timedelta(days=10)), actor="officer", now=T0
         )
         await w.blacklist.add(draft(OTHER_PERSON, expires_at=years_after(T0, 2)), actor="officer", now=T0)
-        [expired] = await w.blacklist.expire_due(T0 + timedelta(days=11))
+        [expired] = await w.blacklist.expire_due(T0 + timedelta(days=11), BATCH)
         end = expired.ended_at
-        assert end is not None and await w.blacklist.purge_ended(years_after(end, LIMITS.keep_ended_years)) == 0
+        assert end is not None and await w.blacklist.purge_ended(years_after(end, LIMITS.keep_ended_years), BATCH) == 0
         later = years_after(end, LIMITS.keep_ended_years) + timedelta(seconds=1)
-        assert await w.blacklist.purge_ended(later) == 1
+        assert await w.blacklist.purge_ended(later, BATCH) == 1
         with pytest.raises(ListingNotFound):
             await w.blacklist.get(ended.listing_id, now=later)
         named = await w.blacklist.find("account", ACCOUNT, include_ended=True, now=later)
@@ -462,6 +464,6 @@ def test_an_ended_listing_is_deleted_five_years_after_it_ended_and_the_audit_kee
             ("blacklist.purged", "system:expiry"),
         ]
         assert (await w.audit.verify()).ok
-        assert await w.blacklist.purge_ended(later) == 0
+        assert await w.blacklist.purge_ended(later, BATCH) == 0
 
     run(redis_url, scenario)

@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 from redis.asyncio import Redis
 
-import antifraud
 from antifraud.audit.service import AuditLog
 from antifraud.credit.models import ListingDraft, ObjectionDecision, ObjectionFiling
 from antifraud.credit.service import CreditBlacklist
@@ -41,9 +40,9 @@ def _draft(party_id: str, case_id: str, account: str, expires_at: datetime | Non
     )
 
 
-async def _changes(redis_url: str, thresholds: Path) -> tuple[str, str]:
+async def _changes(redis_url: str) -> tuple[str, str]:
     async with Redis.from_url(redis_url) as redis:
-        blacklist = CreditBlacklist(redis, AuditLog(redis, AUDIT_KEYS), load_thresholds(thresholds).credit_blacklist)
+        blacklist = CreditBlacklist(redis, AuditLog(redis, AUDIT_KEYS), load_thresholds().credit_blacklist)
         now = datetime.now(timezone.utc)
         short, _ = await blacklist.add(
             _draft(PERSON, "case-1", SHORT_ACCOUNT, now + timedelta(seconds=3)), actor="officer", now=now
@@ -66,12 +65,9 @@ async def _feed(redis_url: str) -> set[bytes]:
 def test_changes_reach_the_topic_and_the_sweep_expires_a_listing(
     stack: Endpoints, start_worker: Callable[..., WorkerProcess], tmp_path: Path
 ) -> None:
-    packaged = (Path(antifraud.__file__).parent / "thresholds.toml").read_text(encoding="utf-8")
-    thresholds = tmp_path / "thresholds.toml"
-    thresholds.write_text(packaged.replace("sweep_seconds = 60", "sweep_seconds = 0.5"), encoding="utf-8")
-    short, wrong = asyncio.run(_changes(stack.redis_url, thresholds))
+    short, wrong = asyncio.run(_changes(stack.redis_url))
     assert asyncio.run(_feed(stack.redis_url)) == {SHORT_ACCOUNT.encode()}
-    start_worker(ANTIFRAUD_THRESHOLDS=str(thresholds))
+    start_worker(ANTIFRAUD_BLACKLIST_SWEEP_SECONDS="0.5")
 
     def published() -> list[dict[str, object]]:
         return [json.loads(r.value) for r in read_all(stack.kafka_bootstrap, CREDIT_BLACKLIST, settle=0.5)]

@@ -13,6 +13,7 @@ from redis.asyncio import Redis
 from antifraud.audit.service import AuditLog
 from antifraud.case.models import STATUSES
 from antifraud.case.service import CaseService
+from antifraud.config import Settings
 from antifraud.holds.models import Hold
 from antifraud.holds.policy import hold_for
 from antifraud.holds.service import HoldLedger
@@ -30,6 +31,7 @@ from tests.test_pipeline_integration import BROKEN, CALLER, LIMIT, cold_calls, p
 CALLS = topics.INPUT_TOPICS["call_record"]
 TRANSFERS = topics.INPUT_TOPICS["bank_transfer"]
 HOLDS = load_thresholds().holds
+LAG_S: float = Settings.model_fields["hold_clock_lag_s"].default  # the worker's, unless set
 
 
 def sample(name: str, **labels: str) -> float:
@@ -152,7 +154,7 @@ def test_hold_gauges_follow_the_ledgers_clock(redis_url: str) -> None:
         soon = hold_for(atm_transfer("soon", T0 + 3 * DAY - DAY + timedelta(minutes=20)), DAY)
         await created(client, ledger, [late, soon], T0)
         await ledger.advance(T0 + 3 * DAY)
-        await gauges.refresh_holds(ledger, "event", HOLDS.wall_clock_lag_seconds)
+        await gauges.refresh_holds(ledger, "event", LAG_S)
         event = {
             "held": sample("antifraud_holds", state="held"),
             "released": sample("antifraud_holds", state="released"),
@@ -162,7 +164,7 @@ def test_hold_gauges_follow_the_ledgers_clock(redis_url: str) -> None:
         now = datetime.now(timezone.utc)
         fresh = hold_for(atm_transfer("fresh", now - DAY + timedelta(minutes=30)), DAY)
         await created(client, ledger, [fresh], now)
-        await gauges.refresh_holds(ledger, "wall", HOLDS.wall_clock_lag_seconds)
+        await gauges.refresh_holds(ledger, "wall", LAG_S)
         await client.aclose()
         return {
             **event,

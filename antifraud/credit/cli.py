@@ -70,7 +70,8 @@ def _time(raw: str) -> datetime:
 
 
 async def _command(args: argparse.Namespace, redis: Redis) -> int:
-    limits = load_thresholds(Settings.from_env().thresholds_path).credit_blacklist
+    settings = Settings.from_env()
+    limits = load_thresholds(settings.thresholds_path).credit_blacklist
     blacklist = CreditBlacklist(redis, AuditLog(redis, audit_keys()), limits)
     now = utcnow()
     actor = args.actor if "actor" in args else ""
@@ -92,7 +93,7 @@ async def _command(args: argparse.Namespace, redis: Redis) -> int:
         return 0
     if args.action == "expire":
         total = 0
-        while expired := await blacklist.expire_due(now):
+        while expired := await blacklist.expire_due(now, settings.blacklist_sweep_batch):
             total += len(expired)
         print(f"expired {total} listings due by {now.isoformat()}")
         return 0

@@ -289,12 +289,10 @@ class CreditBlacklist:
         ids = texts(await self.redis.zrevrange(LISTINGS, 0, count - 1))
         return await self._fresh(await self._read(self.redis, ids), now)
 
-    async def expire_due(self, now: datetime) -> list[Listing]:
-        """Expire the listings in force whose period ran out by ``now`` (at most ``sweep_batch``; call again
-        for the rest). A listing moved meanwhile by someone else is skipped."""
-        ids = texts(
-            await self.redis.zrangebyscore(EXPIRY, "-inf", now.timestamp(), start=0, num=self.limits.sweep_batch)
-        )
+    async def expire_due(self, now: datetime, batch: int) -> list[Listing]:
+        """Expire the listings in force whose period ran out by ``now`` (at most ``batch``; call again for the
+        rest). A listing moved meanwhile by someone else is skipped."""
+        ids = texts(await self.redis.zrangebyscore(EXPIRY, "-inf", now.timestamp(), start=0, num=batch))
         expired = []
         for listing_id in ids:
             try:
@@ -303,16 +301,12 @@ class CreditBlacklist:
                 continue
         return expired
 
-    async def purge_ended(self, now: datetime) -> int:
-        """Delete the listings that ended more than ``keep_ended_years`` before ``now`` (at most ``sweep_batch``; call
-        again for the rest),
-        each in an audited transaction (``blacklist.purged``, with what it was); how many went."""
+    async def purge_ended(self, now: datetime, batch: int) -> int:
+        """Delete the listings that ended more than ``keep_ended_years`` before ``now`` (at most ``batch``; call
+        again for the rest), each in an audited transaction (``blacklist.purged``, with what it was); how many
+        went."""
         cutoff = policy.years_after(now, -self.limits.keep_ended_years)
-        ids = texts(
-            await self.redis.zrangebyscore(
-                ENDED, "-inf", f"({cutoff.timestamp()!r}", start=0, num=self.limits.sweep_batch
-            )
-        )
+        ids = texts(await self.redis.zrangebyscore(ENDED, "-inf", f"({cutoff.timestamp()!r}", start=0, num=batch))
         purged = 0
         for listing_id in ids:
             key = listing_key(listing_id)

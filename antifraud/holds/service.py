@@ -142,13 +142,11 @@ class HoldLedger:
         self,
         redis: Redis,
         *,
-        max_releases_per_batch: int,
         retain_seconds: int,
         payee_set_seconds: int,
         payee_flag_seconds: int,
     ) -> None:
         self.redis = redis
-        self.max_releases_per_batch = max_releases_per_batch
         self.retain_seconds = retain_seconds
         self.payee_set_seconds = payee_set_seconds
         self.payee_flag_seconds = payee_flag_seconds
@@ -157,7 +155,6 @@ class HoldLedger:
     def configured(cls, redis: Redis, limits: HoldThresholds) -> "HoldLedger":
         return cls(
             redis,
-            max_releases_per_batch=limits.max_releases_per_batch,
             retain_seconds=limits.retain_days * 86400,
             payee_set_seconds=int(2 * limits.period_hours * 3600),
             payee_flag_seconds=int(limits.payee_flag_hours * 3600),
