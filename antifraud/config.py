@@ -5,13 +5,12 @@ Every variable has a default that works on one machine; an empty variable counts
 stops the process with a message naming the variable.
 """
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, DirectoryPath, Field, ValidationError
+from pydantic import AfterValidator, DirectoryPath, Field, SecretStr, ValidationError
 from pydantic_core import ErrorDetails
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -190,6 +189,34 @@ class Settings(BaseSettings):
         description="listings one sweep call expires or deletes at most (the sweep calls again for the rest)",
         gt=0,
     )
+    audit_key: SecretStr | None = Field(
+        None,
+        validation_alias="ANTIFRAUD_AUDIT_KEY",
+        description="the audit chain's HMAC key, 32+ bytes, never stored in Redis (required by every audited write)",
+    )
+    audit_old_keys: SecretStr = Field(
+        SecretStr(""),
+        validation_alias="ANTIFRAUD_AUDIT_OLD_KEYS",
+        description="earlier audit keys, space-separated, that still verify what they signed",
+    )
+    secret_key: SecretStr | None = Field(
+        None,
+        validation_alias="ANTIFRAUD_SECRET_KEY",
+        description="32+ bytes under which the pages' sessions are kept (required by antifraud web)",
+    )
+    users_file: Path | None = Field(
+        None,
+        validation_alias="ANTIFRAUD_USERS_FILE",
+        description="the users allowed into the web app: a TOML or JSON file (or ANTIFRAUD_USERS inline)",
+    )
+    users: SecretStr | None = Field(
+        None, validation_alias="ANTIFRAUD_USERS", description="the users allowed into the web app, as inline JSON"
+    )
+    cell_registry: Path | None = Field(
+        None,
+        validation_alias="ANTIFRAUD_CELL_REGISTRY",
+        description="the carrier's cell registry (JSON); over [fake_base_station] registry in the thresholds",
+    )
     webhook_police: WebhookUrl | None = Field(
         None, validation_alias="ANTIFRAUD_WEBHOOK_POLICE", description="police's webhook"
     )
@@ -320,10 +347,11 @@ def _problem(error: ErrorDetails) -> str:
     return f"{'.'.join(map(str, error['loc']))}={error['input']!r}: {why[0].lower()}{why[1:]}"
 
 
-def audit_keys() -> AuditKeys:
+def audit_keys(settings: Settings | None = None) -> AuditKeys:
     """The audit chain's keys: ``ANTIFRAUD_AUDIT_KEY`` (signs new records; 32+ bytes, never stored in Redis)
     and ``ANTIFRAUD_AUDIT_OLD_KEYS`` (space-separated, earlier keys that still verify what they signed)."""
-    current = os.environ.get("ANTIFRAUD_AUDIT_KEY")
+    settings = settings or Settings.from_env()
+    current = settings.audit_key.get_secret_value() if settings.audit_key else ""
     if not current:
         raise ConfigError(
             "ANTIFRAUD_AUDIT_KEY is not set: the audit trail is chained under it (32+ random bytes, "
@@ -331,7 +359,7 @@ def audit_keys() -> AuditKeys:
         )
     try:
         return AuditKeys(
-            current.encode(), tuple(k.encode() for k in os.environ.get("ANTIFRAUD_AUDIT_OLD_KEYS", "").split())
+            current.encode(), tuple(k.encode() for k in settings.audit_old_keys.get_secret_value().split())
         )
     except ValueError as error:
         raise ConfigError(f"ANTIFRAUD_AUDIT_KEY / ANTIFRAUD_AUDIT_OLD_KEYS: {error}") from None

@@ -88,7 +88,7 @@ export_known_series(
 inputs = InputLoop(settings, thresholds)
 redis = TimedRedis.from_url(settings.redis_url)
 """One client (a connection pool) for everything outside the input loop."""
-chain_keys = audit_keys()
+chain_keys = audit_keys(settings)
 audit = AuditLog(redis, chain_keys)
 holds = HoldLedger.configured(redis, thresholds.holds)
 cases = CaseService(redis, audit, holds=thresholds.holds)

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 import antifraud
-from antifraud.config import ConfigError, Settings
+from antifraud.config import ConfigError, Settings, audit_keys
 from antifraud.thresholds import MOVED_TO_SETTINGS, load_thresholds
 
 README = Path(__file__).parent.parent / "README.md"
@@ -98,3 +98,18 @@ def test_a_thresholds_file_with_an_operational_knob_says_which_setting_took_its_
     with pytest.raises(ValueError, match=r"\[holds\] tick_seconds is now the setting ANTIFRAUD_HOLD_TICK_SECONDS"):
         load_thresholds(older)
     assert set(MOVED_TO_SETTINGS.values()) <= set(Settings.variables()), "each knob went to a setting that exists"
+
+
+def test_the_keys_are_settings_that_never_show_in_a_repr_or_a_log(monkeypatch: pytest.MonkeyPatch) -> None:
+    current, old = "k" * 40, "o" * 40
+    monkeypatch.setenv("ANTIFRAUD_AUDIT_KEY", current)
+    monkeypatch.setenv("ANTIFRAUD_AUDIT_OLD_KEYS", old)
+    monkeypatch.setenv("ANTIFRAUD_SECRET_KEY", "s" * 40)
+    monkeypatch.setenv("ANTIFRAUD_USERS", '{"users": []}')
+    settings = Settings.from_env()
+    assert all(secret not in repr(settings) for secret in (current, old, "s" * 40, '"users"'))
+    keys = audit_keys(settings)
+    assert (keys.current, keys.old) == (current.encode(), (old.encode(),))
+    monkeypatch.delenv("ANTIFRAUD_AUDIT_KEY")
+    with pytest.raises(ConfigError, match="ANTIFRAUD_AUDIT_KEY is not set"):
+        audit_keys(Settings.from_env())

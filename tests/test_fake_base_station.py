@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 
 from antifraud.alerts.models import Alert
+from antifraud.config import Settings
 from antifraud.events.models import CellObservation, GeoPoint, SmsRecord
-from antifraud.state.fake_base_station import ENV_VAR, configured_registry, load_registry
+from antifraud.state.fake_base_station import configured_registry, load_registry
 from antifraud.thresholds import FakeBaseStationThresholds
 from detectors.fake_base_station import DETECTOR, CellRegistry, RegisteredCell, SmsSighting, detect, distance_km
 from detectors.window import WindowResult
@@ -223,16 +224,16 @@ def test_missing_registry_file_is_a_clear_error(tmp_path: Path) -> None:
         load_registry(tmp_path / "nowhere.json")
 
 
-def test_registry_from_environment_over_thresholds(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_registry_from_the_setting_over_thresholds(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = write(tmp_path, {"cells": [{"cell_id": REAL, "lat": 0, "lon": 0, "operator": "cmcc"}]})
-    monkeypatch.setenv(ENV_VAR, str(path))
-    assert set(configured_registry(LIMITS.model_copy(update={"registry": "/nowhere.json"}))) == {REAL}
+    monkeypatch.setenv("ANTIFRAUD_CELL_REGISTRY", str(path))
+    setting = Settings.from_env().cell_registry
+    assert set(configured_registry(LIMITS.model_copy(update={"registry": "/nowhere.json"}), setting)) == {REAL}
 
 
 def test_no_registry_turns_the_registry_features_off_and_says_so(
-    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
-    monkeypatch.delenv(ENV_VAR, raising=False)
     with caplog.at_level(logging.WARNING):
-        assert configured_registry(LIMITS) is None
+        assert configured_registry(LIMITS, None) is None
     assert "unknown-cell and mis-located-cell features" in caplog.text

@@ -10,7 +10,6 @@ downgrades with activity can flag a cell.
 
 import json
 import logging
-import os
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -19,8 +18,6 @@ from antifraud.thresholds import FakeBaseStationThresholds
 from detectors.fake_base_station import CellRegistry, RegisteredCell
 
 log = logging.getLogger(__name__)
-
-ENV_VAR = "ANTIFRAUD_CELL_REGISTRY"
 
 
 class _Cell(BaseModel):
@@ -56,14 +53,15 @@ def load_registry(path: Path) -> CellRegistry:
     return registry
 
 
-def configured_registry(limits: FakeBaseStationThresholds) -> CellRegistry | None:
-    """The registry named by the environment or the thresholds; ``None`` (logged) when none is."""
-    path = os.environ.get(ENV_VAR) or limits.registry
+def configured_registry(limits: FakeBaseStationThresholds, setting: Path | None) -> CellRegistry | None:
+    """The registry named by the setting (``ANTIFRAUD_CELL_REGISTRY``) or the thresholds; ``None`` (logged)
+    when none is."""
+    path = setting or limits.registry
     if not path:
         log.warning(
             "no cell registry (%s or [fake_base_station] registry): the unknown-cell and "
             "mis-located-cell features of the fake base station detector are off",
-            ENV_VAR,
+            "ANTIFRAUD_CELL_REGISTRY",
         )
         return None
     registry = load_registry(Path(path))

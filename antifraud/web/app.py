@@ -159,7 +159,7 @@ def create_app(settings: Settings, auth: Authenticator | None = None, keys: Audi
     """The app over ``settings``; ``auth`` defaults to users and key from the environment, ``keys`` to the
     audit key from the environment (every action the app takes is audited)."""
     authenticator = auth or Authenticator.from_env(settings)
-    chain_keys = keys or audit_keys()
+    chain_keys = keys or audit_keys(settings)
     mask_server_logs("uvicorn.access", "uvicorn.error")  # look-ups put phone, account and ID numbers in URLs
 
     @asynccontextmanager

@@ -23,7 +23,6 @@ token is no ambient credential: requests with one need none of this.
 import hashlib
 import hmac
 import json
-import os
 import secrets
 import tomllib
 from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping
@@ -152,15 +151,15 @@ class Authenticator:
     def from_env(cls, settings: Settings) -> "Authenticator":
         """Users from ``ANTIFRAUD_USERS_FILE`` or ``ANTIFRAUD_USERS``, key from ``ANTIFRAUD_SECRET_KEY``; both
         required. Session timeouts and login throttling from ``settings``."""
-        key = os.environ.get("ANTIFRAUD_SECRET_KEY") or ""
+        key = settings.secret_key.get_secret_value() if settings.secret_key else ""
         if len(key.encode()) < MIN_SECRET_KEY_BYTES:
             raise ConfigError(
                 f"ANTIFRAUD_SECRET_KEY must be set to at least {MIN_SECRET_KEY_BYTES} bytes "
                 "(e.g. `python -c 'import secrets; print(secrets.token_urlsafe(32))'`), or run with --dev-users"
             )
-        path, inline = os.environ.get("ANTIFRAUD_USERS_FILE"), os.environ.get("ANTIFRAUD_USERS")
+        path, inline = settings.users_file, settings.users.get_secret_value() if settings.users else None
         if path:
-            users = UserDirectory.load(Path(path))
+            users = UserDirectory.load(path)
         elif inline:
             try:
                 document = json.loads(inline)
