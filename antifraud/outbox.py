@@ -24,8 +24,10 @@ from typing import cast
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
-STREAM = "outbox"
-LOCK = "outbox:relay"
+from antifraud.state import keys as families
+
+STREAM = families.OUTBOX.key()
+LOCK = families.OUTBOX_LOCK.key()
 
 Send = Callable[[str, bytes | None, bytes], Awaitable[None]]
 """Produce one record (topic, key, value) and return once the broker acknowledged it."""

@@ -8,10 +8,12 @@ from pathlib import Path
 
 import pytest
 import redis.asyncio
+from redis import Redis as SyncRedis
 from redis.asyncio import Redis
 
 from antifraud.stack.embedded import redis_answers, redis_server_binary
 from antifraud.stack.process import free_port, spawn, stop
+from antifraud.state.keys import family_of
 from tests.conftest import wait_for
 
 
@@ -76,3 +78,12 @@ def on_redis(url: str, body: Callable[[Redis], Awaitable[None]]) -> None:
             await client.aclose()
 
     asyncio.run(run())
+
+
+def unnamed_keys(url: str) -> list[str]:
+    """The keys in the Redis at ``url`` that no family of ``antifraud/state/keys.py`` names."""
+    client = SyncRedis.from_url(url)
+    try:
+        return sorted(key.decode() for key in client.scan_iter(count=1000) if family_of(key.decode()) is None)
+    finally:
+        client.close()

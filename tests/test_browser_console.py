@@ -13,6 +13,7 @@ from streams import topics
 from tests.browser_helpers import browser, screenshot, sign_in
 from tests.conftest import wait_consumed, wait_for
 from tests.kafka_helpers import read_all
+from tests.redis_helpers import unnamed_keys
 from tests.test_pipeline_integration import block_number, produce
 from tests.web_helpers import BRANCH, serve
 
@@ -205,3 +206,4 @@ def test_an_analyst_confirms_a_case_in_the_console_and_the_forwarding_follows(
         page.click(f"#holds-table tbody tr:has-text('{MULE}') [data-moves]")  # who froze it, and why
         page.wait_for_selector("#moves-table tbody tr:has-text('已冻结')")
         screenshot(page, "holds")
+    assert unnamed_keys(stack.redis_url) == [], "every key the worker and the desks wrote is a named family"

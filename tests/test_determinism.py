@@ -37,6 +37,7 @@ from tests.outcomes import (  # noqa: F401 - world and reference are fixtures
     settled,
     world,
 )
+from tests.redis_helpers import unnamed_keys
 
 pytestmark = pytest.mark.integration
 
@@ -80,6 +81,7 @@ def test_one_worker_concludes_what_detect_does(
 ) -> None:
     start_worker()
     assert_same(_outcome(replayed, world, reference), reference)
+    assert unnamed_keys(replayed.redis_url) == [], "every key the worker wrote is a family of state/keys.py"
 
 
 def test_a_worker_killed_four_times_concludes_the_same(

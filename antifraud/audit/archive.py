@@ -62,8 +62,9 @@ from antifraud.audit.segments import (
     remove_partials,
 )
 from antifraud.audit.service import ARCHIVES, BASE, IDS, LOG, SUBJECT, parse_base
+from antifraud.state import keys as families
 
-LOCK = "audit:archive:lock"
+LOCK = families.AUDIT_ARCHIVE_LOCK.key()
 
 
 class ArchiveRefused(Exception):

@@ -54,15 +54,16 @@ from antifraud.audit.models import (
 )
 from antifraud.audit.segments import check_archive
 from antifraud.clock import utcnow
+from antifraud.state import keys as families
 from antifraud.state.store import Lua
 
-LOG = "audit:log"
-BASE = "audit:base"
-HEAD = "audit:head"
-IDS = "audit:ids"
-SUBJECT = "audit:subject:"
-ARCHIVES = "audit:archives"
-INBOX = "audit:inbox"
+LOG = families.AUDIT_LOG.key()
+BASE = families.AUDIT_BASE.key()
+HEAD = families.AUDIT_HEAD.key()
+IDS = families.AUDIT_IDS.key()
+SUBJECT = families.AUDIT_SUBJECT.prefix
+ARCHIVES = families.AUDIT_ARCHIVES.key()
+INBOX = families.AUDIT_INBOX.key()
 QUEUED = "q"
 """``audit:ids``' value for an event id queued and not chained yet."""
 

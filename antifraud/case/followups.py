@@ -63,6 +63,7 @@ from antifraud.holds.models import IllegalTransition, stable_id
 from antifraud.holds.reports import FraudReportRequest, report_fraud
 from antifraud.holds.service import HoldLedger, UnknownHold
 from antifraud.refusals import Unknown
+from antifraud.state import keys as families
 from antifraud.state.accounts import opening
 from antifraud.state.lease_queue import LeaseQueue, RetryPolicy
 from antifraud.state.money_trail import TransferIndex
@@ -72,7 +73,7 @@ log = logging.getLogger(__name__)
 
 FollowUpKind = Literal["blocklist", "credit_listing", "money_trail", "inbound_holds"]
 FollowUpState = Literal["pending", "done", "failed"]
-FOLLOWUP_QUEUE = LeaseQueue(due="followups:due", prefix="followup:")
+FOLLOWUP_QUEUE = LeaseQueue(due=families.FOLLOWUPS_DUE.key(), prefix=families.FOLLOWUP.prefix)
 RETRY = RetryPolicy(max_attempts=10, backoff_s=5.0, backoff_max_s=600.0)
 """Ten attempts over about 40 minutes: Redis failing over, a listing racing an analyst's; beyond that the
 follow-up waits for an analyst with the last error on record instead of being retried for ever."""
@@ -81,7 +82,7 @@ PERMANENT: tuple[type[Exception], ...] = (ValidationError, ListingExists)
 
 
 def _case_key(case_id: str) -> str:
-    return f"followups:case:{case_id}"
+    return families.FOLLOWUPS_OF_CASE.key(case_id)
 
 
 class FollowUp(BaseModel):

@@ -59,29 +59,30 @@ from antifraud.holds.reports import follow, view_of
 from antifraud.holds.service import HoldLedger
 from antifraud.privacy import mask_account
 from antifraud.refusals import Unknown
+from antifraud.state import keys as families
 from antifraud.state.money_trail import TransferIndex
 from antifraud.state.replies import texts
 from antifraud.thresholds import HoldThresholds, load_thresholds
 
-SEEN = "cases:seen"
-STATUS = "cases:status"
-ESCALATED = "cases:escalated"
-ENDED = "cases:ended"
+SEEN = families.CASES_SEEN.key()
+STATUS = families.CASES_STATUS.key()
+ESCALATED = families.CASES_ESCALATED.key()
+ENDED = families.CASES_ENDED.key()
 ENDED_STATUSES = ("closed", "dismissed")
 SYSTEM = "system"
 """The actor of the worker's own changes: folding alerts, a delivered package moving its case."""
 
 
 def case_key(case_id: str) -> str:
-    return f"case:{case_id}"
+    return families.CASE.key(case_id)
 
 
 def _alerts_key(case_id: str) -> str:
-    return f"case:{case_id}:alerts"
+    return families.CASE_ALERTS.key(case_id)
 
 
 def _notes_key(case_id: str) -> str:
-    return f"case:{case_id}:notes"
+    return families.CASE_NOTES.key(case_id)
 
 
 def _case_of(alert: Alert) -> str:

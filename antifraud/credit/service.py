@@ -60,6 +60,7 @@ from antifraud.credit.models import (
     RepairRequest,
     Worklist,
 )
+from antifraud.state import keys as families
 from antifraud.state.keys import BLACKLIST
 from antifraud.state.replies import texts
 from antifraud.thresholds import CreditBlacklistThresholds
@@ -67,27 +68,27 @@ from antifraud.topics import CREDIT_BLACKLIST
 
 log = logging.getLogger(__name__)
 
-LISTINGS = "credit:listings"
-EXPIRY = "credit:expiry"
-ENDED = "credit:ended"
-OBJECTED = "credit:objected"
+LISTINGS = families.LISTINGS.key()
+EXPIRY = families.LISTINGS_EXPIRY.key()
+ENDED = families.LISTINGS_ENDED.key()
+OBJECTED = families.LISTINGS_OBJECTED.key()
 SYSTEM = "system:expiry"
 """The actor of expiries in the audit trail and on the topic."""
 
 
-PROPOSALS = "credit:proposals"
+PROPOSALS = families.PROPOSALS.key()
 
 
 def proposal_key(proposal_id: str) -> str:
-    return f"credit:proposal:{proposal_id}"
+    return families.PROPOSAL.key(proposal_id)
 
 
 def listing_key(listing_id: str) -> str:
-    return f"credit:listing:{listing_id}"
+    return families.LISTING.key(listing_id)
 
 
 def index_key(kind: LookupKind, value: str) -> str:
-    return f"credit:by:{kind}:{value}"
+    return families.LISTINGS_NAMING.key(f"{kind}:{value}")
 
 
 def _index_keys(listing: Listing | None) -> set[str]:

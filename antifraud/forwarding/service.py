@@ -53,13 +53,16 @@ from antifraud.forwarding.models import (
 )
 from antifraud.forwarding.signing import signed_headers
 from antifraud.refusals import Unknown
+from antifraud.state import keys as families
 from antifraud.state.lease_queue import LeaseQueue
 from antifraud.state.replies import data
 from antifraud.topics import FORWARDING
 
 log = logging.getLogger(__name__)
 
-DELIVERY_QUEUE = LeaseQueue(due="deliveries:due", prefix="delivery:", fields=("doc", "payload"))
+DELIVERY_QUEUE = LeaseQueue(
+    due=families.DELIVERIES_DUE.key(), prefix=families.DELIVERY.prefix, fields=("doc", "payload")
+)
 RETRYABLE_4XX = frozenset({408, 425, 429})
 """Client errors that may pass on a later attempt; any other 4xx means the receiver refuses the package."""
 
@@ -69,7 +72,7 @@ def delivery_key(delivery_id: str) -> str:
 
 
 def _case_deliveries_key(case_id: str) -> str:
-    return f"deliveries:case:{case_id}"
+    return families.DELIVERIES_OF_CASE.key(case_id)
 
 
 class DeliveryNotFound(Unknown, LookupError):

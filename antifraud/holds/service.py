@@ -35,15 +35,16 @@ from antifraud.audit.models import AuditEntry, Change
 from antifraud.audit.service import AuditLog
 from antifraud.holds.models import Actor, Hold, HoldEvent, HoldState, IllegalTransition, PayeeFlagged, transition
 from antifraud.refusals import Unknown
+from antifraud.state import keys as families
 from antifraud.state.replies import text, texts
 from antifraud.state.store import Lua
 from antifraud.thresholds import HoldThresholds
 
-WATERMARK = "holds:watermark"
-DUE = "holds:due"
-STATE_INDEX = "holds:state:"
-COUNTS = "holds:count"
-ACCOUNT = "holds:account:"
+WATERMARK = families.HOLDS_WATERMARK.key()
+DUE = families.HOLDS_DUE.key()
+STATE_INDEX = families.HOLDS_IN_STATE.prefix
+COUNTS = families.HOLDS_COUNT.key()
+ACCOUNT = families.HOLDS_BY_ACCOUNT.prefix
 STATES: tuple[HoldState, ...] = get_args(HoldState)
 SETTLED: tuple[HoldState, ...] = ("released", "revoked", "returned")
 
@@ -54,7 +55,7 @@ def index_key(state: HoldState) -> str:
 
 
 def hold_key(hold_id: str) -> str:
-    return "hold:" + hold_id
+    return families.HOLD.key(hold_id)
 
 
 class UnknownHold(Unknown, LookupError):

@@ -1,6 +1,6 @@
-"""Redis key families of the stream path: each with its type, who writes it, how long it lives, and its
-value format. Stores build keys through these (``FAMILY.key(entity)``) and hand them to scripts in
-``KEYS``; nobody else spells them.
+"""Every Redis key family: its type, who writes it, how long it lives, and its value format. Stores and
+services build keys through these (``FAMILY.key(entity)``) and hand them to scripts in ``KEYS``; nobody
+else spells them (``tests/test_redis_keys.py`` finds every key a full run leaves in one of them).
 
 "Owned" families have one writer: the worker that owns the entity's input partition
 (``antifraud/state/store.py``). "Facts" are added by any worker and read a fixed delay later.
@@ -17,8 +17,18 @@ class KeyFamily:
     retention: str
     value: str
 
+    suffix: str = ""
+    """After the entity, for a family of keys that hang off another's (``case:{id}:alerts``)."""
+
     def key(self, entity: str = "") -> str:
-        return self.prefix + entity
+        return self.prefix + entity + self.suffix
+
+    def holds(self, key: str) -> bool:
+        """Whether ``key`` is one of this family's."""
+        exact = not self.prefix.endswith(":") and not self.suffix
+        if exact:
+            return key == self.prefix
+        return key.startswith(self.prefix) and key.endswith(self.suffix) and len(key) > len(self.prefix + self.suffix)
 
 
 # -- the stream loop's own bookkeeping --------------------------------------------------------------
@@ -229,3 +239,148 @@ LOGIN_FAILURES = KeyFamily(
     "'addr:{address}' or 'name:{user name}' -> refused logins in the window; at the limit, logins from that "
     "address, or to that account, get 429",
 )
+
+
+# -- the hold ledger (antifraud/holds/service.py) ----------------------------------------------------
+
+HOLD = KeyFamily(
+    "hold:",
+    "hash",
+    "the hold stage (created, released by event time), people's moves, the wall-clock release",
+    "settled: [holds] retain_days after settling",
+    "hold id -> state (the truth), doc (the hold as created, JSON, never rewritten), due (epoch)",
+)
+HOLDS_DUE = KeyFamily("holds:due", "sorted set", "as HOLD", "while held", "the held holds by due epoch")
+HOLDS_IN_STATE = KeyFamily(
+    "holds:state:", "sorted set", "as HOLD", "released: trimmed retain_days after due", "state -> hold ids by due"
+)
+HOLDS_COUNT = KeyFamily(
+    "holds:count", "hash", "as HOLD", "kept", "state -> holds in it (settled states: that ever settled so)"
+)
+HOLDS_WATERMARK = KeyFamily(
+    "holds:watermark",
+    "string",
+    "the hold stage (a batch's bound), the wall-clock release (now - lag)",
+    "kept",
+    "the ledger's clock, epoch seconds, only raised",
+)
+HOLDS_BY_ACCOUNT = KeyFamily(
+    "holds:account:",
+    "set",
+    "as HOLD",
+    "retain_days plus twice the hold period after the account's newest hold",
+    "account -> ids of the holds it paid or was paid by (a case's holds)",
+)
+
+# -- cases (antifraud/case/service.py), their deliveries and follow-ups ---------------------------------
+
+CASE = KeyFamily(
+    "case:",
+    "string",
+    "the alerts agent (folding alerts), analysts' and tellers' actions",
+    "ANTIFRAUD_CASE_RETAIN_DAYS after it is closed or dismissed",
+    "case id -> the case (JSON), rewritten with each version",
+)
+CASE_ALERTS = KeyFamily("case:", "hash", "as CASE", "as CASE", "alert id -> alert JSON", suffix=":alerts")
+CASE_NOTES = KeyFamily("case:", "list", "analysts", "as CASE", "note JSON, oldest first", suffix=":notes")
+CASES_SEEN = KeyFamily("cases:seen", "sorted set", "as CASE", "as CASE", "case id by its alerts' latest event time")
+CASES_STATUS = KeyFamily("cases:status", "hash", "as CASE", "as CASE", "case id -> status (counts by state)")
+CASES_ESCALATED = KeyFamily(
+    "cases:escalated", "sorted set", "tellers escalating", "as CASE", "case id by its latest escalation"
+)
+CASES_ENDED = KeyFamily(
+    "cases:ended", "sorted set", "as CASE", "as CASE", "case id by when it was closed or dismissed (the sweep's queue)"
+)
+DELIVERY = KeyFamily(
+    "delivery:",
+    "hash",
+    "confirming or forwarding a case; the delivery loop",
+    "as its case",
+    "delivery id -> doc (the Delivery, JSON), payload (the package, sent byte for byte)",
+)
+DELIVERIES_DUE = KeyFamily("deliveries:due", "sorted set", "as DELIVERY", "while pending", "ids by next attempt")
+DELIVERIES_OF_CASE = KeyFamily("deliveries:case:", "set", "as DELIVERY", "as its case", "case id -> delivery ids")
+FOLLOWUP = KeyFamily(
+    "followup:",
+    "hash",
+    "confirming a case; the follow-up runner",
+    "as its case",
+    "follow-up id -> doc (the FollowUp, JSON)",
+)
+FOLLOWUPS_DUE = KeyFamily("followups:due", "sorted set", "as FOLLOWUP", "while pending", "ids by next attempt")
+FOLLOWUPS_OF_CASE = KeyFamily("followups:case:", "set", "as FOLLOWUP", "as its case", "case id -> follow-up ids")
+
+# -- the credit blacklist (antifraud/credit/service.py) -----------------------------------------------
+
+LISTING = KeyFamily(
+    "credit:listing:",
+    "string",
+    "credit officers, confirmed cases' follow-ups, the expiry sweep",
+    "ended: [credit_blacklist] keep_ended_years after it ended",
+    "listing id -> the listing (JSON), the truth",
+)
+LISTINGS_NAMING = KeyFamily(
+    "credit:by:",
+    "set",
+    "as LISTING",
+    "as its listings",
+    "'{kind}:{value}' (id_number, credit_code, account, phone) -> the ids of the listings naming it, ended too",
+)
+LISTINGS = KeyFamily("credit:listings", "sorted set", "as LISTING", "as LISTING", "every listing id by listing time")
+LISTINGS_EXPIRY = KeyFamily(
+    "credit:expiry", "sorted set", "as LISTING", "while in force", "listings in force by expiry (the sweep's queue)"
+)
+LISTINGS_OBJECTED = KeyFamily(
+    "credit:objected", "sorted set", "as LISTING", "while objected", "listings with an objection pending, by filing"
+)
+LISTINGS_ENDED = KeyFamily(
+    "credit:ended", "sorted set", "as LISTING", "as LISTING", "ended listings by when they ended (the purge's queue)"
+)
+PROPOSAL = KeyFamily(
+    "credit:proposal:", "string", "credit officers", "until approved", "proposal id -> the draft listing (JSON)"
+)
+PROPOSALS = KeyFamily("credit:proposals", "sorted set", "credit officers", "as PROPOSAL", "proposal ids by when made")
+
+# -- the audit log (antifraud/audit/service.py) and the outbox (antifraud/outbox.py) --------------------
+
+AUDIT_LOG = KeyFamily(
+    "audit:log",
+    "list",
+    "the audit sealer",
+    "ANTIFRAUD_AUDIT_RETAIN_DAYS, then archived",
+    "the live records' JSON, chained by HMAC, oldest first",
+)
+AUDIT_BASE = KeyFamily("audit:base", "string", "the audit archiver", "kept", "'{first live seq} {hash it links to}'")
+AUDIT_HEAD = KeyFamily("audit:head", "string", "the audit sealer", "kept", "'{seq} {hash}' of the last record")
+AUDIT_IDS = KeyFamily(
+    "audit:ids", "hash", "the audit sealer", "as AUDIT_LOG", "event id -> seq ('q' while queued): chained once"
+)
+AUDIT_SUBJECT = KeyFamily(
+    "audit:subject:", "list", "the audit sealer", "as AUDIT_LOG", "subject (hold:, case:, listing:...) -> live seqs"
+)
+AUDIT_ARCHIVES = KeyFamily("audit:archives", "list", "the audit archiver", "kept", "segments written (JSON)")
+AUDIT_ARCHIVE_LOCK = KeyFamily(
+    "audit:archive:lock", "string", "the audit archiver", "the run's lease", "one archive run at a time"
+)
+AUDIT_INBOX = KeyFamily(
+    "audit:inbox", "stream", "every audited writer, in its own MULTI", "until sealed", "entries queued, not chained"
+)
+OUTBOX = KeyFamily(
+    "outbox",
+    "stream",
+    "every human action, in its own MULTI",
+    "until the relay's broker acks",
+    "topic, key, value: records to publish",
+)
+OUTBOX_LOCK = KeyFamily("outbox:relay", "string", "the outbox relay", "the round's lease", "one relay at a time")
+
+
+def families() -> list[KeyFamily]:
+    """Every family named here."""
+    return [value for value in globals().values() if isinstance(value, KeyFamily)]
+
+
+def family_of(key: str) -> KeyFamily | None:
+    """The family ``key`` belongs to (the longest prefix that holds it), or None: a key nobody named."""
+    found = [family for family in families() if family.holds(key)]
+    return max(found, key=lambda f: len(f.prefix + f.suffix)) if found else None

@@ -235,7 +235,7 @@ return out
 """
 )
 _READ_KEYS = 10
-_NO_PHONE = "iv:reached:"
+_NO_PHONE = keys_.REACHED.key()
 """The reached key of no phone: an empty set (a script gets all its keys through KEYS)."""
 
 
