@@ -6,9 +6,9 @@ follow-ups (:mod:`antifraud.case.followups`) are both kept this way:
 - each item is a hash ``{prefix}{id}`` (its document and whatever else it carries);
 - ``due`` is a sorted set of the ids still to be attempted, by the epoch of their next attempt.
 
-Claiming is one script: it takes the due ids, pushes each ``lease`` seconds ahead so
-no other worker takes it meanwhile (a worker that dies mid-attempt leaves it to the
-next one once the lease ends), and drops ids whose hash is gone. The caller records
+Claiming reads the due ids, then one script, given their hashes in ``KEYS``, takes those still due,
+pushes each ``lease`` seconds ahead so no other worker takes it meanwhile (a worker that dies
+mid-attempt leaves it to the next one once the lease ends), and drops ids whose hash is gone. The caller records
 the outcome with :meth:`LeaseQueue.schedule` in its own transaction: due again at the
 next attempt, or out of the queue.
 
@@ -23,20 +23,28 @@ from datetime import datetime, timedelta
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
-# KEYS[1] the due set; ARGV[1] now (epoch), ARGV[2] how many, ARGV[3] the lease's end (epoch),
-# ARGV[4] the items' key prefix, ARGV[5...] the hash fields to return. Returns one array of fields per item
-# (a missing field as an empty string).
+from antifraud.state.replies import texts
+
+# KEYS[1] the due set, KEYS[2...] the candidates' hashes; ARGV[1] now (epoch), ARGV[2] the lease's end
+# (epoch), ARGV[3] how many fields, then the fields to return, then the candidates' ids in KEYS' order. A
+# candidate another worker claimed meanwhile (no longer due) is left alone. Returns one array of fields per
+# item taken (a missing field as an empty string).
 _CLAIM = """
-local fields = {unpack(ARGV, 5)}
+local n = tonumber(ARGV[3])
+local fields = {unpack(ARGV, 4, 3 + n)}
 local out = {}
-for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))) do
-  local item = redis.call('HMGET', ARGV[4] .. id, unpack(fields))
-  if item[1] then
-    redis.call('ZADD', KEYS[1], ARGV[3], id)
-    for i = 1, #fields do item[i] = item[i] or '' end
-    out[#out + 1] = item
-  else
-    redis.call('ZREM', KEYS[1], id)
+for k = 2, #KEYS do
+  local id = ARGV[2 + n + k]
+  local due = redis.call('ZSCORE', KEYS[1], id)
+  if due and tonumber(due) <= tonumber(ARGV[1]) then
+    local item = redis.call('HMGET', KEYS[k], unpack(fields))
+    if item[1] then
+      redis.call('ZADD', KEYS[1], ARGV[2], id)
+      for i = 1, #fields do item[i] = item[i] or '' end
+      out[#out + 1] = item
+    else
+      redis.call('ZREM', KEYS[1], id)
+    end
   end
 end
 return out
@@ -92,10 +100,12 @@ class LeaseQueue:
 
     async def claim(self, redis: Redis, now: datetime, *, limit: int, lease_s: float) -> list[list[bytes]]:
         """Take up to ``limit`` due items for ``lease_s`` seconds: each one's ``fields``, in order."""
+        ids = texts(await redis.zrangebyscore(self.due, "-inf", now.timestamp(), start=0, num=limit))
+        if not ids:
+            return []
         claim = redis.register_script(_CLAIM)
-        found = await claim(
-            keys=[self.due], args=[now.timestamp(), limit, now.timestamp() + lease_s, self.prefix, *self.fields]
-        )
+        args: list[str | float] = [now.timestamp(), now.timestamp() + lease_s, len(self.fields), *self.fields, *ids]
+        found = await claim(keys=[self.due, *map(self.key, ids)], args=args)
         return [list(item) for item in found]
 
     async def docs(self, redis: Redis, ids: list[str]) -> list[bytes]:
