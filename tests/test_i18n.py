@@ -16,7 +16,7 @@ import pytest
 
 from antifraud.alerts.explain import CATALOGS, DECIMALS, LANGUAGES, PLACEHOLDER, explain
 from antifraud.alerts.models import EntityKind, Severity
-from antifraud.case.followups import FollowUpKind
+from antifraud.case.followups import FollowUpKind, FollowUpState
 from antifraud.case.models import SCENARIO_BY_DETECTOR, STATUSES, Action, TimelineEntry
 from antifraud.credit.models import ListingState, Move, ObjectionState
 from antifraud.events.models import BankTransfer
@@ -54,6 +54,7 @@ VOCABULARIES: dict[str, tuple[str, ...]] = {
     "handling": get_args(HandlingState),
     "timeline.kind": get_args(TimelineEntry.model_fields["kind"].annotation),
     "followup": get_args(FollowUpKind),
+    "followup.state": get_args(FollowUpState),
     "audit": (  # what a case's timeline shows: the actions on it, its deliveries and follow-ups, its holds' moves
         *(f"case.{action}" for action in (*get_args(Action), "expired")),
         *(f"delivery.{what}" for what in ("delivered", "failed", "retry")),

@@ -83,7 +83,8 @@ def test_recent_warnings_are_shared_by_processes_kept_across_restarts_bounded_an
     redis_url: str,
 ) -> None:
     """Two web processes (two stores over one Redis) read the same alerts off the topic; a third, started
-    later, shows what they kept. Newest first by event time, whatever the order they were read in."""
+    later, shows what they kept. Newest first as read: an alert of an older event time read last (a worker
+    catching up) is the newest warning, not trimmed at once."""
     times = [AT + timedelta(minutes=m) for m in (5, 1, 9, 3)]
     read = [alert(f"622200000000066{i}", at=at) for i, at in enumerate(times)]
     atm = alert("6222000000000670", Audience(kind="atm", id="atm-7"), at=AT + timedelta(minutes=7))
@@ -101,13 +102,28 @@ def test_recent_warnings_are_shared_by_processes_kept_across_restarts_bounded_an
             await deliver(hub_two, two, atm)
             later = RecentWarnings(Redis.from_url(redis_url), size=3)
             kept = [w.alert_id for w in await later.recent(BRANCH)]
-            assert kept == [read[2].alert_id, atm.alert_id, read[0].alert_id], "the newest three by event time"
+            assert kept == [atm.alert_id, read[3].alert_id, read[2].alert_id], "the last three read, newest first"
             assert [w.alert_id for w in await later.recent("atm-7")] == [atm.alert_id]
-            assert await later.find(BRANCH, read[1].alert_id) is None, "the oldest went when the fourth came"
+            assert await later.find(BRANCH, read[1].alert_id) is None, "the first ones went as more came"
+            assert atm.window_end < read[2].window_end, "the ATM's alert is older by event time, and kept"
             assert (await later.find(BRANCH, atm.alert_id)) == CounterWarning.of(atm)
             await later.redis.aclose()
         finally:
             await client.aclose()
+
+    asyncio.run(body())
+
+
+def test_a_warning_is_pushed_even_when_redis_cannot_keep_it() -> None:
+    """A teller must see the warning now; marking it waits for Redis."""
+
+    async def body() -> None:
+        nowhere = RecentWarnings(Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.5))
+        hub = WarningHub()
+        with hub.subscribe(BRANCH) as pushed:
+            assert await deliver(hub, nowhere, alert("6222000000000666")) == 1
+            assert pushed.qsize() == 1
+        await nowhere.redis.aclose()
 
     asyncio.run(body())
 

@@ -12,6 +12,7 @@ still read, if less well.
 """
 
 import json
+import math
 import re
 from decimal import ROUND_HALF_UP, Decimal
 from functools import cache
@@ -51,6 +52,8 @@ def _rounded(value: float, decimals: int) -> Decimal:
 
 def format_unit(value: float, unit: str, language: str) -> str:
     """``value`` rounded for its unit and labelled in ``language``: 0.1666 hours is "0.2 h" / "0.2 小时"."""
+    if not math.isfinite(value):
+        return catalog(language)["units"][unit].replace("{n}", str(value))
     shown = _rounded(value * 100 if unit == "percent" else value, DECIMALS[unit])
     if unit == "yuan":
         number = f"{shown:,.2f}"

@@ -140,7 +140,8 @@ class WorkRefused(Refusal, ValueError):
 
     def __init__(self, what: Literal["follow-up", "delivery"], item_id: str, state: str, move: str) -> None:
         self.item_id, self.state, self.move = item_id, state, move
-        super().__init__("work_state", f"{what} {item_id}: {move} refused while {state}", state=state, move=move)
+        code = "followup_state" if what == "follow-up" else "delivery_state"
+        super().__init__(code, f"{what} {item_id}: {move} refused while {state}", state=state, move=move)
 
 
 def audit_subject(case_id: str) -> str:

@@ -219,7 +219,7 @@ RECENT_WARNINGS = KeyFamily(
     "recentwarnings:",
     "hash",
     "the web app, for each alert it reads from the alerts topic (every process writes the same entries)",
-    "the last RECENT_PER_PLACE (50) per place by event time; WARNING_HANDLING_DAYS (7) from the last",
+    "the last RECENT_PER_PLACE (50) per place as first read; WARNING_HANDLING_DAYS (7) from the last",
     "'{place}' (hash-tagged, one slot with its order) -> alert id -> JSON CounterWarning: what a counter "
     "page shows on opening, on any web process and after a restart",
 )
@@ -228,7 +228,7 @@ RECENT_WARNING_ORDER = KeyFamily(
     "sorted set",
     "with RECENT_WARNINGS, in one script",
     "as RECENT_WARNINGS",
-    "'{place}' -> alert id scored by the alert's event time (window_end, epoch seconds): newest last",
+    "'{place}' -> alert id scored by when a web process first read it (epoch seconds): newest last",
 )
 WEB_ACCOUNTS = KeyFamily("webusers", "set", "antifraud users add", "kept", "every account's user name")
 LOGIN_FAILURES = KeyFamily(

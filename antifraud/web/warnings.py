@@ -14,6 +14,7 @@ import asyncio
 import json
 import logging
 import pathlib
+import time
 from collections import deque
 from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -26,7 +27,7 @@ from fastapi import APIRouter, Depends, Path, Request
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 from pydantic import BaseModel, ConfigDict, ValidationError
 from redis.asyncio import Redis
-from redis.exceptions import WatchError
+from redis.exceptions import RedisError, WatchError
 
 from antifraud.alerts.explain import explain_alert
 from antifraud.alerts.models import Alert
@@ -150,8 +151,8 @@ class WarningHub:
         return sum(len(queues) for queues in self._subscribers.values())
 
 
-# KEYS[1] the place's warnings (hash), KEYS[2] their order (sorted set); ARGV: the alert id, its event time,
-# its JSON, how many to keep, the TTL in seconds. A known alert id changes nothing (returns 0).
+# KEYS[1] the place's warnings (hash), KEYS[2] their order (sorted set); ARGV: the alert id, when it was
+# read (epoch), its JSON, how many to keep, the TTL in seconds. A known alert id changes nothing.
 _KEEP = """
 if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[3]) == 0 then return 0 end
 redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
@@ -169,7 +170,9 @@ return 1
 
 class RecentWarnings:
     """The last warnings of each place, in Redis (``RECENT_WARNINGS``, ``RECENT_WARNING_ORDER``): shared by
-    every web process and kept across restarts; each process adds what it reads, an alert id once."""
+    every web process and kept across restarts; each process adds what it reads, an alert id once. Ordered
+    as first read, as a counter sees them arrive: a late alert (a worker catching up) is the newest warning,
+    not one older than the place's last 50, trimmed as soon as kept."""
 
     def __init__(self, redis: Redis, size: int = RECENT_PER_PLACE) -> None:
         self.redis = redis
@@ -181,15 +184,15 @@ class RecentWarnings:
         tagged = f"{{{place}}}"  # one slot for the place's two keys
         return [RECENT_WARNINGS.key(tagged), RECENT_WARNING_ORDER.key(tagged)]
 
-    async def add(self, warning: CounterWarning, places: Iterable[str]) -> None:
+    async def add(self, warning: CounterWarning, places: Iterable[str], read_at: float) -> None:
         ttl = WARNING_HANDLING_DAYS * 86400
-        at = warning.window_end.timestamp()
+        at = read_at
         for place in sorted(places):
             args: list[str | float] = [warning.alert_id, at, warning.model_dump_json(), self.size, ttl]
             await self._keep(keys=self._keys(place), args=args)
 
     async def recent(self, place: str) -> list[CounterWarning]:
-        """The place's recent warnings, newest first (by event time)."""
+        """The place's recent warnings, newest first (as first read)."""
         docs, order = self._keys(place)
         ids = cast(list[bytes], await self.redis.zrevrange(order, 0, -1))  # without scores: the members only
         found = await self.redis.hmget(docs, ids) if ids else []
@@ -202,8 +205,12 @@ class RecentWarnings:
 
 async def deliver(hub: WarningHub, recent: RecentWarnings, alert: Alert) -> int:
     """Keep the alert among its places' recent warnings, then push it to this process's pages: a page that
-    acts on a pushed warning finds it kept. Returns how many pages got it."""
-    await recent.add(CounterWarning.of(alert), hub.places(alert))
+    acts on a pushed warning finds it kept. Redis away, the warning is still pushed (a teller must see it
+    now) and logged; marking it waits for Redis. Returns how many pages got it."""
+    try:
+        await recent.add(CounterWarning.of(alert), hub.places(alert), time.time())
+    except RedisError as error:
+        log.warning("recent warnings not kept (%s): pushed only", type(error).__name__)
     return hub.publish(alert)
 
 

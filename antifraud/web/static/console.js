@@ -113,7 +113,7 @@ function loadHolds(c, timeline) {
   const box = document.getElementById("holds");
   if (c.entity.kind !== "account") { box.replaceChildren(el("p", { class: "muted" }, t("console.not_account"))); return; }
   const holds = timeline.filter(e => e.kind === "hold" && !e.action).map(e => e.detail);
-  const lastMove = new Map(timeline.filter(e => e.kind === "hold" && e.action)
+  const lastMove = new Map(timeline.filter(e => e.kind === "hold" && e.action && e.action !== "hold.payee_flagged")
     .map(e => [e.ref.split(":")[0], e]));  // in time order: the last one stays
   const mover = h => { const m = lastMove.get(h.hold_id); return m ? (m.detail.after?.by || m.actor) : ""; };
   const why = h => lastMove.get(h.hold_id)?.detail.after?.reason || "";

@@ -6,7 +6,8 @@ export function rounded(value, decimals) {
   const written = String(Math.abs(value));
   if (written.includes("e")) return Number(value.toFixed(decimals));  // far from any half that shows
   const scaled = Math.round(Number(`${written}e${decimals}`));
-  return Math.sign(value) * Number(`${scaled}e-${decimals}`);
+  const result = Math.sign(value) * Number(`${scaled}e-${decimals}`);
+  return Number.isFinite(result) ? result : Number(value.toFixed(decimals));  // past 1e21: no halves to see
 }
 
 // One entity's cases of a page together, in the place of its first case; each case says how many its entity
