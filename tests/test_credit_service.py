@@ -27,7 +27,7 @@ from antifraud.credit.models import (
 from antifraud.credit.policy import years_after
 from antifraud.credit.service import CreditBlacklist, list_from_case
 from antifraud.outbox import STREAM
-from antifraud.state.keys import BLACKLIST
+from antifraud.state.keys import BLACKLIST, LISTINGS_OBJECTED
 from streams.topics import CREDIT_BLACKLIST
 from tests.conftest import AUDIT_KEYS
 from tests.credit_helpers import ACCOUNT, COMPANY, LIMITS, OTHER_PERSON, PERSON, PHONE, T0, confirmed_case, draft
@@ -144,6 +144,12 @@ def test_objection_then_correction_removes_the_listing_end_to_end(redis_url: str
         work = await w.blacklist.worklist(T0 + timedelta(days=2), recent_days=7, soon_days=30)
         assert [x.listing_id for x in work.objected] == [lid] and [x.listing_id for x in work.recent] == [lid]
         assert work.ending == [] and work.proposals == []
+        await w.redis.delete(LISTINGS_OBJECTED.key())  # as a deployment older than the index has it
+        assert (await w.blacklist.worklist(T0 + timedelta(days=2), recent_days=7, soon_days=30)).objected == []
+        assert await w.blacklist.index_objected(batch=1) == 1 and await w.blacklist.index_objected() == 1
+        assert await w.redis.zrange(LISTINGS_OBJECTED.key(), 0, -1, withscores=True) == [
+            (lid.encode(), (T0 + timedelta(days=2)).timestamp())
+        ], "by when the objection was filed"
         far = await w.blacklist.worklist(T0 + timedelta(days=2), recent_days=1, soon_days=3650)
         assert far.recent == [] and [x.listing_id for x in far.ending] == [lid], "listed 2 days ago; ends in years"
         assert [x.state for x in await w.blacklist.find("id_number", PERSON, now=T0 + timedelta(days=2))] == [

@@ -91,6 +91,9 @@ async def _command(args: argparse.Namespace, redis: Redis) -> int:
         listing = await blacklist.get(args.listing_id, now=now)
         print(json.dumps(_masked(listing, args.show_ids), ensure_ascii=False, indent=2))
         return 0
+    if args.action == "reindex":
+        print(f"{await blacklist.index_objected()} listings with an objection pending are on the worklist")
+        return 0
     if args.action == "expire":
         total = 0
         while expired := await blacklist.expire_due(now, settings.blacklist_sweep_batch):
@@ -156,7 +159,7 @@ def _repeated(
 def add_command(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser(
         "blacklist",
-        help="the credit blacklist: list, show, add, object, decide, repair, expire (REDIS_URL)",
+        help="the credit blacklist: list, show, add, object, decide, repair, expire, reindex (REDIS_URL)",
         description="The credit blacklist in Redis (REDIS_URL): parties of confirmed cases with reason, "
         "evidence and period; objections, corrections, credit repair and expiry, each audited and "
         "published on antifraud.credit-blacklist.",
@@ -214,3 +217,6 @@ def add_command(sub: argparse._SubParsersAction) -> None:
     repair.add_argument("--note", required=True)
 
     actions.add_parser("expire", help="expire every listing whose period ran out (the worker also sweeps)")
+    actions.add_parser(
+        "reindex", help="put the listings with an objection pending on the officers' worklist (after an upgrade)"
+    )

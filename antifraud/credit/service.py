@@ -194,6 +194,24 @@ class CreditBlacklist:
             ending=await self._listings(soon),
         )
 
+    async def index_objected(self, batch: int = 1000) -> int:
+        """Put every listing with an objection pending into ``credit:objected`` (by when it was filed), as
+        each change now keeps it: the worklist of a deployment older than the index. Idempotent (``NX``); how
+        many listings are objected."""
+        found = 0
+        total = await self.redis.zcard(LISTINGS)
+        for start in range(0, total, batch):
+            ids = texts(await self.redis.zrange(LISTINGS, start, start + batch - 1))
+            objected = {
+                listing.listing_id: min(o.filed_at for o in listing.objections if o.state == "pending").timestamp()
+                for listing in await self._read(self.redis, ids)
+                if listing.state == "objected" and any(o.state == "pending" for o in listing.objections)
+            }
+            if objected:
+                await self.redis.zadd(OBJECTED, objected, nx=True)
+            found += len(objected)
+        return found
+
     async def _listings(self, ids: list[str]) -> list[Listing]:
         raws = await self.redis.mget([listing_key(i) for i in ids]) if ids else []
         return [Listing.model_validate_json(raw) for raw in raws if raw is not None]
