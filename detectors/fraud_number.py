@@ -43,9 +43,10 @@ FEATURES = (
 """Scored features; a name ending ``_max`` must stay at or under its threshold."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class OutCall:
-    """One outbound call as the state keeps it."""
+    """One outbound call as the state keeps it (not frozen: one is made per call, and a frozen dataclass's
+    ``__init__`` costs several times a plain one's; nothing changes one once made)."""
 
     at: float
     """Epoch seconds when the call ended."""
