@@ -43,9 +43,10 @@ FEATURES = (
 """Scored features; a name ending ``_max`` must stay at or under its threshold."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class OutCall:
-    """One outbound call as the state keeps it."""
+    """One outbound call as the state keeps it (not frozen: one is made per call, and a frozen dataclass's
+    ``__init__`` costs several times a plain one's; nothing changes one once made)."""
 
     at: float
     """Epoch seconds when the call ended."""
@@ -197,15 +198,20 @@ _ROUNDING = 1e-6
 """More than :func:`score`'s rounding can move a sum."""
 
 
+_AT_MOST = frozenset(name for name in FEATURES if name.endswith("_max"))
+
+
 def score(values: Mapping[str, float], limits: FraudNumberThresholds) -> float:
-    """Sum of the weights of the features past their thresholds (a feature left out counts nothing)."""
+    """Sum of the weights of the features past their thresholds (a feature left out counts nothing). It runs
+    up to twice per call scored, so it reads each rule off ``limits`` instead of building :func:`rules`."""
     total = 0.0
-    for name, rule in rules(limits).items():
-        if name not in values:
+    for name in FEATURES:
+        value = values.get(name)
+        if value is None:
             continue
-        value = values[name]
-        hit = value <= rule.threshold if name.endswith("_max") else value >= rule.threshold
-        total += rule.weight if hit else 0.0
+        rule = getattr(limits, name)
+        if value <= rule.threshold if name in _AT_MOST else value >= rule.threshold:
+            total += rule.weight
     return round(total, 4)
 
 

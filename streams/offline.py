@@ -85,12 +85,14 @@ def batches(path: Path, size: int, delay: float, report: DetectReport) -> Iterat
             continue
         item = Input.of(event, Record(INPUT_TOPICS[getattr(event, "kind")], 0, number, None, raw))  # noqa: B009
         if len(batch) >= size and item.at > newest:
+            report.events.update(i.kind for i in batch)
             yield batch, item.at
             batch = []
-        report.events[item.kind] += 1
         batch.append(item)
-        newest = max(newest, item.at)
+        if item.at > newest:
+            newest = item.at
     if batch:
+        report.events.update(i.kind for i in batch)
         yield batch, math.nextafter(newest + delay, math.inf)
 
 

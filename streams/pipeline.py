@@ -183,25 +183,29 @@ class BatchPipeline:
         """The batch's conclusions. ``taken``: its records in merge order (dead letters among them);
         ``stored_timers``: its partitions' timers due before ``bound``; ``since``: the bound of the batch
         before (records older than it are late)."""
-        if any(item.at >= bound for item in taken if isinstance(item, Input)):
-            raise ValueError("a batch's records must all be older than its bound (the caller cut it wrong)")
         result = BatchResult(bound=bound)
+        offsets, newest = result.offsets, result.newest
         inputs: list[Input] = []
-        for item in taken:
-            tp = (item.record.topic, item.record.partition)
-            result.offsets[tp] = max(result.offsets.get(tp, 0), item.record.offset + 1)
-            result.consumed[item.record.topic] += 1
+        for item in taken:  # once per record: kept to plain comparisons
+            record = item.record
+            tp = (record.topic, record.partition)
+            if record.offset >= offsets.get(tp, 0):
+                offsets[tp] = record.offset + 1
             if isinstance(item, Rejected):
                 result.dead_letters.append(item)
                 continue
+            at = item.at
+            if at >= bound:
+                raise ValueError("a batch's records must all be older than its bound (the caller cut it wrong)")
             inputs.append(item)
-            result.newest[tp] = max(result.newest.get(tp, -math.inf), item.at)
-            if item.at < since:
-                result.late[item.record.topic] += 1
+            if at > newest.get(tp, -math.inf):
+                newest[tp] = at
+        result.consumed.update(item.record.topic for item in taken)
+        result.late.update(item.record.topic for item in inputs if item.at < since)
         result.timers_done = list(stored_timers)
         excluded: set[int] = set()
         while True:
-            kept = [i for n, i in enumerate(inputs) if n not in excluded]
+            kept = [i for n, i in enumerate(inputs) if n not in excluded] if excluded else inputs
             try:
                 outcome, timers_out = await self._attempt(kept, stored_timers, bound)
             except Exception as error:

@@ -10,7 +10,16 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, AwareDatetime, BeforeValidator, Field, GetCoreSchemaHandler, StringConstraints
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BeforeValidator,
+    Field,
+    GetCoreSchemaHandler,
+    GetJsonSchemaHandler,
+    StringConstraints,
+)
+from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import PydanticCustomError, core_schema
 
 # GB 11643-1999 weights and check characters for the 18-digit resident ID number.
@@ -101,20 +110,21 @@ class Stripped:
     max_length: int
     pattern: str = NOT_BLANK
 
-    def __get_pydantic_core_schema__(self, source: Any, handler: GetCoreSchemaHandler) -> core_schema.CoreSchema:
-        def not_too_long(value: object) -> object:
-            if isinstance(value, str) and len(value) > self.max_length:
-                raise PydanticCustomError(
-                    "string_too_long",
-                    "String should have at most {max_length} characters",
-                    {"max_length": self.max_length},
-                )
-            return value
-
-        stripped = core_schema.str_schema(
+    def _stripped(self) -> core_schema.CoreSchema:
+        return core_schema.str_schema(
             min_length=1, max_length=self.max_length, strip_whitespace=True, pattern=self.pattern
         )
-        return core_schema.no_info_before_validator_function(not_too_long, stripped)
+
+    def __get_pydantic_core_schema__(self, source: Any, handler: GetCoreSchemaHandler) -> core_schema.CoreSchema:
+        """The length as sent, then as stripped: two string checks inside pydantic-core (a Python validator
+        for the first cost 7% of decoding a cell observation, which has two such fields)."""
+        return core_schema.chain_schema([core_schema.str_schema(max_length=self.max_length), self._stripped()])
+
+    def __get_pydantic_json_schema__(
+        self, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        """What a client must send: the stripped string's rules (a chain's schema would be its first step's)."""
+        return handler(self._stripped())
 
 
 Reason = Annotated[str, Stripped(500)]

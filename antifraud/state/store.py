@@ -74,9 +74,11 @@ class Store(Protocol):
         """The worker's partitions changed: forget what is held in memory."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Staged:
-    """A change of one store, as a stage returns it (the pipeline applies it)."""
+    """A change of one store, as a stage returns it (the pipeline applies it). Not frozen, nor are
+    :class:`Owned` and :class:`Fact`: there is one per change, and a frozen dataclass's ``__init__`` costs
+    several times a plain one's; nothing changes one once made."""
 
     store: Store
     change: object
@@ -95,7 +97,7 @@ class OwnedCodec(Protocol[S, D_in]):
         """Queue the writes of each key's deltas, in order, into ``pipe`` (one script call)."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Owned(Generic[S, D]):
     """A stage's change of one owned entity: its new state, and the delta Redis needs to get there."""
 
@@ -173,7 +175,7 @@ class OwnedStore(Generic[S, D]):
         self._cache.clear()
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Fact(Generic[F]):
     """One fact about an entity: its event time, its member (unique, stable) and its value."""
 
