@@ -47,7 +47,7 @@ def test_an_alert_goes_to_the_branches_and_atms_of_its_audience_only() -> None:
     assert places(both) == {BRANCH, "atm-7"}
     hub = WarningHub()
     with hub.subscribe(BRANCH) as mine, hub.subscribe(OTHER_BRANCH) as theirs, hub.subscribe("atm-7") as atm:
-        assert hub.publish(both) == 2
+        assert hub.publish(CounterWarning.of(both)) == 2
         shown = CounterWarning.of(both)
         assert mine.get_nowait() == shown and atm.get_nowait() == shown and theirs.empty()
     assert hub.subscriber_count() == 0
@@ -61,7 +61,7 @@ def test_an_atm_warning_reaches_the_counter_of_the_branch_that_owns_the_atm(tmp_
     assert places(at_the_atm) == {"atm-7"} and places(at_the_atm, owners) == {"atm-7", BRANCH}
     hub = WarningHub(owners=owners)
     with hub.subscribe(BRANCH) as counter, hub.subscribe(OTHER_BRANCH) as elsewhere:
-        assert hub.publish(at_the_atm) == 1
+        assert hub.publish(CounterWarning.of(at_the_atm)) == 1
         assert counter.get_nowait().alert_id == at_the_atm.alert_id and elsewhere.empty()
     assert hub.places(at_the_atm) == {"atm-7", BRANCH}, "kept for the branch too: its teller can escalate it"
 
@@ -75,7 +75,7 @@ def test_a_repeated_alert_is_pushed_once() -> None:
     hub = WarningHub(recent=2)
     first, second, third = (alert(f"622200000000066{i}") for i in range(3))
     with hub.subscribe(BRANCH) as queue:
-        assert [hub.publish(a) for a in (first, first, second, third)] == [1, 0, 1, 1]
+        assert [hub.publish(CounterWarning.of(a)) for a in (first, first, second, third)] == [1, 0, 1, 1]
         assert queue.qsize() == 3
 
 
@@ -133,7 +133,7 @@ def test_a_stalled_subscriber_loses_its_oldest_warnings_not_the_newest() -> None
     alerts = [alert(f"622200000000066{i}") for i in range(3)]
     with hub.subscribe(BRANCH) as queue:
         for a in alerts:
-            hub.publish(a)
+            hub.publish(CounterWarning.of(a))
         assert [queue.get_nowait().alert_id, queue.get_nowait().alert_id] == [a.alert_id for a in alerts[1:]]
 
 

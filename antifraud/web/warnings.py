@@ -120,15 +120,14 @@ class WarningHub:
     def places(self, alert: Alert) -> set[str]:
         return places(alert, self._owners)
 
-    def publish(self, alert: Alert) -> int:
-        """Push to the alert's places' subscribers; returns how many got it (0 for a repeated alert)."""
+    def publish(self, warning: CounterWarning) -> int:
+        """Push to the warning's places' subscribers; returns how many got it (0 for a repeated alert)."""
         delivered = 0
-        warning = CounterWarning.of(alert)
-        for place in self.places(alert):
+        for place in self.places(warning):
             pushed = self._pushed.setdefault(place, deque(maxlen=self._recent_size))
-            if alert.alert_id in pushed:
+            if warning.alert_id in pushed:
                 continue
-            pushed.append(alert.alert_id)
+            pushed.append(warning.alert_id)
             for queue in self._subscribers.get(place, ()):
                 if queue.full():  # a stalled page loses its oldest warning, not the newest
                     queue.get_nowait()
@@ -207,11 +206,12 @@ async def deliver(hub: WarningHub, recent: RecentWarnings, alert: Alert) -> int:
     """Keep the alert among its places' recent warnings, then push it to this process's pages: a page that
     acts on a pushed warning finds it kept. Redis away, the warning is still pushed (a teller must see it
     now) and logged; marking it waits for Redis. Returns how many pages got it."""
+    warning = CounterWarning.of(alert)  # its reasons said once, for Redis and the pages alike
     try:
-        await recent.add(CounterWarning.of(alert), hub.places(alert), time.time())
+        await recent.add(warning, hub.places(alert), time.time())
     except RedisError as error:
         log.warning("recent warnings not kept (%s): pushed only", type(error).__name__)
-    return hub.publish(alert)
+    return hub.publish(warning)
 
 
 async def consume_alerts(hub: WarningHub, recent: RecentWarnings, bootstrap: str, ready: asyncio.Event) -> None:

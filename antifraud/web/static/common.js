@@ -10,6 +10,9 @@ const chosen = localStorage.getItem("antifraud.language");
 export const LANGUAGE = LANGUAGES.includes(chosen) ? chosen : LANGUAGES[0];
 const catalog = await (await fetch(`/i18n/${LANGUAGE}.json`, { credentials: "same-origin" })).json();
 
+// A catalog text's placeholders: {name}, or {name:how} (a unit for a reason, a prefix of words for a refusal).
+const PLACEHOLDER = /\{(\w+)(?::([\w.]+))?\}/g;
+
 function fill(template, params) {
   return template.replace(/\{(\w+)\}/g, (whole, name) => (name in params ? String(params[name]) : whole));
 }
@@ -42,7 +45,7 @@ export function reason(feature, value) {
   }
   const template = catalog.reasons[feature];
   if (template === undefined) return value === null || value === undefined ? feature : `${feature} ${value}`;
-  return template.replace(/\{(\w+)(?::(\w+))?\}/g, (whole, name, kind) => unit(value ?? 0, kind || "count"));
+  return template.replace(PLACEHOLDER, (whole, name, kind) => unit(value ?? 0, kind || "count"));
 }
 
 // The static texts of a page: elements name their text's key in data-i18n (data-i18n-placeholder for an
@@ -84,7 +87,7 @@ function invalid(error) {
 function refusal(data) {
   const template = catalog.texts[`refusal.${data.code}`];
   if (template === undefined) return data.detail;
-  return template.replace(/\{(\w+)(?::([\w.]+))?\}/g, (whole, name, how) => {
+  return template.replace(PLACEHOLDER, (whole, name, how) => {
     const value = (data.params || {})[name];
     if (value === undefined) return whole;
     if (!how) return value;
