@@ -38,8 +38,9 @@ system-deps:
 demo: $(STAMP) $(S3RVER)
 	$(BIN)/antifraud demo
 
-# Lint, format, types, the layers' contracts, and the fast tier (no broker, no Redis): about a minute.
-check: $(STAMP)
+# Lint, format, types, the layers' contracts, and the fast tier (no broker, no Redis; promtool checks
+# the alert rules, so the system packages come first): about a minute.
+check: $(STAMP) system-deps
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy

@@ -31,6 +31,7 @@ import math
 import time
 from collections.abc import Sequence
 from enum import Enum
+from typing import NoReturn
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, ConsumerRecord
 from aiokafka import TopicPartition as KafkaPartition
@@ -68,12 +69,35 @@ BATCH_LABEL = "inputs"
 """The ``topic`` label of the loop's batch metrics (a batch spans every input topic)."""
 TOPIC_CHECK_SECONDS = 5.0
 """How often the loop asks the broker whether every input topic still exists."""
+SHORT_LOG_SECONDS = 10.0
+"""How long a partition's high watermark must stay below what this worker has read before that counts as
+lost records. A broker just restarted may report a low watermark for a fetch or two (Tansu does, see
+STACK-NOTES) while it still has every record; a log that really lost records stays short."""
 
 
 class BrokerLost(RuntimeError):
     """The broker no longer has what this worker has read: an input topic is gone, or a partition's log
     ends before records already processed. A broker that restarted without its data looks like this;
     guessing where to go on would skip or repeat records, so the worker stops instead."""
+
+
+class ShortLogs:
+    """Which partitions' logs have ended before what this worker has read of them for
+    :data:`SHORT_LOG_SECONDS` on end."""
+
+    def __init__(self) -> None:
+        self._since: dict[TopicPartition, float] = {}
+
+    def lost(self, tp: TopicPartition, highwater: int, read_to: int, now: float) -> bool:
+        """Whether ``tp``, whose log ends at ``highwater`` as of ``now`` (monotonic) while this worker has
+        read up to ``read_to``, has been short long enough to count as lost records."""
+        if highwater >= read_to:
+            self._since.pop(tp, None)
+            return False
+        return now - self._since.setdefault(tp, now) >= SHORT_LOG_SECONDS
+
+    def forget(self, tp: TopicPartition) -> None:
+        self._since.pop(tp, None)
 
 
 class Round(Enum):
@@ -172,6 +196,7 @@ class InputLoop(ConsumerRebalanceListener):
         """The last watermark :meth:`_publish_low` published."""
         self._after: dict[TopicPartition, float] = {}
         """Per owned partition, the event time of the last valid record fetched."""
+        self._short = ShortLogs()
 
     # -- partitions moving ------------------------------------------------------------------------
 
@@ -183,6 +208,7 @@ class InputLoop(ConsumerRebalanceListener):
             for tp in gone:
                 self._next.pop(tp, None)
                 self._after.pop(tp, None)
+                self._short.forget(tp)
                 self._to_seek.discard(tp)
 
     async def on_partitions_assigned(self, assigned: Sequence[KafkaPartition]) -> None:
@@ -262,6 +288,7 @@ class InputLoop(ConsumerRebalanceListener):
         for tp in partitions:
             self._next[tp] = offsets.get(tp, 0)  # below the log's start: auto_offset_reset="earliest"
             self._after.pop(tp, None)
+            self._short.forget(tp)
             self._to_seek.add(tp)
 
     async def _check_topics(self) -> None:
@@ -269,14 +296,17 @@ class InputLoop(ConsumerRebalanceListener):
         if missing:
             raise BrokerLost(f"the broker has no input topic {', '.join(sorted(missing))} any more")
 
-    def _lost(self, tp: TopicPartition, messages: Sequence[ConsumerRecord], highwater: int | None) -> None:
-        """Stop if ``tp``'s log now ends, or starts again, before what this worker has read of it."""
-        first = messages[0].offset if messages else None
-        if (highwater is not None and highwater < self._next[tp]) or (first is not None and first < self._next[tp]):
-            raise BrokerLost(
-                f"{tp[0]}[{tp[1]}] ends at offset {highwater if first is None else first} on the broker, before "
-                f"offset {self._next[tp]} this worker had read up to: the broker lost records"
-            )
+    def _lost(self, tp: TopicPartition, messages: Sequence[ConsumerRecord]) -> None:
+        """Stop if the broker hands out ``tp``'s records again from before what this worker has read: its
+        log was reset (aiokafka moves a fetch past the log's end back to its start)."""
+        if messages and messages[0].offset < self._next[tp]:
+            self._stop_lost(tp, messages[0].offset)
+
+    def _stop_lost(self, tp: TopicPartition, offset: int) -> NoReturn:
+        raise BrokerLost(
+            f"{tp[0]}[{tp[1]}] ends at offset {offset} on the broker, before offset {self._next[tp]} this worker "
+            "had read up to: the broker lost records"
+        )
 
     def _push(self, fetched: dict[KafkaPartition, list[ConsumerRecord]]) -> None:
         for tp in self._to_seek:
@@ -291,7 +321,7 @@ class InputLoop(ConsumerRebalanceListener):
             tp = (ktp.topic, ktp.partition)
             if tp not in self._next:
                 continue  # fetched before the partition was revoked
-            self._lost(tp, messages, None)
+            self._lost(tp, messages)
             after = self._after.get(tp, -math.inf)
             pending: list[Pending] = []
             for message in messages:
@@ -306,8 +336,8 @@ class InputLoop(ConsumerRebalanceListener):
         for ktp in self.consumer.assignment():
             tp = (ktp.topic, ktp.partition)
             highwater = self.consumer.highwater(ktp)  # as of its last fetch, stale while paused
-            if tp in self._next:
-                self._lost(tp, (), highwater)
+            if tp in self._next and highwater is not None and self._short.lost(tp, highwater, self._next[tp], now):
+                self._stop_lost(tp, highwater)  # an empty log after a reset shows only this way
             caught_up = ktp not in paused and highwater is not None and self._next.get(tp, 0) >= highwater
             self.merger.polled(tp, caught_up, safe)
 
