@@ -162,6 +162,9 @@ class TransferRiskThresholds(BaseModel):
     call_window_seconds: int = Field(gt=0)
     fan_in_window_seconds: int = Field(gt=0)
     pass_through_seconds: int = Field(gt=0)
+    pass_on_window_seconds: int = Field(gt=0)
+    whole_share: float = Field(gt=0, le=1)
+    """An outflow of at least this share of an inflow moves that inflow on nearly whole."""
     quiet_seconds: int = Field(gt=0)
     reporting_limits_fen: dict[str, list[int]]
     """Channel -> PBOC large-value reporting limits that apply to it."""

@@ -214,6 +214,51 @@ def pass_through(inflows: Sequence[Flow], outflows: Sequence[Flow], at: float, l
     return round(min(1.0, moved / received), 4)
 
 
+def passed_on(received: Sequence[Flow], paid: Sequence[Flow], whole: float) -> tuple[list[Flow], int]:
+    """The inflows moved on nearly whole, and how many outflows moved none on. Each outflow, in time order,
+    takes the earliest inflow before it not yet taken that it moves at least ``whole`` of (a cut kept, the
+    rest passed on in one transfer)."""
+    taken: list[Flow] = []
+    left = sorted(received, key=lambda f: (f.at, f.event_id))
+    others = 0
+    for out in sorted(paid, key=lambda f: (f.at, f.event_id)):
+        match = next(
+            (f for f in left if f.at <= out.at and whole * f.amount_fen <= out.amount_fen <= f.amount_fen), None
+        )
+        if match is None:
+            others += 1
+        else:
+            left.remove(match)
+            taken.append(match)
+    return taken, others
+
+
+MULE_FEATURES = ("pass_on_share", "whole_pass_ons", "passed_amount_fen", "fan_in_payers", "other_outflows_max")
+"""What the ranked mule score sees of an account (:func:`mule_features`)."""
+
+
+def mule_features(
+    inflows: Sequence[Flow], outflows: Sequence[Flow], at: float, limits: TransferRiskThresholds
+) -> dict[str, float]:
+    """How an account moved money over the pass-on window (hours to days) up to ``at``, in other names
+    only: the share of what it received that it moved on nearly whole, how many inflows so, the largest of
+    them, its distinct payers, and its outflows that moved nothing on (a mule has no life of its own; an
+    ordinary account pays shops and friends). Judged against the population, not fixed floors: any amount
+    counts."""
+    since = at - limits.pass_on_window_seconds
+    received = [f for f in inflows if since < f.at <= at and not f.own]
+    paid = [f for f in outflows if since < f.at <= at and not f.own]
+    taken, others = passed_on(received, paid, limits.whole_share)
+    total = sum(f.amount_fen for f in received)
+    return {
+        "pass_on_share": round(sum(f.amount_fen for f in taken) / total, 4) if total else 0.0,
+        "whole_pass_ons": float(len(taken)),
+        "passed_amount_fen": float(max((f.amount_fen for f in taken), default=0)),
+        "fan_in_payers": float(len({f.other for f in received})),
+        "other_outflows_max": float(others),
+    }
+
+
 SAME_RULE = {"amount_no_history": "amount_multiple"}
 """A feature judged by another's rule. A payer with no earlier payment has the amount compared with
 ``min_amount_fen`` under ``amount_multiple``'s rule, and the reason says there was nothing to compare with

@@ -83,6 +83,19 @@ def test_ranking_pools_the_seeds_scores_telling_their_entities_apart() -> None:
     assert curve.roc_auc == 1.0 and curve.pr_auc == 1.0
 
 
+def test_a_role_is_ranked_among_entities_of_its_own_kind_only() -> None:
+    mule = Entity(kind="account", value="6222000000000666")
+    scores = {"population": {phone("1"): 9.0, phone("2"): 0.5, mule: 7.0, Entity(kind="account", value="1"): 1.0}}
+    targets = {"fraud_call_team/fraud_number": {phone("1")}, "fraud_call_team/mule": {mule}}
+    ranking = pool([Run("w", 1, report({}), scores, targets)])["w"].ranking
+    numbers, mules = (
+        ranking["fraud_call_team/fraud_number by population"],
+        ranking["fraud_call_team/mule by population"],
+    )
+    assert (numbers.positives, numbers.negatives) == (1, 1), "an account is no negative among phones"
+    assert (mules.positives, mules.negatives) == (1, 1) and mules.roc_auc == 1.0, "a phone scoring 9 is not above it"
+
+
 @pytest.mark.redis
 def test_a_sweep_simulates_detects_and_pools_each_world(cli: Cli, tmp_path: Path) -> None:  # noqa: F811
     code, out, err = cli(

@@ -22,11 +22,12 @@ import numpy as np
 
 from antifraud.alerts.models import Entity
 from antifraud.events.codec import InvalidEvent, decode_any
-from antifraud.events.models import CallRecord
-from antifraud.thresholds import FraudNumberThresholds
+from antifraud.events.models import BankTransfer, CallRecord
+from antifraud.thresholds import FraudNumberThresholds, TransferRiskThresholds
 from detectors import fraud_number
 from detectors.baseline import Baseline, fit, relative_score
 from detectors.learned import LinearModel
+from detectors.transfer_risk import Account, Flow, add_outflow, mule_features, mule_score, own
 from streams.eventfile import read_lines
 
 K = TypeVar("K", bound=Hashable)
@@ -43,13 +44,7 @@ def scored_calls(events: Path, limits: FraudNumberThresholds) -> Iterator[Scored
     profiles: dict[str, fraud_number.Profile] = {}
     callers_of: dict[str, dict[str, float]] = defaultdict(dict)
     """number -> who called it -> their first call's time."""
-    for _, line in read_lines(events):
-        try:
-            call = decode_any(line)
-        except InvalidEvent:
-            continue
-        if not isinstance(call, CallRecord):
-            continue
+    for call in _events(events, CallRecord):
         kept = fraud_number.out_call(call)
         callers_of[call.callee].setdefault(call.caller, kept.at)
         profile = profiles.setdefault(call.caller, fraud_number.Profile(limits))
@@ -115,6 +110,78 @@ class Rarities:
         for caller, score in zip(self.callers, (self.rows @ weights + model.intercept).tolist()):
             best[caller] = max(best.get(caller, score), score)
         return {Entity(kind="phone", value=number): round(value, 6) for number, value in best.items()}
+
+
+@dataclass(frozen=True)
+class ScoredAccounts:
+    """Every account in an events file scored at each transfer in other names it made or received, as the
+    worker checks an account for a mule: its :func:`detectors.transfer_risk.mule_features` and the rules'
+    mule score then; and the amounts of those transfers (the population a passed-on amount is judged
+    against)."""
+
+    scored: list[Scored]
+    rules: list[float]
+    amounts: list[int]
+
+    @classmethod
+    def of(cls, events: Path, limits: TransferRiskThresholds) -> "ScoredAccounts":
+        inflows: dict[str, list[Flow]] = defaultdict(list)
+        accounts: dict[str, Account] = defaultdict(Account)
+        scored: list[Scored] = []
+        rules: list[float] = []
+        amounts: list[int] = []
+        for transfer in _events(events, BankTransfer):
+            at = transfer.event_time.timestamp()
+            name, payee = transfer.payer_account, transfer.payee_account
+            flow = Flow(transfer.event_id, at, payee, transfer.amount_fen, transfer.channel, own(transfer))
+            add_outflow(accounts[name], flow, limits)
+            inflows[payee].append(flow._replace(other=name))
+            if flow.own:
+                continue
+            amounts.append(transfer.amount_fen)
+            for account in (name, payee):  # as the worker checks both: the payer moving money, the payee paid
+                scored.append((account, at, mule_features(inflows[account], accounts[account].outflows, at, limits)))
+                large = [f for f in inflows[account] if f.amount_fen >= limits.min_amount_fen]  # what it keeps
+                rules.append(mule_score(large, accounts[account], at, limits)[0])
+        return cls(scored, rules, amounts)
+
+    def baseline(self) -> Baseline:
+        """The population: one sample per account and day (its features at its last transfer of the day),
+        the passed-on amount judged against every transfer's amount. No labels are used."""
+        samples = [
+            {k: v for k, v in self.scored[n][2].items() if k != "passed_amount_fen"}
+            for n in daily(self.scored).values()
+        ]
+        return fit([*samples, *({"passed_amount_fen": float(a)} for a in self.amounts)])
+
+    def scores(self) -> dict[str, dict[Entity, float]]:
+        """Each account's highest score over its transfers: ``rules`` (the worker's mule score) and
+        ``population`` (how rare its features are together, :func:`detectors.baseline.relative_score`)."""
+        population = self.baseline()
+        rules: dict[str, float] = {}
+        relative: dict[str, float] = {}
+        for (name, _, values), rule in zip(self.scored, self.rules):
+            rules[name] = max(rules.get(name, rule), rule)
+            score = relative_score(values, population)[0]
+            relative[name] = max(relative.get(name, score), score)
+        return {
+            "rules": {Entity(kind="account", value=a): v for a, v in rules.items()},
+            "population": {Entity(kind="account", value=a): v for a, v in relative.items()},
+        }
+
+
+E = TypeVar("E", CallRecord, BankTransfer)
+
+
+def _events(events: Path, kind: type[E]) -> Iterator[E]:
+    """The events of one kind in an events file, in its order; lines that are no valid event are skipped."""
+    for _, line in read_lines(events):
+        try:
+            event = decode_any(line)
+        except InvalidEvent:
+            continue
+        if isinstance(event, kind):
+            yield event
 
 
 def _called_back(callers: Mapping[str, float], at: float, callees: Iterable[str]) -> int:

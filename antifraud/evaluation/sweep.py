@@ -28,6 +28,7 @@ from antifraud.evaluation.ranking import (
     EQUAL_WEIGHTS,
     Curves,
     Rarities,
+    ScoredAccounts,
     curves,
     fraud_number_baseline,
     fraud_number_scores,
@@ -63,8 +64,14 @@ class RolePool:
         return self.alerted / (self.alerted + self.false_positives) if self.alerted + self.false_positives else None
 
 
-RANKED_ROLES = ("fraud_call_team/fraud_number", "wangiri/one_ring_number")
-"""The roles whose detector scores every entity it sees (the fraud-number scores, for phones)."""
+RANKED_ROLES = {
+    "fraud_call_team/fraud_number": "phone",
+    "wangiri/one_ring_number": "phone",
+    "fraud_call_team/mule": "account",
+    "card_dealer/sold_card": "account",
+}
+"""The roles whose detector scores every entity it sees, and the kind of entity scored: the fraud-number
+scores for phones, the mule scores for accounts (a sold card collects victims' money as a mule does)."""
 
 
 @dataclass(frozen=True)
@@ -77,7 +84,8 @@ class Run:
     scores: dict[str, dict[Entity, float]] = field(default_factory=dict)
     """Score name -> entity -> its score: for fraud numbers ``rules`` (the rules' thresholds with partial
     credit), ``population`` (how rare the features are among the city's callers) and, once a model is
-    learned (:func:`learn_from_analysts`), ``learned``."""
+    learned (:func:`learn_from_analysts`), ``learned``; for accounts ``rules`` (the worker's mule score)
+    and ``population`` (how rare their money's moves are among the city's accounts)."""
     targets: dict[str, set[Entity]] = field(default_factory=dict)
     """Role (``scenario/role``) -> its targets."""
     rarities: Rarities | None = None
@@ -162,10 +170,10 @@ def pool(runs: Sequence[Run]) -> dict[str, WorldPool]:
     for world, into in worlds.items():
         runs_of = [r for r in runs if r.world == world]
         others = {(r.seed, e) for r in runs_of for e in r.fraud_targets}
-        for ranked in RANKED_ROLES:
+        for ranked, kind in RANKED_ROLES.items():
             positives = {(r.seed, e) for r in runs_of for e in r.targets.get(ranked, ())}
             for name in sorted({n for r in runs_of for n in r.scores}):
-                scores = {(r.seed, e): v for r in runs_of for e, v in r.scores.get(name, {}).items()}
+                scores = {(r.seed, e): v for r in runs_of for e, v in r.scores.get(name, {}).items() if e.kind == kind}
                 if positives and scores:
                     into.ranking[f"{ranked} by {name}"] = curves(scores, positives, others)
     return dict(worlds)
@@ -189,7 +197,9 @@ def analysts_labels(run: Run, share: float) -> dict[str, bool]:
     drawn by the run's seed) confirmed, and every fraud-number alert on a number that is no fraud target
     dismissed."""
     draw = random.Random(run.seed)
-    numbers = sorted({e.value for role in RANKED_ROLES for e in run.targets.get(role, ())})
+    numbers = sorted(
+        {e.value for role, kind in RANKED_ROLES.items() if kind == "phone" for e in run.targets.get(role, ())}
+    )
     labels = {e.value: False for e in run.alerted if e not in run.fraud_targets}
     labels.update((n, True) for n in numbers if draw.random() < share)
     return labels
@@ -245,7 +255,11 @@ def run_sweep(
                 limits = thresholds.fraud_number
                 scored = list(scored_calls(events, limits))  # the file read once for the baseline and the scores
                 rarities = Rarities.of(scored, fraud_number_baseline(scored))
-                scores = {"rules": fraud_number_scores(scored, limits), "population": rarities.best(EQUAL_WEIGHTS)}
+                accounts = ScoredAccounts.of(events, thresholds.transfer_risk).scores()
+                scores = {
+                    "rules": fraud_number_scores(scored, limits) | accounts["rules"],
+                    "population": rarities.best(EQUAL_WEIGHTS) | accounts["population"],
+                }
                 alerted = {a.entity for a in alerts if a.detector == fraud_number.DETECTOR}
                 report = evaluate(truth, alerts, None)
                 reports.append(Run(world, seed, report, scores, role_targets(truth), rarities, alerted))
