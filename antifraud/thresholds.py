@@ -170,6 +170,9 @@ class TransferRiskThresholds(BaseModel):
     """Channel -> PBOC large-value reporting limits that apply to it."""
     alert_score: float = Field(gt=0)
     mule_alert_score: float = Field(gt=0)
+    baseline: str = ""
+    """The accounts' population baseline file (``antifraud baseline fit --population accounts``); empty: none."""
+    mule_population_score: float = Field(gt=0)
     blacklisted_payee: FeatureRule
     call_before_hours_max: FeatureRule
     flagged_call_minutes: FeatureRule

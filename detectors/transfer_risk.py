@@ -37,6 +37,7 @@ from antifraud.alerts.models import Alert, Audience, Entity, Reason, TransferFac
 from antifraud.events.models import BankTransfer
 from antifraud.thresholds import FeatureRule, TransferRiskThresholds
 from detectors.accounts import AccountInfo
+from detectors.baseline import Baseline, relative_score
 
 DETECTOR = "transfer_risk"
 MULE_DETECTOR = "mule_account"
@@ -233,7 +234,7 @@ def passed_on(received: Sequence[Flow], paid: Sequence[Flow], whole: float) -> t
     return taken, others
 
 
-MULE_FEATURES = ("pass_on_share", "whole_pass_ons", "passed_amount_fen", "fan_in_payers", "other_outflows_max")
+MULE_FEATURES = ("pass_on_share", "whole_pass_ons", "passed_amount_yuan", "fan_in_payers", "other_outflows_max")
 """What the ranked mule score sees of an account (:func:`mule_features`)."""
 
 
@@ -244,7 +245,7 @@ def mule_features(
     only: the share of what it received that it moved on nearly whole, how many inflows so, the largest of
     them, its distinct payers, and its outflows that moved nothing on (a mule has no life of its own; an
     ordinary account pays shops and friends). Judged against the population, not fixed floors: any amount
-    counts."""
+    counts (of what the worker keeps: inflows of at least ``min_amount_fen``)."""
     since = at - limits.pass_on_window_seconds
     received = [f for f in inflows if since < f.at <= at and not f.own]
     paid = [f for f in outflows if since < f.at <= at and not f.own]
@@ -253,7 +254,7 @@ def mule_features(
     return {
         "pass_on_share": round(sum(f.amount_fen for f in taken) / total, 4) if total else 0.0,
         "whole_pass_ons": float(len(taken)),
-        "passed_amount_fen": float(max((f.amount_fen for f in taken), default=0)),
+        "passed_amount_yuan": max((f.amount_fen for f in taken), default=0) / 100,
         "fan_in_payers": float(len({f.other for f in received})),
         "other_outflows_max": float(others),
     }
@@ -347,12 +348,32 @@ def mule_score(
     )
 
 
+def mule_population(
+    inflows: Sequence[Flow], account: Account, at: float, limits: TransferRiskThresholds, population: Baseline
+) -> tuple[float, list[Reason]]:
+    """The ranked mule score: how rare the account's money moves (:func:`mule_features`) are together among
+    the population's, and each feature as a reason with its value, the population's share as far out and
+    how rare that is (its part of the score; a population reason crosses no threshold of its own)."""
+    total, parts = relative_score(mule_features(inflows, account.outflows, at, limits), population)
+    reasons = [
+        Reason(
+            feature=p.feature,
+            value=p.value,
+            threshold=0.0,
+            population_share=round(p.beyond, 6),
+            rarity=round(p.contribution, 4),
+        )
+        for p in parts
+    ]
+    return round(total, 4), reasons
+
+
 def _mule_alert(
     name: str,
     inflows: Sequence[Flow],
     account: Account,
     at: float,
-    total: float,
+    score: Reason,
     reasons: list[Reason],
     trigger: str,
     limits: TransferRiskThresholds,
@@ -366,8 +387,8 @@ def _mule_alert(
         window_start=datetime.fromtimestamp(since, timezone.utc),
         window_end=datetime.fromtimestamp(at, timezone.utc),
         severity="high",
-        score=total,
-        reasons=[*reasons, Reason(feature="score", value=total, threshold=limits.mule_alert_score)],
+        score=score.value,
+        reasons=[*reasons, score],
         evidence_event_ids=[f.event_id for f in flows[-MAX_EVIDENCE:]],
         audience=[Audience(kind="bank_risk"), Audience(kind="police")],
     )
@@ -389,10 +410,17 @@ def add_outflow(account: Account, flow: Flow, limits: TransferRiskThresholds) ->
 class _Run:
     """One piece of the detector: its accounts as they change, and what it concludes."""
 
-    def __init__(self, accounts: Mapping[str, Account], view: View, limits: TransferRiskThresholds) -> None:
+    def __init__(
+        self,
+        accounts: Mapping[str, Account],
+        view: View,
+        limits: TransferRiskThresholds,
+        population: Baseline | None,
+    ) -> None:
         self.accounts = accounts
         self.view = view
         self.limits = limits
+        self.population = population
         self.result = TransferRiskResult()
 
     def change(self, name: str) -> AccountChange:
@@ -407,17 +435,24 @@ class _Run:
         )
 
     def mule_check(self, name: str, at: float, trigger: str) -> None:
-        """A mule alert on ``name`` (an account this run owns) if its pattern at ``at`` scores and it is
-        not in a quiet period or flagged already."""
+        """A mule alert on ``name`` (an account this run owns) if its pattern at ``at`` scores by the rules
+        (moved on within minutes, several payers) or, with a population baseline, its money moves over
+        days are rare enough together; not in a quiet period or when flagged already."""
         account, limits = self.accounts[name], self.limits
         if at < account.quiet_until or in_force(self.view.flags(name, at), at):
             return
         inflows = self.view.inflows(name, at)
         total, reasons = mule_score(inflows, account, at, limits)
+        score = Reason(feature="score", value=total, threshold=limits.mule_alert_score)
         if total < limits.mule_alert_score:
-            return
+            if self.population is None:
+                return
+            total, reasons = mule_population(inflows, account, at, limits, self.population)
+            score = Reason(feature="population_score", value=total, threshold=limits.mule_population_score)
+            if total < limits.mule_population_score:
+                return
         account.quiet_until = self.change(name).quiet_until = at + limits.quiet_seconds
-        alert = _mule_alert(name, inflows, account, at, total, reasons, trigger, limits)
+        alert = _mule_alert(name, inflows, account, at, score, reasons, trigger, limits)
         self.result.alerts.append(alert)
         self.flag(name, alert, at)
 
@@ -447,12 +482,13 @@ def detect(
     accounts: Mapping[str, Account],
     view: View,
     limits: TransferRiskThresholds,
+    population: Baseline | None = None,
 ) -> TransferRiskResult:
     """A piece's transfers (of the payers it owns) and inflow checks (of the payees it owns), in batch
-    order, advancing ``accounts`` (one per payer and checked payee); alert on the suspicious party.
-    An inflow check's ``at`` is when it is delivered; the checks the run sends carry the payment's time,
-    for the caller to add the delay."""
-    run = _Run(accounts, view, limits)
+    order, advancing ``accounts`` (one per payer and checked payee); alert on the suspicious party, a mule
+    also by ``population`` (the accounts' baseline) when given. An inflow check's ``at`` is when it is
+    delivered; the checks the run sends carry the payment's time, for the caller to add the delay."""
+    run = _Run(accounts, view, limits, population)
     for item in items:
         if isinstance(item, InflowCheck):
             run.mule_check(item.account, item.at, item.event_id)

@@ -43,7 +43,7 @@ from antifraud.holds.reports import FraudReportRequest, FreezeRequest, report_id
 from antifraud.holds.service import HoldLedger, audit_entry
 from antifraud.state import keys
 from antifraud.state.accounts import FlaggedCodec, OpenedCodec
-from antifraud.state.baseline import configured_scoring
+from antifraud.state.baseline import configured_baseline, configured_scoring
 from antifraud.state.fake_base_station import configured_registry
 from antifraud.state.fraud_number import CalledByCodec, WarnedCodec, profile_codec
 from antifraud.state.holds import PayeeSideCodec
@@ -404,6 +404,8 @@ class TransferStage:
         self.redis = redis
         self.delay = delay
         self.accounts = OwnedStore(redis, account_codec(self.limits))
+        configured = configured_baseline(self.limits.baseline, "accounts")
+        self.population = None if configured is None else configured[0]
         self.inflows = facts.inflows
         self.flags = facts.flags
         self.reached = facts.reached
@@ -456,7 +458,7 @@ class TransferStage:
         ordered: list[BankTransfer | InflowCheck] = [
             item.event if isinstance(item, Input) else InflowCheck(item.at, item.key, item.data) for item in items
         ]
-        scored = transfer_risk.detect(ordered, accounts, self.view, self.limits)
+        scored = transfer_risk.detect(ordered, accounts, self.view, self.limits, self.population)
         result = StageResult(alerts=scored.alerts)
         result.changes += [self.accounts.stage(a, accounts[a], change) for a, change in scored.changes.items()]
         result.changes += [self.inflows.add(payee, flow.at, flow) for payee, flow in scored.inflows]

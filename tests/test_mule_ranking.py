@@ -4,11 +4,16 @@ passes it on nearly whole, at any amount, ranks above ordinary accounts, payroll
 import gzip
 from pathlib import Path
 
+import pytest
+
 from antifraud.alerts.models import Entity
 from antifraud.evaluation.ranking import ScoredAccounts, curves
 from antifraud.events.codec import encode
-from detectors.transfer_risk import Flow, mule_features, passed_on
-from tests.test_transfer_risk import LIMITS, MULE, NEXT_HOP, transfer
+from antifraud.events.models import BankTransfer
+from antifraud.state.baseline import configured_baseline
+from detectors.transfer_risk import MULE_DETECTOR, MULE_FEATURES, Flow, mule_features, passed_on
+from tests.conftest import run_cli
+from tests.test_transfer_risk import LIMITS, MULE, NEXT_HOP, run, transfer
 
 HOUR = 3600.0
 DAY = 24 * HOUR
@@ -38,7 +43,7 @@ def test_a_mule_that_holds_a_victims_money_for_a_day_shows_it_in_every_feature()
     assert values == {
         "pass_on_share": 1.0,
         "whole_pass_ons": 1.0,
-        "passed_amount_fen": 1_200_000.0,
+        "passed_amount_yuan": 12_000.0,
         "fan_in_payers": 1.0,
         "other_outflows_max": 0.0,
     }
@@ -65,9 +70,11 @@ def account(n: int) -> str:
     return f"6222001{n:09d}"
 
 
-def test_a_slow_mule_outranks_ordinary_accounts_payroll_and_family(tmp_path: Path) -> None:
+def city() -> list[BankTransfer]:
+    """Three days of 30 people paying shops and friends, payroll, money sent home, and one mule: a victim's
+    savings in, held for 20 hours, 98.5% passed on."""
     events = []
-    for day in range(3):  # a city: people paying shops and friends, a few times a day each
+    for day in range(3):
         for person in range(30):
             for k in range(3):
                 at = (day * 24 + 8 + 4 * k) * 60 + person
@@ -85,22 +92,59 @@ def test_a_slow_mule_outranks_ordinary_accounts_payroll_and_family(tmp_path: Pat
                         payee_name=payee_name,
                     )
                 )
-    # payroll: an employer pays everyone their wage; a parent sends money home and the child pays rent
     employer, parent = account(2000), account(2001)
     events += [
         transfer(f"wage{p}", 60 + p, employer, account(p), 6_500, payer_name="公司", payee_name=f"人{p}")
         for p in range(30)
     ]
     events.append(transfer("home", 600, parent, account(3), 2_000, payer_name="父亲", payee_name="人3"))
-    # the mule: a victim's savings in, held for 20 hours, 98.5% passed on
     events.append(transfer("victim", 700, account(9), MULE, 8_000, payer_name="人9", payee_name="赵六"))
     events.append(transfer("pass-on", 700 + 20 * 60, MULE, NEXT_HOP, 7_880, payer_name="赵六", payee_name="钱七"))
-    path = tmp_path / "events.jsonl.gz"
-    with gzip.open(path, "wb") as out:
-        for event in sorted(events, key=lambda e: e.event_time):
-            out.write(encode(event) + b"\n")
-    scores = ScoredAccounts.of(path, LIMITS).scores()
+    return sorted(events, key=lambda e: (e.event_time, e.event_id))
+
+
+def written(events: list[BankTransfer], folder: Path) -> Path:
+    path = folder / "events.jsonl.gz"
+    path.write_bytes(gzip.compress(b"".join(encode(e) + b"\n" for e in events)))
+    return path
+
+
+def test_a_slow_mule_outranks_ordinary_accounts_payroll_and_family(tmp_path: Path) -> None:
+    scores = ScoredAccounts.of(written(city(), tmp_path), LIMITS).scores()
     mule = Entity(kind="account", value=MULE)
     population = curves(scores["population"], [mule])
     assert population.roc_auc == 1.0 and population.pr_auc == 1.0, "first among every account"
     assert scores["rules"][mule] < LIMITS.mule_alert_score, "the worker's rule misses a mule that waits a day"
+
+
+def test_with_the_accounts_baseline_the_worker_alerts_on_the_slow_mule_alone(tmp_path: Path) -> None:
+    events = city()
+    population = ScoredAccounts.of(written(events, tmp_path), LIMITS).baseline()
+    assert [a for a in run(events).alerts if a.detector == MULE_DETECTOR] == [], "by the rules alone: missed"
+    alerts = [a for a in run(events, population=population).alerts if a.detector == MULE_DETECTOR]
+    assert [a.entity.value for a in alerts] == [MULE]
+    reasons = {r.feature: r for r in alerts[0].reasons}
+    assert set(reasons) == {*MULE_FEATURES, "population_score"}
+    assert reasons["pass_on_share"].value == 1.0 and reasons["passed_amount_yuan"].value == 8_000
+    rarities = [r.rarity for r in alerts[0].reasons if r.feature in MULE_FEATURES]
+    assert all(r is not None for r in rarities) and alerts[0].score == reasons["population_score"].value
+    assert alerts[0].score == pytest.approx(sum(r for r in rarities if r is not None), abs=1e-3)
+    assert alerts[0].score >= LIMITS.mule_population_score and alerts[0].trigger == "pass-on"
+
+
+def test_fit_writes_the_accounts_baseline_and_the_stage_finds_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    events = city()
+    path = written(events, tmp_path)
+    out_file = tmp_path / "accounts.json"
+    code, out, err = run_cli(capsys, "baseline", "fit", str(path), "-o", str(out_file), "--population", "accounts")
+    assert code == 0, err
+    configured = configured_baseline(str(out_file), "accounts")
+    assert configured is not None and configured[0] == ScoredAccounts.of(path, LIMITS).baseline()
+    assert configured[1][:12] in out and "accounts x days" in out
+    assert configured_baseline("", "accounts") is None
+    calls_only = tmp_path / "calls.jsonl"
+    calls_only.write_text("")
+    code, _, err = run_cli(capsys, "baseline", "fit", str(calls_only), "-o", str(out_file), "--population", "accounts")
+    assert code == 2 and "has no bank transfers to fit on" in err

@@ -14,6 +14,7 @@ from antifraud.events.models import BankTransfer
 from antifraud.state.store import keyed
 from antifraud.thresholds import load_thresholds
 from detectors.accounts import AccountInfo
+from detectors.baseline import Baseline
 from detectors.transfer_risk import (
     DETECTOR,
     MULE_DETECTOR,
@@ -99,11 +100,15 @@ def reached(minutes_before: float, longest_s: int, phone: str = VICTIM_PHONE) ->
 
 
 def run(
-    transfers: Sequence[BankTransfer], facts: Facts | None = None, accounts: dict[str, Account] | None = None
+    transfers: Sequence[BankTransfer],
+    facts: Facts | None = None,
+    accounts: dict[str, Account] | None = None,
+    population: Baseline | None = None,
 ) -> TransferRiskResult:
     """The transfers one at a time in event-time order, with their inflow checks delivered the delay later;
     the facts each run adds become visible to the next (the pipeline's pieces, one item each). ``accounts``
-    (the own sides, advanced in place) carry over from an earlier run."""
+    (the own sides, advanced in place) carry over from an earlier run; ``population``: the accounts'
+    baseline."""
     view = replace(facts) if facts is not None else Facts()
     view.inflows_by = {k: list(v) for k, v in view.inflows_by.items()}
     view.flags_by = {k: list(v) for k, v in view.flags_by.items()}
@@ -117,7 +122,7 @@ def run(
     while queue:
         _, _, _, item = heapq.heappop(queue)
         name = item.account if isinstance(item, InflowCheck) else item.payer_account
-        result = detect([item], {name: accounts.setdefault(name, Account())}, view, LIMITS)
+        result = detect([item], {name: accounts.setdefault(name, Account())}, view, LIMITS, population)
         done.alerts += result.alerts
         done.flags += result.flags
         done.inflows += result.inflows

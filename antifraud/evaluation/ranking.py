@@ -135,24 +135,25 @@ class ScoredAccounts:
             name, payee = transfer.payer_account, transfer.payee_account
             flow = Flow(transfer.event_id, at, payee, transfer.amount_fen, transfer.channel, own(transfer))
             add_outflow(accounts[name], flow, limits)
-            inflows[payee].append(flow._replace(other=name))
+            kept = transfer.amount_fen >= limits.min_amount_fen  # an inflow the worker keeps, and checks
+            if kept:
+                inflows[payee].append(flow._replace(other=name))
             if flow.own:
                 continue
             amounts.append(transfer.amount_fen)
-            for account in (name, payee):  # as the worker checks both: the payer moving money, the payee paid
+            for account in (name, payee) if kept else (name,):  # as the worker checks: the payer, the payee paid
                 scored.append((account, at, mule_features(inflows[account], accounts[account].outflows, at, limits)))
-                large = [f for f in inflows[account] if f.amount_fen >= limits.min_amount_fen]  # what it keeps
-                rules.append(mule_score(large, accounts[account], at, limits)[0])
+                rules.append(mule_score(inflows[account], accounts[account], at, limits)[0])
         return cls(scored, rules, amounts)
 
     def baseline(self) -> Baseline:
         """The population: one sample per account and day (its features at its last transfer of the day),
         the passed-on amount judged against every transfer's amount. No labels are used."""
         samples = [
-            {k: v for k, v in self.scored[n][2].items() if k != "passed_amount_fen"}
+            {k: v for k, v in self.scored[n][2].items() if k != "passed_amount_yuan"}
             for n in daily(self.scored).values()
         ]
-        return fit([*samples, *({"passed_amount_fen": float(a)} for a in self.amounts)])
+        return fit([*samples, *({"passed_amount_yuan": a / 100} for a in self.amounts)])
 
     def scores(self) -> dict[str, dict[Entity, float]]:
         """Each account's highest score over its transfers: ``rules`` (the worker's mule score) and

@@ -2,7 +2,8 @@
 
 One seed of one world says little: a threshold can sit just under what its one fraud team does. The sweep
 simulates every (world, seed) pair, runs ``antifraud detect``'s path over it (with the world's cell
-registry, on one redis-server emptied between runs) and evaluates the alerts against the truth; per world
+registry and an accounts' baseline fitted on the run's own transfers, without labels, as an operator fits one
+on a recorded week; on one redis-server emptied between runs) and evaluates the alerts against the truth; per world
 and target role it pools the runs: targets, alerted targets and false-positive entities summed over seeds
 (so precision and recall weigh every target alike), and the lowest and highest recall of a single seed.
 Roles a detector ranks (:mod:`antifraud.evaluation.ranking`) also get ROC-AUC and PR-AUC over the pooled
@@ -37,6 +38,7 @@ from antifraud.evaluation.ranking import (
 from antifraud.evaluation.scoring import evaluate
 from antifraud.evaluation.table import columns, number
 from antifraud.stack.embedded import EmbeddedStack
+from antifraud.state.baseline import save_baseline
 from antifraud.thresholds import Thresholds
 from detectors import fraud_number
 from detectors.learned import LinearModel
@@ -248,17 +250,25 @@ def run_sweep(
                 registry = cells_path(truth_path(events))
                 config = Config(seed=seed, people=people, days=days, world=world, counts=default_counts(world))
                 truth = simulate(config, FileSink(events), registry)
-                cells = thresholds.fake_base_station.model_copy(update={"registry": str(registry)})
-                alerts = asyncio.run(
-                    _detect(events, stack.redis_url, thresholds.model_copy(update={"fake_base_station": cells}))
+                accounts = ScoredAccounts.of(events, thresholds.transfer_risk)
+                population = Path(folder) / f"{world}-{seed}.accounts.json"  # as an operator fits it on a week
+                save_baseline(accounts.baseline(), population, fitted_on=events.name)
+                run = thresholds.model_copy(
+                    update={
+                        "fake_base_station": thresholds.fake_base_station.model_copy(
+                            update={"registry": str(registry)}
+                        ),
+                        "transfer_risk": thresholds.transfer_risk.model_copy(update={"baseline": str(population)}),
+                    }
                 )
+                alerts = asyncio.run(_detect(events, stack.redis_url, run))
                 limits = thresholds.fraud_number
                 scored = list(scored_calls(events, limits))  # the file read once for the baseline and the scores
                 rarities = Rarities.of(scored, fraud_number_baseline(scored))
-                accounts = ScoredAccounts.of(events, thresholds.transfer_risk).scores()
+                ranked = accounts.scores()
                 scores = {
-                    "rules": fraud_number_scores(scored, limits) | accounts["rules"],
-                    "population": rarities.best(EQUAL_WEIGHTS) | accounts["population"],
+                    "rules": fraud_number_scores(scored, limits) | ranked["rules"],
+                    "population": rarities.best(EQUAL_WEIGHTS) | ranked["population"],
                 }
                 alerted = {a.entity for a in alerts if a.detector == fraud_number.DETECTOR}
                 report = evaluate(truth, alerts, None)

@@ -1,6 +1,7 @@
-"""A population baseline and a learned model as files, read once at start-up: the baseline fitted by
-``antifraud baseline fit`` and named by ``[fraud_number] baseline``, the model fitted by ``antifraud model
-fit`` against that baseline and named by ``[fraud_number] model``.
+"""Population baselines and a learned model as files, read once at start-up: the baselines fitted by
+``antifraud baseline fit`` and named by ``[fraud_number] baseline`` (calling numbers) and ``[transfer_risk]
+baseline`` (accounts), the model fitted by ``antifraud model fit`` against the fraud-number baseline and
+named by ``[fraud_number] model``.
 
 Both are JSON with a ``version``: the SHA-256 of what they hold, so an alert's reasons can be traced to
 the exact file, and a replay with the same files gives the same reasons. The baseline:
@@ -134,13 +135,23 @@ def load_model(path: Path, baseline_version: str) -> tuple[LinearModel, str]:
     return LinearModel(data.weights, data.intercept), data.version
 
 
+def configured_baseline(path: str, population: str) -> tuple[Baseline, str] | None:
+    """The ``population`` baseline (``fraud-number``, ``accounts``) a thresholds file names, and its version;
+    None, logged, when it names none."""
+    if not path:
+        log.info("no %s baseline: its detector judges by its rules alone", population)
+        return None
+    baseline, version = load_baseline(Path(path))
+    log.info("%s baseline %s, version %s, %d samples", population, path, version[:12], baseline.count)
+    return baseline, version
+
+
 def configured_scoring(baseline_path: str, model_path: str) -> tuple[Baseline | None, LinearModel | None]:
     """The fraud-number baseline and learned model the thresholds name (each None, logged, when not named)."""
-    if not baseline_path:
-        log.info("no fraud-number baseline ([fraud_number] baseline): alerts carry no population shares")
+    configured = configured_baseline(baseline_path, "fraud-number")
+    if configured is None:
         return None, None
-    baseline, version = load_baseline(Path(baseline_path))
-    log.info("fraud-number baseline %s, version %s, %d samples", baseline_path, version[:12], baseline.count)
+    baseline, version = configured
     if not model_path:
         return baseline, None
     model, model_version = load_model(Path(model_path), version)
