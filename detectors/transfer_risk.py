@@ -368,6 +368,23 @@ def mule_population(
     return round(total, 4), reasons
 
 
+def mule_verdict(
+    inflows: Sequence[Flow], account: Account, at: float, limits: TransferRiskThresholds, population: Baseline | None
+) -> tuple[Reason, list[Reason]] | None:
+    """Whether the account is a mule at ``at``: by the rules (moved on within minutes, several payers) or,
+    with the accounts' baseline, by how rare its money moves over days are together; the score (a reason
+    with its threshold) and the reasons. None when neither reaches its threshold."""
+    total, reasons = mule_score(inflows, account, at, limits)
+    if total >= limits.mule_alert_score:
+        return Reason(feature="score", value=total, threshold=limits.mule_alert_score), reasons
+    if population is None:
+        return None
+    total, reasons = mule_population(inflows, account, at, limits, population)
+    if total < limits.mule_population_score:
+        return None
+    return Reason(feature="population_score", value=total, threshold=limits.mule_population_score), reasons
+
+
 def _mule_alert(
     name: str,
     inflows: Sequence[Flow],
@@ -435,24 +452,17 @@ class _Run:
         )
 
     def mule_check(self, name: str, at: float, trigger: str) -> None:
-        """A mule alert on ``name`` (an account this run owns) if its pattern at ``at`` scores by the rules
-        (moved on within minutes, several payers) or, with a population baseline, its money moves over
-        days are rare enough together; not in a quiet period or when flagged already."""
+        """A mule alert on ``name`` (an account this run owns) by :func:`mule_verdict`; not in a quiet
+        period or when flagged already."""
         account, limits = self.accounts[name], self.limits
         if at < account.quiet_until or in_force(self.view.flags(name, at), at):
             return
         inflows = self.view.inflows(name, at)
-        total, reasons = mule_score(inflows, account, at, limits)
-        score = Reason(feature="score", value=total, threshold=limits.mule_alert_score)
-        if total < limits.mule_alert_score:
-            if self.population is None:
-                return
-            total, reasons = mule_population(inflows, account, at, limits, self.population)
-            score = Reason(feature="population_score", value=total, threshold=limits.mule_population_score)
-            if total < limits.mule_population_score:
-                return
+        verdict = mule_verdict(inflows, account, at, limits, self.population)
+        if verdict is None:
+            return
         account.quiet_until = self.change(name).quiet_until = at + limits.quiet_seconds
-        alert = _mule_alert(name, inflows, account, at, score, reasons, trigger, limits)
+        alert = _mule_alert(name, inflows, account, at, *verdict, trigger, limits)
         self.result.alerts.append(alert)
         self.flag(name, alert, at)
 

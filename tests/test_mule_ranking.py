@@ -2,6 +2,7 @@
 passes it on nearly whole, at any amount, ranks above ordinary accounts, payroll and family transfers."""
 
 import gzip
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -11,12 +12,14 @@ from antifraud.evaluation.ranking import ScoredAccounts, curves
 from antifraud.events.codec import encode
 from antifraud.events.models import BankTransfer
 from antifraud.state.baseline import configured_baseline
-from detectors.transfer_risk import MULE_DETECTOR, MULE_FEATURES, Flow, mule_features, passed_on
+from antifraud.thresholds import load_thresholds
+from antifraud.web.check import CheckFacts, CheckState, Decision, TransferCheck, decide
+from detectors.transfer_risk import MULE_DETECTOR, MULE_FEATURES, Account, Flow, mule_features, passed_on
 from tests.conftest import run_cli
 from tests.test_transfer_risk import LIMITS, MULE, NEXT_HOP, run, transfer
 
 HOUR = 3600.0
-DAY = 24 * HOUR
+THRESHOLDS = load_thresholds()
 
 
 def flow(event_id: str, hours: float, other: str, yuan: int, own: bool = False) -> Flow:
@@ -148,3 +151,29 @@ def test_fit_writes_the_accounts_baseline_and_the_stage_finds_it(
     calls_only.write_text("")
     code, _, err = run_cli(capsys, "baseline", "fit", str(calls_only), "-o", str(out_file), "--population", "accounts")
     assert code == 2 and "has no bank transfers to fit on" in err
+
+
+def test_the_counter_check_warns_of_a_payee_that_passes_money_on_as_the_worker_judges_it(tmp_path: Path) -> None:
+    """A second victim at the counter, paying the account that moved the first victim's money on."""
+    events = city()
+    population = ScoredAccounts.of(written(events, tmp_path), LIMITS).baseline()
+    mule = Account()
+    own_flows = [(e, e.event_time.timestamp()) for e in events if e.payer_account == MULE]
+    mule.outflows = [Flow(e.event_id, at, e.payee_account, e.amount_fen, e.channel, False) for e, at in own_flows]
+    victim = next(e for e in events if e.event_id == "victim")
+    inflow = Flow("victim", victim.event_time.timestamp(), victim.payer_account, victim.amount_fen, "mobile", False)
+    state = CheckState(accounts={MULE: mule}, facts=CheckFacts(inflows_by={MULE: [inflow]}))
+    second = TransferCheck.model_validate(
+        {
+            **victim.model_dump(exclude={"kind", "schema_version", "event_id", "event_time"}),
+            "payer_account": account(11),
+            "payer_name": "人11",
+            "amount_fen": 150_000,
+            "event_time": own_flows[-1][0].event_time + timedelta(hours=1),
+        }
+    )
+    assert decide(second, state, THRESHOLDS).decision == Decision.ALLOW, "by the rules alone"
+    result = decide(second, state, THRESHOLDS, population)
+    assert result.decision == Decision.WARN
+    assert {r.code for r in result.reasons} >= {"payee_pass_on_share", "payee_whole_pass_ons"}
+    assert "population_score" not in {r.code for r in result.reasons}

@@ -33,6 +33,7 @@ from antifraud.credit import views as credit_views
 from antifraud.holds import views as holds_views
 from antifraud.privacy import mask_server_logs
 from antifraud.refusals import Refusal, RefusalKind
+from antifraud.state.baseline import configured_baseline
 from antifraud.thresholds import load_thresholds
 from antifraud.web import check, metrics, pages, session, trail, warnings
 from antifraud.web.auth import SESSION_COOKIE, Authenticator
@@ -199,6 +200,8 @@ def create_app(settings: Settings, auth: Authenticator | None = None, keys: Audi
     app.state.settings = settings
     app.state.auth = authenticator
     app.state.thresholds = load_thresholds(settings.thresholds_path)
+    configured = configured_baseline(app.state.thresholds.transfer_risk.baseline, "accounts")
+    app.state.accounts_population = None if configured is None else configured[0]
     answer_errors(app)
     app.add_middleware(check.CheckFastPath)
     app.add_middleware(metrics.RequestMetrics)  # added last: outermost, so the check's fast path is timed too

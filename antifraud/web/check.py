@@ -58,6 +58,7 @@ from antifraud.thresholds import Thresholds, TransferRiskThresholds
 from antifraud.web.auth import Principal, Role, require
 from antifraud.web.metrics import CHECK_DECISIONS
 from detectors.accounts import AccountInfo
+from detectors.baseline import Baseline
 from detectors.transfer_risk import (
     DETECTOR,
     MULE_DETECTOR,
@@ -67,12 +68,14 @@ from detectors.transfer_risk import (
     Flow,
     detect,
     in_force,
-    mule_score,
+    mule_verdict,
     own,
     rule_of,
 )
 
 CHECK_EVENT_ID: Final = "pre-transfer-check"
+SCORES: Final = frozenset({"score", "population_score"})
+"""The reasons that say how much, not why: never shown as a reason of the check."""
 """The event id of the transfer a check scores; it is never stored, and no client may choose it (an id of
 a transfer already scored would make the detector skip it as a replay)."""
 
@@ -160,18 +163,21 @@ def _reason(code: str, value: float | None = None, threshold: float | None = Non
     return CheckReason(code=code, message=explain(code, value), value=value, threshold=threshold)
 
 
-def _weight(feature: str, limits: TransferRiskThresholds) -> float:
-    return rule_of(feature, limits).weight
+def _weight(reason: Reason, limits: TransferRiskThresholds) -> float:
+    """What a reason adds to its score: a rule's weight, or a population reason's rarity."""
+    return reason.rarity if reason.rarity is not None else rule_of(reason.feature, limits).weight
 
 
 def _ranked(
     reasons: Sequence[Reason], level: Decision, prefix: str, limits: TransferRiskThresholds
 ) -> list[tuple[Decision, CheckReason]]:
-    features = sorted((r for r in reasons if r.feature != "score"), key=lambda r: -_weight(r.feature, limits))
+    features = sorted((r for r in reasons if r.feature not in SCORES), key=lambda r: -_weight(r, limits))
     return [(level, _reason(prefix + r.feature, r.value, r.threshold)) for r in features]
 
 
-def decide(transfer: BankTransfer, state: CheckState, thresholds: Thresholds) -> TransferCheckResult:
+def decide(
+    transfer: BankTransfer, state: CheckState, thresholds: Thresholds, population: Baseline | None = None
+) -> TransferCheckResult:
     """The decision on ``transfer`` given the state; pure. Reasons come strongest first (by decision, then weight).
 
     The transfer is scored as the detector would score it, and both sides are checked for a mule as the
@@ -182,7 +188,7 @@ def decide(transfer: BankTransfer, state: CheckState, thresholds: Thresholds) ->
     score = 0.0
     at = transfer.event_time.timestamp()
     payer = copy.deepcopy(state.accounts.get(transfer.payer_account, Account()))
-    scored = detect([transfer], {transfer.payer_account: payer}, state.facts, limits)
+    scored = detect([transfer], {transfer.payer_account: payer}, state.facts, limits, population)
     for alert in scored.alerts:
         if alert.detector == DETECTOR:
             score = alert.score
@@ -202,9 +208,10 @@ def decide(transfer: BankTransfer, state: CheckState, thresholds: Thresholds) ->
         inflow = Flow(
             transfer.event_id, at, transfer.payer_account, transfer.amount_fen, transfer.channel, own(transfer)
         )
-        total, reasons = mule_score([*state.facts.inflows(transfer.payee_account, at), inflow], payee, at, limits)
-        if total >= limits.mule_alert_score:
-            found += _ranked(reasons, Decision.WARN, "payee_", limits)
+        inflows = [*state.facts.inflows(transfer.payee_account, at), inflow]
+        verdict = mule_verdict(inflows, payee, at, limits, population)
+        if verdict is not None:
+            found += _ranked(verdict[1], Decision.WARN, "payee_", limits)
     if needs_hold(transfer):
         found.append((Decision.HOLD, _reason("atm_other_name", thresholds.holds.period_hours)))
     if state.payee_holder_flagged:
@@ -412,6 +419,6 @@ async def check(body: TransferCheck, request: Request, principal: Principal = De
             branch=body.branch_id,
         )
     state = await request.app.state.check_reader.read(body)
-    result = decide(body, state, request.app.state.thresholds)
+    result = decide(body, state, request.app.state.thresholds, request.app.state.accounts_population)
     CHECK_DECISIONS.labels(result.decision.value).inc()
     return Response(result.model_dump_json(), media_type="application/json")
