@@ -12,7 +12,7 @@ from datetime import datetime, timedelta, timezone
 
 from antifraud.events.models import BankTransfer
 from antifraud.state.store import keyed
-from antifraud.thresholds import load_thresholds
+from antifraud.thresholds import TransferRiskThresholds, load_thresholds
 from detectors.accounts import AccountInfo
 from detectors.baseline import Baseline
 from detectors.transfer_risk import (
@@ -104,6 +104,7 @@ def run(
     facts: Facts | None = None,
     accounts: dict[str, Account] | None = None,
     population: Baseline | None = None,
+    limits: TransferRiskThresholds = LIMITS,
 ) -> TransferRiskResult:
     """The transfers one at a time in event-time order, with their inflow checks delivered the delay later;
     the facts each run adds become visible to the next (the pipeline's pieces, one item each). ``accounts``
@@ -122,7 +123,7 @@ def run(
     while queue:
         _, _, _, item = heapq.heappop(queue)
         name = item.account if isinstance(item, InflowCheck) else item.payer_account
-        result = detect([item], {name: accounts.setdefault(name, Account())}, view, LIMITS, population)
+        result = detect([item], {name: accounts.setdefault(name, Account())}, view, limits, population)
         done.alerts += result.alerts
         done.flags += result.flags
         done.inflows += result.inflows
