@@ -17,6 +17,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from antifraud.audit.models import AuditKeys
 from antifraud.forwarding.signing import MIN_KEY_BYTES
 from antifraud.state.lease_queue import RetryPolicy
+from antifraud.thresholds import Thresholds, load_thresholds
 
 
 class ConfigError(ValueError):
@@ -334,6 +335,15 @@ class Settings(BaseSettings):
             return cls()
         except ValidationError as error:
             raise ConfigError("; ".join(map(_problem, error.errors(include_url=False)))) from None
+
+    def thresholds(self) -> Thresholds:
+        """The thresholds file this names (or the packaged one), with ``ANTIFRAUD_CELL_REGISTRY`` over its
+        ``[fake_base_station] registry``: what the stages are built from, so none reads the environment."""
+        thresholds = load_thresholds(self.thresholds_path)
+        if self.cell_registry is None:
+            return thresholds
+        cells = thresholds.fake_base_station.model_copy(update={"registry": str(self.cell_registry)})
+        return thresholds.model_copy(update={"fake_base_station": cells})
 
     @classmethod
     def variables(cls) -> dict[str, str]:

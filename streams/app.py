@@ -43,7 +43,6 @@ from antifraud.holds.service import HoldLedger, UnknownHold
 from antifraud.lag import LagReader
 from antifraud.metrics import TimedRedis, export_known_series
 from antifraud.outbox import OutboxRelay
-from antifraud.thresholds import load_thresholds
 from streams import gauges, topics
 from streams.checkpoint import dead_letter, until_through
 from streams.loop import BrokerLost, InputLoop
@@ -52,7 +51,7 @@ from streams.records import Record, Rejected
 log = logging.getLogger(__name__)
 
 settings = Settings.from_env()
-thresholds = load_thresholds(settings.thresholds_path)
+thresholds = settings.thresholds()
 RUNS_STREAM = settings.worker_role in ("stream", "all")
 RUNS_JOBS = settings.worker_role in ("jobs", "all")
 

@@ -26,7 +26,7 @@ from antifraud.config import Settings
 from antifraud.events.codec import InvalidEvent, decode_any
 from antifraud.events.types import EARLIEST_EVENT_TIME
 from antifraud.stack.embedded import EmbeddedStack
-from antifraud.thresholds import Thresholds, load_thresholds
+from antifraud.thresholds import Thresholds
 from streams.checkpoint import Headers
 from streams.engine import Engine
 from streams.eventfile import read_lines
@@ -130,7 +130,7 @@ async def detect_file(
 async def _detect(args: argparse.Namespace, redis_url: str) -> DetectReport:
     client = redis.asyncio.Redis.from_url(redis_url)
     try:
-        thresholds = load_thresholds(Settings.from_env().thresholds_path)
+        thresholds = Settings.from_env().thresholds()
         with open(args.output, "wb") as out:
 
             def write(alert: bytes) -> None:

@@ -35,7 +35,6 @@ from redis.asyncio import Redis
 from antifraud import blocklist
 from antifraud.alerts.models import Alert
 from antifraud.audit.models import AuditEntry
-from antifraud.config import Settings
 from antifraud.events.models import BankTransfer, CallRecord, CardOpening, FraudReport, SmsRecord
 from antifraud.holds import policy
 from antifraud.holds.models import Hold, HoldEvent, IllegalTransition, PayeeFlag, creation, stable_id, transition
@@ -335,7 +334,7 @@ class CellStage:
 
     def __init__(self, redis: Redis, thresholds: Thresholds) -> None:
         self.limits = thresholds.fake_base_station
-        self.registry = configured_registry(self.limits, Settings.from_env().cell_registry)
+        self.registry = configured_registry(self.limits)
         self.store = OwnedStore(redis, WindowCodec(keys.WINDOWS_CELL, ttl_seconds=2 * self.limits.window_seconds))
         self.stores: Sequence[Store] = (self.store,)
 

@@ -10,11 +10,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import antifraud
 from antifraud.alerts.models import Alert
 from antifraud.config import Settings
 from antifraud.events.models import CellObservation, GeoPoint, SmsRecord
 from antifraud.state.fake_base_station import configured_registry, load_registry
-from antifraud.thresholds import FakeBaseStationThresholds
+from antifraud.thresholds import FakeBaseStationThresholds, load_thresholds
 from detectors.fake_base_station import DETECTOR, CellRegistry, RegisteredCell, SmsSighting, detect, distance_km
 from detectors.window import WindowResult
 from tests.windowing import replay_checks
@@ -227,13 +228,17 @@ def test_missing_registry_file_is_a_clear_error(tmp_path: Path) -> None:
 def test_registry_from_the_setting_over_thresholds(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = write(tmp_path, {"cells": [{"cell_id": REAL, "lat": 0, "lon": 0, "operator": "cmcc"}]})
     monkeypatch.setenv("ANTIFRAUD_CELL_REGISTRY", str(path))
-    setting = Settings.from_env().cell_registry
-    assert set(configured_registry(LIMITS.model_copy(update={"registry": "/nowhere.json"}), setting)) == {REAL}
+    monkeypatch.setenv("ANTIFRAUD_THRESHOLDS", str(tmp_path / "thresholds.toml"))
+    (tmp_path / "thresholds.toml").write_text(
+        (Path(antifraud.__file__).parent / "thresholds.toml").read_text().replace('registry = ""', 'registry = "/x"', 1)
+    )
+    assert load_thresholds(tmp_path / "thresholds.toml").fake_base_station.registry == "/x"
+    assert set(configured_registry(Settings.from_env().thresholds().fake_base_station)) == {REAL}
 
 
 def test_no_registry_turns_the_registry_features_off_and_says_so(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     with caplog.at_level(logging.WARNING):
-        assert configured_registry(LIMITS, None) is None
+        assert configured_registry(LIMITS) is None
     assert "unknown-cell and mis-located-cell features" in caplog.text

@@ -53,10 +53,10 @@ def load_registry(path: Path) -> CellRegistry:
     return registry
 
 
-def configured_registry(limits: FakeBaseStationThresholds, setting: Path | None) -> CellRegistry | None:
-    """The registry named by the setting (``ANTIFRAUD_CELL_REGISTRY``) or the thresholds; ``None`` (logged)
-    when none is."""
-    path = setting or limits.registry
+def configured_registry(limits: FakeBaseStationThresholds) -> CellRegistry | None:
+    """The registry the thresholds name (``ANTIFRAUD_CELL_REGISTRY`` over the file's, by
+    :meth:`antifraud.config.Settings.thresholds`); ``None`` (logged) when none is."""
+    path = limits.registry
     if not path:
         log.warning(
             "no cell registry (%s or [fake_base_station] registry): the unknown-cell and "
