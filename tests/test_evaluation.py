@@ -410,7 +410,9 @@ def test_bad_inputs_say_what_is_wrong(cli: Cli, files: dict[str, Path], tmp_path
 
 
 @pytest.mark.integration
-def test_alerts_read_from_the_alerts_topic(stack: Endpoints, cli: Cli, files: dict[str, Path]) -> None:
+def test_alerts_read_from_the_alerts_topic(
+    stack: Endpoints, cli: Cli, files: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
     producer = KafkaProducer(bootstrap_servers=stack.kafka_bootstrap, acks="all")
     for a in alerts():
         producer.send(topics.ALERTS, key=a.entity.value.encode(), value=a.model_dump_json().encode())
@@ -429,3 +431,6 @@ def test_alerts_read_from_the_alerts_topic(stack: Endpoints, cli: Cli, files: di
     producer.close()
     code, _, err = cli("--truth", str(files["truth"]), "--bootstrap", stack.kafka_bootstrap)
     assert code == 2 and f"{topics.ALERTS} partition" in err and "not an alert" in err
+    monkeypatch.setenv("KAFKA_BOOTSTRAP", stack.kafka_bootstrap)
+    code, _, err = cli("--truth", str(files["truth"]))
+    assert code == 2 and "not an alert" in err, "KAFKA_BOOTSTRAP names the broker when --bootstrap does not"

@@ -6,7 +6,6 @@ goes to stdout as a table (identifiers masked) or as one JSON object.
 
 import argparse
 import logging
-import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -54,7 +53,8 @@ def _alert_source(args: argparse.Namespace, parser: argparse.ArgumentParser) -> 
     alerts_path: Path | None = args.alerts
     if alerts_path is not None:
         return lambda: read_alerts_file(alerts_path)
-    bootstrap: str | None = args.bootstrap or os.environ.get("KAFKA_BOOTSTRAP")
+    settings = Settings.from_env()
+    bootstrap = args.bootstrap or (settings.kafka_bootstrap if "kafka_bootstrap" in settings.model_fields_set else None)
     if not bootstrap:
         parser.error(
             "give the alerts: --alerts FILE, or --bootstrap HOST:PORT (or KAFKA_BOOTSTRAP) for the alerts topic"
