@@ -220,17 +220,20 @@ def passed_on(received: Sequence[Flow], paid: Sequence[Flow], whole: float) -> t
     takes the earliest inflow before it not yet taken that it moves at least ``whole`` of (a cut kept, the
     rest passed on in one transfer)."""
     taken: list[Flow] = []
-    left = sorted(received, key=lambda f: (f.at, f.event_id))
+    left = sorted(received, key=lambda f: (f.amount_fen, f.at, f.event_id))
+    amounts = [f.amount_fen for f in left]
     others = 0
     for out in sorted(paid, key=lambda f: (f.at, f.event_id)):
-        match = next(
-            (f for f in left if f.at <= out.at and whole * f.amount_fen <= out.amount_fen <= f.amount_fen), None
-        )
-        if match is None:
+        # Only inflows of out.amount_fen to out.amount_fen / whole can be what it moved on: found by amount, so
+        # a busy account's check costs no more than its few candidates.
+        low, high = bisect.bisect_left(amounts, out.amount_fen), bisect.bisect_right(amounts, out.amount_fen / whole)
+        earlier = [k for k in range(low, high) if left[k].at <= out.at]
+        if not earlier:
             others += 1
-        else:
-            left.remove(match)
-            taken.append(match)
+            continue
+        k = min(earlier, key=lambda k: (left[k].at, left[k].event_id))
+        taken.append(left.pop(k))
+        del amounts[k]
     return taken, others
 
 
@@ -395,7 +398,8 @@ def _mule_alert(
     trigger: str,
     limits: TransferRiskThresholds,
 ) -> Alert:
-    since = at - limits.fan_in_window_seconds
+    window = limits.pass_on_window_seconds if score.feature == "population_score" else limits.fan_in_window_seconds
+    since = at - window  # the evidence: the flows the verdict looked at
     flows = sorted((f for f in (*inflows, *account.outflows) if since < f.at <= at), key=lambda f: (f.at, f.event_id))
     return Alert.create(
         detector=MULE_DETECTOR,

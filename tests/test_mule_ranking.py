@@ -142,6 +142,8 @@ def test_with_the_accounts_baseline_the_worker_alerts_on_the_slow_mule_alone(tmp
     assert all(r is not None for r in rarities) and alerts[0].score == reasons["population_score"].value
     assert alerts[0].score == pytest.approx(sum(r for r in rarities if r is not None), abs=1e-3)
     assert alerts[0].score >= limits.mule_population_score and alerts[0].trigger == "pass-on"
+    assert alerts[0].evidence_event_ids == ["victim", "pass-on"]
+    assert (alerts[0].window_end - alerts[0].window_start).total_seconds() == LIMITS.pass_on_window_seconds
 
 
 def test_fit_writes_the_accounts_baseline_and_the_stage_finds_it(
