@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from antifraud.alerts.models import Entity
+from antifraud.alerts.explain import explain_alert
 from antifraud.evaluation.ranking import ScoredAccounts, curves
 from antifraud.events.codec import encode
 from antifraud.events.models import BankTransfer
@@ -143,6 +144,9 @@ def test_with_the_accounts_baseline_the_worker_alerts_on_the_slow_mule_alone(tmp
     assert alerts[0].score == pytest.approx(sum(r for r in rarities if r is not None), abs=1e-3)
     assert alerts[0].score >= limits.mule_population_score and alerts[0].trigger == "pass-on"
     assert alerts[0].evidence_event_ids == ["victim", "pass-on"]
+    said = explain_alert(alerts[0], "zh-CN")
+    assert len(said) == len(MULE_FEATURES) and "三天内收到的款项有 100% 几乎全额转给他人" in said
+    assert "几乎全额转出的最大一笔收款为 ¥8,000.00" in said and not any("score" in s for s in said)
     assert (alerts[0].window_end - alerts[0].window_start).total_seconds() == LIMITS.pass_on_window_seconds
 
 

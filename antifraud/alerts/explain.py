@@ -77,6 +77,10 @@ def explain(feature: str, value: float | None = None, language: str = "en") -> s
     return PLACEHOLDER.sub(lambda m: format_unit(value or 0.0, m.group(2) or "count", language), template)
 
 
+SCORES = frozenset({"score", "population_score"})
+"""The reasons that say how much, not why: never shown as sentences."""
+
+
 def explain_alert(alert: Alert, language: str = "en") -> list[str]:
     """An alert's reasons as sentences, without the score (which says how many, not why)."""
-    return [explain(r.feature, r.value, language) for r in alert.reasons if r.feature != "score"]
+    return [explain(r.feature, r.value, language) for r in alert.reasons if r.feature not in SCORES]

@@ -42,7 +42,7 @@ from pydantic import BaseModel, Field, ValidationError
 from redis.asyncio import Redis
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from antifraud.alerts.explain import explain
+from antifraud.alerts.explain import SCORES, explain
 from antifraud.alerts.models import Reason
 from antifraud.clock import utcnow
 from antifraud.events.models import BankTransfer
@@ -74,8 +74,6 @@ from detectors.transfer_risk import (
 )
 
 CHECK_EVENT_ID: Final = "pre-transfer-check"
-SCORES: Final = frozenset({"score", "population_score"})
-"""The reasons that say how much, not why: never shown as a reason of the check."""
 """The event id of the transfer a check scores; it is never stored, and no client may choose it (an id of
 a transfer already scored would make the detector skip it as a replay)."""
 

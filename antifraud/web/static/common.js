@@ -37,6 +37,14 @@ export function unit(value, kind) {
 
 const FLAGGED_BY = "payee_flagged_by_";
 
+// The reasons that say how much, not why (as explain.py's SCORES): never shown as sentences.
+const SCORES = ["score", "population_score"];
+
+// An alert's reasons as sentences, without its score: as explain_alert() on the server.
+export function alertReasons(reasons) {
+  return reasons.filter(r => !SCORES.includes(r.feature)).map(r => reason(r.feature, r.value));
+}
+
 // A detector's reason (feature and value) as a sentence: as explain() on the server.
 export function reason(feature, value) {
   if (feature.startsWith(FLAGGED_BY)) {

@@ -1,5 +1,5 @@
 // The analyst console: the case queue with filters, and one case with its actions, holds, money trail and timeline.
-import { alarm, api, attempt, el, reason, signedIn, t, table, when, yuan } from "/static/common.js";
+import { alarm, alertReasons, api, attempt, el, signedIn, t, table, when, yuan } from "/static/common.js";
 import { drawTrail, pairsOf } from "/static/graph.js";
 import { grouped } from "/static/pure.js";
 
@@ -152,7 +152,7 @@ function entryText(entry) {
   const d = entry.detail;
   switch (entry.kind) {
     case "alert": return t("timeline.alert", { detector: t(`detector.${d.detector}`), severity: t(`severity.${d.severity}`),
-      score: d.score.toFixed(2), reasons: d.reasons.filter(r => r.feature !== "score").map(r => reason(r.feature, r.value)).join(t("error.separator")) });
+      score: d.score.toFixed(2), reasons: alertReasons(d.reasons).join(t("error.separator")) });
     case "action": return actionText(entry);
     case "hold": return entry.action ? actionText(entry) : t("timeline.hold", { amount: yuan(d.amount_fen),
       payer: d.payer_account, payee: d.payee_account, state: t(`hold.state.${d.state}`) });

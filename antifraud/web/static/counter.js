@@ -1,5 +1,5 @@
 // The counter page: the branch's live warnings (flash + beep) and the pre-transfer check form.
-import { alarm, api, attempt, el, reason, showError, signedIn, t, table, when, yuan } from "/static/common.js";
+import { alarm, alertReasons, api, attempt, el, reason, showError, signedIn, t, table, when, yuan } from "/static/common.js";
 
 const me = await signedIn(["teller", "analyst"]);
 const warningsList = document.getElementById("warnings");
@@ -63,7 +63,7 @@ function warningItem(place, alert, fresh) {
     el("span", { class: "muted" }, when(alert.window_end)),
     transferLine(alert.transfer),
     el("div", {}, t("counter.stop_and_talk"), " ",
-      alert.reasons.filter(r => r.feature !== "score").map(r => reason(r.feature, r.value)).join("；")),
+      alertReasons(alert.reasons).join("；")),
     me.role !== "analyst" ? handlingLine(place, alert) : null,
     me.role !== "analyst" && alert.handling?.state !== "escalated" ? escalateForm(place, alert) : null);
 }
