@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from antifraud.alerts.models import Entity
 from antifraud.alerts.explain import explain_alert
+from antifraud.alerts.models import Entity
 from antifraud.evaluation.ranking import ScoredAccounts, curves
 from antifraud.events.codec import encode
 from antifraud.events.models import BankTransfer
