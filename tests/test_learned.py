@@ -22,6 +22,7 @@ from antifraud.thresholds import FraudNumberThresholds
 from detectors.baseline import fit, relative_score
 from detectors.fraud_number import Profile, detect
 from detectors.learned import LinearModel
+from detectors.transfer_risk import MULE_FEATURES
 from tests.conftest import run_cli
 from tests.test_case import alert, on_redis
 from tests.test_fraud_number import LIMITS, call, call_centre, cold_calls, courier
@@ -220,7 +221,7 @@ def _run(seed: int, callers: list[str], rows: np.ndarray, fraud: set[str], alert
         EvaluationReport.model_construct(),
         {},
         {"fraud_call_team/fraud_number": {phone(n) for n in fraud}},
-        Rarities(callers, rows, list(range(len(callers)))),
+        {"phone": Rarities(callers, rows, list(range(len(callers))))},
         {phone(n) for n in alerted},
     )
 
@@ -236,11 +237,42 @@ def test_the_sweep_learns_on_fitting_seeds_and_scores_the_held_out_ones() -> Non
         runs.append(_run(seed, callers, rows, fraud, alerted={callers[0], callers[100]}))
     labels = analysts_labels(runs[0], 0.2)
     assert labels == analysts_labels(runs[0], 0.2), "drawn by the run's seed"
-    assert labels["1-100"] is False and all(n in runs[0].rarities.callers[:40] for n, v in labels.items() if v)
+    assert labels["1-100"] is False and all(n in runs[0].rarities["phone"].callers[:40] for n, v in labels.items() if v)
     assert 2 <= sum(labels.values()) <= 16
     models = learn_from_analysts(runs, fit_seeds=[1, 2, 3], share=0.2)
-    assert max(models["wide"].weights, key=lambda f: abs(models["wide"].weights[f])) == "burst_calls"
+    weights = models["wide", "phone"].weights
+    assert max(weights, key=lambda f: abs(weights[f])) == "burst_calls"
     held_out = runs[3].scores["learned"]
     top = sorted(held_out, key=held_out.__getitem__, reverse=True)[:40]
     assert len({e.value for e in top} & {f"9-{k}" for k in range(40)}) >= 36
     assert learn_from_analysts(runs, fit_seeds=[1], share=0.0) == {}, "nothing confirmed: no model"
+
+
+def test_mules_are_learned_from_analysts_decisions_beside_the_numbers() -> None:
+    draw = np.random.default_rng(7)
+    runs = []
+    for seed in (1, 2, 3, 9):
+        numbers = [f"{seed}-{k}" for k in range(400)]
+        phone_rows = draw.uniform(0, 1, size=(400, len(RANKED_FEATURES)))
+        phone_rows[:40, RANKED_FEATURES.index("burst_calls")] += 2.0
+        accounts = [f"6222{seed}{k:05d}" for k in range(400)]
+        account_rows = draw.uniform(0, 1, size=(400, len(MULE_FEATURES)))
+        account_rows[:20, MULE_FEATURES.index("whole_pass_ons")] += 2.0
+        run = _run(seed, numbers, phone_rows, set(numbers[:40]), alerted={numbers[100]})
+        run.rarities["account"] = Rarities(accounts, account_rows, list(range(400)), MULE_FEATURES, "account")
+        run.targets["fraud_call_team/mule"] = {Entity(kind="account", value=a) for a in accounts[:20]}
+        run.alerted.add(Entity(kind="account", value=accounts[200]))
+        runs.append(run)
+    labels = analysts_labels(runs[0], 0.5, "account")
+    assert labels[runs[0].rarities["account"].callers[200]] is False, "a dismissed mule alert"
+    assert {a for a, v in labels.items() if v} <= set(runs[0].rarities["account"].callers[:20])
+    assert "1-100" not in labels, "a number is no account"
+    models = learn_from_analysts(runs, fit_seeds=[1, 2, 3], share=0.5)
+    assert set(models) == {("wide", "phone"), ("wide", "account")}
+    weights = models["wide", "account"].weights
+    assert set(weights) == set(MULE_FEATURES) and max(weights, key=lambda f: abs(weights[f])) == "whole_pass_ons"
+    held_out = runs[3].scores["learned"]
+    accounts_scored = {e: v for e, v in held_out.items() if e.kind == "account"}
+    top = sorted(accounts_scored, key=accounts_scored.__getitem__, reverse=True)[:20]
+    assert len({e.value for e in top} & set(runs[3].rarities["account"].callers[:20])) >= 18
+    assert sum(e.kind == "phone" for e in held_out) == 400, "the numbers' learned scores stay beside them"

@@ -96,7 +96,7 @@ def _sweep(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     if args.target_precision > 1:
         parser.error("--target-precision is a share: at most 1")
     if not 0 <= args.learn <= 1:
-        parser.error("--learn is a share of the fraud numbers: from 0 to 1")
+        parser.error("--learn is a share of the fraud numbers and mules: from 0 to 1")
     fit_seeds = args.fit_seeds or []
     if set(fit_seeds) & set(args.seeds):
         parser.error("--fit-seeds and --seeds must not share a seed: thresholds are reported on seeds not fitted on")
@@ -207,9 +207,9 @@ def add_command(sub: argparse._SubParsersAction) -> None:
         type=float,
         default=0.2,
         metavar="SHARE",
-        help="with --fit-seeds: learn a model from analysts' decisions on the fitting seeds (this share of their "
-        "fraud numbers confirmed, their other fraud-number alerts dismissed) and rank --seeds by it too "
-        "(default 0.2; 0: no model)",
+        help="with --fit-seeds: learn models from analysts' decisions on the fitting seeds (this share of their "
+        "fraud numbers, and of their mules and sold cards, confirmed; their other fraud-number and mule alerts "
+        "dismissed) and rank --seeds by them too (default 0.2; 0: no model)",
     )
     sweep.add_argument("--people", type=int, default=4000, help="residents per city (default 4000)")
     sweep.add_argument("--days", type=float, default=3.5, help="simulated days per run (default 3.5)")

@@ -67,10 +67,15 @@ def read_labels(path: Path) -> dict[str, bool]:
     return labels
 
 
-def fit_model(rows: np.ndarray, confirmed: Sequence[bool], regularisation: float = REGULARISATION) -> LinearModel:
-    """A logistic regression of ``confirmed`` on the rarities in ``rows`` (columns as
-    :data:`~antifraud.evaluation.ranking.RANKED_FEATURES`), the classes balanced so that a few confirmed
-    numbers weigh as much as the many ordinary ones. Fitted on standardised columns, returned per unit of
+def fit_model(
+    rows: np.ndarray,
+    confirmed: Sequence[bool],
+    regularisation: float = REGULARISATION,
+    features: Sequence[str] = RANKED_FEATURES,
+) -> LinearModel:
+    """A logistic regression of ``confirmed`` on the rarities in ``rows`` (columns as ``features``: a fraud
+    number's by default), the classes balanced so that a few confirmed entities weigh as much as the many
+    ordinary ones. Fitted on standardised columns, returned per unit of
     rarity so that a feature's part is its weight times its rarity."""
     from sklearn.linear_model import LogisticRegression  # slow to import; only when fitting
 
@@ -83,7 +88,7 @@ def fit_model(rows: np.ndarray, confirmed: Sequence[bool], regularisation: float
     fitted.fit((rows - mean) / spread, labels)
     weights = fitted.coef_[0] / spread
     intercept = float(fitted.intercept_[0] - np.dot(weights, mean))
-    return LinearModel({name: round(float(w), 6) for name, w in zip(RANKED_FEATURES, weights)}, round(intercept, 6))
+    return LinearModel({name: round(float(w), 6) for name, w in zip(features, weights)}, round(intercept, 6))
 
 
 def learn(table: Rarities, labels: Mapping[str, bool]) -> tuple[LinearModel, int]:

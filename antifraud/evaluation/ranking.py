@@ -27,7 +27,7 @@ from antifraud.thresholds import FraudNumberThresholds, TransferRiskThresholds
 from detectors import fraud_number
 from detectors.baseline import Baseline, fit, relative_score
 from detectors.learned import LinearModel
-from detectors.transfer_risk import Account, Flow, add_outflow, mule_features, mule_score, own
+from detectors.transfer_risk import MULE_FEATURES, Account, Flow, add_outflow, mule_features, mule_score, own
 from streams.eventfile import read_lines
 
 K = TypeVar("K", bound=Hashable)
@@ -84,32 +84,43 @@ EQUAL_WEIGHTS = LinearModel(dict.fromkeys(RANKED_FEATURES, 1.0), 0.0)
 
 @dataclass(frozen=True)
 class Rarities:
-    """How rare each feature is (:func:`detectors.baseline.rarity`) at every scored call of an events file:
-    what the population score sums and a learned model weighs, kept as a matrix so that a model fitted later
-    scores a whole run at once."""
+    """How rare each feature is (:func:`detectors.baseline.rarity`) at every scoring of an events file (each
+    call of a number, or each transfer of an account): what the population score sums and a learned model
+    weighs, kept as a matrix so that a model fitted later scores a whole run at once."""
 
     callers: list[str]
+    """The entity scored at each row (a calling number, or an account)."""
     rows: np.ndarray
-    """One row per scored call, one column per :data:`RANKED_FEATURES`."""
+    """One row per scoring, one column per feature."""
     daily: list[int]
-    """The rows of each number's last call of each day: the samples a model is fitted on."""
+    """The rows of each entity's last scoring of each day: the samples a model is fitted on."""
+    features: tuple[str, ...] = RANKED_FEATURES
+    """The columns' features."""
+    kind: str = "phone"
+    """What is scored: ``phone`` (fraud numbers) or ``account`` (mules)."""
 
     @classmethod
-    def of(cls, scored: Sequence[Scored], population: Baseline) -> "Rarities":
-        rows = np.zeros((len(scored), len(RANKED_FEATURES)))
-        column = {name: k for k, name in enumerate(RANKED_FEATURES)}
+    def of(
+        cls,
+        scored: Sequence[Scored],
+        population: Baseline,
+        features: tuple[str, ...] = RANKED_FEATURES,
+        kind: str = "phone",
+    ) -> "Rarities":
+        rows = np.zeros((len(scored), len(features)))
+        column = {name: k for k, name in enumerate(features)}
         for n, (_, _, values) in enumerate(scored):
             for part in relative_score(values, population)[1]:
                 rows[n, column[part.feature]] = part.contribution
-        return cls([caller for caller, _, _ in scored], rows, sorted(daily(scored).values()))
+        return cls([caller for caller, _, _ in scored], rows, sorted(daily(scored).values()), features, kind)
 
     def best(self, model: LinearModel) -> dict[Entity, float]:
-        """Each calling number's highest score by ``model`` over its calls."""
-        weights = np.array([model.weights.get(name, 0.0) for name in RANKED_FEATURES])
+        """Each entity's highest score by ``model`` over its scorings."""
+        weights = np.array([model.weights.get(name, 0.0) for name in self.features])
         best: dict[str, float] = {}
         for caller, score in zip(self.callers, (self.rows @ weights + model.intercept).tolist()):
             best[caller] = max(best.get(caller, score), score)
-        return {Entity(kind="phone", value=number): round(value, 6) for number, value in best.items()}
+        return {Entity(kind=self.kind, value=value): round(score, 6) for value, score in best.items()}
 
 
 @dataclass(frozen=True)
@@ -155,19 +166,20 @@ class ScoredAccounts:
         ]
         return fit([*samples, *({"passed_amount_yuan": a / 100} for a in self.amounts)])
 
-    def scores(self) -> dict[str, dict[Entity, float]]:
+    def rarities(self) -> Rarities:
+        """How rare each mule feature is at each scoring, against :meth:`baseline`."""
+        return Rarities.of(self.scored, self.baseline(), MULE_FEATURES, "account")
+
+    def scores(self, rarities: Rarities | None = None) -> dict[str, dict[Entity, float]]:
         """Each account's highest score over its transfers: ``rules`` (the worker's mule score) and
         ``population`` (how rare its features are together, :func:`detectors.baseline.relative_score`)."""
-        population = self.baseline()
         rules: dict[str, float] = {}
-        relative: dict[str, float] = {}
-        for (name, _, values), rule in zip(self.scored, self.rules):
+        for (name, _, _), rule in zip(self.scored, self.rules):
             rules[name] = max(rules.get(name, rule), rule)
-            score = relative_score(values, population)[0]
-            relative[name] = max(relative.get(name, score), score)
+        every = LinearModel(dict.fromkeys(MULE_FEATURES, 1.0), 0.0)
         return {
             "rules": {Entity(kind="account", value=a): v for a, v in rules.items()},
-            "population": {Entity(kind="account", value=a): v for a, v in relative.items()},
+            "population": (rarities or self.rarities()).best(every),
         }
 
 

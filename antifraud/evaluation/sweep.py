@@ -42,6 +42,7 @@ from antifraud.state.baseline import save_baseline
 from antifraud.thresholds import Thresholds
 from detectors import fraud_number
 from detectors.learned import LinearModel
+from detectors.transfer_risk import MULE_DETECTOR
 from simulators.engine import Config, cells_path, default_counts, simulate
 from simulators.ground_truth import GroundTruth, truth_path
 from simulators.sinks import FileSink
@@ -90,10 +91,11 @@ class Run:
     and ``population`` (how rare their money's moves are among the city's accounts)."""
     targets: dict[str, set[Entity]] = field(default_factory=dict)
     """Role (``scenario/role``) -> its targets."""
-    rarities: Rarities | None = None
-    """How rare each feature is at every scored call: what a learned model scores."""
+    rarities: dict[str, Rarities] = field(default_factory=dict)
+    """Per kind of entity ranked (``phone``, ``account``), how rare each feature is at every scoring: what a
+    learned model scores."""
     alerted: set[Entity] = field(default_factory=set)
-    """The numbers the fraud-number detector alerted on (what analysts would decide)."""
+    """The numbers and accounts the fraud-number and mule detectors alerted on (what analysts would decide)."""
 
     @property
     def fraud_targets(self) -> set[Entity]:
@@ -194,36 +196,40 @@ def choose_operating_points(fitted: dict[str, WorldPool], pooled: dict[str, Worl
             into.operating[role] = OperatingPoint(seeds, target, threshold, precision, recall)
 
 
-def analysts_labels(run: Run, share: float) -> dict[str, bool]:
-    """What analysts would have decided in one run: ``share`` of its fraud numbers (of every ranked role,
-    drawn by the run's seed) confirmed, and every fraud-number alert on a number that is no fraud target
-    dismissed."""
+def analysts_labels(run: Run, share: float, kind: str = "phone") -> dict[str, bool]:
+    """What analysts would have decided in one run about entities of ``kind``: ``share`` of its targets of
+    the ranked roles of that kind (fraud numbers, or mules and sold cards; drawn by the run's seed)
+    confirmed, and every alert of theirs on an entity that is no fraud target dismissed."""
     draw = random.Random(run.seed)
-    numbers = sorted(
-        {e.value for role, kind in RANKED_ROLES.items() if kind == "phone" for e in run.targets.get(role, ())}
-    )
-    labels = {e.value: False for e in run.alerted if e not in run.fraud_targets}
-    labels.update((n, True) for n in numbers if draw.random() < share)
+    targets = sorted({e.value for role, k in RANKED_ROLES.items() if k == kind for e in run.targets.get(role, ())})
+    labels = {e.value: False for e in run.alerted if e.kind == kind and e not in run.fraud_targets}
+    labels.update((n, True) for n in targets if draw.random() < share)
     return labels
 
 
-def learn_from_analysts(runs: Sequence[Run], fit_seeds: Sequence[int], share: float) -> dict[str, LinearModel]:
-    """Per world, a model fitted on its fitting seeds' runs with :func:`analysts_labels`, its ``learned``
-    score added to every run of the world (the reported seeds' are held out: nothing of them was labelled)."""
+def learn_from_analysts(
+    runs: Sequence[Run], fit_seeds: Sequence[int], share: float
+) -> dict[tuple[str, str], LinearModel]:
+    """Per world and kind of entity ranked, a model fitted on its fitting seeds' runs with
+    :func:`analysts_labels`, its ``learned`` score added to every run of the world (the reported seeds' are
+    held out: nothing of them was labelled)."""
     models = {}
-    for world in sorted({r.world for r in runs}):
-        fitting = [(r, r.rarities) for r in runs if r.world == world and r.seed in fit_seeds and r.rarities is not None]
+    for world, kind in sorted({(r.world, kind) for r in runs for kind in r.rarities}):
+        fitting = [
+            (r, r.rarities[kind]) for r in runs if r.world == world and r.seed in fit_seeds and kind in r.rarities
+        ]
         rows, labels = [], []
         for run, table in fitting:
-            decided = analysts_labels(run, share)
+            decided = analysts_labels(run, share, kind)
             rows.append(table.rows[table.daily])
             labels += [decided.get(table.callers[n], False) for n in table.daily]
         if not fitting or not any(labels):
             continue  # nothing confirmed: no model for this world
-        model = models[world] = fit_model(np.vstack(rows), labels)
+        features = fitting[0][1].features
+        model = models[world, kind] = fit_model(np.vstack(rows), labels, features=features)
         for run in runs:
-            if run.world == world and run.rarities is not None:
-                run.scores["learned"] = run.rarities.best(model)
+            if run.world == world and kind in run.rarities:
+                run.scores["learned"] = run.scores.get("learned", {}) | run.rarities[kind].best(model)
     return models
 
 
@@ -264,13 +270,13 @@ def run_sweep(
                 alerts = asyncio.run(_detect(events, stack.redis_url, run))
                 limits = thresholds.fraud_number
                 scored = list(scored_calls(events, limits))  # the file read once for the baseline and the scores
-                rarities = Rarities.of(scored, fraud_number_baseline(scored))
-                ranked = accounts.scores()
+                rarities = {"phone": Rarities.of(scored, fraud_number_baseline(scored)), "account": accounts.rarities()}
+                ranked = accounts.scores(rarities["account"])
                 scores = {
                     "rules": fraud_number_scores(scored, limits) | ranked["rules"],
-                    "population": rarities.best(EQUAL_WEIGHTS) | ranked["population"],
+                    "population": rarities["phone"].best(EQUAL_WEIGHTS) | ranked["population"],
                 }
-                alerted = {a.entity for a in alerts if a.detector == fraud_number.DETECTOR}
+                alerted = {a.entity for a in alerts if a.detector in (fraud_number.DETECTOR, MULE_DETECTOR)}
                 report = evaluate(truth, alerts, None)
                 reports.append(Run(world, seed, report, scores, role_targets(truth), rarities, alerted))
                 events.unlink()
