@@ -558,7 +558,7 @@ class BankingFacts:
             keys.INFLOWS,
             InflowCodec(),
             delay=delay,
-            keep_seconds=risk.fan_in_window_seconds,
+            keep_seconds=max(risk.fan_in_window_seconds, risk.pass_on_window_seconds),  # fan-in; mules over days
             margin_seconds=margin,
             ttl_seconds=history,
         )

@@ -6,6 +6,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from redis.asyncio import Redis
 
 from antifraud.alerts.explain import explain_alert
 from antifraud.alerts.models import Entity
@@ -16,6 +17,7 @@ from antifraud.state.baseline import configured_baseline
 from antifraud.thresholds import TransferRiskThresholds, load_thresholds
 from antifraud.web.check import CheckFacts, CheckState, Decision, TransferCheck, decide
 from detectors.transfer_risk import MULE_DETECTOR, MULE_FEATURES, Account, Flow, mule_features, passed_on
+from streams.stages import BankingFacts
 from tests.conftest import run_cli
 from tests.test_transfer_risk import LIMITS, MULE, NEXT_HOP, run, transfer
 
@@ -194,3 +196,9 @@ def test_the_counter_check_warns_of_a_payee_that_passes_money_on_as_the_worker_j
     assert result.decision == Decision.WARN
     assert {r.code for r in result.reasons} >= {"payee_pass_on_share", "payee_whole_pass_ons"}
     assert "population_score" not in {r.code for r in result.reasons}
+
+
+def test_the_worker_keeps_inflows_as_long_as_the_mule_features_look_back() -> None:
+    """A mule holding money for two days is judged on the receipt it got two days ago, not on nothing."""
+    facts = BankingFacts(Redis(), THRESHOLDS, THRESHOLDS.stream.cross_entity_delay_seconds)  # no connection made
+    assert facts.inflows.keep_seconds >= LIMITS.pass_on_window_seconds > LIMITS.fan_in_window_seconds

@@ -147,8 +147,9 @@ class ScoredAccounts:
             flow = Flow(transfer.event_id, at, payee, transfer.amount_fen, transfer.channel, own(transfer))
             add_outflow(accounts[name], flow, limits)
             kept = transfer.amount_fen >= limits.min_amount_fen  # an inflow the worker keeps, and checks
-            if kept:
-                inflows[payee].append(flow._replace(other=name))
+            if kept:  # kept for the longest window read, as the worker's fact table keeps them
+                since = at - max(limits.fan_in_window_seconds, limits.pass_on_window_seconds)
+                inflows[payee] = [f for f in inflows[payee] if f.at > since] + [flow._replace(other=name)]
             if flow.own:
                 continue
             amounts.append(transfer.amount_fen)
@@ -166,9 +167,9 @@ class ScoredAccounts:
         ]
         return fit([*samples, *({"passed_amount_yuan": a / 100} for a in self.amounts)])
 
-    def rarities(self) -> Rarities:
-        """How rare each mule feature is at each scoring, against :meth:`baseline`."""
-        return Rarities.of(self.scored, self.baseline(), MULE_FEATURES, "account")
+    def rarities(self, population: Baseline) -> Rarities:
+        """How rare each mule feature is at each scoring, against ``population`` (:meth:`baseline`)."""
+        return Rarities.of(self.scored, population, MULE_FEATURES, "account")
 
     def scores(self, rarities: Rarities | None = None) -> dict[str, dict[Entity, float]]:
         """Each account's highest score over its transfers: ``rules`` (the worker's mule score) and
@@ -179,7 +180,7 @@ class ScoredAccounts:
         every = LinearModel(dict.fromkeys(MULE_FEATURES, 1.0), 0.0)
         return {
             "rules": {Entity(kind="account", value=a): v for a, v in rules.items()},
-            "population": (rarities or self.rarities()).best(every),
+            "population": (rarities or self.rarities(self.baseline())).best(every),
         }
 
 

@@ -258,7 +258,8 @@ def run_sweep(
                 truth = simulate(config, FileSink(events), registry)
                 accounts = ScoredAccounts.of(events, thresholds.transfer_risk)
                 population = Path(folder) / f"{world}-{seed}.accounts.json"  # as an operator fits it on a week
-                save_baseline(accounts.baseline(), population, fitted_on=events.name)
+                accounts_baseline = accounts.baseline()
+                save_baseline(accounts_baseline, population, fitted_on=events.name)
                 run = thresholds.model_copy(
                     update={
                         "fake_base_station": thresholds.fake_base_station.model_copy(
@@ -270,7 +271,10 @@ def run_sweep(
                 alerts = asyncio.run(_detect(events, stack.redis_url, run))
                 limits = thresholds.fraud_number
                 scored = list(scored_calls(events, limits))  # the file read once for the baseline and the scores
-                rarities = {"phone": Rarities.of(scored, fraud_number_baseline(scored)), "account": accounts.rarities()}
+                rarities = {
+                    "phone": Rarities.of(scored, fraud_number_baseline(scored)),
+                    "account": accounts.rarities(accounts_baseline),
+                }
                 ranked = accounts.scores(rarities["account"])
                 scores = {
                     "rules": fraud_number_scores(scored, limits) | ranked["rules"],
